@@ -52,3 +52,15 @@ METRIC_NAMES: Final = (
     CONSUMER_KAFKA_OFFSETS_BEHIND_LATEST,
     PRODUCER_MESSAGES_SENT_TOTAL,
 )
+
+# Beyond DESIGN.md's list (kept out of METRIC_NAMES): rows the window aggregation dropped because
+# they arrived later than the watermark ("dropped and counted").
+CONSUMER_LATE_ROWS_DROPPED_TOTAL: Final = "hydro_consumer_late_rows_dropped_total"
+
+# Label values of CONSUMER_RECORDS_TOTAL's `status` label.
+STATUS_VALID: Final = "valid"
+STATUS_QUARANTINED: Final = "quarantined"
+
+# InfluxDB v2 write API path; points are always written with nanosecond precision.
+INFLUX_WRITE_PATH: Final = "/api/v2/write"
+INFLUX_PRECISION: Final = "ns"

@@ -1,0 +1,21 @@
+"""Entry point of the consumer Spark job (submitted as the main file; the package ships as a zip)."""
+
+import sys
+
+from hydrostream_jobs.cli import parse_consumer_args
+from hydrostream_jobs.consumer_job import run
+from hydrostream_jobs.session import spark_session
+
+
+def main(argv: list[str]) -> None:
+    """Parse the command line and run the consumer until its queries end or fail."""
+    args = parse_consumer_args(argv)
+    spark = spark_session("hydrostream-consumer", args.master)
+    try:
+        run(spark, args)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

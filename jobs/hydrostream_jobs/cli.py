@@ -1,0 +1,200 @@
+"""Command lines of the consumer and producer jobs, parsed into typed, validated settings."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from hydrostream_jobs.contract import CONSUMER_METRICS_PORT, PRODUCER_METRICS_PORT, READINGS_TOPIC
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_DURATION_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+AVAILABLE_NOW = "available-now"
+
+
+def spark_interval(duration: str) -> str:
+    """'5m' -> '5 minutes': the interval text Spark's window, watermark and trigger accept."""
+    match = _DURATION.match(duration)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{duration!r} is not a duration like 30s, 5m, 1h")
+    amount, unit = match.groups()
+    if int(amount) == 0:
+        raise argparse.ArgumentTypeError(f"{duration!r} must be longer than zero")
+    return f"{amount} {_DURATION_UNITS[unit]}"
+
+
+def _trigger(value: str) -> str:
+    return value if value == AVAILABLE_NOW else spark_interval(value)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return number
+
+
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1")
+    return share
+
+
+def _instant(value: str) -> datetime:
+    instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if instant.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value} needs an explicit offset (Z or +hh:mm)")
+    return instant
+
+
+def _bool(value: str) -> bool:
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"{value} must be true or false")
+    return value == "true"
+
+
+@dataclass(frozen=True)
+class ConsumerArgs:
+    """Everything the consumer job needs, validated."""
+
+    source: str
+    sink: str
+    dead_letter_path: str
+    checkpoint_location: str
+    trigger: str
+    window: str
+    slide: str
+    watermark: str
+    metrics_port: int
+    bootstrap_servers: str | None
+    topic: str
+    starting_offsets: str
+    max_offsets_per_trigger: int
+    fail_on_data_loss: bool
+    input_path: str | None
+    max_files_per_trigger: int | None
+    influx_url: str | None
+    influx_org: str | None
+    influx_bucket: str | None
+    influx_token_file: str | None
+    influx_token_secret: str | None
+    influx_batch_lines: int
+    influx_max_attempts: int
+    influx_timeout_seconds: float
+    master: str | None
+
+
+@dataclass(frozen=True)
+class ProducerArgs:
+    """Everything the producer job needs, validated."""
+
+    sink: str
+    bootstrap_servers: str | None
+    topic: str
+    rate: int
+    output_path: str | None
+    count: int | None
+    farms: int
+    devices_per_farm: int
+    zones_per_farm: int
+    seed: int
+    malformed_share: float
+    fault_share: float
+    start_time: datetime
+    checkpoint_location: str | None
+    metrics_port: int
+    master: str | None
+
+
+def _consumer_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consumer.py", description="Validate, window, store readings.")
+    parser.add_argument("--source", choices=("kafka", "files"), required=True)
+    parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--topic", default=READINGS_TOPIC)
+    parser.add_argument(
+        "--starting-offsets", default="earliest", help="first run only; afterwards the checkpoint decides"
+    )
+    parser.add_argument("--max-offsets-per-trigger", type=_positive_int, default=100_000)
+    parser.add_argument("--fail-on-data-loss", type=_bool, default=True)
+    parser.add_argument("--input-path")
+    parser.add_argument("--max-files-per-trigger", type=_positive_int)
+    parser.add_argument("--sink", choices=("influxdb", "console", "noop"), required=True)
+    parser.add_argument("--influx-url")
+    parser.add_argument("--influx-org")
+    parser.add_argument("--influx-bucket")
+    parser.add_argument("--influx-token-file")
+    parser.add_argument("--influx-token-secret", help="projects/P/secrets/S/versions/V")
+    parser.add_argument("--influx-batch-lines", type=_positive_int, default=5000)
+    parser.add_argument("--influx-max-attempts", type=_positive_int, default=8)
+    parser.add_argument("--influx-timeout-seconds", type=float, default=30.0)
+    parser.add_argument("--dead-letter-path", required=True)
+    parser.add_argument("--checkpoint-location", required=True)
+    parser.add_argument("--trigger", type=_trigger, default=AVAILABLE_NOW)
+    parser.add_argument("--window", type=spark_interval, default="5m")
+    parser.add_argument("--slide", type=spark_interval, default="1m")
+    parser.add_argument("--watermark", type=spark_interval, default="10m")
+    parser.add_argument("--metrics-port", type=int, default=CONSUMER_METRICS_PORT, help="0 disables")
+    parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
+    return parser
+
+
+def parse_consumer_args(argv: list[str]) -> ConsumerArgs:
+    """Parse and cross-check the consumer's command line."""
+    parser = _consumer_parser()
+    ns = parser.parse_args(argv)
+    if ns.source == "kafka" and not ns.bootstrap_servers:
+        parser.error("--source kafka needs --bootstrap-servers")
+    if ns.source == "files" and not ns.input_path:
+        parser.error("--source files needs --input-path")
+    if ns.sink == "influxdb":
+        missing = [flag for flag in ("influx_url", "influx_org", "influx_bucket") if not getattr(ns, flag)]
+        if missing:
+            parser.error("--sink influxdb needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        if bool(ns.influx_token_file) == bool(ns.influx_token_secret):
+            parser.error("--sink influxdb needs exactly one of --influx-token-file, --influx-token-secret")
+    return ConsumerArgs(**vars(ns))
+
+
+def _producer_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="producer.py", description="Simulate hydroponic sensor readings.")
+    parser.add_argument("--sink", choices=("kafka", "files"), required=True)
+    parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--topic", default=READINGS_TOPIC)
+    parser.add_argument("--rate", type=_positive_int, default=500, help="readings per second")
+    parser.add_argument("--output-path")
+    parser.add_argument("--count", type=_positive_int)
+    parser.add_argument("--farms", type=_positive_int, default=3)
+    parser.add_argument("--devices-per-farm", type=_positive_int, default=20)
+    parser.add_argument("--zones-per-farm", type=_positive_int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--malformed-share", type=_share, default=0.0)
+    parser.add_argument("--fault-share", type=_share, default=0.001)
+    parser.add_argument(
+        "--start-time",
+        type=_instant,
+        default=None,
+        help="first event time with --sink files (default 2026-01-01T00:00:00Z)",
+    )
+    parser.add_argument("--checkpoint-location", help="Kafka sink only; a fresh temporary folder by default")
+    parser.add_argument("--metrics-port", type=int, default=PRODUCER_METRICS_PORT, help="0 disables")
+    parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
+    return parser
+
+
+DEFAULT_START_TIME = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+
+
+def parse_producer_args(argv: list[str]) -> ProducerArgs:
+    """Parse and cross-check the producer's command line."""
+    parser = _producer_parser()
+    ns = parser.parse_args(argv)
+    if ns.sink == "kafka" and not ns.bootstrap_servers:
+        parser.error("--sink kafka needs --bootstrap-servers")
+    if ns.sink == "files" and not (ns.output_path and ns.count):
+        parser.error("--sink files needs --output-path and --count")
+    if ns.start_time is None:
+        ns.start_time = DEFAULT_START_TIME
+    return ProducerArgs(**vars(ns))

@@ -1,0 +1,158 @@
+"""Driver-side Prometheus metrics of the jobs, fed by StreamingQueryListeners and per-batch counts.
+
+Nothing here is ever shipped to executors: executor-side counters would never reach this endpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from pyspark.sql.streaming import StreamingQueryListener
+
+from hydrostream_jobs.contract import (
+    CONSUMER_BATCH_DURATION_SECONDS,
+    CONSUMER_INPUT_ROWS_PER_SECOND,
+    CONSUMER_KAFKA_OFFSETS_BEHIND_LATEST,
+    CONSUMER_LATE_ROWS_DROPPED_TOTAL,
+    CONSUMER_POINTS_WRITTEN_TOTAL,
+    CONSUMER_RECORDS_TOTAL,
+    CONSUMER_SINK_ERRORS_TOTAL,
+    CONSUMER_WATERMARK_LAG_SECONDS,
+    MEASUREMENTS,
+    PRODUCER_MESSAGES_SENT_TOTAL,
+    STATUS_QUARANTINED,
+    STATUS_VALID,
+)
+
+_BATCH_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+@dataclass
+class ConsumerMetrics:
+    """The consumer's metrics, registered in their own registry (one per run)."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.records = Counter(
+            CONSUMER_RECORDS_TOTAL, "Messages consumed, by validity", ["status"], registry=r
+        )
+        self.points_written = Counter(
+            CONSUMER_POINTS_WRITTEN_TOTAL, "Points accepted by InfluxDB", ["measurement"], registry=r
+        )
+        self.sink_errors = Counter(
+            CONSUMER_SINK_ERRORS_TOTAL,
+            "Failed InfluxDB write attempts (retried, or failing the batch)",
+            registry=r,
+        )
+        self.batch_duration = Histogram(
+            CONSUMER_BATCH_DURATION_SECONDS,
+            "Micro-batch duration",
+            ["query"],
+            buckets=_BATCH_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.input_rows_per_second = Gauge(
+            CONSUMER_INPUT_ROWS_PER_SECOND, "Input rate of the last micro-batch", ["query"], registry=r
+        )
+        self.watermark_lag = Gauge(
+            CONSUMER_WATERMARK_LAG_SECONDS, "Wall clock minus the window aggregation's watermark", registry=r
+        )
+        self.offsets_behind = Gauge(
+            CONSUMER_KAFKA_OFFSETS_BEHIND_LATEST,
+            "Largest per-partition lag behind the latest Kafka offset",
+            registry=r,
+        )
+        self.late_rows_dropped = Counter(
+            CONSUMER_LATE_ROWS_DROPPED_TOTAL, "Rows dropped by the watermark (later than allowed)", registry=r
+        )
+        for status in (STATUS_VALID, STATUS_QUARANTINED):
+            self.records.labels(status=status)
+        for measurement in MEASUREMENTS:
+            self.points_written.labels(measurement=measurement)
+
+
+@dataclass
+class ProducerMetrics:
+    """The producer's metrics, registered in their own registry (one per run)."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        self.messages_sent = Counter(
+            PRODUCER_MESSAGES_SENT_TOTAL, "Messages written to the sink", registry=self.registry
+        )
+
+
+def watermark_lag_seconds(watermark_iso: str | None, now: float) -> float | None:
+    """Seconds between `now` and an ISO watermark; None before the first watermark (the epoch)."""
+    if not watermark_iso:
+        return None
+    watermark = datetime.fromisoformat(watermark_iso.replace("Z", "+00:00")).timestamp()
+    return None if watermark <= 0 else now - watermark
+
+
+class ConsumerProgressListener(StreamingQueryListener):
+    """Turns each micro-batch's progress into the consumer's gauges and histograms."""
+
+    def __init__(self, metrics: ConsumerMetrics):
+        self._metrics = metrics
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        progress = event.progress
+        name = progress.name or "unnamed"
+        self._metrics.batch_duration.labels(query=name).observe(progress.batchDuration / 1000.0)
+        rate = progress.inputRowsPerSecond
+        if rate == rate:  # NaN before the first batch with a previous one to compare with
+            self._metrics.input_rows_per_second.labels(query=name).set(rate)
+        dropped = sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
+        if dropped:
+            self._metrics.late_rows_dropped.inc(dropped)
+        if progress.stateOperators:
+            lag = watermark_lag_seconds(progress.eventTime.get("watermark"), time.time())
+            if lag is not None:
+                self._metrics.watermark_lag.set(lag)
+        for source in progress.sources:
+            behind = (source.metrics or {}).get("maxOffsetsBehindLatest")
+            if behind is not None:
+                self._metrics.offsets_behind.set(float(behind))
+
+
+class ProducerProgressListener(StreamingQueryListener):
+    """Counts the rows each producer micro-batch wrote."""
+
+    def __init__(self, metrics: ProducerMetrics):
+        self._metrics = metrics
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        self._metrics.messages_sent.inc(event.progress.numInputRows)
+
+
+def start_metrics_server(port: int, registry: CollectorRegistry):
+    """Serve `registry` on `port` (all interfaces); port 0 disables. Returns the server or None."""
+    if port == 0:
+        return None
+    server, _thread = start_http_server(port, registry=registry)
+    return server

@@ -1,0 +1,186 @@
+"""Executor-side InfluxDB v2 writer: gzip batches of pre-built lines, retries with backoff, loud failure.
+
+Everything handed to executors is a module-level function plus a frozen dataclass of plain values,
+so it pickles by reference and never drags a client, a lock or a metric along.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import http.client
+import random
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from functools import partial
+
+from pyspark.sql import DataFrame
+
+from hydrostream_jobs.contract import INFLUX_PRECISION, INFLUX_WRITE_PATH
+from hydrostream_jobs.token import TokenSource, read_token
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Refused, reset, timed out or dropped mid-response (OSError covers socket timeouts).
+_RETRYABLE_ERRORS = (OSError, http.client.HTTPException)
+
+
+class SinkWriteError(RuntimeError):
+    """A batch could not be written; raised so Spark fails the micro-batch and replays it."""
+
+
+@dataclass(frozen=True)
+class InfluxTarget:
+    """Connection settings of one InfluxDB bucket. Plain values only: safe to ship to executors."""
+
+    url: str
+    org: str
+    bucket: str
+    token: TokenSource
+    batch_lines: int = 5000
+    max_attempts: int = 8
+    timeout_seconds: float = 30.0
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    retry_after_max_seconds: float = 120.0
+    gzip_level: int = 1
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """What one partition did: lines sent and retried attempts. Small and picklable."""
+
+    points: int
+    retries: int
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    reference = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - reference)
+
+
+def backoff_seconds(attempt: int, target: InfluxTarget, retry_after: float | None) -> float:
+    """Delay before attempt `attempt + 1`: Retry-After when given, else capped exponential with jitter."""
+    if retry_after is not None:
+        return min(retry_after, target.retry_after_max_seconds)
+    ceiling = min(target.backoff_max_seconds, target.backoff_initial_seconds * (2 ** (attempt - 1)))
+    return ceiling * (0.5 + random.random() / 2)
+
+
+class _Connection:
+    """One keep-alive HTTP(S) connection to the write endpoint, reopened after any error."""
+
+    def __init__(self, target: InfluxTarget):
+        parts = urllib.parse.urlsplit(target.url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        query = urllib.parse.urlencode(
+            {"org": target.org, "bucket": target.bucket, "precision": INFLUX_PRECISION}
+        )
+        self.path = f"{parts.path.rstrip('/')}{INFLUX_WRITE_PATH}?{query}"
+        self._timeout = target.timeout_seconds
+        self._conn: http.client.HTTPConnection | None = None
+
+    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+        if self._conn is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = kind(self._host, self._port, timeout=self._timeout)
+        try:
+            self._conn.request("POST", self.path, body=body, headers=headers)
+            response = self._conn.getresponse()
+            payload = response.read()
+            return response.status, response.getheader("Retry-After"), payload
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def post_batch(connection: _Connection, body: bytes, target: InfluxTarget, lines: int) -> int:
+    """POST one gzip body until accepted; returns retries used; raises SinkWriteError when exhausted."""
+    headers = {
+        "Authorization": f"Token {read_token(target.token)}",
+        "Content-Encoding": "gzip",
+        "Content-Type": "text/plain; charset=utf-8",
+        "Accept": "application/json",
+    }
+    last_problem = ""
+    for attempt in range(1, target.max_attempts + 1):
+        retry_after = None
+        try:
+            status, retry_after_header, payload = connection.post(body, headers)
+        except _RETRYABLE_ERRORS as error:
+            last_problem = f"{type(error).__name__}: {error}"
+        else:
+            if 200 <= status < 300:
+                return attempt - 1
+            detail = payload[:300].decode("utf-8", "replace")
+            if status not in RETRYABLE_STATUSES:
+                raise SinkWriteError(f"InfluxDB rejected a batch of {lines} lines: HTTP {status} {detail}")
+            last_problem = f"HTTP {status} {detail}"
+            retry_after = retry_after_seconds(retry_after_header)
+        if attempt < target.max_attempts:
+            time.sleep(backoff_seconds(attempt, target, retry_after))
+    raise SinkWriteError(
+        f"InfluxDB write of {lines} lines failed after {target.max_attempts} attempts; last: {last_problem}"
+    )
+
+
+def write_lines(lines: Iterable[str], target: InfluxTarget) -> PartitionResult:
+    """Write line-protocol lines in gzip batches of `target.batch_lines`; raise when a batch is lost."""
+    connection = _Connection(target)
+    points = retries = 0
+    batch: list[str] = []
+    try:
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= target.batch_lines:
+                retries += _send(connection, batch, target)
+                points += len(batch)
+                batch = []
+        if batch:
+            retries += _send(connection, batch, target)
+            points += len(batch)
+    finally:
+        connection.close()
+    return PartitionResult(points=points, retries=retries)
+
+
+def _send(connection: _Connection, batch: list[str], target: InfluxTarget) -> int:
+    body = gzip.compress("\n".join(batch).encode("utf-8"), compresslevel=target.gzip_level)
+    return post_batch(connection, body, target, len(batch))
+
+
+def write_partition(rows: Iterable, target: InfluxTarget) -> Iterator[PartitionResult]:
+    """mapPartitions body: rows hold one line-protocol string each; yields the partition's result."""
+    yield write_lines((row[0] for row in rows), target)
+
+
+def write_line_frame(lines: DataFrame, target: InfluxTarget) -> PartitionResult:
+    """Write a one-column DataFrame of lines from the executors; only per-partition counts come back."""
+    per_partition = lines.rdd.mapPartitions(partial(write_partition, target=target))
+    return per_partition.fold(PartitionResult(points=0, retries=0), add_results)
+
+
+def add_results(left: PartitionResult, right: PartitionResult) -> PartitionResult:
+    """Sum two partition results."""
+    return PartitionResult(points=left.points + right.points, retries=left.retries + right.retries)

@@ -1,0 +1,71 @@
+"""The InfluxDB token, read from a file or Google Secret Manager (stdlib only), cached per process."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from dataclasses import dataclass
+
+METADATA_TOKEN_URL = (
+    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
+)
+SECRET_MANAGER_URL = "https://secretmanager.googleapis.com/v1"
+_TIMEOUT_SECONDS = 10.0
+
+
+class TokenError(RuntimeError):
+    """The token could not be read; the message never contains the token."""
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Where the token lives: a file path, or a Secret Manager version name. Plain and picklable."""
+
+    file: str | None = None
+    secret: str | None = None
+    metadata_token_url: str = METADATA_TOKEN_URL
+    secret_manager_url: str = SECRET_MANAGER_URL
+
+
+_cache: dict[TokenSource, str] = {}
+
+
+def _get_json(request: urllib.request.Request) -> dict:
+    with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
+        return json.loads(response.read())
+
+
+def _read_secret(source: TokenSource) -> str:
+    name = source.secret or ""
+    if not name.startswith("projects/") or "/secrets/" not in name or "/versions/" not in name:
+        raise TokenError("--influx-token-secret must look like projects/P/secrets/S/versions/V")
+    metadata = urllib.request.Request(source.metadata_token_url, headers={"Metadata-Flavor": "Google"})
+    try:
+        access_token = _get_json(metadata)["access_token"]
+        access = urllib.request.Request(
+            f"{source.secret_manager_url}/{name}:access",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        payload = _get_json(access)["payload"]["data"]
+    except (OSError, KeyError, ValueError) as error:
+        raise TokenError(f"cannot read secret {name}: {type(error).__name__}") from None
+    return base64.b64decode(payload).decode("utf-8").strip()
+
+
+def _read_file(source: TokenSource) -> str:
+    try:
+        with open(source.file or "", encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as error:
+        raise TokenError(f"cannot read token file {source.file}: {error.strerror}") from None
+
+
+def read_token(source: TokenSource) -> str:
+    """The token, surrounding whitespace stripped; read once per process and source."""
+    if source not in _cache:
+        token = _read_secret(source) if source.secret else _read_file(source)
+        if not token:
+            raise TokenError("the InfluxDB token is empty")
+        _cache[source] = token
+    return _cache[source]

@@ -1,0 +1,21 @@
+"""Entry point of the producer Spark job (submitted as the main file; the package ships as a zip)."""
+
+import sys
+
+from hydrostream_jobs.cli import parse_producer_args
+from hydrostream_jobs.producer_job import run
+from hydrostream_jobs.session import spark_session
+
+
+def main(argv: list[str]) -> None:
+    """Parse the command line and produce readings to Kafka or to files."""
+    args = parse_producer_args(argv)
+    spark = spark_session("hydrostream-producer", args.master)
+    try:
+        run(spark, args)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
