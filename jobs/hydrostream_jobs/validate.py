@@ -26,7 +26,7 @@ TIMESTAMP_PATTERN = (
 # InfluxDB stores int64 nanoseconds: whole seconds must stay strictly inside +-9223372036.
 MAX_ABS_EPOCH_SECONDS = 9_223_372_035
 # The text Spark's StringType gives a non-string JSON value starts like this (only then probe the type).
-_LOOKS_NON_STRING = r"^(-|[0-9]|true$|false$|\[|\{)"
+_LOOKS_NON_STRING = r"^(-|[0-9]|true$|false$|Infinity$|NaN$|\[|\{)"
 # Line protocol cannot express a backslash before a separator (or at the end) of a tag value.
 _UNREPRESENTABLE_BACKSLASH = r"\\([,= \\]|$)"
 

@@ -1,0 +1,169 @@
+"""The executor-side InfluxDB writer against the fake endpoint: batching, gzip, retries, loud failure."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import threading
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from hydrostream_jobs import sink, token
+from hydrostream_jobs.sink import InfluxTarget, SinkWriteError, retry_after_seconds, write_lines
+from hydrostream_jobs.token import TokenError, TokenSource, read_token
+from pyspark import cloudpickle
+
+from tests.jobs.influx_fake import Fault
+
+
+def lines(n: int, start: int = 0) -> list[str]:
+    return [f"m,device=d{i % 7} v={i}.5 {1_000_000_000 + i}" for i in range(start, start + n)]
+
+
+@pytest.fixture
+def target(influx, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(f"  {influx.token}\n")
+    return InfluxTarget(
+        url=influx.url,
+        org=influx.org,
+        bucket=influx.bucket,
+        token=TokenSource(file=str(token_file)),
+        batch_lines=100,
+        max_attempts=4,
+        timeout_seconds=1.0,
+        backoff_initial_seconds=0.01,
+        backoff_max_seconds=0.05,
+    )
+
+
+def test_lines_go_in_batches_of_the_configured_size(influx, target):
+    result = write_lines(lines(250), target)
+    assert (result.points, result.retries) == (250, 0)
+    assert influx.accepted_writes == 3 and len(influx.points) == 250 and not influx.rejected
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", 503),
+        Fault("status", 503, retry_after="0"),
+        Fault("status", 429, retry_after="0"),
+        Fault("status", 500),
+        Fault("slow", seconds=1.5),
+        Fault("drop"),
+        Fault("drop_after_store"),
+    ],
+)
+def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(influx, target, fault):
+    influx.fail_next(fault, fault)
+    result = write_lines(lines(250), target)
+    assert result.points == 250 and result.retries == 2
+    assert len(influx.points) == 250
+    assert {fields["v"] for fields in influx.points.values()} == {i + 0.5 for i in range(250)}
+
+
+def test_retry_after_is_honoured(influx, target, monkeypatch):
+    slept = []
+    monkeypatch.setattr(sink.time, "sleep", slept.append)
+    influx.fail_next(Fault("status", 503, retry_after="7"), Fault("status", 429))
+    write_lines(lines(10), target)
+    assert slept[0] == 7.0 and slept[1] <= target.backoff_max_seconds
+
+
+def test_exhausted_retries_fail_loudly(influx, target):
+    influx.fail_next(*[Fault("status", 503)] * target.max_attempts)
+    with pytest.raises(SinkWriteError, match="after 4 attempts"):
+        write_lines(lines(10), target)
+
+
+def test_rejected_batches_fail_at_once_without_retrying(influx, target):
+    influx.fail_next(Fault("status", 400))
+    with pytest.raises(SinkWriteError, match="HTTP 400"):
+        write_lines(lines(10), target)
+    assert influx.requests == 1
+
+
+def test_a_field_changing_type_is_rejected_like_influxdb_does(influx, target):
+    write_lines(["m,t=a v=1.0 1"], target)
+    with pytest.raises(SinkWriteError, match="HTTP 422"):
+        write_lines(["m,t=a v=1i 2"], target)
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    assert retry_after_seconds("12") == 12.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 00:00:30 GMT", now=1_767_225_600.0) == 30.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_functions_handed_to_executors_pickle_by_reference(target):
+    mapper = partial(sink.write_partition, target=target)
+    payload = cloudpickle.dumps(mapper)
+    assert b"write_partition" in payload and len(payload) < 2000
+    restored = pickle.loads(payload)
+    assert restored.func is sink.write_partition and restored.keywords["target"] == target
+    for function in (sink.add_results, sink.write_lines, sink.post_batch):
+        assert pickle.loads(cloudpickle.dumps(function)) is function
+
+
+def test_write_line_frame_writes_from_the_executors(spark, influx, target):
+    frame = spark.createDataFrame([(line,) for line in lines(300)], "line string").repartition(3)
+    result = sink.write_line_frame(frame, target)
+    assert result.points == 300 and len(influx.points) == 300
+
+
+class _SecretManager(BaseHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/token") and self.headers.get("Metadata-Flavor") == "Google":
+            body = json.dumps({"access_token": "ya29.fake", "expires_in": 3599}).encode()
+        elif (
+            self.path == "/v1/projects/p/secrets/influx/versions/3:access"
+            and self.headers.get("Authorization") == "Bearer ya29.fake"
+        ):
+            body = json.dumps({"payload": {"data": base64.b64encode(b" s3cret\n").decode()}}).encode()
+        else:
+            self.send_response(403)
+            self.end_headers()
+            return
+        type(self).calls += 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_the_token_comes_from_secret_manager_through_the_metadata_server_once_per_process():
+    handler = type("Handler", (_SecretManager,), {"calls": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    source = TokenSource(
+        secret="projects/p/secrets/influx/versions/3",
+        metadata_token_url=f"{base}/token",
+        secret_manager_url=f"{base}/v1",
+    )
+    try:
+        assert read_token(source) == "s3cret"
+        assert read_token(source) == "s3cret"
+        assert handler.calls == 2  # one metadata call and one access call, then cached
+        wrong = TokenSource(
+            secret="projects/p/secrets/other/versions/1",
+            metadata_token_url=f"{base}/token",
+            secret_manager_url=f"{base}/v1",
+        )
+        with pytest.raises(TokenError) as error:
+            read_token(wrong)
+        assert "s3cret" not in str(error.value) and "ya29" not in str(error.value)
+    finally:
+        server.shutdown()
+        token._cache.clear()
+
+
+def test_a_missing_token_file_is_an_error_naming_the_file_only(tmp_path):
+    with pytest.raises(TokenError, match="cannot read token file"):
+        read_token(TokenSource(file=str(tmp_path / "absent")))
