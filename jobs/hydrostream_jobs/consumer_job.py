@@ -194,6 +194,8 @@ def run(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics | None
     listener = ConsumerProgressListener(metrics)
     spark.streams.addListener(listener)
     try:
+        # Forget queries that ended earlier in this session, or their failure would be raised again.
+        spark.streams.resetTerminated()
         await_queries(spark, start_queries(spark, args, metrics))
     finally:
         spark.streams.removeListener(listener)

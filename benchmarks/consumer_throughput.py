@@ -1,0 +1,230 @@
+"""Consumer throughput: noop sink vs the InfluxDB sink vs the seeds' collect()-and-Point approach.
+
+    .venv/bin/python benchmarks/consumer_throughput.py --readings 1000000
+
+Generates the readings once with the producer's simulation, then runs each mode in a fresh
+process (fresh JVM, so peak memory is per mode) against a local endpoint speaking the InfluxDB v2
+write API, and prints records/s, peak memory and the ratios the issue targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODES = ("noop", "influxdb", "influxdb_small_batches", "seeds")
+
+
+def _session(shuffle_partitions: int):
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("consumer-throughput")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "4g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def generate(readings: int, output: str, files: int) -> None:
+    """Write `readings` simulated messages as `files` text files (not timed)."""
+    from hydrostream_jobs.producer_job import counted_ticks
+    from hydrostream_jobs.simulation import Fleet, simulated_messages
+
+    spark = _session(2)
+    ticks = counted_ticks(spark, readings, 500, 1_767_225_600_000_000)
+    messages = simulated_messages(ticks, Fleet(3, 20, 4, 7), fault_share=0.001, malformed_share=0.0)
+    messages.select("value").repartition(files).write.text(output)
+    spark.stop()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _seeds_batch(df, batch_id, url, token, org, bucket):
+    """The seeds' sink, reproduced: collect() the batch, one Point per row, written from the driver."""
+    from influxdb_client import InfluxDBClient, Point
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    rows = df.collect()
+    points = []
+    for row in rows:
+        point = Point("sensor_readings").tag("farm_id", row.farm_id).tag("zone", row.zone)
+        point = point.tag("device_id", row.device_id)
+        for name in (
+            "ph",
+            "ec_ms_cm",
+            "water_temp_c",
+            "air_temp_c",
+            "humidity_pct",
+            "light_ppfd",
+            "dissolved_oxygen_mg_l",
+        ):
+            point = point.field(name, float(getattr(row, name)))
+        points.append(point.time(row.ts))
+    with InfluxDBClient(url=url, token=token, org=org, timeout=600_000, enable_gzip=True) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(bucket=bucket, record=points)
+
+
+def run_mode(mode: str, input_path: str, work: str, shuffle_partitions: int) -> dict:
+    """Run one mode in this process; returns its measurements."""
+    from functools import partial
+
+    from hydrostream_jobs.cli import parse_consumer_args
+    from hydrostream_jobs.consumer_job import run
+    from hydrostream_jobs.metrics import ConsumerMetrics
+    from hydrostream_jobs.schema import READING_SCHEMA
+    from pyspark.sql import functions as F
+
+    from tests.jobs.influx_fake import FakeInflux
+
+    influx = FakeInflux(strict=False)
+    influx.start()
+    token_file = os.path.join(work, "token")
+    with open(token_file, "w", encoding="utf-8") as handle:
+        handle.write(influx.token)
+    spark = _session(shuffle_partitions)
+    started = time.perf_counter()
+    if mode == "seeds":
+        parsed = (
+            spark.readStream.format("text")
+            .load(input_path)
+            .select(F.from_json("value", READING_SCHEMA).alias("j"))
+            .select("j.*")
+            .filter(F.col("ph").isNotNull())
+        )
+        writer = partial(
+            _seeds_batch, url=influx.url, token=influx.token, org=influx.org, bucket=influx.bucket
+        )
+        query = (
+            parsed.writeStream.foreachBatch(writer)
+            .trigger(availableNow=True)
+            .option("checkpointLocation", os.path.join(work, "seeds-checkpoint"))
+            .start()
+        )
+        query.awaitTermination()
+    else:
+        sink = "noop" if mode == "noop" else "influxdb"
+        argv = [
+            "--source",
+            "files",
+            "--input-path",
+            input_path,
+            "--sink",
+            sink,
+            "--influx-url",
+            influx.url,
+            "--influx-org",
+            influx.org,
+            "--influx-bucket",
+            influx.bucket,
+            "--influx-token-file",
+            token_file,
+            "--dead-letter-path",
+            os.path.join(work, "dlq"),
+            "--checkpoint-location",
+            os.path.join(work, "checkpoint"),
+            "--metrics-port",
+            "0",
+        ]
+        if mode == "influxdb_small_batches":
+            argv += ["--max-files-per-trigger", "2"]
+        run(spark, parse_consumer_args(argv), ConsumerMetrics())
+    elapsed = time.perf_counter() - started
+    jvm_pid = spark.sparkContext._jvm.ProcessHandle.current().pid()
+    result = {
+        "mode": mode,
+        "seconds": elapsed,
+        "lines_received": influx.lines_received,
+        "jvm_peak_rss_mb": _peak_rss_mb(jvm_pid),
+        "python_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    spark.stop()
+    influx.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--shuffle-partitions", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.input, args.work, args.shuffle_partitions)))
+        return
+    with tempfile.TemporaryDirectory(prefix="hydro-bench-") as work:
+        input_path = os.path.join(work, "input")
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {ROOT!r}); "
+                f"from benchmarks.consumer_throughput import generate; "
+                f"generate({args.readings}, {input_path!r}, {args.files})",
+            ],
+            check=True,
+        )
+        results = {}
+        for mode in args.modes.split(","):
+            mode_work = os.path.join(work, mode)
+            os.makedirs(mode_work)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--mode",
+                    mode,
+                    "--input",
+                    input_path,
+                    "--work",
+                    mode_work,
+                    "--shuffle-partitions",
+                    str(args.shuffle_partitions),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+            r = results[mode]
+            print(
+                f"{mode:24s} {args.readings / r['seconds']:>10,.0f} records/s  {r['seconds']:7.1f} s  "
+                f"points received {r['lines_received']:>9,}  JVM peak RSS {r['jvm_peak_rss_mb']:6.0f} MB  "
+                f"Python peak RSS {r['python_peak_rss_mb']:5.0f} MB",
+                flush=True,
+            )
+    rate = {mode: args.readings / r["seconds"] for mode, r in results.items()}
+    if "noop" in rate and "influxdb" in rate:
+        print(f"(b) influxdb / (a) noop  = {rate['influxdb'] / rate['noop']:.2f}  (target >= 0.8)")
+    if "seeds" in rate and "influxdb" in rate:
+        print(f"(b) influxdb / (c) seeds = {rate['influxdb'] / rate['seeds']:.2f}  (target >= 5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Replay through the real command lines into the fake InfluxDB, faults, restarts and metrics."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from hydrostream_jobs.cli import parse_consumer_args
+from hydrostream_jobs.consumer_job import run
+from hydrostream_jobs.metrics import ConsumerMetrics, start_metrics_server
+
+from tests.jobs import oracle
+from tests.jobs.conftest import LOCAL_MASTER, SHUFFLE_PARTITIONS
+from tests.jobs.influx_fake import Fault
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {
+    **os.environ,
+    "PYSPARK_PYTHON": sys.executable,
+    "PYSPARK_SUBMIT_ARGS": f"--conf spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS} pyspark-shell",
+}
+
+
+def job(entry: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, os.path.join(ROOT, "jobs", entry), *args, "--master", LOCAL_MASTER]
+    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def produce(output: str, count: int) -> list[bytes]:
+    done = job(
+        "producer.py",
+        "--sink",
+        "files",
+        "--output-path",
+        output,
+        "--count",
+        str(count),
+        "--farms",
+        "2",
+        "--devices-per-farm",
+        "5",
+        "--seed",
+        "11",
+        "--rate",
+        "10",
+        "--malformed-share",
+        "0.02",
+        "--fault-share",
+        "0.01",
+        "--metrics-port",
+        "0",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    messages = []
+    for path in sorted(glob.glob(f"{output}/part-*")):
+        with open(path, "rb") as handle:
+            messages += handle.read().split(b"\n")[:-1]
+    assert len(messages) == count
+    return messages
+
+
+def consumer_argv(influx, tmp_path, input_path: str) -> list[str]:
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{influx.token}\n")
+    return [
+        "--source",
+        "files",
+        "--input-path",
+        input_path,
+        "--sink",
+        "influxdb",
+        "--influx-url",
+        influx.url,
+        "--influx-org",
+        influx.org,
+        "--influx-bucket",
+        influx.bucket,
+        "--influx-token-file",
+        str(token_file),
+        "--dead-letter-path",
+        str(tmp_path / "dlq"),
+        "--checkpoint-location",
+        str(tmp_path / "checkpoints"),
+        "--trigger",
+        "available-now",
+        "--window",
+        "5m",
+        "--slide",
+        "1m",
+        "--watermark",
+        "10m",
+        "--metrics-port",
+        "0",
+        "--influx-batch-lines",
+        "500",
+    ]
+
+
+def expected_points(messages: list[bytes]):
+    checked = [oracle.check(m) for m in messages]
+    valid = [reading for reason, reading in checked if reason is None]
+    readings = {}
+    for r in valid:
+        tags = tuple(sorted((name, r[name]) for name in oracle.IDS))
+        readings[("sensor_readings", tags, r["time_ns"])] = {n: r[n] for n in oracle.RANGES}
+    windows = {
+        ("sensor_window_stats", (("farm_id", farm), ("zone", zone)), end): stats
+        for (farm, zone, end), stats in oracle.window_stats(valid, 300, 60).items()
+    }
+    return readings, windows, len(messages) - len(valid)
+
+
+def assert_matches(influx, readings, windows):
+    assert influx.measurement("sensor_readings") == readings
+    stored = influx.measurement("sensor_window_stats")
+    assert stored.keys() == windows.keys()
+    for key, stats in windows.items():
+        for name, value in stats.items():
+            assert stored[key][name] == pytest.approx(value, rel=1e-9, abs=1e-9), (key, name)
+    assert not influx.rejected
+
+
+def dead_letters(tmp_path) -> list[dict]:
+    records = []
+    for path in glob.glob(f"{tmp_path}/dlq/batch=*/part-*"):
+        with open(path, encoding="utf-8") as handle:
+            records += [json.loads(line) for line in handle]
+    return records
+
+
+@pytest.mark.slow
+def test_replay_through_the_command_lines_matches_independent_statistics(influx, tmp_path):
+    messages = produce(str(tmp_path / "input"), 3000)
+    readings, windows, quarantined = expected_points(messages)
+    assert quarantined > 0 and len(readings) > 2500
+
+    done = job("consumer.py", *consumer_argv(influx, tmp_path, str(tmp_path / "input")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_matches(influx, readings, windows)
+    assert len(dead_letters(tmp_path)) == quarantined
+    assert influx.token not in done.stdout + done.stderr
+
+    writes = influx.accepted_writes
+    again = job("consumer.py", *consumer_argv(influx, tmp_path, str(tmp_path / "input")))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert influx.accepted_writes == writes  # the checkpoint says everything was done
+    assert_matches(influx, readings, windows)
+
+
+@pytest.mark.slow
+def test_the_producer_is_deterministic_under_its_seed(tmp_path):
+    first = produce(str(tmp_path / "a"), 400)
+    second = produce(str(tmp_path / "b"), 400)
+    assert sorted(first) == sorted(second)
+    reasons = [oracle.check(m)[0] for m in first]
+    assert reasons.count(None) > 350
+    farms_devices = {
+        (json.loads(m)["farm_id"], json.loads(m)["device_id"])
+        for m, r in zip(first, reasons, strict=True)
+        if r is None
+    }
+    assert len(farms_devices) == 10
+
+
+def write_input(tmp_path, count: int) -> tuple[str, list[bytes]]:
+    messages = []
+    for i in range(count):
+        reading = {
+            "farm_id": f"farm-{i % 2}",
+            "zone": f"bay {i % 3}",
+            "device_id": f"hp-{i % 7}",
+            "ts": f"2026-01-01T00:{(i // 60) % 60:02d}:{i % 60:02d}.{i:03d}Z",
+            "ph": 5 + (i % 30) / 10,
+            "ec_ms_cm": 1.5,
+            "water_temp_c": 20,
+            "air_temp_c": 21.5,
+            "humidity_pct": 60.0 + i % 5,
+            "light_ppfd": 300.0,
+            "dissolved_oxygen_mg_l": 8.0,
+        }
+        messages.append(json.dumps(reading).encode())
+    messages += [b"not json", b'{"ph": "7"}']
+    folder = tmp_path / "input"
+    folder.mkdir()
+    (folder / "part-0.txt").write_bytes(b"\n".join(messages) + b"\n")
+    return str(folder), messages
+
+
+@pytest.mark.slow
+def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_duplicates(
+    spark, influx, tmp_path
+):
+    input_path, messages = write_input(tmp_path, 1200)
+    readings, windows, quarantined = expected_points(messages)
+    args = parse_consumer_args([*consumer_argv(influx, tmp_path, input_path), "--influx-max-attempts", "3"])
+
+    # An outage longer than the retries: the batch fails loudly instead of being dropped.
+    influx.fail_next(*[Fault("status", 503)] * 50)
+    with pytest.raises(Exception, match="failed after 3 attempts"):
+        run(spark, args, ConsumerMetrics())
+    influx.faults.clear()
+
+    # Recovery from the checkpoint, through transient faults of every kind.
+    influx.fail_next(
+        Fault("status", 503, retry_after="1"),
+        Fault("status", 429, retry_after="0"),
+        Fault("drop_after_store"),
+        Fault("status", 503),
+        Fault("drop"),
+    )
+    patient = parse_consumer_args(
+        [*consumer_argv(influx, tmp_path, input_path), "--influx-max-attempts", "8"]
+    )
+    metrics = run(spark, patient, ConsumerMetrics())
+    assert_matches(influx, readings, windows)
+    assert len(dead_letters(tmp_path)) == quarantined == 2
+    sample = metrics.registry.get_sample_value
+    assert sample("hydro_consumer_records_total", {"status": "valid"}) == 1200
+    assert sample("hydro_consumer_records_total", {"status": "quarantined"}) == 2
+    assert sample("hydro_consumer_points_written_total", {"measurement": "sensor_readings"}) == 1200
+    assert sample("hydro_consumer_points_written_total", {"measurement": "sensor_window_stats"}) == len(
+        windows
+    )
+    assert sample("hydro_consumer_sink_errors_total") >= 5
+
+    # A restart from the checkpoint writes nothing again.
+    writes = influx.accepted_writes
+    run(spark, args, ConsumerMetrics())
+    assert influx.accepted_writes == writes
+    assert_matches(influx, readings, windows)
+
+
+def test_the_metrics_endpoint_serves_the_design_names():
+    metrics = ConsumerMetrics()
+    metrics.records.labels(status="valid").inc(3)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = start_metrics_server(port, metrics.registry)
+    try:
+        deadline = time.time() + 5
+        while True:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        server.shutdown()
+    assert 'hydro_consumer_records_total{status="valid"} 3.0' in body
+    for name in (
+        "hydro_consumer_points_written_total",
+        "hydro_consumer_sink_errors_total",
+        "hydro_consumer_batch_duration_seconds",
+        "hydro_consumer_input_rows_per_second",
+        "hydro_consumer_watermark_lag_seconds",
+        "hydro_consumer_kafka_offsets_behind_latest",
+    ):
+        assert name in body
