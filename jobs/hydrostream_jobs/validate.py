@@ -103,13 +103,15 @@ def _message_checks() -> list[tuple[Column, str, Column]]:
     ]
 
 
-def _first(checks: list[tuple[Column, str, Column]], pick: int) -> Column:
-    # CASE WHEN evaluates conditions lazily and in order, so the re-parsing probes run only for rows
-    # that reach them (a rejected message's corrupt branch, an id that looks like a number).
-    condition, reason, detail = checks[0]
-    expression = F.when(condition, reason if pick == 1 else detail)
-    for condition, reason, detail in checks[1:]:
-        expression = expression.when(condition, reason if pick == 1 else detail)
+def _first_failed(checks: list[tuple[Column, str, Column]]) -> Column:
+    """1-based index of the first failing check, null when all pass.
+
+    CASE WHEN evaluates conditions lazily and in order, so the re-parsing probes run only for rows
+    that reach them (a rejected message's corrupt branch, an id that looks like a number).
+    """
+    expression = F.when(checks[0][0], 1)
+    for index, (condition, _reason, _detail) in enumerate(checks[1:], start=2):
+        expression = expression.when(condition, index)
     return expression
 
 
@@ -130,10 +132,19 @@ def classify(parsed: DataFrame) -> DataFrame:
         checks += _value_checks(name)
     fraction = F.rpad(F.regexp_extract(_j(TIME_FIELD), r"\.([0-9]+)", 1), 9, "0")
     valid_seconds = F.when(F.abs(F.col("epoch_seconds")) <= MAX_ABS_EPOCH_SECONDS, F.col("epoch_seconds"))
-    return with_seconds.select(
+    # The generator materializes the checks once: later projections referencing `failed` (reason,
+    # detail, filters, the payload) cannot inline and re-run the whole chain.
+    checked = with_seconds.select(
+        F.inline(F.array(F.struct(F.col("*"), _first_failed(checks).alias("failed"))))
+    )
+    failed = F.col("failed")
+    detail = F.when(failed == 1, checks[0][2])
+    for index, (_condition, _reason, text) in enumerate(checks[1:], start=2):
+        detail = detail.when(failed == index, text)
+    return checked.select(
         "raw",
-        _first(checks, 1).alias("reason"),
-        _first(checks, 2).alias("detail"),
+        F.element_at(F.array(*[F.lit(reason) for _c, reason, _d in checks]), failed).alias("reason"),
+        detail.alias("detail"),
         *[_j(name).alias(name) for name in ID_FIELDS],
         F.timestamp_micros(valid_seconds * 1_000_000 + F.substring(fraction, 1, 6).cast("long")).alias(
             "event_time"
