@@ -109,7 +109,8 @@ KAFKA = Service(
     },
     volumes=(Volume("kafka-data", "/var/lib/kafka/data"),),
     health_check=HealthCheck(
-        command=("CMD-SHELL", "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092"),
+        command=("CMD-SHELL",
+                 "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092"),
         start_period_s=60,
     ),
     user="1000",
@@ -121,7 +122,9 @@ KAFKA_EXPORTER = Service(
     role=BROKER,
     ports=(Port("metrics", 9308),),
     command=("--kafka.server=localhost:9092",),
-    health_check=HealthCheck(command=("CMD-SHELL", "wget -qO- http://localhost:9308/metrics >/dev/null")),
+    health_check=HealthCheck(
+        command=("CMD-SHELL", "wget -qO- http://localhost:9308/metrics >/dev/null"),
+    ),
 )
 
 INFLUXDB = Service(
@@ -137,7 +140,8 @@ INFLUXDB = Service(
     secret_files=(
         SecretFile(INFLUXDB_ADMIN_PASSWORD, f"{SECRETS_DIR}/{INFLUXDB_ADMIN_PASSWORD}",
                    env="DOCKER_INFLUXDB_INIT_PASSWORD_FILE"),
-        SecretFile(INFLUXDB_TOKEN, f"{SECRETS_DIR}/{INFLUXDB_TOKEN}", env="DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE"),
+        SecretFile(INFLUXDB_TOKEN, f"{SECRETS_DIR}/{INFLUXDB_TOKEN}",
+                   env="DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE"),
     ),
     volumes=(Volume("influxdb-data", "/var/lib/influxdb2"), Volume("influxdb-config", "/etc/influxdb2")),
     health_check=HealthCheck(command=("CMD", "influx", "ping")),
@@ -175,7 +179,10 @@ GRAFANA = Service(
         # Read by the InfluxDB data source's provisioning through Grafana's $__file{} expansion.
         SecretFile(INFLUXDB_TOKEN, f"{SECRETS_DIR}/{INFLUXDB_TOKEN}"),
     ),
-    volumes=(Volume("grafana-data", "/var/lib/grafana"), Volume("grafana-provisioning", "/etc/grafana/provisioning")),
+    volumes=(
+        Volume("grafana-data", "/var/lib/grafana"),
+        Volume("grafana-provisioning", "/etc/grafana/provisioning"),
+    ),
     health_check=HealthCheck(command=("CMD-SHELL", "wget -qO- http://localhost:3000/api/health >/dev/null")),
     user="472",
 )

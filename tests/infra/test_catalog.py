@@ -1,0 +1,46 @@
+"""The service catalog and the Dataproc image table agree with the pins the tests run on."""
+
+import tomllib
+from pathlib import Path
+
+from infra import catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pinned(package: str) -> str:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(d.split("==")[1] for d in deps if d.split("==")[0] == package)
+
+
+def test_dataproc_image_spark_is_the_pyspark_the_tests_use():
+    assert catalog.DATAPROC_IMAGE.spark == pinned("pyspark")
+    assert catalog.DATAPROC_IMAGE.kafka_connector == "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.1"
+
+
+def test_every_image_is_pinned_to_a_version_tag():
+    for service in catalog.SERVICES.values():
+        name, _, tag = service.image.rpartition(":")
+        assert name and tag and tag != "latest", service.image
+
+
+def test_ports_are_unique_per_role_and_lookup_names_the_service():
+    for role in catalog.ROLES:
+        numbers = [p.number for s in catalog.services_for_role(role) for p in s.ports]
+        assert len(numbers) == len(set(numbers)), role
+    assert catalog.KAFKA.port("kafka") == 9092
+    try:
+        catalog.KAFKA.port("nope")
+    except KeyError as error:
+        assert "kafka" in str(error)
+    else:
+        raise AssertionError("unknown port name must raise")
+
+
+def test_secrets_reach_containers_only_as_files():
+    for service in catalog.SERVICES.values():
+        for value in service.env.values():
+            assert "password" not in value.lower() and "token" not in value.lower()
+        for secret in service.secret_files:
+            assert secret.secret in catalog.SECRETS
+            assert secret.container_path.startswith(catalog.SECRETS_DIR)
