@@ -1,0 +1,1 @@
+"""Hydrostream infrastructure: catalogs and (to come) the Pulumi components that use them."""
