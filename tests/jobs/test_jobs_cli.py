@@ -1,0 +1,71 @@
+"""Job command lines as DESIGN.md fixes them, and the Kafka options the consumer and producer pass."""
+
+import pytest
+from hydrostream_jobs.cli import parse_consumer_args, parse_producer_args
+from hydrostream_jobs.kafka import kafka_reader_options, kafka_writer_options
+
+COMMON = ["--dead-letter-path", "/dl", "--checkpoint-location", "/ck"]
+
+
+def test_consumer_defaults_follow_the_design():
+    args = parse_consumer_args(
+        ["--source", "kafka", "--bootstrap-servers", "h:9092", "--sink", "noop", *COMMON]
+    )
+    # 5m / 1m / 10m, spelled as Spark interval strings.
+    assert (args.topic, args.window, args.slide, args.watermark) == (
+        "hydro.readings", "5 minutes", "1 minutes", "10 minutes"
+    )
+    assert args.metrics_port == 8001
+    assert args.starting_offsets == "earliest"
+    assert args.fail_on_data_loss is True
+
+
+def test_producer_defaults_follow_the_design():
+    args = parse_producer_args(["--sink", "files", "--output-path", "/out", "--count", "10"])
+    defaults = (args.rate, args.farms, args.devices_per_farm, args.seed, args.metrics_port)
+    assert defaults == (500, 3, 20, 7, 8000)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--source", "kafka", "--sink", "noop", *COMMON], "--bootstrap-servers"),
+        (["--source", "files", "--sink", "noop", *COMMON], "--input-path"),
+        (["--source", "files", "--input-path", "/in", "--sink", "influxdb", *COMMON], "--influx-url"),
+        (["--source", "files", "--input-path", "/in", "--sink", "noop", "--trigger", "soon", *COMMON],
+         "soon"),
+    ],
+)
+def test_consumer_rejects_bad_command_lines_naming_what_is_wrong(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_consumer_args(argv)
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_influx_sink_needs_exactly_one_token_source(capsys):
+    argv = ["--source", "files", "--input-path", "/in", "--sink", "influxdb", "--influx-url", "http://x",
+            "--influx-org", "o", "--influx-bucket", "b", "--influx-token-file", "/t",
+            "--influx-token-secret", "projects/p/secrets/s/versions/1", *COMMON]
+    with pytest.raises(SystemExit):
+        parse_consumer_args(argv)
+    assert "exactly one" in capsys.readouterr().err
+
+
+def test_kafka_reader_options_are_set_deliberately():
+    options = kafka_reader_options("h:9092", "hydro.readings", "earliest", 1000, True)
+    assert options == {
+        "kafka.bootstrap.servers": "h:9092",
+        "subscribe": "hydro.readings",
+        "startingOffsets": "earliest",
+        "maxOffsetsPerTrigger": "1000",
+        "failOnDataLoss": "true",
+    }
+    assert kafka_reader_options("h:9092", "t", "latest", 5, False)["failOnDataLoss"] == "false"
+
+
+def test_kafka_writer_waits_for_all_replicas_and_is_idempotent():
+    options = kafka_writer_options("h:9092", "hydro.readings")
+    assert options["kafka.acks"] == "all"
+    assert options["kafka.enable.idempotence"] == "true"
+    assert options["topic"] == "hydro.readings"
