@@ -64,23 +64,16 @@ def _peak_rss_mb(pid: int) -> float:
 
 def _seeds_batch(df, batch_id, url, token, org, bucket):
     """The seeds' sink, reproduced: collect() the batch, one Point per row, written from the driver."""
+    from hydrostream_jobs import contract
     from influxdb_client import InfluxDBClient, Point
     from influxdb_client.client.write_api import SYNCHRONOUS
 
     rows = df.collect()
     points = []
     for row in rows:
-        point = Point("sensor_readings").tag("farm_id", row.farm_id).tag("zone", row.zone)
+        point = Point(contract.READINGS_MEASUREMENT).tag("farm_id", row.farm_id).tag("zone", row.zone)
         point = point.tag("device_id", row.device_id)
-        for name in (
-            "ph",
-            "ec_ms_cm",
-            "water_temp_c",
-            "air_temp_c",
-            "humidity_pct",
-            "light_ppfd",
-            "dissolved_oxygen_mg_l",
-        ):
+        for name in contract.VALUE_FIELDS:
             point = point.field(name, float(getattr(row, name)))
         points.append(point.time(row.ts))
     with InfluxDBClient(url=url, token=token, org=org, timeout=600_000, enable_gzip=True) as client:
