@@ -1,0 +1,149 @@
+"""The jobs release: a deterministic zip of `hydrostream_jobs` plus the entry files, named by digest.
+
+The same source gives the same bytes on any machine (sorted entries, fixed timestamps and
+permissions, stored rather than deflated so the zlib build cannot change them), so the digest
+names a release: staging and prod pin it, and deploying a pinned stack refuses any other tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+JOBS_DIR: Final = Path(__file__).resolve().parents[1] / "jobs"
+PACKAGE: Final = "hydrostream_jobs"
+PACKAGE_ZIP: Final = f"{PACKAGE}.zip"
+ENTRY_FILES: Final = ("consumer.py", "producer.py")
+RELEASES_PREFIX: Final = "releases"
+# Releases move one stage at a time; `dev` (and `local`) follow the working tree.
+PROMOTION_ORDER: Final = ("dev", "staging", "prod")
+
+_ZIP_TIMESTAMP: Final = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+_ZIP_FILE_MODE: Final = 0o100644  # regular file, rw-r--r--
+_ZIP_CREATED_ON_UNIX: Final = 3
+_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One jobs release: the package zip (for --py-files), the two entry files and their digest."""
+
+    package_zip: bytes
+    consumer: bytes
+    producer: bytes
+    digest: str
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """Artifact file name -> bytes, in upload order."""
+        return {PACKAGE_ZIP: self.package_zip, "consumer.py": self.consumer, "producer.py": self.producer}
+
+    @property
+    def object_names(self) -> dict[str, str]:
+        """Artifact file name -> its object name under the artifacts bucket."""
+        return {name: release_object_name(self.digest, name) for name in self.files}
+
+
+def is_release_digest(value: object) -> bool:
+    """True for a release digest: sha256 as 64 lowercase hex characters."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def release_object_name(digest: str, file_name: str) -> str:
+    """`releases/<digest>/<file_name>`: where an artifact of that release lives in the bucket."""
+    if not is_release_digest(digest):
+        raise ValueError(f"{digest!r} is not a release digest (64 lowercase hex characters)")
+    if file_name not in (PACKAGE_ZIP, *ENTRY_FILES):
+        raise ValueError(f"{file_name!r} is not a release artifact: {PACKAGE_ZIP}, {', '.join(ENTRY_FILES)}")
+    return f"{RELEASES_PREFIX}/{digest}/{file_name}"
+
+
+def package_zip(package_dir: Path) -> bytes:
+    """The package's *.py files under `<package name>/` at the zip root, byte-for-byte reproducible."""
+    sources = sorted(
+        (f"{package_dir.name}/{path.relative_to(package_dir).as_posix()}", path)
+        for path in package_dir.rglob("*.py")
+        if path.is_file() and "__pycache__" not in path.relative_to(package_dir).parts
+    )
+    if not sources:
+        raise ValueError(f"{package_dir} holds no Python files to bundle")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for arcname, path in sources:
+            entry = zipfile.ZipInfo(arcname, date_time=_ZIP_TIMESTAMP)
+            entry.create_system = _ZIP_CREATED_ON_UNIX
+            entry.external_attr = _ZIP_FILE_MODE << 16
+            entry.compress_type = zipfile.ZIP_STORED
+            archive.writestr(entry, path.read_bytes())
+    return buffer.getvalue()
+
+
+def release_digest(files: dict[str, bytes]) -> str:
+    """sha256 over each artifact's name and bytes, each length-prefixed so no two releases collide."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        for part in (name.encode(), files[name]):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def build_bundle(jobs_dir: Path) -> Bundle:
+    """Bundle `<jobs_dir>/hydrostream_jobs` and the entry files; the digest covers all three."""
+    artifacts = {PACKAGE_ZIP: package_zip(jobs_dir / PACKAGE)}
+    for name in ENTRY_FILES:
+        artifacts[name] = (jobs_dir / name).read_bytes()
+    return Bundle(
+        package_zip=artifacts[PACKAGE_ZIP],
+        consumer=artifacts["consumer.py"],
+        producer=artifacts["producer.py"],
+        digest=release_digest(artifacts),
+    )
+
+
+def previous_stage(stack: str) -> str | None:
+    """The stage a stack's release is promoted from, or None when it has none."""
+    if stack not in PROMOTION_ORDER[1:]:
+        return None
+    return PROMOTION_ORDER[PROMOTION_ORDER.index(stack) - 1]
+
+
+class ReleaseMismatch(ValueError):
+    """A pinned stack was asked to deploy a working tree whose bundle is another release."""
+
+
+def check_release_pin(stack: str, pin: str | None, digest: str) -> str:
+    """The release to deploy: the working tree's when unpinned, the pin when the tree matches it."""
+    if pin is None:
+        return digest
+    if not is_release_digest(pin):
+        raise ValueError(
+            f"stack {stack!r}: hydrostream:jobs.release {pin!r} is not a release digest "
+            "(64 lowercase hex characters, as printed by `python -m infra.bundle`)"
+        )
+    if pin == digest:
+        return pin
+    previous = previous_stage(stack)
+    if previous is None:
+        remedy = f"remove the pin so that {stack} follows the working tree"
+    else:
+        remedy = f"promote again from {previous}: `make promote FROM={previous} TO={stack}`"
+    raise ReleaseMismatch(
+        f"stack {stack!r} pins jobs release {pin} (hydrostream:jobs.release) but the working tree's jobs "
+        f"bundle is release {digest}: check out the commit the pinned release was built from "
+        f"(`python -m infra.bundle` prints a tree's release), or {remedy}."
+    )
+
+
+def main() -> None:
+    """Print the working tree's release digest."""
+    print(build_bundle(JOBS_DIR).digest)
+
+
+if __name__ == "__main__":
+    main()
