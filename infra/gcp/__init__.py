@@ -1,0 +1,1 @@
+"""Google Cloud components: one file per logical thing, each a ComponentResource with its Args."""

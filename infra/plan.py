@@ -1,0 +1,308 @@
+"""Offline plan: run the real Pulumi program under mocks and list what it would create.
+
+No cloud and no Pulumi CLI: the program (`infra/__main__.py`) runs against `pulumi.runtime.set_mocks`
+with a monitor that also records what mocks normally cannot see (protect, delete-before-replace,
+dependencies, secret inputs). `make plan STACK=dev` prints the inventory: every resource with the
+values that matter, the derived sizing and the stack outputs. The reviewed inventories live in
+`tests/inventories/<stack>.yaml`; `make plan STACK=dev WRITE=1` rewrites one after a deliberate change.
+
+    python -m infra.plan dev [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import runpy
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = ROOT / "infra" / "__main__.py"
+STACKS_DIR = ROOT / "stacks"
+INVENTORIES_DIR = ROOT / "tests" / "inventories"
+PROJECT = "hydrostream"
+
+# Input properties worth reviewing in an inventory, wherever they appear in a resource's inputs.
+KEY_FIELDS = frozenset({
+    "accountId", "allows", "autoCreateSubnetworks", "bootDiskSizeGb", "canIpForward", "clusterName",
+    "deletionProtection", "denies", "destinationRanges", "direction", "enableComponentGateway",
+    "enableSecureBoot", "enableVtpm", "enableIntegrityMonitoring", "forceDestroy", "idleDeleteTtl",
+    "image", "imageVersion", "internalIpOnly", "ipCidrRange", "keepLocallyFlag", "location",
+    "machineType", "maxFailuresPerHour", "maxFailuresTotal", "member", "members", "mainPythonFileUri",
+    "natIpAllocateOption", "numInstances", "ports", "privateIpGoogleAccess", "pythonFileUris",
+    "jarFileUris", "role", "secretId", "serviceAccount", "size", "sourceRanges", "sourceServiceAccounts",
+    "sourceSubnetworkIpRangesToNat", "sourceTags", "storageClass", "tags", "targetTags",
+    "uniformBucketLevelAccess", "versioning", "zone", "region", "type", "jobId", "restart",
+    "publishPort", "internal", "external", "ip", "volumeName", "containerPath", "readOnly", "args",
+})
+SECRET = "[secret]"
+_SECRET_SIG = rpc._special_sig_key
+_SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass
+class PlannedResource:
+    """One registered resource: its inputs and the options mocks normally hide."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_paths: frozenset[str]
+    protect: bool
+    delete_before_replace: bool
+    retain_on_delete: bool
+    dependencies: tuple[str, ...]
+    ignore_changes: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """What the program registered and exported for one stack."""
+
+    stack: str
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+    settings: Any = None
+
+    def of_type(self, type_: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, type_: str, name: str) -> PlannedResource:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources of type {type_} named {name!r}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> PlannedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+def _secret_paths(value: Any, path: str = "") -> set[str]:
+    """Paths (dotted) of values the program marked secret, read from the wire form."""
+    found: set[str] = set()
+    if hasattr(value, "fields"):  # google.protobuf Struct
+        fields = value.fields
+        if _SECRET_SIG in fields and fields[_SECRET_SIG].string_value == _SECRET_VALUE:
+            return {path}
+        for key, item in fields.items():
+            found |= _secret_paths(item, f"{path}.{key}" if path else key)
+    elif hasattr(value, "WhichOneof"):
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            found |= _secret_paths(value.struct_value, path)
+        elif kind == "list_value":
+            for index, item in enumerate(value.list_value.values):
+                found |= _secret_paths(item, f"{path}[{index}]")
+    return found
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that also keeps each registration's options and secret inputs."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.registered: list[PlannedResource] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(PlannedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                custom=request.custom,
+                inputs=rpc.deserialize_properties(request.object),
+                secret_paths=frozenset(_secret_paths(request.object)),
+                protect=request.protect,
+                delete_before_replace=request.deleteBeforeReplace,
+                retain_on_delete=request.retainOnDelete,
+                dependencies=tuple(request.dependencies),
+                ignore_changes=tuple(request.ignoreChanges),
+            ))
+        return response
+
+
+class HydroMocks(pulumi_mocks.Mocks):
+    """Provider stand-ins: echo inputs and fill in the computed outputs the program reads."""
+
+    def __init__(self, project: str = "mock-project"):
+        self.project = project
+        self._next_ip = 10
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        state = dict(args.inputs)
+        name = state.get("name", args.name)
+        state.setdefault("name", name)
+        kind = args.typ
+        if kind == "gcp:compute/instance:Instance":
+            interfaces = [dict(nic) for nic in state.get("networkInterfaces", [])]
+            for nic in interfaces:
+                nic.setdefault("networkIp", f"10.255.0.{self._next_ip}")
+                self._next_ip += 1
+            state["networkInterfaces"] = interfaces
+            state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/instances/{name}"
+        elif kind == "gcp:serviceaccount/account:Account":
+            state["email"] = f"{state['accountId']}@{self.project}.iam.gserviceaccount.com"
+            state["member"] = f"serviceAccount:{state['email']}"
+        elif kind == "gcp:storage/bucket:Bucket":
+            state["url"] = f"gs://{name}"
+        elif kind == "gcp:secretmanager/secret:Secret":
+            state["name"] = f"projects/{self.project}/secrets/{state.get('secretId')}"
+        elif kind == "gcp:secretmanager/secretVersion:SecretVersion":
+            state["name"] = f"{state.get('secret')}/versions/1"
+        elif kind == "gcp:storage/bucketObject:BucketObject":
+            state["mediaLink"] = f"https://storage.googleapis.com/{state.get('bucket')}/{name}"
+            state["outputName"] = name
+        elif kind.startswith("random:index/random"):
+            state["result"] = f"mock-{args.name}-value"
+        elif kind.startswith("gcp:compute/") and kind.endswith((":Network", ":Subnetwork")):
+            state["selfLink"] = f"projects/{self.project}/{args.name}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"projectId": self.project, "number": "123456789012"}, None
+        return {}, None
+
+
+def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
+    """A stack file's `config:` mapping, as the Pulumi CLI would hand it to the program."""
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+                       for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise SystemExit(f"no stack file {path}; known stacks: {', '.join(known)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    return dict(document.get("config") or {})
+
+
+def _encode(config: Mapping[str, Any]) -> dict[str, str]:
+    """Pulumi passes structured values to the program as JSON text and scalars as strings."""
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
+def run_plan(stack: str, config: Mapping[str, Any] | None = None, *, preview: bool = True,
+             program: Path = PROGRAM) -> Plan:
+    """Run the program for `stack` under mocks (`preview` as in `pulumi preview`) and return its plan."""
+    config = stack_config(stack) if config is None else config
+    mocks = HydroMocks(project=str(config.get("gcp:project", "mock-project")))
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_all_config(_encode(config))
+    runtime_settings.ROOT.set(None)
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    runtime_settings.SETTINGS.rpc_manager.clear()
+    namespace: dict[str, Any] = {}
+
+    def body() -> None:
+        namespace.update(runpy.run_path(str(program), run_name="__main__"))
+
+    _sync_await(run_pulumi_func(body))
+    root = runtime_settings.get_root_resource()
+    outputs, secret_outputs = {}, set()
+    for key, value in root.outputs.items():
+        output = pulumi.Output.from_input(value)
+        outputs[key] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            secret_outputs.add(key)
+    return Plan(stack, monitor.registered, outputs, frozenset(secret_outputs), namespace.get("settings"))
+
+
+def _flatten(value: Any, path: str, secret_paths: frozenset[str], out: dict[str, Any]) -> None:
+    if path in secret_paths:
+        out[path] = SECRET
+        return
+    if isinstance(value, Mapping):
+        for key in sorted(value):
+            _flatten(value[key], f"{path}.{key}" if path else key, secret_paths, out)
+    elif isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
+        for index, item in enumerate(value):
+            _flatten(item, f"{path}[{index}]", secret_paths, out)
+    elif path.rsplit(".", 1)[-1].split("[")[0] in KEY_FIELDS:
+        out[path] = value
+
+
+def _short(value: Any) -> Any:
+    """Long text (cloud-init, scripts) becomes its length and digest so an inventory stays readable."""
+    if isinstance(value, str) and len(value) > 200:
+        return f"<{len(value)} chars sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
+    return value
+
+
+def inventory(plan: Plan) -> dict[str, Any]:
+    """The reviewed form of a plan: counts per type, each resource's key values, options and outputs."""
+    names = {r.urn: r.name for r in plan.resources}
+    resources = []
+    for r in sorted(plan.resources, key=lambda r: (r.type, r.name)):
+        values: dict[str, Any] = {}
+        _flatten(r.inputs, "", r.secret_paths, values)
+        entry: dict[str, Any] = {"type": r.type, "name": r.name}
+        if values:
+            entry["values"] = {k: _short(v) for k, v in values.items()}
+        options = {
+            "protect": r.protect, "delete_before_replace": r.delete_before_replace,
+            "retain_on_delete": r.retain_on_delete,
+        }
+        entry.update({k: True for k, v in options.items() if v})
+        depends = sorted(names[u] for u in r.dependencies if u in names)
+        if depends:
+            entry["depends_on"] = depends
+        resources.append(entry)
+    result: dict[str, Any] = {
+        "stack": plan.stack,
+        "counts": dict(sorted(Counter(r.type for r in plan.resources).items())),
+    }
+    if plan.settings is not None and plan.settings.target == "gcp":
+        result["sizing"] = dataclasses.asdict(plan.settings.spark)
+    result["outputs"] = {k: SECRET if k in plan.secret_outputs else _short(v)
+                         for k, v in sorted(plan.outputs.items())}
+    result["resources"] = resources
+    return result
+
+
+def inventory_yaml(plan: Plan) -> str:
+    return yaml.safe_dump(inventory(plan), sort_keys=False, width=120, allow_unicode=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack")
+    parser.add_argument("--write", action="store_true", help="rewrite tests/inventories/<stack>.yaml")
+    args = parser.parse_args(argv)
+    try:
+        plan = run_plan(args.stack)
+    except pulumi.RunError as error:
+        print(error, file=sys.stderr)
+        return 1
+    text = inventory_yaml(plan)
+    print(text, end="")
+    if args.write:
+        INVENTORIES_DIR.mkdir(parents=True, exist_ok=True)
+        (INVENTORIES_DIR / f"{args.stack}.yaml").write_text(text)
+        print(f"wrote {INVENTORIES_DIR / f'{args.stack}.yaml'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

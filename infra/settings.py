@@ -1,0 +1,388 @@
+"""Typed, validated stack settings: the only reader of the Pulumi stack configuration.
+
+A stack file (`stacks/Pulumi.<stack>.yaml`) holds only what differs from the defaults below.
+`parse_settings` turns its raw values into one frozen `StackSettings`, or raises one
+`SettingsError` that lists every problem as `stack, key, bad value, what is allowed`. The
+program calls it before declaring any resource, so an invalid stack registers nothing.
+
+Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
+    target           "gcp" | "local"                          (default "gcp")
+    network          subnet_cidr, grafana_source_ranges
+    dataproc         master, worker, workers, boot_disk_gb, idle_delete_minutes
+    kafka            machine, disk_gb, partitions, retention_hours, dead_letter_retention_hours
+    influxdb         machine, disk_gb, org, bucket, retention_days
+    monitoring       machine, disk_gb
+    jobs             release, rate, farms, devices_per_farm, trigger, window, slide, watermark,
+                     max_offsets_per_trigger, max_failures_per_hour, max_failures_total
+    protect          true on prod: deletion protection and `protect` on stateful resources
+    local            bind_address                               (local target only)
+    gcp:project, gcp:region, gcp:zone                           (gcp target only)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from infra import sizing
+
+NAMESPACE = "hydrostream"
+STACKS = ("local", "dev", "staging", "prod")
+TARGETS = ("gcp", "local")
+
+# Regions this project deploys to and their zones (extend deliberately: quotas and prices differ).
+REGIONS: dict[str, tuple[str, ...]] = {
+    "europe-west1": ("europe-west1-b", "europe-west1-c", "europe-west1-d"),
+    "europe-west3": ("europe-west3-a", "europe-west3-b", "europe-west3-c"),
+    "europe-west4": ("europe-west4-a", "europe-west4-b", "europe-west4-c"),
+    "us-central1": ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"),
+    "us-east1": ("us-east1-b", "us-east1-c", "us-east1-d"),
+    "us-west1": ("us-west1-a", "us-west1-b", "us-west1-c"),
+}
+
+_RELEASE = re.compile(r"[0-9a-f]{64}")
+_DURATION = re.compile(r"([1-9][0-9]*)(s|m|h)")
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,61}[a-z0-9]")
+_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+
+
+class SettingsError(pulumi.RunError):
+    """Invalid stack configuration; the message names the stack, each key, its value and what is allowed."""
+
+
+class _Invalid(ValueError):
+    """One bad value; `allowed` says what would be accepted."""
+
+    def __init__(self, allowed: str):
+        super().__init__(allowed)
+        self.allowed = allowed
+
+
+# Validators: take the raw (already type-checked) value, return the typed value or raise _Invalid.
+
+def _between(low: int, high: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise _Invalid(f"an integer from {low} to {high}")
+        return value
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise _Invalid("one of " + ", ".join(choices))
+        return value
+    return check
+
+
+def _sized(parse: Callable[[str], sizing.MachineShape]) -> Callable[[str], sizing.MachineShape]:
+    def check(value: str) -> sizing.MachineShape:
+        try:
+            return parse(value)
+        except sizing.SizingError as error:
+            raise _Invalid(str(error)) from None
+    return check
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise _Invalid(f"an IPv4 CIDR such as 10.20.0.0/24 ({error})") from None
+    if network.prefixlen == 0:
+        raise _Invalid("a CIDR narrower than /0: the pipeline is never opened to the whole internet")
+    return str(network)
+
+
+def _private_cidr(value: str) -> str:
+    cidr = _cidr(value)
+    network = ipaddress.IPv4Network(cidr)
+    if not network.is_private or not 16 <= network.prefixlen <= 29:
+        raise _Invalid("a private (RFC 1918) IPv4 range from /16 to /29, such as 10.20.0.0/24")
+    return cidr
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.fullmatch(value):
+        raise _Invalid("a duration such as 30s, 5m or 1h")
+    return value
+
+
+def _trigger(value: str) -> str:
+    return value if value == "available-now" else _duration(value)
+
+
+def _release(value: str | None) -> str | None:
+    if value is not None and not _RELEASE.fullmatch(value):
+        raise _Invalid("a release digest: 64 lowercase hex characters (`python -m infra.bundle` prints it)")
+    return value
+
+
+def _resource_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise _Invalid("lowercase letters, digits and hyphens, starting with a letter, 2-63 characters")
+    return value
+
+
+def _cidrs(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_cidr(item) for item in value)
+
+
+def _loopback(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise _Invalid("a loopback address such as 127.0.0.1") from None
+    if not address.is_loopback:
+        raise _Invalid("a loopback address such as 127.0.0.1: local ports are never published beyond it")
+    return value
+
+
+def _setting(default: Any, check: Callable[[Any], Any] | None = None, raw: type | None = None) -> Any:
+    """A dataclass field with its default, the validator and (when it differs) the raw YAML type."""
+    return field(default=default, metadata={"check": check, "raw": raw})
+
+
+# The sections. Defaults are the dev-sized values; a stack file overrides only what differs.
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    subnet_cidr: str = _setting("10.20.0.0/24", _private_cidr)
+    # Who may reach Grafana on 3000 directly; empty: operators use IAP port forwarding.
+    grafana_source_ranges: tuple[str, ...] = _setting((), _cidrs)
+
+
+@dataclass(frozen=True)
+class DataprocSettings:
+    master: sizing.MachineShape = _setting(sizing.SHAPES["e2-standard-4"], _sized(sizing.master_shape), str)
+    worker: sizing.MachineShape = _setting(sizing.SHAPES["e2-standard-4"], _sized(sizing.worker_shape), str)
+    workers: int = _setting(2, _between(sizing.MIN_DATAPROC_WORKERS, 50))
+    boot_disk_gb: int = _setting(100, _between(50, 1000))
+    # Deletes an idle dev cluster; a running streaming job keeps it busy, so this never fires under load.
+    idle_delete_minutes: int | None = _setting(None, lambda v: v if v is None else _between(10, 10080)(v))
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    machine: sizing.MachineShape = _setting(
+        sizing.SHAPES["e2-standard-2"], _sized(sizing.service_vm_shape), str)
+    disk_gb: int = _setting(50, _between(10, 4000))
+    partitions: int = _setting(6, _between(1, 256))
+    retention_hours: int = _setting(72, _between(1, 8760))
+    dead_letter_retention_hours: int = _setting(168, _between(1, 8760))
+
+
+@dataclass(frozen=True)
+class InfluxdbSettings:
+    machine: sizing.MachineShape = _setting(
+        sizing.SHAPES["e2-standard-2"], _sized(sizing.service_vm_shape), str)
+    disk_gb: int = _setting(50, _between(10, 4000))
+    org: str = _setting("hydro", _resource_name)
+    bucket: str = _setting("hydro", _resource_name)
+    retention_days: int = _setting(30, _between(1, 3650))
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    machine: sizing.MachineShape = _setting(
+        sizing.SHAPES["e2-standard-2"], _sized(sizing.service_vm_shape), str)
+    disk_gb: int = _setting(30, _between(10, 4000))
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    # None: follow the working tree (dev, local); staging and prod pin the promoted release.
+    release: str | None = _setting(None, _release)
+    rate: int = _setting(500, _between(1, 1_000_000))
+    farms: int = _setting(3, _between(1, 1000))
+    devices_per_farm: int = _setting(20, _between(1, 10_000))
+    trigger: str = _setting("30s", _trigger)
+    window: str = _setting("5m", _duration)
+    slide: str = _setting("1m", _duration)
+    watermark: str = _setting("10m", _duration)
+    max_offsets_per_trigger: int = _setting(100_000, _between(1, 100_000_000))
+    max_failures_per_hour: int = _setting(5, _between(1, 10))
+    max_failures_total: int = _setting(20, _between(1, 240))
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    bind_address: str = _setting("127.0.0.1", _loopback)
+
+
+@dataclass(frozen=True)
+class GcpSettings:
+    project: str
+    region: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything a stack may vary, typed and validated."""
+
+    stack: str
+    target: str
+    gcp: GcpSettings | None
+    network: NetworkSettings
+    dataproc: DataprocSettings
+    kafka: KafkaSettings
+    influxdb: InfluxdbSettings
+    monitoring: MonitoringSettings
+    jobs: JobsSettings
+    local: LocalSettings
+    protect: bool
+
+    @property
+    def spark(self) -> sizing.SparkSizing:
+        """Executor, driver and shuffle sizes derived from the Dataproc shapes."""
+        return sizing.spark_sizing(self.dataproc.master, self.dataproc.worker, self.dataproc.workers)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels every labelable resource carries."""
+        return {"app": "hydrostream", "env": self.stack}
+
+
+SECTIONS: dict[str, type] = {
+    "network": NetworkSettings,
+    "dataproc": DataprocSettings,
+    "kafka": KafkaSettings,
+    "influxdb": InfluxdbSettings,
+    "monitoring": MonitoringSettings,
+    "jobs": JobsSettings,
+    "local": LocalSettings,
+}
+SCALARS = ("target", "protect")
+GCP_KEYS = ("project", "region", "zone")
+
+
+def _type_name(kind: Any) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", tuple: "a list of strings"}
+    return names.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _coerce(value: Any, kind: Any) -> Any:
+    """Check the YAML value against the field's raw type; raise _Invalid naming the expected type."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kind = next(a for a in args if a is not type(None))
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise _Invalid("a list of strings")
+        return tuple(value)
+    # bool is an int in Python; a YAML `true` is not a count.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Invalid(_type_name(kind))
+    return value
+
+
+def _section(name: str, cls: type, raw: Any, errors: list[tuple[str, Any, str]]) -> Any:
+    key = f"{NAMESPACE}:{name}"
+    if raw is None:
+        return cls()
+    if not isinstance(raw, Mapping):
+        errors.append((key, raw, "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(cls))))
+        return None
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for sub, value in raw.items():
+        if sub not in known:
+            errors.append((f"{key}.{sub}", value, "one of the keys " + ", ".join(known)))
+            continue
+        spec = known[sub]
+        hints = typing.get_type_hints(cls)
+        kind = spec.metadata.get("raw") or hints[sub]
+        try:
+            typed = _coerce(value, kind)
+            check = spec.metadata.get("check")
+            values[sub] = check(typed) if check else typed
+        except _Invalid as bad:
+            errors.append((f"{key}.{sub}", value, bad.allowed))
+    try:
+        return cls(**values)
+    except TypeError:  # a bad value was dropped above; the error list already says which
+        return None
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config to programs as JSON text; plain strings stay strings."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
+    """Validate a stack's raw configuration (`namespace:key` -> value) into `StackSettings`."""
+    errors: list[tuple[str, Any, str]] = []
+    raw = {key: _decode(value) for key, value in config.items()}
+
+    if stack not in STACKS:
+        errors.append(("stack", stack, "one of " + ", ".join(STACKS)))
+    for key in raw:
+        namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE and name not in SECTIONS and name not in SCALARS:
+            errors.append((key, raw[key], "one of the keys " + ", ".join(
+                f"{NAMESPACE}:{k}" for k in (*SCALARS, *SECTIONS))))
+        elif namespace == "gcp" and name not in GCP_KEYS:
+            errors.append((key, raw[key], "one of gcp:" + ", gcp:".join(GCP_KEYS)))
+
+    target = raw.get(f"{NAMESPACE}:target", "local" if stack == "local" else "gcp")
+    if target not in TARGETS:
+        errors.append((f"{NAMESPACE}:target", target, "one of " + ", ".join(TARGETS)))
+    protect = raw.get(f"{NAMESPACE}:protect", False)
+    if not isinstance(protect, bool):
+        errors.append((f"{NAMESPACE}:protect", protect, "true or false"))
+
+    sections = {name: _section(name, cls, raw.get(f"{NAMESPACE}:{name}"), errors)
+                for name, cls in SECTIONS.items()}
+    gcp = _gcp(raw, errors) if target == "gcp" else None
+    if target == "gcp" and sections["dataproc"] is not None:
+        dataproc = sections["dataproc"]
+        try:
+            sizing.spark_sizing(dataproc.master, dataproc.worker, dataproc.workers)
+        except sizing.SizingError as error:
+            errors.append(
+                (f"{NAMESPACE}:dataproc", f"{dataproc.workers} x {dataproc.worker.name}", str(error)))
+
+    if errors:
+        lines = [f"stack {stack!r}: invalid configuration ({len(errors)} problem"
+                 f"{'s' if len(errors) > 1 else ''}); nothing was deployed:"]
+        lines += [f"  {key} = {value!r}: expected {allowed}" for key, value, allowed in errors]
+        raise SettingsError("\n".join(lines))
+    return StackSettings(stack=stack, target=target, gcp=gcp, protect=protect, **sections)
+
+
+def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSettings | None:
+    project, region, zone = (raw.get(f"gcp:{key}") for key in GCP_KEYS)
+    count = len(errors)
+    if not isinstance(project, str) or not _PROJECT.fullmatch(project):
+        errors.append(("gcp:project", project, "a Google Cloud project id (6-30 lowercase letters, "
+                                               "digits, hyphens)"))
+    if region not in REGIONS:
+        errors.append(("gcp:region", region, "one of " + ", ".join(REGIONS)))
+    elif zone not in REGIONS[region]:
+        errors.append(("gcp:zone", zone, f"a zone of {region}: " + ", ".join(REGIONS[region])))
+    return GcpSettings(project, region, zone) if len(errors) == count else None
+
+
+def load_settings() -> StackSettings:
+    """Read this stack's configuration from the Pulumi runtime and validate it."""
+    config = dict(pulumi.runtime.config.get_config_env())
+    config.update(pulumi.runtime.config.CONFIG.get())
+    return parse_settings(pulumi.get_stack(), config)

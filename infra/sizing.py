@@ -1,0 +1,203 @@
+"""Sizing catalog: the only place machine shapes live, and every size derived from them.
+
+Dataproc workers, the master, the broker and the database VMs are all sized from these shapes:
+YARN's share of a worker, the Spark executors that fit in it, the drivers on the master, the
+Kafka heap and InfluxDB's Go memory limit. Shapes that cannot run the pipeline are refused here,
+before any resource exists: the seeds' e2-medium workers (shared-core, 4 GB) were killed by YARN
+with exit 143 once Spark asked for more memory than the node had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB_PER_GIB = 1024
+
+# YARN rounds every container up to a multiple of this; we set it on the cluster so fits are exact.
+YARN_ALLOCATION_MB = 256
+# Spark's floor for executor memory overhead (spark.executor.memoryOverhead).
+MIN_OVERHEAD_MB = 384
+# Master daemons (ResourceManager, NameNode, history servers) keep this much before the drivers.
+MASTER_DAEMONS_MB = 4096
+# Two long-running drivers share the master: the consumer's and the producer's.
+DRIVERS_ON_MASTER = 2
+MIN_DRIVER_MB = 1024
+MAX_DRIVER_MB = 8192
+# Each job's YARN application master takes a container; both fit in one reserved executor slot.
+AM_SLOTS = 1
+# The producer is a rate source writing to Kafka: one executor is plenty.
+PRODUCER_EXECUTORS = 1
+MIN_WORKER_MB = 8 * MIB_PER_GIB
+MIN_SERVICE_VM_MB = 4 * MIB_PER_GIB
+MIN_DATAPROC_WORKERS = 2  # a standard Dataproc cluster has at least two primary workers
+
+
+class SizingError(ValueError):
+    """A machine shape that cannot do the job it was given; the message says why."""
+
+
+@dataclass(frozen=True)
+class MachineShape:
+    """A Compute Engine machine type: name, vCPUs and memory."""
+
+    name: str
+    vcpus: int
+    memory_mb: int
+    shared_core: bool = False
+
+    @property
+    def memory_gb(self) -> float:
+        return self.memory_mb / MIB_PER_GIB
+
+
+def _family(prefix: str, gb_per_vcpu: int, sizes: tuple[int, ...]) -> dict[str, MachineShape]:
+    return {
+        f"{prefix}-{n}": MachineShape(f"{prefix}-{n}", n, n * gb_per_vcpu * MIB_PER_GIB) for n in sizes
+    }
+
+
+SHAPES: dict[str, MachineShape] = {
+    # Shared-core: listed so they are refused by name with the reason, not as "unknown".
+    "e2-micro": MachineShape("e2-micro", 2, 1 * MIB_PER_GIB, shared_core=True),
+    "e2-small": MachineShape("e2-small", 2, 2 * MIB_PER_GIB, shared_core=True),
+    "e2-medium": MachineShape("e2-medium", 2, 4 * MIB_PER_GIB, shared_core=True),
+    **_family("e2-standard", 4, (2, 4, 8, 16)),
+    **_family("e2-highmem", 8, (2, 4, 8, 16)),
+    **_family("n2-standard", 4, (2, 4, 8, 16, 32)),
+    **_family("n2-highmem", 8, (2, 4, 8, 16, 32)),
+    **_family("n2d-standard", 4, (2, 4, 8, 16, 32)),
+    **_family("n2d-highmem", 8, (2, 4, 8, 16, 32)),
+}
+
+
+def shape(name: str) -> MachineShape:
+    """The shape called `name`; a SizingError lists the known ones."""
+    try:
+        return SHAPES[name]
+    except KeyError:
+        raise SizingError(f"unknown machine type; known: {', '.join(SHAPES)}") from None
+
+
+def _usable(name: str, min_mb: int, what: str) -> MachineShape:
+    machine = shape(name)
+    if machine.shared_core:
+        raise SizingError(
+            f"{name} is a shared-core type: Dataproc does not support it and YARN kills its executors "
+            f"(exit 143); use a standard or highmem type with at least {min_mb // MIB_PER_GIB} GB"
+        )
+    if machine.memory_mb < min_mb:
+        raise SizingError(f"{name} has {machine.memory_gb:g} GB; a {what} needs at least "
+                          f"{min_mb // MIB_PER_GIB} GB")
+    return machine
+
+
+def worker_shape(name: str) -> MachineShape:
+    """A Dataproc worker shape: dedicated cores and at least 8 GB."""
+    return _usable(name, MIN_WORKER_MB, "Dataproc worker")
+
+
+def master_shape(name: str) -> MachineShape:
+    """A Dataproc master shape: its daemons plus the two drivers must fit."""
+    return _usable(name, MASTER_DAEMONS_MB + DRIVERS_ON_MASTER * MIN_DRIVER_MB, "Dataproc master")
+
+
+def service_vm_shape(name: str) -> MachineShape:
+    """A service VM shape (broker, database, monitoring): dedicated cores and at least 4 GB."""
+    return _usable(name, MIN_SERVICE_VM_MB, "service VM")
+
+
+def _round_down(value: float, step: int) -> int:
+    return int(value // step) * step
+
+
+def _round_up(value: float, step: int) -> int:
+    return -int(-value // step) * step
+
+
+@dataclass(frozen=True)
+class SparkSizing:
+    """YARN and Spark settings derived from the cluster's shapes; every executor fits by construction."""
+
+    yarn_memory_mb: int            # yarn.nodemanager.resource.memory-mb per worker
+    yarn_vcores: int               # yarn.nodemanager.resource.cpu-vcores per worker
+    executor_cores: int
+    executor_memory_mb: int        # spark.executor.memory
+    executor_overhead_mb: int      # spark.executor.memoryOverhead
+    executors_per_worker: int
+    consumer_executors: int
+    producer_executors: int
+    driver_memory_mb: int          # each of the two drivers on the master
+    shuffle_partitions: int
+
+    @property
+    def executor_container_mb(self) -> int:
+        return self.executor_memory_mb + self.executor_overhead_mb
+
+    def cluster_properties(self) -> dict[str, str]:
+        """Dataproc cluster properties (`prefix:key`) that make YARN's share explicit."""
+        return {
+            "yarn:yarn.nodemanager.resource.memory-mb": str(self.yarn_memory_mb),
+            "yarn:yarn.nodemanager.resource.cpu-vcores": str(self.yarn_vcores),
+            "yarn:yarn.scheduler.minimum-allocation-mb": str(YARN_ALLOCATION_MB),
+            "yarn:yarn.scheduler.maximum-allocation-mb": str(self.yarn_memory_mb),
+            # Streaming jobs hold their executors; dynamic allocation would release and re-ask.
+            "spark:spark.dynamicAllocation.enabled": "false",
+        }
+
+    def job_properties(self, executors: int) -> dict[str, str]:
+        """Spark properties for one job running `executors` executors."""
+        return {
+            "spark.executor.instances": str(executors),
+            "spark.executor.cores": str(self.executor_cores),
+            "spark.executor.memory": f"{self.executor_memory_mb}m",
+            "spark.executor.memoryOverhead": f"{self.executor_overhead_mb}m",
+            "spark.driver.memory": f"{self.driver_memory_mb}m",
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+        }
+
+
+def spark_sizing(master: MachineShape, worker: MachineShape, workers: int) -> SparkSizing:
+    """Executors, drivers and shuffle partitions for `workers` workers of `worker` and one `master`."""
+    if workers < MIN_DATAPROC_WORKERS:
+        raise SizingError(f"a Dataproc cluster needs at least {MIN_DATAPROC_WORKERS} primary workers")
+    # The OS, the NodeManager and the DataNode keep a fifth of the worker (at least 2 GB).
+    reserved_mb = max(2 * MIB_PER_GIB, worker.memory_mb // 5)
+    yarn_memory_mb = _round_down(worker.memory_mb - reserved_mb, YARN_ALLOCATION_MB)
+    executor_cores = 4 if worker.vcpus >= 8 else 2 if worker.vcpus >= 4 else worker.vcpus
+    executors_per_worker = worker.vcpus // executor_cores
+    container_mb = _round_down(yarn_memory_mb / executors_per_worker, YARN_ALLOCATION_MB)
+    overhead_mb = max(MIN_OVERHEAD_MB, _round_up(container_mb / 11, 64))  # about 10% of the heap
+    executor_memory_mb = container_mb - overhead_mb
+
+    slots = workers * executors_per_worker
+    consumer_executors = slots - AM_SLOTS - PRODUCER_EXECUTORS
+    if consumer_executors < 1:
+        raise SizingError(f"{workers} x {worker.name} gives {slots} executor slots; the consumer, the "
+                          f"producer and the application masters need at least 3")
+
+    driver_memory_mb = min(MAX_DRIVER_MB, _round_down(
+        (master.memory_mb - MASTER_DAEMONS_MB) / DRIVERS_ON_MASTER, YARN_ALLOCATION_MB))
+    # Two tasks per consumer core keeps small micro-batches fast (the default 200 costs about 6x).
+    shuffle_partitions = 2 * consumer_executors * executor_cores
+    return SparkSizing(
+        yarn_memory_mb=yarn_memory_mb,
+        yarn_vcores=worker.vcpus,
+        executor_cores=executor_cores,
+        executor_memory_mb=executor_memory_mb,
+        executor_overhead_mb=overhead_mb,
+        executors_per_worker=executors_per_worker,
+        consumer_executors=consumer_executors,
+        producer_executors=PRODUCER_EXECUTORS,
+        driver_memory_mb=driver_memory_mb,
+        shuffle_partitions=shuffle_partitions,
+    )
+
+
+def kafka_heap_mb(machine: MachineShape) -> int:
+    """Broker JVM heap: a quarter of the VM, 1-6 GB; the rest is page cache, which Kafka lives on."""
+    return min(6 * MIB_PER_GIB, max(MIB_PER_GIB, _round_down(machine.memory_mb / 4, YARN_ALLOCATION_MB)))
+
+
+def influxdb_memory_limit_mb(machine: MachineShape) -> int:
+    """InfluxDB's GOMEMLIMIT: 60% of the VM, leaving the rest to the page cache and the exporter."""
+    return _round_down(machine.memory_mb * 0.6, YARN_ALLOCATION_MB)
