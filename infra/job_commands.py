@@ -1,0 +1,68 @@
+"""The two jobs' command lines, built once for both targets (Dataproc and the local Spark container).
+
+DESIGN.md fixes the flags; this module fills them from the stack settings and the deployed
+endpoints. The InfluxDB token never travels here: the consumer gets a file path (local) or a
+Secret Manager version name (GCP), and reads the value itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydrostream_jobs import contract
+
+from infra.settings import JobsSettings
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Where the consumer reads the InfluxDB token: exactly one of a file or a Secret Manager version."""
+
+    file: str | None = None
+    secret_version: str | None = None  # projects/P/secrets/S/versions/latest
+
+    def __post_init__(self) -> None:
+        if (self.file is None) == (self.secret_version is None):
+            raise ValueError("a token source is a file or a Secret Manager version, not both or neither")
+
+    def flags(self) -> list[str]:
+        if self.file is not None:
+            return ["--influx-token-file", self.file]
+        return ["--influx-token-secret", str(self.secret_version)]
+
+
+def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str, influx_org: str,
+                  influx_bucket: str, token: TokenSource, checkpoint_root: str) -> list[str]:
+    """consumer.py arguments: Kafka in, InfluxDB out, checkpoints and dead letters under `checkpoint_root`."""
+    return [
+        "--source", "kafka",
+        "--bootstrap-servers", bootstrap_servers,
+        "--topic", contract.READINGS_TOPIC,
+        "--max-offsets-per-trigger", str(jobs.max_offsets_per_trigger),
+        "--sink", "influxdb",
+        "--influx-url", influx_url,
+        "--influx-org", influx_org,
+        "--influx-bucket", influx_bucket,
+        *token.flags(),
+        "--checkpoint-location", f"{checkpoint_root}/consumer",
+        "--dead-letter-path", f"{checkpoint_root}/dead-letter",
+        "--trigger", jobs.trigger,
+        "--window", jobs.window,
+        "--slide", jobs.slide,
+        "--watermark", jobs.watermark,
+        "--metrics-port", str(contract.CONSUMER_METRICS_PORT),
+    ]
+
+
+def producer_args(jobs: JobsSettings, *, bootstrap_servers: str, checkpoint_root: str) -> list[str]:
+    """producer.py's arguments: simulated farms written to Kafka at the configured rate."""
+    return [
+        "--sink", "kafka",
+        "--bootstrap-servers", bootstrap_servers,
+        "--topic", contract.READINGS_TOPIC,
+        "--rate", str(jobs.rate),
+        "--farms", str(jobs.farms),
+        "--devices-per-farm", str(jobs.devices_per_farm),
+        "--checkpoint-location", f"{checkpoint_root}/producer",
+        "--metrics-port", str(contract.PRODUCER_METRICS_PORT),
+    ]
