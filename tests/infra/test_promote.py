@@ -275,7 +275,7 @@ def fake_pulumi(folder: Path, script: str) -> Path:
 
 def test_the_deployed_release_comes_from_the_pulumi_cli(stacks, tmp_path, monkeypatch):
     log = tmp_path / "pulumi.log"
-    bin_dir = fake_pulumi(tmp_path / "bin", f'echo "$PWD $*" > {log}\necho {DEPLOYED}\n')
+    bin_dir = fake_pulumi(tmp_path / "bin", f'echo "$(pwd -P) $*" > {log}\necho {DEPLOYED}\n')
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     assert promote("dev", "staging", stacks).new == DEPLOYED
     assert log.read_text() == f"{ROOT} stack output release --stack dev --non-interactive\n"
