@@ -202,11 +202,14 @@ def _encode(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def run_plan(stack: str, config: Mapping[str, Any] | None = None, *, preview: bool = True,
-             program: Path = PROGRAM) -> Plan:
-    """Run the program for `stack` under mocks (`preview` as in `pulumi preview`) and return its plan."""
+             program: Path = PROGRAM, monitor: RecordingMonitor | None = None) -> Plan:
+    """Run the program for `stack` under mocks (`preview` as in `pulumi preview`) and return its plan.
+
+    Pass a `monitor` to see what was registered even when the program fails.
+    """
     config = stack_config(stack) if config is None else config
     mocks = HydroMocks(project=str(config.get("gcp:project", "mock-project")))
-    monitor = RecordingMonitor(mocks)
+    monitor = monitor or RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(_encode(config))
     runtime_settings.ROOT.set(None)
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)

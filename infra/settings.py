@@ -90,7 +90,7 @@ def _sized(parse: Callable[[str], sizing.MachineShape]) -> Callable[[str], sizin
         try:
             return parse(value)
         except sizing.SizingError as error:
-            raise _Invalid(str(error)) from None
+            raise _Invalid(f"a supported machine type ({error})") from None
     return check
 
 

@@ -1,0 +1,140 @@
+"""Stack settings: every stack file validates, and each kind of bad value is named in one message."""
+
+import pytest
+
+from infra import plan, sizing
+from infra.settings import STACKS, SettingsError, parse_settings
+
+GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
+
+
+def error_for(config, stack="dev"):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(stack, config)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_file_validates(stack):
+    settings = parse_settings(stack, plan.stack_config(stack))
+    assert settings.stack == stack
+    assert settings.labels == {"app": "hydrostream", "env": stack}
+    assert settings.target == ("local" if stack == "local" else "gcp")
+    assert (settings.gcp is None) == (stack == "local")
+
+
+def test_stack_files_hold_only_differences_and_defaults_fill_the_rest():
+    dev = parse_settings("dev", {**GCP, "hydrostream:kafka": {"partitions": 12}})
+    assert dev.kafka.partitions == 12
+    assert dev.kafka.machine == sizing.SHAPES["e2-standard-2"]
+    assert dev.dataproc.workers == 2
+    assert dev.jobs.release is None
+    assert dev.protect is False
+
+
+def test_structured_config_arrives_as_json_text_under_the_cli():
+    # The Pulumi CLI hands object values to the program as JSON strings.
+    dev = parse_settings("dev", {**GCP, "hydrostream:dataproc": '{"worker": "n2-standard-8", "workers": 3}'})
+    assert dev.dataproc.worker.name == "n2-standard-8"
+    assert dev.dataproc.workers == 3
+
+
+def test_e2_medium_worker_is_refused_naming_key_value_and_reason():
+    message = error_for({**GCP, "hydrostream:dataproc": {"worker": "e2-medium"}})
+    assert "stack 'dev'" in message
+    assert "hydrostream:dataproc.worker = 'e2-medium'" in message
+    assert "shared-core" in message and "143" in message
+
+
+def test_unknown_machine_type_is_refused_listing_known_ones():
+    message = error_for({**GCP, "hydrostream:dataproc": {"master": "n2-standard-99"}})
+    assert "hydrostream:dataproc.master = 'n2-standard-99': expected a supported machine type " \
+           "(unknown machine type; known: " in message
+    assert "e2-standard-4" in message
+
+
+def test_too_few_executor_slots_are_refused():
+    message = error_for({**GCP, "hydrostream:dataproc": {"worker": "e2-standard-2", "workers": 2}})
+    assert "hydrostream:dataproc = '2 x e2-standard-2'" in message
+    assert "at least 3" in message
+
+
+def test_unknown_keys_are_named_at_both_levels():
+    message = error_for({**GCP, "hydrostream:dataproc": {"workres": 3}, "hydrostream:kafak": {}})
+    assert "hydrostream:dataproc.workres = 3: expected one of the keys master, worker, workers" in message
+    assert "hydrostream:kafak = {}: expected one of the keys" in message
+    assert "2 problems" in message
+
+
+def test_malformed_cidr_names_the_key():
+    message = error_for({**GCP, "hydrostream:network": {"subnet_cidr": "10.0.0.0/33"}})
+    assert "hydrostream:network.subnet_cidr = '10.0.0.0/33': expected an IPv4 CIDR" in message
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "10.0.0.1/24", "not-a-cidr"])
+def test_grafana_source_ranges_never_open_to_everyone(cidr):
+    message = error_for({**GCP, "hydrostream:network": {"grafana_source_ranges": ["203.0.113.0/24", cidr]}})
+    assert f"hydrostream:network.grafana_source_ranges = ['203.0.113.0/24', '{cidr}']" in message
+
+
+def test_public_subnet_range_is_refused():
+    message = error_for({**GCP, "hydrostream:network": {"subnet_cidr": "8.8.8.0/24"}})
+    assert "private (RFC 1918)" in message
+
+
+@pytest.mark.parametrize(("value", "expected"),
+                         [("3", "an integer"), (True, "an integer"), (2.5, "an integer")])
+def test_wrong_types_are_named(value, expected):
+    message = error_for({**GCP, "hydrostream:dataproc": {"workers": value}})
+    assert f"hydrostream:dataproc.workers = {value!r}: expected {expected}" in message
+
+
+def test_out_of_range_values_say_the_range():
+    message = error_for({**GCP, "hydrostream:kafka": {"partitions": 0}})
+    assert "hydrostream:kafka.partitions = 0: expected an integer from 1 to 256" in message
+
+
+def test_unknown_region_and_zone_outside_region():
+    assert "gcp:region = 'mars-north1': expected one of europe-west1" in error_for(
+        {**GCP, "gcp:region": "mars-north1"})
+    message = error_for({**GCP, "gcp:zone": "us-central1-a"})
+    assert "gcp:zone = 'us-central1-a': expected a zone of europe-west1: europe-west1-b" in message
+
+
+def test_missing_project_is_named():
+    config = dict(GCP)
+    del config["gcp:project"]
+    assert "gcp:project = None: expected a Google Cloud project id" in error_for(config)
+
+
+def test_release_pin_must_be_a_quoted_digest():
+    # An all-digit digest left unquoted in YAML arrives as a number.
+    message = error_for({**GCP, "hydrostream:jobs": {"release": 0}})
+    assert "hydrostream:jobs.release = 0: expected a string" in message
+    assert "64 lowercase hex" in error_for({**GCP, "hydrostream:jobs": {"release": "ABC"}})
+
+
+def test_trigger_and_durations():
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": {"trigger": "available-now"}}).jobs.trigger == \
+        "available-now"
+    assert "a duration such as 30s" in error_for({**GCP, "hydrostream:jobs": {"window": "5 minutes"}})
+
+
+def test_local_ports_stay_on_loopback():
+    message = error_for({"hydrostream:target": "local", "hydrostream:local": {"bind_address": "0.0.0.0"}},
+                        stack="local")
+    assert "hydrostream:local.bind_address = '0.0.0.0': expected a loopback address" in message
+
+
+def test_unknown_stack_and_target():
+    message = error_for({**GCP, "hydrostream:target": "aws"}, stack="qa")
+    assert "stack = 'qa': expected one of local, dev, staging, prod" in message
+    assert "hydrostream:target = 'aws': expected one of gcp, local" in message
+
+
+def test_invalid_settings_register_no_resource():
+    monitor = plan.RecordingMonitor(plan.HydroMocks())
+    config = {**plan.stack_config("dev"), "hydrostream:dataproc": {"worker": "e2-medium"}}
+    with pytest.raises(SettingsError, match=r"hydrostream:dataproc\.worker = 'e2-medium'"):
+        plan.run_plan("dev", config, monitor=monitor)
+    assert monitor.registered == []
