@@ -1,0 +1,46 @@
+"""The infra-built command lines are accepted by the jobs' own parsers and carry the stack's settings."""
+
+import pytest
+from hydrostream_jobs import cli, contract
+
+from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.settings import JobsSettings
+
+JOBS = JobsSettings(rate=750, farms=4, devices_per_farm=25, trigger="45s", window="10m", slide="2m",
+                    watermark="15m", max_offsets_per_trigger=5000)
+
+
+def test_consumer_command_line_parses_with_the_jobs_parser():
+    argv = consumer_args(JOBS, bootstrap_servers="10.0.0.5:9092", influx_url="http://10.0.0.6:8086",
+                         influx_org="hydro", influx_bucket="readings",
+                         token=TokenSource(secret_version="projects/p/secrets/influxdb-token/versions/latest"),
+                         checkpoint_root="gs://ckpt/abc")
+    args = cli.parse_consumer_args(argv)
+    assert (args.source, args.sink, args.bootstrap_servers) == ("kafka", "influxdb", "10.0.0.5:9092")
+    assert args.topic == contract.READINGS_TOPIC
+    assert args.influx_url == "http://10.0.0.6:8086"
+    assert (args.influx_org, args.influx_bucket) == ("hydro", "readings")
+    assert args.influx_token_secret == "projects/p/secrets/influxdb-token/versions/latest"
+    assert args.influx_token_file is None
+    assert args.checkpoint_location == "gs://ckpt/abc/consumer"
+    assert args.dead_letter_path == "gs://ckpt/abc/dead-letter"
+    assert (args.window, args.slide, args.watermark) == ("10 minutes", "2 minutes", "15 minutes")
+    assert args.max_offsets_per_trigger == 5000
+    assert args.metrics_port == 8001
+
+
+def test_producer_command_line_parses_with_the_jobs_parser():
+    argv = producer_args(JOBS, bootstrap_servers="kafka:9092", checkpoint_root="/ckpt")
+    args = cli.parse_producer_args(argv)
+    assert (args.sink, args.bootstrap_servers, args.topic) == ("kafka", "kafka:9092", contract.READINGS_TOPIC)
+    assert (args.rate, args.farms, args.devices_per_farm) == (750, 4, 25)
+    assert args.checkpoint_location == "/ckpt/producer"
+    assert args.metrics_port == 8000
+
+
+def test_token_source_is_exactly_one_of_file_or_secret():
+    assert TokenSource(file="/run/secrets/t").flags() == ["--influx-token-file", "/run/secrets/t"]
+    with pytest.raises(ValueError, match="not both or neither"):
+        TokenSource()
+    with pytest.raises(ValueError, match="not both or neither"):
+        TokenSource(file="/f", secret_version="projects/p/secrets/s/versions/1")
