@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+STACK ?= local
+# Local file state by default; teams set PULUMI_BACKEND_URL=gs://<bucket> (see README).
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: test lint venv clean
+.PHONY: test lint venv plan up destroy promote verify bundle tools clean
 
 venv: $(VENV)/.installed
 
@@ -19,6 +22,36 @@ lint: venv
 
 test: lint
 	$(BIN)/pytest
+
+# Offline: the real program under Pulumi mocks. WRITE=1 rewrites tests/inventories/$(STACK).yaml.
+plan: venv
+	$(BIN)/python -m infra.plan $(STACK) $(if $(WRITE),--write)
+
+bundle: venv
+	$(BIN)/python -m infra.bundle
+
+# Deploy a stack (default: local on Docker). Needs the Pulumi CLI (and Docker for local).
+up: venv tools
+	@mkdir -p .pulumi-state
+	$(BIN)/python -m infra.plan $(STACK) > /dev/null
+	./scripts/deploy.sh up $(STACK)
+
+destroy: venv tools
+	./scripts/deploy.sh destroy $(STACK)
+
+tools:
+	@command -v pulumi >/dev/null 2>&1 || { \
+	  echo "The Pulumi CLI is not installed. Install it with:"; \
+	  echo "  curl -fsSL https://get.pulumi.com | sh    (then open a new shell)"; \
+	  echo "or see https://www.pulumi.com/docs/install/"; exit 1; }
+	@if [ "$(STACK)" = local ]; then docker info >/dev/null 2>&1 || { \
+	  echo "Docker is not running or not installed: the local stack needs a Docker engine."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install docker.io && sudo systemctl start docker"; \
+	  echo "  macOS/Windows: install Docker Desktop (https://docs.docker.com/get-docker/)"; exit 1; }; fi
+
+promote: venv
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" >&2; exit 2; }
+	$(BIN)/python -m infra.promote --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# pulumi up/destroy for one stack, with the defaults a newcomer needs on a fresh machine:
+# a local file state backend (PULUMI_BACKEND_URL, set by the Makefile) and, when no secrets
+# passphrase is configured, one generated once into the state folder (never committed).
+set -euo pipefail
+
+usage() { echo "usage: $0 up|destroy <stack>" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
+action=$1
+stack=$2
+[[ $action == up || $action == destroy ]] || usage
+
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+
+if [[ -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
+  passphrase_file=.pulumi-state/passphrase
+  if [[ ! -s $passphrase_file ]]; then
+    mkdir -p .pulumi-state
+    (umask 077 && head -c 32 /dev/urandom | base64 > "$passphrase_file")
+    echo "Generated a secrets passphrase in $passphrase_file (keep it: it decrypts this state)."
+  fi
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$PWD/$passphrase_file"
+fi
+
+pulumi stack select --create "$stack" --non-interactive
+if [[ $action == up ]]; then
+  pulumi up --stack "$stack"
+  pulumi stack output --stack "$stack"
+else
+  pulumi destroy --stack "$stack"
+fi
