@@ -1,0 +1,459 @@
+"""Cloud-init for the service VMs: the catalog's containers as systemd units on Container-Optimized OS.
+
+Pure functions and frozen dataclasses, no Pulumi resources: callers resolve Outputs with `.apply`
+and pass plain values. Each role builder returns the whole `#cloud-config` document, the value of
+the VM's `user-data` metadata key:
+
+    broker_cloud_init(heap_mb, topics, data_disk=DEFAULT_DATA_DISK) -> str
+    tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, data_disk=DEFAULT_DATA_DISK) -> str
+    monitoring_cloud_init(config, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
+
+COS applies cloud-init on every boot (its /etc is a tmpfs), so the units and scripts below are
+rewritten and started on each boot, and every step is idempotent:
+- `hydrostream-data-disk`: the persistent disk attached with `DataDisk.device_name` is mounted at
+  `DataDisk.mount_path`, formatted ext4 only when blkid finds nothing on it, never reformatted.
+- `hydrostream-host-firewall`: the role's catalog ports are accepted by the host firewall (COS
+  drops every incoming connection but SSH); the VPC firewall rules decide who may connect.
+- `hydrostream-<service>`: one unit per catalog service of the role, `docker run --rm --network
+  host` with the catalog's image, environment, user, command and health check, `Restart=always`.
+  Volumes are folders of the data disk (`<mount_path>/<volume name>`). Before each start the
+  service's secrets are fetched from Secret Manager (curl with the metadata server's token; COS
+  has no gcloud) into `SECRETS_DIR/<service>/<secret>` on the host's /run tmpfs, mode 0400, owned
+  by the container's user, and mounted read-only at the catalog's path. Only secret resource names
+  (`projects/P/secrets/S`) are in this document; values never are.
+- broker: Kafka advertises `<internal IP>:<port>` for its non-controller listeners; the IP is read
+  from the metadata server at boot (`hydrostream-host-env`), never written here. The image formats
+  its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
+  directory on the data disk survives reboots and VM replacement. `hydrostream-kafka-topics`
+  creates the topics with `--if-not-exists` and converges their retention.ms.
+- tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
+  the `*_FILE` secrets) only while its bolt database is missing: once the data disk holds it,
+  reboots and new VMs on the same disk skip setup. Changing org, bucket, retention or the token
+  afterwards does not alter an existing database.
+- monitoring: config volumes (e.g. Prometheus config and rules, Grafana provisioning and
+  dashboards) are filled at boot by `hydrostream-config` from a `ConfigBundle` (a .tar.gz in Cloud
+  Storage whose top-level folders are volume names) and `ConfigFile`s carried inline, and mounted
+  read-only. A bundle that cannot be downloaded leaves an earlier boot's config in place.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+import yaml
+from hydrostream_jobs import contract
+
+from infra import catalog
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# GCE refuses a metadata value larger than this.
+METADATA_VALUE_LIMIT_BYTES = 256 * 1024
+
+BIN_DIR = "/etc/hydrostream/bin"
+UNIT_DIR = "/etc/systemd/system"
+INLINE_CONFIG_DIR = "/etc/hydrostream/config"
+HOST_ENV_FILE = "/run/hydrostream/host.env"
+# Written by host-env.sh into HOST_ENV_FILE; systemd expands it in the units that read that file.
+HOST_INTERNAL_IP = "${HOST_INTERNAL_IP}"
+
+DOCKER = "/usr/bin/docker"
+BASH = "/bin/bash"
+STOP_TIMEOUT_S = 60
+
+DATA_DISK_UNIT = "hydrostream-data-disk.service"
+FIREWALL_UNIT = "hydrostream-host-firewall.service"
+HOST_ENV_UNIT = "hydrostream-host-env.service"
+CONFIG_UNIT = "hydrostream-config.service"
+KAFKA_TOPICS_UNIT = "hydrostream-kafka-topics.service"
+
+# Host access the catalog cannot express yet (`Service` has no host-mount or PID-namespace field):
+# node-exporter reads the host's filesystems under its `--path.rootfs`.
+_HOST_ACCESS: dict[str, tuple[str, ...]] = {
+    catalog.NODE_EXPORTER.name: ("--pid", "host", "--volume", "/:/host:ro,rslave"),
+}
+
+_SECRET_ID = re.compile(r"projects/[A-Za-z0-9._:-]+/secrets/[A-Za-z0-9_-]{1,255}")
+_DEVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_GCS_URI = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(\S+)")
+_RELATIVE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_INFLUX_DURATION = re.compile(r"0|([0-9]+(ns|us|ms|s|m|h|d|w))+")
+_NUMERIC_USER = re.compile(r"[0-9]+(:[0-9]+)?")
+
+
+def unit_name(service: catalog.Service) -> str:
+    """The systemd unit that runs a catalog service."""
+    return f"hydrostream-{service.name}.service"
+
+
+@dataclass(frozen=True)
+class DataDisk:
+    """The persistent disk that holds the services' volumes, as attached to the VM."""
+
+    device_name: str = "data"  # the attached disk's device_name
+    mount_path: str = "/mnt/disks/data"  # COS mounts disks under /mnt/disks (writable, executable)
+
+    def __post_init__(self) -> None:
+        if not _DEVICE_NAME.fullmatch(self.device_name):
+            raise ValueError(f"data disk device_name {self.device_name!r}: use lowercase letters, digits, -")
+        if not re.fullmatch(r"/mnt/disks/[a-z0-9][a-z0-9_-]*", self.mount_path):
+            raise ValueError(f"data disk mount_path {self.mount_path!r}: must be a folder of /mnt/disks")
+
+    @property
+    def device(self) -> str:
+        """The stable by-id path GCE gives the disk attached with `device_name`."""
+        return f"/dev/disk/by-id/google-{self.device_name}"
+
+    def volume_path(self, volume: catalog.Volume | str) -> str:
+        """The host folder that holds one volume."""
+        name = volume.name if isinstance(volume, catalog.Volume) else volume
+        return f"{self.mount_path}/{name}"
+
+
+DEFAULT_DATA_DISK = DataDisk()
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where one catalog secret lives: its Secret Manager resource name, never its value."""
+
+    secret: str  # logical name, one of catalog.SECRETS
+    secret_id: str  # projects/P/secrets/S
+
+    def __post_init__(self) -> None:
+        if self.secret not in catalog.SECRETS:
+            raise ValueError(f"unknown secret {self.secret!r}; known: {', '.join(catalog.SECRETS)}")
+        if not _SECRET_ID.fullmatch(self.secret_id):
+            # The rejected string is not echoed: it may be a secret value passed by mistake.
+            raise ValueError(f"secret {self.secret!r}: secret_id must be a name like projects/P/secrets/S")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A Kafka topic the broker VM creates."""
+
+    name: str
+    partitions: int
+    retention_ms: int  # -1: keep forever
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_NAME.fullmatch(self.name) or self.name in (".", ".."):
+            raise ValueError(f"topic name {self.name!r}: use up to 249 of [A-Za-z0-9._-]")
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name!r}: partitions must be at least 1, got {self.partitions}")
+        if self.retention_ms < 1 and self.retention_ms != -1:
+            raise ValueError(f"topic {self.name!r}: retention_ms must be > 0 or -1, got {self.retention_ms}")
+
+
+@dataclass(frozen=True)
+class ConfigBundle:
+    """A .tar.gz in Cloud Storage whose top-level folders are config volumes, unpacked at boot."""
+
+    gcs_uri: str  # gs://bucket/object; name the object by its content digest so a VM gets one version
+    volumes: tuple[str, ...]  # the catalog volumes it fills
+
+    def __post_init__(self) -> None:
+        if not _GCS_URI.fullmatch(self.gcs_uri):
+            raise ValueError(f"config bundle {self.gcs_uri!r}: must be gs://BUCKET/OBJECT")
+        if not self.volumes:
+            raise ValueError(f"config bundle {self.gcs_uri!r}: name the volumes it fills")
+
+    @property
+    def media_url(self) -> str:
+        """The Cloud Storage JSON API URL that downloads the object."""
+        match = _GCS_URI.fullmatch(self.gcs_uri)
+        assert match is not None
+        bucket, name = match.groups()
+        return f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A small config file carried inline, written into a config volume at `path` (relative)."""
+
+    volume: str
+    path: str
+    content: str
+
+    def __post_init__(self) -> None:
+        if not _RELATIVE_PATH.fullmatch(self.path) or ".." in self.path.split("/"):
+            raise ValueError(f"config file {self.path!r}: must be a relative path of [A-Za-z0-9._-] parts")
+
+
+@dataclass
+class _Document:
+    """One VM's cloud-config while it is assembled: units, the scripts they call, inline files."""
+
+    role: str
+    data_disk: DataDisk
+    units: dict[str, str] = field(default_factory=dict)
+    scripts: set[str] = field(default_factory=set)
+    files: list[tuple[str, str, str]] = field(default_factory=list)  # path, permissions, content
+    enabled: list[str] = field(default_factory=list)
+
+    def script(self, name: str, *args: str) -> list[str]:
+        """A command line that runs one of the template scripts, which is then shipped."""
+        self.scripts.add(name)
+        if name != "gce-metadata.sh" and "gce-metadata.sh" in (TEMPLATES / name).read_text():
+            self.scripts.add("gce-metadata.sh")
+        return [BASH, f"{BIN_DIR}/{name}", *args]
+
+    def oneshot(self, unit: str, description: str, command: list[str], *, requires: Sequence[str] = (),
+                timeout_s: int = 300, network: bool = True) -> None:
+        """A unit that runs `command` once per boot; one that needs the network retries on failure."""
+        self.units[unit] = _render_template(
+            "oneshot.service.j2", description=description, requires=list(requires), timeout_s=timeout_s,
+            network=network, exec_start=_systemd_command(command))
+
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Dumps multi-line strings as literal blocks so units and scripts read as files."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def _to_yaml(value: object, flow: bool = False) -> str:
+    return yaml.dump(value, Dumper=_BlockDumper, sort_keys=False, width=1_000_000,
+                     default_flow_style=None if flow else False).rstrip("\n")
+
+
+_environment.filters["to_yaml"] = _to_yaml
+
+
+def _render_template(name: str, **values: object) -> str:
+    return _environment.get_template(name).render(**values)
+
+
+def _systemd_word(word: str, expand: Iterable[str] = ()) -> str:
+    """One argument of a systemd command line, quoted; `$` and `%` are literal except `expand`."""
+    if "\n" in word:
+        raise ValueError(f"a command-line argument cannot hold a newline: {word!r}")
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    for variable in expand:
+        escaped = escaped.replace(variable.replace("$", "$$"), variable)
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _systemd_command(words: Sequence[str], expand: Iterable[str] = ()) -> str:
+    return " ".join(_systemd_word(word, expand) for word in words)
+
+
+def _owner(service: catalog.Service) -> str:
+    """uid:gid that owns a service's folders and secret files on the host."""
+    if service.user is None:
+        return "0:0"
+    if not _NUMERIC_USER.fullmatch(service.user):
+        raise ValueError(f"service {service.name!r}: user {service.user!r} must be a numeric uid[:gid]")
+    return service.user if ":" in service.user else f"{service.user}:{service.user}"
+
+
+def _health_command(service: catalog.Service) -> str:
+    kind, *args = service.health_check.command
+    if kind == "CMD-SHELL" and len(args) == 1:
+        return args[0]
+    if kind == "CMD" and args:
+        return shlex.join(args)
+    raise ValueError(f"service {service.name!r}: unsupported health check {service.health_check.command!r}")
+
+
+def secret_host_path(service: catalog.Service, secret: str) -> str:
+    """Where a service's copy of a secret lives on the host (a tmpfs), mounted read-only."""
+    return f"{catalog.SECRETS_DIR}/{service.name}/{secret}"
+
+
+def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[str, SecretRef],
+                    extra_env: Mapping[str, str], config_volumes: frozenset[str]) -> str:
+    env = dict(service.env)
+    for key, value in extra_env.items():
+        if key in env:
+            raise ValueError(f"service {service.name!r}: {key} is set by the catalog")
+        env[key] = value
+    check = service.health_check
+    lines = [[DOCKER, "run", "--rm", "--name", service.name, "--network", "host"]]
+    if service.user is not None:
+        lines.append(["--user", service.user])
+    if service.name in _HOST_ACCESS:
+        lines.append(list(_HOST_ACCESS[service.name]))
+    lines += [["--env", f"{key}={value}"] for key, value in env.items()]
+    lines += [["--env", f"{s.env}={s.container_path}"] for s in service.secret_files if s.env]
+    lines += [["--volume", f"{doc.data_disk.volume_path(v)}:{v.container_path}:"
+               + ("ro" if v.name in config_volumes else "rw")] for v in service.volumes]
+    lines += [["--volume", f"{secret_host_path(service, s.secret)}:{s.container_path}:ro"]
+              for s in service.secret_files]
+    lines += [
+        ["--health-cmd", _health_command(service)],
+        ["--health-interval", f"{check.interval_s}s", "--health-timeout", f"{check.timeout_s}s",
+         "--health-retries", str(check.retries), "--health-start-period", f"{check.start_period_s}s"],
+        [service.image, *service.command],
+    ]
+
+    uses_host_env = any(HOST_INTERNAL_IP in value for value in env.values())
+    expand = [HOST_INTERNAL_IP] if uses_host_env else []
+    data_volumes = [doc.data_disk.volume_path(v) for v in service.volumes if v.name not in config_volumes]
+    pre = []
+    if data_volumes:
+        pre.append(doc.script("volume-dirs.sh", _owner(service), *data_volumes))
+    for secret_file in service.secret_files:
+        if secret_file.secret not in secrets:
+            raise ValueError(f"service {service.name!r} needs secret {secret_file.secret!r}: no SecretRef")
+        pre.append(doc.script("fetch-secret.sh", secrets[secret_file.secret].secret_id,
+                              secret_host_path(service, secret_file.secret), _owner(service)))
+    requires = ["docker.service", FIREWALL_UNIT]
+    if service.volumes:
+        requires.append(DATA_DISK_UNIT)
+    if any(v.name in config_volumes for v in service.volumes):
+        requires.append(CONFIG_UNIT)
+    if uses_host_env:
+        requires.append(HOST_ENV_UNIT)
+    return _render_template(
+        "container.service.j2",
+        service=service,
+        docker=DOCKER,
+        requires=requires,
+        environment_files=[HOST_ENV_FILE] if uses_host_env else [],
+        stop_timeout_s=STOP_TIMEOUT_S,
+        exec_start_pre=[_systemd_command(command) for command in pre],
+        docker_run_lines=[_systemd_command(line, expand) for line in lines],
+    )
+
+
+def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = (),
+            extra_env: Mapping[str, Mapping[str, str]] | None = None,
+            config: ConfigBundle | None = None, config_files: Sequence[ConfigFile] = (),
+            topics: Sequence[TopicSpec] = ()) -> str:
+    """The cloud-config of one role: every catalog service of the role, plus what they need."""
+    services = catalog.services_for_role(role)
+    extra_env = extra_env or {}
+    by_secret = {ref.secret: ref for ref in secrets}
+    needed = {s.secret for service in services for s in service.secret_files}
+    if len(by_secret) != len(secrets) or set(by_secret) - needed:
+        raise ValueError(f"role {role!r} takes one SecretRef each for {sorted(needed)}, got "
+                         f"{[ref.secret for ref in secrets]}")
+    role_volumes = {v.name for service in services for v in service.volumes}
+    config_volumes = frozenset((config.volumes if config else ()) + tuple(f.volume for f in config_files))
+    if config_volumes - role_volumes:
+        raise ValueError(f"role {role!r} has no volume {sorted(config_volumes - role_volumes)}; "
+                         f"its volumes: {sorted(role_volumes)}")
+    unknown = set(extra_env) - {s.name for s in services}
+    if unknown:
+        raise ValueError(f"role {role!r} runs no service {sorted(unknown)}")
+
+    doc = _Document(role=role, data_disk=data_disk)
+    ports = sorted({(p.number, p.protocol) for service in services for p in service.ports})
+    doc.oneshot(FIREWALL_UNIT, "accept the role's ports in the host firewall",
+                doc.script("open-host-ports.sh", *(f"{number}/{protocol}" for number, protocol in ports)),
+                network=False)
+    if role_volumes:
+        doc.oneshot(DATA_DISK_UNIT, f"mount the data disk at {data_disk.mount_path}",
+                    doc.script("mount-data-disk.sh", data_disk.device, data_disk.mount_path), network=False)
+    if config_volumes:
+        for config_file in config_files:
+            doc.files.append((f"{INLINE_CONFIG_DIR}/{config_file.volume}/{config_file.path}", "0644",
+                              config_file.content))
+        doc.oneshot(CONFIG_UNIT, "fill the config volumes",
+                    doc.script("fetch-config.sh", data_disk.mount_path, INLINE_CONFIG_DIR,
+                               config.media_url if config else "-", *sorted(config_volumes)),
+                    requires=[DATA_DISK_UNIT])
+    for service in services:
+        unit = _container_unit(doc, service, by_secret, extra_env.get(service.name, {}), config_volumes)
+        if HOST_ENV_UNIT in unit and HOST_ENV_UNIT not in doc.units:
+            doc.oneshot(HOST_ENV_UNIT, "read this VM's facts from the metadata server",
+                        doc.script("host-env.sh", HOST_ENV_FILE))
+        doc.units[unit_name(service)] = unit
+        doc.enabled.append(unit_name(service))
+    if topics:
+        doc.oneshot(KAFKA_TOPICS_UNIT, "create the Kafka topics",
+                    doc.script("create-kafka-topics.sh", catalog.KAFKA.name,
+                               f"localhost:{catalog.KAFKA.port('kafka')}",
+                               *(f"{t.name}:{t.partitions}:{t.retention_ms}" for t in topics)),
+                    requires=[unit_name(catalog.KAFKA)], timeout_s=600)
+        doc.enabled.append(KAFKA_TOPICS_UNIT)
+
+    write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())
+                   for name in sorted(doc.scripts)]
+    write_files += [_write_file(f"{UNIT_DIR}/{unit}", "0644", text) for unit, text in doc.units.items()]
+    write_files += [_write_file(path, permissions, content) for path, permissions, content in doc.files]
+    runcmd = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", *doc.enabled]]
+    document = _render_template("cloud-config.yaml.j2", role=role, data_disk=data_disk,
+                                write_files=write_files, runcmd=runcmd)
+    size = len(document.encode())
+    if size > METADATA_VALUE_LIMIT_BYTES:
+        raise ValueError(f"the {role} cloud-config is {size} bytes, over GCE's metadata value limit "
+                         f"of {METADATA_VALUE_LIMIT_BYTES}: move config files into the bundle")
+    return document
+
+
+def _write_file(path: str, permissions: str, content: str) -> dict[str, str]:
+    return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
+
+
+def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec],
+                      data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+    """Kafka (KRaft, one broker+controller) with its exporter and node-exporter; creates `topics`."""
+    if heap_mb < 256:
+        raise ValueError(f"Kafka heap_mb must be at least 256, got {heap_mb}")
+    names = [topic.name for topic in topics]
+    missing = [t for t in (contract.READINGS_TOPIC, contract.DEAD_LETTER_TOPIC) if t not in names]
+    if missing or len(set(names)) != len(names):
+        raise ValueError(f"topics must name each of {missing or names} once, got {names}")
+    kafka = catalog.KAFKA
+    controllers = set(kafka.env["KAFKA_CONTROLLER_LISTENER_NAMES"].split(","))
+    listeners = (entry.partition("://") for entry in kafka.env["KAFKA_LISTENERS"].split(","))
+    advertised = [f"{name}://{HOST_INTERNAL_IP}:{address.rpartition(':')[2]}"
+                  for name, _, address in listeners if name not in controllers]
+    env = {
+        "KAFKA_ADVERTISED_LISTENERS": ",".join(advertised),
+        "KAFKA_HEAP_OPTS": f"-Xms{heap_mb}m -Xmx{heap_mb}m",
+    }
+    return _render(catalog.BROKER, data_disk, extra_env={kafka.name: env}, topics=topics)
+
+
+def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
+                    secrets: Sequence[SecretRef], data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+    """InfluxDB 2.x set up once with `org`, `bucket` and `retention` (e.g. "30d"), and node-exporter."""
+    for what, value in (("org", org), ("bucket", bucket)):
+        if not value or not value.isprintable() or value != value.strip():
+            raise ValueError(f"InfluxDB {what} {value!r}: must be non-empty printable text without "
+                             f"surrounding spaces")
+    if not _INFLUX_DURATION.fullmatch(retention):
+        raise ValueError(f"InfluxDB retention {retention!r}: use a duration like 30d or 720h, 0 for forever")
+    if memory_limit_mb < 64:
+        raise ValueError(f"InfluxDB memory_limit_mb must be at least 64, got {memory_limit_mb}")
+    env = {
+        "DOCKER_INFLUXDB_INIT_ORG": org,
+        "DOCKER_INFLUXDB_INIT_BUCKET": bucket,
+        "DOCKER_INFLUXDB_INIT_RETENTION": retention,
+        "GOMEMLIMIT": f"{memory_limit_mb}MiB",
+    }
+    return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env})
+
+
+def monitoring_cloud_init(config: ConfigBundle | None, secrets: Sequence[SecretRef],
+                          config_files: Sequence[ConfigFile] = (),
+                          data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+    """Prometheus and Grafana with their config volumes filled from `config` and `config_files`."""
+    return _render(catalog.MONITORING, data_disk, secrets=secrets, config=config, config_files=config_files)
