@@ -291,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stack")
     parser.add_argument("--write", action="store_true", help="rewrite tests/inventories/<stack>.yaml")
+    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help="where the stack files are")
     args = parser.parse_args(argv)
     try:
-        plan = run_plan(args.stack)
+        plan = run_plan(args.stack, stack_config(args.stack, args.stacks_dir))
     except pulumi.RunError as error:
         print(error, file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ def test_shellcheck_every_script():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_deploy_script_refuses_bad_usage_before_touching_pulumi(tmp_path):
+def test_deploy_script_refuses_bad_usage_before_touching_pulumi():
     result = subprocess.run([str(ROOT / "scripts" / "deploy.sh"), "apply", "dev"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
