@@ -1,0 +1,529 @@
+"""The service VMs' cloud-init: valid documents, the catalog's images and ports, no secret values,
+boot scripts that pass shellcheck and behave (run here against stubbed system commands)."""
+
+import base64
+import io
+import os
+import re
+import secrets
+import shlex
+import shutil
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from hydrostream_jobs import contract
+
+from infra import catalog, cloud_init
+
+TEMPLATES = Path(cloud_init.__file__).resolve().parent / "templates"
+ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING)
+
+# A random stand-in for a secret value: it must never reach a document, a command line or a log.
+SECRET_VALUE = f"value-{secrets.token_hex(16)}"
+HEAP_MB = 1536
+TOPICS = (
+    cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=6, retention_ms=259_200_000),
+    cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, partitions=2, retention_ms=1_209_600_000),
+)
+BUNDLE = cloud_init.ConfigBundle("gs://hydro-config/monitoring/sha256-ab12.tar.gz",
+                                 volumes=("prometheus-config", "grafana-provisioning"))
+PROMETHEUS_YML = cloud_init.ConfigFile("prometheus-config", "prometheus.yml",
+                                       "global:\n  scrape_interval: 15s\n")
+
+
+def secret_id(secret: str) -> str:
+    return f"projects/sentinel-project/secrets/SENTINEL-{secret}"
+
+
+def refs(*names: str) -> list[cloud_init.SecretRef]:
+    return [cloud_init.SecretRef(name, secret_id(name)) for name in names]
+
+
+def render(role: str) -> str:
+    if role == catalog.BROKER:
+        return cloud_init.broker_cloud_init(HEAP_MB, TOPICS)
+    if role == catalog.TSDB:
+        return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
+                                          refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
+    return cloud_init.monitoring_cloud_init(
+        BUNDLE, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [PROMETHEUS_YML])
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, str]:
+    return {role: render(role) for role in ROLES}
+
+
+def files(document: str) -> dict[str, str]:
+    return {f["path"]: f["content"] for f in yaml.safe_load(document)["write_files"]}
+
+
+def units(document: str) -> dict[str, str]:
+    return {Path(p).name: c for p, c in files(document).items() if p.startswith("/etc/systemd/system/")}
+
+
+def commands(unit: str, key: str) -> list[list[str]]:
+    """The argument lists of a unit's `key=` lines, split the way systemd does for these lines."""
+    joined = re.sub(r"\\\n", " ", unit)
+    found = []
+    for line in joined.splitlines():
+        if line.startswith(f"{key}="):
+            words = shlex.split(line[len(key) + 1:].lstrip("-"))
+            found.append([w.replace("$$", "\0").replace("%%", "%").replace("\0", "$") for w in words])
+    return found
+
+
+def docker_run(unit: str) -> dict:
+    """The parts of a unit's `docker run` command line."""
+    (args,) = commands(unit, "ExecStart")
+    assert args[:2] == ["/usr/bin/docker", "run"], args
+    parsed: dict = {"env": {}, "volumes": [], "flags": []}
+    rest = iter(args[2:])
+    for arg in rest:
+        if arg == "--rm":
+            parsed["flags"].append(arg)
+        elif arg == "--env":
+            key, _, value = next(rest).partition("=")
+            parsed["env"][key] = value
+        elif arg == "--volume":
+            parsed["volumes"].append(next(rest))
+        elif arg.startswith("--"):
+            parsed[arg[2:]] = next(rest)
+        else:
+            parsed["image"], parsed["command"] = arg, list(rest)
+    return parsed
+
+
+def role_services(role: str) -> list[catalog.Service]:
+    return [s for s in catalog.SERVICES.values() if s.role in (role, "host")]
+
+
+def container_units(document: str) -> dict[str, dict]:
+    """service name -> parsed docker run, for every unit that runs a container."""
+    runs = {}
+    for text in units(document).values():
+        starts = commands(text, "ExecStart")
+        if starts and starts[0][:2] == ["/usr/bin/docker", "run"]:
+            run = docker_run(text)
+            runs[run["name"]] = run
+    return runs
+
+
+def run_script(name: str, *args: str, stubs: Path, env: dict[str, str] | None = None):
+    """Run a template script with stub commands first on PATH."""
+    return subprocess.run(["bash", str(TEMPLATES / name), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", **(env or {})})
+
+
+def stub(stubs: Path, name: str, body: str) -> None:
+    """A stub command that logs its arguments to $STUB_LOG, then runs `body`."""
+    stubs.mkdir(exist_ok=True)
+    path = stubs / name
+    path.write_text(f'#!/bin/bash\necho "{name} $*" >>"$STUB_LOG"\n{body}\n')
+    path.chmod(0o755)
+
+
+def calls(log: Path, name: str) -> list[str]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if line.split(" ")[0] == name]
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        pytest.fail(f"{binary} is not installed: these tests need it (Debian: {binary}; .ci/run installs it)")
+    return path
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ROLES)
+def test_document_passes_cloud_init_schema(role, documents, tmp_path):
+    path = tmp_path / f"{role}.yaml"
+    path.write_text(documents[role])
+    result = subprocess.run([require("cloud-init"), "schema", "--config-file", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
+    assert documents[role].startswith("#cloud-config\n")
+
+
+def test_cloud_init_schema_check_can_fail(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(render(catalog.TSDB).replace("permissions: '0644'", "permissions: 644", 1))
+    result = subprocess.run([require("cloud-init"), "schema", "--config-file", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_document_fits_in_a_metadata_value(role, documents):
+    assert len(documents[role].encode()) < 256 * 1024
+
+
+def test_an_oversized_document_is_refused():
+    huge = cloud_init.ConfigFile("prometheus-config", "rules/huge.yml", "x" * (256 * 1024) + "\n")
+    with pytest.raises(ValueError, match="metadata value limit"):
+        cloud_init.monitoring_cloud_init(BUNDLE, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
+                                         [huge])
+
+
+def test_scripts_are_embedded_from_the_template_files(documents):
+    for document in documents.values():
+        for path, content in files(document).items():
+            if path.endswith(".sh"):
+                assert content == (TEMPLATES / Path(path).name).read_text(), path
+
+
+def test_every_shell_script_passes_shellcheck(documents, tmp_path):
+    shellcheck = require("shellcheck")
+    scripts = sorted(TEMPLATES.glob("*.sh"))
+    assert {p.name for p in scripts} >= {"mount-data-disk.sh", "fetch-secret.sh", "fetch-config.sh",
+                                         "create-kafka-topics.sh"}
+    for role, document in documents.items():
+        folder = tmp_path / role
+        folder.mkdir()
+        for path, content in files(document).items():
+            if content.startswith("#!"):
+                (folder / Path(path).name).write_text(content)
+                scripts.append(folder / Path(path).name)
+    for script in scripts:
+        assert "set -euo pipefail" in script.read_text(), script
+        result = subprocess.run([shellcheck, "--external-sources", "--shell=bash", script.name],
+                                cwd=script.parent, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{script}:\n{result.stdout}{result.stderr}"
+
+
+# --- the catalog, rendered ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ROLES)
+def test_units_run_exactly_the_catalog_images_of_the_role(role, documents):
+    runs = container_units(documents[role])
+    images = {name: run["image"] for name, run in runs.items()}
+    assert images == {s.name: s.image for s in role_services(role)}
+    runcmd = yaml.safe_load(documents[role])["runcmd"]
+    assert runcmd[0] == ["systemctl", "daemon-reload"]
+    assert runcmd[1][:4] == ["systemctl", "enable", "--now", "--no-block"]
+    assert {f"hydrostream-{s.name}.service" for s in role_services(role)} <= set(runcmd[1][4:])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_host_firewall_opens_exactly_the_catalog_ports_of_the_role(role, documents):
+    (args,) = commands(units(documents[role])["hydrostream-host-firewall.service"], "ExecStart")
+    assert args[1].endswith("/open-host-ports.sh")
+    assert set(args[2:]) == {f"{p.number}/{p.protocol}" for s in role_services(role) for p in s.ports}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_containers_run_as_the_catalog_says(role, documents):
+    runs = container_units(documents[role])
+    for service in role_services(role):
+        run = runs[service.name]
+        assert run["network"] == "host" and "--rm" in run["flags"]
+        assert run.get("user") == service.user
+        assert run["command"] == list(service.command)
+        for key, value in service.env.items():
+            assert run["env"][key] == value, (service.name, key)
+        check = service.health_check
+        kind, *health = check.command
+        assert run["health-cmd"] == (health[0] if kind == "CMD-SHELL" else " ".join(health))
+        assert (run["health-interval"], run["health-timeout"], run["health-retries"],
+                run["health-start-period"]) == (f"{check.interval_s}s", f"{check.timeout_s}s",
+                                                str(check.retries), f"{check.start_period_s}s")
+        data_volumes = [v for v in run["volumes"] if v.startswith("/mnt/disks/data/")]
+        assert sorted(data_volumes) == sorted(
+            f"/mnt/disks/data/{v.name}:{v.container_path}:{'ro' if v.name in BUNDLE.volumes else 'rw'}"
+            for v in service.volumes)
+
+
+def test_unit_quoting_keeps_every_character():
+    odd = ['a b', 'say "hi"', "back\\slash", "100%", "$HOME", "${HOST_INTERNAL_IP}", "semi;colon", ""]
+    line = cloud_init._systemd_command(odd)
+    assert commands(f"ExecStart={line}\n", "ExecStart") == [odd]
+    assert "$HOME" not in line.replace("$$HOME", "") and "100%%" in line
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+def test_no_secret_value_reaches_a_document(documents):
+    for role, document in documents.items():
+        assert SECRET_VALUE not in document
+        for run in container_units(document).values():
+            for key, value in run["env"].items():
+                if re.search("PASSWORD|TOKEN|SECRET", key):
+                    assert key.endswith("_FILE") and value.startswith(catalog.SECRETS_DIR + "/"), (role, key)
+    tsdb = documents[catalog.TSDB]
+    assert secret_id(catalog.INFLUXDB_TOKEN) in tsdb
+
+
+@pytest.mark.parametrize("role", (catalog.TSDB, catalog.MONITORING))
+def test_secrets_are_fetched_by_resource_name_and_mounted_read_only(role, documents):
+    for text in units(documents[role]).values():
+        starts = commands(text, "ExecStart")
+        if not (starts and starts[0][:2] == ["/usr/bin/docker", "run"]):
+            continue
+        run = docker_run(text)
+        service = catalog.SERVICES[run["name"]]
+        fetches = [c for c in commands(text, "ExecStartPre") if c[1].endswith("/fetch-secret.sh")]
+        assert len(fetches) == len(service.secret_files)
+        for secret_file, fetch in zip(service.secret_files, fetches, strict=True):
+            host_path = f"{catalog.SECRETS_DIR}/{service.name}/{secret_file.secret}"
+            owner = service.user or "0"
+            assert fetch[2:] == [secret_id(secret_file.secret), host_path, f"{owner}:{owner}"]
+            assert f"{host_path}:{secret_file.container_path}:ro" in run["volumes"]
+
+
+def test_a_secret_ref_takes_a_resource_name_and_never_echoes_what_it_rejects():
+    with pytest.raises(ValueError) as error:
+        cloud_init.SecretRef(catalog.INFLUXDB_TOKEN, SECRET_VALUE)
+    assert SECRET_VALUE not in str(error.value)
+    with pytest.raises(ValueError, match="unknown secret"):
+        cloud_init.SecretRef("aws-key", secret_id("aws-key"))
+
+
+def test_a_role_needs_exactly_its_secrets():
+    with pytest.raises(ValueError, match="influxdb-token"):
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD))
+    with pytest.raises(ValueError, match="takes one SecretRef"):
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(*catalog.SECRETS))
+
+
+def secret_stubs(tmp_path: Path, filesystem: str = "tmpfs") -> Path:
+    stubs = tmp_path / "bin"
+    payload = base64.b64encode(SECRET_VALUE.encode()).decode()
+    stub(stubs, "curl", f"""
+case "$*" in
+  *computeMetadata*token*) echo '{{"access_token":"ya29.TEST-TOKEN","expires_in":3599}}' ;;
+  *secretmanager.googleapis.com*) cat >"$STUB_DIR/curl-config"
+    printf '{{\\n  "name": "projects/1/secrets/s/versions/3",\\n  "payload": {{\\n    "data": "{payload}",\\n'
+    printf '    "dataCrc32c": "123"\\n  }}\\n}}\\n' ;;
+  *) exit 22 ;;
+esac""")
+    stub(stubs, "stat", f"echo {filesystem}")
+    stub(stubs, "chown", "")
+    return stubs
+
+
+def test_fetch_secret_writes_the_value_only_into_a_private_file(tmp_path):
+    stubs = secret_stubs(tmp_path)
+    log, dest = tmp_path / "calls.log", tmp_path / "run" / "grafana" / "grafana-admin-password"
+    result = run_script("fetch-secret.sh", secret_id("grafana-admin-password"), str(dest), "472:472",
+                        stubs=stubs, env={"STUB_LOG": str(log), "STUB_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert dest.read_text() == SECRET_VALUE
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o400
+    assert calls(log, "chown")[0].split(" ")[1] == "472:472"
+    encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
+    for text in (result.stdout, result.stderr, log.read_text()):
+        assert SECRET_VALUE not in text and encoded not in text and "TEST-TOKEN" not in text
+    assert (tmp_path / "curl-config").read_text() == 'header = "Authorization: Bearer ya29.TEST-TOKEN"\n'
+    assert any(f"https://secretmanager.googleapis.com/v1/{secret_id('grafana-admin-password')}"
+               "/versions/latest:access" in call for call in calls(log, "curl"))
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+
+
+def test_fetch_secret_refuses_a_folder_that_is_not_a_tmpfs(tmp_path):
+    stubs = secret_stubs(tmp_path, filesystem="ext2/ext3")
+    dest = tmp_path / "disk" / "influxdb-token"
+    result = run_script("fetch-secret.sh", secret_id("influxdb-token"), str(dest), "0:0", stubs=stubs,
+                        env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "tmpfs" in result.stderr
+    assert not dest.exists()
+
+
+# --- the data disk ------------------------------------------------------------------------------
+
+def disk_stubs(tmp_path: Path, blkid_exit: int, blkid_output: str = "", mounted: bool = False) -> Path:
+    stubs = tmp_path / "bin"
+    stub(stubs, "blkid", f"printf '{blkid_output}'\nexit {blkid_exit}")
+    stub(stubs, "mountpoint", f"exit {0 if mounted else 1}")
+    for name in ("mkfs.ext4", "mount", "resize2fs"):
+        stub(stubs, name, "")
+    return stubs
+
+
+@pytest.mark.parametrize(("case", "blkid_exit", "blkid_output", "mounted", "formats", "mounts"), [
+    ("blank disk", 2, "", False, True, True),
+    ("ext4 disk", 0, "DEVNAME=/dev/sdb\\nTYPE=ext4\\n", False, False, True),
+    ("already mounted", 0, "TYPE=ext4\\n", True, False, False),
+    ("other filesystem", 0, "DEVNAME=/dev/sdb\\nTYPE=xfs\\n", False, False, False),
+    ("partition table", 0, "DEVNAME=/dev/sdb\\nPTTYPE=gpt\\n", False, False, False),
+    ("probe error", 4, "", False, False, False),
+    ("ambiguous probe", 8, "", False, False, False),
+])
+def test_the_data_disk_is_formatted_only_when_blank(case, blkid_exit, blkid_output, mounted, formats, mounts,
+                                                    tmp_path):
+    device = tmp_path / "google-data"
+    device.write_bytes(bytes(64 * 1024))
+    log = tmp_path / "calls.log"
+    stubs = disk_stubs(tmp_path, blkid_exit, blkid_output, mounted)
+    result = run_script("mount-data-disk.sh", str(device), str(tmp_path / "mnt"), stubs=stubs,
+                        env={"STUB_LOG": str(log)})
+    mkfs = f"mkfs.ext4 -m 0 -E lazy_itable_init=0,lazy_journal_init=0,discard {device}"
+    assert calls(log, "mkfs.ext4") == ([mkfs] if formats else []), case
+    assert len(calls(log, "mount")) == (1 if mounts else 0), case
+    assert (result.returncode == 0) == (mounts or mounted), (case, result.stderr)
+
+
+def test_an_unreadable_device_is_not_formatted(tmp_path):
+    device = tmp_path / "google-data"
+    device.mkdir()  # blkid finds nothing, and reading it fails
+    log = tmp_path / "calls.log"
+    result = run_script("mount-data-disk.sh", str(device), str(tmp_path / "mnt"),
+                        stubs=disk_stubs(tmp_path, 2), env={"STUB_LOG": str(log)})
+    assert result.returncode != 0
+    assert calls(log, "mkfs.ext4") == [] and calls(log, "mount") == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_data_disk_unit_mounts_the_attached_disk(role, documents):
+    (args,) = commands(units(documents[role])["hydrostream-data-disk.service"], "ExecStart")
+    assert args[1:] == ["/etc/hydrostream/bin/mount-data-disk.sh", "/dev/disk/by-id/google-data",
+                        "/mnt/disks/data"]
+    other = cloud_init.DataDisk(device_name="kafka-log", mount_path="/mnt/disks/kafka")
+    document = cloud_init.broker_cloud_init(HEAP_MB, TOPICS, data_disk=other)
+    (args,) = commands(units(document)["hydrostream-data-disk.service"], "ExecStart")
+    assert args[2:] == ["/dev/disk/by-id/google-kafka-log", "/mnt/disks/kafka"]
+    kafka_volumes = container_units(document)["kafka"]["volumes"]
+    assert "/mnt/disks/kafka/kafka-data:/var/lib/kafka/data:rw" in kafka_volumes
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+def test_kafka_heap_is_the_given_heap(documents):
+    env = container_units(documents[catalog.BROKER])["kafka"]["env"]
+    assert env["KAFKA_HEAP_OPTS"] == f"-Xms{HEAP_MB}m -Xmx{HEAP_MB}m"
+
+
+def test_kafka_advertises_the_internal_ip_read_from_the_metadata_server(documents, tmp_path):
+    kafka_unit = units(documents[catalog.BROKER])["hydrostream-kafka.service"]
+    env = docker_run(kafka_unit)["env"]
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://${{HOST_INTERNAL_IP}}:{catalog.KAFKA.port('kafka')}"
+    assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", kafka_unit)
+    assert "EnvironmentFile=/run/hydrostream/host.env" in kafka_unit
+    assert "Requires=" in kafka_unit and "hydrostream-host-env.service" in kafka_unit
+    (writer,) = commands(units(documents[catalog.BROKER])["hydrostream-host-env.service"], "ExecStart")
+    assert writer[1:] == ["/etc/hydrostream/bin/host-env.sh", "/run/hydrostream/host.env"]
+
+    stubs, log = tmp_path / "bin", tmp_path / "calls.log"
+    stub(stubs, "curl", 'case "$*" in *network-interfaces/0/ip*) echo 10.128.0.7 ;; *) exit 22 ;; esac')
+    result = run_script("host-env.sh", str(tmp_path / "host.env"), stubs=stubs, env={"STUB_LOG": str(log)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "host.env").read_text() == "HOST_INTERNAL_IP=10.128.0.7\n"
+    assert "Metadata-Flavor: Google" in calls(log, "curl")[0]
+
+
+def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_retention(documents, tmp_path):
+    (args,) = commands(units(documents[catalog.BROKER])["hydrostream-kafka-topics.service"], "ExecStart")
+    assert args[1].endswith("/create-kafka-topics.sh")
+    assert args[2:4] == [catalog.KAFKA.name, f"localhost:{catalog.KAFKA.port('kafka')}"]
+
+    stubs, log = tmp_path / "bin", tmp_path / "calls.log"
+    stub(stubs, "docker", "")
+    result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs, env={"STUB_LOG": str(log)})
+    assert result.returncode == 0, result.stderr
+    creates = [shlex.split(c) for c in calls(log, "docker") if "--create" in c]
+    assert len(creates) == len(TOPICS)
+    for topic, create in zip(TOPICS, creates, strict=True):
+        assert "--if-not-exists" in create
+        assert create[create.index("--topic") + 1] == topic.name
+        assert create[create.index("--partitions") + 1] == str(topic.partitions)
+        assert create[create.index("--config") + 1] == f"retention.ms={topic.retention_ms}"
+    alters = [c for c in calls(log, "docker") if "--alter" in c]
+    assert [f"retention.ms={t.retention_ms}" in a for t, a in zip(TOPICS, alters, strict=True)] == [True] * 2
+
+
+def test_the_broker_needs_both_contract_topics():
+    with pytest.raises(ValueError, match=re.escape(contract.DEAD_LETTER_TOPIC)):
+        cloud_init.broker_cloud_init(HEAP_MB, TOPICS[:1])
+    with pytest.raises(ValueError, match="partitions"):
+        cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=0, retention_ms=1000)
+
+
+# --- InfluxDB -----------------------------------------------------------------------------------
+
+def test_influxdb_is_set_up_from_the_arguments(documents):
+    env = container_units(documents[catalog.TSDB])["influxdb"]["env"]
+    assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    setup = (env["DOCKER_INFLUXDB_INIT_ORG"], env["DOCKER_INFLUXDB_INIT_BUCKET"],
+             env["DOCKER_INFLUXDB_INIT_RETENTION"], env["GOMEMLIMIT"])
+    assert setup == ("hydro-farm", "sensors", "30d", "700MiB")
+    with pytest.raises(ValueError, match="retention"):
+        cloud_init.tsdb_cloud_init("o", "b", "30 days", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD,
+                                                                  catalog.INFLUXDB_TOKEN))
+
+
+# --- monitoring config ----------------------------------------------------------------------------
+
+def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
+    document = documents[catalog.MONITORING]
+    (args,) = commands(units(document)["hydrostream-config.service"], "ExecStart")
+    assert args[1:] == ["/etc/hydrostream/bin/fetch-config.sh", "/mnt/disks/data", "/etc/hydrostream/config",
+                        "https://storage.googleapis.com/storage/v1/b/hydro-config/o/"
+                        "monitoring%2Fsha256-ab12.tar.gz?alt=media",
+                        "grafana-provisioning", "prometheus-config"]
+    inline = files(document)["/etc/hydrostream/config/prometheus-config/prometheus.yml"]
+    assert inline == PROMETHEUS_YML.content
+    with pytest.raises(ValueError, match="no volume"):
+        cloud_init.monitoring_cloud_init(cloud_init.ConfigBundle("gs://bkt/o.tgz", ("kafka-data",)),
+                                         refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
+
+
+def bundle(path: Path, members: dict[str, str]) -> Path:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            archive.addfile(info, io.BytesIO(text.encode()))
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def fetch_config(tmp_path: Path, bundle_file: Path | None) -> subprocess.CompletedProcess:
+    stubs = tmp_path / "bin"
+    stub(stubs, "curl", """
+case "$*" in
+  *computeMetadata*token*) echo '{"access_token":"ya29.T","expires_in":3599}' ;;
+  *storage.googleapis.com*)
+    [[ -n "$STUB_BUNDLE" ]] || exit 22
+    while [[ $# -gt 0 ]]; do [[ "$1" == --output ]] && cp "$STUB_BUNDLE" "$2"; shift; done ;;
+  *) exit 22 ;;
+esac""")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    inline = tmp_path / "inline" / "prometheus-config"
+    inline.mkdir(parents=True, exist_ok=True)
+    (inline / "prometheus.yml").write_text("inline\n")
+    return run_script("fetch-config.sh", str(tmp_path / "data"), str(tmp_path / "inline"), BUNDLE.media_url,
+                      "grafana-provisioning", "prometheus-config", stubs=stubs,
+                      env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_BUNDLE": str(bundle_file or "")})
+
+
+def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path):
+    archive = bundle(tmp_path / "b.tgz", {"prometheus-config/prometheus.yml": "from bundle\n",
+                                          "prometheus-config/rules/alerts.yml": "groups: []\n",
+                                          "grafana-provisioning/datasources/influx.yml": "apiVersion: 1\n"})
+    result = fetch_config(tmp_path, archive)
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "data"
+    assert (data / "prometheus-config" / "prometheus.yml").read_text() == "inline\n"
+    assert (data / "prometheus-config" / "rules" / "alerts.yml").read_text() == "groups: []\n"
+    assert (data / "grafana-provisioning" / "datasources" / "influx.yml").read_text() == "apiVersion: 1\n"
+
+    result = fetch_config(tmp_path, None)  # the download fails on the next boot
+    assert result.returncode == 0 and "keeping the config" in result.stderr
+    assert (data / "prometheus-config" / "rules" / "alerts.yml").exists()
+    assert sorted(p.name for p in data.iterdir()) == ["grafana-provisioning", "prometheus-config"]
+
+
+def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_path):
+    (tmp_path / "first").mkdir()
+    result = fetch_config(tmp_path / "first", None)
+    assert result.returncode != 0 and "no earlier config" in result.stderr
+    (tmp_path / "second").mkdir()
+    result = fetch_config(tmp_path / "second", bundle(tmp_path / "b.tgz", {"kafka-data/x": "x\n"}))
+    assert result.returncode != 0 and "not a config volume" in result.stderr
