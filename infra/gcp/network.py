@@ -1,0 +1,82 @@
+"""The environment's private network: a custom VPC, one subnet, and Cloud NAT for outbound traffic.
+
+No VM or Dataproc node has a public IP. Private Google Access lets them reach Google APIs
+(Cloud Storage, Secret Manager, Dataproc) directly; Cloud NAT lets them pull container images and
+packages (Docker Hub, Maven Central, PyPI) without being reachable from the internet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.settings import StackSettings
+
+NETWORK_NAME = "hydrostream"
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    settings: StackSettings
+
+
+class Network(pulumi.ComponentResource):
+    """Custom VPC with one regional subnet (Private Google Access) behind a Cloud Router and NAT."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:network:Network", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        region = settings.gcp.region
+
+        vpc = gcp.compute.Network(
+            f"{name}-vpc",
+            name=NETWORK_NAME,
+            auto_create_subnetworks=False,
+            routing_mode="REGIONAL",
+            description=f"Hydrostream {settings.stack}: private network for the pipeline",
+            opts=child,
+        )
+        subnet = gcp.compute.Subnetwork(
+            f"{name}-subnet",
+            name=f"{NETWORK_NAME}-{region}",
+            network=vpc.id,
+            region=region,
+            ip_cidr_range=settings.network.subnet_cidr,
+            private_ip_google_access=True,
+            opts=child,
+        )
+        router = gcp.compute.Router(
+            f"{name}-router",
+            name=f"{NETWORK_NAME}-{region}",
+            network=vpc.id,
+            region=region,
+            opts=child,
+        )
+        gcp.compute.RouterNat(
+            f"{name}-nat",
+            name=f"{NETWORK_NAME}-{region}",
+            router=router.name,
+            region=region,
+            nat_ip_allocate_option="AUTO_ONLY",
+            source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
+            subnetworks=[gcp.compute.RouterNatSubnetworkArgs(
+                name=subnet.id,
+                source_ip_ranges_to_nats=["ALL_IP_RANGES"],
+            )],
+            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
+            opts=child,
+        )
+
+        self.network_id = vpc.id
+        self.network_self_link = vpc.self_link
+        self.subnet_id = subnet.id
+        self.subnet_self_link = subnet.self_link
+        self.register_outputs({
+            "network_id": self.network_id,
+            "network_self_link": self.network_self_link,
+            "subnet_id": self.subnet_id,
+            "subnet_self_link": self.subnet_self_link,
+        })
