@@ -22,7 +22,7 @@ rewritten and started on each boot, and every step is idempotent:
   by the container's user, and mounted read-only at the catalog's path. Only secret resource names
   (`projects/P/secrets/S`) are in this document; values never are.
 - broker: Kafka advertises `<internal IP>:<port>` for its non-controller listeners; the IP is read
-  from the metadata server at boot (`hydrostream-host-env`), never written here. The image formats
+  from the metadata server before each start (host-env.sh), never written here. The image formats
   its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
   directory on the data disk survives reboots and VM replacement. `hydrostream-kafka-topics`
   creates the topics with `--if-not-exists` and converges their retention.ms.
@@ -32,8 +32,10 @@ rewritten and started on each boot, and every step is idempotent:
   afterwards does not alter an existing database.
 - monitoring: config volumes (e.g. Prometheus config and rules, Grafana provisioning and
   dashboards) are filled at boot by `hydrostream-config` from a `ConfigBundle` (a .tar.gz in Cloud
-  Storage whose top-level folders are volume names) and `ConfigFile`s carried inline, and mounted
-  read-only. A bundle that cannot be downloaded leaves an earlier boot's config in place.
+  Storage whose top-level folders are volume names) and `ConfigFile`s carried inline (written over
+  the bundle's files), and mounted read-only. A bundle that cannot be downloaded leaves an earlier
+  boot's config in place; with none, the containers restart until the download succeeds.
+A container whose data disk is not mounted never starts: below the mount point is a tmpfs.
 """
 
 from __future__ import annotations
@@ -69,7 +71,6 @@ STOP_TIMEOUT_S = 60
 
 DATA_DISK_UNIT = "hydrostream-data-disk.service"
 FIREWALL_UNIT = "hydrostream-host-firewall.service"
-HOST_ENV_UNIT = "hydrostream-host-env.service"
 CONFIG_UNIT = "hydrostream-config.service"
 KAFKA_TOPICS_UNIT = "hydrostream-kafka-topics.service"
 
@@ -191,7 +192,6 @@ class ConfigFile:
 class _Document:
     """One VM's cloud-config while it is assembled: units, the scripts they call, inline files."""
 
-    role: str
     data_disk: DataDisk
     units: dict[str, str] = field(default_factory=dict)
     scripts: set[str] = field(default_factory=set)
@@ -206,11 +206,11 @@ class _Document:
         return [BASH, f"{BIN_DIR}/{name}", *args]
 
     def oneshot(self, unit: str, description: str, command: list[str], *, requires: Sequence[str] = (),
-                timeout_s: int = 300, network: bool = True) -> None:
+                wants: Sequence[str] = (), timeout_s: int = 300, network: bool = True) -> None:
         """A unit that runs `command` once per boot; one that needs the network retries on failure."""
         self.units[unit] = _render_template(
-            "oneshot.service.j2", description=description, requires=list(requires), timeout_s=timeout_s,
-            network=network, exec_start=_systemd_command(command))
+            "oneshot.service.j2", description=description, requires=list(requires), wants=list(wants),
+            timeout_s=timeout_s, network=network, exec_start=_systemd_command(command))
 
 
 _environment = jinja2.Environment(
@@ -315,26 +315,27 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
     expand = [HOST_INTERNAL_IP] if uses_host_env else []
     data_volumes = [doc.data_disk.volume_path(v) for v in service.volumes if v.name not in config_volumes]
     pre = []
+    if uses_host_env:
+        pre.append(doc.script("host-env.sh", HOST_ENV_FILE))
     if data_volumes:
-        pre.append(doc.script("volume-dirs.sh", _owner(service), *data_volumes))
+        pre.append(doc.script("volume-dirs.sh", doc.data_disk.mount_path, _owner(service), *data_volumes))
     for secret_file in service.secret_files:
         if secret_file.secret not in secrets:
             raise ValueError(f"service {service.name!r} needs secret {secret_file.secret!r}: no SecretRef")
         pre.append(doc.script("fetch-secret.sh", secrets[secret_file.secret].secret_id,
                               secret_host_path(service, secret_file.secret), _owner(service)))
-    requires = ["docker.service", FIREWALL_UNIT]
-    if service.volumes:
-        requires.append(DATA_DISK_UNIT)
-    if any(v.name in config_volumes for v in service.volumes):
-        requires.append(CONFIG_UNIT)
-    if uses_host_env:
-        requires.append(HOST_ENV_UNIT)
+    # A failed requirement stops the container for good (no data disk: never write to the tmpfs
+    # below it); a wanted one may fail and retry while the container restarts until it can run.
+    requires = ["docker.service", FIREWALL_UNIT] + ([DATA_DISK_UNIT] if service.volumes else [])
+    wants = [CONFIG_UNIT] if any(v.name in config_volumes for v in service.volumes) else []
     return _render_template(
         "container.service.j2",
         service=service,
         docker=DOCKER,
         requires=requires,
-        environment_files=[HOST_ENV_FILE] if uses_host_env else [],
+        wants=wants,
+        # Optional when read for the ExecStartPre that writes it; ExecStart reads it afterwards.
+        environment_files=[f"-{HOST_ENV_FILE}"] if uses_host_env else [],
         stop_timeout_s=STOP_TIMEOUT_S,
         exec_start_pre=[_systemd_command(command) for command in pre],
         docker_run_lines=[_systemd_command(line, expand) for line in lines],
@@ -362,7 +363,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     if unknown:
         raise ValueError(f"role {role!r} runs no service {sorted(unknown)}")
 
-    doc = _Document(role=role, data_disk=data_disk)
+    doc = _Document(data_disk=data_disk)
     ports = sorted({(p.number, p.protocol) for service in services for p in service.ports})
     doc.oneshot(FIREWALL_UNIT, "accept the role's ports in the host firewall",
                 doc.script("open-host-ports.sh", *(f"{number}/{protocol}" for number, protocol in ports)),
@@ -380,9 +381,6 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                     requires=[DATA_DISK_UNIT])
     for service in services:
         unit = _container_unit(doc, service, by_secret, extra_env.get(service.name, {}), config_volumes)
-        if HOST_ENV_UNIT in unit and HOST_ENV_UNIT not in doc.units:
-            doc.oneshot(HOST_ENV_UNIT, "read this VM's facts from the metadata server",
-                        doc.script("host-env.sh", HOST_ENV_FILE))
         doc.units[unit_name(service)] = unit
         doc.enabled.append(unit_name(service))
     if topics:
@@ -390,7 +388,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                     doc.script("create-kafka-topics.sh", catalog.KAFKA.name,
                                f"localhost:{catalog.KAFKA.port('kafka')}",
                                *(f"{t.name}:{t.partitions}:{t.retention_ms}" for t in topics)),
-                    requires=[unit_name(catalog.KAFKA)], timeout_s=600)
+                    wants=[unit_name(catalog.KAFKA)], timeout_s=600)
         doc.enabled.append(KAFKA_TOPICS_UNIT)
 
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())

@@ -2,8 +2,9 @@
 # fetch-config.sh DATA_DIR INLINE_DIR BUNDLE_URL|- VOLUME...: refresh the config volumes under DATA_DIR.
 #   BUNDLE_URL  a Cloud Storage JSON API media URL of a .tar.gz whose top-level folders are VOLUMEs
 #   INLINE_DIR  INLINE_DIR/VOLUME/... files written by cloud-init, copied over the bundle's
-# Each volume is replaced whole. When the bundle cannot be downloaded but every volume holds a
-# config from an earlier boot, that config is kept (with a warning) so the services still start.
+# Each volume's content is replaced in place (running containers keep their bind mount). When the
+# bundle cannot be downloaded but every volume holds a config from an earlier boot, that config
+# is kept (with a warning) so the services still start.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/gce-metadata.sh"
@@ -23,7 +24,7 @@ mkdir "${staging}/new"
 if [[ "${bundle_url}" != "-" ]]; then
   if ! google_api_get "${bundle_url}" --output "${staging}/bundle.tar.gz"; then
     for volume in "${volumes[@]}"; do
-      if [[ ! -d "${data_dir}/${volume}" ]]; then
+      if [[ -z "$(ls -A "${data_dir}/${volume}" 2>/dev/null)" ]]; then
         echo "cannot download the config bundle and ${volume} has no earlier config" >&2
         exit 1
       fi
@@ -31,8 +32,8 @@ if [[ "${bundle_url}" != "-" ]]; then
     echo "warning: cannot download the config bundle; keeping the config of an earlier boot" >&2
     exit 0
   fi
-  shopt -s nullglob
   tar --extract --gzip --no-same-owner --file "${staging}/bundle.tar.gz" --directory "${staging}/new"
+  shopt -s nullglob
   for entry in "${staging}/new"/*; do
     name=$(basename "${entry}")
     if [[ ! -d "${entry}" ]] || [[ ! " ${volumes[*]} " =~ [[:space:]]${name}[[:space:]] ]]; then
@@ -43,16 +44,12 @@ if [[ "${bundle_url}" != "-" ]]; then
 fi
 
 for volume in "${volumes[@]}"; do
-  mkdir -p "${staging}/new/${volume}"
+  mkdir -p "${staging}/new/${volume}" "${data_dir}/${volume}"
   if [[ -d "${inline_dir}/${volume}" ]]; then
     cp -R "${inline_dir}/${volume}/." "${staging}/new/${volume}/"
   fi
-  chmod -R u=rwX,go=rX "${staging}/new/${volume}"
-  rm -rf "${data_dir}/${volume}.old"
-  if [[ -e "${data_dir}/${volume}" ]]; then
-    mv "${data_dir}/${volume}" "${data_dir}/${volume}.old"
-  fi
-  mv "${staging}/new/${volume}" "${data_dir}/${volume}"
-  rm -rf "${data_dir}/${volume}.old"
+  find "${data_dir}/${volume}" -mindepth 1 -delete
+  cp -R "${staging}/new/${volume}/." "${data_dir}/${volume}/"
+  chmod -R u=rwX,go=rX "${data_dir}/${volume}"
   echo "config volume ${volume} refreshed"
 done

@@ -256,8 +256,14 @@ def test_no_secret_value_reaches_a_document(documents):
             for key, value in run["env"].items():
                 if re.search("PASSWORD|TOKEN|SECRET", key):
                     assert key.endswith("_FILE") and value.startswith(catalog.SECRETS_DIR + "/"), (role, key)
-    tsdb = documents[catalog.TSDB]
-    assert secret_id(catalog.INFLUXDB_TOKEN) in tsdb
+        for match in re.finditer(r"[A-Z0-9_]*(PASSWORD|TOKEN|SECRET)[A-Z0-9_]*=(\S*)", document):
+            assert match.group(0).split("=")[0].endswith("_FILE"), (role, match.group(0))
+            assert match.group(2).startswith(catalog.SECRETS_DIR + "/"), (role, match.group(0))
+        # Secret resource names appear only where a secret is fetched.
+        for line in document.splitlines():
+            if "SENTINEL-" in line:
+                assert line.strip().startswith("ExecStartPre=/bin/bash /etc/hydrostream/bin/fetch-secret.sh ")
+    assert secret_id(catalog.INFLUXDB_TOKEN) in documents[catalog.TSDB]
 
 
 @pytest.mark.parametrize("role", (catalog.TSDB, catalog.MONITORING))
@@ -392,6 +398,17 @@ def test_the_data_disk_unit_mounts_the_attached_disk(role, documents):
     assert "/mnt/disks/kafka/kafka-data:/var/lib/kafka/data:rw" in kafka_volumes
 
 
+@pytest.mark.parametrize("mounted", [True, False])
+def test_volume_folders_are_made_only_on_the_mounted_disk(mounted, tmp_path):
+    stubs, log = disk_stubs(tmp_path, 0, mounted=mounted), tmp_path / "calls.log"
+    stub(stubs, "chown", "")
+    folder = tmp_path / "mnt" / "kafka-data"
+    result = run_script("volume-dirs.sh", str(tmp_path / "mnt"), "1000:1000", str(folder), stubs=stubs,
+                        env={"STUB_LOG": str(log)})
+    assert (result.returncode == 0) == mounted == folder.is_dir()
+    assert calls(log, "chown") == ([f"chown 1000:1000 {folder}"] if mounted else [])
+
+
 # --- Kafka --------------------------------------------------------------------------------------
 
 def test_kafka_heap_is_the_given_heap(documents):
@@ -404,9 +421,9 @@ def test_kafka_advertises_the_internal_ip_read_from_the_metadata_server(document
     env = docker_run(kafka_unit)["env"]
     assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://${{HOST_INTERNAL_IP}}:{catalog.KAFKA.port('kafka')}"
     assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", kafka_unit)
-    assert "EnvironmentFile=/run/hydrostream/host.env" in kafka_unit
-    assert "Requires=" in kafka_unit and "hydrostream-host-env.service" in kafka_unit
-    (writer,) = commands(units(documents[catalog.BROKER])["hydrostream-host-env.service"], "ExecStart")
+    # Each start first writes the IP into the file the unit reads before `docker run`.
+    assert "EnvironmentFile=-/run/hydrostream/host.env" in kafka_unit.splitlines()
+    writer = commands(kafka_unit, "ExecStartPre")[1]
     assert writer[1:] == ["/etc/hydrostream/bin/host-env.sh", "/run/hydrostream/host.env"]
 
     stubs, log = tmp_path / "bin", tmp_path / "calls.log"
@@ -468,6 +485,11 @@ def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
                         "grafana-provisioning", "prometheus-config"]
     inline = files(document)["/etc/hydrostream/config/prometheus-config/prometheus.yml"]
     assert inline == PROMETHEUS_YML.content
+    for name in ("prometheus", "grafana"):
+        unit = units(document)[f"hydrostream-{name}.service"].splitlines()
+        # A config that fails to arrive is retried while the container restarts; no data disk, no start.
+        assert "hydrostream-config.service" in next(line for line in unit if line.startswith("Wants="))
+        assert "hydrostream-data-disk.service" in next(line for line in unit if line.startswith("Requires="))
     with pytest.raises(ValueError, match="no volume"):
         cloud_init.monitoring_cloud_init(cloud_init.ConfigBundle("gs://bkt/o.tgz", ("kafka-data",)),
                                          refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
@@ -514,6 +536,9 @@ def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path
     assert (data / "prometheus-config" / "rules" / "alerts.yml").read_text() == "groups: []\n"
     assert (data / "grafana-provisioning" / "datasources" / "influx.yml").read_text() == "apiVersion: 1\n"
 
+    inode = (data / "prometheus-config").stat().st_ino
+    assert fetch_config(tmp_path, archive).returncode == 0
+    assert (data / "prometheus-config").stat().st_ino == inode  # refreshed in place: mounts stay valid
     result = fetch_config(tmp_path, None)  # the download fails on the next boot
     assert result.returncode == 0 and "keeping the config" in result.stderr
     assert (data / "prometheus-config" / "rules" / "alerts.yml").exists()

@@ -1,0 +1,74 @@
+#!/bin/bash
+# spark-jobs.sh -- CONSUMER_SUBMIT_ARGS... -- PRODUCER_SUBMIT_ARGS...: the local stack's Spark
+# container (catalog image, local-mode Spark). Started as root: hands the writable folders to the
+# Spark user and installs the one pinned Python requirement the jobs import beyond pyspark. Then,
+# as the Spark user, runs spark-submit with the consumer's arguments and, once the consumer's
+# metrics endpoint answers (Dataproc submits the producer once the consumer runs; one job at a
+# time also keeps two Ivy resolutions off the shared cache), with the producer's. When either job
+# ends the script stops the other and exits with its status; the restart policy starts both again.
+#
+# Environment: HYDRO_SPARK_USER, HYDRO_OWNED_DIRS (space-separated), HYDRO_PYTHON_DEPS (a pip
+# --target folder), HYDRO_PIP_REQUIREMENT (name==version), HYDRO_CONSUMER_READY_URL.
+set -euo pipefail
+: "${HYDRO_SPARK_USER:?}" "${HYDRO_OWNED_DIRS:?}" "${HYDRO_PYTHON_DEPS:?}"
+: "${HYDRO_PIP_REQUIREMENT:?}" "${HYDRO_CONSUMER_READY_URL:?}" "${SPARK_HOME:?}"
+
+usage() {
+  echo "usage: $0 -- CONSUMER_SUBMIT_ARGS... -- PRODUCER_SUBMIT_ARGS..." >&2
+  exit 2
+}
+[[ ${1:-} == -- ]] || usage
+shift
+consumer=()
+while [[ $# -gt 0 && $1 != -- ]]; do
+  consumer+=("$1")
+  shift
+done
+[[ ${#consumer[@]} -gt 0 && $# -gt 1 ]] || usage
+shift
+producer=("$@")
+
+as_spark() { gosu "${HYDRO_SPARK_USER}" "$@"; }
+
+read -r -a owned <<<"${HYDRO_OWNED_DIRS}"
+mkdir -p "${owned[@]}" "${HYDRO_PYTHON_DEPS}"
+chown "${HYDRO_SPARK_USER}:" "${owned[@]}" "${HYDRO_PYTHON_DEPS}"
+
+export PYTHONPATH="${HYDRO_PYTHON_DEPS}" PYSPARK_PYTHON=python3
+name=${HYDRO_PIP_REQUIREMENT%%==*}
+version=${HYDRO_PIP_REQUIREMENT#*==}
+if ! as_spark python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version(sys.argv[1]) != sys.argv[2])' \
+    "${name}" "${version}" 2>/dev/null; then
+  as_spark python3 -m pip install --no-cache-dir --disable-pip-version-check --upgrade \
+    --target "${HYDRO_PYTHON_DEPS}" "${HYDRO_PIP_REQUIREMENT}"
+fi
+
+stop_jobs() {
+  local pids
+  mapfile -t pids < <(jobs -p)
+  if [[ ${#pids[@]} -gt 0 ]]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+  fi
+  wait || true
+}
+trap 'stop_jobs; exit 143' TERM INT
+
+as_spark "${SPARK_HOME}/bin/spark-submit" "${consumer[@]}" &
+consumer_pid=$!
+until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+    "${HYDRO_CONSUMER_READY_URL}" 2>/dev/null; do
+  if ! kill -0 "${consumer_pid}" 2>/dev/null; then
+    status=0
+    wait "${consumer_pid}" || status=$?
+    echo "the consumer ended (status ${status}) before its metrics endpoint answered" >&2
+    exit "$((status == 0 ? 1 : status))"
+  fi
+  sleep 5
+done
+
+as_spark "${SPARK_HOME}/bin/spark-submit" "${producer[@]}" &
+status=0
+wait -n || status=$?
+echo "a job ended (status ${status}): stopping the other; the restart policy starts both again" >&2
+stop_jobs
+exit "$((status == 0 ? 1 : status))"
