@@ -552,3 +552,18 @@ def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_p
     (tmp_path / "second").mkdir()
     result = fetch_config(tmp_path / "second", bundle(tmp_path / "b.tgz", {"kafka-data/x": "x\n"}))
     assert result.returncode != 0 and "not a config volume" in result.stderr
+
+
+@pytest.mark.parametrize(("build", "named"), [
+    (lambda: cloud_init.ConfigFile("prometheus-config", "../etc/passwd", "x"), "../etc/passwd"),
+    (lambda: cloud_init.ConfigBundle("https://example.com/b.tgz", ("prometheus-config",)), "gs://"),
+    (lambda: cloud_init.DataDisk(mount_path="/var/lib/data"), "/var/lib/data"),
+    (lambda: cloud_init.DataDisk(device_name="Data Disk"), "Data Disk"),
+    (lambda: cloud_init.broker_cloud_init(128, TOPICS), "128"),
+    (lambda: cloud_init.TopicSpec("hydro:readings", 1, 1000), "hydro:readings"),
+    (lambda: cloud_init.tsdb_cloud_init("", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD,
+                                                                  catalog.INFLUXDB_TOKEN)), "org"),
+])
+def test_bad_arguments_are_refused_naming_what_is_wrong(build, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        build()
