@@ -190,17 +190,17 @@ class ConfigFile:
 
 @dataclass
 class _Document:
-    """One VM's cloud-config while it is assembled: units, the scripts they call, inline files."""
+    """One VM's cloud-config while it is assembled: its units and the scripts they call."""
 
     data_disk: DataDisk
     units: dict[str, str] = field(default_factory=dict)
     scripts: set[str] = field(default_factory=set)
-    files: list[tuple[str, str, str]] = field(default_factory=list)  # path, permissions, content
     enabled: list[str] = field(default_factory=list)
 
     def script(self, name: str, *args: str) -> list[str]:
         """A command line that runs one of the template scripts, which is then shipped."""
         self.scripts.add(name)
+        # Ship the library the script sources.
         if name != "gce-metadata.sh" and "gce-metadata.sh" in (TEMPLATES / name).read_text():
             self.scripts.add("gce-metadata.sh")
         return [BASH, f"{BIN_DIR}/{name}", *args]
@@ -371,10 +371,10 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     if role_volumes:
         doc.oneshot(DATA_DISK_UNIT, f"mount the data disk at {data_disk.mount_path}",
                     doc.script("mount-data-disk.sh", data_disk.device, data_disk.mount_path), network=False)
+    inline_files = {f"{INLINE_CONFIG_DIR}/{f.volume}/{f.path}": f.content for f in config_files}
+    if len(inline_files) != len(config_files):
+        raise ValueError("two config files have the same volume and path")
     if config_volumes:
-        for config_file in config_files:
-            doc.files.append((f"{INLINE_CONFIG_DIR}/{config_file.volume}/{config_file.path}", "0644",
-                              config_file.content))
         doc.oneshot(CONFIG_UNIT, "fill the config volumes",
                     doc.script("fetch-config.sh", data_disk.mount_path, INLINE_CONFIG_DIR,
                                config.media_url if config else "-", *sorted(config_volumes)),
@@ -394,7 +394,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())
                    for name in sorted(doc.scripts)]
     write_files += [_write_file(f"{UNIT_DIR}/{unit}", "0644", text) for unit, text in doc.units.items()]
-    write_files += [_write_file(path, permissions, content) for path, permissions, content in doc.files]
+    write_files += [_write_file(path, "0644", content) for path, content in inline_files.items()]
     runcmd = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", *doc.enabled]]
     document = _render_template("cloud-config.yaml.j2", role=role, data_disk=data_disk,
                                 write_files=write_files, runcmd=runcmd)
