@@ -6,7 +6,7 @@ Callers (the GCP monitoring VM, the local Docker stack) resolve their Outputs fi
     targets = ScrapeTargets.for_hosts(
         stack="dev",
         spark_driver="10.20.0.7",                   # where the producer and consumer drivers run
-        brokers=("10.20.0.5",),                     # each runs a Kafka exporter
+        kafka_exporter_hosts=("10.20.0.5",),        # the broker VMs
         node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
     )
     files = prometheus_config_files(targets)      # {"prometheus.yml": ..., "rules/<name>.yml": ...}
@@ -77,14 +77,15 @@ class ScrapeTargets:
                 raise ValueError(f"{job}: duplicate addresses in {addresses!r}")
 
     @classmethod
-    def for_hosts(cls, stack: str, spark_driver: str, brokers: Sequence[str], node_hosts: Sequence[str],
-                  prometheus_host: str = "localhost") -> ScrapeTargets:
+    def for_hosts(cls, stack: str, spark_driver: str, kafka_exporter_hosts: Sequence[str],
+                  node_hosts: Sequence[str], prometheus_host: str = "localhost") -> ScrapeTargets:
         """Targets from host names or IPs, with every port taken from the contract and the catalog."""
+        exporter_port = catalog.KAFKA_EXPORTER.port("metrics")
         return cls(
             stack=stack,
             producer=(f"{spark_driver}:{contract.PRODUCER_METRICS_PORT}",),
             consumer=(f"{spark_driver}:{contract.CONSUMER_METRICS_PORT}",),
-            kafka_exporter=tuple(f"{host}:{catalog.KAFKA_EXPORTER.port('metrics')}" for host in brokers),
+            kafka_exporter=tuple(f"{host}:{exporter_port}" for host in kafka_exporter_hosts),
             node_exporter=tuple(f"{host}:{catalog.NODE_EXPORTER.port('metrics')}" for host in node_hosts),
             prometheus=(f"{prometheus_host}:{catalog.PROMETHEUS.port('http')}",),
         )

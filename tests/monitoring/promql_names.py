@@ -1,0 +1,108 @@
+"""What the alert rules and dashboards may refer to, read independently of the rule and dashboard code.
+
+The metric names and labels the jobs really expose are read from the jobs' own metric registries
+(`hydrostream_jobs.metrics`), not from a list kept here; the PromQL parsing is a small regex
+tokenizer, tested on its own in test_monitoring_prometheus.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hydrostream_jobs import contract
+from hydrostream_jobs.consumer_job import READINGS_QUERY, WINDOW_STATS_QUERY
+from hydrostream_jobs.metrics import ConsumerMetrics, ProducerMetrics
+from prometheus_client.metrics import MetricWrapperBase
+
+# Exporter metrics the rules and dashboards use, as documented by the exporters (node_exporter
+# v1.9 filesystem collector, kafka_exporter v1.9 README) plus Prometheus' own `up`.
+EXPORTER_METRICS = frozenset({
+    "up",
+    "node_filesystem_avail_bytes",
+    "node_filesystem_size_bytes",
+    "kafka_topic_partition_current_offset",
+    "kafka_brokers",
+})
+
+_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+                       "group_left", "group_right", "inf", "nan"})
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SELECTOR = re.compile(r"(?<![\w:])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
+_BRACES = re.compile(r"\{[^}]*\}")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENT = re.compile(r"(?<![\w.:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(\s*\()?")
+_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects: identifiers that are not functions, keywords or labels."""
+    text = _BRACES.sub(" ", _STRING.sub('""', expr))
+    text = _GROUPING.sub(" ", _RANGE.sub(" ", text))
+    return {name for name, call in _IDENT.findall(text) if not call and name.lower() not in _KEYWORDS}
+
+
+def label_matchers(expr: str) -> list[tuple[str, str, str, str]]:
+    """(metric, label, operator, value) for every label matcher written after a metric name."""
+    found = []
+    for metric, body in _SELECTOR.findall(expr):
+        found += [(metric, label, op, value) for label, op, value in _MATCHER.findall(body)]
+    return found
+
+
+@dataclass(frozen=True)
+class ExposedMetric:
+    """A sample name the jobs expose, with the label names it carries."""
+
+    name: str
+    labels: frozenset[str]
+
+
+def exposed_metrics() -> dict[str, ExposedMetric]:
+    """Every sample name the producer and consumer expose (counters `_total`, histograms' series)."""
+    exposed: dict[str, ExposedMetric] = {}
+    for metrics in (ConsumerMetrics(), ProducerMetrics()):
+        for metric in vars(metrics).values():
+            if not isinstance(metric, MetricWrapperBase):
+                continue
+            labels = frozenset(metric._labelnames)
+            base = metric._name
+            names = {
+                "counter": [f"{base}_total"],
+                "gauge": [base],
+                "histogram": [f"{base}_bucket", f"{base}_sum", f"{base}_count"],
+            }[metric._type]
+            for name in names:
+                extra = {"le"} if name.endswith("_bucket") else set()
+                exposed[name] = ExposedMetric(name, labels | extra)
+    return exposed
+
+
+# Label values the jobs produce, per label name.
+LABEL_VALUES: dict[str, frozenset[str]] = {
+    "status": frozenset({contract.STATUS_VALID, contract.STATUS_QUARANTINED}),
+    "measurement": frozenset(contract.MEASUREMENTS),
+    "query": frozenset({READINGS_QUERY, WINDOW_STATS_QUERY}),
+}
+
+# Labels Prometheus attaches to every scraped series (scrape config target labels included).
+TARGET_LABELS = frozenset({"job", "instance", "stack"})
+
+
+def unknown_references(expr: str) -> list[str]:
+    """Every metric, label or label value in `expr` that nothing exposes, as readable problems."""
+    exposed = exposed_metrics()
+    problems = []
+    for name in sorted(metric_names(expr)):
+        if name not in exposed and name not in EXPORTER_METRICS:
+            problems.append(f"metric {name!r} is exposed by neither the jobs nor a known exporter")
+    for metric, label, op, value in label_matchers(expr):
+        if metric not in exposed or label in TARGET_LABELS:
+            continue
+        if label not in exposed[metric].labels:
+            problems.append(f"{metric} has no label {label!r} (it has {sorted(exposed[metric].labels)})")
+        elif op == "=" and label in LABEL_VALUES and value not in LABEL_VALUES[label]:
+            problems.append(f"{metric}{{{label}={value!r}}}: the jobs never set that value "
+                            f"({sorted(LABEL_VALUES[label])})")
+    return problems

@@ -1,0 +1,424 @@
+"""Prometheus as code: the rendered scrape config, the alert rules and their promtool unit tests.
+
+promtool and the prometheus server (Debian's `prometheus` package, 2.42) check what we ship: the
+config of a GCP-like and a local-like stack, every rule file, every unit test; each alert's unit
+test must fail when its expression is broken; a real server loads the config and rules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from promql_names import exposed_metrics, label_matchers, metric_names, unknown_references
+
+from infra import plan, scrape_config
+from infra.scrape_config import JOBS, RULE_FILES, ScrapeTargets, render_prometheus_config
+from infra.settings import STACKS, parse_settings
+
+MONITORING = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
+RULES_DIR = MONITORING / "rules"
+UNIT_TESTS_DIR = MONITORING / "tests"
+
+GCP_TARGETS = ScrapeTargets.for_hosts(
+    stack="dev",
+    spark_driver="hydro-dev-dataproc-m",
+    kafka_exporter_hosts=("10.20.0.5",),
+    node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
+)
+LOCAL_TARGETS = ScrapeTargets.for_hosts(
+    stack="local",
+    spark_driver="spark",
+    kafka_exporter_hosts=("kafka-exporter",),
+    node_hosts=("node-exporter",),
+    prometheus_host="prometheus",
+)
+# The same layouts written out by hand, with DESIGN.md's ports (8000, 8001) and the exporters'
+# well-known ones (kafka_exporter 9308, node_exporter 9100, Prometheus 9090).
+EXPECTED_TARGETS = {
+    "gcp": {
+        "hydro-producer": ["hydro-dev-dataproc-m:8000"],
+        "hydro-consumer": ["hydro-dev-dataproc-m:8001"],
+        "kafka-exporter": ["10.20.0.5:9308"],
+        "node-exporter": ["10.20.0.5:9100", "10.20.0.6:9100", "10.20.0.8:9100"],
+        "prometheus": ["localhost:9090"],
+    },
+    "local": {
+        "hydro-producer": ["spark:8000"],
+        "hydro-consumer": ["spark:8001"],
+        "kafka-exporter": ["kafka-exporter:9308"],
+        "node-exporter": ["node-exporter:9100"],
+        "prometheus": ["prometheus:9090"],
+    },
+}
+LAYOUTS = {"gcp": GCP_TARGETS, "local": LOCAL_TARGETS}
+
+
+def rule_documents() -> dict[str, dict]:
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(RULES_DIR.glob("*.yml"))}
+
+
+def alert_rules() -> dict[str, dict]:
+    """alert name -> rule, over every rule file."""
+    alerts: dict[str, dict] = {}
+    for document in rule_documents().values():
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                assert rule["alert"] not in alerts, f"alert {rule['alert']} is defined twice"
+                alerts[rule["alert"]] = rule
+    return alerts
+
+
+ALERTS = sorted(alert_rules())
+
+
+def run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def write_config(tmp_path: Path, targets: ScrapeTargets) -> Path:
+    """The rendered config beside a copy of the rules, its rule_files pointed at that copy."""
+    rendered = render_prometheus_config(targets)
+    assert rendered.count(RULE_FILES) == 1, "the config must load the rules from the container's rules dir"
+    shutil.copytree(RULES_DIR, tmp_path / "rules")
+    path = tmp_path / "prometheus.yml"
+    path.write_text(rendered.replace(RULE_FILES, str(tmp_path / "rules" / "*.yml")))
+    return path
+
+
+# --- the scrape configuration -------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_rendered_config_scrapes_each_job_at_the_expected_addresses(layout):
+    config = yaml.safe_load(render_prometheus_config(LAYOUTS[layout]))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert list(jobs) == list(EXPECTED_TARGETS[layout])
+    for name, job in jobs.items():
+        (static,) = job["static_configs"]
+        assert static["targets"] == EXPECTED_TARGETS[layout][name], name
+        assert static["labels"] == {"stack": LAYOUTS[layout].stack}
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    assert config["global"]["external_labels"] == {"stack": LAYOUTS[layout].stack}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_promtool_accepts_the_rendered_config_and_finds_every_rule_file(layout, tmp_path, promtool):
+    result = run(promtool, "check", "config", str(write_config(tmp_path, LAYOUTS[layout])))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rule_file_count = len(list(RULES_DIR.glob("*.yml")))
+    assert f"SUCCESS: {rule_file_count} rule files found" in result.stdout + result.stderr
+
+
+def test_promtool_rejects_a_config_whose_rules_do_not_parse(tmp_path, promtool):
+    """Control: `check config` really reads the copied rules, so a broken one fails it."""
+    path = write_config(tmp_path, GCP_TARGETS)
+    (tmp_path / "rules" / "targets.yml").write_text("groups:\n  - name: x\n    rules:\n      - alert: X\n"
+                                                   "        expr: up ==\n")
+    result = run(promtool, "check", "config", str(path))
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ({"producer": ("spark",)}, "not a host:port address"),
+    ({"consumer": ("spark:0",)}, "not a host:port address"),
+    ({"consumer": ("spark:70000",)}, "not a host:port address"),
+    ({"node_exporter": ()}, "non-empty tuple"),
+    ({"kafka_exporter": "broker:9308"}, "non-empty tuple"),
+    ({"node_exporter": ("a:9100", "a:9100")}, "duplicate"),
+    ({"stack": "Dev Stack"}, "stack 'Dev Stack'"),
+])
+def test_scrape_targets_refuse_bad_values_naming_them(bad, problem):
+    good = {"stack": "dev", "producer": ("d:8000",), "consumer": ("d:8001",), "kafka_exporter": ("b:9308",),
+            "node_exporter": ("b:9100",)}
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        ScrapeTargets(**{**good, **bad})
+
+
+def test_config_files_are_the_config_and_every_rule_file():
+    files = scrape_config.prometheus_config_files(GCP_TARGETS)
+    assert sorted(files) == ["prometheus.yml", *sorted(f"rules/{p.name}" for p in RULES_DIR.glob("*.yml"))]
+    assert files["rules/pipeline.yml"] == (RULES_DIR / "pipeline.yml").read_text()
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+def test_promtool_accepts_every_rule_file_and_counts_every_alert(promtool):
+    paths = sorted(RULES_DIR.glob("*.yml"))
+    result = run(promtool, "check", "rules", *map(str, paths))
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = [int(n) for n in re.findall(r"SUCCESS: (\d+) rules found", result.stdout + result.stderr)]
+    assert len(counts) == len(paths)
+    assert sum(counts) == len(ALERTS)
+
+
+def test_the_issue_s_alerts_are_all_there():
+    assert set(ALERTS) >= {
+        "HydroTargetDown", "HydroNoReadingsWritten", "HydroBatchSlowerThanTrigger",
+        "HydroWatermarkLagGrowing", "HydroKafkaOffsetsBehindGrowing", "HydroQuarantineShareHigh",
+        "HydroSinkErrors", "HydroDataDiskNearlyFull", "HydroDataDiskFull",
+    }
+
+
+@pytest.mark.parametrize("alert", ALERTS)
+def test_alert_has_for_severity_summary_and_description(alert):
+    rule = alert_rules()[alert]
+    assert re.fullmatch(r"[1-9][0-9]*[smh]", rule.get("for", "")), f"{alert}: needs a `for:` duration"
+    assert rule["labels"]["severity"] in ("warning", "critical")
+    assert len(rule["annotations"]["summary"]) > 15
+    assert len(rule["annotations"]["description"]) > 80, f"{alert}: tell on-call what to look at"
+
+
+def test_data_disk_alerts_watch_only_the_data_disk_mount():
+    for name in ("HydroDataDiskNearlyFull", "HydroDataDiskFull"):
+        matchers = label_matchers(alert_rules()[name]["expr"])
+        assert {(label, op, value) for _, label, op, value in matchers} == {
+            ("mountpoint", "=~", "/mnt/disks/data.*")}
+
+
+def _seconds(duration: str) -> int:
+    number, unit = int(duration[:-1]), duration[-1]
+    return number * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_batch_duration_threshold_is_the_stack_s_trigger_interval(stack):
+    """The rules are static: the threshold must equal every streaming stack's jobs.trigger."""
+    threshold = re.search(r"> (\d+)$", alert_rules()["HydroBatchSlowerThanTrigger"]["expr"].strip())
+    assert threshold is not None
+    trigger = parse_settings(stack, plan.stack_config(stack)).jobs.trigger
+    assert trigger != "available-now", f"{stack} does not stream: the alert would never apply"
+    assert int(threshold.group(1)) == _seconds(trigger), (
+        f"stack {stack} triggers every {trigger}: change the threshold and summary of "
+        f"HydroBatchSlowerThanTrigger in monitoring/prometheus/rules/pipeline.yml with it")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_watermark_lag_threshold_exceeds_the_stack_s_watermark_delay(stack):
+    """Lag below the watermark delay is normal; the alert must not fire on a healthy consumer."""
+    threshold = re.search(r"hydro_consumer_watermark_lag_seconds > (\d+)",
+                          alert_rules()["HydroWatermarkLagGrowing"]["expr"])
+    assert threshold is not None
+    watermark = parse_settings(stack, plan.stack_config(stack)).jobs.watermark
+    assert int(threshold.group(1)) > _seconds(watermark)
+
+
+# --- names against the jobs ---------------------------------------------------------------------
+
+def test_name_parser_finds_metrics_and_ignores_functions_labels_and_keywords():
+    expr = ('sum by (stack, query) (rate(a_total{status="x", job=~"j"}[5m])) / on(stack) b > 0.5 '
+            'and deriv(c[10m]) > 1e3 or absent(d{measurement="m"}) unless e offset 5m')
+    assert metric_names(expr) == {"a_total", "b", "c", "d", "e"}
+    assert label_matchers(expr) == [("a_total", "status", "=", "x"), ("a_total", "job", "=~", "j"),
+                                    ("d", "measurement", "=", "m")]
+
+
+def test_name_check_reports_a_misspelt_metric_label_and_value():
+    assert unknown_references("rate(hydro_consumer_record_total[5m]) > 0")
+    assert unknown_references('hydro_consumer_records_total{state="valid"}')
+    assert unknown_references('hydro_consumer_records_total{status="invalid"}')
+    assert unknown_references('hydro_consumer_points_written_total{measurement="readings"}')
+    assert not unknown_references('hydro_consumer_records_total{status="valid", job="x"}')
+
+
+def test_the_jobs_expose_every_metric_the_design_names():
+    from hydrostream_jobs import contract
+
+    exposed = exposed_metrics()
+    for name in contract.METRIC_NAMES:
+        family = name.removesuffix("_total")
+        assert name in exposed or f"{family}_count" in exposed, name
+
+
+@pytest.mark.parametrize("alert", ALERTS)
+def test_alert_refers_only_to_metrics_labels_and_values_that_exist(alert):
+    rule = alert_rules()[alert]
+    assert unknown_references(rule["expr"]) == []
+    # Metrics the annotations send on-call to must exist as well.
+    mentioned = set(re.findall(r"\bhydro_[a-z_]+", rule["annotations"]["description"]))
+    assert mentioned <= set(exposed_metrics()), mentioned - set(exposed_metrics())
+
+
+# --- promtool unit tests ------------------------------------------------------------------------
+
+def unit_test_expectations() -> dict[str, list[list]]:
+    """alert name -> the exp_alerts lists of every alert_rule_test that names it."""
+    found: dict[str, list[list]] = {}
+    for path in sorted(UNIT_TESTS_DIR.glob("*.yml")):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                found.setdefault(check["alertname"], []).append(check.get("exp_alerts") or [])
+    return found
+
+
+def test_promtool_unit_tests_pass(promtool):
+    paths = sorted(UNIT_TESTS_DIR.glob("*.yml"))
+    result = run(promtool, "test", "rules", *map(str, paths))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(paths)
+
+
+@pytest.mark.parametrize("alert", ALERTS)
+def test_every_alert_has_a_firing_and_a_quiet_unit_test(alert):
+    expectations = unit_test_expectations().get(alert, [])
+    assert any(expected for expected in expectations), f"{alert}: no unit test makes it fire"
+    assert any(not expected for expected in expectations), f"{alert}: no unit test expects it silent"
+
+
+_COMPARISON = re.compile(r"\s(==|!=|>=|<=|>|<)\s")
+_FLIPPED = {"==": "!=", "!=": "==", ">": "<=", "<=": ">", "<": ">=", ">=": "<"}
+
+
+def flip_first_comparison(expr: str) -> str:
+    match = _COMPARISON.search(expr)
+    assert match is not None, f"no comparison to flip in {expr!r}"
+    return f"{expr[:match.start(1)]}{_FLIPPED[match.group(1)]}{expr[match.end(1):]}"
+
+
+MUTATIONS = {
+    "never-fires": lambda expr: "vector(1) == 0",
+    "flipped": flip_first_comparison,
+}
+
+
+def copy_with(tmp_path: Path, alert: str | None, mutate) -> Path:
+    """rules/ and tests/ copied side by side; `alert`'s expression replaced by `mutate(expr)`."""
+    shutil.copytree(UNIT_TESTS_DIR, tmp_path / "tests")
+    (tmp_path / "rules").mkdir()
+    for name, document in rule_documents().items():
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                if rule["alert"] == alert:
+                    rule["expr"] = mutate(rule["expr"])
+        (tmp_path / "rules" / name).write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
+    return tmp_path / "tests"
+
+
+def test_flip_inverts_the_first_comparison_only():
+    assert flip_first_comparison("up == 0") == "up != 0"
+    assert flip_first_comparison("a > 1200\nand deriv(a[5m]) > 0") == "a <= 1200\nand deriv(a[5m]) > 0"
+    assert flip_first_comparison('x{m=~"a"} / y < 0.05') == 'x{m=~"a"} / y >= 0.05'
+
+
+def test_unmutated_copy_passes(tmp_path, promtool):
+    """Control for the mutation tests: copying and re-serializing the rules changes nothing."""
+    tests = copy_with(tmp_path, None, None)
+    result = run(promtool, "test", "rules", *sorted(p.name for p in tests.glob("*.yml")), cwd=tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+@pytest.mark.parametrize("alert", ALERTS)
+def test_broken_expression_fails_its_unit_test(alert, mutation, tmp_path, promtool):
+    tests = copy_with(tmp_path, alert, MUTATIONS[mutation])
+    result = run(promtool, "test", "rules", *sorted(p.name for p in tests.glob("*.yml")), cwd=tests)
+    assert result.returncode != 0, f"{alert} with a {mutation} expression still passes its unit tests"
+    failures = set(re.findall(r"alertname: (\w+),", result.stdout + result.stderr))
+    assert failures == {alert}, result.stdout
+
+
+# --- a real Prometheus 2.42 with the rendered config --------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen):
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"prometheus exited with {process.returncode} while waiting for {what}")
+        try:
+            value = condition()
+            if value:
+                return value
+        except OSError as error:
+            last_error = error
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last error: {last_error})")
+
+
+@pytest.fixture(scope="module")
+def running_prometheus(tmp_path_factory, prometheus_binary):
+    """Debian's prometheus on a free loopback port, scraping itself; the other targets are down."""
+    workdir = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    closed = free_port()  # nothing listens there: the job targets are down, as on a fresh stack
+    targets = ScrapeTargets(
+        stack="verify",
+        producer=(f"127.0.0.1:{closed}",),
+        consumer=(f"127.0.0.2:{closed}",),
+        kafka_exporter=(f"127.0.0.3:{closed}",),
+        node_exporter=(f"127.0.0.4:{closed}",),
+        prometheus=(f"127.0.0.1:{port}",),
+    )
+    config = write_config(workdir, targets)
+    log = (workdir / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [prometheus_binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
+                return response.status == 200
+        wait_for(ready, 60, "/-/ready", process)
+        yield {"base": base, "port": port, "process": process}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_real_prometheus_loads_every_rule_group_and_evaluates_every_rule(running_prometheus):
+    expected_groups = {group["name"]: sorted(rule["alert"] for rule in group["rules"])
+                       for document in rule_documents().values() for group in document["groups"]}
+
+    def evaluated_groups():
+        groups = get_json(f"{running_prometheus['base']}/api/v1/rules")["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        # Rules report health "unknown" until their group's first evaluation.
+        return groups if rules and all(rule["health"] != "unknown" for rule in rules) else None
+
+    groups = wait_for(evaluated_groups, 60, "the first rule evaluation", running_prometheus["process"])
+    loaded = {group["name"]: sorted(rule["name"] for rule in group["rules"]) for group in groups}
+    assert loaded == expected_groups
+    unhealthy = {rule["name"]: rule.get("lastError") for group in groups for rule in group["rules"]
+                 if rule["health"] != "ok"}
+    assert unhealthy == {}
+
+
+def test_real_prometheus_has_every_job_and_scrapes_itself(running_prometheus):
+    def self_scraped():
+        active = get_json(f"{running_prometheus['base']}/api/v1/targets")["activeTargets"]
+        own = [t for t in active if t["labels"]["job"] == "prometheus"]
+        return active if own and own[0]["health"] == "up" else None
+
+    active = wait_for(self_scraped, 60, "prometheus to scrape itself", running_prometheus["process"])
+    assert sorted({t["labels"]["job"] for t in active}) == sorted(JOBS)
+    assert {t["labels"]["stack"] for t in active} == {"verify"}
+    by_job = {t["labels"]["job"]: t for t in active}
+    assert by_job["prometheus"]["scrapeUrl"] == f"{running_prometheus['base']}/metrics"
