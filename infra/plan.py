@@ -173,6 +173,8 @@ class HydroMocks(pulumi_mocks.Mocks):
         elif kind == "gcp:storage/bucketObject:BucketObject":
             state["mediaLink"] = f"https://storage.googleapis.com/{state.get('bucket')}/{name}"
             state["outputName"] = name
+        elif kind == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = "sha256:" + hashlib.sha256(state["name"].encode()).hexdigest()
         elif kind.startswith("random:index/random"):
             state["result"] = f"mock-{args.name}-value"
         elif kind.startswith("gcp:compute/") and kind.endswith((":Network", ":Subnetwork")):

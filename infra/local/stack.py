@@ -1,15 +1,174 @@
-"""The local Docker environment: every component, wired together."""
+"""The local Docker environment: every catalog service on one network, wired together.
+
+`pulumi up -s local` pulls the catalog images, starts Kafka, InfluxDB, Prometheus, Grafana and the
+exporters (returning once each is healthy), creates the Kafka topics, then starts the Spark
+container with both jobs. Ports are published on the loopback address only.
+
+`pulumi destroy -s local` removes everything except the data volumes (`retain_on_delete`), so the
+next `up` finds Kafka's log, the checkpoints and the stored series again. To remove those as well,
+run the `remove_data_volumes` command this stack prints (it names exactly the retained volumes).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+from pathlib import Path
 from typing import Any
 
-import pulumi
+from hydrostream_jobs import contract
 
+from infra import catalog
+from infra.bundle import JOBS_DIR, build_bundle, check_release_pin
+from infra.local.jobs import SparkJobs, SparkJobsArgs
+from infra.local.network import LocalNetwork, LocalNetworkArgs
+from infra.local.services import (
+    GeneratedSecrets,
+    GeneratedSecretsArgs,
+    HostMount,
+    KafkaTopics,
+    KafkaTopicsArgs,
+    PublishedPort,
+    ServiceContainer,
+    ServiceContainerArgs,
+    Topic,
+    Upload,
+    container_name,
+    directory_uploads,
+    uploads_digest,
+)
+from infra.scrape_config import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
 from infra.settings import StackSettings
+
+PREFIX = "hydrostream"
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "templates" / "local" / "kafka-topics.sh"
+GRAFANA_DIR = ROOT / "monitoring" / "grafana"
+
+# Kafka advertises its in-network listener under its container name, which the host cannot
+# resolve; this extra listener advertises the loopback address for clients on the host.
+KAFKA_HOST_LISTENER = "HOST"
+KAFKA_HOST_PORT = 9094
+
+# uid that reads each service's secret files: the user the process runs as after the image's
+# entrypoint (InfluxDB's drops from root to `influxdb`, 1000; Grafana runs as the catalog's user).
+SECRET_OWNERS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catalog.GRAFANA.user or "0"}
+
+
+def kafka_service(bind_address: str) -> catalog.Service:
+    """The catalog's Kafka with its in-network listener advertised by container name, plus a host one."""
+    kafka = catalog.KAFKA
+    name = container_name(PREFIX, kafka)
+    env = dict(kafka.env)
+    env["KAFKA_LISTENERS"] += f",{KAFKA_HOST_LISTENER}://:{KAFKA_HOST_PORT}"
+    env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] += f",{KAFKA_HOST_LISTENER}:PLAINTEXT"
+    env["KAFKA_ADVERTISED_LISTENERS"] = (f"PLAINTEXT://{name}:{kafka.port('kafka')},"
+                                         f"{KAFKA_HOST_LISTENER}://{bind_address}:{KAFKA_HOST_PORT}")
+    ports = (*kafka.ports, catalog.Port(KAFKA_HOST_LISTENER.lower(), KAFKA_HOST_PORT))
+    return dataclasses.replace(kafka, env=env, ports=ports)
+
+
+def in_network_command(service: catalog.Service, kafka_bootstrap: str) -> tuple[str, ...]:
+    """The catalog command with `localhost:<kafka port>` (a VM's own broker) aimed at the Kafka container."""
+    local = f"localhost:{catalog.KAFKA.port('kafka')}"
+    command = tuple(arg.replace(local, kafka_bootstrap) for arg in service.command)
+    if command == service.command:
+        raise ValueError(f"{service.name}: no {local} in its catalog command {service.command}")
+    return command
+
+
+def grafana_uploads() -> tuple[Upload, ...]:
+    """Grafana's provisioning and dashboards from monitoring/grafana, at the paths its provisioning names."""
+    provisioning = catalog.GRAFANA.env["GF_PATHS_PROVISIONING"]
+    return (*directory_uploads(GRAFANA_DIR / "provisioning", provisioning),
+            *directory_uploads(GRAFANA_DIR / "dashboards", f"{provisioning}/dashboards/hydrostream"))
 
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
-    """Declare the environment's resources; return the stack outputs."""
-    pulumi.log.info(f"{settings.stack}: no local components yet")
-    return {"stack": settings.stack}
+    """Declare the local environment's resources; return the stack outputs."""
+    bind = settings.local.bind_address
+    labels = settings.labels
+    bundle = build_bundle(JOBS_DIR)
+    release = check_release_pin(settings.stack, settings.jobs.release, bundle.digest)
+
+    network = LocalNetwork("network", LocalNetworkArgs(name=PREFIX, labels=labels))
+    secrets = GeneratedSecrets("secrets", GeneratedSecretsArgs())
+
+    def service_args(service: catalog.Service, **overrides: Any) -> ServiceContainerArgs:
+        return ServiceContainerArgs(service=service, prefix=PREFIX, network_name=network.network_name,
+                                    bind_address=bind, labels=labels, **overrides)
+
+    kafka = kafka_service(bind)
+    kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
+    broker = ServiceContainer("kafka", service_args(
+        kafka, published=(PublishedPort(KAFKA_HOST_PORT),), wait=True))
+    exporter = ServiceContainer("kafka-exporter", service_args(
+        catalog.KAFKA_EXPORTER, command=in_network_command(catalog.KAFKA_EXPORTER, kafka_bootstrap),
+        wait=True, depends_on=(broker.container,)))
+    retention_ms = settings.kafka.retention_hours * 3_600_000
+    topics = KafkaTopics("kafka-topics", KafkaTopicsArgs(
+        kafka_image=broker.image_id, network_name=network.network_name, bootstrap_servers=kafka_bootstrap,
+        topics=(Topic(contract.READINGS_TOPIC, settings.kafka.partitions, retention_ms),
+                Topic(contract.DEAD_LETTER_TOPIC, settings.kafka.partitions,
+                      settings.kafka.dead_letter_retention_hours * 3_600_000)),
+        script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX, labels=labels,
+        depends_on=(broker.container,)))
+
+    influx_http = catalog.INFLUXDB.port("http")
+    influx_url = f"http://{container_name(PREFIX, catalog.INFLUXDB)}:{influx_http}"
+    influxdb = ServiceContainer("influxdb", service_args(
+        catalog.INFLUXDB,
+        env={"DOCKER_INFLUXDB_INIT_ORG": settings.influxdb.org,
+             "DOCKER_INFLUXDB_INIT_BUCKET": settings.influxdb.bucket,
+             "DOCKER_INFLUXDB_INIT_RETENTION": f"{settings.influxdb.retention_days}d"},
+        secrets=secrets.values, secret_owner=SECRET_OWNERS[catalog.INFLUXDB.name],
+        published=(PublishedPort(influx_http),), wait=True))
+
+    spark_host = container_name(PREFIX, catalog.SPARK)
+    targets = ScrapeTargets.for_hosts(
+        stack=settings.stack, spark_driver=spark_host,
+        kafka_exporter_hosts=(container_name(PREFIX, catalog.KAFKA_EXPORTER),),
+        node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),))
+    prometheus_files = tuple(Upload(f"{CONFIG_MOUNT}/{path}", content=text)
+                             for path, text in sorted(prometheus_config_files(targets).items()))
+    prometheus_http = catalog.PROMETHEUS.port("http")
+    prometheus = ServiceContainer("prometheus", service_args(
+        catalog.PROMETHEUS, uploads=prometheus_files,
+        config_volumes={"prometheus-config": uploads_digest(prometheus_files)},
+        published=(PublishedPort(prometheus_http),), wait=True))
+
+    node_exporter = ServiceContainer("node-exporter", service_args(
+        catalog.NODE_EXPORTER, host_mounts=(HostMount("/", "/host"),), host_pid=True, wait=True))
+
+    grafana_files = grafana_uploads()
+    grafana_http = catalog.GRAFANA.port("http")
+    grafana = ServiceContainer("grafana", service_args(
+        catalog.GRAFANA, uploads=grafana_files,
+        config_volumes={"grafana-provisioning": uploads_digest(grafana_files)},
+        secrets=secrets.values, secret_owner=SECRET_OWNERS[catalog.GRAFANA.name],
+        published=(PublishedPort(grafana_http),), wait=True,
+        depends_on=(influxdb.container, prometheus.container)))
+
+    spark = SparkJobs("spark", SparkJobsArgs(
+        jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap, influx_url=influx_url,
+        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
+        influx_token=secrets.values[catalog.INFLUXDB_TOKEN], prefix=PREFIX,
+        network_name=network.network_name, bind_address=bind, labels=labels,
+        depends_on=(broker.container, influxdb.container, topics.succeeded)))
+
+    services = (broker, exporter, influxdb, prometheus, node_exporter, grafana, spark.service)
+    data_volumes = sorted(name for service in services for name in service.data_volumes)
+    return {
+        "grafana_url": f"http://{bind}:{grafana_http}",
+        "grafana_admin_user": catalog.GRAFANA.env["GF_SECURITY_ADMIN_USER"],
+        "grafana_admin_password": secrets.values[catalog.GRAFANA_ADMIN_PASSWORD],
+        "influxdb_url": f"http://{bind}:{influx_http}",
+        "prometheus_url": f"http://{bind}:{prometheus_http}",
+        "kafka_bootstrap": f"{bind}:{KAFKA_HOST_PORT}",
+        "kafka_bootstrap_in_network": kafka_bootstrap,
+        "network": network.network_name,
+        "containers": sorted(service.name for service in services),
+        "data_volumes": data_volumes,
+        "remove_data_volumes": shlex.join(["docker", "volume", "rm", *data_volumes]),
+        "jobs_release": release,
+    }

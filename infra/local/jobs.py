@@ -1,0 +1,135 @@
+"""The local Spark container: consumer and producer in local-mode Spark, with Dataproc's command lines.
+
+The job arguments come from `infra.job_commands` (the same builder the Dataproc jobs use); the code
+is the jobs release bundle (`infra.bundle`), uploaded as the zip and entry files Dataproc gets. What
+differs is only how Spark is started: `spark-submit --master local[*]` by a small entry script.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+from hydrostream_jobs import contract
+
+from infra import catalog
+from infra.bundle import PACKAGE_ZIP, Bundle
+from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
+from infra.settings import JobsSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRY_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
+REQUIREMENTS_LOCK = ROOT / "requirements.lock"
+# The one package the jobs import that the Spark image lacks (pyspark comes with Spark itself).
+PIP_PACKAGE = "prometheus-client"
+
+MASTER = "local[*]"
+# The apache/spark image's unprivileged user; the entry script starts as root only to prepare folders.
+SPARK_USER = "spark"
+SPARK_UID = "185"
+ENTRY_PATH = "/opt/hydrostream/bin/spark-jobs.sh"
+JOBS_PATH = "/opt/hydrostream/jobs"
+CACHE_PATH = "/opt/hydrostream/cache"          # the container's own layer: survives restarts
+PYTHON_DEPS_PATH = "/opt/hydrostream/python"
+TOKEN_PATH = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
+CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
+# One machine's few cores: the default 200 shuffle partitions make small streaming batches ~6x slower
+# (docs/jobs.md). Fixed at a query's first start, as its checkpoint keeps the number.
+SHUFFLE_PARTITIONS = 4
+DRIVER_MEMORY = "1g"                           # per job; local mode runs the executors in the driver
+
+
+def pinned_requirement(package: str, lock: Path = REQUIREMENTS_LOCK) -> str:
+    """`package==version` as pinned in requirements.lock: the container installs what the tests ran."""
+    for line in lock.read_text().splitlines():
+        name, _, version = line.strip().partition("==")
+        if name.lower() == package.lower() and version:
+            return f"{name}=={version.split()[0]}"
+    raise ValueError(f"{lock} pins no {package}")
+
+
+def submit_options() -> list[str]:
+    """spark-submit options shared by both jobs (before the entry file)."""
+    image_spark = catalog.SPARK.image.rpartition(":")[2].split("-")[0]
+    if image_spark != catalog.DATAPROC_IMAGE.spark:
+        raise ValueError(f"{catalog.SPARK.image} runs Spark {image_spark}, but the Kafka connector "
+                         f"{catalog.DATAPROC_IMAGE.kafka_connector} is for Spark "
+                         f"{catalog.DATAPROC_IMAGE.spark}")
+    return [
+        "--master", MASTER,
+        "--driver-memory", DRIVER_MEMORY,
+        # Downloaded from Maven Central at the first start, then kept in the container's cache.
+        "--conf", f"spark.jars.packages={catalog.DATAPROC_IMAGE.kafka_connector}",
+        "--conf", f"spark.jars.ivy={CACHE_PATH}/ivy",
+        "--conf", f"spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
+        "--py-files", f"{JOBS_PATH}/{PACKAGE_ZIP}",
+    ]
+
+
+@dataclass(frozen=True)
+class SparkJobsArgs:
+    jobs: JobsSettings
+    bundle: Bundle
+    bootstrap_servers: str                        # Kafka on the stack's network
+    influx_url: str
+    influx_org: str
+    influx_bucket: str
+    influx_token: pulumi.Input[str]               # a Pulumi secret: uploaded as a file, never an argument
+    prefix: str
+    network_name: pulumi.Input[str]
+    bind_address: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()
+
+
+class SparkJobs(pulumi.ComponentResource):
+    """The catalog's Spark service running both jobs; replaced when the jobs release changes."""
+
+    def __init__(self, name: str, args: SparkJobsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:local:SparkJobs", name, None, opts)
+        self.consumer_args = consumer_args(
+            args.jobs, bootstrap_servers=args.bootstrap_servers, influx_url=args.influx_url,
+            influx_org=args.influx_org, influx_bucket=args.influx_bucket, token=TokenSource(file=TOKEN_PATH),
+            checkpoint_root=CHECKPOINT_ROOT)
+        self.producer_args = producer_args(
+            args.jobs, bootstrap_servers=args.bootstrap_servers, checkpoint_root=CHECKPOINT_ROOT)
+        shared = submit_options()
+        command = (ENTRY_PATH,
+                   "--", *shared, f"{JOBS_PATH}/consumer.py", *self.consumer_args,
+                   "--", *shared, f"{JOBS_PATH}/producer.py", *self.producer_args)
+        uploads = (
+            Upload(ENTRY_PATH, content=ENTRY_SCRIPT.read_text(), permissions="0755"),
+            Upload(f"{JOBS_PATH}/{PACKAGE_ZIP}",
+                   content_base64=base64.b64encode(args.bundle.package_zip).decode()),
+            Upload(f"{JOBS_PATH}/consumer.py", content=args.bundle.consumer.decode()),
+            Upload(f"{JOBS_PATH}/producer.py", content=args.bundle.producer.decode()),
+            Upload(TOKEN_PATH, content=args.influx_token, secret=True, owner=SPARK_UID, permissions="0400"),
+        )
+        env = {
+            "HYDRO_SPARK_USER": SPARK_USER,
+            "HYDRO_OWNED_DIRS": f"{CHECKPOINT_ROOT} {CACHE_PATH}",
+            "HYDRO_PYTHON_DEPS": PYTHON_DEPS_PATH,
+            "HYDRO_PIP_REQUIREMENT": pinned_requirement(PIP_PACKAGE),
+            "HYDRO_CONSUMER_READY_URL": f"http://localhost:{contract.CONSUMER_METRICS_PORT}/metrics",
+        }
+        self.service = ServiceContainer(name, ServiceContainerArgs(
+            service=catalog.SPARK,
+            prefix=args.prefix,
+            network_name=args.network_name,
+            bind_address=args.bind_address,
+            env=env,
+            command=command,
+            # Root only until the entry script has prepared the volume, then `gosu spark`.
+            user="0",
+            uploads=uploads,
+            # Not gating `pulumi up`: the first start downloads the connector and pip package.
+            wait=False,
+            labels={**args.labels, "hydrostream.release": args.bundle.digest},
+            depends_on=args.depends_on,
+        ), opts=pulumi.ResourceOptions(parent=self))
+        self.release = args.bundle.digest
+        self.register_outputs({"release": self.release})
