@@ -1,0 +1,475 @@
+"""Security and hygiene policies on the offline plans of the GCP stacks (dev, staging, prod).
+
+Each policy is a function `plan -> list of violations`, read from what the real program registered
+under mocks. The same functions judge deliberately broken plans (the real program with one rule
+broken through monkeypatching, or a hand-built plan), so each policy is shown to fail when it should.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra import catalog, plan
+from infra.gcp import firewall, identity
+from infra.gcp import secrets as gcp_secrets
+from infra.gcp import stack as gcp_stack
+from infra.settings import STACKS, StackSettings, parse_settings
+
+GCP_STACKS = tuple(s for s in STACKS if parse_settings(s, plan.stack_config(s)).target == "gcp")
+PROTECTED_STACKS = ("prod",)
+DISPOSABLE_STACKS = ("dev",)
+
+FIREWALL = "gcp:compute/firewall:Firewall"
+INSTANCE = "gcp:compute/instance:Instance"
+INSTANCE_TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+DISK = "gcp:compute/disk:Disk"
+CLUSTER = "gcp:dataproc/cluster:Cluster"
+ACCOUNT = "gcp:serviceaccount/account:Account"
+BUCKET = "gcp:storage/bucket:Bucket"
+SECRET = "gcp:secretmanager/secret:Secret"
+SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
+
+# The one place a secret value may enter a resource: the Secret Manager version that stores it.
+SECRET_SINKS = frozenset({(SECRET_VERSION, "secretData")})
+DEFAULT_COMPUTE_ACCOUNT = re.compile(r"[0-9]+-compute@developer\.gserviceaccount\.com")
+BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
+# Data access is granted on a bucket or a secret, never on the whole project.
+RESOURCE_LEVEL_ROLE_PREFIXES = ("roles/storage.", "roles/secretmanager.")
+IAM_MEMBER_TYPES = frozenset({
+    "gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding",
+    "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp:storage/bucketIAMBinding:BucketIAMBinding",
+    "gcp:secretmanager/secretIamMember:SecretIamMember",
+    "gcp:secretmanager/secretIamBinding:SecretIamBinding",
+})
+PROJECT_IAM_TYPES = frozenset({"gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding"})
+
+
+# --- reading a plan ----------------------------------------------------------------------------
+
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every leaf of a resource's inputs with its path, in the form `plan` records secret paths."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from walk(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from walk(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def plain_leaves(resource: plan.PlannedResource) -> Iterator[tuple[str, Any]]:
+    """Leaves of the inputs outside the values the program marked secret."""
+    def skip(path: str) -> bool:
+        return any(path == s or path.startswith((f"{s}.", f"{s}[")) for s in resource.secret_paths)
+    return ((path, value) for path, value in walk(resource.inputs) if not skip(path))
+
+
+def dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def ingress_rules(p: plan.Plan) -> list[plan.PlannedResource]:
+    return [r for r in p.of_type(FIREWALL) if r.inputs.get("direction", "INGRESS") == "INGRESS"
+            and r.inputs.get("allows")]
+
+
+def admits(rule: plan.PlannedResource, port: int) -> bool:
+    """Whether a firewall rule's allow blocks admit TCP `port`."""
+    for allow in rule.inputs.get("allows", []):
+        if allow.get("protocol") not in ("tcp", "all", "6"):
+            continue
+        ports = allow.get("ports") or []
+        if not ports:
+            return True
+        for entry in ports:
+            low, _, high = str(entry).partition("-")
+            if int(low) <= port <= int(high or low):
+                return True
+    return False
+
+
+def mock_secret_values(p: plan.Plan) -> dict[str, str]:
+    """The generated values (HydroMocks makes them `mock-<resource name>-value`), by resource name."""
+    return {r.name: f"mock-{r.name}-value" for r in p.resources if r.type.startswith("random:index/random")}
+
+
+def our_service_accounts(p: plan.Plan) -> set[str]:
+    project = p.settings.gcp.project
+    return {f"{r.inputs['accountId']}@{project}.iam.gserviceaccount.com" for r in p.of_type(ACCOUNT)}
+
+
+@functools.cache
+def labelable(type_: str) -> bool:
+    """Whether the SDK resource class behind a type token accepts `labels`."""
+    package, module, name = type_.split(":")
+    sdk = importlib.import_module(f"pulumi_{package}")
+    module = module.split("/")[0]
+    cls = getattr(sdk if module == "index" else getattr(sdk, module), name)
+    return "labels" in inspect.signature(cls._internal_init).parameters
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+def firewall_source_violations(p: plan.Plan) -> list[str]:
+    """Ingress only from tags, the IAP range or the stack's Grafana CIDRs; never from the internet."""
+    named = {firewall.IAP_RANGE, *p.settings.network.grafana_source_ranges}
+    found = []
+    for rule in ingress_rules(p):
+        ranges = rule.inputs.get("sourceRanges") or []
+        if not ranges and not rule.inputs.get("sourceTags") and not rule.inputs.get("sourceServiceAccounts"):
+            found.append(f"{rule.name}: no source, which GCP reads as 0.0.0.0/0")
+        for cidr in ranges:
+            if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+                found.append(f"{rule.name}: open to the internet ({cidr})")
+            elif cidr not in named:
+                found.append(f"{rule.name}: source {cidr} is neither the IAP range nor a configured CIDR")
+    return found
+
+
+def ssh_violations(p: plan.Plan) -> list[str]:
+    """Port 22 is reachable only from the IAP range (and inside the Dataproc cluster, node to node)."""
+    found = []
+    for rule in ingress_rules(p):
+        if not admits(rule, firewall.SSH_PORT):
+            continue
+        ranges = rule.inputs.get("sourceRanges") or []
+        tags = set(rule.inputs.get("sourceTags") or [])
+        if ranges and ranges != [firewall.IAP_RANGE]:
+            found.append(f"{rule.name}: SSH from {ranges}, not only {firewall.IAP_RANGE}")
+        if tags and tags != set(rule.inputs.get("targetTags") or []):
+            found.append(f"{rule.name}: SSH from tags {sorted(tags)} into other tags")
+        if not ranges and not tags:
+            found.append(f"{rule.name}: SSH from anywhere")
+    return found
+
+
+def public_ip_violations(p: plan.Plan) -> list[str]:
+    """No VM has an external address; every Dataproc cluster is internal-IP-only."""
+    found = []
+    for vm in p.of_type(INSTANCE) + p.of_type(INSTANCE_TEMPLATE):
+        for index, nic in enumerate(vm.inputs.get("networkInterfaces", [])):
+            if nic.get("accessConfigs") or nic.get("ipv6AccessConfigs"):
+                found.append(f"{vm.name}: network interface {index} has an external address")
+    for cluster in p.of_type(CLUSTER):
+        if dig(cluster.inputs, "clusterConfig", "gceClusterConfig", "internalIpOnly") is not True:
+            found.append(f"{cluster.name}: internalIpOnly is not set")
+    return found
+
+
+def service_account_violations(p: plan.Plan) -> list[str]:
+    """Every VM and cluster runs as one of the stack's own accounts; the default one appears nowhere."""
+    ours = our_service_accounts(p)
+    found = []
+    for vm in p.of_type(INSTANCE) + p.of_type(INSTANCE_TEMPLATE):
+        email = dig(vm.inputs, "serviceAccount", "email")
+        if email not in ours:
+            found.append(f"{vm.name}: runs as {email!r}, not one of {sorted(ours)}")
+    for cluster in p.of_type(CLUSTER):
+        email = dig(cluster.inputs, "clusterConfig", "gceClusterConfig", "serviceAccount")
+        if email not in ours:
+            found.append(f"{cluster.name}: runs as {email!r} (none means the default compute account)")
+    for resource in p.resources:
+        for path, value in walk(resource.inputs):
+            if isinstance(value, str) and DEFAULT_COMPUTE_ACCOUNT.search(value):
+                found.append(f"{resource.name}: {path} names the default compute service account")
+    return found
+
+
+def iam_role_violations(p: plan.Plan) -> list[str]:
+    """No basic role anywhere; storage and Secret Manager roles only on a bucket or a secret."""
+    found = []
+    for grant in p.resources:
+        if grant.type not in IAM_MEMBER_TYPES:
+            continue
+        role = grant.inputs.get("role", "")
+        if role in BASIC_ROLES:
+            found.append(f"{grant.name}: basic role {role}")
+        if grant.type in PROJECT_IAM_TYPES and role.startswith(RESOURCE_LEVEL_ROLE_PREFIXES):
+            found.append(f"{grant.name}: {role} on the whole project instead of a bucket or secret")
+    return found
+
+
+def secret_leak_violations(p: plan.Plan) -> list[str]:
+    """Generated values appear only, marked secret, in the Secret Manager versions; never in plain
+    inputs (metadata, startup scripts, job arguments included) or plain stack outputs."""
+    values = mock_secret_values(p)
+    found = []
+    for resource in p.resources:
+        for path in resource.secret_paths:
+            if (resource.type, path) not in SECRET_SINKS:
+                found.append(f"{resource.name}: a secret value flows into {path}")
+        for path, value in plain_leaves(resource):
+            for name, secret in values.items():
+                if isinstance(value, str) and secret in value:
+                    found.append(f"{resource.name}: {path} holds the value of {name} unmarked")
+    for key, output in p.outputs.items():
+        if key in p.secret_outputs:
+            continue
+        for path, value in walk(output, key):
+            for name, secret in values.items():
+                if isinstance(value, str) and secret in value:
+                    found.append(f"stack output {path} holds the value of {name} in plain text")
+    return found
+
+
+def label_violations(p: plan.Plan) -> list[str]:
+    """Every resource whose SDK type takes labels carries app and env."""
+    expected = {"app": "hydrostream", "env": p.stack}
+    found = []
+    for resource in p.resources:
+        if not resource.custom or resource.type.startswith("pulumi:") or not labelable(resource.type):
+            continue
+        labels = resource.inputs.get("labels") or {}
+        for key, value in expected.items():
+            if labels.get(key) != value:
+                found.append(f"{resource.name} ({resource.type}): label {key}={labels.get(key)!r}, "
+                             f"expected {value!r}")
+    return found
+
+
+def protection_violations(p: plan.Plan) -> list[str]:
+    """Prod: VMs refuse deletion; data disks, buckets and secrets are protected; no bucket force-destroys.
+    Dev: buckets force-destroy, so a dev stack can be torn down."""
+    found = []
+    if p.stack in PROTECTED_STACKS:
+        for vm in p.of_type(INSTANCE):
+            if vm.inputs.get("deletionProtection") is not True:
+                found.append(f"{vm.name}: no deletion protection")
+        for resource in p.of_type(DISK) + p.of_type(BUCKET) + p.of_type(SECRET) + p.of_type(SECRET_VERSION):
+            if not resource.protect:
+                found.append(f"{resource.name} ({resource.type}): not protected")
+        for bucket in p.of_type(BUCKET):
+            if bucket.inputs.get("forceDestroy"):
+                found.append(f"{bucket.name}: force_destroy")
+    if p.stack in DISPOSABLE_STACKS:
+        for bucket in p.of_type(BUCKET):
+            if bucket.inputs.get("forceDestroy") is not True:
+                found.append(f"{bucket.name}: no force_destroy in {p.stack}")
+    return found
+
+
+POLICIES = (
+    firewall_source_violations, ssh_violations, public_ip_violations, service_account_violations,
+    iam_role_violations, secret_leak_violations, label_violations, protection_violations,
+)
+
+
+# --- the real stacks pass ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, plan.Plan]:
+    return {stack: plan.run_plan(stack) for stack in GCP_STACKS}
+
+
+def test_gcp_stacks_are_dev_staging_prod():
+    assert GCP_STACKS == ("dev", "staging", "prod")
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
+def test_stack_satisfies_policy(plans, stack, policy):
+    assert policy(plans[stack]) == []
+
+
+@pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
+def test_policies_see_what_they_govern(plans, stack):
+    # A policy over an empty list passes; these are the resources the policies above must have read.
+    p = plans[stack]
+    assert len(ingress_rules(p)) >= 7
+    assert len(p.of_type(BUCKET)) == 5 and len(p.of_type(SECRET)) == len(catalog.SECRETS)
+    assert len(mock_secret_values(p)) == len(catalog.SECRETS)
+    assert {r.name for r in p.resources if r.secret_paths} == {r.name for r in p.of_type(SECRET_VERSION)}
+    assert labelable(BUCKET) and labelable(SECRET) and labelable(INSTANCE) and labelable(CLUSTER)
+    assert not labelable(FIREWALL) and not labelable("random:index/randomPassword:RandomPassword")
+
+
+def test_prod_is_the_protected_stack(plans):
+    assert plans["prod"].settings.protect and not plans["dev"].settings.protect
+
+
+# --- each policy fails when its rule is broken -------------------------------------------------
+
+def settings_of(stack: str) -> StackSettings:
+    return parse_settings(stack, plan.stack_config(stack))
+
+
+def resource(type_: str, name: str, inputs: dict[str, Any], *, protect: bool = False,
+             secret_paths: frozenset[str] = frozenset()) -> plan.PlannedResource:
+    return plan.PlannedResource(type=type_, name=name, urn=f"urn:{type_}::{name}", parent="", custom=True,
+                                inputs=inputs, secret_paths=secret_paths, protect=protect,
+                                delete_before_replace=False, retain_on_delete=False, dependencies=(),
+                                ignore_changes=())
+
+
+def hand_built(stack: str, *resources: plan.PlannedResource, outputs: dict[str, Any] | None = None,
+               secret_outputs: frozenset[str] = frozenset()) -> plan.Plan:
+    return plan.Plan(stack, list(resources), outputs or {}, secret_outputs, settings_of(stack))
+
+
+LABELS = {"app": "hydrostream", "env": "dev"}
+OUR_ACCOUNT = resource(ACCOUNT, "identity-broker", {"accountId": "hydro-broker"})
+OUR_EMAIL = "hydro-broker@hydrostream-dev.iam.gserviceaccount.com"
+PASSWORD = resource("random:index/randomPassword:RandomPassword", "secrets-grafana-admin-password",
+                    {"length": 32})
+PASSWORD_VALUE = "mock-secrets-grafana-admin-password-value"
+
+
+def vm(name: str = "kafka-vm", **overrides: Any) -> plan.PlannedResource:
+    inputs = {"labels": LABELS, "serviceAccount": {"email": OUR_EMAIL, "scopes": ["cloud-platform"]},
+              "networkInterfaces": [{"subnetwork": "subnet"}], "metadata": {"user-data": "#cloud-config"}}
+    inputs.update(overrides)
+    return resource(INSTANCE, name, inputs)
+
+
+def test_a_flow_from_the_internet_is_reported(monkeypatch):
+    real_flows = firewall.flows
+    world = firewall.SourceRange("anyone", ("0.0.0.0/0",))
+    monkeypatch.setattr(firewall, "flows", lambda settings: (
+        *real_flows(settings),
+        firewall.Flow("ssh-from-anyone", target_tags=(catalog.BROKER,), ports=(22,), source_range=world)))
+    broken = plan.run_plan("dev")
+    assert firewall_source_violations(broken) == [
+        "firewall-ssh-from-anyone: open to the internet (0.0.0.0/0)"]
+    assert ssh_violations(broken) == ["firewall-ssh-from-anyone: SSH from ['0.0.0.0/0'], not only "
+                                      "35.235.240.0/20"]
+
+
+def test_a_rule_without_source_or_from_an_unnamed_range_is_reported():
+    no_source = resource(FIREWALL, "fw-nosource", {"allows": [{"protocol": "tcp", "ports": ["9092"]}],
+                                                   "targetTags": ["broker"]})
+    office = resource(FIREWALL, "fw-office", {"allows": [{"protocol": "tcp", "ports": ["3000"]}],
+                                              "sourceRanges": ["203.0.113.0/24"],
+                                              "targetTags": ["monitoring"]})
+    assert firewall_source_violations(hand_built("dev", no_source, office)) == [
+        "fw-nosource: no source, which GCP reads as 0.0.0.0/0",
+        "fw-office: source 203.0.113.0/24 is neither the IAP range nor a configured CIDR",
+    ]
+    # The same range is fine once the stack names it for Grafana.
+    configured = plan.Plan("dev", [office], {}, frozenset(), parse_settings("dev", {
+        **plan.stack_config("dev"), "hydrostream:network": {"grafana_source_ranges": ["203.0.113.0/24"]}}))
+    assert firewall_source_violations(configured) == []
+
+
+def test_ssh_from_tags_or_port_ranges_is_reported():
+    from_monitoring = resource(FIREWALL, "fw-tags", {"allows": [{"protocol": "tcp", "ports": ["20-30"]}],
+                                                     "sourceTags": ["monitoring"], "targetTags": ["broker"]})
+    all_tcp = resource(FIREWALL, "fw-all", {"allows": [{"protocol": "all"}], "sourceRanges": ["10.0.0.0/8"],
+                                            "targetTags": ["tsdb"]})
+    udp_only = resource(FIREWALL, "fw-udp", {"allows": [{"protocol": "udp", "ports": ["22"]}],
+                                             "sourceRanges": ["10.0.0.0/8"], "targetTags": ["tsdb"]})
+    assert ssh_violations(hand_built("dev", from_monitoring, all_tcp, udp_only)) == [
+        "fw-tags: SSH from tags ['monitoring'] into other tags",
+        "fw-all: SSH from ['10.0.0.0/8'], not only 35.235.240.0/20",
+    ]
+
+
+def test_a_public_ip_is_reported():
+    public_vm = vm(networkInterfaces=[{"subnetwork": "subnet", "accessConfigs": [{}]}])
+    public_cluster = resource(CLUSTER, "cluster", {"labels": LABELS, "clusterConfig": {
+        "gceClusterConfig": {"serviceAccount": OUR_EMAIL, "subnetwork": "subnet"}}})
+    assert public_ip_violations(hand_built("dev", public_vm, public_cluster)) == [
+        "kafka-vm: network interface 0 has an external address",
+        "cluster: internalIpOnly is not set",
+    ]
+    assert public_ip_violations(hand_built("dev", vm())) == []
+
+
+def test_the_default_service_account_is_reported():
+    default = "123456789012-compute@developer.gserviceaccount.com"
+    default_vm = vm(serviceAccount={"email": default, "scopes": ["cloud-platform"]})
+    no_account_cluster = resource(CLUSTER, "cluster", {"labels": LABELS, "clusterConfig": {
+        "gceClusterConfig": {"internalIpOnly": True}}})
+    grant = resource("gcp:storage/bucketIAMMember:BucketIAMMember", "grant",
+                     {"bucket": "b", "role": "roles/storage.objectViewer",
+                      "member": f"serviceAccount:{default}"})
+    found = service_account_violations(hand_built("dev", OUR_ACCOUNT, default_vm, no_account_cluster, grant))
+    assert found == [
+        f"kafka-vm: runs as {default!r}, not one of [{OUR_EMAIL!r}]",
+        "cluster: runs as None (none means the default compute account)",
+        "kafka-vm: serviceAccount.email names the default compute service account",
+        "grant: member names the default compute service account",
+    ]
+    assert service_account_violations(hand_built("dev", OUR_ACCOUNT, vm())) == []
+
+
+def test_a_broad_project_role_is_reported(monkeypatch):
+    monkeypatch.setitem(identity.PROJECT_ROLES, catalog.BROKER, ("roles/editor", "roles/storage.objectAdmin"))
+    assert iam_role_violations(plan.run_plan("dev")) == [
+        "identity-broker-editor: basic role roles/editor",
+        "identity-broker-storage.objectAdmin: roles/storage.objectAdmin on the whole project instead of "
+        "a bucket or secret",
+    ]
+
+
+def test_a_secret_in_plain_stack_outputs_is_reported(monkeypatch):
+    class LeakySecrets(gcp_secrets.Secrets):
+        def __init__(self, name, args, opts=None):
+            super().__init__(name, args, opts)
+            self.ids[catalog.INFLUXDB_TOKEN] = pulumi.Output.unsecret(self.values[catalog.INFLUXDB_TOKEN])
+
+    monkeypatch.setattr(gcp_stack, "Secrets", LeakySecrets)
+    broken = plan.run_plan("dev")
+    assert secret_leak_violations(broken) == [
+        "stack output secret_ids.influxdb-token holds the value of secrets-influxdb-token in plain text"]
+
+
+def test_a_secret_in_metadata_is_reported():
+    plain = vm("plain-vm", metadata={"user-data": f"password: {PASSWORD_VALUE}"})
+    marked = resource(INSTANCE, "marked-vm", {**vm().inputs, "metadata": {"user-data": {
+        plan.rpc._special_sig_key: plan.rpc._special_secret_sig, "value": PASSWORD_VALUE}}},
+        secret_paths=frozenset({"metadata.user-data"}))
+    stored = resource(SECRET_VERSION, "stored", {"secret": "s", "secretData": "[secret]"},
+                      secret_paths=frozenset({"secretData"}))
+    found = secret_leak_violations(hand_built("dev", PASSWORD, plain, marked, stored,
+                                              outputs={"grafana": PASSWORD_VALUE, "hidden": PASSWORD_VALUE},
+                                              secret_outputs=frozenset({"hidden"})))
+    assert found == [
+        "plain-vm: metadata.user-data holds the value of secrets-grafana-admin-password unmarked",
+        "marked-vm: a secret value flows into metadata.user-data",
+        "stack output grafana holds the value of secrets-grafana-admin-password in plain text",
+    ]
+
+
+def test_missing_labels_are_reported(monkeypatch):
+    monkeypatch.setattr(StackSettings, "labels", property(lambda self: {"app": "hydrostream"}))
+    broken = plan.run_plan("dev")
+    found = label_violations(broken)
+    unlabelled = {line.split(" ")[0] for line in found}
+    assert unlabelled == {r.name for r in broken.resources if r.custom and labelable(r.type)}
+    assert {r.name for r in broken.of_type(BUCKET) + broken.of_type(SECRET)} <= unlabelled
+    assert all(line.endswith("label env=None, expected 'dev'") for line in found)
+    wrong_env = vm(labels={"app": "hydrostream", "env": "prod"})
+    assert label_violations(hand_built("dev", wrong_env)) == [
+        f"kafka-vm ({INSTANCE}): label env='prod', expected 'dev'"]
+
+
+def test_prod_without_protection_is_reported():
+    unprotected = plan.run_plan("prod", {**plan.stack_config("prod"), "hydrostream:protect": False})
+    found = protection_violations(unprotected)
+    for kind in (BUCKET, SECRET, SECRET_VERSION):
+        for r in unprotected.of_type(kind):
+            assert f"{r.name} ({kind}): not protected" in found
+    for bucket in unprotected.of_type(BUCKET):
+        assert f"{bucket.name}: force_destroy" in found
+    deletable_vm = vm(deletionProtection=False)
+    disk = resource(DISK, "kafka-data", {"labels": LABELS, "size": 50})
+    assert protection_violations(hand_built("prod", deletable_vm, disk)) == [
+        "kafka-vm: no deletion protection", f"kafka-data ({DISK}): not protected"]
+
+
+def test_a_dev_bucket_that_cannot_be_destroyed_is_reported():
+    bucket = resource(BUCKET, "buckets-checkpoints", {"labels": LABELS, "forceDestroy": False})
+    assert protection_violations(hand_built("dev", bucket)) == [
+        "buckets-checkpoints: no force_destroy in dev"]
