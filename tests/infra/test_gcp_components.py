@@ -1,0 +1,263 @@
+"""The GCP network, firewall, identity, storage and secrets components, checked value by value.
+
+Expected values are written out by hand here (ports, roles, who reads which secret), then compared
+with what the real program registers under mocks, so a change on either side shows up.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hydrostream_jobs import contract
+
+from infra import catalog, plan
+from infra.gcp import firewall, identity, secrets, storage
+
+ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+DEV = "hydrostream-dev"
+
+
+def member(role: str, project: str = DEV) -> str:
+    return f"serviceAccount:hydro-{role}@{project}.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="module")
+def dev() -> plan.Plan:
+    return plan.run_plan("dev")
+
+
+@pytest.fixture(scope="module")
+def prod() -> plan.Plan:
+    return plan.run_plan("prod")
+
+
+# --- network -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("stack", "cidr"), [("dev", "10.20.0.0/24"), ("staging", "10.30.0.0/24"),
+                                             ("prod", "10.40.0.0/24")])
+def test_one_custom_subnet_with_private_google_access_behind_nat(stack, cidr):
+    p = plan.run_plan(stack)
+    [vpc] = p.of_type("gcp:compute/network:Network")
+    [subnet] = p.of_type("gcp:compute/subnetwork:Subnetwork")
+    [router] = p.of_type("gcp:compute/router:Router")
+    [nat] = p.of_type("gcp:compute/routerNat:RouterNat")
+    assert vpc.inputs["autoCreateSubnetworks"] is False
+    assert subnet.inputs["ipCidrRange"] == cidr
+    assert subnet.inputs["privateIpGoogleAccess"] is True
+    assert subnet.inputs["region"] == router.inputs["region"] == nat.inputs["region"] == "europe-west1"
+    assert subnet.inputs["network"] == router.inputs["network"] == "network-vpc-id"
+    assert nat.inputs["router"] == router.inputs["name"]
+    assert nat.inputs["natIpAllocateOption"] == "AUTO_ONLY"
+    assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
+    assert nat.inputs["subnetworks"] == [
+        {"name": "network-subnet-id", "sourceIpRangesToNats": ["ALL_IP_RANGES"]}]
+
+
+# --- firewall ----------------------------------------------------------------------------------
+
+def reachable(p: plan.Plan) -> set[tuple[str, str, str, str]]:
+    """(source, target tag, protocol, port or 'all') for every allow of every planned rule."""
+    found = set()
+    for rule in p.of_type("gcp:compute/firewall:Firewall"):
+        assert rule.inputs["direction"] == "INGRESS"
+        sources = rule.inputs.get("sourceTags", []) + rule.inputs.get("sourceRanges", [])
+        for allow in rule.inputs["allows"]:
+            for port in allow.get("ports") or ["all"]:
+                for source in sources:
+                    for target in rule.inputs["targetTags"]:
+                        found.add((source, target, allow["protocol"], port))
+    return found
+
+
+IAP = "35.235.240.0/20"
+EXPECTED_FLOWS = {
+    ("dataproc", "broker", "tcp", "9092"),
+    ("dataproc", "tsdb", "tcp", "8086"),
+    ("monitoring", "tsdb", "tcp", "8086"),
+    ("monitoring", "dataproc", "tcp", "8000"),
+    ("monitoring", "dataproc", "tcp", "8001"),
+    ("monitoring", "broker", "tcp", "9308"),
+    ("monitoring", "broker", "tcp", "9100"),
+    ("monitoring", "tsdb", "tcp", "9100"),
+    ("monitoring", "monitoring", "tcp", "9100"),
+    ("dataproc", "dataproc", "tcp", "all"),
+    ("dataproc", "dataproc", "udp", "all"),
+    ("dataproc", "dataproc", "icmp", "all"),
+    (IAP, "broker", "tcp", "22"),
+    (IAP, "tsdb", "tcp", "22"),
+    (IAP, "monitoring", "tcp", "22"),
+    (IAP, "dataproc", "tcp", "22"),
+}
+
+
+def test_the_planned_rules_admit_exactly_the_expected_flows(dev):
+    assert reachable(dev) == EXPECTED_FLOWS
+
+
+def test_flow_ports_are_the_catalog_and_contract_ports():
+    assert firewall.IAP_RANGE == IAP
+    assert (contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT) == (8000, 8001)
+    assert catalog.KAFKA.port("kafka") == 9092 and catalog.INFLUXDB.port("http") == 8086
+    assert catalog.KAFKA_EXPORTER.port("metrics") == 9308 and catalog.NODE_EXPORTER.port("metrics") == 9100
+    assert catalog.GRAFANA.port("http") == 3000
+    # Every exporter Prometheus scrapes on another VM is admitted from the monitoring tag.
+    flows = reachable(plan.run_plan("staging"))
+    for service in catalog.SERVICES.values():
+        for port in service.ports:
+            if port.name == "metrics" or service is catalog.SPARK:
+                roles = catalog.ROLES if service.role == "host" else (service.role,)
+                for role in roles:
+                    assert ("monitoring", role, "tcp", str(port.number)) in flows, (service.name, role)
+
+
+def test_grafana_is_reachable_directly_only_from_configured_ranges():
+    config = {**plan.stack_config("dev"),
+              "hydrostream:network": {"grafana_source_ranges": ["198.51.100.0/24", "203.0.113.7/32"]}}
+    with_viewers = reachable(plan.run_plan("dev", config))
+    assert with_viewers - EXPECTED_FLOWS == {("198.51.100.0/24", "monitoring", "tcp", "3000"),
+                                             ("203.0.113.7/32", "monitoring", "tcp", "3000")}
+    assert not any(port == "3000" for *_, port in EXPECTED_FLOWS)
+
+
+def test_rule_names_fit_gcp_limits(dev):
+    for rule in dev.of_type("gcp:compute/firewall:Firewall"):
+        assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", rule.inputs["name"]), rule.inputs["name"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"source_tags": ("dataproc",), "source_range": firewall.IAP_FORWARDERS}, "exactly one"),
+    ({}, "exactly one"),
+    ({"source_range": firewall.SourceRange("nobody", ())}, "holds no CIDR"),
+    ({"source_tags": ("dataproc",), "protocols": ("icmp",)}, "ports apply only to tcp, udp"),
+])
+def test_a_malformed_flow_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        firewall.Flow("bad", target_tags=("broker",), ports=(9092,), **kwargs)
+
+
+def test_a_flow_needs_a_target():
+    with pytest.raises(ValueError, match="no target tag"):
+        firewall.Flow("bad", target_tags=(), ports=(9092,), source_tags=("dataproc",))
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+def test_each_account_holds_only_its_project_roles(dev):
+    accounts = {r.inputs["accountId"] for r in dev.of_type("gcp:serviceaccount/account:Account")}
+    assert accounts == {"hydro-dataproc", "hydro-broker", "hydro-tsdb", "hydro-monitoring"}
+    assert all(ACCOUNT_ID.fullmatch(a) for a in accounts)
+    grants = dev.of_type("gcp:projects/iAMMember:IAMMember")
+    granted = {(g.inputs["member"], g.inputs["role"]) for g in grants}
+    base = {"roles/logging.logWriter", "roles/monitoring.metricWriter"}
+    expected = {(member(role), r) for role in ("dataproc", "broker", "tsdb", "monitoring") for r in base}
+    expected.add((member("dataproc"), "roles/dataproc.worker"))
+    assert granted == expected
+    assert {g.inputs["project"] for g in grants} == {DEV}
+
+
+def test_project_roles_follow_the_role_table():
+    assert identity.project_roles(catalog.DATAPROC) == (
+        "roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/dataproc.worker")
+    assert identity.project_roles(catalog.MONITORING) == (
+        "roles/logging.logWriter", "roles/monitoring.metricWriter")
+    assert set(identity.PROJECT_ROLES) == {*catalog.ROLES, catalog.DATAPROC}
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+def buckets(p: plan.Plan) -> dict[str, dict]:
+    return {r.inputs["labels"]["purpose"]: r.inputs for r in p.of_type("gcp:storage/bucket:Bucket")}
+
+
+def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, prod):
+    for p, project in ((dev, DEV), (prod, "hydrostream-prod")):
+        planned = buckets(p)
+        assert set(planned) == {"dataproc-staging", "dataproc-temp", "artifacts", "checkpoints", "config"}
+        for purpose, inputs in planned.items():
+            assert inputs["name"] == f"{project}-{purpose}" and len(inputs["name"]) <= 63
+            assert inputs["location"] == "europe-west1"
+            assert inputs["uniformBucketLevelAccess"] is True
+            assert inputs["publicAccessPrevention"] == "enforced"
+    assert {purpose: i["forceDestroy"] for purpose, i in buckets(dev).items()} == dict.fromkeys(
+        storage.PURPOSES, True)
+    assert {purpose: i["forceDestroy"] for purpose, i in buckets(prod).items()} == dict.fromkeys(
+        storage.PURPOSES, False)
+    assert all(r.protect for r in prod.of_type("gcp:storage/bucket:Bucket"))
+    assert not any(r.protect for r in dev.of_type("gcp:storage/bucket:Bucket"))
+
+
+def test_temp_objects_expire_and_artifacts_are_versioned(dev):
+    planned = buckets(dev)
+    assert planned["dataproc-temp"]["lifecycleRules"] == [
+        {"action": {"type": "Delete"}, "condition": {"age": 7}}]
+    assert planned["artifacts"]["versioning"] == {"enabled": True}
+    assert planned["artifacts"]["lifecycleRules"] == [
+        {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 30}}]
+    for purpose in ("dataproc-staging", "checkpoints", "config"):
+        assert "lifecycleRules" not in planned[purpose] and "versioning" not in planned[purpose]
+
+
+def test_bucket_grants_are_per_bucket_and_minimal(dev):
+    granted = {(g.inputs["bucket"], g.inputs["role"], g.inputs["member"])
+               for g in dev.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")}
+    admin, viewer = "roles/storage.objectAdmin", "roles/storage.objectViewer"
+    assert granted == {
+        (f"{DEV}-dataproc-staging", admin, member("dataproc")),
+        (f"{DEV}-dataproc-temp", admin, member("dataproc")),
+        (f"{DEV}-checkpoints", admin, member("dataproc")),
+        (f"{DEV}-artifacts", viewer, member("dataproc")),
+        (f"{DEV}-config", viewer, member("monitoring")),
+    }
+
+
+def test_stack_outputs_name_the_buckets(dev):
+    assert dev.outputs["buckets"] == {purpose: f"{DEV}-{purpose}" for purpose in storage.PURPOSES}
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+def test_each_secret_is_readable_exactly_by_the_accounts_that_use_it(dev):
+    readers: dict[str, set[str]] = {}
+    for grant in dev.of_type("gcp:secretmanager/secretIamMember:SecretIamMember"):
+        assert grant.inputs["role"] == "roles/secretmanager.secretAccessor"
+        assert grant.inputs["project"] == DEV
+        readers.setdefault(grant.inputs["secretId"], set()).add(grant.inputs["member"])
+    assert readers == {
+        "hydrostream-influxdb-admin-password": {member("tsdb")},
+        "hydrostream-influxdb-token": {member("tsdb"), member("dataproc"), member("monitoring")},
+        "hydrostream-grafana-admin-password": {member("monitoring")},
+    }
+
+
+def test_secrets_are_generated_stored_once_and_replicated_automatically(dev):
+    stored = dev.of_type("gcp:secretmanager/secret:Secret")
+    assert {s.inputs["secretId"] for s in stored} == {f"hydrostream-{n}" for n in catalog.SECRETS}
+    for secret in stored:
+        assert secret.inputs["replication"] == {"auto": {}}
+        assert secret.inputs["labels"] == {"app": "hydrostream", "env": "dev"}
+    versions = dev.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    assert {v.inputs["secret"] for v in versions} == {f"secrets-{n}-id" for n in catalog.SECRETS}
+    assert all(v.secret_paths == {"secretData"} for v in versions)
+    generated = {r.name: r.inputs for r in dev.of_type("random:index/randomPassword:RandomPassword")}
+    assert {name: (i["length"], i["special"]) for name, i in generated.items()} == {
+        "secrets-influxdb-admin-password": (32, False),
+        "secrets-influxdb-token": (64, False),
+        "secrets-grafana-admin-password": (32, False),
+    }
+
+
+def test_secret_ids_are_exported_values_are_not(dev):
+    assert dev.outputs["secret_ids"] == {
+        n: f"projects/{DEV}/secrets/hydrostream-{n}" for n in catalog.SECRETS}
+    assert secrets.secret_id(catalog.INFLUXDB_TOKEN) == "hydrostream-influxdb-token"
+
+
+def test_prod_protects_every_secret_and_its_value(prod):
+    kinds = ("gcp:secretmanager/secret:Secret", "gcp:secretmanager/secretVersion:SecretVersion",
+             "random:index/randomPassword:RandomPassword")
+    for kind in kinds:
+        assert [r.protect for r in prod.of_type(kind)] == [True] * len(catalog.SECRETS), kind
+    stored = prod.of_type("gcp:secretmanager/secret:Secret")
+    assert [s.inputs["deletionProtection"] for s in stored] == [True] * len(catalog.SECRETS)
+
