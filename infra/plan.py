@@ -161,6 +161,8 @@ class HydroMocks(pulumi_mocks.Mocks):
                 self._next_ip += 1
             state["networkInterfaces"] = interfaces
             state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/instances/{name}"
+        elif kind == "gcp:compute/disk:Disk":
+            state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/disks/{name}"
         elif kind == "gcp:serviceaccount/account:Account":
             state["email"] = f"{state['accountId']}@{self.project}.iam.gserviceaccount.com"
             state["member"] = f"serviceAccount:{state['email']}"

@@ -1,0 +1,124 @@
+"""A private service VM on Container-Optimized OS with its data on a separate persistent disk.
+
+Shared by the broker, database and monitoring VMs: no public IP, the role's network tag and service
+account, Shielded VM, OS Login, and the role's cloud-config as `user-data`. The data disk is its own
+resource attached under the device name the cloud-config mounts, so replacing the VM (a new image, a
+new cloud-config) keeps the data; prod protects the disk and turns on deletion protection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra import catalog
+from infra.cloud_init import DEFAULT_DATA_DISK, SecretRef
+from infra.settings import StackSettings
+from infra.sizing import MachineShape
+
+# An LTS milestone family: security fixes without a new Docker or kernel line. The family resolves to
+# its newest image when a VM is created; the provider does not replace VMs when the family moves on.
+COS_IMAGE = "projects/cos-cloud/global/images/family/cos-121-lts"
+BOOT_DISK_GB = 20
+DISK_TYPE = "pd-balanced"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def instance_name(settings: StackSettings, role: str) -> str:
+    """The Compute Engine name of a role's VM (also its internal DNS name)."""
+    return f"hydrostream-{settings.stack}-{role}"
+
+
+def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[SecretRef]]:
+    """Where the secrets a role's services read live, from logical name -> Secret Manager resource name.
+
+    Only resource names pass here; the VM fetches the values at boot.
+    """
+    needed = sorted({s.secret for service in catalog.services_for_role(role) for s in service.secret_files})
+    missing = [secret for secret in needed if secret not in secret_ids]
+    if missing:
+        raise ValueError(f"the {role} VM needs the Secret Manager ids of {missing}")
+    return pulumi.Output.all(*(secret_ids[secret] for secret in needed)).apply(
+        lambda ids: [SecretRef(secret, secret_id) for secret, secret_id in zip(needed, ids, strict=True)])
+
+
+@dataclass(frozen=True)
+class ServiceVmArgs:
+    settings: StackSettings
+    role: str                               # catalog role: network tag, labels, names
+    machine: MachineShape                   # from the sizing catalog, already validated
+    disk_gb: int
+    subnet: pulumi.Input[str]
+    service_account_email: pulumi.Input[str]
+    user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.cloud_init
+
+
+class ServiceVm(pulumi.ComponentResource):
+    """One private COS VM and its data disk; exposes `internal_ip`, `instance_name` and `zone`."""
+
+    def __init__(self, name: str, args: ServiceVmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:compute:ServiceVm", name, None, opts)
+        settings = args.settings
+        zone = settings.gcp.zone
+        labels = {**settings.labels, "role": args.role}
+        vm_name = instance_name(settings, args.role)
+
+        disk = gcp.compute.Disk(
+            f"{name}-data",
+            name=f"{vm_name}-data",
+            zone=zone,
+            size=args.disk_gb,
+            type=DISK_TYPE,
+            labels=labels,
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
+        )
+        instance = gcp.compute.Instance(
+            name,
+            name=vm_name,
+            zone=zone,
+            machine_type=args.machine.name,
+            tags=[args.role],
+            labels=labels,
+            boot_disk=gcp.compute.InstanceBootDiskArgs(
+                auto_delete=True,
+                initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
+                    image=COS_IMAGE, size=BOOT_DISK_GB, type=DISK_TYPE, labels=labels),
+            ),
+            attached_disks=[gcp.compute.InstanceAttachedDiskArgs(
+                source=disk.self_link, device_name=DEFAULT_DATA_DISK.device_name, mode="READ_WRITE")],
+            # No access_configs: no external IP. Outbound traffic leaves through Cloud NAT.
+            network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(subnetwork=args.subnet)],
+            service_account=gcp.compute.InstanceServiceAccountArgs(
+                email=args.service_account_email, scopes=[CLOUD_PLATFORM_SCOPE]),
+            shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(
+                enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True),
+            metadata={
+                "enable-oslogin": "TRUE",
+                "google-logging-enabled": "true",
+                "user-data": args.user_data,
+            },
+            # A machine type change stops and restarts the VM in place; the reboot re-applies cloud-init.
+            allow_stopping_for_update=True,
+            deletion_protection=settings.protect,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The old VM must release the data disk (and its fixed name) before the new one exists.
+                delete_before_replace=True,
+                # COS applies user-data only at boot: a new cloud-config means a new VM on the same disk.
+                replace_on_changes=["metadata"],
+            ),
+        )
+
+        self.instance_name = instance.name
+        self.zone = instance.zone
+        self.internal_ip: pulumi.Output[str] = instance.network_interfaces.apply(
+            lambda interfaces: interfaces[0].network_ip)
+        self.data_disk_name = disk.name
+        self.register_outputs({
+            "instance_name": self.instance_name,
+            "internal_ip": self.internal_ip,
+            "data_disk_name": self.data_disk_name,
+        })

@@ -1,0 +1,207 @@
+"""The service VMs under mocks, per stack: private, shielded, OS Login, data on a separate disk that
+survives the VM, catalog shapes, and cloud-init that holds secret names but never secret values."""
+
+import re
+
+import pytest
+import yaml
+from hydrostream_jobs import contract
+
+from infra import catalog, cloud_init, plan, sizing
+
+INSTANCE = "gcp:compute/instance:Instance"
+DISK = "gcp:compute/disk:Disk"
+GCP_STACKS = ("dev", "staging", "prod")
+SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+# The VMs as the platform wires them, with the platform's real generated secrets (mock values
+# `mock-<name>-value`) so that a leak of a value into metadata would show.
+PROGRAM = f'''
+import pulumi
+from infra import catalog
+from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
+from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
+from infra.gcp.secrets import Secrets, SecretsArgs
+from infra.settings import load_settings
+
+settings = load_settings()
+emails = {{role: f"fake-{{role}}@fake.iam.gserviceaccount.com"
+          for role in (*catalog.ROLES, catalog.DATAPROC)}}
+secrets = Secrets("secrets", SecretsArgs(settings, emails))
+kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, "{SUBNET}", emails[catalog.BROKER]))
+influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, "{SUBNET}", emails[catalog.TSDB], secrets.ids))
+pulumi.export("bootstrap_servers", kafka.bootstrap_servers)
+pulumi.export("kafka_ip", kafka.internal_ip)
+pulumi.export("influx_url", influxdb.url)
+pulumi.export("influxdb_ip", influxdb.internal_ip)
+'''
+
+# role -> its section of the stack file
+ROLES = {catalog.BROKER: "kafka", catalog.TSDB: "influxdb"}
+DEFAULT_MACHINE = "e2-standard-2"
+DEFAULT_DISK_GB = {"kafka": 50, "influxdb": 50}
+
+
+def stack_file(stack: str) -> dict:
+    return yaml.safe_load((plan.STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+@pytest.fixture(scope="module", params=GCP_STACKS)
+def planned(request, tmp_path_factory):
+    program = tmp_path_factory.mktemp("vms") / "program.py"
+    program.write_text(PROGRAM)
+    return plan.run_plan(request.param, program=program)
+
+
+def instances(planned) -> dict[str, plan.PlannedResource]:
+    return {r.inputs["tags"][0]: r for r in planned.of_type(INSTANCE)}
+
+
+def secret_values(planned) -> list[str]:
+    return [f"mock-{r.name}-value" for r in planned.resources if r.type.startswith("random:")]
+
+
+# Policies as functions of a resource's inputs, so a test can also show that each one catches a breach.
+
+def public_ip_interfaces(inputs: dict) -> list[dict]:
+    return [nic for nic in inputs.get("networkInterfaces", [])
+            if nic.get("accessConfigs") or nic.get("ipv6AccessConfigs")]
+
+
+def leaked_values(inputs: dict, values: list[str]) -> list[str]:
+    text = yaml.safe_dump(inputs)
+    return [value for value in values if value in text]
+
+
+def test_every_role_has_one_vm(planned):
+    assert sorted(instances(planned)) == sorted(ROLES)
+    assert len(planned.of_type(DISK)) == len(ROLES)
+
+
+def test_no_vm_has_a_public_ip(planned):
+    for vm in planned.of_type(INSTANCE):
+        assert vm.inputs["networkInterfaces"], vm.name
+        assert public_ip_interfaces(vm.inputs) == [], vm.name
+        assert vm.inputs["networkInterfaces"][0]["subnetwork"] == SUBNET
+        assert not vm.inputs.get("canIpForward")
+
+
+def test_the_public_ip_check_catches_an_access_config(planned):
+    vm = next(iter(planned.of_type(INSTANCE)))
+    nic = {**vm.inputs["networkInterfaces"][0], "accessConfigs": [{}]}
+    broken = {**vm.inputs, "networkInterfaces": [nic]}
+    assert public_ip_interfaces(broken) != []
+
+
+def test_vms_are_shielded_with_os_login_on_cos(planned):
+    for vm in planned.of_type(INSTANCE):
+        assert vm.inputs["shieldedInstanceConfig"] == {
+            "enableSecureBoot": True, "enableVtpm": True, "enableIntegrityMonitoring": True}, vm.name
+        assert vm.inputs["metadata"]["enable-oslogin"] == "TRUE"
+        image = vm.inputs["bootDisk"]["initializeParams"]["image"]
+        assert re.fullmatch(r"projects/cos-cloud/global/images/(family/)?cos-[a-z0-9-]+", image), image
+
+
+def test_vms_run_as_their_role_account_tagged_by_role(planned):
+    for role, vm in instances(planned).items():
+        assert vm.inputs["tags"] == [role]
+        assert vm.inputs["serviceAccount"] == {
+            "email": f"fake-{role}@fake.iam.gserviceaccount.com", "scopes": [CLOUD_PLATFORM]}
+        assert "compute@developer.gserviceaccount.com" not in yaml.safe_dump(vm.inputs)
+
+
+def test_machine_types_and_disk_sizes_come_from_the_stack_file(planned):
+    config = stack_file(planned.stack)
+    for role, vm in instances(planned).items():
+        section = config.get(f"hydrostream:{ROLES[role]}") or {}
+        assert vm.inputs["machineType"] == section.get("machine", DEFAULT_MACHINE)
+        disk = next(d for d in planned.of_type(DISK) if d.parent == vm.parent)
+        assert disk.inputs["size"] == section.get("disk_gb", DEFAULT_DISK_GB[ROLES[role]])
+
+
+def test_prod_sizes_are_not_smaller_than_dev():
+    def memory(stack: str, section: str) -> int:
+        name = (stack_file(stack).get(f"hydrostream:{section}") or {}).get("machine", DEFAULT_MACHINE)
+        return sizing.SHAPES[name].memory_mb
+    for section in ("kafka", "influxdb"):
+        assert memory("prod", section) >= memory("staging", section) >= memory("dev", section)
+
+
+def test_data_disk_is_a_separate_resource_attached_as_data(planned):
+    project = stack_file(planned.stack)["gcp:project"]
+    for vm in planned.of_type(INSTANCE):
+        disk = next(d for d in planned.of_type(DISK) if d.parent == vm.parent)
+        zone = vm.inputs["zone"]
+        assert disk.inputs["zone"] == zone == stack_file(planned.stack)["gcp:zone"]
+        assert vm.inputs["attachedDisks"] == [{
+            "source": f"projects/{project}/zones/{zone}/disks/{disk.inputs['name']}",
+            "deviceName": "data",
+            "mode": "READ_WRITE",
+        }]
+        assert disk.urn in vm.dependencies
+        # The boot disk goes with the VM; the data disk is never the boot disk.
+        assert "source" not in vm.inputs["bootDisk"]
+
+
+def test_prod_protects_data_disks_and_vms(planned):
+    prod = planned.stack == "prod"
+    for disk in planned.of_type(DISK):
+        assert disk.protect is prod, disk.name
+    for vm in planned.of_type(INSTANCE):
+        assert vm.inputs["deletionProtection"] is prod, vm.name
+        # Fixed names and a disk only one VM may hold: the old VM goes before its replacement.
+        assert vm.delete_before_replace
+
+
+def test_vms_and_disks_carry_app_env_and_role_labels(planned):
+    for resource in (*planned.of_type(INSTANCE), *planned.of_type(DISK)):
+        labels = resource.inputs["labels"]
+        assert labels["app"] == "hydrostream" and labels["env"] == planned.stack, resource.name
+        assert labels["role"] in ROLES
+
+
+def test_user_data_holds_no_secret_value(planned):
+    values = secret_values(planned)
+    assert len(values) == len(catalog.SECRETS)
+    for vm in planned.of_type(INSTANCE):
+        assert leaked_values(vm.inputs, values) == [], vm.name
+        assert not any(path.startswith("metadata") for path in vm.secret_paths), vm.name
+
+
+def test_the_leak_check_catches_a_value_in_user_data(planned):
+    values = secret_values(planned)
+    vm = planned.of_type(INSTANCE)[0]
+    broken = {**vm.inputs, "metadata": {**vm.inputs["metadata"], "user-data": f"token: {values[0]}"}}
+    assert leaked_values(broken, values) == [values[0]]
+
+
+def test_broker_user_data_is_the_renderers_document(planned):
+    kafka = planned.settings.kafka
+    expected = cloud_init.broker_cloud_init(sizing.kafka_heap_mb(kafka.machine), (
+        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * 3_600_000),
+        cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
+                             kafka.dead_letter_retention_hours * 3_600_000),
+    ))
+    assert instances(planned)[catalog.BROKER].inputs["metadata"]["user-data"] == expected
+
+
+def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
+    influxdb = planned.settings.influxdb
+    project = stack_file(planned.stack)["gcp:project"]
+    refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
+            for name in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
+    expected = cloud_init.tsdb_cloud_init(influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d",
+                                          sizing.influxdb_memory_limit_mb(influxdb.machine), refs)
+    user_data = instances(planned)[catalog.TSDB].inputs["metadata"]["user-data"]
+    assert user_data == expected
+    assert all(ref.secret_id in user_data for ref in refs)
+
+
+def test_endpoints_use_the_vms_internal_ips(planned):
+    outputs = planned.outputs
+    assert re.fullmatch(r"10(\.\d{1,3}){3}", outputs["kafka_ip"])
+    assert outputs["bootstrap_servers"] == f"{outputs['kafka_ip']}:9092"
+    assert outputs["influx_url"] == f"http://{outputs['influxdb_ip']}:8086"
+    assert outputs["kafka_ip"] != outputs["influxdb_ip"]
+
