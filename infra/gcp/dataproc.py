@@ -1,0 +1,128 @@
+"""The Dataproc cluster that runs the streaming jobs: pinned image, catalog shapes, derived Spark sizes.
+
+Private (internal IPs only, its own subnet and service account), Shielded VM, component gateway on.
+No autoscaling policy: Dataproc autoscaling does not support Spark Structured Streaming (it removes
+nodes whose executors hold streaming state and shuffle data). The cluster is sized once, from the
+sizing catalog, so that every executor fits YARN's share of a worker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra import catalog
+from infra.gcp.service_vm import CLOUD_PLATFORM_SCOPE
+from infra.settings import StackSettings
+
+REQUIREMENTS_LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
+# What the jobs import on the cluster beyond pyspark (which the image ships).
+JOB_PYTHON_PACKAGES = ("prometheus-client",)
+BOOT_DISK_TYPE = "pd-balanced"
+
+
+def pinned_requirements(packages: tuple[str, ...], lock: Path = REQUIREMENTS_LOCK) -> tuple[str, ...]:
+    """`name==version` for each package, as pinned in the lock file (the one source of versions)."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([^\s;#]+)\s*(?:[;#].*)?", line.strip())
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    missing = [package for package in packages if package not in pins]
+    if missing:
+        raise ValueError(f"{lock} pins no version of {missing}")
+    return tuple(f"{package}=={pins[package]}" for package in packages)
+
+
+def cluster_name(settings: StackSettings) -> str:
+    """The cluster's name; its master node is `<name>-m`."""
+    return f"hydrostream-{settings.stack}"
+
+
+def cluster_properties(settings: StackSettings) -> dict[str, str]:
+    """Cluster properties: the derived YARN/Spark sizes, the jobs' pip packages and the Kafka connector."""
+    return {
+        **settings.spark.cluster_properties(),
+        "dataproc:pip.packages": ",".join(pinned_requirements(JOB_PYTHON_PACKAGES)),
+        "spark:spark.jars.packages": catalog.DATAPROC_IMAGE.kafka_connector,
+    }
+
+
+@dataclass(frozen=True)
+class DataprocClusterArgs:
+    settings: StackSettings
+    subnet: pulumi.Input[str]
+    service_account_email: pulumi.Input[str]
+    staging_bucket: pulumi.Input[str]       # bucket names, not gs:// URIs
+    temp_bucket: pulumi.Input[str]
+
+
+class DataprocCluster(pulumi.ComponentResource):
+    """A standard Dataproc cluster (one master, >= 2 workers); exposes `cluster_name`, `master_hostname`."""
+
+    def __init__(self, name: str, args: DataprocClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:dataproc:DataprocCluster", name, None, opts)
+        settings = args.settings
+        dataproc = settings.dataproc
+        lifecycle = None
+        if dataproc.idle_delete_minutes is not None:
+            # Dev only. A running streaming job keeps the cluster non-idle, so this deletes a cluster
+            # only after its jobs were cancelled or failed for good, never one under load.
+            lifecycle = gcp.dataproc.ClusterClusterConfigLifecycleConfigArgs(
+                idle_delete_ttl=f"{dataproc.idle_delete_minutes * 60}s")
+
+        cluster = gcp.dataproc.Cluster(
+            name,
+            name=cluster_name(settings),
+            region=settings.gcp.region,
+            labels=settings.labels,
+            cluster_config=gcp.dataproc.ClusterClusterConfigArgs(
+                staging_bucket=args.staging_bucket,
+                temp_bucket=args.temp_bucket,
+                gce_cluster_config=gcp.dataproc.ClusterClusterConfigGceClusterConfigArgs(
+                    zone=settings.gcp.zone,
+                    subnetwork=args.subnet,
+                    internal_ip_only=True,
+                    service_account=args.service_account_email,
+                    service_account_scopes=[CLOUD_PLATFORM_SCOPE],
+                    tags=[catalog.DATAPROC],
+                    metadata={"enable-oslogin": "TRUE"},
+                    shielded_instance_config=(
+                        gcp.dataproc.ClusterClusterConfigGceClusterConfigShieldedInstanceConfigArgs(
+                            enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True)),
+                ),
+                master_config=gcp.dataproc.ClusterClusterConfigMasterConfigArgs(
+                    num_instances=1,
+                    machine_type=dataproc.master.name,
+                    disk_config=gcp.dataproc.ClusterClusterConfigMasterConfigDiskConfigArgs(
+                        boot_disk_size_gb=dataproc.boot_disk_gb, boot_disk_type=BOOT_DISK_TYPE),
+                ),
+                worker_config=gcp.dataproc.ClusterClusterConfigWorkerConfigArgs(
+                    num_instances=dataproc.workers,
+                    machine_type=dataproc.worker.name,
+                    disk_config=gcp.dataproc.ClusterClusterConfigWorkerConfigDiskConfigArgs(
+                        boot_disk_size_gb=dataproc.boot_disk_gb, boot_disk_type=BOOT_DISK_TYPE),
+                ),
+                software_config=gcp.dataproc.ClusterClusterConfigSoftwareConfigArgs(
+                    image_version=catalog.DATAPROC_IMAGE.version,
+                    properties=cluster_properties(settings),
+                ),
+                endpoint_config=gcp.dataproc.ClusterClusterConfigEndpointConfigArgs(
+                    enable_http_port_access=True),
+                lifecycle_config=lifecycle,
+                # No autoscaling_config: Dataproc autoscaling does not support Structured Streaming.
+            ),
+            # The name is fixed: a replaced cluster goes first (its jobs with it), then the new one
+            # starts and the jobs resume from their checkpoints in Cloud Storage.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+        self.cluster_name: pulumi.Output[str] = cluster.name
+        # Jobs run their drivers on the master (client mode): Prometheus scrapes them there.
+        self.master_hostname: pulumi.Output[str] = cluster.name.apply(
+            lambda cluster: f"{cluster}-m.{settings.gcp.zone}.c.{settings.gcp.project}.internal")
+        self.register_outputs({"cluster_name": self.cluster_name, "master_hostname": self.master_hostname})

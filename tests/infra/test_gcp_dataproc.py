@@ -1,0 +1,167 @@
+"""The Dataproc cluster under mocks, per stack: pinned image, catalog shapes, Spark sizes that fit the
+workers, the jobs' Python packages and Kafka connector, private nodes, no autoscaling, idle delete in dev."""
+
+import importlib.metadata
+
+import pytest
+import yaml
+
+from infra import catalog, plan, sizing
+
+CLUSTER = "gcp:dataproc/cluster:Cluster"
+GCP_STACKS = ("dev", "staging", "prod")
+SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
+ACCOUNT = "fake-dataproc@fake.iam.gserviceaccount.com"
+
+PROGRAM = f'''
+import pulumi
+from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
+from infra.settings import load_settings
+
+settings = load_settings()
+cluster = DataprocCluster("dataproc", DataprocClusterArgs(
+    settings, "{SUBNET}", "{ACCOUNT}", staging_bucket="fake-staging", temp_bucket="fake-temp"))
+pulumi.export("cluster_name", cluster.cluster_name)
+pulumi.export("master_hostname", cluster.master_hostname)
+'''
+
+# Worked by hand from the shapes (MB; YARN rounds to 256 MB; a worker keeps max(2 GB, a fifth)):
+#   dev:  e2-standard-4 workers, 16384 MB, 4 vCPUs: 16384 - 3276 = 13108 -> 13056 for YARN.
+#   prod: n2-standard-8 workers, 32768 MB, 8 vCPUs: 32768 - 6553 = 26215 -> 26112 for YARN.
+YARN_MEMORY_MB = {"dev": 13056, "prod": 26112}
+
+
+def stack_file(stack: str) -> dict:
+    return yaml.safe_load((plan.STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+@pytest.fixture(scope="module", params=GCP_STACKS)
+def planned(request, tmp_path_factory):
+    program = tmp_path_factory.mktemp("dataproc") / "program.py"
+    program.write_text(PROGRAM)
+    return plan.run_plan(request.param, program=program)
+
+
+@pytest.fixture
+def config(planned) -> dict:
+    (cluster,) = planned.of_type(CLUSTER)
+    return cluster.inputs["clusterConfig"]
+
+
+def dataproc_section(stack: str) -> dict:
+    return stack_file(stack).get("hydrostream:dataproc") or {}
+
+
+def test_one_cluster_in_the_stack_region_and_zone(planned, config):
+    (cluster,) = planned.of_type(CLUSTER)
+    assert cluster.inputs["region"] == stack_file(planned.stack)["gcp:region"]
+    assert config["gceClusterConfig"]["zone"] == stack_file(planned.stack)["gcp:zone"]
+    assert cluster.inputs["labels"] == {"app": "hydrostream", "env": planned.stack}
+
+
+def test_shapes_and_worker_count_come_from_the_stack_file(planned, config):
+    section = dataproc_section(planned.stack)
+    assert config["masterConfig"]["machineType"] == section.get("master", "e2-standard-4")
+    assert config["masterConfig"]["numInstances"] == 1
+    assert config["workerConfig"]["machineType"] == section.get("worker", "e2-standard-4")
+    assert config["workerConfig"]["numInstances"] == section.get("workers", 2) >= 2
+    for node in ("masterConfig", "workerConfig"):
+        assert config[node]["diskConfig"]["bootDiskSizeGb"] == section.get("boot_disk_gb", 100)
+    # Never the seeds' shared-core shapes.
+    for node in ("masterConfig", "workerConfig"):
+        assert not sizing.SHAPES[config[node]["machineType"]].shared_core
+
+
+def test_image_is_the_catalogs_and_runs_the_tested_spark(config):
+    assert config["softwareConfig"]["imageVersion"] == catalog.DATAPROC_IMAGE.version
+    assert catalog.DATAPROC_IMAGE.spark == importlib.metadata.version("pyspark")
+
+
+def test_properties_carry_the_derived_sizes(planned, config):
+    properties = config["softwareConfig"]["properties"]
+    spark = planned.settings.spark
+    assert properties["yarn:yarn.nodemanager.resource.memory-mb"] == str(spark.yarn_memory_mb)
+    assert properties["yarn:yarn.nodemanager.resource.cpu-vcores"] == str(spark.yarn_vcores)
+    assert properties["yarn:yarn.scheduler.minimum-allocation-mb"] == "256"
+    assert properties["spark:spark.dynamicAllocation.enabled"] == "false"
+    if planned.stack in YARN_MEMORY_MB:
+        assert properties["yarn:yarn.nodemanager.resource.memory-mb"] == str(YARN_MEMORY_MB[planned.stack])
+
+
+def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
+    worker = sizing.SHAPES[config["workerConfig"]["machineType"]]
+    master = sizing.SHAPES[config["masterConfig"]["machineType"]]
+    workers = config["workerConfig"]["numInstances"]
+    yarn_mb = int(config["softwareConfig"]["properties"]["yarn:yarn.nodemanager.resource.memory-mb"])
+    spark = planned.settings.spark
+    # YARN leaves the OS and daemons at least 2 GB of each worker.
+    assert yarn_mb <= worker.memory_mb - 2048
+    # Each executor container (heap + overhead) fits its share of YARN's memory, and the cores add up.
+    per_worker = worker.vcpus // spark.executor_cores
+    assert per_worker >= 1
+    assert spark.executor_memory_mb + spark.executor_overhead_mb <= yarn_mb // per_worker
+    assert spark.executor_overhead_mb >= max(384, spark.executor_memory_mb // 10)
+    # Both jobs' executors plus one slot for the application masters fit the cluster.
+    assert spark.consumer_executors + spark.producer_executors + 1 <= workers * per_worker
+    # The master keeps 4 GB for its daemons beside the two drivers.
+    assert 2 * spark.driver_memory_mb + 4096 <= master.memory_mb
+
+
+def test_jobs_python_packages_are_pinned_to_the_installed_versions(config):
+    properties = config["softwareConfig"]["properties"]
+    assert properties["dataproc:pip.packages"] == (
+        f"prometheus-client=={importlib.metadata.version('prometheus-client')}")
+
+
+def test_kafka_connector_matches_the_installed_pyspark(config):
+    properties = config["softwareConfig"]["properties"]
+    pyspark = importlib.metadata.version("pyspark")
+    assert properties["spark:spark.jars.packages"] == (
+        f"org.apache.spark:spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}:{pyspark}")
+
+
+def test_nodes_are_private_shielded_and_run_as_our_account(config):
+    gce = config["gceClusterConfig"]
+    assert gce["internalIpOnly"] is True
+    assert gce["subnetwork"] == SUBNET
+    assert gce["serviceAccount"] == ACCOUNT
+    assert gce["serviceAccountScopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
+    assert gce["tags"] == ["dataproc"]
+    assert gce["shieldedInstanceConfig"] == {
+        "enableSecureBoot": True, "enableVtpm": True, "enableIntegrityMonitoring": True}
+    assert config["stagingBucket"] == "fake-staging" and config["tempBucket"] == "fake-temp"
+
+
+def test_component_gateway_on_and_no_autoscaling(config):
+    assert config["endpointConfig"] == {"enableHttpPortAccess": True}
+    assert "autoscalingConfig" not in config
+    assert "preemptibleWorkerConfig" not in config
+
+
+def test_idle_delete_only_in_dev(planned, config):
+    minutes = dataproc_section(planned.stack).get("idle_delete_minutes")
+    if planned.stack == "dev":
+        assert minutes == 120
+        assert config["lifecycleConfig"] == {"idleDeleteTtl": "7200s"}
+    else:
+        assert minutes is None
+        assert "lifecycleConfig" not in config
+
+
+def test_cluster_name_and_master_hostname(planned):
+    project, zone = stack_file(planned.stack)["gcp:project"], stack_file(planned.stack)["gcp:zone"]
+    assert planned.outputs["cluster_name"] == f"hydrostream-{planned.stack}"
+    assert planned.outputs["master_hostname"] == f"hydrostream-{planned.stack}-m.{zone}.c.{project}.internal"
+    (cluster,) = planned.of_type(CLUSTER)
+    # A fixed name: the old cluster must go before its replacement is created.
+    assert cluster.delete_before_replace
+
+
+def test_prod_cluster_is_not_smaller_than_staging_or_dev():
+    def capacity(stack: str) -> tuple[int, int]:
+        section = dataproc_section(stack)
+        worker = sizing.SHAPES[section.get("worker", "e2-standard-4")]
+        workers = section.get("workers", 2)
+        return workers * worker.memory_mb, workers * worker.vcpus
+    for prod, staging, dev in zip(capacity("prod"), capacity("staging"), capacity("dev"), strict=True):
+        assert prod >= staging >= dev
