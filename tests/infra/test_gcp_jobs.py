@@ -1,0 +1,204 @@
+"""The streaming jobs under mocks: the release's artifacts, consumer before producer, replacement and
+destroy behaviour, restart policy, the image's connector, no secret on a command line, the release pin."""
+
+import importlib.metadata
+import logging
+import re
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+from hydrostream_jobs import contract
+
+from infra import bundle, catalog, plan
+
+JOB = "gcp:dataproc/job:Job"
+OBJECT = "gcp:storage/bucketObject:BucketObject"
+PIN = "0" * 64
+
+PROGRAM = '''
+import pulumi
+from infra import catalog
+from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
+from infra.gcp.secrets import Secrets, SecretsArgs
+from infra.settings import load_settings
+
+settings = load_settings()
+emails = {role: f"fake-{role}@fake.iam.gserviceaccount.com" for role in (*catalog.ROLES, catalog.DATAPROC)}
+secrets = Secrets("secrets", SecretsArgs(settings, emails))
+jobs = StreamingJobs("jobs", StreamingJobsArgs(
+    settings,
+    cluster_name="fake-cluster",
+    artifacts_bucket="fake-artifacts",
+    checkpoint_bucket="fake-checkpoints",
+    bootstrap_servers="10.9.0.5:9092",
+    influx_url="http://10.9.0.6:8086",
+    token_secret_id=secrets.ids[catalog.INFLUXDB_TOKEN],
+))
+pulumi.export("release", jobs.release)
+pulumi.export("consumer_job_id", jobs.consumer_job_id)
+pulumi.export("producer_job_id", jobs.producer_job_id)
+'''
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("jobs") / "program.py"
+    path.write_text(PROGRAM)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digest() -> str:
+    return bundle.build_bundle(bundle.JOBS_DIR).digest
+
+
+@pytest.fixture(scope="module")
+def planned(program):
+    return plan.run_plan("dev", program=program)
+
+
+def jobs(planned) -> dict[str, plan.PlannedResource]:
+    return {r.inputs["labels"]["job"]: r for r in planned.of_type(JOB)}
+
+
+def arg_after(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_two_jobs_on_the_cluster(planned):
+    assert sorted(jobs(planned)) == ["consumer", "producer"]
+    for job in planned.of_type(JOB):
+        assert job.inputs["placement"] == {"clusterName": "fake-cluster"}
+        assert job.inputs["region"] == "europe-west1"
+
+
+def test_producer_starts_after_the_consumer(planned):
+    by_job = jobs(planned)
+    assert by_job["consumer"].urn in by_job["producer"].dependencies
+    assert by_job["producer"].urn not in by_job["consumer"].dependencies
+
+
+def test_jobs_never_block_and_are_replaced_delete_first_and_force_deleted(planned):
+    for job in planned.of_type(JOB):
+        assert job.delete_before_replace, job.name
+        assert job.inputs["forceDelete"] is True
+        assert job.inputs.get("waitForCompletion", False) is False
+
+
+def test_restart_policy_from_the_stack_settings(planned):
+    settings = planned.settings.jobs
+    assert (settings.max_failures_per_hour, settings.max_failures_total) == (5, 20)  # dev: the defaults
+    for job in planned.of_type(JOB):
+        assert job.inputs["scheduling"] == {"maxFailuresPerHour": 5, "maxFailuresTotal": 20}
+
+
+def test_connector_is_the_images_and_matches_the_installed_pyspark(planned):
+    pyspark = importlib.metadata.version("pyspark")
+    assert catalog.DATAPROC_IMAGE.spark == pyspark
+    for job in planned.of_type(JOB):
+        assert job.inputs["pysparkConfig"]["properties"]["spark.jars.packages"] == (
+            f"org.apache.spark:spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}:{pyspark}")
+
+
+def test_executor_counts_fill_the_cluster(planned):
+    spark = planned.settings.spark
+    by_job = jobs(planned)
+    consumer = by_job["consumer"].inputs["pysparkConfig"]["properties"]
+    producer = by_job["producer"].inputs["pysparkConfig"]["properties"]
+    # dev: 2 workers x 2 executors, one slot kept for the application masters, one for the producer.
+    assert consumer["spark.executor.instances"] == "2" and producer["spark.executor.instances"] == "1"
+    for properties in (consumer, producer):
+        assert properties["spark.executor.memory"] == f"{spark.executor_memory_mb}m"
+        assert properties["spark.executor.memoryOverhead"] == f"{spark.executor_overhead_mb}m"
+        assert properties["spark.sql.shuffle.partitions"] == "8"
+
+
+def test_job_ids_carry_the_release(planned, digest):
+    assert planned.outputs["release"] == digest
+    ids = {planned.outputs["consumer_job_id"], planned.outputs["producer_job_id"]}
+    assert len(ids) == 2
+    for job in planned.of_type(JOB):
+        job_id = job.inputs["reference"]["jobId"]
+        assert job_id in ids
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,100}", job_id)
+        assert digest[:16] in job_id
+        labels = job.inputs["labels"]
+        assert labels == {"app": "hydrostream", "env": "dev", "job": labels["job"], "release": digest[:12]}
+
+
+def test_no_secret_on_any_command_line(planned):
+    values = [f"mock-{r.name}-value" for r in planned.resources if r.type.startswith("random:")]
+    assert values
+    for job in planned.of_type(JOB):
+        text = yaml.safe_dump(job.inputs)
+        assert not [value for value in values if value in text], job.name
+        assert not job.secret_paths
+    args = jobs(planned)["consumer"].inputs["pysparkConfig"]["args"]
+    assert arg_after(args, "--influx-token-secret") == (
+        "projects/hydrostream-dev/secrets/hydrostream-influxdb-token/versions/latest")
+    assert "--influx-token" not in args and "--influx-token-file" not in args
+
+
+def test_command_lines_point_at_the_endpoints_and_release_checkpoints(planned, digest):
+    by_job = jobs(planned)
+    consumer = by_job["consumer"].inputs["pysparkConfig"]["args"]
+    producer = by_job["producer"].inputs["pysparkConfig"]["args"]
+    for args in (consumer, producer):
+        assert arg_after(args, "--bootstrap-servers") == "10.9.0.5:9092"
+        assert arg_after(args, "--topic") == contract.READINGS_TOPIC
+    assert arg_after(consumer, "--influx-url") == "http://10.9.0.6:8086"
+    assert arg_after(consumer, "--checkpoint-location") == f"gs://fake-checkpoints/{digest}/consumer"
+    assert arg_after(producer, "--checkpoint-location") == f"gs://fake-checkpoints/{digest}/producer"
+    assert arg_after(consumer, "--metrics-port") == str(contract.CONSUMER_METRICS_PORT)
+    assert arg_after(producer, "--metrics-port") == str(contract.PRODUCER_METRICS_PORT)
+
+
+def test_artifacts_are_uploaded_under_the_release(planned, digest):
+    built = bundle.build_bundle(bundle.JOBS_DIR)
+    objects = {r.inputs["name"]: r for r in planned.of_type(OBJECT)}
+    assert sorted(objects) == sorted(f"releases/{digest}/{name}"
+                                     for name in ("hydrostream_jobs.zip", "consumer.py", "producer.py"))
+    for name, data in (("hydrostream_jobs.zip", built.package_zip), ("consumer.py", built.consumer),
+                       ("producer.py", built.producer)):
+        uploaded = objects[f"releases/{digest}/{name}"]
+        assert uploaded.inputs["bucket"] == "fake-artifacts"
+        source = uploaded.inputs["source"]
+        assert isinstance(source, pulumi.FileAsset)
+        assert Path(source.path).read_bytes() == data
+
+
+def test_jobs_run_the_release_files(planned, digest):
+    base = f"gs://fake-artifacts/releases/{digest}"
+    for job, entry in (("consumer", "consumer.py"), ("producer", "producer.py")):
+        pyspark = jobs(planned)[job].inputs["pysparkConfig"]
+        assert pyspark["mainPythonFileUri"] == f"{base}/{entry}"
+        assert pyspark["pythonFileUris"] == [f"{base}/hydrostream_jobs.zip"]
+
+
+def test_a_pin_that_differs_warns_in_preview_and_deploys_the_pin(program, digest, caplog):
+    assert digest != PIN
+    with caplog.at_level(logging.WARNING):
+        planned = plan.run_plan("staging", program=program, preview=True)
+    assert planned.outputs["release"] == PIN
+    assert any(f"pins jobs release {PIN}" in record.getMessage() for record in caplog.records)
+    names = {r.inputs["name"] for r in planned.of_type(OBJECT)}
+    assert all(name.startswith(f"releases/{PIN}/") for name in names)
+
+
+def test_a_pin_that_differs_refuses_the_update(program, digest):
+    with pytest.raises(pulumi.RunError) as refused:
+        plan.run_plan("staging", program=program, preview=False)
+    message = str(refused.value)
+    assert f"stack 'staging' pins jobs release {PIN}" in message
+    assert f"bundle is release {digest}" in message
+    assert "make promote FROM=dev TO=staging" in message
+
+
+def test_a_matching_pin_deploys_on_update(program, digest):
+    config = plan.stack_config("staging")
+    config["hydrostream:jobs"] = {**config["hydrostream:jobs"], "release": digest}
+    planned = plan.run_plan("staging", config, program=program, preview=False)
+    assert planned.outputs["release"] == digest
+    assert len(planned.of_type(JOB)) == 2
