@@ -1,18 +1,25 @@
 """The service VMs under mocks, per stack: private, shielded, OS Login, data on a separate disk that
-survives the VM, catalog shapes, and cloud-init that holds secret names but never secret values."""
+survives the VM, catalog shapes, cloud-init that holds secret names but never secret values, and the
+monitoring config archive (this stack's scrape targets and data sources) named by its digest."""
 
+import hashlib
+import io
 import re
+import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog, cloud_init, plan, sizing
+from infra.gcp import monitoring
 
 INSTANCE = "gcp:compute/instance:Instance"
 DISK = "gcp:compute/disk:Disk"
 GCP_STACKS = ("dev", "staging", "prod")
 SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
+MASTER = "fake-cluster-m.europe-west1-b.c.fake.internal"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 # The VMs as the platform wires them, with the platform's real generated secrets (mock values
@@ -22,6 +29,7 @@ import pulumi
 from infra import catalog
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
+from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.settings import load_settings
 
@@ -31,16 +39,22 @@ emails = {{role: f"fake-{{role}}@fake.iam.gserviceaccount.com"
 secrets = Secrets("secrets", SecretsArgs(settings, emails))
 kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, "{SUBNET}", emails[catalog.BROKER]))
 influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, "{SUBNET}", emails[catalog.TSDB], secrets.ids))
+monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
+    settings, "{SUBNET}", emails[catalog.MONITORING], secrets.ids, config_bucket="fake-config",
+    kafka_ip=kafka.internal_ip, influxdb_ip=influxdb.internal_ip, dataproc_master="{MASTER}"))
 pulumi.export("bootstrap_servers", kafka.bootstrap_servers)
 pulumi.export("kafka_ip", kafka.internal_ip)
 pulumi.export("influx_url", influxdb.url)
 pulumi.export("influxdb_ip", influxdb.internal_ip)
+pulumi.export("monitoring_ip", monitoring.internal_ip)
+pulumi.export("grafana_url", monitoring.grafana_url)
+pulumi.export("iap_command", monitoring.iap_command)
 '''
 
 # role -> its section of the stack file
-ROLES = {catalog.BROKER: "kafka", catalog.TSDB: "influxdb"}
+ROLES = {catalog.BROKER: "kafka", catalog.TSDB: "influxdb", catalog.MONITORING: "monitoring"}
 DEFAULT_MACHINE = "e2-standard-2"
-DEFAULT_DISK_GB = {"kafka": 50, "influxdb": 50}
+DEFAULT_DISK_GB = {"kafka": 50, "influxdb": 50, "monitoring": 30}
 
 
 def stack_file(stack: str) -> dict:
@@ -205,3 +219,85 @@ def test_endpoints_use_the_vms_internal_ips(planned):
     assert outputs["influx_url"] == f"http://{outputs['influxdb_ip']}:8086"
     assert outputs["kafka_ip"] != outputs["influxdb_ip"]
 
+
+
+def config_object(planned) -> plan.PlannedResource:
+    (uploaded,) = planned.of_type("gcp:storage/bucketObject:BucketObject")
+    return uploaded
+
+
+def config_archive_members(planned) -> dict[str, str]:
+    source = config_object(planned).inputs["source"]
+    with tarfile.open(source.path, mode="r:gz") as archive:
+        return {member.name: archive.extractfile(member).read().decode()
+                for member in archive.getmembers() if member.isfile()}
+
+
+def test_monitoring_config_is_one_archive_named_by_its_digest(planned):
+    uploaded = config_object(planned)
+    data = Path(uploaded.inputs["source"].path).read_bytes()
+    assert uploaded.inputs["bucket"] == "fake-config"
+    assert uploaded.inputs["name"] == f"monitoring/{hashlib.sha256(data).hexdigest()}.tar.gz"
+    members = config_archive_members(planned)
+    assert {name.split("/", 1)[0] for name in members} == {"prometheus-config", "grafana-provisioning"}
+    assert "prometheus-config/prometheus.yml" in members
+    assert any(name.startswith("prometheus-config/rules/") for name in members)
+    assert "grafana-provisioning/datasources/datasources.yaml" in members
+    dashboards = sorted(p.name for p in (plan.ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
+    assert dashboards
+    for dashboard in dashboards:
+        assert f"grafana-provisioning/dashboards/hydrostream/{dashboard}" in members
+
+
+def test_prometheus_scrapes_this_stacks_hosts(planned):
+    outputs = planned.outputs
+    prometheus = yaml.safe_load(config_archive_members(planned)["prometheus-config/prometheus.yml"])
+    targets = {job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
+               for job in prometheus["scrape_configs"]}
+    assert targets["hydro-consumer"] == [f"{MASTER}:8001"]
+    assert targets["hydro-producer"] == [f"{MASTER}:8000"]
+    assert targets["kafka-exporter"] == [f"{outputs['kafka_ip']}:9308"]
+    assert sorted(targets["node-exporter"]) == sorted(
+        [f"{outputs['kafka_ip']}:9100", f"{outputs['influxdb_ip']}:9100", "localhost:9100"])
+    assert prometheus["global"]["external_labels"] == {"stack": planned.stack}
+
+
+def test_grafana_reads_this_stacks_influxdb_with_the_token_from_a_file(planned):
+    datasources = config_archive_members(planned)["grafana-provisioning/datasources/datasources.yaml"]
+    influx = next(d for d in yaml.safe_load(datasources)["datasources"] if d["type"] == "influxdb")
+    assert influx["url"] == planned.outputs["influx_url"]
+    assert influx["secureJsonData"]["token"].startswith("$__file{")
+
+
+def test_monitoring_config_holds_no_secret_value(planned):
+    text = "\n".join(config_archive_members(planned).values())
+    assert leaked_values({"archive": text}, secret_values(planned)) == []
+
+
+def test_monitoring_user_data_is_the_renderers_document(planned):
+    project = stack_file(planned.stack)["gcp:project"]
+    refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
+            for name in (catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
+    bundle = cloud_init.ConfigBundle(f"gs://fake-config/{config_object(planned).inputs['name']}",
+                                     ("prometheus-config", "grafana-provisioning"))
+    expected = cloud_init.monitoring_cloud_init(bundle, refs)
+    assert instances(planned)[catalog.MONITORING].inputs["metadata"]["user-data"] == expected
+
+
+def test_grafana_is_reached_on_its_internal_ip_or_through_iap(planned):
+    config = stack_file(planned.stack)
+    outputs = planned.outputs
+    assert outputs["grafana_url"] == f"http://{outputs['monitoring_ip']}:3000"
+    assert outputs["iap_command"] == (
+        f"gcloud compute ssh hydrostream-{planned.stack}-monitoring --tunnel-through-iap "
+        f"--zone={config['gcp:zone']} --project={config['gcp:project']} -- -N -L 3000:localhost:3000")
+
+
+def test_config_archive_is_reproducible():
+    files = {"b/two.yml": "2\n", "a/one.yml": "1\n"}
+    first = monitoring.config_archive(files)
+    assert first == monitoring.config_archive(dict(reversed(files.items())))
+    with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members] == ["a/one.yml", "b/two.yml"]
+    assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}

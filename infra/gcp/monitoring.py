@@ -1,0 +1,127 @@
+"""Prometheus and Grafana on a private VM, their config shipped as one archive through Cloud Storage.
+
+The archive holds the config volumes (`prometheus-config`: prometheus.yml for this stack's targets and
+the alert rules; `grafana-provisioning`: data sources, dashboard provider and dashboards) and is named
+by its digest, so the VM's cloud-config names exactly one version of it. It is too big for metadata.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra import catalog, cloud_init, grafana_config, scrape_config
+from infra.gcp.jobs import bytes_asset
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, secret_refs
+from infra.settings import StackSettings
+
+PROMETHEUS_CONFIG = "prometheus-config"
+GRAFANA_PROVISIONING = "grafana-provisioning"
+CONFIG_VOLUMES = (PROMETHEUS_CONFIG, GRAFANA_PROVISIONING)
+CONFIG_PREFIX = "monitoring"
+# Prometheus and Grafana share the VM's host network; node-exporter runs there too.
+THIS_HOST = "localhost"
+
+
+def config_files(stack: str, org: str, bucket: str, kafka_ip: str, influxdb_ip: str,
+                 dataproc_master: str) -> dict[str, str]:
+    """Archive path (`<volume>/<file>`) -> text, for every file of the two config volumes."""
+    targets = scrape_config.ScrapeTargets.for_hosts(
+        stack=stack,
+        spark_driver=dataproc_master,
+        kafka_exporter_hosts=(kafka_ip,),
+        node_hosts=(kafka_ip, influxdb_ip, THIS_HOST),
+        prometheus_host=THIS_HOST,
+    )
+    sources = grafana_config.GrafanaDataSources(
+        stack=stack, influxdb_host=influxdb_ip, prometheus_host=THIS_HOST, org=org, bucket=bucket)
+    return {
+        **{f"{PROMETHEUS_CONFIG}/{path}": text
+           for path, text in scrape_config.prometheus_config_files(targets).items()},
+        **{f"{GRAFANA_PROVISIONING}/{path}": text
+           for path, text in grafana_config.grafana_provisioning_files(sources).items()},
+    }
+
+
+def config_archive(files: Mapping[str, str]) -> bytes:
+    """A .tar.gz of `files`, byte-for-byte the same for the same files (sorted, no times or owners)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(files):
+            data = files[path].encode()
+            entry = tarfile.TarInfo(path)
+            entry.size, entry.mode, entry.mtime = len(data), 0o644, 0
+            archive.addfile(entry, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+@dataclass(frozen=True)
+class MonitoringVmArgs:
+    settings: StackSettings
+    subnet: pulumi.Input[str]
+    service_account_email: pulumi.Input[str]
+    secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
+    config_bucket: pulumi.Input[str]             # bucket name the monitoring account may read
+    kafka_ip: pulumi.Input[str]
+    influxdb_ip: pulumi.Input[str]
+    dataproc_master: pulumi.Input[str]           # host of the job drivers (their metrics endpoints)
+
+
+class MonitoringVm(pulumi.ComponentResource):
+    """Prometheus and Grafana on a private VM; exposes `grafana_url`, `internal_ip` and `iap_command`."""
+
+    def __init__(self, name: str, args: MonitoringVmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:monitoring:MonitoringVm", name, None, opts)
+        settings = args.settings
+        influxdb = settings.influxdb
+
+        archive = pulumi.Output.all(args.kafka_ip, args.influxdb_ip, args.dataproc_master).apply(
+            lambda hosts: config_archive(config_files(settings.stack, influxdb.org, influxdb.bucket, *hosts)))
+        object_name = archive.apply(
+            lambda data: f"{CONFIG_PREFIX}/{hashlib.sha256(data).hexdigest()}.tar.gz")
+        uploaded = gcp.storage.BucketObject(
+            f"{name}-config",
+            bucket=args.config_bucket,
+            name=object_name,
+            source=archive.apply(lambda data: bytes_asset(data, "monitoring-config.tar.gz")),
+            content_type="application/gzip",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.config_uri: pulumi.Output[str] = pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
+            lambda parts: f"gs://{parts[0]}/{parts[1]}")
+
+        refs = secret_refs(catalog.MONITORING, args.secret_ids)
+        user_data = pulumi.Output.all(self.config_uri, refs).apply(
+            lambda values: cloud_init.monitoring_cloud_init(
+                cloud_init.ConfigBundle(values[0], CONFIG_VOLUMES), values[1]))
+        vm = ServiceVm(name, ServiceVmArgs(
+            settings=settings,
+            role=catalog.MONITORING,
+            machine=settings.monitoring.machine,
+            disk_gb=settings.monitoring.disk_gb,
+            subnet=args.subnet,
+            service_account_email=args.service_account_email,
+            user_data=user_data,
+        ), pulumi.ResourceOptions(parent=self))
+
+        port = catalog.GRAFANA.port("http")
+        self.internal_ip = vm.internal_ip
+        self.grafana_url: pulumi.Output[str] = vm.internal_ip.apply(lambda ip: f"http://{ip}:{port}")
+        # SSH through IAP (the only way in from outside; OS Login decides who), forwarding Grafana's
+        # port: then http://localhost:3000 on the operator's machine.
+        self.iap_command: pulumi.Output[str] = pulumi.Output.all(vm.instance_name, vm.zone).apply(
+            lambda parts: f"gcloud compute ssh {parts[0]} --tunnel-through-iap --zone={parts[1]} "
+                          f"--project={settings.gcp.project} -- -N -L {port}:localhost:{port}")
+        self.register_outputs({
+            "grafana_url": self.grafana_url,
+            "internal_ip": self.internal_ip,
+            "iap_command": self.iap_command,
+            "config_uri": self.config_uri,
+        })
