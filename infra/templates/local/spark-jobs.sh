@@ -43,9 +43,8 @@ if ! as_spark python3 -c 'import importlib.metadata as m, sys; sys.exit(m.versio
     --target "${HYDRO_PYTHON_DEPS}" "${HYDRO_PIP_REQUIREMENT}"
 fi
 
+pids=()
 stop_jobs() {
-  local pids
-  mapfile -t pids < <(jobs -p)
   if [[ ${#pids[@]} -gt 0 ]]; then
     kill -TERM "${pids[@]}" 2>/dev/null || true
   fi
@@ -53,8 +52,10 @@ stop_jobs() {
 }
 trap 'stop_jobs; exit 143' TERM INT
 
-as_spark "${SPARK_HOME}/bin/spark-submit" "${consumer[@]}" &
+# gosu itself in the background (not a function: that would fork a subshell), so $! is the job.
+gosu "${HYDRO_SPARK_USER}" "${SPARK_HOME}/bin/spark-submit" "${consumer[@]}" &
 consumer_pid=$!
+pids+=("${consumer_pid}")
 until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
     "${HYDRO_CONSUMER_READY_URL}" 2>/dev/null; do
   if ! kill -0 "${consumer_pid}" 2>/dev/null; then
@@ -66,7 +67,8 @@ until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]
   sleep 5
 done
 
-as_spark "${SPARK_HOME}/bin/spark-submit" "${producer[@]}" &
+gosu "${HYDRO_SPARK_USER}" "${SPARK_HOME}/bin/spark-submit" "${producer[@]}" &
+pids+=("$!")
 status=0
 wait -n || status=$?
 echo "a job ended (status ${status}): stopping the other; the restart policy starts both again" >&2

@@ -1,0 +1,446 @@
+"""The `local` stack under mocks: every catalog service as a container, safe by construction.
+
+Expected values come from the catalog, the settings, `infra.job_commands` and requirements.lock,
+never from the local stack's own modules, so a change there that breaks a rule fails here.
+"""
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydrostream_jobs import cli, contract
+from pulumi.runtime import rpc
+from pulumi.runtime.sync_await import _sync_await
+
+from infra import catalog
+from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.local.services import Upload
+from infra.plan import run_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+LOOPBACK = "127.0.0.1"
+DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-data", "grafana-data",
+                "spark-checkpoints"}
+CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning"}
+# What a person on the host reaches: container port -> service.
+PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "kafka": {9094}}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return run_plan("local")
+
+
+def unwrap(value):
+    """The plain value of deserialized inputs (a list holding a secret arrives wrapped as secret)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return unwrap(value["value"])
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def leaves(value, path=""):
+    """(dotted path, leaf) pairs, in the secret_paths notation."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from leaves(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def inputs(resource):
+    return unwrap(resource.inputs)
+
+
+def containers(plan):
+    """Long-running containers by their Docker name (the one-shot topic creator excluded)."""
+    found = {}
+    for resource in plan.of_type(CONTAINER):
+        values = inputs(resource)
+        if values.get("mustRun", True):
+            found[values["name"]] = (resource, values)
+    return found
+
+
+def service_container(plan, service):
+    return containers(plan)[f"hydrostream-{service.name}"]
+
+
+def env_of(values):
+    return dict(entry.split("=", 1) for entry in values.get("envs", []))
+
+
+def uploads_of(values):
+    return {u["file"]: u for u in values.get("uploads", [])}
+
+
+def secret_values(plan):
+    """The mock values of every generated secret (HydroMocks: `mock-<name>-value`)."""
+    found = {f"mock-{r.name}-value" for r in plan.of_type("random:index/randomPassword:RandomPassword")}
+    assert len(found) == len(catalog.SECRETS)
+    return found
+
+
+@pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
+def test_every_catalog_service_runs_its_pinned_image(plan, service):
+    resource, values = service_container(plan, service)
+    images = [r for r in plan.of_type(IMAGE) if inputs(r)["name"] == service.image]
+    assert len(images) == 1, f"one RemoteImage pulls {service.image}"
+    image = images[0]
+    assert inputs(image)["keepLocally"] is True
+    assert image.urn in resource.dependencies
+    # HydroMocks gives a pulled image the id sha256(<image name>).
+    assert values["image"] == "sha256:" + hashlib.sha256(service.image.encode()).hexdigest()
+    assert values["restart"] == "unless-stopped"
+    assert resource.delete_before_replace, "a fixed container name cannot exist twice during a replace"
+
+
+def test_nothing_but_the_catalog_runs(plan):
+    assert set(containers(plan)) == {f"hydrostream-{name}" for name in catalog.SERVICES}
+    assert {inputs(r)["name"] for r in plan.of_type(IMAGE)} == {s.image for s in catalog.SERVICES.values()}
+
+
+@pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
+def test_every_service_has_the_catalog_health_check(plan, service):
+    _, values = service_container(plan, service)
+    check = values["healthcheck"]
+    expected = service.health_check
+    assert check["tests"] == list(expected.command)
+    assert (check["interval"], check["timeout"], check["startPeriod"], check["retries"]) == (
+        f"{expected.interval_s}s", f"{expected.timeout_s}s", f"{expected.start_period_s}s", expected.retries)
+
+
+@pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
+def test_every_service_mounts_its_catalog_volumes_as_named_volumes(plan, service):
+    _, values = service_container(plan, service)
+    mounted = {v["containerPath"]: v["volumeName"] for v in values.get("volumes", [])}
+    assert set(mounted) == {v.container_path for v in service.volumes}
+    declared = {inputs(r)["name"]: r for r in plan.of_type(VOLUME)}
+    for volume in service.volumes:
+        name = mounted[volume.container_path]
+        assert name in declared, f"{name} is not a volume of the stack"
+        assert name.startswith(f"hydrostream-{volume.name}")
+        assert declared[name].urn in service_container(plan, service)[0].dependencies
+
+
+def test_data_volumes_survive_destroy_and_config_volumes_do_not(plan):
+    retained = {inputs(r)["name"] for r in plan.of_type(VOLUME) if r.retain_on_delete}
+    assert retained == {f"hydrostream-{name}" for name in DATA_VOLUMES}
+    catalog_volumes = {v.name for s in catalog.SERVICES.values() for v in s.volumes}
+    assert catalog_volumes == DATA_VOLUMES | CONFIG_VOLUMES, "classify a new catalog volume here"
+    for resource in plan.of_type(VOLUME):
+        assert not resource.protect
+
+
+def test_the_volume_removal_command_names_exactly_the_retained_volumes(plan):
+    command = plan.outputs["remove_data_volumes"].split()
+    assert command[:3] == ["docker", "volume", "rm"]
+    assert set(command[3:]) == {f"hydrostream-{name}" for name in DATA_VOLUMES}
+    assert sorted(plan.outputs["data_volumes"]) == sorted(command[3:])
+
+
+def test_published_ports_are_on_loopback_only(plan):
+    published = {}
+    for resource in plan.of_type(CONTAINER):
+        values = inputs(resource)
+        assert not values.get("publishAllPorts"), resource.name
+        assert values.get("networkMode") in (None, "bridge"), resource.name
+        for port in values.get("ports", []):
+            assert port.get("ip") == LOOPBACK, f"{resource.name} publishes {port} beyond the loopback address"
+            assert port["external"] == port["internal"]
+            published.setdefault(values["name"], set()).add(port["internal"])
+    assert published == {f"hydrostream-{name}": ports for name, ports in PUBLISHED.items()}
+
+
+def test_every_container_is_on_the_one_stack_network(plan):
+    networks = {inputs(r)["name"] for r in plan.of_type("docker:index/network:Network")}
+    assert networks == {"hydrostream"}
+    for resource in plan.of_type(CONTAINER):
+        assert [n["name"] for n in inputs(resource)["networksAdvanced"]] == ["hydrostream"], resource.name
+
+
+def test_no_secret_value_outside_secret_inputs(plan):
+    secrets = secret_values(plan)
+    for resource in plan.resources:
+        for path, leaf in leaves(inputs(resource)):
+            if not isinstance(leaf, str) or not any(s in leaf for s in secrets):
+                continue
+            assert path in resource.secret_paths, f"{resource.type} {resource.name}: {path} holds a secret"
+            assert path.startswith("uploads["), f"{resource.name}: a secret outside a file upload ({path})"
+        values = inputs(resource)
+        for field in ("envs", "command", "entrypoints", "labels"):
+            text = repr(values.get(field))
+            assert not any(s in text for s in secrets), f"{resource.name}: secret in {field}"
+    assert "grafana_admin_password" in plan.secret_outputs
+    for key, value in plan.outputs.items():
+        if key not in plan.secret_outputs:
+            assert not any(s in repr(value) for s in secrets), key
+
+
+WITH_SECRETS = [s for s in catalog.SERVICES.values() if s.secret_files]
+
+
+@pytest.mark.parametrize("service", WITH_SECRETS, ids=lambda s: s.name)
+def test_catalog_secrets_arrive_as_secret_files(plan, service):
+    resource, values = service_container(plan, service)
+    uploads = uploads_of(values)
+    env = env_of(values)
+    for index, upload in enumerate(values["uploads"]):
+        upload_path = f"uploads[{index}].content"
+        if upload["file"] in {s.container_path for s in service.secret_files}:
+            assert upload_path in resource.secret_paths
+            assert upload["permissions"] == "0400"
+    for secret_file in service.secret_files:
+        assert uploads[secret_file.container_path]["content"] == f"mock-{secret_file.secret}-value"
+        if secret_file.env:
+            assert env[secret_file.env] == secret_file.container_path
+
+
+def test_grafana_reads_its_admin_password_from_a_file(plan):
+    _, values = service_container(plan, catalog.GRAFANA)
+    env = env_of(values)
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    path = env["GF_SECURITY_ADMIN_PASSWORD__FILE"]
+    assert uploads_of(values)[path]["content"] == f"mock-{catalog.GRAFANA_ADMIN_PASSWORD}-value"
+
+
+def test_influxdb_is_set_up_with_the_stack_settings(plan):
+    _, values = service_container(plan, catalog.INFLUXDB)
+    env = env_of(values)
+    influx = plan.settings.influxdb
+    assert env["DOCKER_INFLUXDB_INIT_ORG"] == influx.org
+    assert env["DOCKER_INFLUXDB_INIT_BUCKET"] == influx.bucket
+    assert env["DOCKER_INFLUXDB_INIT_RETENTION"] == f"{influx.retention_days}d"
+    assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+
+
+def test_kafka_advertises_its_container_name_in_the_network_and_loopback_to_the_host(plan):
+    _, values = service_container(plan, catalog.KAFKA)
+    env = env_of(values)
+    advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised["PLAINTEXT"] == "hydrostream-kafka:9092"
+    host_listener = [address for name, address in advertised.items() if name != "PLAINTEXT"]
+    assert host_listener == [plan.outputs["kafka_bootstrap"]]
+    assert host_listener[0].startswith(f"{LOOPBACK}:")
+    for key, value in catalog.KAFKA.env.items():
+        assert env[key].startswith(value), f"{key} departs from the catalog"
+    assert "CONTROLLER" not in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_kafka_exporter_scrapes_the_kafka_container(plan):
+    _, values = service_container(plan, catalog.KAFKA_EXPORTER)
+    assert values["command"] == ["--kafka.server=hydrostream-kafka:9092"]
+
+
+def test_topics_are_created_once_with_the_stack_settings(plan):
+    one_shots = [r for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False]
+    assert len(one_shots) == 1
+    values = inputs(one_shots[0])
+    assert values["attach"] is True and values["restart"] == "no"
+    bootstrap, *specs = values["command"]
+    assert bootstrap == "hydrostream-kafka:9092"
+    kafka = plan.settings.kafka
+    assert specs == [f"{contract.READINGS_TOPIC}:{kafka.partitions}:{kafka.retention_hours * 3_600_000}",
+                     f"{contract.DEAD_LETTER_TOPIC}:{kafka.partitions}:"
+                     f"{kafka.dead_letter_retention_hours * 3_600_000}"]
+    script = uploads_of(values)[values["entrypoints"][-1]]["content"]
+    assert script == (ROOT / "infra" / "templates" / "local" / "kafka-topics.sh").read_text()
+
+
+def spark_command(plan):
+    _, values = service_container(plan, catalog.SPARK)
+    command = values["command"]
+    assert command.count("--") == 2 and command[1] == "--"
+    split = command.index("--", 2)
+    return values, command[0], command[2:split], command[split + 1:]
+
+
+def job_arguments(submit, entry):
+    paths = [i for i, arg in enumerate(submit) if arg.endswith(f"/{entry}")]
+    assert len(paths) == 1, f"{entry} once in {submit}"
+    return submit[:paths[0]], submit[paths[0]], submit[paths[0] + 1:]
+
+
+def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
+    values, _, consumer_submit, producer_submit = spark_command(plan)
+    settings = plan.settings
+    checkpoints = catalog.SPARK.volumes[0].container_path
+    _, _, consumer = job_arguments(consumer_submit, "consumer.py")
+    _, _, producer = job_arguments(producer_submit, "producer.py")
+    token_file = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
+    assert consumer == consumer_args(
+        settings.jobs, bootstrap_servers="hydrostream-kafka:9092", influx_url="http://hydrostream-influxdb:8086",
+        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
+        token=TokenSource(file=token_file), checkpoint_root=checkpoints)
+    assert producer == producer_args(settings.jobs, bootstrap_servers="hydrostream-kafka:9092",
+                                     checkpoint_root=checkpoints)
+    # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
+    parsed = cli.parse_consumer_args(consumer)
+    assert parsed.influx_token_file == token_file and parsed.influx_token_secret is None
+    assert parsed.checkpoint_location.startswith(checkpoints + "/")
+    assert parsed.dead_letter_path.startswith(checkpoints + "/")
+    assert cli.parse_producer_args(producer).checkpoint_location.startswith(checkpoints + "/")
+    assert uploads_of(values)[token_file]["content"] == f"mock-{catalog.INFLUXDB_TOKEN}-value"
+
+
+def test_spark_submits_in_local_mode_with_the_connector_of_the_image_table(plan):
+    values, _, consumer_submit, producer_submit = spark_command(plan)
+    uploads = uploads_of(values)
+    for submit, entry in ((consumer_submit, "consumer.py"), (producer_submit, "producer.py")):
+        options, path, _ = job_arguments(submit, entry)
+        pairs = dict(zip(options[::2], options[1::2], strict=True))
+        assert pairs["--master"] == "local[*]"
+        confs = dict(options[i + 1].split("=", 1) for i, option in enumerate(options) if option == "--conf")
+        assert confs["spark.jars.packages"] == catalog.DATAPROC_IMAGE.kafka_connector
+        assert pairs["--py-files"] in uploads and pairs["--py-files"].endswith("hydrostream_jobs.zip")
+        assert uploads[path]["content"] == (ROOT / "jobs" / entry).read_text()
+    assert catalog.SPARK.image.split(":")[1].startswith(catalog.DATAPROC_IMAGE.spark + "-")
+
+
+def test_spark_installs_the_locked_prometheus_client(plan):
+    values, entry, _, _ = spark_command(plan)
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE).group(1)
+    assert env_of(values)["HYDRO_PIP_REQUIREMENT"] == f"prometheus-client=={pinned}"
+    script = uploads_of(values)[entry]
+    assert script["content"] == (ROOT / "infra" / "templates" / "local" / "spark-jobs.sh").read_text()
+    assert script["permissions"] == "0755"
+
+
+def test_start_order_follows_health(plan):
+    by_name = {values["name"]: resource for resource, values in containers(plan).values()}
+    topics = next(r for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False)
+
+    def depends(name, *on):
+        urns = set(by_name[f"hydrostream-{name}"].dependencies)
+        for other in on:
+            target = topics if other == "kafka-topics" else by_name[f"hydrostream-{other}"]
+            assert target.urn in urns, f"{name} must start after {other}"
+
+    depends("spark", "kafka", "influxdb", "kafka-topics")
+    depends("kafka-exporter", "kafka")
+    depends("grafana", "influxdb", "prometheus")
+    assert by_name["hydrostream-kafka"].urn in topics.dependencies
+    for gate in (catalog.KAFKA, catalog.INFLUXDB):
+        _, values = service_container(plan, gate)
+        check = gate.health_check
+        assert values["wait"] is True, f"`pulumi up` must wait for {gate.name} to be healthy"
+        assert values["waitTimeout"] >= check.start_period_s + check.retries * check.interval_s
+
+
+def test_prometheus_scrapes_the_containers_by_name(plan):
+    _, values = service_container(plan, catalog.PROMETHEUS)
+    uploads = uploads_of(values)
+    config = yaml.safe_load(uploads["/etc/prometheus/prometheus.yml"]["content"])
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets["hydro-producer"] == [f"hydrostream-spark:{contract.PRODUCER_METRICS_PORT}"]
+    assert targets["hydro-consumer"] == [f"hydrostream-spark:{contract.CONSUMER_METRICS_PORT}"]
+    assert targets["kafka-exporter"] == ["hydrostream-kafka-exporter:9308"]
+    assert targets["node-exporter"] == ["hydrostream-node-exporter:9100"]
+    rules = sorted(p.name for p in (ROOT / "monitoring" / "prometheus" / "rules").glob("*.yml"))
+    assert rules and all(f"/etc/prometheus/rules/{name}" in uploads for name in rules)
+
+
+def test_grafana_gets_the_monitoring_provisioning(plan):
+    _, values = service_container(plan, catalog.GRAFANA)
+    uploads = uploads_of(values)
+    source = ROOT / "monitoring" / "grafana" / "provisioning"
+    files = [p for p in source.rglob("*") if p.is_file()]
+    for path in files:
+        target = f"/etc/grafana/provisioning/{path.relative_to(source).as_posix()}"
+        assert uploads[target]["content"] == path.read_text()
+
+
+def test_stack_outputs_name_the_urls_and_volumes(plan):
+    outputs = plan.outputs
+    assert outputs["grafana_url"] == "http://127.0.0.1:3000"
+    assert outputs["influxdb_url"] == "http://127.0.0.1:8086"
+    assert outputs["prometheus_url"] == "http://127.0.0.1:9090"
+    assert outputs["kafka_bootstrap"] == "127.0.0.1:9094"
+    assert outputs["kafka_bootstrap_in_network"] == "hydrostream-kafka:9092"
+    assert set(outputs["containers"]) == {f"hydrostream-{name}" for name in catalog.SERVICES}
+
+
+def test_a_secret_upload_is_a_pulumi_secret_even_from_a_plain_string():
+    content = Upload("/run/secrets/x", content="plain", secret=True).args().content
+    assert _sync_await(content.is_secret()) and _sync_await(content.future()) == "plain"
+    assert Upload("/etc/x", content="plain").args().content == "plain"
+
+
+SPARK_JOBS_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
+FAKE_SUBMIT = """#!/bin/bash
+# Records its arguments; the consumer serves a metrics file, the producer fails at once.
+job=$(basename "$(printf '%s\\n' "$@" | grep -E '(consumer|producer)[.]py$')" .py)
+printf '%s\\n' "$@" > "$FAKE_LOG/$job.args"
+if [[ $job == consumer ]]; then
+  exec python3 -m http.server --bind 127.0.0.1 --directory "$FAKE_LOG/serve" "$FAKE_PORT"
+fi
+exit 3
+"""
+
+
+def test_spark_entry_script_starts_the_producer_after_the_consumer_and_ends_with_a_job(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bin_dir = tmp_path / "bin"
+    (tmp_path / "spark" / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    (tmp_path / "serve").mkdir()
+    (tmp_path / "serve" / "metrics").write_text("up 1\n")
+    (bin_dir / "gosu").write_text('#!/bin/bash\nshift\nexec "$@"\n')
+    (tmp_path / "spark" / "bin" / "spark-submit").write_text(FAKE_SUBMIT)
+    (bin_dir / "python3").symlink_to(sys.executable)
+    for tool in (bin_dir / "gosu", tmp_path / "spark" / "bin" / "spark-submit"):
+        tool.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}", "SPARK_HOME": str(tmp_path / "spark"),
+        "FAKE_LOG": str(tmp_path), "FAKE_PORT": str(port),
+        "HYDRO_SPARK_USER": subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip(),
+        "HYDRO_OWNED_DIRS": f"{tmp_path}/checkpoints {tmp_path}/cache",
+        "HYDRO_PYTHON_DEPS": str(tmp_path / "deps"),
+        "HYDRO_PIP_REQUIREMENT": f"pyyaml=={yaml.__version__}",  # installed here: no pip run
+        "HYDRO_CONSUMER_READY_URL": f"http://127.0.0.1:{port}/metrics",
+    }
+    consumer = ["--master", "local[*]", "/jobs/consumer.py", "--source", "kafka", "--window", "5m"]
+    producer = ["--master", "local[*]", "/jobs/producer.py", "--rate", "7"]
+    script = subprocess.Popen(["bash", str(SPARK_JOBS_SCRIPT), "--", *consumer, "--", *producer],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        _, stderr = script.communicate(timeout=60)
+    finally:
+        if script.poll() is None or subprocess.run(["pgrep", "-s", str(script.pid)], capture_output=True,
+                                                   check=False).returncode == 0:
+            os.killpg(script.pid, signal.SIGKILL)  # what the script failed to stop
+    assert script.returncode == 3, stderr
+    assert (tmp_path / "consumer.args").read_text().splitlines() == consumer
+    assert (tmp_path / "producer.args").read_text().splitlines() == producer
+    assert (tmp_path / "checkpoints").is_dir() and (tmp_path / "cache").is_dir()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the consumer outlived the script"
+
+
+def test_spark_entry_script_refuses_arguments_without_both_jobs():
+    result = subprocess.run(["bash", str(SPARK_JOBS_SCRIPT), "--", "consumer.py"], capture_output=True,
+                            text=True, check=False,
+                            env={"HYDRO_SPARK_USER": "x", "HYDRO_OWNED_DIRS": "/x", "HYDRO_PYTHON_DEPS": "/x",
+                                 "HYDRO_PIP_REQUIREMENT": "a==1", "HYDRO_CONSUMER_READY_URL": "http://x",
+                                 "SPARK_HOME": "/x", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "usage:" in result.stderr
