@@ -1,0 +1,52 @@
+"""Host verification suites: collected only when HYDRO_VERIFY_INVENTORY names an inventory file.
+
+`make verify STACK=<stack>` builds the inventory from the stack's outputs (tests/hosts/inventory.py)
+and runs these suites against the deployed hosts. In every other run (`make test`) the suites are
+not collected at all, and the run's header says so; tests/monitoring/test_monitoring_host_suites.py
+compiles them and checks what each covers instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from host_checks import RoleTarget
+from inventory import INVENTORY_ENV, Inventory
+
+
+def _inventory_path() -> Path | None:
+    value = os.environ.get(INVENTORY_ENV)
+    return Path(value) if value else None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.name.startswith("test_host_") and _inventory_path() is None:
+        return True
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    path = _inventory_path()
+    if path is None:
+        return (f"host suites (tests/hosts/test_host_*.py): not collected; set {INVENTORY_ENV} to an "
+                f"inventory (make verify STACK=<stack>) to run them")
+    return f"host suites: inventory {path}"
+
+
+@pytest.fixture(scope="session")
+def inventory() -> Inventory:
+    path = _inventory_path()
+    if path is None or not path.is_file():
+        raise pytest.UsageError(f"{INVENTORY_ENV}={path}: no such inventory file")
+    return Inventory.from_json(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def role(request: pytest.FixtureRequest, inventory: Inventory) -> RoleTarget:
+    """The role named by the suite's module-level ROLE, in the inventory's stack."""
+    name = request.module.ROLE
+    if name not in inventory.roles:
+        raise pytest.UsageError(f"inventory of stack {inventory.stack} has no role {name!r}")
+    return RoleTarget(inventory, name)

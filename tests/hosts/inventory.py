@@ -1,0 +1,153 @@
+"""Host inventory for the testinfra suites, built from a stack's plain outputs (never secrets).
+
+    pulumi stack output --json --stack dev > outputs.json         # no --show-secrets: not needed
+    python tests/hosts/inventory.py --stack dev --outputs outputs.json --out .verify/dev
+    HYDRO_VERIFY_INVENTORY=.verify/dev/inventory.json pytest tests/hosts
+
+GCP stacks: the outputs must hold `project`, `zone` and `instances` (role -> instance name for
+broker, tsdb, monitoring, dataproc_master). The VMs have no public IP: an ssh_config written next to
+the inventory reaches them through IAP (`gcloud compute start-iap-tunnel`), and testinfra's ssh
+backend uses it; docker and systemd are inspected with sudo (OS Login admin role).
+The local stack: every service is a container `hydrostream-<service>` on this machine's Docker;
+testinfra inspects them from `local://` and runs commands in them with `docker://<container>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra import catalog
+
+INVENTORY_ENV = "HYDRO_VERIFY_INVENTORY"
+DATAPROC_MASTER = "dataproc_master"
+ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING, DATAPROC_MASTER)
+LOCAL_PREFIX = "hydrostream"  # infra/local/stack.py PREFIX: containers are `<prefix>-<service>`
+IAP_SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class RoleHosts:
+    """Where one role's checks run: the VM (GCP), the Docker engine, and the role's containers."""
+
+    node: str | None                       # testinfra spec of the VM; None on the local stack
+    engine: str                            # testinfra spec of the host whose `docker` runs them
+    containers: dict[str, str] = field(default_factory=dict)  # catalog service name -> container
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Every role's hosts in one stack, and the ssh_config that reaches them (GCP)."""
+
+    stack: str
+    target: str
+    roles: dict[str, RoleHosts]
+    ssh_config: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Inventory:
+        raw = json.loads(text)
+        roles = {role: RoleHosts(**hosts) for role, hosts in raw.pop("roles").items()}
+        return cls(roles=roles, **raw)
+
+
+def _service_names(role: str) -> list[str]:
+    if role == DATAPROC_MASTER:
+        return []
+    return [service.name for service in catalog.services_for_role(role)]
+
+
+def ssh_config(project: str, zone: str, instances: list[str], known_hosts: Path, user: str | None) -> str:
+    """ssh_config reaching private VMs through an IAP TCP tunnel (no public IP, no bastion)."""
+    lines = [f"Host {' '.join(sorted(instances))}",
+             f"  ProxyCommand gcloud compute start-iap-tunnel %h {IAP_SSH_PORT} --listen-on-stdin "
+             f"--zone {zone} --project {project} --verbosity=warning",
+             "  IdentityFile ~/.ssh/google_compute_engine",
+             "  HostKeyAlias %h",
+             f"  UserKnownHostsFile {known_hosts}",
+             "  StrictHostKeyChecking accept-new",
+             "  ConnectTimeout 30"]
+    if user:
+        lines.append(f"  User {user}")
+    return "\n".join(lines) + "\n"
+
+
+def _require(outputs: dict[str, Any], key: str, stack: str) -> Any:
+    if key not in outputs:
+        raise SystemExit(f"stack {stack}: the outputs have no {key!r} (have: {', '.join(sorted(outputs))}); "
+                         f"the host checks need it")
+    return outputs[key]
+
+
+def gcp_inventory(stack: str, outputs: dict[str, Any], out_dir: Path, user: str | None = None) -> Inventory:
+    """Inventory of a GCP stack: each role's VM over ssh through IAP."""
+    project = _require(outputs, "project", stack)
+    zone = _require(outputs, "zone", stack)
+    instances = _require(outputs, "instances", stack)
+    missing = [role for role in ROLES if role not in instances]
+    if missing:
+        raise SystemExit(f"stack {stack}: output 'instances' lacks roles {missing}")
+    config = out_dir / "ssh_config"
+    config.write_text(ssh_config(project, zone, [instances[r] for r in ROLES], out_dir / "known_hosts", user))
+    roles = {}
+    for role in ROLES:
+        spec = f"ssh://{instances[role]}"
+        roles[role] = RoleHosts(node=spec, engine=spec, containers={n: n for n in _service_names(role)})
+    return Inventory(stack=stack, target="gcp", roles=roles, ssh_config=str(config))
+
+
+def local_inventory(stack: str, outputs: dict[str, Any]) -> Inventory:
+    """Inventory of the local stack: containers on this machine's Docker engine."""
+    running = set(_require(outputs, "containers", stack))
+
+    def containers(services: list[str]) -> dict[str, str]:
+        absent = [name for name in services if name not in running]
+        if absent:
+            raise SystemExit(f"stack {stack}: output 'containers' lacks {absent}")
+        return {name: f"{LOCAL_PREFIX}-{name}" for name in services}
+
+    # One machine: a single node-exporter, checked with the monitoring role; Spark stands in for Dataproc.
+    node_exporter = catalog.NODE_EXPORTER.name
+    roles = {
+        role: RoleHosts(node=None, engine="local://", containers=containers(
+            [n for n in _service_names(role) if n != node_exporter or role == catalog.MONITORING]))
+        for role in ROLES if role != DATAPROC_MASTER
+    }
+    roles[DATAPROC_MASTER] = RoleHosts(node=None, engine="local://",
+                                       containers=containers([catalog.SPARK.name]))
+    return Inventory(stack=stack, target="local", roles=roles)
+
+
+def build_inventory(stack: str, outputs: dict[str, Any], out_dir: Path, user: str | None = None) -> Inventory:
+    """The inventory of `stack` from its plain outputs (`pulumi stack output --json`)."""
+    if "containers" in outputs and "instances" not in outputs:
+        return local_inventory(stack, outputs)
+    return gcp_inventory(stack, outputs, out_dir, user)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--outputs", required=True, type=Path,
+                        help="`pulumi stack output --json` of the stack")
+    parser.add_argument("--out", required=True, type=Path, help="folder for inventory.json and ssh_config")
+    parser.add_argument("--ssh-user", help="OS Login user (gcloud compute os-login describe-profile)")
+    args = parser.parse_args(argv)
+    outputs = json.loads(args.outputs.read_text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    inventory = build_inventory(args.stack, outputs, args.out.resolve(), args.ssh_user)
+    path = args.out / "inventory.json"
+    path.write_text(inventory.to_json())
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
