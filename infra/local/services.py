@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -53,13 +52,6 @@ class Upload:
         return docker.ContainerUploadArgs(
             file=self.path, content=protect(self.content), content_base64=protect(self.content_base64),
             owner=self.owner, permissions=self.permissions)
-
-
-def directory_uploads(source: Path, target: str) -> tuple[Upload, ...]:
-    """Every file under `source` (sorted, hidden files skipped) as an upload below `target`."""
-    files = sorted(p for p in source.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts))
-    return tuple(Upload(f"{target}/{p.relative_to(source).as_posix()}", content=p.read_text()) for p in files)
 
 
 def uploads_digest(uploads: Sequence[Upload]) -> str:

@@ -20,6 +20,7 @@ from hydrostream_jobs import contract
 
 from infra import catalog
 from infra.bundle import JOBS_DIR, build_bundle, check_release_pin
+from infra.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.local.jobs import SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
 from infra.local.services import (
@@ -34,7 +35,6 @@ from infra.local.services import (
     Topic,
     Upload,
     container_name,
-    directory_uploads,
     uploads_digest,
 )
 from infra.scrape_config import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
@@ -43,7 +43,6 @@ from infra.settings import StackSettings
 PREFIX = "hydrostream"
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "templates" / "local" / "kafka-topics.sh"
-GRAFANA_DIR = ROOT / "monitoring" / "grafana"
 
 # Kafka advertises its in-network listener under its container name, which the host cannot
 # resolve; this extra listener advertises the loopback address for clients on the host.
@@ -75,13 +74,6 @@ def in_network_command(service: catalog.Service, kafka_bootstrap: str) -> tuple[
     if command == service.command:
         raise ValueError(f"{service.name}: no {local} in its catalog command {service.command}")
     return command
-
-
-def grafana_uploads() -> tuple[Upload, ...]:
-    """Grafana's provisioning and dashboards from monitoring/grafana, at the paths its provisioning names."""
-    provisioning = catalog.GRAFANA.env["GF_PATHS_PROVISIONING"]
-    return (*directory_uploads(GRAFANA_DIR / "provisioning", provisioning),
-            *directory_uploads(GRAFANA_DIR / "dashboards", f"{provisioning}/dashboards/hydrostream"))
 
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
@@ -140,7 +132,13 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     node_exporter = ServiceContainer("node-exporter", service_args(
         catalog.NODE_EXPORTER, host_mounts=(HostMount("/", "/host"),), host_pid=True, wait=True))
 
-    grafana_files = grafana_uploads()
+    provisioning = catalog.GRAFANA.env["GF_PATHS_PROVISIONING"]
+    sources = GrafanaDataSources(
+        stack=settings.stack, influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
+        prometheus_host=container_name(PREFIX, catalog.PROMETHEUS),
+        org=settings.influxdb.org, bucket=settings.influxdb.bucket)
+    grafana_files = tuple(Upload(f"{provisioning}/{path}", content=text)
+                          for path, text in sorted(grafana_provisioning_files(sources).items()))
     grafana_http = catalog.GRAFANA.port("http")
     grafana = ServiceContainer("grafana", service_args(
         catalog.GRAFANA, uploads=grafana_files,

@@ -357,14 +357,24 @@ def test_prometheus_scrapes_the_containers_by_name(plan):
     assert rules and all(f"/etc/prometheus/rules/{name}" in uploads for name in rules)
 
 
-def test_grafana_gets_the_monitoring_provisioning(plan):
+def test_grafana_is_provisioned_with_the_stack_data_sources_and_the_dashboards(plan):
     _, values = service_container(plan, catalog.GRAFANA)
     uploads = uploads_of(values)
-    source = ROOT / "monitoring" / "grafana" / "provisioning"
-    files = [p for p in source.rglob("*") if p.is_file()]
-    for path in files:
-        target = f"/etc/grafana/provisioning/{path.relative_to(source).as_posix()}"
-        assert uploads[target]["content"] == path.read_text()
+    provisioning = "/etc/grafana/provisioning"
+    sources = yaml.safe_load(uploads[f"{provisioning}/datasources/datasources.yaml"]["content"])
+    by_type = {source["type"]: source for source in sources["datasources"]}
+    assert by_type["influxdb"]["url"] == "http://hydrostream-influxdb:8086"
+    assert by_type["influxdb"]["jsonData"]["organization"] == plan.settings.influxdb.org
+    assert by_type["prometheus"]["url"] == "http://hydrostream-prometheus:9090"
+    # The token is read from a file Grafana's container holds, as a secret upload.
+    token_file = re.fullmatch(r"\$__file\{(.+)\}", by_type["influxdb"]["secureJsonData"]["token"]).group(1)
+    assert uploads[token_file]["content"] == f"mock-{catalog.INFLUXDB_TOKEN}-value"
+    provider = yaml.safe_load(uploads[f"{provisioning}/dashboards/dashboards.yaml"]["content"])
+    dashboards_path = provider["providers"][0]["options"]["path"]
+    dashboards = sorted((ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        assert uploads[f"{dashboards_path}/{path.name}"]["content"] == path.read_text()
 
 
 def test_stack_outputs_name_the_urls_and_volumes(plan):
