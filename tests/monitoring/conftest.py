@@ -1,10 +1,12 @@
-"""Fixtures of the monitoring tests: the Prometheus tools from Debian's `prometheus` package."""
+"""Fixtures of the monitoring tests: Debian's `prometheus` package (promtool and a running server)."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 
 import pytest
+from prometheus_server import PrometheusServer, prometheus_server
 
 
 def _tool(name: str) -> str:
@@ -26,3 +28,10 @@ def promtool() -> str:
 def prometheus_binary() -> str:
     """Path of the prometheus server binary; the test fails (never skips) when it is missing."""
     return _tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def running_prometheus(tmp_path_factory, prometheus_binary) -> Iterator[PrometheusServer]:
+    """Debian's prometheus with the rendered config and rules, on a free loopback port."""
+    with prometheus_server(prometheus_binary, tmp_path_factory.mktemp("prometheus")) as server:
+        yield server

@@ -7,21 +7,18 @@ test must fail when its expression is broken; a real server loads the config and
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_server import get_json, write_config
 from promql_names import exposed_metrics, label_matchers, metric_names, unknown_references
 
 from infra import plan, scrape_config
-from infra.scrape_config import JOBS, RULE_FILES, ScrapeTargets, render_prometheus_config
+from infra.scrape_config import JOBS, ScrapeTargets, render_prometheus_config
 from infra.settings import STACKS, parse_settings
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
@@ -82,16 +79,6 @@ ALERTS = sorted(alert_rules())
 
 def run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
-
-
-def write_config(tmp_path: Path, targets: ScrapeTargets) -> Path:
-    """The rendered config beside a copy of the rules, its rule_files pointed at that copy."""
-    rendered = render_prometheus_config(targets)
-    assert rendered.count(RULE_FILES) == 1, "the config must load the rules from the container's rules dir"
-    shutil.copytree(RULES_DIR, tmp_path / "rules")
-    path = tmp_path / "prometheus.yml"
-    path.write_text(rendered.replace(RULE_FILES, str(tmp_path / "rules" / "*.yml")))
-    return path
 
 
 # --- the scrape configuration -------------------------------------------------------------------
@@ -326,84 +313,17 @@ def test_broken_expression_fails_its_unit_test(alert, mutation, tmp_path, promto
 
 # --- a real Prometheus 2.42 with the rendered config --------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
-def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen):
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited with {process.returncode} while waiting for {what}")
-        try:
-            value = condition()
-            if value:
-                return value
-        except OSError as error:
-            last_error = error
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last error: {last_error})")
-
-
-@pytest.fixture(scope="module")
-def running_prometheus(tmp_path_factory, prometheus_binary):
-    """Debian's prometheus on a free loopback port, scraping itself; the other targets are down."""
-    workdir = tmp_path_factory.mktemp("prometheus")
-    port = free_port()
-    closed = free_port()  # nothing listens there: the job targets are down, as on a fresh stack
-    targets = ScrapeTargets(
-        stack="verify",
-        producer=(f"127.0.0.1:{closed}",),
-        consumer=(f"127.0.0.2:{closed}",),
-        kafka_exporter=(f"127.0.0.3:{closed}",),
-        node_exporter=(f"127.0.0.4:{closed}",),
-        prometheus=(f"127.0.0.1:{port}",),
-    )
-    config = write_config(workdir, targets)
-    log = (workdir / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [prometheus_binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def ready() -> bool:
-            with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
-                return response.status == 200
-        wait_for(ready, 60, "/-/ready", process)
-        yield {"base": base, "port": port, "process": process}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
 def test_real_prometheus_loads_every_rule_group_and_evaluates_every_rule(running_prometheus):
     expected_groups = {group["name"]: sorted(rule["alert"] for rule in group["rules"])
                        for document in rule_documents().values() for group in document["groups"]}
 
     def evaluated_groups():
-        groups = get_json(f"{running_prometheus['base']}/api/v1/rules")["groups"]
+        groups = get_json(f"{running_prometheus.base}/api/v1/rules")["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         # Rules report health "unknown" until their group's first evaluation.
         return groups if rules and all(rule["health"] != "unknown" for rule in rules) else None
 
-    groups = wait_for(evaluated_groups, 60, "the first rule evaluation", running_prometheus["process"])
+    groups = running_prometheus.wait_for(evaluated_groups, 60, "the first rule evaluation")
     loaded = {group["name"]: sorted(rule["name"] for rule in group["rules"]) for group in groups}
     assert loaded == expected_groups
     unhealthy = {rule["name"]: rule.get("lastError") for group in groups for rule in group["rules"]
@@ -413,12 +333,12 @@ def test_real_prometheus_loads_every_rule_group_and_evaluates_every_rule(running
 
 def test_real_prometheus_has_every_job_and_scrapes_itself(running_prometheus):
     def self_scraped():
-        active = get_json(f"{running_prometheus['base']}/api/v1/targets")["activeTargets"]
+        active = get_json(f"{running_prometheus.base}/api/v1/targets")["activeTargets"]
         own = [t for t in active if t["labels"]["job"] == "prometheus"]
         return active if own and own[0]["health"] == "up" else None
 
-    active = wait_for(self_scraped, 60, "prometheus to scrape itself", running_prometheus["process"])
+    active = running_prometheus.wait_for(self_scraped, 60, "prometheus to scrape itself")
     assert sorted({t["labels"]["job"] for t in active}) == sorted(JOBS)
     assert {t["labels"]["stack"] for t in active} == {"verify"}
     by_job = {t["labels"]["job"]: t for t in active}
-    assert by_job["prometheus"]["scrapeUrl"] == f"{running_prometheus['base']}/metrics"
+    assert by_job["prometheus"]["scrapeUrl"] == f"{running_prometheus.base}/metrics"
