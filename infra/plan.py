@@ -161,6 +161,9 @@ class HydroMocks(pulumi_mocks.Mocks):
                 self._next_ip += 1
             state["networkInterfaces"] = interfaces
             state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/instances/{name}"
+        elif kind == "gcp:compute/address:Address":
+            state.setdefault("address", f"10.255.1.{self._next_ip}")
+            self._next_ip += 1
         elif kind == "gcp:compute/disk:Disk":
             state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/disks/{name}"
         elif kind == "gcp:serviceaccount/account:Account":

@@ -66,6 +66,17 @@ class ServiceVm(pulumi.ComponentResource):
         labels = {**settings.labels, "role": args.role}
         vm_name = instance_name(settings, args.role)
 
+        # A reserved internal address: a replaced VM keeps its IP, so the jobs' bootstrap servers and
+        # Prometheus' targets stay valid and nothing else is replaced with it.
+        address = gcp.compute.Address(
+            f"{name}-ip",
+            name=f"{vm_name}-ip",
+            region=settings.gcp.region,
+            address_type="INTERNAL",
+            subnetwork=args.subnet,
+            labels=labels,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         disk = gcp.compute.Disk(
             f"{name}-data",
             name=f"{vm_name}-data",
@@ -90,7 +101,8 @@ class ServiceVm(pulumi.ComponentResource):
             attached_disks=[gcp.compute.InstanceAttachedDiskArgs(
                 source=disk.self_link, device_name=DEFAULT_DATA_DISK.device_name, mode="READ_WRITE")],
             # No access_configs: no external IP. Outbound traffic leaves through Cloud NAT.
-            network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(subnetwork=args.subnet)],
+            network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(
+                subnetwork=args.subnet, network_ip=address.address)],
             service_account=gcp.compute.InstanceServiceAccountArgs(
                 email=args.service_account_email, scopes=[CLOUD_PLATFORM_SCOPE]),
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(

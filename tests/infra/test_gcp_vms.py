@@ -101,6 +101,20 @@ def test_no_vm_has_a_public_ip(planned):
         assert not vm.inputs.get("canIpForward")
 
 
+def test_vms_keep_a_reserved_internal_address(planned):
+    addresses = planned.of_type("gcp:compute/address:Address")
+    assert len(addresses) == len(ROLES)
+    for vm in planned.of_type(INSTANCE):
+        (address,) = [a for a in addresses if a.parent == vm.parent]
+        assert address.inputs["addressType"] == "INTERNAL"
+        assert address.inputs["subnetwork"] == SUBNET
+        assert address.urn in vm.dependencies
+        assert vm.inputs["networkInterfaces"][0]["networkIp"]
+    by_role = instances(planned)
+    assert planned.outputs["kafka_ip"] == by_role[catalog.BROKER].inputs["networkInterfaces"][0]["networkIp"]
+    assert planned.outputs["influxdb_ip"] == by_role[catalog.TSDB].inputs["networkInterfaces"][0]["networkIp"]
+
+
 def test_the_public_ip_check_catches_an_access_config(planned):
     vm = next(iter(planned.of_type(INSTANCE)))
     nic = {**vm.inputs["networkInterfaces"][0], "accessConfigs": [{}]}
