@@ -68,10 +68,9 @@ def uploads_digest(uploads: Sequence[Upload]) -> str:
 
 @dataclass(frozen=True)
 class PublishedPort:
-    """A container port published on the host's loopback address (same number unless `host_port`)."""
+    """A container port published under the same number on the host's loopback address."""
 
     container_port: int
-    host_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,9 @@ class HostMount:
 
     source: str
     target: str
-    propagation: str = "rslave"
+    # Docker's default (rprivate): `rslave`, as on the VMs, fails on engines whose / is not a shared
+    # mount (Docker Desktop); it only matters for filesystems mounted after the container started.
+    propagation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,7 @@ class ServiceContainer(pulumi.ComponentResource):
             destroy_grace_seconds=STOP_TIMEOUT_S,
             pid_mode="host" if args.host_pid else None,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            ports=[docker.ContainerPortArgs(internal=p.container_port,
-                                            external=p.host_port or p.container_port,
+            ports=[docker.ContainerPortArgs(internal=p.container_port, external=p.container_port,
                                             ip=args.bind_address, protocol="tcp")
                    for p in args.published] or None,
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume_names[v.name],
@@ -190,7 +190,8 @@ class ServiceContainer(pulumi.ComponentResource):
                      for v in service.volumes] or None,
             mounts=[docker.ContainerMountArgs(
                         type="bind", source=m.source, target=m.target, read_only=True,
-                        bind_options=docker.ContainerMountBindOptionsArgs(propagation=m.propagation))
+                        bind_options=docker.ContainerMountBindOptionsArgs(propagation=m.propagation)
+                        if m.propagation else None)
                     for m in args.host_mounts] or None,
             uploads=[u.args() for u in (*secret_uploads, *args.uploads)] or None,
             healthcheck=healthcheck_args(service.health_check),

@@ -344,6 +344,22 @@ def test_start_order_follows_health(plan):
         assert values["waitTimeout"] >= check.start_period_s + check.retries * check.interval_s
 
 
+def test_pulumi_up_returns_once_grafana_answers(plan):
+    _, values = service_container(plan, catalog.GRAFANA)
+    assert values["wait"] is True and values["waitTimeout"] >= catalog.GRAFANA.health_check.start_period_s
+
+
+def test_node_exporter_reads_the_host_read_only_where_its_catalog_command_looks(plan):
+    _, values = service_container(plan, catalog.NODE_EXPORTER)
+    rootfs = next(arg.split("=", 1)[1] for arg in catalog.NODE_EXPORTER.command
+                  if arg.startswith("--path.rootfs="))
+    assert [(m["type"], m["source"], m["target"], m["readOnly"]) for m in values["mounts"]] == [
+        ("bind", "/", rootfs, True)]
+    assert values["pidMode"] == "host"
+    others = [v for _, v in containers(plan).values() if v["name"] != "hydrostream-node-exporter"]
+    assert not any(v.get("mounts") or v.get("pidMode") or v.get("privileged") for v in others)
+
+
 def test_prometheus_scrapes_the_containers_by_name(plan):
     _, values = service_container(plan, catalog.PROMETHEUS)
     uploads = uploads_of(values)
