@@ -167,6 +167,7 @@ class ServiceContainer(pulumi.ComponentResource):
                    permissions=SECRET_FILE_MODE)
             for s in service.secret_files)
         user = args.user if args.user is not None else service.user
+        self.service_name = service.name
         self.name = container_name(args.prefix, service)
         container = docker.Container(
             name,

@@ -165,7 +165,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         "kafka_bootstrap": f"{bind}:{KAFKA_HOST_PORT}",
         "kafka_bootstrap_in_network": kafka_bootstrap,
         "network": network.network_name,
-        "containers": sorted(service.name for service in services),
+        # service -> container: `make verify STACK=local` builds its inventory from this.
+        "containers": {service.service_name: service.name for service in services},
         "data_volumes": data_volumes,
         "remove_data_volumes": shlex.join(["docker", "volume", "rm", *data_volumes]),
         "jobs_release": release,

@@ -400,7 +400,7 @@ def test_stack_outputs_name_the_urls_and_volumes(plan):
     assert outputs["prometheus_url"] == "http://127.0.0.1:9090"
     assert outputs["kafka_bootstrap"] == "127.0.0.1:9094"
     assert outputs["kafka_bootstrap_in_network"] == "hydrostream-kafka:9092"
-    assert set(outputs["containers"]) == {f"hydrostream-{name}" for name in catalog.SERVICES}
+    assert outputs["containers"] == {name: f"hydrostream-{name}" for name in catalog.SERVICES}
 
 
 def test_a_secret_upload_is_a_pulumi_secret_even_from_a_plain_string():
