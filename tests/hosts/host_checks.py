@@ -7,15 +7,17 @@ or `netstat`, which the slim images and Container-Optimized OS may lack.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import testinfra
+import yaml
 from inventory import Inventory, RoleHosts
 
-from infra import catalog
+from infra import catalog, scrape_config
 from infra.cloud_init import DEFAULT_DATA_DISK, unit_name
 
 SSH_PORT = 22
@@ -178,3 +180,21 @@ def check_no_secret_in_world_readable_files(target: RoleTarget, search_dirs: Ite
         f"find {dirs} -xdev -type f -perm -o=r -print0 2>/dev/null | xargs -0 -r grep -lF -f \"$secret\"; "
         "done")
     assert leaks.stdout.strip() == "", f"secret values found in world-readable files: {leaks.stdout}"
+
+
+# --- Prometheus, through any way of fetching an API path (docker exec + wget on the hosts) ------
+
+def check_prometheus_loaded_every_rule_group(fetch: Callable[[str], str]) -> None:
+    expected = {group["name"] for path in sorted(scrape_config.RULES_DIR.glob("*.yml"))
+                for group in yaml.safe_load(path.read_text())["groups"]}
+    loaded = {group["name"] for group in json.loads(fetch("/api/v1/rules"))["data"]["groups"]}
+    assert loaded == expected, f"rule groups loaded {sorted(loaded)}, shipped {sorted(expected)}"
+
+
+def check_prometheus_scrapes_every_job(fetch: Callable[[str], str], all_up: bool = True) -> None:
+    active = json.loads(fetch("/api/v1/targets"))["data"]["activeTargets"]
+    jobs = {target["labels"]["job"] for target in active}
+    assert jobs == set(scrape_config.JOBS), f"scrape jobs {sorted(jobs)}, not {sorted(scrape_config.JOBS)}"
+    if all_up:
+        down = {t["scrapeUrl"]: t["lastError"] for t in active if t["health"] != "up"}
+        assert down == {}, f"targets down: {down}"

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -339,3 +340,20 @@ def test_testinfra_sees_the_prometheus_process_and_its_config(running_prometheus
     assert process.comm == "prometheus"
     config = next(arg for arg in process.args.split() if arg.startswith("--config.file="))
     assert local.file(config.split("=", 1)[1]).contains("job_name: \"prometheus\"")
+
+
+def _fetch_from(server):
+    def fetch(path: str) -> str:
+        with urllib.request.urlopen(f"{server.base}{path}", timeout=5) as response:
+            return response.read().decode()
+    return fetch
+
+
+def test_monitoring_suite_s_prometheus_checks_pass_on_the_running_prometheus(running_prometheus):
+    fetch = _fetch_from(running_prometheus)
+    running_prometheus.wait_for(lambda: "hydrostream" in fetch("/api/v1/rules"), 30, "the rules")
+    host_checks.check_prometheus_loaded_every_rule_group(fetch)
+    host_checks.check_prometheus_scrapes_every_job(fetch, all_up=False)
+    # Its job targets point at a closed port: the all-up check must notice.
+    with pytest.raises(AssertionError, match="targets down"):
+        host_checks.check_prometheus_scrapes_every_job(fetch)
