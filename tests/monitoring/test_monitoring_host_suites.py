@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from infra.scrape_config import JOBS
+
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS_DIR = ROOT / "tests" / "hosts"
 sys.path.insert(0, str(HOSTS_DIR))
@@ -352,6 +354,10 @@ def _fetch_from(server):
 def test_monitoring_suite_s_prometheus_checks_pass_on_the_running_prometheus(running_prometheus):
     fetch = _fetch_from(running_prometheus)
     running_prometheus.wait_for(lambda: "hydrostream" in fetch("/api/v1/rules"), 30, "the rules")
+    # Targets appear once the scrape manager has synced its first target groups (a few seconds).
+    running_prometheus.wait_for(
+        lambda: len(json.loads(fetch("/api/v1/targets"))["data"]["activeTargets"]) >= len(JOBS), 30,
+        "the scrape targets")
     host_checks.check_prometheus_loaded_every_rule_group(fetch)
     host_checks.check_prometheus_scrapes_every_job(fetch, all_up=False)
     # Its job targets point at a closed port: the all-up check must notice.
