@@ -40,7 +40,7 @@ CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 # One machine's few cores: the default 200 shuffle partitions make small streaming batches ~6x slower
 # (docs/jobs.md). Fixed at a query's first start, as its checkpoint keeps the number.
 SHUFFLE_PARTITIONS = 4
-DRIVER_MEMORY = "1g"                           # per job; local mode runs the executors in the driver
+DRIVER_MEMORY_MB = 1024                        # per job; local mode runs the executors in the driver
 
 
 def pinned_requirement(package: str, lock: Path = REQUIREMENTS_LOCK) -> str:
@@ -61,7 +61,7 @@ def submit_options() -> list[str]:
                          f"{catalog.DATAPROC_IMAGE.spark}")
     return [
         "--master", MASTER,
-        "--driver-memory", DRIVER_MEMORY,
+        "--driver-memory", f"{DRIVER_MEMORY_MB}m",
         # Downloaded from Maven Central at the first start, then kept in the container's cache.
         "--conf", f"spark.jars.packages={catalog.DATAPROC_IMAGE.kafka_connector}",
         "--conf", f"spark.jars.ivy={CACHE_PATH}/ivy",
@@ -82,8 +82,16 @@ class SparkJobsArgs:
     prefix: str
     network_name: pulumi.Input[str]
     bind_address: str
+    memory_mb: int                                # the container: both drivers and their Python workers
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Each driver's heap plus as much again off-heap (metaspace, Netty, Python workers).
+        needed = 2 * 2 * DRIVER_MEMORY_MB
+        if self.memory_mb < needed:
+            raise ValueError(f"the Spark container needs at least {needed} MB for two {DRIVER_MEMORY_MB} MB "
+                             f"drivers, got {self.memory_mb}")
 
 
 class SparkJobs(pulumi.ComponentResource):
@@ -121,6 +129,7 @@ class SparkJobs(pulumi.ComponentResource):
             prefix=args.prefix,
             network_name=args.network_name,
             bind_address=args.bind_address,
+            memory_mb=args.memory_mb,
             env=env,
             command=command,
             # Root only until the entry script has prepared the volume, then `gosu spark`.

@@ -90,6 +90,7 @@ class ServiceContainerArgs:
     prefix: str                                   # container and volume names start with it
     network_name: pulumi.Input[str]
     bind_address: str                             # loopback only (settings validates it)
+    memory_mb: int                                # a limit for every container: one cannot starve the rest
     published: tuple[PublishedPort, ...] = ()
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)   # beyond the catalog's
     command: tuple[pulumi.Input[str], ...] | None = None                 # None: the catalog's
@@ -178,6 +179,7 @@ class ServiceContainer(pulumi.ComponentResource):
                   for key, value in sorted(env.items())] or None,
             user=user,
             restart=RESTART_POLICY,
+            memory=args.memory_mb,
             stop_timeout=STOP_TIMEOUT_S,
             # Without it the provider removes a running container with a kill.
             destroy_grace_seconds=STOP_TIMEOUT_S,
@@ -247,6 +249,7 @@ class KafkaTopicsArgs:
     topics: tuple[Topic, ...]
     script: str                                   # infra/templates/local/kafka-topics.sh
     prefix: str
+    memory_mb: int
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Resource, ...] = ()
 
@@ -276,6 +279,7 @@ class KafkaTopics(pulumi.ComponentResource):
             uploads=[Upload(script_path, content=args.script, permissions="0755").args()],
             attach=True,
             must_run=False,
+            memory=args.memory_mb,
             restart="no",
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),

@@ -49,6 +49,19 @@ KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "templates" / "local" / "kafka-topics.sh"
 KAFKA_HOST_LISTENER = "HOST"
 KAFKA_HOST_PORT = 9094
 
+# Memory limit per container (MB), so that one service cannot starve the others or the machine:
+# about 8 GB in all (limits, not reservations). Kafka's heap and InfluxDB's Go memory limit are derived from theirs.
+MEMORY_MB = {
+    catalog.KAFKA.name: 1536,
+    catalog.KAFKA_EXPORTER.name: 128,
+    catalog.INFLUXDB.name: 1024,
+    catalog.PROMETHEUS.name: 512,
+    catalog.GRAFANA.name: 512,
+    catalog.NODE_EXPORTER.name: 128,
+    catalog.SPARK.name: 4096,
+}
+KAFKA_TOOLS_MEMORY_MB = 512
+
 # uid that reads each service's secret files: the user the process runs as after the image's
 # entrypoint (InfluxDB's drops from root to `influxdb`, 1000; Grafana runs as the catalog's user).
 SECRET_OWNERS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catalog.GRAFANA.user or "0"}
@@ -63,6 +76,9 @@ def kafka_service(bind_address: str) -> catalog.Service:
     env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] += f",{KAFKA_HOST_LISTENER}:PLAINTEXT"
     env["KAFKA_ADVERTISED_LISTENERS"] = (f"PLAINTEXT://{name}:{kafka.port('kafka')},"
                                          f"{KAFKA_HOST_LISTENER}://{bind_address}:{KAFKA_HOST_PORT}")
+    # Half the container for the heap; Kafka lives on the page cache for the rest.
+    heap_mb = MEMORY_MB[kafka.name] // 2
+    env["KAFKA_HEAP_OPTS"] = f"-Xms{heap_mb}m -Xmx{heap_mb}m"
     ports = (*kafka.ports, catalog.Port(KAFKA_HOST_LISTENER.lower(), KAFKA_HOST_PORT))
     return dataclasses.replace(kafka, env=env, ports=ports)
 
@@ -88,7 +104,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
 
     def service_args(service: catalog.Service, **overrides: Any) -> ServiceContainerArgs:
         return ServiceContainerArgs(service=service, prefix=PREFIX, network_name=network.network_name,
-                                    bind_address=bind, labels=labels, **overrides)
+                                    bind_address=bind, memory_mb=MEMORY_MB[service.name], labels=labels,
+                                    **overrides)
 
     kafka = kafka_service(bind)
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
@@ -103,7 +120,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         topics=(Topic(contract.READINGS_TOPIC, settings.kafka.partitions, retention_ms),
                 Topic(contract.DEAD_LETTER_TOPIC, settings.kafka.partitions,
                       settings.kafka.dead_letter_retention_hours * 3_600_000)),
-        script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX, labels=labels,
+        script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX, memory_mb=KAFKA_TOOLS_MEMORY_MB, labels=labels,
         depends_on=(broker.container,)))
 
     influx_http = catalog.INFLUXDB.port("http")
@@ -112,7 +129,9 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         catalog.INFLUXDB,
         env={"DOCKER_INFLUXDB_INIT_ORG": settings.influxdb.org,
              "DOCKER_INFLUXDB_INIT_BUCKET": settings.influxdb.bucket,
-             "DOCKER_INFLUXDB_INIT_RETENTION": f"{settings.influxdb.retention_days}d"},
+             "DOCKER_INFLUXDB_INIT_RETENTION": f"{settings.influxdb.retention_days}d",
+             # As on the VM: the Go runtime collects before the container's limit is reached.
+             "GOMEMLIMIT": f"{MEMORY_MB[catalog.INFLUXDB.name] * 6 // 10}MiB"},
         secrets=secrets.values, secret_owner=SECRET_OWNERS[catalog.INFLUXDB.name],
         published=(PublishedPort(influx_http),), wait=True))
 
@@ -151,8 +170,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap, influx_url=influx_url,
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
         influx_token=secrets.values[catalog.INFLUXDB_TOKEN], prefix=PREFIX,
-        network_name=network.network_name, bind_address=bind, labels=labels,
-        depends_on=(broker.container, influxdb.container, topics.succeeded)))
+        network_name=network.network_name, bind_address=bind, memory_mb=MEMORY_MB[catalog.SPARK.name],
+        labels=labels, depends_on=(broker.container, influxdb.container, topics.succeeded)))
 
     services = (broker, exporter, influxdb, prometheus, node_exporter, grafana, spark.service)
     data_volumes = sorted(name for service in services for name in service.data_volumes)

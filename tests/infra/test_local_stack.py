@@ -344,6 +344,21 @@ def test_start_order_follows_health(plan):
         assert values["waitTimeout"] >= check.start_period_s + check.retries * check.interval_s
 
 
+def test_every_container_has_a_memory_limit_its_heaps_fit_in(plan):
+    for resource in plan.of_type(CONTAINER):
+        assert inputs(resource).get("memory", 0) >= 64, f"{resource.name} has no memory limit"
+    _, kafka = service_container(plan, catalog.KAFKA)
+    heap = re.fullmatch(r"-Xms(\d+)m -Xmx(\d+)m", env_of(kafka)["KAFKA_HEAP_OPTS"])
+    assert heap and heap.group(1) == heap.group(2) and int(heap.group(2)) <= kafka["memory"] * 3 // 4
+    _, influxdb = service_container(plan, catalog.INFLUXDB)
+    assert int(env_of(influxdb)["GOMEMLIMIT"].removesuffix("MiB")) < influxdb["memory"]
+    spark, _, consumer_submit, producer_submit = spark_command(plan)
+    options = [job_arguments(consumer_submit, "consumer.py")[0],
+               job_arguments(producer_submit, "producer.py")[0]]
+    drivers = [dict(zip(o[::2], o[1::2], strict=True))["--driver-memory"] for o in options]
+    assert sum(int(d.removesuffix("m")) for d in drivers) * 2 <= spark["memory"]
+
+
 def test_pulumi_up_returns_once_grafana_answers(plan):
     _, values = service_container(plan, catalog.GRAFANA)
     assert values["wait"] is True and values["waitTimeout"] >= catalog.GRAFANA.health_check.start_period_s
