@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra import catalog
+from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
+from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
+from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
+from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
+from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
+from infra.gcp.service_vm import instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
 from infra.settings import StackSettings
 
@@ -17,11 +24,51 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     network = Network("network", NetworkArgs(settings))
     FirewallRules("firewall", FirewallRulesArgs(settings, network.network_id))
     identity = ServiceAccounts("identity", ServiceAccountsArgs(settings))
-    buckets = Buckets("buckets", BucketsArgs(settings, identity.emails))
-    secrets = Secrets("secrets", SecretsArgs(settings, identity.emails))
+    emails = identity.emails
+    buckets = Buckets("buckets", BucketsArgs(settings, emails))
+    secrets = Secrets("secrets", SecretsArgs(settings, emails))
+    subnet = network.subnet_self_link
+
+    kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, subnet, emails[catalog.BROKER]))
+    influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, subnet, emails[catalog.TSDB], secrets.ids))
+    cluster = DataprocCluster("dataproc", DataprocClusterArgs(
+        settings, subnet, emails[catalog.DATAPROC],
+        staging_bucket=buckets.staging, temp_bucket=buckets.temp))
+    monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
+        settings, subnet, emails[catalog.MONITORING], secrets.ids,
+        config_bucket=buckets.config,
+        kafka_ip=kafka.internal_ip,
+        influxdb_ip=influxdb.internal_ip,
+        dataproc_master=cluster.master_hostname,
+    ))
+    jobs = StreamingJobs("jobs", StreamingJobsArgs(
+        settings,
+        cluster_name=cluster.cluster_name,
+        artifacts_bucket=buckets.artifacts,
+        checkpoint_bucket=buckets.checkpoints,
+        bootstrap_servers=kafka.bootstrap_servers,
+        influx_url=influxdb.url,
+        token_secret_id=secrets.ids[catalog.INFLUXDB_TOKEN],
+    ))
 
     return {
-        "service_accounts": identity.emails,
+        "project": settings.gcp.project,
+        "zone": settings.gcp.zone,
+        # What the host checks (tests/hosts) reach through IAP, by role.
+        "instances": {
+            **{role: instance_name(settings, role) for role in catalog.ROLES},
+            "dataproc_master": cluster.cluster_name.apply(lambda name: f"{name}-m"),
+        },
+        "kafka_bootstrap_servers": kafka.bootstrap_servers,
+        "influxdb_url": influxdb.url,
+        "grafana_url": monitoring.grafana_url,
+        "grafana_iap_command": monitoring.iap_command,
+        "dataproc_cluster": cluster.cluster_name,
+        "dataproc_master": cluster.master_hostname,
+        "consumer_job_id": jobs.consumer_job_id,
+        "producer_job_id": jobs.producer_job_id,
+        "release": jobs.release,
         "buckets": buckets.names,
+        "service_accounts": emails,
         "secret_ids": secrets.ids,
     }
