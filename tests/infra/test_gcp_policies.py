@@ -289,6 +289,9 @@ def test_policies_see_what_they_govern(plans, stack):
     p = plans[stack]
     assert len(ingress_rules(p)) >= 7
     assert len(p.of_type(BUCKET)) == 5 and len(p.of_type(SECRET)) == len(catalog.SECRETS)
+    assert len(p.of_type(INSTANCE)) == len(p.of_type(DISK)) == len(catalog.ROLES)
+    assert len(p.of_type(CLUSTER)) == 1
+    assert all(vm.inputs["metadata"]["user-data"].startswith("#cloud-config") for vm in p.of_type(INSTANCE))
     assert len(mock_secret_values(p)) == len(catalog.SECRETS)
     assert {r.name for r in p.resources if r.secret_paths} == {r.name for r in p.of_type(SECRET_VERSION)}
     assert labelable(BUCKET) and labelable(SECRET) and labelable(INSTANCE) and labelable(CLUSTER)
@@ -414,15 +417,25 @@ def test_a_broad_project_role_is_reported(monkeypatch):
 
 
 def test_a_secret_in_plain_stack_outputs_is_reported(monkeypatch):
-    class LeakySecrets(gcp_secrets.Secrets):
+    created: list[gcp_secrets.Secrets] = []
+
+    class KeptSecrets(gcp_secrets.Secrets):
         def __init__(self, name, args, opts=None):
             super().__init__(name, args, opts)
-            self.ids[catalog.INFLUXDB_TOKEN] = pulumi.Output.unsecret(self.values[catalog.INFLUXDB_TOKEN])
+            created.append(self)
 
-    monkeypatch.setattr(gcp_stack, "Secrets", LeakySecrets)
+    real_deploy = gcp_stack.deploy
+
+    def deploy_exporting_the_token(settings):
+        outputs = real_deploy(settings)
+        token = created[-1].values[catalog.INFLUXDB_TOKEN]
+        return {**outputs, "influxdb_token": pulumi.Output.unsecret(token)}
+
+    monkeypatch.setattr(gcp_stack, "Secrets", KeptSecrets)
+    monkeypatch.setattr(gcp_stack, "deploy", deploy_exporting_the_token)
     broken = plan.run_plan("dev")
     assert secret_leak_violations(broken) == [
-        "stack output secret_ids.influxdb-token holds the value of secrets-influxdb-token in plain text"]
+        "stack output influxdb_token holds the value of secrets-influxdb-token in plain text"]
 
 
 def test_a_secret_in_metadata_is_reported():
@@ -463,6 +476,10 @@ def test_prod_without_protection_is_reported():
             assert f"{r.name} ({kind}): not protected" in found
     for bucket in unprotected.of_type(BUCKET):
         assert f"{bucket.name}: force_destroy" in found
+    for disk in unprotected.of_type(DISK):
+        assert f"{disk.name} ({DISK}): not protected" in found
+    for instance in unprotected.of_type(INSTANCE):
+        assert f"{instance.name}: no deletion protection" in found
     deletable_vm = vm(deletionProtection=False)
     disk = resource(DISK, "kafka-data", {"labels": LABELS, "size": 50})
     assert protection_violations(hand_built("prod", deletable_vm, disk)) == [
