@@ -7,7 +7,6 @@ Ports come from the service catalog and the data contract, never from literals h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -109,11 +108,11 @@ class FirewallRules(pulumi.ComponentResource):
     def __init__(self, name: str, args: FirewallRulesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:network:FirewallRules", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.rules: dict[str, gcp.compute.Firewall] = {}
+        self.rule_names: dict[str, pulumi.Output[str]] = {}
         for flow in flows(args.settings):
             source = (f"range {flow.source_range.name}" if flow.source_range
                       else "tags " + ", ".join(flow.source_tags))
-            self.rules[flow.name] = gcp.compute.Firewall(
+            rule = gcp.compute.Firewall(
                 f"{name}-{flow.name}",
                 name=f"hydrostream-allow-{flow.name}",
                 network=args.network,
@@ -121,13 +120,9 @@ class FirewallRules(pulumi.ComponentResource):
                 description=f"{flow.name}: {source} -> tags {', '.join(flow.target_tags)}",
                 allows=allows(flow),
                 source_tags=list(flow.source_tags) or None,
-                source_ranges=_cidrs(flow.source_range),
+                source_ranges=list(flow.source_range.cidrs) if flow.source_range else None,
                 target_tags=list(flow.target_tags),
                 opts=child,
             )
-        self.rule_names = {flow: rule.name for flow, rule in self.rules.items()}
+            self.rule_names[flow.name] = rule.name
         self.register_outputs({"rule_names": self.rule_names})
-
-
-def _cidrs(source: SourceRange | None) -> Sequence[str] | None:
-    return list(source.cidrs) if source else None

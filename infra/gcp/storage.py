@@ -11,6 +11,7 @@ Prod (`settings.protect`) protects every bucket and never force-destroys one; el
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -68,7 +69,7 @@ def lifecycle_rules(purpose: str) -> list[gcp.storage.BucketLifecycleRuleArgs]:
 @dataclass(frozen=True)
 class BucketsArgs:
     settings: StackSettings
-    service_account_emails: dict[str, pulumi.Input[str]]  # by catalog role; BINDINGS says which are used
+    service_account_emails: Mapping[str, pulumi.Input[str]]  # by catalog role; BINDINGS says which are used
 
 
 class Buckets(pulumi.ComponentResource):
