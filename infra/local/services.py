@@ -24,6 +24,8 @@ SECRET_FILE_MODE = "0400"
 CONFIG_FILE_MODE = "0644"
 # Seconds a gating container may take beyond its health check's own budget (first start, slow disk).
 WAIT_MARGIN_S = 60
+# Marks the volumes `pulumi destroy` keeps, so they can be found (and removed) once the stack is gone.
+RETAINED_LABEL = "hydrostream.retained"
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,10 @@ class ServiceContainer(pulumi.ComponentResource):
         for volume in service.volumes:
             digest = args.config_volumes.get(volume.name)
             volume_name = f"{args.prefix}-{volume.name}" + (f"-{digest[:12]}" if digest else "")
+            labels = {**args.labels, **({} if digest else {RETAINED_LABEL: "true"})}
             resource = docker.Volume(
                 f"{name}-{volume.name}", name=volume_name,
-                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=digest is None))
             self.volume_names[volume.name] = resource.name
             if digest is None:

@@ -6,7 +6,8 @@ container with both jobs. Ports are published on the loopback address only.
 
 `pulumi destroy -s local` removes everything except the data volumes (`retain_on_delete`), so the
 next `up` finds Kafka's log, the checkpoints and the stored series again. To remove those as well,
-run the `remove_data_volumes` command this stack prints (it names exactly the retained volumes).
+run the `remove_data_volumes` command this stack prints, after the destroy: it selects the volumes
+by label, so it still works once the stack (and its outputs) are gone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from infra.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.local.jobs import SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
 from infra.local.services import (
+    RETAINED_LABEL,
     GeneratedSecrets,
     GeneratedSecretsArgs,
     HostMount,
@@ -50,7 +52,7 @@ KAFKA_HOST_LISTENER = "HOST"
 KAFKA_HOST_PORT = 9094
 
 # Memory limit per container (MB), so that one service cannot starve the others or the machine:
-# about 8 GB in all (limits, not reservations). Kafka's heap and InfluxDB's Go memory limit are derived from theirs.
+# about 8 GB in all (limits, not reservations). Kafka's heap and InfluxDB's GOMEMLIMIT follow them.
 MEMORY_MB = {
     catalog.KAFKA.name: 1536,
     catalog.KAFKA_EXPORTER.name: 128,
@@ -90,6 +92,13 @@ def in_network_command(service: catalog.Service, kafka_bootstrap: str) -> tuple[
     if command == service.command:
         raise ValueError(f"{service.name}: no {local} in its catalog command {service.command}")
     return command
+
+
+def remove_volumes_command(labels: dict[str, str]) -> str:
+    """A shell command that removes the volumes carrying all of `labels` (run it after a destroy)."""
+    filters = " ".join(f"--filter {shlex.quote(f'label={key}={value}')}"
+                       for key, value in sorted(labels.items()))
+    return f"docker volume rm $(docker volume ls --quiet {filters})"
 
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
@@ -187,6 +196,6 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         # service -> container: `make verify STACK=local` builds its inventory from this.
         "containers": {service.service_name: service.name for service in services},
         "data_volumes": data_volumes,
-        "remove_data_volumes": shlex.join(["docker", "volume", "rm", *data_volumes]),
+        "remove_data_volumes": remove_volumes_command({**labels, RETAINED_LABEL: "true"}),
         "jobs_release": release,
     }

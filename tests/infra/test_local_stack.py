@@ -148,11 +148,18 @@ def test_data_volumes_survive_destroy_and_config_volumes_do_not(plan):
         assert not resource.protect
 
 
-def test_the_volume_removal_command_names_exactly_the_retained_volumes(plan):
-    command = plan.outputs["remove_data_volumes"].split()
-    assert command[:3] == ["docker", "volume", "rm"]
-    assert set(command[3:]) == {f"hydrostream-{name}" for name in DATA_VOLUMES}
-    assert sorted(plan.outputs["data_volumes"]) == sorted(command[3:])
+def test_the_volume_removal_command_selects_exactly_the_retained_volumes(plan):
+    command = plan.outputs["remove_data_volumes"]
+    assert re.fullmatch(r"docker volume rm \$\(docker volume ls --quiet( --filter label=[^\s)]+)+\)", command)
+    wanted = dict(f.split("=", 1) for f in re.findall(r"--filter label=([^\s)]+)", command))
+    selected = set()
+    for resource in plan.of_type(VOLUME):
+        labels = {item["label"]: item["value"] for item in inputs(resource).get("labels", [])}
+        if wanted.items() <= labels.items():
+            selected.add(inputs(resource)["name"])
+    assert selected == {f"hydrostream-{name}" for name in DATA_VOLUMES}
+    assert sorted(plan.outputs["data_volumes"]) == sorted(selected)
+    assert ("env", "local") in wanted.items(), "another stack's volumes are not this one's to remove"
 
 
 def test_published_ports_are_on_loopback_only(plan):
