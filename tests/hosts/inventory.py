@@ -8,8 +8,9 @@ GCP stacks: the outputs must hold `project`, `zone` and `instances` (role -> ins
 broker, tsdb, monitoring, dataproc_master). The VMs have no public IP: an ssh_config written next to
 the inventory reaches them through IAP (`gcloud compute start-iap-tunnel`), and testinfra's ssh
 backend uses it; docker and systemd are inspected with sudo (OS Login admin role).
-The local stack: every service is a container `hydrostream-<service>` on this machine's Docker;
-testinfra inspects them from `local://` and runs commands in them with `docker://<container>`.
+The local stack: its `containers` output maps each catalog service to its container on this
+machine's Docker; testinfra inspects them from `local://` and runs commands in them with
+`docker://<container>`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from infra import catalog
 INVENTORY_ENV = "HYDRO_VERIFY_INVENTORY"
 DATAPROC_MASTER = "dataproc_master"
 ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING, DATAPROC_MASTER)
-LOCAL_PREFIX = "hydrostream"  # infra/local/stack.py PREFIX: containers are `<prefix>-<service>`
 IAP_SSH_PORT = 22
 
 
@@ -105,13 +105,15 @@ def gcp_inventory(stack: str, outputs: dict[str, Any], out_dir: Path, user: str 
 
 def local_inventory(stack: str, outputs: dict[str, Any]) -> Inventory:
     """Inventory of the local stack: containers on this machine's Docker engine."""
-    running = set(_require(outputs, "containers", stack))
+    running = _require(outputs, "containers", stack)
+    if not isinstance(running, dict):
+        raise SystemExit(f"stack {stack}: output 'containers' must map service -> container, got {running!r}")
 
     def containers(services: list[str]) -> dict[str, str]:
         absent = [name for name in services if name not in running]
         if absent:
             raise SystemExit(f"stack {stack}: output 'containers' lacks {absent}")
-        return {name: f"{LOCAL_PREFIX}-{name}" for name in services}
+        return {name: running[name] for name in services}
 
     # One machine: a single node-exporter, checked with the monitoring role; Spark stands in for Dataproc.
     node_exporter = catalog.NODE_EXPORTER.name

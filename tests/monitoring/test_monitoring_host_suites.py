@@ -58,8 +58,8 @@ GCP_OUTPUTS = {
     "instances": {"broker": "hydro-dev-broker", "tsdb": "hydro-dev-tsdb",
                   "monitoring": "hydro-dev-monitoring", "dataproc_master": "hydro-dev-dataproc-m"},
 }
-LOCAL_OUTPUTS = {"containers": ["grafana", "influxdb", "kafka", "kafka-exporter", "node-exporter",
-                                "prometheus", "spark"]}
+LOCAL_OUTPUTS = {"containers": {name: f"hydrostream-{name}" for name in (
+    "grafana", "influxdb", "kafka", "kafka-exporter", "node-exporter", "prometheus", "spark")}}
 
 
 def test_hosts_directory_holds_exactly_the_role_suites():
@@ -171,7 +171,11 @@ def test_local_inventory_uses_the_stack_s_container_names(tmp_path):
         "node-exporter": "hydrostream-node-exporter"}
     assert inventory.roles["dataproc_master"].containers == {"spark": "hydrostream-spark"}
     with pytest.raises(SystemExit, match=r"lacks \['kafka-exporter'\]"):
+        local_inventory("local", {"containers": {"kafka": "hydrostream-kafka"}})
+    with pytest.raises(SystemExit, match="must map service -> container"):
         local_inventory("local", {"containers": ["kafka"]})
+    renamed = local_inventory("local", {"containers": {**LOCAL_OUTPUTS["containers"], "kafka": "hs-kafka"}})
+    assert renamed.roles["broker"].containers["kafka"] == "hs-kafka"
 
 
 def test_inventory_command_writes_the_file_make_verify_reads(tmp_path):
