@@ -274,6 +274,14 @@ def test_each_local_check_fails_on_what_it_guards(check, path, value, message):
         CHECKS[check](local_broker(_broken(path, value)))
 
 
+def test_local_port_check_accepts_a_declared_extra_port_only():
+    recorded = _broken(("kafka", "NetworkSettings", "Ports", "9094/tcp"),
+                       [{"HostIp": "127.0.0.1", "HostPort": "9094"}])
+    with pytest.raises(AssertionError, match="kafka publishes 9094/tcp"):
+        host_checks.check_ports_listening_only_where_expected(local_broker(recorded))
+    host_checks.check_ports_listening_only_where_expected(local_broker(recorded), extra=(9094,))
+
+
 # /proc/net/tcp rows: 0.0.0.0:9092 and 127.0.0.1:9090 listening, 10.0.0.5:22 listening,
 # one established connection; /proc/net/tcp6: [::]:9093 listening.
 PROC_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
