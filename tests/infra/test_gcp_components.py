@@ -13,6 +13,7 @@ from hydrostream_jobs import contract
 
 from infra import catalog, plan
 from infra.gcp import firewall, identity, secrets, storage
+from infra.gcp import stack as gcp_stack
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 DEV = "hydrostream-dev"
@@ -118,6 +119,15 @@ def test_grafana_is_reachable_directly_only_from_configured_ranges():
     assert with_viewers - EXPECTED_FLOWS == {("198.51.100.0/24", "monitoring", "tcp", "3000"),
                                              ("203.0.113.7/32", "monitoring", "tcp", "3000")}
     assert not any(port == "3000" for *_, port in EXPECTED_FLOWS)
+
+
+def test_every_tag_a_rule_names_is_carried_by_a_vm_or_the_cluster(dev):
+    carried = {tag for vm in dev.of_type("gcp:compute/instance:Instance") for tag in vm.inputs["tags"]}
+    [cluster] = dev.of_type("gcp:dataproc/cluster:Cluster")
+    carried |= set(cluster.inputs["clusterConfig"]["gceClusterConfig"]["tags"])
+    assert carried == {"broker", "tsdb", "monitoring", "dataproc"}
+    named = {tag for source, target, *_ in reachable(dev) for tag in (source, target) if tag != IAP}
+    assert named == carried
 
 
 def test_rule_names_fit_gcp_limits(dev):
@@ -251,6 +261,23 @@ def test_secret_ids_are_exported_values_are_not(dev):
     assert dev.outputs["secret_ids"] == {
         n: f"projects/{DEV}/secrets/hydrostream-{n}" for n in catalog.SECRETS}
     assert secrets.secret_id(catalog.INFLUXDB_TOKEN) == "hydrostream-influxdb-token"
+
+
+def test_secret_values_are_secret_outputs(monkeypatch):
+    created: list[secrets.Secrets] = []
+
+    class KeptSecrets(secrets.Secrets):
+        def __init__(self, name, args, opts=None):
+            super().__init__(name, args, opts)
+            created.append(self)
+
+    real_deploy = gcp_stack.deploy
+    monkeypatch.setattr(gcp_stack, "Secrets", KeptSecrets)
+    monkeypatch.setattr(gcp_stack, "deploy", lambda settings: {
+        **real_deploy(settings), "values": created[-1].values})
+    p = plan.run_plan("dev")
+    assert "values" in p.secret_outputs
+    assert p.outputs["values"] == {n: f"mock-secrets-{n}-value" for n in catalog.SECRETS}
 
 
 def test_prod_protects_every_secret_and_its_value(prod):
