@@ -18,7 +18,7 @@ from hydrostream_jobs import contract
 from infra import catalog
 from infra.bundle import PACKAGE_ZIP, Bundle
 from infra.job_commands import TokenSource, consumer_args, producer_args
-from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
+from infra.local.services import SECRET_FILE_MODE, ServiceContainer, ServiceContainerArgs, Upload
 from infra.settings import JobsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,8 @@ class SparkJobs(pulumi.ComponentResource):
                    content_base64=base64.b64encode(args.bundle.package_zip).decode()),
             Upload(f"{JOBS_PATH}/consumer.py", content=args.bundle.consumer.decode()),
             Upload(f"{JOBS_PATH}/producer.py", content=args.bundle.producer.decode()),
-            Upload(TOKEN_PATH, content=args.influx_token, secret=True, owner=SPARK_UID, permissions="0400"),
+            Upload(TOKEN_PATH, content=args.influx_token, secret=True, owner=SPARK_UID,
+                   permissions=SECRET_FILE_MODE),
         )
         env = {
             "HYDRO_SPARK_USER": SPARK_USER,

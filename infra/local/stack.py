@@ -119,7 +119,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     kafka = kafka_service(bind)
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
     broker = ServiceContainer("kafka", service_args(
-        kafka, published=(PublishedPort(KAFKA_HOST_PORT),), wait=True))
+        kafka, published=(PublishedPort(kafka.port(KAFKA_HOST_LISTENER.lower())),), wait=True))
     exporter = ServiceContainer("kafka-exporter", service_args(
         catalog.KAFKA_EXPORTER, command=in_network_command(catalog.KAFKA_EXPORTER, kafka_bootstrap),
         wait=True, depends_on=(broker.container,)))
@@ -157,8 +157,10 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         config_volumes={"prometheus-config": uploads_digest(prometheus_files)},
         published=(PublishedPort(prometheus_http),), wait=True))
 
+    rootfs = next(arg.partition("=")[2] for arg in catalog.NODE_EXPORTER.command
+                  if arg.startswith("--path.rootfs="))
     node_exporter = ServiceContainer("node-exporter", service_args(
-        catalog.NODE_EXPORTER, host_mounts=(HostMount("/", "/host"),), host_pid=True, wait=True))
+        catalog.NODE_EXPORTER, host_mounts=(HostMount("/", rootfs),), host_pid=True, wait=True))
 
     provisioning = catalog.GRAFANA.env["GF_PATHS_PROVISIONING"]
     sources = GrafanaDataSources(
