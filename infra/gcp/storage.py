@@ -27,8 +27,10 @@ CHECKPOINTS = "checkpoints"
 CONFIG = "config"
 PURPOSES = (STAGING, TEMP, ARTIFACTS, CHECKPOINTS, CONFIG)
 
-# Spark and Dataproc scratch data; nothing there is needed after a week.
-TEMP_OBJECT_AGE_DAYS = 7
+# Spark history and Dataproc scratch data: the TTL Dataproc gives the temp buckets it creates itself
+# (https://cloud.google.com/dataproc/docs/concepts/configuring-clusters/staging-bucket). Shorter would
+# delete a long-running stream's history files while its job still runs.
+TEMP_OBJECT_AGE_DAYS = 90
 # Overwritten or deleted job artifacts stay recoverable this long.
 NONCURRENT_ARTIFACT_DAYS = 30
 
@@ -51,7 +53,7 @@ def bucket_name(project: str, purpose: str) -> str:
 
 
 def lifecycle_rules(purpose: str) -> list[gcp.storage.BucketLifecycleRuleArgs]:
-    """Object expiry: temp objects after TEMP_OBJECT_AGE_DAYS, old artifact versions after a while."""
+    """Object expiry: temp objects after TEMP_OBJECT_AGE_DAYS, replaced artifact versions after a while."""
     if purpose == TEMP:
         return [gcp.storage.BucketLifecycleRuleArgs(
             action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),

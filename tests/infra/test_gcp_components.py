@@ -200,7 +200,7 @@ def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, p
 def test_temp_objects_expire_and_artifacts_are_versioned(dev):
     planned = buckets(dev)
     assert planned["dataproc-temp"]["lifecycleRules"] == [
-        {"action": {"type": "Delete"}, "condition": {"age": 7}}]
+        {"action": {"type": "Delete"}, "condition": {"age": 90}}]
     assert planned["artifacts"]["versioning"] == {"enabled": True}
     assert planned["artifacts"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 30}}]
