@@ -135,6 +135,9 @@ class SparkJobs(pulumi.ComponentResource):
             command=command,
             # Root only until the entry script has prepared the volume, then `gosu spark`.
             user="0",
+            # PID 1 is then an init that forwards `docker stop` to the script and reaps orphaned
+            # Python workers, rather than the script itself.
+            init=True,
             uploads=uploads,
             # Not gating `pulumi up`: the first start downloads the connector and pip package.
             wait=False,

@@ -103,6 +103,7 @@ class ServiceContainerArgs:
     config_volumes: Mapping[str, str] = field(default_factory=dict)  # volume -> digest of its files
     host_mounts: tuple[HostMount, ...] = ()
     host_pid: bool = False                        # node-exporter sees the host's processes
+    init: bool = False                            # Docker's init as PID 1: reaps what a script leaves
     wait: bool = False                            # `pulumi up` waits for health: others start after it
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()
@@ -187,6 +188,7 @@ class ServiceContainer(pulumi.ComponentResource):
             # Without it the provider removes a running container with a kill.
             destroy_grace_seconds=STOP_TIMEOUT_S,
             pid_mode="host" if args.host_pid else None,
+            init=args.init or None,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
             ports=[docker.ContainerPortArgs(internal=p.container_port, external=p.container_port,
                                             ip=args.bind_address, protocol="tcp")
