@@ -21,7 +21,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra import catalog
 from infra.job_commands import TokenSource, consumer_args, producer_args
-from infra.local.services import Upload
+from infra.local.services import Upload, uploads_digest
 from infra.plan import run_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -429,6 +429,15 @@ def test_a_secret_upload_is_a_pulumi_secret_even_from_a_plain_string():
     content = Upload("/run/secrets/x", content="plain", secret=True).args().content
     assert _sync_await(content.is_secret()) and _sync_await(content.future()) == "plain"
     assert Upload("/etc/x", content="plain").args().content == "plain"
+
+
+def test_config_volume_names_follow_their_content():
+    base = (Upload("/etc/a.yml", content="x: 1\n"), Upload("/etc/b.yml", content="y: 2\n"))
+    assert uploads_digest(base) == uploads_digest(tuple(base))
+    assert uploads_digest(base) != uploads_digest((base[0], Upload("/etc/b.yml", content="y: 3\n")))
+    assert uploads_digest(base) != uploads_digest((base[0], Upload("/etc/c.yml", content="y: 2\n")))
+    with pytest.raises(ValueError, match="non-secret"):
+        uploads_digest((Upload("/run/s", content="v", secret=True),))
 
 
 SPARK_JOBS_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
