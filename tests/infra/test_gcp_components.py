@@ -288,3 +288,20 @@ def test_prod_protects_every_secret_and_its_value(prod):
     stored = prod.of_type("gcp:secretmanager/secret:Secret")
     assert [s.inputs["deletionProtection"] for s in stored] == [True] * len(catalog.SECRETS)
 
+
+
+# --- stack outputs -----------------------------------------------------------------------------
+
+def test_outputs_give_operators_and_host_checks_what_they_need(dev):
+    out = dev.outputs
+    assert (out["project"], out["zone"]) == (DEV, "europe-west1-b")
+    assert out["instances"] == {"broker": "hydrostream-dev-broker", "tsdb": "hydrostream-dev-tsdb",
+                                "monitoring": "hydrostream-dev-monitoring",
+                                "dataproc_master": "hydrostream-dev-m"}
+    assert re.fullmatch(r"10(\.[0-9]+){3}:9092", out["kafka_bootstrap_servers"])
+    assert re.fullmatch(r"http://10(\.[0-9]+){3}:8086", out["influxdb_url"])
+    assert out["grafana_iap_command"].startswith(
+        "gcloud compute ssh hydrostream-dev-monitoring --tunnel-through-iap")
+    assert out["dataproc_cluster"] == "hydrostream-dev"
+    assert {"consumer_job_id", "producer_job_id", "release"} <= set(out)
+    assert dev.secret_outputs == frozenset()
