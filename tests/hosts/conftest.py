@@ -22,8 +22,14 @@ def _inventory_path() -> Path | None:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if collection_path.name.startswith("test_host_") and _inventory_path() is None:
+    if not collection_path.name.startswith("test_host_"):
+        return None
+    path = _inventory_path()
+    if path is None:
         return True
+    if not path.is_file():
+        raise pytest.UsageError(f"{INVENTORY_ENV}={path}: no such inventory file "
+                                f"(make verify STACK=<stack> writes .verify/<stack>/inventory.json)")
     return None
 
 
@@ -38,8 +44,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def inventory() -> Inventory:
     path = _inventory_path()
-    if path is None or not path.is_file():
-        raise pytest.UsageError(f"{INVENTORY_ENV}={path}: no such inventory file")
+    assert path is not None, "the suites are collected only with an inventory"
     return Inventory.from_json(path.read_text())
 
 

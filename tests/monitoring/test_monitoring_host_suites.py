@@ -125,6 +125,13 @@ def test_suites_are_all_collected_with_an_inventory(tmp_path):
     assert f"host suites: inventory {path}" in verbose.stdout
 
 
+def test_a_missing_inventory_stops_the_run_naming_it(tmp_path):
+    missing = tmp_path / "nowhere.json"
+    result = run_pytest("--collect-only", "-q", "tests/hosts", inventory=missing)
+    assert result.returncode not in (0, 5), result.stdout
+    assert f"{INVENTORY_ENV}={missing}: no such inventory file" in result.stdout + result.stderr
+
+
 # --- the inventory ------------------------------------------------------------------------------
 
 def test_gcp_inventory_reaches_each_role_over_ssh_through_iap(tmp_path):
