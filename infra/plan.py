@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import re
 import runpy
 import sys
 from collections import Counter
@@ -49,8 +50,10 @@ KEY_FIELDS = frozenset({
     "sourceSubnetworkIpRangesToNat", "sourceTags", "storageClass", "tags", "targetTags",
     "uniformBucketLevelAccess", "versioning", "zone", "region", "type", "jobId", "restart",
     "publishPort", "internal", "external", "ip", "volumeName", "containerPath", "readOnly", "args",
+    "protocol", "enable-oslogin", "user-data", "secretData", "properties",
 })
 SECRET = "[secret]"
+_JOB_ID = re.compile(r"hydro-(consumer|producer)-[0-9a-f]{16}-[0-9a-f]{8}")
 _SECRET_SIG = rpc._special_sig_key
 _SECRET_VALUE = rpc._special_secret_sig
 
@@ -258,8 +261,33 @@ def _short(value: Any) -> Any:
     return value
 
 
+def _releases(plan: Plan) -> set[str]:
+    from infra import bundle
+
+    found = {bundle.build_bundle(bundle.JOBS_DIR).digest}
+    found |= {v for k, v in plan.outputs.items() if k in ("release", "jobs_release") and isinstance(v, str)}
+    return found
+
+
+def _without_release(value: Any, releases: set[str]) -> Any:
+    """Jobs code changes every release; the inventory reviews infrastructure, so it names it `<release>`."""
+    if isinstance(value, str):
+        value = _JOB_ID.sub(r"hydro-\1-<release>-<spec>", value)
+        for release in releases:
+            value = value.replace(release, "<release>")
+        return value
+    if isinstance(value, Mapping):
+        return {k: _without_release(v, releases) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_release(v, releases) for v in value]
+    return value
+
+
 def inventory(plan: Plan) -> dict[str, Any]:
-    """The reviewed form of a plan: counts per type, each resource's key values, options and outputs."""
+    """The reviewed form of a plan: counts per type, each resource's key values, options and outputs.
+
+    The jobs release (a digest of `jobs/`) reads `<release>`: promotion and the bundle tests own it.
+    """
     names = {r.urn: r.name for r in plan.resources}
     resources = []
     for r in sorted(plan.resources, key=lambda r: (r.type, r.name)):
@@ -286,7 +314,7 @@ def inventory(plan: Plan) -> dict[str, Any]:
     result["outputs"] = {k: SECRET if k in plan.secret_outputs else _short(v)
                          for k, v in sorted(plan.outputs.items())}
     result["resources"] = resources
-    return result
+    return _without_release(result, _releases(plan))
 
 
 def inventory_yaml(plan: Plan) -> str:
