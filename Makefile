@@ -49,6 +49,14 @@ tools:
 	  echo "  Debian/Ubuntu: sudo apt-get install docker.io && sudo systemctl start docker"; \
 	  echo "  macOS/Windows: install Docker Desktop (https://docs.docker.com/get-docker/)"; exit 1; }; fi
 
+# testinfra checks of a deployed stack's hosts (GCP over IAP, local via docker://); plain outputs only.
+verify: venv tools
+	@mkdir -p .verify/$(STACK)
+	pulumi stack output --json --stack $(STACK) > .verify/$(STACK)/outputs.json
+	$(BIN)/python tests/hosts/inventory.py --stack $(STACK) --outputs .verify/$(STACK)/outputs.json \
+	  --out .verify/$(STACK) $(if $(SSH_USER),--ssh-user $(SSH_USER))
+	HYDRO_VERIFY_INVENTORY=$(CURDIR)/.verify/$(STACK)/inventory.json $(BIN)/pytest -p no:cacheprovider tests/hosts
+
 promote: venv
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" >&2; exit 2; }
 	$(BIN)/python -m infra.promote --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
