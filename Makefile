@@ -52,7 +52,7 @@ tools:
 # testinfra checks of a deployed stack's hosts (GCP over IAP, local via docker://); plain outputs only.
 verify: venv tools
 	@mkdir -p .verify/$(STACK)
-	pulumi stack output --json --stack $(STACK) > .verify/$(STACK)/outputs.json
+	./scripts/deploy.sh outputs $(STACK) > .verify/$(STACK)/outputs.json
 	$(BIN)/python tests/hosts/inventory.py --stack $(STACK) --outputs .verify/$(STACK)/outputs.json \
 	  --out .verify/$(STACK) $(if $(SSH_USER),--ssh-user $(SSH_USER))
 	HYDRO_VERIFY_INVENTORY=$(CURDIR)/.verify/$(STACK)/inventory.json $(BIN)/pytest -p no:cacheprovider tests/hosts
