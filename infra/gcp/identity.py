@@ -56,7 +56,8 @@ class ServiceAccounts(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceAccountsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:identity:ServiceAccounts", name, None, opts)
         project = args.settings.gcp.project
-        child = pulumi.ResourceOptions(parent=self)
+        # Children wait for what the component waits for (the project's APIs).
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         self.emails: dict[str, pulumi.Output[str]] = {}
         for role in PROJECT_ROLES:
             account = gcp.serviceaccount.Account(

@@ -109,7 +109,7 @@ class MonitoringVm(pulumi.ComponentResource):
             subnet=args.subnet,
             service_account_email=args.service_account_email,
             user_data=user_data,
-        ), pulumi.ResourceOptions(parent=self))
+        ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         port = catalog.GRAFANA.port("http")
         self.internal_ip = vm.internal_ip

@@ -28,7 +28,8 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:network:Network", name, None, opts)
         settings = args.settings
-        child = pulumi.ResourceOptions(parent=self)
+        # Children wait for what the component waits for (the project's APIs).
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         region = settings.gcp.region
 
         vpc = gcp.compute.Network(

@@ -58,7 +58,9 @@ class Secrets(pulumi.ComponentResource):
         super().__init__("hydrostream:secrets:Secrets", name, None, opts)
         settings = args.settings
         # Replacing a stored credential locks the services out of their data: prod protects them.
-        kept = pulumi.ResourceOptions(parent=self, protect=settings.protect)
+        # Children wait for what the component waits for (the project's APIs).
+        kept = pulumi.ResourceOptions(parent=self, protect=settings.protect,
+                                      depends_on=opts.depends_on if opts else None)
         self.ids: dict[str, pulumi.Output[str]] = {}
         self.values: dict[str, pulumi.Output[str]] = {}
         for logical in catalog.SECRETS:

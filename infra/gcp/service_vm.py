@@ -84,7 +84,9 @@ class ServiceVm(pulumi.ComponentResource):
             size=args.disk_gb,
             type=DISK_TYPE,
             labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
+            # The disk has no input from the network: it waits for what this VM waits for (the APIs).
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
+                                        depends_on=opts.depends_on if opts else None),
         )
         instance = gcp.compute.Instance(
             name,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+
 from infra import catalog
+from infra.gcp.apis import ProjectApis, ProjectApisArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
@@ -21,16 +24,19 @@ from infra.settings import StackSettings
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
     """Declare the environment's resources; return the stack outputs (no secret values among them)."""
-    network = Network("network", NetworkArgs(settings))
+    # Everything else waits on the network or the service accounts, so on the APIs.
+    after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(settings))])
+    network = Network("network", NetworkArgs(settings), after_apis)
     FirewallRules("firewall", FirewallRulesArgs(settings, network.network_id))
-    identity = ServiceAccounts("identity", ServiceAccountsArgs(settings))
+    identity = ServiceAccounts("identity", ServiceAccountsArgs(settings), after_apis)
     emails = identity.emails
-    buckets = Buckets("buckets", BucketsArgs(settings, emails))
-    secrets = Secrets("secrets", SecretsArgs(settings, emails))
+    buckets = Buckets("buckets", BucketsArgs(settings, emails), after_apis)
+    secrets = Secrets("secrets", SecretsArgs(settings, emails), after_apis)
     subnet = network.subnet_self_link
 
-    kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, subnet, emails[catalog.BROKER]))
-    influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, subnet, emails[catalog.TSDB], secrets.ids))
+    kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, subnet, emails[catalog.BROKER]), after_apis)
+    influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, subnet, emails[catalog.TSDB], secrets.ids),
+                        after_apis)
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(
         settings, subnet, emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp))
@@ -40,7 +46,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         kafka_ip=kafka.internal_ip,
         influxdb_ip=influxdb.internal_ip,
         dataproc_master=cluster.master_hostname,
-    ))
+    ), after_apis)
     jobs = StreamingJobs("jobs", StreamingJobsArgs(
         settings,
         cluster_name=cluster.cluster_name,

@@ -92,7 +92,8 @@ class Buckets(pulumi.ComponentResource):
                 versioning=gcp.storage.BucketVersioningArgs(enabled=True) if purpose == ARTIFACTS else None,
                 lifecycle_rules=lifecycle_rules(purpose) or None,
                 labels={**settings.labels, "purpose": purpose},
-                opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
+                opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
+                                            depends_on=opts.depends_on if opts else None),
             )
             grants = [
                 gcp.storage.BucketIAMMember(
