@@ -196,9 +196,15 @@ NODE_EXPORTER = Service(
     health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9100/metrics")),
 )
 
+# The Spark image's Python, which runs the jobs (and the pip package) on the local stack. spark-docker's
+# 3.5.1/scala2.12-java17-python3-ubuntu/Dockerfile adds Ubuntu's python3 to its java17 build, based on
+# eclipse-temurin:17-jre-jammy (Ubuntu 22.04): Python 3.10. (The `3.5.1-python3` tag is the java11
+# build on eclipse-temurin:11-jre-focal, Ubuntu 20.04: Python 3.8, too old for the jobs.)
+SPARK_IMAGE_PYTHON = "3.10"
+
 SPARK = Service(
     name="spark",
-    image="apache/spark:3.5.1-python3",
+    image="apache/spark:3.5.1-scala2.12-java17-python3-ubuntu",
     role=DATAPROC,
     ports=(Port("producer-metrics", contract.PRODUCER_METRICS_PORT),
            Port("consumer-metrics", contract.CONSUMER_METRICS_PORT)),

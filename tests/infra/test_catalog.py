@@ -1,5 +1,6 @@
 """The service catalog and the Dataproc image table agree with the pins the tests run on."""
 
+import ast
 import tomllib
 from pathlib import Path
 
@@ -44,3 +45,19 @@ def test_secrets_reach_containers_only_as_files():
         for secret in service.secret_files:
             assert secret.secret in catalog.SECRETS
             assert secret.container_path.startswith(catalog.SECRETS_DIR)
+
+
+def test_the_spark_image_runs_the_dataproc_spark_and_scala_on_java17():
+    image = catalog.DATAPROC_IMAGE
+    name, _, tag = catalog.SPARK.image.rpartition(":")
+    # The Kafka connector (`_<scala>:<spark>`) must match the image's Spark and Scala.
+    assert (name, tag) == ("apache/spark", f"{image.spark}-scala{image.scala}-java17-python3-ubuntu")
+
+
+def test_the_jobs_parse_with_the_python_of_the_spark_image():
+    version = tuple(int(part) for part in catalog.SPARK_IMAGE_PYTHON.split("."))
+    assert version >= (3, 10), "prometheus-client and the jobs need Python 3.10 or newer"
+    sources = sorted((ROOT / "jobs").rglob("*.py"))
+    assert sources
+    for path in sources:
+        ast.parse(path.read_text(), str(path), feature_version=version)

@@ -5,6 +5,7 @@ never from the local stack's own modules, so a change there that breaks a rule f
 """
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hydrostream_jobs import cli, contract
+from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
@@ -328,6 +330,15 @@ def test_spark_installs_the_locked_prometheus_client(plan):
     script = uploads_of(values)[entry]
     assert script["content"] == (ROOT / "infra" / "templates" / "local" / "spark-jobs.sh").read_text()
     assert script["permissions"] == "0755"
+
+
+def test_the_locked_pip_package_supports_the_python_of_the_spark_image(plan):
+    values, _, _, _ = spark_command(plan)
+    name, _, version = env_of(values)["HYDRO_PIP_REQUIREMENT"].partition("==")
+    # The venv is installed from the same lock, so its metadata is that of the pinned release.
+    assert importlib.metadata.version(name) == version
+    requires = SpecifierSet(importlib.metadata.metadata(name)["Requires-Python"] or "")
+    assert catalog.SPARK_IMAGE_PYTHON in requires, f"{name}=={version} needs Python {requires}"
 
 
 def test_start_order_follows_health(plan):
