@@ -39,6 +39,14 @@ class SecretFile:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A host path bind-mounted read-only into the container (how it propagates is the renderer's call)."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
 class HealthCheck:
     """A container health check, in Docker's terms."""
 
@@ -63,6 +71,8 @@ class Service:
     secret_files: tuple[SecretFile, ...] = ()
     command: tuple[str, ...] = ()
     user: str | None = None
+    host_mounts: tuple[HostMount, ...] = ()
+    host_pid: bool = False                  # in the host's PID namespace (sees the host's processes)
 
     def port(self, name: str) -> int:
         """The port number called `name`; a KeyError names the service when there is none."""
@@ -192,7 +202,10 @@ NODE_EXPORTER = Service(
     image="prom/node-exporter:v1.9.1",
     role="host",  # runs on every service VM
     ports=(Port("metrics", 9100),),
+    # Reads the host's filesystems, processes and network through /host and the host's PID namespace.
     command=("--path.rootfs=/host",),
+    host_mounts=(HostMount("/", "/host"),),
+    host_pid=True,
     health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9100/metrics")),
 )
 

@@ -74,11 +74,9 @@ FIREWALL_UNIT = "hydrostream-host-firewall.service"
 CONFIG_UNIT = "hydrostream-config.service"
 KAFKA_TOPICS_UNIT = "hydrostream-kafka-topics.service"
 
-# Host access the catalog cannot express yet (`Service` has no host-mount or PID-namespace field):
-# node-exporter reads the host's filesystems under its `--path.rootfs`.
-_HOST_ACCESS: dict[str, tuple[str, ...]] = {
-    catalog.NODE_EXPORTER.name: ("--pid", "host", "--volume", "/:/host:ro,rslave"),
-}
+# Host mounts follow mounts the host makes later (a disk attached after boot), as node-exporter's
+# README runs it; COS's / is a shared mount, so `rslave` works here (Docker Desktop refuses it).
+HOST_MOUNT_PROPAGATION = "rslave"
 
 _SECRET_ID = re.compile(r"projects/[A-Za-z0-9._:-]+/secrets/[A-Za-z0-9_-]{1,255}")
 _DEVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -296,8 +294,11 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
     lines = [[DOCKER, "run", "--rm", "--name", service.name, "--network", "host"]]
     if service.user is not None:
         lines.append(["--user", service.user])
-    if service.name in _HOST_ACCESS:
-        lines.append(list(_HOST_ACCESS[service.name]))
+    host_access = ["--pid", "host"] if service.host_pid else []
+    for mount in service.host_mounts:
+        host_access += ["--volume", f"{mount.source}:{mount.target}:ro,{HOST_MOUNT_PROPAGATION}"]
+    if host_access:
+        lines.append(host_access)
     lines += [["--env", f"{key}={value}"] for key, value in env.items()]
     lines += [["--env", f"{s.env}={s.container_path}"] for s in service.secret_files if s.env]
     lines += [["--volume", f"{doc.data_disk.volume_path(v)}:{v.container_path}:"

@@ -76,17 +76,6 @@ class PublishedPort:
 
 
 @dataclass(frozen=True)
-class HostMount:
-    """A host folder bind-mounted read-only (node-exporter reads the host's filesystems through it)."""
-
-    source: str
-    target: str
-    # Docker's default (rprivate): `rslave`, as on the VMs, fails on engines whose / is not a shared
-    # mount (Docker Desktop); it only matters for filesystems mounted after the container started.
-    propagation: str | None = None
-
-
-@dataclass(frozen=True)
 class ServiceContainerArgs:
     service: catalog.Service
     prefix: str                                   # container and volume names start with it
@@ -101,8 +90,6 @@ class ServiceContainerArgs:
     secret_owner: str = "0"                       # uid that reads the secret files in the container
     uploads: tuple[Upload, ...] = ()
     config_volumes: Mapping[str, str] = field(default_factory=dict)  # volume -> digest of its files
-    host_mounts: tuple[HostMount, ...] = ()
-    host_pid: bool = False                        # node-exporter sees the host's processes
     init: bool = False                            # Docker's init as PID 1: reaps what a script leaves
     wait: bool = False                            # `pulumi up` waits for health: others start after it
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -187,7 +174,7 @@ class ServiceContainer(pulumi.ComponentResource):
             stop_timeout=STOP_TIMEOUT_S,
             # Without it the provider removes a running container with a kill.
             destroy_grace_seconds=STOP_TIMEOUT_S,
-            pid_mode="host" if args.host_pid else None,
+            pid_mode="host" if service.host_pid else None,
             init=args.init or None,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
             ports=[docker.ContainerPortArgs(internal=p.container_port, external=p.container_port,
@@ -196,11 +183,10 @@ class ServiceContainer(pulumi.ComponentResource):
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume_names[v.name],
                                                 container_path=v.container_path, read_only=False)
                      for v in service.volumes] or None,
-            mounts=[docker.ContainerMountArgs(
-                        type="bind", source=m.source, target=m.target, read_only=True,
-                        bind_options=docker.ContainerMountBindOptionsArgs(propagation=m.propagation)
-                        if m.propagation else None)
-                    for m in args.host_mounts] or None,
+            # Docker's default propagation (rprivate): `rslave`, as on the VMs, fails on engines whose /
+            # is not a shared mount (Docker Desktop); it only matters for filesystems mounted later.
+            mounts=[docker.ContainerMountArgs(type="bind", source=m.source, target=m.target, read_only=True)
+                    for m in service.host_mounts] or None,
             uploads=[u.args() for u in (*secret_uploads, *args.uploads)] or None,
             healthcheck=healthcheck_args(service.health_check),
             wait=args.wait,

@@ -28,7 +28,6 @@ from infra.local.services import (
     RETAINED_LABEL,
     GeneratedSecrets,
     GeneratedSecretsArgs,
-    HostMount,
     KafkaTopics,
     KafkaTopicsArgs,
     PublishedPort,
@@ -157,10 +156,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         config_volumes={"prometheus-config": uploads_digest(prometheus_files)},
         published=(PublishedPort(prometheus_http),), wait=True))
 
-    rootfs = next(arg.partition("=")[2] for arg in catalog.NODE_EXPORTER.command
-                  if arg.startswith("--path.rootfs="))
-    node_exporter = ServiceContainer("node-exporter", service_args(
-        catalog.NODE_EXPORTER, host_mounts=(HostMount("/", rootfs),), host_pid=True, wait=True))
+    node_exporter = ServiceContainer("node-exporter", service_args(catalog.NODE_EXPORTER, wait=True))
 
     provisioning = catalog.GRAFANA.env["GF_PATHS_PROVISIONING"]
     sources = GrafanaDataSources(

@@ -61,3 +61,12 @@ def test_the_jobs_parse_with_the_python_of_the_spark_image():
     assert sources
     for path in sources:
         ast.parse(path.read_text(), str(path), feature_version=version)
+
+
+def test_only_node_exporter_reaches_into_the_host_where_its_rootfs_flag_looks():
+    reaching = {s.name for s in catalog.SERVICES.values() if s.host_mounts or s.host_pid}
+    assert reaching == {catalog.NODE_EXPORTER.name}
+    rootfs = [arg.split("=", 1)[1] for arg in catalog.NODE_EXPORTER.command
+              if arg.startswith("--path.rootfs=")]
+    assert catalog.NODE_EXPORTER.host_mounts == (catalog.HostMount("/", rootfs[0]),)
+    assert catalog.NODE_EXPORTER.host_pid

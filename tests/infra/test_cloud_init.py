@@ -240,6 +240,18 @@ def test_containers_run_as_the_catalog_says(role, documents):
             for v in service.volumes)
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_only_the_catalog_host_mounts_reach_the_host_read_only_following_its_mounts(role, documents):
+    for name, run in container_units(documents[role]).items():
+        service = catalog.SERVICES[name]
+        host = [v for v in run["volumes"]
+                if not v.startswith(("/mnt/disks/data/", catalog.SECRETS_DIR + "/"))]
+        # rslave: a filesystem the host mounts later (a new disk) shows up inside too.
+        assert host == [f"{m.source}:{m.target}:ro,rslave" for m in service.host_mounts], name
+        assert run.get("pid") == ("host" if service.host_pid else None), name
+    assert "/:/host:ro,rslave" in container_units(documents[role])[catalog.NODE_EXPORTER.name]["volumes"]
+
+
 def test_unit_quoting_keeps_every_character():
     odd = ['a b', 'say "hi"', "back\\slash", "100%", "$HOME", "${HOST_INTERNAL_IP}", "semi;colon", ""]
     line = cloud_init._systemd_command(odd)
