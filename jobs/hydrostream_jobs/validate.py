@@ -29,6 +29,8 @@ MAX_ABS_EPOCH_SECONDS = 9_223_372_035
 _LOOKS_NON_STRING = r"^(-|[0-9]|true$|false$|Infinity$|NaN$|\[|\{)"
 # Line protocol cannot express a backslash before a separator (or at the end) of a tag value.
 _UNREPRESENTABLE_BACKSLASH = r"\\([,= \\]|$)"
+# The only `}` of the message is its last character before JSON whitespace: nothing follows the object.
+_ONE_CLOSING_BRACE_AT_THE_END = r"^[^}]*\}[ \t\r\n]*$"
 
 
 def _j(name: str) -> Column:
@@ -100,7 +102,24 @@ def _message_checks() -> list[tuple[Column, str, Column]]:
             MALFORMED_JSON,
             F.lit("not a JSON object"),
         ),
+        (~_nothing_after_the_object(), MALFORMED_JSON, F.lit("data after the JSON object")),
     ]
+
+
+def _nothing_after_the_object() -> Column:
+    """True when no data follows the message's first JSON value (Spark's parser ignores such data).
+
+    Fast path: a single `}`, at the end. Otherwise the message is parsed again wrapped in `[...]`
+    (one element: the next token after the value is `]`) and, when it holds a `]` that could close
+    that wrapper early, wrapped as `{"v": ...}` too (`]` there is a syntax error).
+    """
+    raw = F.col("raw")
+    length = F.json_array_length(F.concat(F.lit("["), raw, F.lit("]")))  # null when not JSON
+    one_array_element = F.coalesce(length == 1, F.lit(False))
+    one_object_value = F.json_object_keys(F.concat(F.lit('{"v":'), raw, F.lit("}"))).isNotNull()
+    return raw.rlike(_ONE_CLOSING_BRACE_AT_THE_END) | (
+        one_array_element & ((F.instr(raw, "]") == 0) | one_object_value)
+    )
 
 
 def _first_failed(checks: list[tuple[Column, str, Column]]) -> Column:

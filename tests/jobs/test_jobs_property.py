@@ -80,9 +80,16 @@ def readings(draw):
     return text.encode("utf-8")
 
 
+# After a message's JSON object: JSON whitespace (fine) or data (not fine, even another object).
+TRAILERS = st.one_of(
+    st.sampled_from([b" ", b"\n", b"\r\n\t ", b"]", b"}", b",", b", 5]", b"x", b"\x00", b"\x0c", b"{}"]),
+    st.binary(min_size=1, max_size=6),
+)
+
+
 @st.composite
 def hostile(draw):
-    kind = draw(st.integers(0, 5))
+    kind = draw(st.integers(0, 6))
     if kind == 0:
         return draw(st.binary(max_size=40))
     if kind == 1:
@@ -92,6 +99,8 @@ def hostile(draw):
         return draw(readings()).replace(b"1", b"NaN", 1)
     if kind == 3:
         return draw(readings()).replace(b"2", b"Infinity", 1)
+    if kind == 4:
+        return draw(readings()) + draw(TRAILERS)
     return draw(readings())
 
 
@@ -126,6 +135,7 @@ def received_bytes(record: dict) -> bytes:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @example(messages=[b"\xed\xa0", b"\xff"], good=1)  # Java and Python render bad bytes differently
+@example(messages=[good_reading(1) + b"]", good_reading(2) + b' {"ph": 7}', good_reading(3) + b"\n"], good=0)
 @given(messages=st.lists(hostile(), min_size=1, max_size=20), good=st.integers(0, 3))
 def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_factory, messages, good):
     messages = messages + [good_reading(i) for i in range(good)]

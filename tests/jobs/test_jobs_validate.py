@@ -200,6 +200,26 @@ def test_messages_that_are_not_json_objects(spark):
     ]
 
 
+def test_data_after_the_json_object_is_malformed(spark):
+    messages = [
+        with_() + b"  \r\n\t",
+        with_() + b" x",
+        with_() + b"]",
+        with_() + b"}",
+        with_() + b", 5]",
+        with_() + b"," + with_(),
+        with_() + with_(),
+        with_() + b"\n" + with_(),
+        with_() + b"\x00",
+        with_() + b"\x0c",
+        with_(extra={"nested": ["]", "}", {"a": []}]}),
+        with_(note="} ]") + b" ]",
+    ]
+    rows = classify(spark, messages)
+    assert [r.reason for r in rows] == [None] + ["malformed_json"] * 9 + [None, "malformed_json"]
+    assert {r.detail for r in rows if r.reason} == {"data after the JSON object"}
+
+
 def test_extra_fields_are_ignored_and_details_name_the_field(spark):
     rows = classify(spark, [with_(extra={"nested": [1]}, note="x"), with_(humidity_pct=101)])
     assert rows[0].reason is None
