@@ -18,8 +18,8 @@ from pyspark import cloudpickle
 from tests.jobs.influx_fake import Fault
 
 
-def lines(n: int, start: int = 0) -> list[str]:
-    return [f"m,device=d{i % 7} v={i}.5 {1_000_000_000 + i}" for i in range(start, start + n)]
+def lines(n: int, start: int = 0) -> list[bytes]:
+    return [f"m,device=d{i % 7} v={i}.5 {1_000_000_000 + i}".encode() for i in range(start, start + n)]
 
 
 @pytest.fixture
@@ -87,9 +87,9 @@ def test_rejected_batches_fail_at_once_without_retrying(influx, target):
 
 
 def test_a_field_changing_type_is_rejected_like_influxdb_does(influx, target):
-    write_lines(["m,t=a v=1.0 1"], target)
+    write_lines([b"m,t=a v=1.0 1"], target)
     with pytest.raises(SinkWriteError, match="HTTP 422"):
-        write_lines(["m,t=a v=1i 2"], target)
+        write_lines([b"m,t=a v=1i 2"], target)
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -109,7 +109,7 @@ def test_functions_handed_to_executors_pickle_by_reference(target):
 
 
 def test_write_line_frame_writes_from_the_executors(spark, influx, target):
-    frame = spark.createDataFrame([(line,) for line in lines(300)], "line string").repartition(3)
+    frame = spark.createDataFrame([(line.decode(),) for line in lines(300)], "line string").repartition(3)
     result = sink.write_line_frame(frame, target)
     assert result.points == 300 and len(influx.points) == 300
 
