@@ -18,7 +18,8 @@ from hydrostream_jobs import contract
 from infra import catalog
 from infra.bundle import PACKAGE_ZIP, Bundle
 from infra.job_commands import TokenSource, consumer_args, producer_args
-from infra.local.services import SECRET_FILE_MODE, ServiceContainer, ServiceContainerArgs, Upload
+from infra.local.secrets import secret_path
+from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.settings import JobsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,9 @@ ENTRY_PATH = "/opt/hydrostream/bin/spark-jobs.sh"
 JOBS_PATH = "/opt/hydrostream/jobs"
 CACHE_PATH = "/opt/hydrostream/cache"          # the container's own layer: survives restarts
 PYTHON_DEPS_PATH = "/opt/hydrostream/python"
-TOKEN_PATH = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
+# What the jobs read from the container's secrets volume (the consumer's InfluxDB token).
+SECRETS = (catalog.INFLUXDB_TOKEN,)
+TOKEN_PATH = secret_path(catalog.INFLUXDB_TOKEN)
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 # One machine's few cores: the default 200 shuffle partitions make small streaming batches ~6x slower
 # (docs/jobs.md). Fixed at a query's first start, as its checkpoint keeps the number.
@@ -78,7 +81,7 @@ class SparkJobsArgs:
     influx_url: str
     influx_org: str
     influx_bucket: str
-    influx_token: pulumi.Input[str]               # a Pulumi secret: uploaded as a file, never an argument
+    secrets_volume: pulumi.Input[str]             # holds the token file (`infra.local.secrets`)
     prefix: str
     network_name: pulumi.Input[str]
     bind_address: str
@@ -115,8 +118,6 @@ class SparkJobs(pulumi.ComponentResource):
                    content_base64=base64.b64encode(args.bundle.package_zip).decode()),
             Upload(f"{JOBS_PATH}/consumer.py", content=args.bundle.consumer.decode()),
             Upload(f"{JOBS_PATH}/producer.py", content=args.bundle.producer.decode()),
-            Upload(TOKEN_PATH, content=args.influx_token, secret=True, owner=SPARK_UID,
-                   permissions=SECRET_FILE_MODE),
         )
         env = {
             "HYDRO_SPARK_USER": SPARK_USER,
@@ -139,6 +140,7 @@ class SparkJobs(pulumi.ComponentResource):
             # Python workers, rather than the script itself.
             init=True,
             uploads=uploads,
+            secrets_volume=args.secrets_volume,
             # Not gating `pulumi up`: the first start downloads the connector and pip package.
             wait=False,
             labels={**args.labels, "hydrostream.release": args.bundle.digest},

@@ -2,7 +2,8 @@
 
 Everything a container runs comes from `infra.catalog` (the GCP VMs run the same entries through
 cloud-init); this module only adds what one Docker engine needs: a shared network instead of the
-host's, named volumes instead of disk folders, and files uploaded before the container starts.
+host's, named volumes instead of disk folders, files uploaded before the container starts (never
+secrets: those come from a secrets volume, see `infra.local.secrets`), and one-shot containers.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from infra import catalog
 
 RESTART_POLICY = "unless-stopped"
 # As on the VMs: time to stop cleanly (Kafka's controlled shutdown, Spark's shutdown hooks) before a kill.
 STOP_TIMEOUT_S = 60
-SECRET_FILE_MODE = "0400"
 CONFIG_FILE_MODE = "0644"
 # Seconds a gating container may take beyond its health check's own budget (first start, slow disk).
 WAIT_MARGIN_S = 60
@@ -30,13 +29,11 @@ RETAINED_LABEL = "hydrostream.retained"
 
 @dataclass(frozen=True)
 class Upload:
-    """A file written into the container before it starts; secret content stays a Pulumi secret."""
+    """A file written into the container before it starts: code or config, which the state holds."""
 
     path: str
     content: pulumi.Input[str] | None = None
     content_base64: pulumi.Input[str] | None = None
-    secret: bool = False
-    owner: str | None = None
     permissions: str = CONFIG_FILE_MODE
 
     def __post_init__(self) -> None:
@@ -46,22 +43,16 @@ class Upload:
             raise ValueError(f"upload {self.path}: the path must be absolute")
 
     def args(self) -> docker.ContainerUploadArgs:
-        def protect(value: pulumi.Input[str] | None) -> pulumi.Input[str] | None:
-            # pulumi-docker does not mark upload content secret itself: the value would reach the
-            # state in clear text unless it is wrapped here.
-            return pulumi.Output.secret(value) if self.secret and value is not None else value
-
-        return docker.ContainerUploadArgs(
-            file=self.path, content=protect(self.content), content_base64=protect(self.content_base64),
-            owner=self.owner, permissions=self.permissions)
+        return docker.ContainerUploadArgs(file=self.path, content=self.content,
+                                          content_base64=self.content_base64, permissions=self.permissions)
 
 
 def uploads_digest(uploads: Sequence[Upload]) -> str:
-    """A digest of plain (non-secret, literal) uploads: names the config volume they fill."""
+    """A digest of literal text uploads: names the config volume they fill."""
     digest = hashlib.sha256()
     for upload in uploads:
-        if upload.secret or not isinstance(upload.content, str):
-            raise ValueError(f"upload {upload.path}: only literal, non-secret files name a config volume")
+        if not isinstance(upload.content, str):
+            raise ValueError(f"upload {upload.path}: only literal text files name a config volume")
         for part in (upload.path, upload.content):
             digest.update(len(part.encode()).to_bytes(8, "big"))
             digest.update(part.encode())
@@ -86,8 +77,8 @@ class ServiceContainerArgs:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)   # beyond the catalog's
     command: tuple[pulumi.Input[str], ...] | None = None                 # None: the catalog's
     user: str | None = None                       # None: the catalog's
-    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # logical name -> value
-    secret_owner: str = "0"                       # uid that reads the secret files in the container
+    # The service's secrets volume (`LocalSecrets.volume_names`), mounted read-only at SECRETS_DIR.
+    secrets_volume: pulumi.Input[str] | None = None
     uploads: tuple[Upload, ...] = ()
     config_volumes: Mapping[str, str] = field(default_factory=dict)  # volume -> digest of its files
     init: bool = False                            # Docker's init as PID 1: reaps what a script leaves
@@ -130,9 +121,8 @@ class ServiceContainer(pulumi.ComponentResource):
         clashes = set(args.env) & (set(service.env) | {s.env for s in service.secret_files if s.env})
         if clashes:
             raise ValueError(f"service {service.name!r}: {sorted(clashes)} already set by the catalog")
-        missing = {s.secret for s in service.secret_files} - set(args.secrets)
-        if missing:
-            raise ValueError(f"service {service.name!r} needs the secrets {sorted(missing)}")
+        if service.secret_files and args.secrets_volume is None:
+            raise ValueError(f"service {service.name!r} reads secret files: give it its secrets volume")
 
         image = docker.RemoteImage(
             name, name=service.image,
@@ -154,10 +144,12 @@ class ServiceContainer(pulumi.ComponentResource):
                 self.data_volumes.append(volume_name)
 
         env = {**service.env, **{s.env: s.container_path for s in service.secret_files if s.env}, **args.env}
-        secret_uploads = tuple(
-            Upload(s.container_path, content=args.secrets[s.secret], secret=True, owner=args.secret_owner,
-                   permissions=SECRET_FILE_MODE)
-            for s in service.secret_files)
+        volumes = [docker.ContainerVolumeArgs(volume_name=self.volume_names[v.name],
+                                              container_path=v.container_path, read_only=False)
+                   for v in service.volumes]
+        if args.secrets_volume is not None:
+            volumes.append(docker.ContainerVolumeArgs(volume_name=args.secrets_volume,
+                                                      container_path=catalog.SECRETS_DIR, read_only=True))
         user = args.user if args.user is not None else service.user
         self.service_name = service.name
         self.name = container_name(args.prefix, service)
@@ -180,14 +172,12 @@ class ServiceContainer(pulumi.ComponentResource):
             ports=[docker.ContainerPortArgs(internal=p.container_port, external=p.container_port,
                                             ip=args.bind_address, protocol="tcp")
                    for p in args.published] or None,
-            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume_names[v.name],
-                                                container_path=v.container_path, read_only=False)
-                     for v in service.volumes] or None,
+            volumes=volumes or None,
             # Docker's default propagation (rprivate): `rslave`, as on the VMs, fails on engines whose /
             # is not a shared mount (Docker Desktop); it only matters for filesystems mounted later.
             mounts=[docker.ContainerMountArgs(type="bind", source=m.source, target=m.target, read_only=True)
                     for m in service.host_mounts] or None,
-            uploads=[u.args() for u in (*secret_uploads, *args.uploads)] or None,
+            uploads=[u.args() for u in args.uploads] or None,
             healthcheck=healthcheck_args(service.health_check),
             wait=args.wait,
             wait_timeout=wait_timeout_s(service.health_check) if args.wait else None,
@@ -201,26 +191,6 @@ class ServiceContainer(pulumi.ComponentResource):
         self.image_id: pulumi.Output[str] = image.image_id
         self.register_outputs({"name": self.name, "image_id": self.image_id,
                                "volume_names": self.volume_names})
-
-
-@dataclass(frozen=True)
-class GeneratedSecretsArgs:
-    names: tuple[str, ...] = catalog.SECRETS
-    length: int = 40
-
-
-class GeneratedSecrets(pulumi.ComponentResource):
-    """The catalog's secrets, generated once per stack; `values` are Pulumi secrets."""
-
-    def __init__(self, name: str, args: GeneratedSecretsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("hydrostream:local:GeneratedSecrets", name, None, opts)
-        self.values: dict[str, pulumi.Output[str]] = {}
-        for secret in args.names:
-            # Letters and digits only: the values travel in HTTP headers and files read verbatim.
-            password = random.RandomPassword(secret, length=args.length, special=False,
-                                             opts=pulumi.ResourceOptions(parent=self))
-            self.values[secret] = pulumi.Output.secret(password.result)
-        self.register_outputs({})
 
 
 @dataclass(frozen=True)
@@ -246,6 +216,25 @@ class KafkaTopicsArgs:
 
 
 SCRIPT_DIR = "/opt/hydrostream/bin"
+
+
+def check_one_shot_exit(exit_code: int | None, name: str, failure: str) -> None:
+    """Stop `pulumi up` with what went wrong and how to retry when a one-shot container failed."""
+    if exit_code not in (None, 0):
+        raise pulumi.RunError(
+            f"{name} exited with {exit_code}: {failure} (`docker logs {name}` says why); once fixed: "
+            f"`docker rm {name}` and `pulumi up --refresh`")
+
+
+def one_shot_succeeded(container: docker.Container, name: str,
+                       failure: str) -> pulumi.Output[docker.Container]:
+    """`container` (attached, `must_run=False`) once it exited 0; a non-zero exit fails `pulumi up`."""
+
+    def check(exit_code: int | None) -> docker.Container:
+        check_one_shot_exit(exit_code, name, failure)
+        return container
+
+    return container.exit_code.apply(check)
 
 
 class KafkaTopics(pulumi.ComponentResource):
@@ -277,14 +266,6 @@ class KafkaTopics(pulumi.ComponentResource):
                                         delete_before_replace=True),
         )
         self.container = container
-        # Resolves to the container once it exited 0: depend on this, not on `container`.
-        self.succeeded: pulumi.Output[docker.Container] = container.exit_code.apply(
-            lambda code: self._check(code, container))
+        # Depend on this, not on `container`.
+        self.succeeded = one_shot_succeeded(container, self.name, "the Kafka topics were not created")
         self.register_outputs({})
-
-    def _check(self, exit_code: int | None, container: docker.Container) -> docker.Container:
-        if exit_code not in (None, 0):
-            raise pulumi.RunError(
-                f"{self.name} exited with {exit_code}: the Kafka topics were not created (`docker logs "
-                f"{self.name}` says why); once fixed: `docker rm {self.name}` and `pulumi up --refresh`")
-        return container

@@ -1,13 +1,16 @@
 """The local Docker environment: every catalog service on one network, wired together.
 
-`pulumi up -s local` pulls the catalog images, starts Kafka, InfluxDB, Prometheus, Grafana and the
-exporters (returning once each is healthy), creates the Kafka topics, then starts the Spark
-container with both jobs. Ports are published on the loopback address only.
+`pulumi up -s local` pulls the catalog images, writes the secrets the services read into their
+secrets volumes (generated the first time, `infra.local.secrets`), starts Kafka, InfluxDB,
+Prometheus, Grafana and the exporters (returning once each is healthy), creates the Kafka topics,
+then starts the Spark container with both jobs. Ports are published on the loopback address only.
+Grafana's admin password is in no output: the `grafana_admin_password_command` output prints it.
 
-`pulumi destroy -s local` removes everything except the data volumes (`retain_on_delete`), so the
-next `up` finds Kafka's log, the checkpoints and the stored series again. To remove those as well,
-run the `remove_data_volumes` command this stack prints, after the destroy: it selects the volumes
-by label, so it still works once the stack (and its outputs) are gone.
+`pulumi destroy -s local` removes everything except the data and secrets volumes (`retain_on_delete`),
+so the next `up` finds Kafka's log, the checkpoints, the stored series and the secrets InfluxDB and
+Grafana were set up with again. To remove those as well, run the `remove_data_volumes` command this
+stack prints, after the destroy: it selects the volumes by label, so it still works once the stack
+(and its outputs) are gone.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from hydrostream_jobs import contract
 from infra import catalog
 from infra.bundle import JOBS_DIR, build_bundle, check_release_pin
 from infra.grafana_config import GrafanaDataSources, grafana_provisioning_files
-from infra.local.jobs import SparkJobs, SparkJobsArgs
+from infra.local.jobs import SECRETS as SPARK_SECRETS
+from infra.local.jobs import SPARK_UID, SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
+from infra.local.secrets import LocalSecrets, LocalSecretsArgs, SecretReader
 from infra.local.services import (
     RETAINED_LABEL,
-    GeneratedSecrets,
-    GeneratedSecretsArgs,
     KafkaTopics,
     KafkaTopicsArgs,
     PublishedPort,
@@ -62,10 +65,18 @@ MEMORY_MB = {
     catalog.SPARK.name: 4096,
 }
 KAFKA_TOOLS_MEMORY_MB = 512
+SECRETS_TOOLS_MEMORY_MB = 64
 
 # uid that reads each service's secret files: the user the process runs as after the image's
 # entrypoint (InfluxDB's drops from root to `influxdb`, 1000; Grafana runs as the catalog's user).
-SECRET_OWNERS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catalog.GRAFANA.user or "0"}
+SECRET_READER_UIDS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catalog.GRAFANA.user or "0"}
+
+
+def secret_readers() -> tuple[SecretReader, ...]:
+    """Every container that reads secrets: the catalog services with secret files, and the Spark jobs."""
+    services = [s for s in catalog.SERVICES.values() if s.secret_files]
+    return (*(SecretReader.of(s, SECRET_READER_UIDS[s.name]) for s in services),
+            SecretReader(catalog.SPARK.name, SPARK_UID, SPARK_SECRETS))
 
 
 def kafka_service(bind_address: str) -> catalog.Service:
@@ -108,7 +119,6 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     release = check_release_pin(settings.stack, settings.jobs.release, bundle.digest)
 
     network = LocalNetwork("network", LocalNetworkArgs(name=PREFIX, labels=labels))
-    secrets = GeneratedSecrets("secrets", GeneratedSecretsArgs())
 
     def service_args(service: catalog.Service, **overrides: Any) -> ServiceContainerArgs:
         return ServiceContainerArgs(service=service, prefix=PREFIX, network_name=network.network_name,
@@ -119,6 +129,10 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
     broker = ServiceContainer("kafka", service_args(
         kafka, published=(PublishedPort(kafka.port(KAFKA_HOST_LISTENER.lower())),), wait=True))
+    # Any pulled image with bash would do: the Kafka image is pulled first.
+    secrets = LocalSecrets("secrets", LocalSecretsArgs(
+        readers=secret_readers(), image=broker.image_id, prefix=PREFIX, memory_mb=SECRETS_TOOLS_MEMORY_MB,
+        labels=labels))
     exporter = ServiceContainer("kafka-exporter", service_args(
         catalog.KAFKA_EXPORTER, command=in_network_command(catalog.KAFKA_EXPORTER, kafka_bootstrap),
         wait=True, depends_on=(broker.container,)))
@@ -140,8 +154,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
              "DOCKER_INFLUXDB_INIT_RETENTION": f"{settings.influxdb.retention_days}d",
              # As on the VM: the Go runtime collects before the container's limit is reached.
              "GOMEMLIMIT": f"{MEMORY_MB[catalog.INFLUXDB.name] * 6 // 10}MiB"},
-        secrets=secrets.values, secret_owner=SECRET_OWNERS[catalog.INFLUXDB.name],
-        published=(PublishedPort(influx_http),), wait=True))
+        secrets_volume=secrets.volume_names[catalog.INFLUXDB.name],
+        published=(PublishedPort(influx_http),), wait=True, depends_on=(secrets.succeeded,)))
 
     spark_host = container_name(PREFIX, catalog.SPARK)
     targets = ScrapeTargets.for_hosts(
@@ -169,23 +183,27 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     grafana = ServiceContainer("grafana", service_args(
         catalog.GRAFANA, uploads=grafana_files,
         config_volumes={"grafana-provisioning": uploads_digest(grafana_files)},
-        secrets=secrets.values, secret_owner=SECRET_OWNERS[catalog.GRAFANA.name],
+        secrets_volume=secrets.volume_names[catalog.GRAFANA.name],
         published=(PublishedPort(grafana_http),), wait=True,
-        depends_on=(influxdb.container, prometheus.container)))
+        depends_on=(secrets.succeeded, influxdb.container, prometheus.container)))
 
     spark = SparkJobs("spark", SparkJobsArgs(
         jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap, influx_url=influx_url,
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
-        influx_token=secrets.values[catalog.INFLUXDB_TOKEN], prefix=PREFIX,
+        secrets_volume=secrets.volume_names[catalog.SPARK.name], prefix=PREFIX,
         network_name=network.network_name, bind_address=bind, memory_mb=MEMORY_MB[catalog.SPARK.name],
-        labels=labels, depends_on=(broker.container, influxdb.container, topics.succeeded)))
+        labels=labels,
+        depends_on=(secrets.succeeded, broker.container, influxdb.container, topics.succeeded)))
 
     services = (broker, exporter, influxdb, prometheus, node_exporter, grafana, spark.service)
     data_volumes = sorted(name for service in services for name in service.data_volumes)
+    password_file = next(s.container_path for s in catalog.GRAFANA.secret_files
+                         if s.secret == catalog.GRAFANA_ADMIN_PASSWORD)
     return {
         "grafana_url": f"http://{bind}:{grafana_http}",
         "grafana_admin_user": catalog.GRAFANA.env["GF_SECURITY_ADMIN_USER"],
-        "grafana_admin_password": secrets.values[catalog.GRAFANA_ADMIN_PASSWORD],
+        # Run as Grafana's user, the one that may read the file.
+        "grafana_admin_password_command": shlex.join(["docker", "exec", grafana.name, "cat", password_file]),
         "influxdb_url": f"http://{bind}:{influx_http}",
         "prometheus_url": f"http://{bind}:{prometheus_http}",
         "kafka_bootstrap": f"{bind}:{KAFKA_HOST_PORT}",
@@ -194,6 +212,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         # service -> container: `make verify STACK=local` builds its inventory from this.
         "containers": {service.service_name: service.name for service in services},
         "data_volumes": data_volumes,
+        "secret_volumes": sorted(secrets.retained_volumes),
         "remove_data_volumes": remove_volumes_command({**labels, RETAINED_LABEL: "true"}),
         "jobs_release": release,
     }

@@ -8,22 +8,24 @@ import hashlib
 import importlib.metadata
 import os
 import re
+import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 from hydrostream_jobs import cli, contract
 from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
-from pulumi.runtime.sync_await import _sync_await
 
 from infra import catalog
 from infra.job_commands import TokenSource, consumer_args, producer_args
-from infra.local.services import Upload, uploads_digest
+from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.plan import run_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,11 @@ IMAGE = "docker:index/remoteImage:RemoteImage"
 LOOPBACK = "127.0.0.1"
 DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-data", "grafana-data",
                 "spark-checkpoints"}
+# The uid each container reads its secrets as: InfluxDB's entrypoint drops to `influxdb` (1000), the
+# Spark jobs run as the image's `spark` (185), Grafana as the catalog's user.
+SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}
+SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
+GENERATE_SECRETS = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
 CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning"}
 # What a person on the host reaches: container port -> service.
 PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "kafka": {9094}}
@@ -71,7 +78,7 @@ def inputs(resource):
 
 
 def containers(plan):
-    """Long-running containers by their Docker name (the one-shot topic creator excluded)."""
+    """Long-running containers by their Docker name (the one-shot topic and secret writers excluded)."""
     found = {}
     for resource in plan.of_type(CONTAINER):
         values = inputs(resource)
@@ -92,11 +99,27 @@ def uploads_of(values):
     return {u["file"]: u for u in values.get("uploads", [])}
 
 
-def secret_values(plan):
-    """The mock values of every generated secret (HydroMocks: `mock-<name>-value`)."""
-    found = {f"mock-{r.name}-value" for r in plan.of_type("random:index/randomPassword:RandomPassword")}
-    assert len(found) == len(catalog.SECRETS)
-    return found
+def one_shot(plan, name):
+    """A container that runs once (`pulumi up` waits for its end), by its Docker name."""
+    (resource,) = [r for r in plan.of_type(CONTAINER) if inputs(r)["name"] == f"hydrostream-{name}"]
+    values = inputs(resource)
+    assert values["mustRun"] is False and values["attach"] is True and values["restart"] == "no"
+    return resource, values
+
+
+def secret_specs(plan):
+    """(service, uid, secret) for every copy the secrets container writes."""
+    _, values = one_shot(plan, "secrets")
+    directory, length, *specs = values["command"]
+    assert directory == catalog.SECRETS_DIR and int(length) >= 32
+    return {tuple(spec.split(":")) for spec in specs}
+
+
+def secrets_mount(values):
+    """The volume a container mounts at the catalog's SECRETS_DIR, as (volume, read-only)."""
+    found = [(v["volumeName"], v.get("readOnly", False)) for v in values.get("volumes", [])
+             if v["containerPath"] == catalog.SECRETS_DIR]
+    return found[0] if found else None
 
 
 @pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
@@ -131,7 +154,8 @@ def test_every_service_has_the_catalog_health_check(plan, service):
 @pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
 def test_every_service_mounts_its_catalog_volumes_as_named_volumes(plan, service):
     _, values = service_container(plan, service)
-    mounted = {v["containerPath"]: v["volumeName"] for v in values.get("volumes", [])}
+    mounted = {v["containerPath"]: v["volumeName"] for v in values.get("volumes", [])
+               if v["containerPath"] != catalog.SECRETS_DIR}
     assert set(mounted) == {v.container_path for v in service.volumes}
     declared = {inputs(r)["name"]: r for r in plan.of_type(VOLUME)}
     for volume in service.volumes:
@@ -141,9 +165,9 @@ def test_every_service_mounts_its_catalog_volumes_as_named_volumes(plan, service
         assert declared[name].urn in service_container(plan, service)[0].dependencies
 
 
-def test_data_volumes_survive_destroy_and_config_volumes_do_not(plan):
+def test_data_and_secrets_volumes_survive_destroy_and_config_volumes_do_not(plan):
     retained = {inputs(r)["name"] for r in plan.of_type(VOLUME) if r.retain_on_delete}
-    assert retained == {f"hydrostream-{name}" for name in DATA_VOLUMES}
+    assert retained == {f"hydrostream-{name}" for name in DATA_VOLUMES | SECRET_VOLUMES}
     catalog_volumes = {v.name for s in catalog.SERVICES.values() for v in s.volumes}
     assert catalog_volumes == DATA_VOLUMES | CONFIG_VOLUMES, "classify a new catalog volume here"
     for resource in plan.of_type(VOLUME):
@@ -159,8 +183,8 @@ def test_the_volume_removal_command_selects_exactly_the_retained_volumes(plan):
         labels = {item["label"]: item["value"] for item in inputs(resource).get("labels", [])}
         if wanted.items() <= labels.items():
             selected.add(inputs(resource)["name"])
-    assert selected == {f"hydrostream-{name}" for name in DATA_VOLUMES}
-    assert sorted(plan.outputs["data_volumes"]) == sorted(selected)
+    assert selected == {f"hydrostream-{name}" for name in DATA_VOLUMES | SECRET_VOLUMES}
+    assert sorted(plan.outputs["data_volumes"] + plan.outputs["secret_volumes"]) == sorted(selected)
     assert ("env", "local") in wanted.items(), "another stack's volumes are not this one's to remove"
 
 
@@ -169,7 +193,7 @@ def test_published_ports_are_on_loopback_only(plan):
     for resource in plan.of_type(CONTAINER):
         values = inputs(resource)
         assert not values.get("publishAllPorts"), resource.name
-        assert values.get("networkMode") in (None, "bridge"), resource.name
+        assert values.get("networkMode") in (None, "bridge", "none"), resource.name
         for port in values.get("ports", []):
             assert port.get("ip") == LOOPBACK, f"{resource.name} publishes {port} beyond the loopback address"
             assert port["external"] == port["internal"]
@@ -177,56 +201,80 @@ def test_published_ports_are_on_loopback_only(plan):
     assert published == {f"hydrostream-{name}": ports for name, ports in PUBLISHED.items()}
 
 
-def test_every_container_is_on_the_one_stack_network(plan):
+def test_every_container_is_on_the_one_stack_network_but_the_secrets_writer_on_none(plan):
     networks = {inputs(r)["name"] for r in plan.of_type("docker:index/network:Network")}
     assert networks == {"hydrostream"}
+    _, writer = one_shot(plan, "secrets")
+    assert writer["networkMode"] == "none" and not writer.get("networksAdvanced")
     for resource in plan.of_type(CONTAINER):
-        assert [n["name"] for n in inputs(resource)["networksAdvanced"]] == ["hydrostream"], resource.name
+        if inputs(resource)["name"] != writer["name"]:
+            assert [n["name"] for n in inputs(resource)["networksAdvanced"]] == ["hydrostream"], resource.name
 
 
-def test_no_secret_value_outside_secret_inputs(plan):
-    secrets = secret_values(plan)
+def test_no_secret_passes_through_pulumi(plan):
+    assert not [r for r in plan.resources if r.type.startswith("random:")], "values are generated by Docker"
     for resource in plan.resources:
-        for path, leaf in leaves(inputs(resource)):
-            if not isinstance(leaf, str) or not any(s in leaf for s in secrets):
-                continue
-            assert path in resource.secret_paths, f"{resource.type} {resource.name}: {path} holds a secret"
-            assert path.startswith("uploads["), f"{resource.name}: a secret outside a file upload ({path})"
+        where = f"{resource.type} {resource.name}"
+        assert not resource.secret_paths, f"{where}: secret inputs {sorted(resource.secret_paths)}"
         values = inputs(resource)
-        for field in ("envs", "command", "entrypoints", "labels"):
-            text = repr(values.get(field))
-            assert not any(s in text for s in secrets), f"{resource.name}: secret in {field}"
-    assert "grafana_admin_password" in plan.secret_outputs
-    for key, value in plan.outputs.items():
-        if key not in plan.secret_outputs:
-            assert not any(s in repr(value) for s in secrets), key
+        for upload in values.get("uploads", []):
+            assert not upload["file"].startswith(catalog.SECRETS_DIR), f"{where} uploads {upload['file']}"
+        for key, value in env_of(values).items():
+            if re.search("PASSWORD|TOKEN|SECRET", key):
+                assert key.endswith("_FILE") and value.startswith(catalog.SECRETS_DIR + "/"), (where, key)
+    assert plan.secret_outputs == frozenset()
+    assert not any("password" in key and "command" not in key for key in plan.outputs)
+
+
+def test_the_secrets_are_written_once_before_any_container_that_reads_them(plan):
+    writer, values = one_shot(plan, "secrets")
+    assert values["user"] == "0" and values["memory"] >= 64
+    script = uploads_of(values)[values["entrypoints"][-1]]
+    assert values["entrypoints"][0] == "/bin/bash" and script["content"] == GENERATE_SECRETS.read_text()
+    expected = {(s.name, SECRET_READERS[s.name], f.secret) for s in catalog.SERVICES.values()
+                for f in s.secret_files}
+    expected.add(("spark", SECRET_READERS["spark"], catalog.INFLUXDB_TOKEN))
+    assert secret_specs(plan) == expected
+    assert {secret for _, _, secret in expected} == set(catalog.SECRETS)
+    # Each reader's volume is written at SECRETS_DIR/<service> here, read at SECRETS_DIR there.
+    written = {v["containerPath"]: v["volumeName"] for v in values["volumes"]}
+    assert written == {f"{catalog.SECRETS_DIR}/{name}": f"hydrostream-secrets-{name}"
+                       for name in SECRET_READERS}
+    for name in SECRET_READERS:
+        resource, reader = containers(plan)[f"hydrostream-{name}"]
+        assert secrets_mount(reader) == (f"hydrostream-secrets-{name}", True), name
+        assert writer.urn in resource.dependencies, f"{name} must start after the secrets are written"
+    for _, reader in containers(plan).values():
+        if reader["name"].removeprefix("hydrostream-") not in SECRET_READERS:
+            assert secrets_mount(reader) is None, reader["name"]
 
 
 WITH_SECRETS = [s for s in catalog.SERVICES.values() if s.secret_files]
 
 
 @pytest.mark.parametrize("service", WITH_SECRETS, ids=lambda s: s.name)
-def test_catalog_secrets_arrive_as_secret_files(plan, service):
-    resource, values = service_container(plan, service)
-    uploads = uploads_of(values)
+def test_catalog_secrets_are_files_of_the_service_secrets_volume(plan, service):
+    _, values = service_container(plan, service)
     env = env_of(values)
-    for index, upload in enumerate(values["uploads"]):
-        upload_path = f"uploads[{index}].content"
-        if upload["file"] in {s.container_path for s in service.secret_files}:
-            assert upload_path in resource.secret_paths
-            assert upload["permissions"] == "0400"
+    specs = secret_specs(plan)
     for secret_file in service.secret_files:
-        assert uploads[secret_file.container_path]["content"] == f"mock-{secret_file.secret}-value"
+        # The script writes <volume>/<secret>; the volume is mounted at SECRETS_DIR.
+        assert secret_file.container_path == f"{catalog.SECRETS_DIR}/{secret_file.secret}"
+        assert (service.name, SECRET_READERS[service.name], secret_file.secret) in specs
         if secret_file.env:
             assert env[secret_file.env] == secret_file.container_path
 
 
-def test_grafana_reads_its_admin_password_from_a_file(plan):
+def test_grafana_reads_its_admin_password_from_a_file_and_the_stack_says_how_to_read_it(plan):
     _, values = service_container(plan, catalog.GRAFANA)
     env = env_of(values)
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env
     path = env["GF_SECURITY_ADMIN_PASSWORD__FILE"]
-    assert uploads_of(values)[path]["content"] == f"mock-{catalog.GRAFANA_ADMIN_PASSWORD}-value"
+    assert path == f"{catalog.SECRETS_DIR}/{catalog.GRAFANA_ADMIN_PASSWORD}"
+    assert (catalog.GRAFANA.name, catalog.GRAFANA.user, catalog.GRAFANA_ADMIN_PASSWORD) in secret_specs(plan)
+    # `docker exec` runs as the container's user, the one the file belongs to.
+    assert shlex.split(plan.outputs["grafana_admin_password_command"]) == [
+        "docker", "exec", "hydrostream-grafana", "cat", path]
 
 
 def test_influxdb_is_set_up_with_the_stack_settings(plan):
@@ -258,10 +306,9 @@ def test_kafka_exporter_scrapes_the_kafka_container(plan):
 
 
 def test_topics_are_created_once_with_the_stack_settings(plan):
-    one_shots = [r for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False]
-    assert len(one_shots) == 1
-    values = inputs(one_shots[0])
-    assert values["attach"] is True and values["restart"] == "no"
+    one_shots = {inputs(r)["name"] for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False}
+    assert one_shots == {"hydrostream-kafka-topics", "hydrostream-secrets"}
+    _, values = one_shot(plan, "kafka-topics")
     bootstrap, *specs = values["command"]
     assert bootstrap == "hydrostream-kafka:9092"
     kafka = plan.settings.kafka
@@ -302,10 +349,12 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
     # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
     parsed = cli.parse_consumer_args(consumer)
     assert parsed.influx_token_file == token_file and parsed.influx_token_secret is None
+    assert token_file == f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
+    assert ("spark", SECRET_READERS["spark"], catalog.INFLUXDB_TOKEN) in secret_specs(plan)
+    assert secrets_mount(values) == ("hydrostream-secrets-spark", True)
     assert parsed.checkpoint_location.startswith(checkpoints + "/")
     assert parsed.dead_letter_path.startswith(checkpoints + "/")
     assert cli.parse_producer_args(producer).checkpoint_location.startswith(checkpoints + "/")
-    assert uploads_of(values)[token_file]["content"] == f"mock-{catalog.INFLUXDB_TOKEN}-value"
 
 
 def test_spark_submits_in_local_mode_with_the_connector_of_the_image_table(plan):
@@ -343,7 +392,7 @@ def test_the_locked_pip_package_supports_the_python_of_the_spark_image(plan):
 
 def test_start_order_follows_health(plan):
     by_name = {values["name"]: resource for resource, values in containers(plan).values()}
-    topics = next(r for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False)
+    topics, _ = one_shot(plan, "kafka-topics")
 
     def depends(name, *on):
         urns = set(by_name[f"hydrostream-{name}"].dependencies)
@@ -417,9 +466,10 @@ def test_grafana_is_provisioned_with_the_stack_data_sources_and_the_dashboards(p
     assert by_type["influxdb"]["url"] == "http://hydrostream-influxdb:8086"
     assert by_type["influxdb"]["jsonData"]["organization"] == plan.settings.influxdb.org
     assert by_type["prometheus"]["url"] == "http://hydrostream-prometheus:9090"
-    # The token is read from a file Grafana's container holds, as a secret upload.
+    # The token is read from Grafana's copy in its secrets volume.
     token_file = re.fullmatch(r"\$__file\{(.+)\}", by_type["influxdb"]["secureJsonData"]["token"]).group(1)
-    assert uploads[token_file]["content"] == f"mock-{catalog.INFLUXDB_TOKEN}-value"
+    assert token_file == f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
+    assert (catalog.GRAFANA.name, catalog.GRAFANA.user, catalog.INFLUXDB_TOKEN) in secret_specs(plan)
     provider = yaml.safe_load(uploads[f"{provisioning}/dashboards/dashboards.yaml"]["content"])
     dashboards_path = provider["providers"][0]["options"]["path"]
     dashboards = sorted((ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
@@ -436,12 +486,14 @@ def test_stack_outputs_name_the_urls_and_volumes(plan):
     assert outputs["kafka_bootstrap"] == "127.0.0.1:9094"
     assert outputs["kafka_bootstrap_in_network"] == "hydrostream-kafka:9092"
     assert outputs["containers"] == {name: f"hydrostream-{name}" for name in catalog.SERVICES}
+    assert outputs["secret_volumes"] == sorted(f"hydrostream-{name}" for name in SECRET_VOLUMES)
 
 
-def test_a_secret_upload_is_a_pulumi_secret_even_from_a_plain_string():
-    content = Upload("/run/secrets/x", content="plain", secret=True).args().content
-    assert _sync_await(content.is_secret()) and _sync_await(content.future()) == "plain"
-    assert Upload("/etc/x", content="plain").args().content == "plain"
+def test_a_one_shot_container_that_failed_stops_the_deployment_naming_it():
+    check_one_shot_exit(0, "hydrostream-secrets", "no secrets")
+    check_one_shot_exit(None, "hydrostream-secrets", "no secrets")  # a preview: not run yet
+    with pytest.raises(pulumi.RunError, match=r"hydrostream-secrets exited with 1: no secrets \(`docker"):
+        check_one_shot_exit(1, "hydrostream-secrets", "no secrets")
 
 
 def test_config_volume_names_follow_their_content():
@@ -449,8 +501,8 @@ def test_config_volume_names_follow_their_content():
     assert uploads_digest(base) == uploads_digest(tuple(base))
     assert uploads_digest(base) != uploads_digest((base[0], Upload("/etc/b.yml", content="y: 3\n")))
     assert uploads_digest(base) != uploads_digest((base[0], Upload("/etc/c.yml", content="y: 2\n")))
-    with pytest.raises(ValueError, match="non-secret"):
-        uploads_digest((Upload("/run/s", content="v", secret=True),))
+    with pytest.raises(ValueError, match="literal"):
+        uploads_digest((Upload("/etc/b.yml", content=pulumi.Output.from_input("y: 2\n")),))
 
 
 SPARK_JOBS_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
@@ -513,4 +565,90 @@ def test_spark_entry_script_refuses_arguments_without_both_jobs():
                             env={"HYDRO_SPARK_USER": "x", "HYDRO_OWNED_DIRS": "/x", "HYDRO_PYTHON_DEPS": "/x",
                                  "HYDRO_PIP_REQUIREMENT": "a==1", "HYDRO_CONSUMER_READY_URL": "http://x",
                                  "SPARK_HOME": "/x", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def generate_secrets(directory, specs, *, xtrace=False, length=40):
+    """Run the secrets script here, as the container would; chown is recorded when not root."""
+    stubs = directory.parent / "bin"
+    stubs.mkdir(exist_ok=True)
+    env = {**os.environ, "CHOWN_LOG": str(directory.parent / "chown.log")}
+    if os.geteuid() != 0:
+        (stubs / "chown").write_text('#!/bin/bash\necho "$1 $2" >>"$CHOWN_LOG"\n')
+        (stubs / "chown").chmod(0o755)
+        env["PATH"] = f"{stubs}:{env['PATH']}"
+    return subprocess.run(["bash", *(["-x"] if xtrace else []), str(GENERATE_SECRETS), str(directory),
+                           str(length), *(":".join(spec) for spec in sorted(specs))],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+def owner(path, log):
+    """The uid that owns `path`, or that the stub chown last gave it (or its temporary twin, `path.*`)."""
+    if os.geteuid() == 0:
+        return str(path.stat().st_uid)
+    calls = [line.split(" ") for line in log.read_text().splitlines()]
+    return [uid for uid, target in calls if target == str(path) or target.startswith(f"{path}.")][-1]
+
+
+def copies(directory, specs):
+    """secret -> {service: value} as written."""
+    found = {}
+    for service, _, secret in specs:
+        found.setdefault(secret, {})[service] = (directory / service / secret).read_text()
+    return found
+
+
+def test_secrets_are_generated_once_copied_to_each_reader_and_never_shown(plan, tmp_path):
+    specs = secret_specs(plan)
+    directory = tmp_path / "secrets"
+    # bash -x prints every command and expansion: no value may appear even there.
+    first = generate_secrets(directory, specs, xtrace=True)
+    assert first.returncode == 0, first.stderr
+    written = copies(directory, specs)
+    values = {secret: set(by_service.values()) for secret, by_service in written.items()}
+    assert all(len(v) == 1 for v in values.values()), "each reader holds the same value of a secret"
+    distinct = {v.pop() for v in values.values()}
+    assert len(distinct) == len(catalog.SECRETS)
+    for value in distinct:
+        assert re.fullmatch(r"[A-Za-z0-9]{40}", value)
+        assert value not in first.stdout + first.stderr
+    for service, uid, secret in specs:
+        path = directory / service / secret
+        log = tmp_path / "chown.log"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o400 and owner(path, log) == uid, path
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700 and owner(path.parent, log) == uid
+    assert "generated" in first.stdout
+
+    # The next `up` (after a destroy that kept the volumes) keeps them; a lost copy comes back.
+    (directory / "spark" / catalog.INFLUXDB_TOKEN).unlink()
+    second = generate_secrets(directory, specs)
+    assert second.returncode == 0, second.stderr
+    assert copies(directory, specs) == written
+    assert "generated" not in second.stdout and "kept" in second.stdout
+    assert not any(value in second.stdout + second.stderr for value in distinct)
+    assert not [p for p in directory.rglob("*.*")], "a temporary file was left behind"
+
+
+def test_secrets_whose_copies_differ_are_left_alone_and_not_shown(plan, tmp_path):
+    specs = secret_specs(plan)
+    directory = tmp_path / "secrets"
+    assert generate_secrets(directory, specs).returncode == 0
+    before = copies(directory, specs)
+    tampered = directory / "grafana" / catalog.INFLUXDB_TOKEN
+    tampered.chmod(0o600)
+    tampered.write_text("x" * 40)
+    result = generate_secrets(directory, specs)
+    assert result.returncode == 1
+    assert str(tampered) in result.stderr and "differ" in result.stderr
+    assert before[catalog.INFLUXDB_TOKEN]["influxdb"] not in result.stdout + result.stderr
+    after = copies(directory, specs)
+    assert after[catalog.INFLUXDB_TOKEN]["influxdb"] == before[catalog.INFLUXDB_TOKEN]["influxdb"]
+    assert after[catalog.INFLUXDB_TOKEN]["grafana"] == "x" * 40
+
+
+@pytest.mark.parametrize("arguments", [[], ["/tmp/x", "40"], ["/tmp/x", "0", "a:1:b"],
+                                       ["/tmp/x", "40", "a:b:c"], ["/tmp/x", "40", "../a:1:b"]])
+def test_secrets_script_refuses_bad_arguments(arguments):
+    result = subprocess.run(["bash", str(GENERATE_SECRETS), *arguments], capture_output=True, text=True,
+                            check=False, timeout=60)
     assert result.returncode == 2 and "usage:" in result.stderr

@@ -1,0 +1,120 @@
+"""The local stack's secrets: generated on the Docker engine and kept beside the data set up with them.
+
+InfluxDB takes its admin password and token, and Grafana its admin password, only while their data
+volumes are empty; from then on the data holds the values it was set up with. So the values live in
+volumes that `pulumi destroy` keeps along with the data: one per service that reads secrets, mounted
+read-only at the catalog's SECRETS_DIR, where the file SECRETS_DIR/<secret> is that service's own
+copy, readable only by the user the service reads it as. A one-shot container fills them before any
+service starts (infra/templates/local/generate-secrets.sh): it generates a secret only when no
+service holds it yet, so values and data stay consistent however often the stack is destroyed and
+deployed. The values never pass through Pulumi: they are in no input, no state and no output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from infra import catalog
+from infra.local.services import RETAINED_LABEL, SCRIPT_DIR, Upload, one_shot_succeeded
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
+SCRIPT_PATH = f"{SCRIPT_DIR}/{SCRIPT.name}"
+# Letters and digits only (the values travel in HTTP headers and files read verbatim): 238 bits.
+SECRET_LENGTH = 40
+
+
+def secret_path(secret: str) -> str:
+    """Where a service finds its copy of `secret`: the root of its secrets volume."""
+    return f"{catalog.SECRETS_DIR}/{secret}"
+
+
+@dataclass(frozen=True)
+class SecretReader:
+    """A container that reads secrets: its service, the uid it reads them as, and which ones."""
+
+    service: str
+    uid: str
+    secrets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.uid.isdigit():
+            raise ValueError(f"{self.service}: the uid that reads secrets must be numeric, got {self.uid!r}")
+        unknown = sorted(set(self.secrets) - set(catalog.SECRETS))
+        if unknown or not self.secrets:
+            raise ValueError(f"{self.service}: read one or more of {catalog.SECRETS}, got {self.secrets}")
+
+    @classmethod
+    def of(cls, service: catalog.Service, uid: str) -> SecretReader:
+        """The secrets of a catalog service, whose files must be where its secrets volume puts them."""
+        for secret_file in service.secret_files:
+            if secret_file.container_path != secret_path(secret_file.secret):
+                raise ValueError(f"{service.name}: {secret_file.container_path} is not where the local "
+                                 f"stack puts {secret_file.secret} ({secret_path(secret_file.secret)})")
+        return cls(service.name, uid, tuple(s.secret for s in service.secret_files))
+
+
+@dataclass(frozen=True)
+class LocalSecretsArgs:
+    readers: tuple[SecretReader, ...]
+    image: pulumi.Input[str]                      # any pulled image with bash and the basic tools
+    prefix: str
+    memory_mb: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class LocalSecrets(pulumi.ComponentResource):
+    """One retained secrets volume per reading service, filled by a one-shot container.
+
+    `volume_names` maps a service to its volume; depend on `succeeded` (resolves once the container
+    exited 0), not on the container itself.
+    """
+
+    def __init__(self, name: str, args: LocalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:local:Secrets", name, None, opts)
+        services = [reader.service for reader in args.readers]
+        if len(set(services)) != len(services):
+            raise ValueError(f"one reader per service, got {services}")
+        labels = {**args.labels, RETAINED_LABEL: "true"}
+        self.volume_names: dict[str, pulumi.Output[str]] = {}
+        self.retained_volumes: list[str] = []
+        mounts = []
+        for reader in args.readers:
+            volume_name = f"{args.prefix}-secrets-{reader.service}"
+            volume = docker.Volume(
+                f"{name}-{reader.service}", name=volume_name,
+                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+            self.volume_names[reader.service] = volume.name
+            self.retained_volumes.append(volume_name)
+            # The script's DIR/SERVICE/SECRET: the layout of the VMs' host folder, too.
+            mounts.append(docker.ContainerVolumeArgs(
+                volume_name=volume.name, container_path=f"{catalog.SECRETS_DIR}/{reader.service}"))
+
+        self.name = f"{args.prefix}-secrets"
+        container = docker.Container(
+            name,
+            name=self.name,
+            image=args.image,
+            user="0",                                 # hands each copy to its reader
+            entrypoints=["/bin/bash", SCRIPT_PATH],
+            command=[catalog.SECRETS_DIR, str(SECRET_LENGTH),
+                     *(f"{r.service}:{r.uid}:{secret}" for r in args.readers for secret in r.secrets)],
+            network_mode="none",
+            volumes=mounts,
+            uploads=[Upload(SCRIPT_PATH, content=SCRIPT.read_text(), permissions="0755").args()],
+            attach=True,
+            must_run=False,
+            memory=args.memory_mb,
+            restart="no",
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.container = container
+        self.succeeded = one_shot_succeeded(container, self.name, "the secrets were not written")
+        self.register_outputs({"volume_names": self.volume_names})
