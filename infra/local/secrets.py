@@ -71,6 +71,8 @@ class LocalSecretsArgs:
 class LocalSecrets(pulumi.ComponentResource):
     """One retained secrets volume per reading service, filled by a one-shot container.
 
+    A volume per reader rather than one shared: a container mounts a volume whole (mounting a
+    sub-path needs Docker Engine 26), and so each reader sees only its own secrets.
     `volume_names` maps a service to its volume; depend on `succeeded` (resolves once the container
     exited 0), not on the container itself.
     """
