@@ -36,8 +36,9 @@ up: venv tools
 	$(BIN)/python -m infra.plan $(STACK) > /dev/null
 	./scripts/deploy.sh up $(STACK)
 
+# Local keeps its data volumes; PURGE=1 removes them too.
 destroy: venv tools
-	./scripts/deploy.sh destroy $(STACK)
+	PURGE=$(PURGE) ./scripts/deploy.sh destroy $(STACK)
 
 tools:
 	@command -v pulumi >/dev/null 2>&1 || { \

@@ -30,7 +30,16 @@ case $action in
     pulumi stack output --stack "$stack"
     ;;
   destroy)
+    # PURGE=1 also removes the volumes a local destroy keeps (data and generated secrets), with the
+    # command the stack itself prints, read before the destroy clears the outputs.
+    purge=""
+    if [[ ${PURGE:-} == 1 ]]; then
+      purge=$(pulumi stack output remove_data_volumes --stack "$stack")
+    fi
     pulumi destroy --stack "$stack"
+    if [[ -n $purge ]]; then
+      bash -c "$purge"
+    fi
     ;;
   outputs)
     # Plain outputs only: secrets stay encrypted (no --show-secrets).
