@@ -11,23 +11,34 @@ from pyspark.sql.streaming import StreamingQuery
 
 from hydrostream_jobs.cli import AVAILABLE_NOW, ConsumerArgs
 from hydrostream_jobs.contract import (
+    ID_FIELDS,
     READINGS_MEASUREMENT,
     STATUS_QUARANTINED,
     STATUS_VALID,
+    VALUE_FIELDS,
     WINDOW_STATS_MEASUREMENT,
 )
 from hydrostream_jobs.dead_letter import dead_letter_folder, dead_letter_record
 from hydrostream_jobs.kafka import kafka_reader_options
 from hydrostream_jobs.line_protocol import readings_line, window_stats_line
-from hydrostream_jobs.metrics import ConsumerMetrics, ConsumerProgressListener, start_metrics_server
+from hydrostream_jobs.metrics import (
+    ConsumerMetrics,
+    ConsumerProgressListener,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from hydrostream_jobs.schema import decode_messages, parse_readings
 from hydrostream_jobs.sink import InfluxTarget, write_line_frame
 from hydrostream_jobs.token import TokenSource
-from hydrostream_jobs.validate import classify, valid_readings
+from hydrostream_jobs.validate import classify, event_time, valid_readings
 from hydrostream_jobs.windows import window_stats
 
-READINGS_QUERY = "readings"
-WINDOW_STATS_QUERY = "window_stats"
+CONSUMER_QUERY = "consumer"
+
+# `kind` of a row of the consumer's output (columns kind, line, raw, reason, detail).
+KIND_READING = "reading"
+KIND_QUARANTINED = "quarantined"
+KIND_WINDOW = "window"
 
 
 def read_messages(spark: SparkSession, args: ConsumerArgs) -> DataFrame:
@@ -50,6 +61,57 @@ def read_messages(spark: SparkSession, args: ConsumerArgs) -> DataFrame:
 def classified_messages(messages: DataFrame) -> DataFrame:
     """Decode, parse once and classify every message (see validate.classify)."""
     return classify(parse_readings(decode_messages(messages)))
+
+
+def message_rows(classified: DataFrame) -> DataFrame:
+    """A valid reading becomes a `reading` row with its line; anything else a `quarantined` row."""
+    valid = F.col("reason").isNull()
+    return classified.select(
+        F.when(valid, F.lit(KIND_READING)).otherwise(F.lit(KIND_QUARANTINED)).alias("kind"),
+        F.when(valid, readings_line()).alias("line"),
+        F.when(~valid, F.col("raw")).alias("raw"),
+        "reason",
+        "detail",
+    )
+
+
+def window_rows(stats: DataFrame) -> DataFrame:
+    """A `window` row with its line per updated window, farm and zone."""
+    nothing = F.lit(None).cast("string")
+    return stats.select(
+        F.lit(KIND_WINDOW).alias("kind"),
+        window_stats_line().alias("line"),
+        nothing.alias("raw"),
+        nothing.alias("reason"),
+        nothing.alias("detail"),
+    )
+
+
+def consumer_output(messages: DataFrame, window: str, slide: str, watermark: str) -> DataFrame:
+    """Messages -> message rows and updated window rows, with every message parsed and checked once.
+
+    Both branches start from the same exchange of the classified messages, which Spark computes
+    once per micro-batch and reuses (ReusedExchange): the parse and the checks are most of the
+    work. Both must therefore need every column of `shared`; the generator after it also keeps the
+    window branch's filters above the exchange.
+    """
+    classified = classified_messages(messages)
+    shared = classified.select(
+        F.xxhash64("raw").alias("shard"),
+        F.when(F.col("reason").isNotNull(), F.col("raw")).alias("raw"),
+        "reason",
+        "detail",
+        *ID_FIELDS,
+        "time_ns",
+        *VALUE_FIELDS,
+    ).repartition("shard")
+    readings = (
+        valid_readings(shared.select(F.inline(F.array(F.struct("*")))))
+        .drop("shard")
+        .withColumn("event_time", event_time("time_ns"))
+    )
+    stats = window_stats(readings, window, slide, watermark)
+    return message_rows(shared).unionByName(window_rows(stats))
 
 
 def influx_target(args: ConsumerArgs) -> InfluxTarget:
@@ -78,8 +140,11 @@ def _write_lines(lines: DataFrame, sink: str, target: InfluxTarget | None) -> tu
 
 
 @dataclass
-class ReadingsBatchWriter:
-    """foreachBatch body (runs on the driver): quarantine, write readings, count. Idempotent per batch."""
+class ConsumerBatchWriter:
+    """foreachBatch body (runs on the driver): quarantine, write readings and windows, count.
+
+    Idempotent per batch: a replayed batch rewrites its dead-letter folder and the same points.
+    """
 
     sink: str
     target: InfluxTarget | None
@@ -87,60 +152,47 @@ class ReadingsBatchWriter:
     metrics: ConsumerMetrics
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        valid = F.col("reason").isNull()
-        staged = batch.select(
-            valid.alias("valid"),
-            F.when(valid, readings_line()).otherwise(dead_letter_record(batch_id)).alias("payload"),
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        kind = F.col("kind")
+        staged = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            counts = {row["valid"]: row["count"] for row in staged.groupBy("valid").count().toLocalIterator()}
-            quarantined = counts.get(False, 0)
-            if quarantined:
+            counts = {row["kind"]: row["count"] for row in staged.groupBy("kind").count().collect()}
+            if counts.get(KIND_QUARANTINED, 0):
                 (
-                    staged.filter(~F.col("valid"))
-                    .select("payload")
+                    staged.filter(kind == KIND_QUARANTINED)
+                    .select(dead_letter_record(batch_id))
                     .write.mode("overwrite")
                     .text(dead_letter_folder(self.dead_letter_path, batch_id))
                 )
+            written = {}
             try:
-                points, retries = _write_lines(
-                    staged.filter("valid").select("payload"), self.sink, self.target
-                )
+                for measurement, rows in (
+                    (READINGS_MEASUREMENT, KIND_READING),
+                    (WINDOW_STATS_MEASUREMENT, KIND_WINDOW),
+                ):
+                    if counts.get(rows, 0):
+                        lines = staged.filter(kind == rows).select("line")
+                        written[measurement], retries = _write_lines(lines, self.sink, self.target)
+                        self.metrics.sink_errors.inc(retries)
             except Exception:
                 self.metrics.sink_errors.inc()
                 raise
         finally:
             staged.unpersist()
-        self.metrics.records.labels(status=STATUS_VALID).inc(counts.get(True, 0))
-        self.metrics.records.labels(status=STATUS_QUARANTINED).inc(quarantined)
-        self.metrics.points_written.labels(measurement=READINGS_MEASUREMENT).inc(points)
-        self.metrics.sink_errors.inc(retries)
+        self.metrics.records.labels(status=STATUS_VALID).inc(counts.get(KIND_READING, 0))
+        self.metrics.records.labels(status=STATUS_QUARANTINED).inc(counts.get(KIND_QUARANTINED, 0))
+        for measurement, points in written.items():
+            self.metrics.points_written.labels(measurement=measurement).inc(points)
 
 
-@dataclass
-class WindowStatsBatchWriter:
-    """foreachBatch body (runs on the driver) of the window query: rewrite the updated windows."""
-
-    sink: str
-    target: InfluxTarget | None
-    metrics: ConsumerMetrics
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        try:
-            points, retries = _write_lines(batch.select(window_stats_line()), self.sink, self.target)
-        except Exception:
-            self.metrics.sink_errors.inc()
-            raise
-        self.metrics.points_written.labels(measurement=WINDOW_STATS_MEASUREMENT).inc(points)
-        self.metrics.sink_errors.inc(retries)
-
-
-def _start(frame: DataFrame, name: str, writer, output_mode: str, args: ConsumerArgs) -> StreamingQuery:
+def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics) -> StreamingQuery:
+    """Start the consumer's one query; its checkpoint is the subfolder CONSUMER_QUERY."""
+    target = influx_target(args) if args.sink == "influxdb" else None
+    output = consumer_output(read_messages(spark, args), args.window, args.slide, args.watermark)
     stream = (
-        frame.writeStream.queryName(name)
-        .outputMode(output_mode)
-        .foreachBatch(writer)
-        .option("checkpointLocation", f"{args.checkpoint_location.rstrip('/')}/{name}")
+        output.writeStream.queryName(CONSUMER_QUERY)
+        .outputMode("update")
+        .foreachBatch(ConsumerBatchWriter(args.sink, target, args.dead_letter_path, metrics))
+        .option("checkpointLocation", f"{args.checkpoint_location.rstrip('/')}/{CONSUMER_QUERY}")
     )
     if args.trigger == AVAILABLE_NOW:
         stream = stream.trigger(availableNow=True)
@@ -149,46 +201,8 @@ def _start(frame: DataFrame, name: str, writer, output_mode: str, args: Consumer
     return stream.start()
 
 
-def start_queries(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics) -> list[StreamingQuery]:
-    """Start the readings query and the window query, each with its own checkpoint subfolder."""
-    target = influx_target(args) if args.sink == "influxdb" else None
-    readings = _start(
-        classified_messages(read_messages(spark, args)),
-        READINGS_QUERY,
-        ReadingsBatchWriter(args.sink, target, args.dead_letter_path, metrics),
-        "append",
-        args,
-    )
-    stats = window_stats(
-        valid_readings(classified_messages(read_messages(spark, args))),
-        args.window,
-        args.slide,
-        args.watermark,
-    )
-    windows = _start(
-        stats, WINDOW_STATS_QUERY, WindowStatsBatchWriter(args.sink, target, metrics), "update", args
-    )
-    return [readings, windows]
-
-
-def await_queries(spark: SparkSession, queries: list[StreamingQuery]) -> None:
-    """Block until every query ends; the first failure stops the others and is raised."""
-    try:
-        while any(query.isActive for query in queries):
-            spark.streams.awaitAnyTermination()
-            spark.streams.resetTerminated()
-        for query in queries:
-            error = query.exception()
-            if error is not None:
-                raise error
-    finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
-
-
 def run(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics | None = None) -> ConsumerMetrics:
-    """Run the consumer until its queries end (available-now) or fail; returns its metrics."""
+    """Run the consumer until its query ends (available-now) or fails; returns its metrics."""
     metrics = metrics or ConsumerMetrics()
     server = start_metrics_server(args.metrics_port, metrics.registry)
     listener = ConsumerProgressListener(metrics)
@@ -196,9 +210,13 @@ def run(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics | None
     try:
         # Forget queries that ended earlier in this session, or their failure would be raised again.
         spark.streams.resetTerminated()
-        await_queries(spark, start_queries(spark, args, metrics))
+        query = start_query(spark, args, metrics)
+        try:
+            query.awaitTermination()
+        finally:
+            if query.isActive:
+                query.stop()
     finally:
         spark.streams.removeListener(listener)
-        if server is not None:
-            server.shutdown()
+        stop_metrics_server(server)
     return metrics

@@ -156,3 +156,10 @@ def start_metrics_server(port: int, registry: CollectorRegistry):
         return None
     server, _thread = start_http_server(port, registry=registry)
     return server
+
+
+def stop_metrics_server(server) -> None:
+    """Stop serving and release the port (shutdown() alone leaves the socket bound)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()

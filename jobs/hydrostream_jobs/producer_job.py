@@ -9,7 +9,12 @@ from pyspark.sql import functions as F
 
 from hydrostream_jobs.cli import ProducerArgs
 from hydrostream_jobs.kafka import kafka_writer_options
-from hydrostream_jobs.metrics import ProducerMetrics, ProducerProgressListener, start_metrics_server
+from hydrostream_jobs.metrics import (
+    ProducerMetrics,
+    ProducerProgressListener,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from hydrostream_jobs.simulation import Fleet, simulated_messages
 
 PRODUCER_QUERY = "producer"
@@ -80,6 +85,5 @@ def run(spark: SparkSession, args: ProducerArgs) -> ProducerMetrics:
         else:
             write_kafka(spark, args, metrics)
     finally:
-        if server is not None:
-            server.shutdown()
+        stop_metrics_server(server)
     return metrics

@@ -141,7 +141,12 @@ def _epoch_seconds() -> Column:
 
 
 def classify(parsed: DataFrame) -> DataFrame:
-    """Add `reason` and `detail` (null when valid) and the typed reading columns to parsed messages."""
+    """Add `reason` and `detail` (null when valid) and the typed reading columns to parsed messages.
+
+    Plain projections (the parse below them is materialized once): a filter on this frame is pushed
+    below them and re-runs the checks, so materialize it first (persist, or an exchange followed by
+    a generator, as the consumer does).
+    """
     with_seconds = parsed.withColumn("epoch_seconds", _epoch_seconds())
     checks = _message_checks()
     for name in ID_FIELDS:
@@ -151,26 +156,29 @@ def classify(parsed: DataFrame) -> DataFrame:
         checks += _value_checks(name)
     fraction = F.rpad(F.regexp_extract(_j(TIME_FIELD), r"\.([0-9]+)", 1), 9, "0")
     valid_seconds = F.when(F.abs(F.col("epoch_seconds")) <= MAX_ABS_EPOCH_SECONDS, F.col("epoch_seconds"))
-    # The generator materializes the checks once: later projections referencing `failed` (reason,
-    # detail, filters, the payload) cannot inline and re-run the whole chain.
-    checked = with_seconds.select(
-        F.inline(F.array(F.struct(F.col("*"), _first_failed(checks).alias("failed"))))
-    )
+    # A projection of its own: the optimizer keeps an expensive column that is referenced several
+    # times (reason, detail) in the projection below instead of inlining it into each reference.
+    checked = with_seconds.select("*", _first_failed(checks).alias("failed"))
     failed = F.col("failed")
     detail = F.when(failed == 1, checks[0][2])
     for index, (_condition, _reason, text) in enumerate(checks[1:], start=2):
         detail = detail.when(failed == index, text)
-    return checked.select(
+    typed = checked.select(
         "raw",
         F.element_at(F.array(*[F.lit(reason) for _c, reason, _d in checks]), failed).alias("reason"),
         detail.alias("detail"),
         *[_j(name).alias(name) for name in ID_FIELDS],
-        F.timestamp_micros(valid_seconds * 1_000_000 + F.substring(fraction, 1, 6).cast("long")).alias(
-            "event_time"
-        ),
         (valid_seconds * 1_000_000_000 + fraction.cast("long")).alias("time_ns"),
         *[_j(name).alias(name) for name in VALUE_FIELDS],
     )
+    return typed.select(
+        "raw", "reason", "detail", *ID_FIELDS, event_time("time_ns"), "time_ns", *VALUE_FIELDS
+    )
+
+
+def event_time(time_ns: str) -> Column:
+    """`event_time`: the microsecond timestamp (rounded down) of column `time_ns` (ns since the epoch)."""
+    return F.expr(f"timestamp_micros(({time_ns} - pmod({time_ns}, 1000)) div 1000)").alias("event_time")
 
 
 def valid_readings(classified: DataFrame) -> DataFrame:

@@ -7,7 +7,7 @@ import glob
 import json
 import math
 
-from hydrostream_jobs.consumer_job import ReadingsBatchWriter, classified_messages
+from hydrostream_jobs.consumer_job import ConsumerBatchWriter, classified_messages, message_rows
 from hydrostream_jobs.metrics import ConsumerMetrics
 from hydrostream_jobs.sink import InfluxTarget
 from hydrostream_jobs.token import TokenSource
@@ -152,8 +152,10 @@ def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_f
             token=TokenSource(file=str(token_file)),
             max_attempts=1,
         )
-        batch = classified_messages(spark.createDataFrame([(m,) for m in messages], "value binary"))
-        ReadingsBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics())(batch, 7)
+        frame = spark.createDataFrame([(m,) for m in messages], "value binary")
+        ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics())(
+            message_rows(classified_messages(frame)), 7
+        )
     finally:
         influx.stop()
 
