@@ -1,10 +1,14 @@
 """Consumer throughput: noop sink vs the InfluxDB sink vs the seeds' collect()-and-Point approach.
 
     .venv/bin/python benchmarks/consumer_throughput.py --readings 1000000
+    .venv/bin/python benchmarks/consumer_throughput.py --modes influxdb,seeds,parse_floor --warm-up
 
 Generates the readings once with the producer's simulation, then runs each mode in a fresh
 process (fresh JVM, so peak memory is per mode) against a local endpoint speaking the InfluxDB v2
-write API, and prints records/s, peak memory and the ratios the issue targets.
+write API, and prints records/s, CPU seconds (driver, JVM and Python workers: the cores are shared
+with other work, so wall time alone is noisy), peak memory and the ratios the issue targets.
+`parse_floor` is not a consumer: it only reads the files and parses them with from_json into a noop
+sink, the part every Spark JSON consumer (the seeds' included) pays before doing anything else.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODES = ("noop", "influxdb", "influxdb_small_batches", "seeds")
+MODES = ("noop", "influxdb", "influxdb_small_batches", "seeds", "parse_floor")
 
 
 def _session(shuffle_partitions: int):
@@ -62,6 +66,30 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _process_tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of `root` and all its descendants (JVM, Python workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        # utime, stime, and those of reaped children
+        cpu[pid] = sum(int(value) for value in fields[11:15]) / tick
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        total += cpu.get(pid, 0.0)
+        pending += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
 def _seeds_batch(df, batch_id, url, token, org, bucket):
     """The seeds' sink, reproduced: collect() the batch, one Point per row, written from the driver."""
     from hydrostream_jobs import contract
@@ -80,8 +108,8 @@ def _seeds_batch(df, batch_id, url, token, org, bucket):
         client.write_api(write_options=SYNCHRONOUS).write(bucket=bucket, record=points)
 
 
-def run_mode(mode: str, input_path: str, work: str, shuffle_partitions: int) -> dict:
-    """Run one mode in this process; returns its measurements."""
+def _consume(spark, mode: str, influx, input_path: str, work: str) -> None:
+    """Consume all of `input_path` once in `mode`, with checkpoints and dead letters under `work`."""
     from functools import partial
 
     from hydrostream_jobs.cli import parse_consumer_args
@@ -90,16 +118,22 @@ def run_mode(mode: str, input_path: str, work: str, shuffle_partitions: int) -> 
     from hydrostream_jobs.schema import READING_SCHEMA
     from pyspark.sql import functions as F
 
-    from tests.jobs.influx_fake import FakeInflux
-
-    influx = FakeInflux(strict=False)
-    influx.start()
     token_file = os.path.join(work, "token")
     with open(token_file, "w", encoding="utf-8") as handle:
         handle.write(influx.token)
-    spark = _session(shuffle_partitions)
-    started = time.perf_counter()
-    if mode == "seeds":
+    if mode == "parse_floor":
+        query = (
+            spark.readStream.format("text")
+            .load(input_path)
+            .select(F.from_json("value", READING_SCHEMA).alias("j"))
+            .select("j.*")
+            .writeStream.format("noop")
+            .trigger(availableNow=True)
+            .option("checkpointLocation", os.path.join(work, "floor-checkpoint"))
+            .start()
+        )
+        query.awaitTermination()
+    elif mode == "seeds":
         parsed = (
             spark.readStream.format("text")
             .load(input_path)
@@ -144,11 +178,29 @@ def run_mode(mode: str, input_path: str, work: str, shuffle_partitions: int) -> 
         if mode == "influxdb_small_batches":
             argv += ["--max-files-per-trigger", "2"]
         run(spark, parse_consumer_args(argv), ConsumerMetrics())
+
+
+def run_mode(mode: str, input_path: str, work: str, shuffle_partitions: int, warm_up: bool) -> dict:
+    """Run one mode in this process (after an untimed run on the same input when `warm_up`)."""
+    from tests.jobs.influx_fake import FakeInflux
+
+    influx = FakeInflux(strict=False)
+    influx.start()
+    spark = _session(shuffle_partitions)
+    if warm_up:
+        os.makedirs(os.path.join(work, "warm-up"))
+        _consume(spark, mode, influx, input_path, os.path.join(work, "warm-up"))
+        influx.lines_received = 0
+    cpu_before = _process_tree_cpu_seconds(os.getpid())
+    started = time.perf_counter()
+    _consume(spark, mode, influx, input_path, work)
     elapsed = time.perf_counter() - started
+    cpu_seconds = _process_tree_cpu_seconds(os.getpid()) - cpu_before
     jvm_pid = spark.sparkContext._jvm.ProcessHandle.current().pid()
     result = {
         "mode": mode,
         "seconds": elapsed,
+        "cpu_seconds": cpu_seconds,
         "lines_received": influx.lines_received,
         "jvm_peak_rss_mb": _peak_rss_mb(jvm_pid),
         "python_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -164,12 +216,17 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--shuffle-partitions", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="run each mode once untimed in the same JVM first: the steady state of a long-running job",
+    )
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.input, args.work, args.shuffle_partitions)))
+        print(json.dumps(run_mode(args.mode, args.input, args.work, args.shuffle_partitions, args.warm_up)))
         return
     with tempfile.TemporaryDirectory(prefix="hydro-bench-") as work:
         input_path = os.path.join(work, "input")
@@ -199,6 +256,7 @@ def main() -> None:
                     mode_work,
                     "--shuffle-partitions",
                     str(args.shuffle_partitions),
+                    *(["--warm-up"] if args.warm_up else []),
                 ],
                 check=True,
                 capture_output=True,
@@ -208,6 +266,7 @@ def main() -> None:
             r = results[mode]
             print(
                 f"{mode:24s} {args.readings / r['seconds']:>10,.0f} records/s  {r['seconds']:7.1f} s  "
+                f"CPU {r['cpu_seconds']:6.1f} s  "
                 f"points received {r['lines_received']:>9,}  JVM peak RSS {r['jvm_peak_rss_mb']:6.0f} MB  "
                 f"Python peak RSS {r['python_peak_rss_mb']:5.0f} MB",
                 flush=True,
@@ -217,6 +276,8 @@ def main() -> None:
         print(f"(b) influxdb / (a) noop  = {rate['influxdb'] / rate['noop']:.2f}  (target >= 0.8)")
     if "seeds" in rate and "influxdb" in rate:
         print(f"(b) influxdb / (c) seeds = {rate['influxdb'] / rate['seeds']:.2f}  (target >= 5)")
+        cpu = {mode: r["cpu_seconds"] for mode, r in results.items()}
+        print(f"CPU seconds (c) seeds / (b) influxdb = {cpu['seeds'] / cpu['influxdb']:.2f}")
 
 
 if __name__ == "__main__":
