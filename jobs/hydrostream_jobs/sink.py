@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import timezone
 from functools import partial
 
 from pyspark.rdd import RDD
@@ -70,7 +70,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+        when = when.replace(tzinfo=timezone.utc)
     reference = now if now is not None else time.time()
     return max(0.0, when.timestamp() - reference)
 

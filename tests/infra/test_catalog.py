@@ -1,6 +1,8 @@
 """The service catalog and the Dataproc image table agree with the pins the tests run on."""
 
 import ast
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -61,6 +63,16 @@ def test_the_jobs_parse_with_the_python_of_the_spark_image():
     assert sources
     for path in sources:
         ast.parse(path.read_text(), str(path), feature_version=version)
+
+
+def test_the_jobs_use_no_library_feature_newer_than_the_spark_images_python():
+    # The grammar check above misses library members such as datetime.UTC (3.11); vermin knows them.
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("vermin")), f"-t={catalog.SPARK_IMAGE_PYTHON}-", "--violations",
+         "--no-tips", "--eval-annotations", str(ROOT / "jobs")],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Minimum required versions" in result.stdout
 
 
 def test_only_node_exporter_reaches_into_the_host_where_its_rootfs_flag_looks():
