@@ -276,10 +276,10 @@ def pipeline_health() -> db.Dashboard:
     board.with_row(db.Row("Data quality and errors").id(next_id()))
     board.with_panel(_series(
         "Quarantine rate",
-        "Messages quarantined per second and their share of all consumed. The jobs count quarantined "
-        "messages without a reason label: the reason of each is in the dead-letter files "
-        "(--dead-letter-path, field \"reason\").", "rowsps",
-        _prom(f"sum(rate({records}{quarantined}{rate}))", "quarantined (all reasons)", "A"),
+        "Messages quarantined per second by reason code, and their share of all consumed. Each "
+        "message itself is in the dead-letter files (--dead-letter-path) with its reason and detail.",
+        "rowsps",
+        _prom(f"sum by (reason) (rate({contract.CONSUMER_QUARANTINED_TOTAL}{s}{rate}))", "{{reason}}", "A"),
         _prom(f"sum(rate({records}{quarantined}{rate})) / sum(rate({records}{s}{rate}))",
               "share of consumed", "B"),
     ).id(next_id()).override_by_name("share of consumed", [

@@ -155,7 +155,12 @@ class ConsumerBatchWriter:
         kind = F.col("kind")
         staged = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            counts = {row["kind"]: row["count"] for row in staged.groupBy("kind").count().collect()}
+            # At most one row per kind and reason code reaches the driver.
+            by_reason = {(row["kind"], row["reason"]): row["count"]
+                         for row in staged.groupBy("kind", "reason").count().collect()}
+            counts: dict[str, int] = {}
+            for (row_kind, _), count in by_reason.items():
+                counts[row_kind] = counts.get(row_kind, 0) + count
             if counts.get(KIND_QUARANTINED, 0):
                 (
                     staged.filter(kind == KIND_QUARANTINED)
@@ -173,6 +178,9 @@ class ConsumerBatchWriter:
             staged.unpersist()
         self.metrics.records.labels(status=STATUS_VALID).inc(counts.get(KIND_READING, 0))
         self.metrics.records.labels(status=STATUS_QUARANTINED).inc(counts.get(KIND_QUARANTINED, 0))
+        for (row_kind, reason), count in by_reason.items():
+            if row_kind == KIND_QUARANTINED:
+                self.metrics.quarantined.labels(reason=reason).inc(count)
         self.metrics.sink_errors.inc(retries)
         if points:  # InfluxDB accepted every line of the batch (a lost one raises)
             for measurement, rows in (

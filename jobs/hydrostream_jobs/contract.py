@@ -56,6 +56,8 @@ METRIC_NAMES: Final = (
 # Beyond DESIGN.md's list (kept out of METRIC_NAMES): rows the window aggregation dropped because
 # they arrived later than the watermark ("dropped and counted").
 CONSUMER_LATE_ROWS_DROPPED_TOTAL: Final = "hydro_consumer_late_rows_dropped_total"
+# Quarantined messages by reason code (the dead-letter records' `reason`), for the on-call's first look.
+CONSUMER_QUARANTINED_TOTAL: Final = "hydro_consumer_quarantined_total"
 
 # Label values of CONSUMER_RECORDS_TOTAL's `status` label.
 STATUS_VALID: Final = "valid"

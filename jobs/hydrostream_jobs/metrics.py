@@ -18,6 +18,7 @@ from hydrostream_jobs.contract import (
     CONSUMER_KAFKA_OFFSETS_BEHIND_LATEST,
     CONSUMER_LATE_ROWS_DROPPED_TOTAL,
     CONSUMER_POINTS_WRITTEN_TOTAL,
+    CONSUMER_QUARANTINED_TOTAL,
     CONSUMER_RECORDS_TOTAL,
     CONSUMER_SINK_ERRORS_TOTAL,
     CONSUMER_WATERMARK_LAG_SECONDS,
@@ -26,6 +27,7 @@ from hydrostream_jobs.contract import (
     STATUS_QUARANTINED,
     STATUS_VALID,
 )
+from hydrostream_jobs.validate import REASONS
 
 _BATCH_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
@@ -40,6 +42,9 @@ class ConsumerMetrics:
         r = self.registry
         self.records = Counter(
             CONSUMER_RECORDS_TOTAL, "Messages consumed, by validity", ["status"], registry=r
+        )
+        self.quarantined = Counter(
+            CONSUMER_QUARANTINED_TOTAL, "Messages quarantined, by reason code", ["reason"], registry=r
         )
         self.points_written = Counter(
             CONSUMER_POINTS_WRITTEN_TOTAL, "Points accepted by InfluxDB", ["measurement"], registry=r
@@ -74,6 +79,8 @@ class ConsumerMetrics:
             self.records.labels(status=status)
         for measurement in MEASUREMENTS:
             self.points_written.labels(measurement=measurement)
+        for reason in REASONS:
+            self.quarantined.labels(reason=reason)
 
 
 @dataclass

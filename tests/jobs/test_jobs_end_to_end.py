@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 from hydrostream_jobs.cli import parse_consumer_args
@@ -235,6 +236,10 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
     sample = metrics.registry.get_sample_value
     assert sample("hydro_consumer_records_total", {"status": "valid"}) == 1200
     assert sample("hydro_consumer_records_total", {"status": "quarantined"}) == 2
+    reasons = Counter(reason for reason, _ in map(oracle.check, messages) if reason is not None)
+    assert sum(reasons.values()) == 2
+    for reason, count in reasons.items():
+        assert sample("hydro_consumer_quarantined_total", {"reason": reason}) == count
     assert sample("hydro_consumer_points_written_total", {"measurement": "sensor_readings"}) == 1200
     assert sample("hydro_consumer_points_written_total", {"measurement": "sensor_window_stats"}) == len(
         windows

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 
 from hydrostream_jobs import contract
-from hydrostream_jobs.consumer_job import READINGS_QUERY, WINDOW_STATS_QUERY
+from hydrostream_jobs.consumer_job import CONSUMER_QUERY
 from hydrostream_jobs.metrics import ConsumerMetrics, ProducerMetrics
+from hydrostream_jobs.validate import REASONS
 from prometheus_client.metrics import MetricWrapperBase
 
 # Exporter metrics the rules and dashboards use, as documented by the exporters (node_exporter
@@ -83,7 +84,8 @@ def exposed_metrics() -> dict[str, ExposedMetric]:
 LABEL_VALUES: dict[str, frozenset[str]] = {
     "status": frozenset({contract.STATUS_VALID, contract.STATUS_QUARANTINED}),
     "measurement": frozenset(contract.MEASUREMENTS),
-    "query": frozenset({READINGS_QUERY, WINDOW_STATS_QUERY}),
+    "query": frozenset({CONSUMER_QUERY}),
+    "reason": frozenset(REASONS),
 }
 
 # Labels Prometheus attaches to every scraped series (scrape config target labels included).
