@@ -390,6 +390,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                                f"localhost:{catalog.KAFKA.port('kafka')}",
                                *(f"{t.name}:{t.partitions}:{t.retention_ms}" for t in topics)),
                     wants=[unit_name(catalog.KAFKA)], timeout_s=600)
+        doc.scripts.add("kafka-topics.sh")  # what create-kafka-topics.sh runs inside the broker
         doc.enabled.append(KAFKA_TOPICS_UNIT)
 
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())

@@ -46,7 +46,7 @@ from infra.settings import StackSettings
 
 PREFIX = "hydrostream"
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "templates" / "local" / "kafka-topics.sh"
+KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "templates" / "kafka-topics.sh"
 
 # Kafka advertises its in-network listener under its container name, which the host cannot
 # resolve; this extra listener advertises the loopback address for clients on the host.

@@ -183,7 +183,7 @@ def test_every_shell_script_passes_shellcheck(documents, tmp_path):
     shellcheck = require("shellcheck")
     scripts = sorted(TEMPLATES.glob("*.sh"))
     assert {p.name for p in scripts} >= {"mount-data-disk.sh", "fetch-secret.sh", "fetch-config.sh",
-                                         "create-kafka-topics.sh"}
+                                         "create-kafka-topics.sh", "kafka-topics.sh"}
     for role, document in documents.items():
         folder = tmp_path / role
         folder.mkdir()
@@ -451,18 +451,24 @@ def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_ret
     assert args[1].endswith("/create-kafka-topics.sh")
     assert args[2:4] == [catalog.KAFKA.name, f"localhost:{catalog.KAFKA.port('kafka')}"]
 
-    stubs, log = tmp_path / "bin", tmp_path / "calls.log"
-    stub(stubs, "docker", "")
-    result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs, env={"STUB_LOG": str(log)})
+    # docker exec -i CONTAINER bash -s -- ARGS < kafka-topics.sh: the stub runs the piped script here,
+    # against stubs of the image's Kafka tools.
+    stubs, tools, log = tmp_path / "bin", tmp_path / "kafka-bin", tmp_path / "calls.log"
+    stub(stubs, "docker", 'shift 3; exec "$@"')
+    for tool in ("kafka-topics.sh", "kafka-configs.sh"):
+        stub(tools, tool, "")
+    result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs,
+                        env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
     assert result.returncode == 0, result.stderr
-    creates = [shlex.split(c) for c in calls(log, "docker") if "--create" in c]
+    assert calls(log, "docker")[0].startswith(f"docker exec -i {catalog.KAFKA.name} bash -s -- ")
+    creates = [shlex.split(c) for c in calls(log, "kafka-topics.sh") if "--create" in c]
     assert len(creates) == len(TOPICS)
     for topic, create in zip(TOPICS, creates, strict=True):
         assert "--if-not-exists" in create
         assert create[create.index("--topic") + 1] == topic.name
         assert create[create.index("--partitions") + 1] == str(topic.partitions)
         assert create[create.index("--config") + 1] == f"retention.ms={topic.retention_ms}"
-    alters = [c for c in calls(log, "docker") if "--alter" in c]
+    alters = [c for c in calls(log, "kafka-configs.sh") if "--alter" in c]
     assert [f"retention.ms={t.retention_ms}" in a for t, a in zip(TOPICS, alters, strict=True)] == [True] * 2
 
 

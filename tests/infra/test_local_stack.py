@@ -316,7 +316,7 @@ def test_topics_are_created_once_with_the_stack_settings(plan):
                      f"{contract.DEAD_LETTER_TOPIC}:{kafka.partitions}:"
                      f"{kafka.dead_letter_retention_hours * 3_600_000}"]
     script = uploads_of(values)[values["entrypoints"][-1]]["content"]
-    assert script == (ROOT / "infra" / "templates" / "local" / "kafka-topics.sh").read_text()
+    assert script == (ROOT / "infra" / "templates" / "kafka-topics.sh").read_text()
 
 
 def spark_command(plan):

@@ -1,8 +1,9 @@
 #!/bin/bash
-# kafka-topics.sh BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS...: run once in a container of the Kafka
-# image on the local stack's network. Waits for the broker, creates the topics idempotently
-# (--if-not-exists) and converges their retention.ms. Partitions are only set at creation: Kafka
-# can add partitions but never remove them.
+# kafka-topics.sh BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS...: runs inside a container of the Kafka
+# image (a one-shot container on the local stack; the broker's own container on a VM, through
+# create-kafka-topics.sh). Waits for the broker, creates the topics idempotently (--if-not-exists)
+# and converges their retention.ms. Partitions are only set at creation: Kafka can add partitions
+# but never remove them. KAFKA_BIN: where the image keeps Kafka's tools.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -11,7 +12,7 @@ if [[ $# -lt 2 ]]; then
 fi
 bootstrap=$1
 shift
-bin=/opt/kafka/bin
+bin=${KAFKA_BIN:-/opt/kafka/bin}
 
 for attempt in $(seq 60); do
   if "${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" --list >/dev/null; then
