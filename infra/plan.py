@@ -145,12 +145,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def _mock_ip(subnet: int, name: str) -> str:
+    """An address derived from the resource's name: registration order varies, plans must not."""
+    return f"10.255.{subnet}.{10 + hashlib.sha256(name.encode()).digest()[0] % 240}"
+
+
 class HydroMocks(pulumi_mocks.Mocks):
     """Provider stand-ins: echo inputs and fill in the computed outputs the program reads."""
 
     def __init__(self, project: str = "mock-project"):
         self.project = project
-        self._next_ip = 10
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         state = dict(args.inputs)
@@ -159,14 +163,12 @@ class HydroMocks(pulumi_mocks.Mocks):
         kind = args.typ
         if kind == "gcp:compute/instance:Instance":
             interfaces = [dict(nic) for nic in state.get("networkInterfaces", [])]
-            for nic in interfaces:
-                nic.setdefault("networkIp", f"10.255.0.{self._next_ip}")
-                self._next_ip += 1
+            for index, nic in enumerate(interfaces):
+                nic.setdefault("networkIp", _mock_ip(0, f"{args.name}/{index}"))
             state["networkInterfaces"] = interfaces
             state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/instances/{name}"
         elif kind == "gcp:compute/address:Address":
-            state.setdefault("address", f"10.255.1.{self._next_ip}")
-            self._next_ip += 1
+            state.setdefault("address", _mock_ip(1, args.name))
         elif kind == "gcp:compute/disk:Disk":
             state["selfLink"] = f"projects/{self.project}/zones/{state.get('zone')}/disks/{name}"
         elif kind == "gcp:serviceaccount/account:Account":
