@@ -22,6 +22,9 @@ ENTRY_FILES: Final = ("consumer.py", "producer.py")
 RELEASES_PREFIX: Final = "releases"
 # Releases move one stage at a time; `dev` (and `local`) follow the working tree.
 PROMOTION_ORDER: Final = ("dev", "staging", "prod")
+REQUIREMENTS_LOCK: Final = Path(__file__).resolve().parents[1] / "requirements.lock"
+# What the jobs import beyond pyspark (which Dataproc and the Spark image ship).
+JOB_PYTHON_PACKAGES: Final = ("prometheus-client",)
 
 _ZIP_TIMESTAMP: Final = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 _ZIP_FILE_MODE: Final = 0o100644  # regular file, rw-r--r--
@@ -48,6 +51,20 @@ class Bundle:
         """Artifact file name -> its object name under the artifacts bucket."""
         return {name: release_object_name(self.digest, name) for name in self.files}
 
+
+
+def pinned_requirements(packages: tuple[str, ...] = JOB_PYTHON_PACKAGES,
+                        lock: Path = REQUIREMENTS_LOCK) -> tuple[str, ...]:
+    """`name==version` for each package, as pinned in the lock file (the one source of versions)."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([^\s;#]+)\s*(?:[;#].*)?", line.strip())
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    missing = [package for package in packages if package not in pins]
+    if missing:
+        raise ValueError(f"{lock} pins no version of {missing}")
+    return tuple(f"{package}=={pins[package]}" for package in packages)
 
 def is_release_digest(value: object) -> bool:
     """True for a release digest: sha256 as 64 lowercase hex characters."""

@@ -8,34 +8,16 @@ sizing catalog, so that every executor fits YARN's share of a worker.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import catalog
+from infra import bundle, catalog
 from infra.gcp.service_vm import CLOUD_PLATFORM_SCOPE
 from infra.settings import StackSettings
 
-REQUIREMENTS_LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
-# What the jobs import on the cluster beyond pyspark (which the image ships).
-JOB_PYTHON_PACKAGES = ("prometheus-client",)
 BOOT_DISK_TYPE = "pd-balanced"
-
-
-def pinned_requirements(packages: tuple[str, ...], lock: Path = REQUIREMENTS_LOCK) -> tuple[str, ...]:
-    """`name==version` for each package, as pinned in the lock file (the one source of versions)."""
-    pins = {}
-    for line in lock.read_text().splitlines():
-        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([^\s;#]+)\s*(?:[;#].*)?", line.strip())
-        if match:
-            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
-    missing = [package for package in packages if package not in pins]
-    if missing:
-        raise ValueError(f"{lock} pins no version of {missing}")
-    return tuple(f"{package}=={pins[package]}" for package in packages)
 
 
 def cluster_name(settings: StackSettings) -> str:
@@ -47,7 +29,7 @@ def cluster_properties(settings: StackSettings) -> dict[str, str]:
     """Cluster properties: the derived YARN/Spark sizes, the jobs' pip packages and the Kafka connector."""
     return {
         **settings.spark.cluster_properties(),
-        "dataproc:pip.packages": ",".join(pinned_requirements(JOB_PYTHON_PACKAGES)),
+        "dataproc:pip.packages": ",".join(bundle.pinned_requirements()),
         "spark:spark.jars.packages": catalog.DATAPROC_IMAGE.kafka_connector,
     }
 

@@ -16,7 +16,7 @@ import pulumi
 from hydrostream_jobs import contract
 
 from infra import catalog
-from infra.bundle import PACKAGE_ZIP, Bundle
+from infra.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
@@ -24,9 +24,6 @@ from infra.settings import JobsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
-REQUIREMENTS_LOCK = ROOT / "requirements.lock"
-# The one package the jobs import that the Spark image lacks (pyspark comes with Spark itself).
-PIP_PACKAGE = "prometheus-client"
 
 MASTER = "local[*]"
 # The apache/spark image's unprivileged user; the entry script starts as root only to prepare folders.
@@ -46,13 +43,10 @@ SHUFFLE_PARTITIONS = 4
 DRIVER_MEMORY_MB = 1024                        # per job; local mode runs the executors in the driver
 
 
-def pinned_requirement(package: str, lock: Path = REQUIREMENTS_LOCK) -> str:
-    """`package==version` as pinned in requirements.lock: the container installs what the tests ran."""
-    for line in lock.read_text().splitlines():
-        name, _, version = line.strip().partition("==")
-        if name.lower() == package.lower() and version:
-            return f"{name}=={version.split()[0]}"
-    raise ValueError(f"{lock} pins no {package}")
+def pip_requirement() -> str:
+    """The one pinned package the entry script installs (the Spark image lacks it)."""
+    (requirement,) = pinned_requirements()
+    return requirement
 
 
 def submit_options() -> list[str]:
@@ -123,7 +117,7 @@ class SparkJobs(pulumi.ComponentResource):
             "HYDRO_SPARK_USER": SPARK_USER,
             "HYDRO_OWNED_DIRS": f"{CHECKPOINT_ROOT} {CACHE_PATH}",
             "HYDRO_PYTHON_DEPS": PYTHON_DEPS_PATH,
-            "HYDRO_PIP_REQUIREMENT": pinned_requirement(PIP_PACKAGE),
+            "HYDRO_PIP_REQUIREMENT": pip_requirement(),
             "HYDRO_CONSUMER_READY_URL": f"http://localhost:{contract.CONSUMER_METRICS_PORT}/metrics",
         }
         self.service = ServiceContainer(name, ServiceContainerArgs(
