@@ -29,13 +29,16 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 from infra import sizing
 
 NAMESPACE = "hydrostream"
+PROJECT_DIR = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
 STACKS = ("local", "dev", "staging", "prod")
 TARGETS = ("gcp", "local")
 
@@ -381,8 +384,29 @@ def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSetti
     return GcpSettings(project, region, zone) if len(errors) == count else None
 
 
-def load_settings() -> StackSettings:
-    """Read this stack's configuration from the Pulumi runtime and validate it."""
-    config = dict(pulumi.runtime.config.get_config_env())
-    config.update(pulumi.runtime.config.CONFIG.get())
-    return parse_settings(pulumi.get_stack(), config)
+def configured_keys(stack: str, project_dir: Path = PROJECT_DIR) -> list[str]:
+    """The `namespace:key` names a stack file sets (in `stackConfigDir` of Pulumi.yaml), in file order."""
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    path = project_dir / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return []
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return [str(key) for key in document.get("config") or {}]
+
+
+def load_settings(project_dir: Path = PROJECT_DIR) -> StackSettings:
+    """Read this stack's configuration through `pulumi.Config` and validate it."""
+    stack = pulumi.get_stack()
+    # pulumi.Config reads one named key and cannot list them, so the keys to read are this
+    # program's own plus whatever the stack file sets (`pulumi config set` writes there too): a
+    # misspelt key there is still named, and its value still comes from Pulumi.
+    names = [*(f"{NAMESPACE}:{key}" for key in (*SCALARS, *SECTIONS)), *(f"gcp:{key}" for key in GCP_KEYS)]
+    names += [key for key in configured_keys(stack, project_dir) if key not in names]
+    config: dict[str, Any] = {}
+    for key in names:
+        namespace, _, name = key.partition(":")
+        if namespace in (NAMESPACE, "gcp") and name:
+            value = pulumi.Config(namespace).get(name)
+            if value is not None:
+                config[key] = value
+    return parse_settings(stack, config)

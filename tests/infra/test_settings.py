@@ -138,3 +138,65 @@ def test_invalid_settings_register_no_resource():
     with pytest.raises(SettingsError, match=r"hydrostream:dataproc\.worker = 'e2-medium'"):
         plan.run_plan("dev", config, monitor=monitor)
     assert monitor.registered == []
+
+
+SETTINGS_PROGRAM = '''
+import sys
+from pathlib import Path
+from infra.settings import load_settings
+settings = load_settings(Path(sys.argv[0]).parent)
+'''
+
+
+def project_with(tmp_path, stack_file_text: str | None):
+    """A project folder: Pulumi.yaml with its stackConfigDir, a stack file, and the settings program."""
+    (tmp_path / "Pulumi.yaml").write_text("name: hydrostream\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir()
+    if stack_file_text is not None:
+        (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(stack_file_text)
+    program = tmp_path / "program.py"
+    program.write_text(SETTINGS_PROGRAM)
+    return program
+
+
+def test_values_set_through_the_pulumi_config_reach_the_settings(tmp_path, monkeypatch):
+    program = project_with(tmp_path, None)
+    monkeypatch.setattr("sys.argv", [str(program)])
+    config = {**GCP, "gcp:region": "us-east1", "gcp:zone": "us-east1-c",
+              "hydrostream:jobs": {"rate": 777, "trigger": "available-now"}, "hydrostream:protect": True}
+    settings = plan.run_plan("dev", config, program=program).settings
+    assert settings.jobs.rate == 777
+    assert settings.jobs.trigger == "available-now"
+    assert settings.protect is True
+    assert (settings.gcp.region, settings.gcp.zone) == ("us-east1", "us-east1-c")
+    assert settings.jobs.window == "5m"  # unset: the default
+
+
+def test_an_unknown_key_in_the_stack_file_is_named_with_its_value_from_pulumi(tmp_path, monkeypatch):
+    program = project_with(tmp_path, "config:\n  hydrostream:kafak: {}\n  gcp:projet: x\n  aws:region: y\n")
+    monkeypatch.setattr("sys.argv", [str(program)])
+    config = {**GCP, "hydrostream:kafak": {"partitions": 3}, "gcp:projet": "typo", "aws:region": "y"}
+    with pytest.raises(SettingsError) as caught:
+        plan.run_plan("dev", config, program=program)
+    message = str(caught.value)
+    assert "hydrostream:kafak = {'partitions': 3}: expected one of the keys hydrostream:target" in message
+    assert "gcp:projet = 'typo': expected one of gcp:project, gcp:region, gcp:zone" in message
+    assert "aws:region" not in message
+    assert "2 problems" in message
+
+
+def test_the_keys_come_from_the_stack_config_dir_named_in_pulumi_yaml(tmp_path):
+    from infra.settings import configured_keys
+
+    project_with(tmp_path, "config:\n  gcp:project: p\n  hydrostream:jobs:\n    rate: 1\n")
+    assert configured_keys("dev", tmp_path) == ["gcp:project", "hydrostream:jobs"]
+    assert configured_keys("prod", tmp_path) == []
+
+
+def test_every_source_pulumi_config_resolves_is_honoured(tmp_path, monkeypatch):
+    # pulumi.Config also resolves PULUMI_CONFIG_<KEY> variables; a reader of the runtime's private
+    # config map does not, which is why settings read through pulumi.Config.
+    program = project_with(tmp_path, None)
+    monkeypatch.setattr("sys.argv", [str(program)])
+    monkeypatch.setenv("PULUMI_CONFIG_HYDROSTREAM_PROTECT", "true")
+    assert plan.run_plan("dev", dict(GCP), program=program).settings.protect is True
