@@ -241,8 +241,9 @@ def _jobs_config(document: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _yaml_scalar(release: str) -> str:
-    # A digest of decimal digits only would read back as a number: quote it then.
-    return release if yaml.safe_load(f"v: {release}") == {"v": release} else f'"{release}"'
+    # Always quoted: the Pulumi CLI parses stack files as YAML 1.2, where an unquoted digest such as
+    # `1234e5...` or all digits is a number (PyYAML's YAML 1.1 would still call the first a string).
+    return f'"{release}"'
 
 
 def _body(line: str) -> str:

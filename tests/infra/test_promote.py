@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import yaml
 
 from infra import promote as promotion
 from infra.promote import Promotion, PromotionError, main, promote
+from infra.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = "5b2d" + "e" * 60
@@ -110,7 +113,7 @@ def test_promoting_dev_pins_its_deployed_release_in_staging_and_touches_nothing_
     assert_only_the_pin_changed(
         before["Pulumi.staging.yaml"],
         after["Pulumi.staging.yaml"],
-        f"    release: {DEPLOYED}   # the release verified in dev\n",
+        f'    release: "{DEPLOYED}"   # the release verified in dev\n',
     )
     assert {k: v for k, v in after.items() if k != "Pulumi.staging.yaml"} == {
         k: v for k, v in before.items() if k != "Pulumi.staging.yaml"
@@ -127,7 +130,7 @@ def test_promoting_staging_copies_its_pin_without_asking_the_deployment(stacks):
     assert (done.old, done.new) == (OLD, NEW)
     after = snapshot(stacks)
     assert_only_the_pin_changed(
-        before["Pulumi.prod.yaml"], after["Pulumi.prod.yaml"], f"    release: {NEW}\n"
+        before["Pulumi.prod.yaml"], after["Pulumi.prod.yaml"], f'    release: "{NEW}"\n'
     )
     assert {k: v for k, v in after.items() if k != "Pulumi.prod.yaml"} == {
         k: v for k, v in before.items() if k != "Pulumi.prod.yaml"
@@ -159,7 +162,7 @@ def test_a_missing_release_line_is_added_first_under_the_jobs_block(stacks):
     assert done.old is None
     assert done.describe() == f"prod: hydrostream:jobs.release (none) -> {OLD}"
     assert target.read_text() == before.replace(
-        "  hydrostream:jobs:\n", f"  hydrostream:jobs:\n    release: {OLD}\n"
+        "  hydrostream:jobs:\n", f'  hydrostream:jobs:\n    release: "{OLD}"\n'
     )
 
 
@@ -169,7 +172,7 @@ def test_a_missing_jobs_block_is_added_at_the_end_of_config(stacks):
     target.write_text(without_jobs + "# operators: see docs/\n")
     promote("staging", "prod", stacks, deployed_release=refuse_lookup)
     assert target.read_text() == (
-        without_jobs + f"  hydrostream:jobs:\n    release: {OLD}\n" + "# operators: see docs/\n"
+        without_jobs + f'  hydrostream:jobs:\n    release: "{OLD}"\n' + "# operators: see docs/\n"
     )
     assert yaml.safe_load(target.read_text())["config"]["hydrostream:protect"] is True
 
@@ -191,11 +194,39 @@ def test_a_digest_of_digits_only_is_quoted_so_it_stays_a_string(stacks):
     assert yaml.safe_load(text)["config"]["hydrostream:jobs"]["release"] == digits
 
 
+# YAML 1.2 core schema (what the Pulumi CLI's Go parser applies to stack files): int and float.
+YAML12_NUMBER = re.compile(r"[-+]?[0-9]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
+@pytest.mark.parametrize("digest", ["1" * 60 + "e123", "7" * 64, NEW])
+def test_every_pin_is_written_quoted_reads_back_as_a_string_and_validates(stacks, digest):
+    promote("dev", "staging", stacks, release=digest, deployed_release=refuse_lookup)
+    text = (stacks / "Pulumi.staging.yaml").read_text()
+    assert f'    release: "{digest}"   # the release verified in dev\n' in text
+    config = yaml.safe_load(text)["config"]
+    assert config["hydrostream:jobs"]["release"] == digest
+    # As the CLI hands it over: the jobs object as JSON text.
+    settings = parse_settings("staging", {
+        "gcp:project": "hydrostream-staging", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-c",
+        "hydrostream:jobs": json.dumps(config["hydrostream:jobs"])})
+    assert settings.jobs.release == digest
+
+
+def test_a_digest_that_yaml_1_2_reads_as_a_number_is_why_pins_are_quoted():
+    # PyYAML (YAML 1.1) calls this a string; Go's YAML 1.2 parser calls it a float.
+    digest = "1" * 60 + "e123"
+    assert yaml.safe_load(f"v: {digest}") == {"v": digest}
+    assert YAML12_NUMBER.fullmatch(digest)
+    assert promotion.set_release_pin("config:\n  hydrostream:jobs:\n    rate: 1\n", digest) == (
+        f'config:\n  hydrostream:jobs:\n    release: "{digest}"\n    rate: 1\n'
+    )
+
+
 def test_windows_line_endings_are_kept(stacks):
     target = stacks / "Pulumi.staging.yaml"
     target.write_bytes(STAGING.replace("\n", "\r\n").encode())
     promote("dev", "staging", stacks, release=NEW, deployed_release=refuse_lookup)
-    assert target.read_bytes() == STAGING.replace(f'"{OLD}"', NEW).replace("\n", "\r\n").encode()
+    assert target.read_bytes() == STAGING.replace(OLD, NEW).replace("\n", "\r\n").encode()
 
 
 @pytest.mark.parametrize(
