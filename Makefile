@@ -6,7 +6,7 @@ STACK ?= local
 # Local file state by default; teams set PULUMI_BACKEND_URL=gs://<bucket> (see README).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: test lint venv plan up destroy promote verify bundle tools clean
+.PHONY: test lint venv plan up wait resubmit destroy promote verify bundle tools clean
 
 venv: $(VENV)/.installed
 
@@ -30,11 +30,22 @@ plan: venv
 bundle: venv
 	$(BIN)/python -m infra.bundle
 
-# Deploy a stack (default: local on Docker). Needs the Pulumi CLI (and Docker for local).
+# Deploy a stack (default: local on Docker). Needs the Pulumi CLI (and Docker for local; gcloud for GCP).
+# GCP: PULUMI_BACKEND_URL=gs://..., SECRETS_PROVIDER=gcpkms://... (first up) or an explicit passphrase;
+# then waits up to JOBS_TIMEOUT (default 15m) for both Dataproc jobs to run and the consumer to commit.
 up: venv tools
 	@mkdir -p .pulumi-state
 	$(BIN)/python -m infra.plan $(STACK) > /dev/null
-	./scripts/deploy.sh up $(STACK)
+	JOBS_TIMEOUT=$(JOBS_TIMEOUT) SECRETS_PROVIDER=$(SECRETS_PROVIDER) ./scripts/deploy.sh up $(STACK)
+
+# GCP: check the deployed jobs again (the same wait `make up` ends with).
+wait: venv tools
+	JOBS_TIMEOUT=$(JOBS_TIMEOUT) ./scripts/deploy.sh wait $(STACK)
+
+# GCP: replace one Dataproc job (JOB=consumer|producer) that died; its unchanged inputs keep `up` from doing it.
+resubmit: venv tools
+	@test "$(JOB)" = consumer -o "$(JOB)" = producer || { echo "usage: make resubmit STACK=dev JOB=consumer|producer" >&2; exit 2; }
+	JOBS_TIMEOUT=$(JOBS_TIMEOUT) ./scripts/deploy.sh resubmit $(STACK) $(JOB)
 
 # Local keeps its data volumes; PURGE=1 removes them too.
 destroy: venv tools

@@ -63,6 +63,10 @@ _COMMIT = re.compile(r"/commits/[0-9]+$")
 class JobsNotRunning(RuntimeError):
     """The jobs did not reach RUNNING with a committed batch; the message says which, why, where to look."""
 
+    def __init__(self, message: str, jobs: Sequence[str] = ()):
+        super().__init__(message)
+        self.jobs = tuple(jobs)  # the jobs to resubmit once the cause is fixed
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -218,7 +222,8 @@ def wait_for_jobs(
             problems.pop(job, None)
         failed = [status for status in statuses.values() if status.failed]
         if failed:
-            raise JobsNotRunning("a streaming job is not running:\n" + "\n".join(s.explain() for s in failed))
+            raise JobsNotRunning("a streaming job is not running:\n" + "\n".join(s.explain() for s in failed),
+                                 [status.job for status in failed])
         consumer = statuses.get("consumer")
         if consumer is not None and consumer.running:
             batches, error = committed_batches(run(list_command(commits_folder(consumer))))
@@ -239,7 +244,8 @@ def wait_for_jobs(
                 waiting.append(f"the consumer has committed no batch under {commits_folder(consumer)}")
             raise JobsNotRunning(
                 f"the streaming jobs were not running with progress after {timeout:.0f} s:\n"
-                + "\n".join([*waiting, *problems.values()]))
+                + "\n".join([*waiting, *problems.values()]),
+                [job for job in ids if job not in statuses or not statuses[job].running] or ["consumer"])
         sleep(interval)
 
 
@@ -276,6 +282,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     wait = commands.add_parser("wait", help="wait for both jobs; stack outputs (JSON) on stdin")
     wait.add_argument("--region", required=True)
+    wait.add_argument("--stack", default="<stack>", help="named in the resubmit hint")
     wait.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_SECONDS,
                       help="give up after this long (900, 90s, 15m, 1h; default 15m)")
     wait.add_argument("--interval", type=_positive, default=DEFAULT_INTERVAL_SECONDS,
@@ -300,8 +307,9 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin) -> int:
         return 1
     except JobsNotRunning as error:
         print(f"job_status: {error}", file=sys.stderr)
-        print("job_status: fix the cause, then resubmit: make resubmit STACK=<stack> JOB=consumer|producer",
-              file=sys.stderr)
+        for job in error.jobs:
+            print(f"job_status: fix the cause, then resubmit: make resubmit STACK={args.stack} JOB={job}",
+                  file=sys.stderr)
         return 1
     print(f"Both jobs are running; the consumer has committed {batches} batch{'es' if batches > 1 else ''}.")
     return 0

@@ -145,8 +145,12 @@ def test_a_job_that_dies_fails_at_once_with_its_state_details_and_driver_output(
 def test_a_failed_attempt_a_cancel_or_an_ended_stream_fails(state):
     producer = with_state(recorded("producer-running"), state)
     cloud = FakeCloud([recorded("consumer-running")], [producer], [commits(0)])
-    with pytest.raises(JobsNotRunning, match=f"producer job {IDS['producer']}: {state}"):
-        wait(cloud, FakeClock())
+    clock = FakeClock()
+    with pytest.raises(JobsNotRunning) as failed:
+        wait(cloud, clock)
+    expected = f"a streaming job is not running:\nproducer job {IDS['producer']}: {state}"
+    assert str(failed.value).startswith(expected)
+    assert clock.slept == []
 
 
 def test_no_progress_times_out_at_the_bound_naming_the_commits_folder():
