@@ -69,7 +69,7 @@ else
       "  (https://cloud.google.com/sdk/docs/install, then: gcloud auth login)")
   fi
   if ((${#problems[@]})); then
-    echo "Refusing to $action GCP stack '$stack': its state and secrets must be safe to share." >&2
+    echo "Refusing to $action GCP stack '$stack' (its state and secrets are shared by a team):" >&2
     printf '  %s\n' "${problems[@]}" >&2
     exit 1
   fi
