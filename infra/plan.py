@@ -3,7 +3,8 @@
 No cloud and no Pulumi CLI: the program (`infra/__main__.py`) runs against `pulumi.runtime.set_mocks`
 with a monitor that also records what mocks normally cannot see (protect, delete-before-replace,
 dependencies, secret inputs). `make plan STACK=dev` prints the inventory: every resource with the
-values that matter, the derived sizing and the stack outputs. The reviewed inventories live in
+values that matter, the derived sizing and the stack outputs, then (on stderr) the consumer's capacity
+against the configured rate and the monthly cost estimate. The reviewed inventories live in
 `tests/inventories/<stack>.yaml`; `make plan STACK=dev WRITE=1` rewrites one after a deliberate change.
 
     python -m infra.plan dev [--write]
@@ -323,6 +324,22 @@ def inventory_yaml(plan: Plan) -> str:
     return yaml.safe_dump(inventory(plan), sort_keys=False, width=120, allow_unicode=True)
 
 
+def capacity_and_cost(plan: Plan) -> list[str]:
+    """The consumer's capacity against the configured rate, and the monthly cost, of a planned stack."""
+    from infra import capacity, cost
+
+    settings = plan.settings
+    if settings is None:
+        return []
+    consumer = (capacity.consumer_capacity(settings.spark, settings.jobs.rate)
+                if settings.target == "gcp" else None)
+    try:
+        priced = cost.report(cost.estimate(plan))
+    except cost.PriceError as error:  # a missing price must not stop a plan or a deploy
+        priced = [f"cost: not estimated: {error}"]
+    return [*capacity.report(consumer, settings.jobs.rate), *priced]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -337,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = inventory_yaml(plan)
     print(text, end="")
+    # On stderr: stdout stays the reviewed inventory, byte for byte.
+    print("\n".join(capacity_and_cost(plan)), file=sys.stderr)
     if args.write:
         INVENTORIES_DIR.mkdir(parents=True, exist_ok=True)
         (INVENTORIES_DIR / f"{args.stack}.yaml").write_text(text)

@@ -35,7 +35,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from infra import sizing
+from infra import capacity, sizing
 
 NAMESPACE = "hydrostream"
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
@@ -362,6 +362,8 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         except sizing.SizingError as error:
             errors.append(
                 (f"{NAMESPACE}:dataproc", f"{dataproc.workers} x {dataproc.worker.name}", str(error)))
+    if target == "gcp" and sections["dataproc"] is not None and sections["jobs"] is not None:
+        _check_capacity(sections["dataproc"], sections["jobs"], errors)
 
     if errors:
         lines = [f"stack {stack!r}: invalid configuration ({len(errors)} problem"
@@ -369,6 +371,18 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         lines += [f"  {key} = {value!r}: expected {allowed}" for key, value, allowed in errors]
         raise SettingsError("\n".join(lines))
     return StackSettings(stack=stack, target=target, gcp=gcp, protect=protect, **sections)
+
+
+def _check_capacity(dataproc: DataprocSettings, jobs: JobsSettings,
+                    errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse a configured rate above half of what the consumer's executors process (infra.capacity)."""
+    try:
+        spark = sizing.spark_sizing(dataproc.master, dataproc.worker, dataproc.workers)
+    except sizing.SizingError:
+        return  # already reported under hydrostream:dataproc
+    consumer = capacity.consumer_capacity(spark, jobs.rate)
+    if not consumer.fits:
+        errors.append((capacity.RATE_KEY, jobs.rate, capacity.too_fast(consumer)))
 
 
 def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSettings | None:

@@ -201,3 +201,29 @@ def kafka_heap_mb(machine: MachineShape) -> int:
 def influxdb_memory_limit_mb(machine: MachineShape) -> int:
     """InfluxDB's GOMEMLIMIT: 60% of the VM, leaving the rest to the page cache and the exporter."""
     return _round_down(machine.memory_mb * 0.6, YARN_ALLOCATION_MB)
+
+
+# Consumer throughput per executor core: readings/s that one core of the consumer turns into
+# InfluxDB points, validated and windowed. infra.capacity multiplies it by the consumer's executor
+# cores, and settings refuse a configured rate above half of that. Measured cold through the
+# consumer's own command line with one task slot (local[1], shuffle partitions 2 as sizing gives
+# a core) over real producer output (1,000 devices) into a local InfluxDB v2 write endpoint:
+# 400,000 readings in 62.3 s (6,424/s, rounded down) for the whole process, JVM start included,
+# so a lower bound for a running stream (200,000 took 42.1 s). Not pinned to a core (the JVM's
+# own threads and the Python worker may use the second one), on a 2-core machine shared with
+# other jobs (load average 3.5 at the start, 6.6 at the end): an order of magnitude, which is
+# why the limit is half of it.
+CONSUMER_READINGS_PER_CORE = 6400
+CONSUMER_THROUGHPUT_MEASURED_ON = "2026-12-02"
+CONSUMER_THROUGHPUT_COMMAND = """\
+python jobs/producer.py --sink files --output-path in400k --count 400000 \\
+    --farms 5 --zones-per-farm 4 --devices-per-farm 200 --seed 7 --metrics-port 0
+python -c 'import sys, time; sys.path.insert(0, "tests/jobs"); from influx_fake import FakeInflux; \\
+    FakeInflux(strict=False, port=18086).start(); time.sleep(3600)' &
+echo test-token > token
+PYSPARK_SUBMIT_ARGS="--conf spark.sql.shuffle.partitions=2 pyspark-shell" \\
+python jobs/consumer.py --master 'local[1]' --source files --input-path in400k \\
+    --sink influxdb --influx-url http://127.0.0.1:18086 --influx-org hydro-org \\
+    --influx-bucket hydro-bucket --influx-token-file token --dead-letter-path dlq \\
+    --checkpoint-location ckpt --trigger available-now --metrics-port 0
+"""
