@@ -77,8 +77,15 @@ def test_image_is_the_catalogs_and_runs_the_tested_spark(config):
     assert catalog.DATAPROC_IMAGE.spark == importlib.metadata.version("pyspark")
 
 
+def test_properties_go_to_the_configurable_field(config):
+    # The provider computes `softwareConfig.properties` and rejects a value there
+    # ("Value for unconfigurable attribute"); `overrideProperties` is what it accepts.
+    assert "properties" not in config["softwareConfig"]
+    assert config["softwareConfig"]["overrideProperties"]
+
+
 def test_properties_carry_the_derived_sizes(planned, config):
-    properties = config["softwareConfig"]["properties"]
+    properties = config["softwareConfig"]["overrideProperties"]
     spark = planned.settings.spark
     assert properties["yarn:yarn.nodemanager.resource.memory-mb"] == str(spark.yarn_memory_mb)
     assert properties["yarn:yarn.nodemanager.resource.cpu-vcores"] == str(spark.yarn_vcores)
@@ -92,7 +99,7 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
     worker = sizing.SHAPES[config["workerConfig"]["machineType"]]
     master = sizing.SHAPES[config["masterConfig"]["machineType"]]
     workers = config["workerConfig"]["numInstances"]
-    yarn_mb = int(config["softwareConfig"]["properties"]["yarn:yarn.nodemanager.resource.memory-mb"])
+    yarn_mb = int(config["softwareConfig"]["overrideProperties"]["yarn:yarn.nodemanager.resource.memory-mb"])
     spark = planned.settings.spark
     # YARN leaves the OS and daemons at least 2 GB of each worker.
     assert yarn_mb <= worker.memory_mb - 2048
@@ -108,13 +115,13 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
 
 
 def test_jobs_python_packages_are_pinned_to_the_installed_versions(config):
-    properties = config["softwareConfig"]["properties"]
+    properties = config["softwareConfig"]["overrideProperties"]
     assert properties["dataproc:pip.packages"] == (
         f"prometheus-client=={importlib.metadata.version('prometheus-client')}")
 
 
 def test_kafka_connector_matches_the_installed_pyspark(config):
-    properties = config["softwareConfig"]["properties"]
+    properties = config["softwareConfig"]["overrideProperties"]
     pyspark = importlib.metadata.version("pyspark")
     assert properties["spark:spark.jars.packages"] == (
         f"org.apache.spark:spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}:{pyspark}")
