@@ -108,10 +108,11 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
     assert per_worker >= 1
     assert spark.executor_memory_mb + spark.executor_overhead_mb <= yarn_mb // per_worker
     assert spark.executor_overhead_mb >= max(384, spark.executor_memory_mb // 10)
-    # Both jobs' executors plus one slot for the application masters fit the cluster.
-    assert spark.consumer_executors + spark.producer_executors + 1 <= workers * per_worker
-    # The master keeps 4 GB for its daemons beside the two drivers.
-    assert 2 * spark.driver_memory_mb + 4096 <= master.memory_mb
+    # Both jobs' executors plus two 1024 MB application masters fit the cluster.
+    container = spark.executor_memory_mb + spark.executor_overhead_mb
+    assert (spark.consumer_executors + spark.producer_executors) * container + 2 * 1024 <= workers * yarn_mb
+    # The master keeps its daemons' 7424 MB beside two drivers (heap, overhead, 512 MB Python each).
+    assert 2 * (spark.driver_memory_mb + spark.driver_overhead_mb + 512) + 7424 <= master.memory_mb
 
 
 def test_jobs_python_packages_are_pinned_to_the_installed_versions(config):
