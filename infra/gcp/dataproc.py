@@ -26,11 +26,13 @@ def cluster_name(settings: StackSettings) -> str:
 
 
 def cluster_properties(settings: StackSettings) -> dict[str, str]:
-    """Cluster properties: the derived YARN/Spark sizes, the jobs' pip packages and the Kafka connector."""
+    """Cluster properties: the derived YARN/Spark sizes and the jobs' pip packages.
+
+    No `spark.jars.packages`: the Kafka connector ships with each release as `jar_file_uris`.
+    """
     return {
         **settings.spark.cluster_properties(),
         "dataproc:pip.packages": ",".join(bundle.pinned_requirements()),
-        "spark:spark.jars.packages": catalog.DATAPROC_IMAGE.kafka_connector,
     }
 
 

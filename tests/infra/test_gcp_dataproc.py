@@ -121,11 +121,11 @@ def test_jobs_python_packages_are_pinned_to_the_installed_versions(config):
         f"prometheus-client=={importlib.metadata.version('prometheus-client')}")
 
 
-def test_kafka_connector_matches_the_installed_pyspark(config):
+def test_no_job_resolves_packages_from_maven_central(config):
+    # The connector ships with the release (jar_file_uris); a cluster-wide spark.jars.packages would make
+    # every driver start resolve it from Maven Central again, through NAT.
     properties = config["softwareConfig"]["overrideProperties"]
-    pyspark = importlib.metadata.version("pyspark")
-    assert properties["spark:spark.jars.packages"] == (
-        f"org.apache.spark:spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}:{pyspark}")
+    assert not any("jars.packages" in key or "jars.repositories" in key for key in properties)
 
 
 def test_nodes_are_private_shielded_and_run_as_our_account(config):
