@@ -204,6 +204,10 @@ class SparkSizing:
     driver_memory_mb: int          # spark.driver.memory of each of the two drivers on the master
     driver_overhead_mb: int        # spark.driver.memoryOverhead
     shuffle_partitions: int
+    # Each job's YARN application master (one per job, on any worker), reserved in the executor count.
+    am_memory_mb: int = AM_MEMORY_MB          # spark.yarn.am.memory
+    am_overhead_mb: int = AM_OVERHEAD_MB      # spark.yarn.am.memoryOverhead
+    am_cores: int = AM_CORES                  # spark.yarn.am.cores
 
     @property
     def executor_container_mb(self) -> int:
@@ -232,9 +236,9 @@ class SparkSizing:
             # Client mode: Spark does not request it from YARN; it is the off-heap share kept on the master.
             "spark.driver.memoryOverhead": f"{self.driver_overhead_mb}m",
             "spark.submit.deployMode": DEPLOY_MODE,
-            "spark.yarn.am.memory": f"{AM_MEMORY_MB}m",
-            "spark.yarn.am.memoryOverhead": f"{AM_OVERHEAD_MB}m",
-            "spark.yarn.am.cores": str(AM_CORES),
+            "spark.yarn.am.memory": f"{self.am_memory_mb}m",
+            "spark.yarn.am.memoryOverhead": f"{self.am_overhead_mb}m",
+            "spark.yarn.am.cores": str(self.am_cores),
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
         }
 
