@@ -1,11 +1,13 @@
 """The streaming jobs on Dataproc: the release's artifacts in Cloud Storage and the two running jobs.
 
-The working tree's `jobs/` bundle is uploaded under `releases/<digest>/`. A pinned stack (staging,
-prod) deploys only the release it pins: `pulumi preview` warns about a tree that differs and
-`pulumi up` refuses it. The consumer is submitted first and the producer depends on it; a Dataproc
-Job resource is created once its job is RUNNING, so `pulumi up` never waits on a never-ending stream.
-Replacement deletes first (two consumers must never share a checkpoint) and destroy cancels running
-jobs. The InfluxDB token travels as a Secret Manager version name, never as a value.
+The working tree's `jobs/` bundle is uploaded under `releases/<digest>/`, the locked Kafka connector
+jars under `releases/<digest>/jars/` (`infra.connector_jars`): a job start never resolves from Maven.
+A pinned stack (staging, prod) deploys only the release it pins: `pulumi preview` warns about a tree
+that differs and `pulumi up` refuses it. The consumer is submitted first and the producer depends on
+it; a Dataproc Job resource is created once its job is RUNNING, so `pulumi up` never waits on a
+never-ending stream. Replacement deletes first (two consumers must never share a checkpoint) and
+destroy cancels running jobs. The InfluxDB token travels as a Secret Manager version name, never as
+a value.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Dataproc cluster under mocks, per stack: pinned image, catalog shapes, Spark sizes that fit the
-workers, the jobs' Python packages and Kafka connector, private nodes, no autoscaling, idle delete in dev."""
+workers, the jobs' Python packages, no Maven resolution, private nodes, no autoscaling, idle delete in dev."""
 
 import importlib.metadata
 

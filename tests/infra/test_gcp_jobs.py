@@ -1,5 +1,5 @@
 """The streaming jobs under mocks: the release's artifacts, consumer before producer, replacement and
-destroy behaviour, restart policy, the image's connector, no secret on a command line, the release pin."""
+destroy behaviour, restart policy, the release's connector jars, no secret on a command line, the pin."""
 
 import hashlib
 import importlib.metadata
