@@ -20,6 +20,9 @@ PACKAGE: Final = "hydrostream_jobs"
 PACKAGE_ZIP: Final = f"{PACKAGE}.zip"
 ENTRY_FILES: Final = ("consumer.py", "producer.py")
 RELEASES_PREFIX: Final = "releases"
+# The connector jars ship beside the release's code (infra.connector_jars). Their file names carry their
+# versions, so a new lock never overwrites what an older release's jobs read.
+JARS_FOLDER: Final = "jars"
 # Releases move one stage at a time; `dev` (and `local`) follow the working tree.
 PROMOTION_ORDER: Final = ("dev", "staging", "prod")
 REQUIREMENTS_LOCK: Final = Path(__file__).resolve().parents[1] / "requirements.lock"
@@ -78,6 +81,15 @@ def release_object_name(digest: str, file_name: str) -> str:
     if file_name not in (PACKAGE_ZIP, *ENTRY_FILES):
         raise ValueError(f"{file_name!r} is not a release artifact: {PACKAGE_ZIP}, {', '.join(ENTRY_FILES)}")
     return f"{RELEASES_PREFIX}/{digest}/{file_name}"
+
+
+def release_jar_object_name(digest: str, jar_file_name: str) -> str:
+    """`releases/<digest>/jars/<jar_file_name>`: where a connector jar of that release lives in the bucket."""
+    if not is_release_digest(digest):
+        raise ValueError(f"{digest!r} is not a release digest (64 lowercase hex characters)")
+    if not re.fullmatch(r"[\w.-]+\.jar", jar_file_name):
+        raise ValueError(f"{jar_file_name!r} is not a jar file name")
+    return f"{RELEASES_PREFIX}/{digest}/{JARS_FOLDER}/{jar_file_name}"
 
 
 def package_zip(package_dir: Path) -> bytes:

@@ -256,5 +256,9 @@ class DataprocImage:
 
 
 # image -> Spark/Scala -> connector, in one row. The pyspark pin in pyproject.toml must equal
-# `spark` (a test checks it): the jobs are tested on exactly the Spark they will run on.
+# `spark` (a test checks it): the jobs are tested on exactly the Spark they will run on. The connector
+# jars this row names are locked in infra/connector-jars.lock and ship with each release.
+# Not yet a sub-minor: Google's 2.2.x component table (cloud.google.com/dataproc/docs/concepts/
+# versioning/dataproc-release-2.2) was not readable here to find the 2.2.x that ships Spark 3.5.1
+# (2.2 launched on 3.5.0, later 2.2.x ship 3.5.3); see README, Known limits.
 DATAPROC_IMAGE = DataprocImage(version="2.2-debian12", spark="3.5.1", scala="2.12", python="3.11")

@@ -15,16 +15,45 @@ MIB_PER_GIB = 1024
 
 # YARN rounds every container up to a multiple of this; we set it on the cluster so fits are exact.
 YARN_ALLOCATION_MB = 256
-# Spark's floor for executor memory overhead (spark.executor.memoryOverhead).
+# Spark's floor for executor and driver memory overhead (spark.{executor,driver}.memoryOverhead).
 MIN_OVERHEAD_MB = 384
-# Master daemons (ResourceManager, NameNode, history servers) keep this much before the drivers.
-MASTER_DAEMONS_MB = 4096
-# Two long-running drivers share the master: the consumer's and the producer's.
+# The capacity scheduler's memory-only calculator (Hadoop's default), set explicitly so the model is
+# what runs. A client-mode AM only negotiates containers: counting its vcore (Dominant calculator)
+# would idle a whole executor's cores on every worker for a thread that barely runs.
+RESOURCE_CALCULATOR = "org.apache.hadoop.yarn.util.resource.DefaultResourceCalculator"
+
+# Each job's YARN application master is its own container on some worker. Dataproc runs a job's driver
+# in client mode on the master (spark.submit.deployMode, default `client`: Dataproc's "Dataproc job
+# output and logs" page), so the AM is the small launcher sized by spark.yarn.am.*: Spark's defaults
+# (512m heap, max(384m, 10%) overhead, 1 core), written out so the reservation is visible and fixed.
+JOBS_ON_CLUSTER = 2
+DEPLOY_MODE = "client"
+AM_MEMORY_MB = 512
+AM_OVERHEAD_MB = 384
+AM_CORES = 1
+
+# The master's daemons, kept before the drivers (MB each). Dataproc's standard image runs these on the
+# master of a standard cluster; no optional component (Jupyter, Zeppelin...) is enabled here.
+MASTER_DAEMONS: tuple[tuple[str, int], ...] = (
+    ("OS, guest environment and logging/monitoring agents", 1024),
+    ("HDFS NameNode", 1024),
+    ("HDFS SecondaryNameNode", 512),
+    ("YARN ResourceManager", 1024),
+    ("YARN timeline / application history server", 512),
+    ("MapReduce job history server", 512),
+    ("Spark history server", 512),
+    ("Hive metastore and HiveServer2", 1024),
+    ("MySQL for the Hive metastore", 256),
+    ("Component gateway (Knox) and its proxy agent", 512),
+    ("Dataproc agent", 512),
+)
+MASTER_DAEMONS_MB = sum(mb for _, mb in MASTER_DAEMONS)
+# Two long-running drivers share the master: the consumer's and the producer's. Each is a JVM (heap
+# plus spark.driver.memoryOverhead off-heap) and the PySpark Python process beside it.
 DRIVERS_ON_MASTER = 2
+PYTHON_DRIVER_MB = 512
 MIN_DRIVER_MB = 1024
 MAX_DRIVER_MB = 8192
-# Each job's YARN application master takes a container; both fit in one reserved executor slot.
-AM_SLOTS = 1
 # The producer is a rate source writing to Kafka: one executor is plenty.
 PRODUCER_EXECUTORS = 1
 MIN_WORKER_MB = 8 * MIB_PER_GIB
@@ -98,7 +127,9 @@ def worker_shape(name: str) -> MachineShape:
 
 def master_shape(name: str) -> MachineShape:
     """A Dataproc master shape: its daemons plus the two drivers must fit."""
-    return _usable(name, MASTER_DAEMONS_MB + DRIVERS_ON_MASTER * MIN_DRIVER_MB, "Dataproc master")
+    machine = _usable(name, MIN_WORKER_MB, "Dataproc master")
+    driver_memory_mb(machine)
+    return machine
 
 
 def service_vm_shape(name: str) -> MachineShape:
@@ -114,6 +145,50 @@ def _round_up(value: float, step: int) -> int:
     return -int(-value // step) * step
 
 
+def memory_overhead_mb(heap_mb: int) -> int:
+    """Off-heap budget of a Spark JVM: about 10% of the heap, at least Spark's 384 MB floor."""
+    return max(MIN_OVERHEAD_MB, _round_up(heap_mb / 10, 64))
+
+
+def am_container_mb() -> int:
+    """What one application master takes from a worker: heap plus overhead, rounded up as YARN does."""
+    return _round_up(AM_MEMORY_MB + AM_OVERHEAD_MB, YARN_ALLOCATION_MB)
+
+
+def driver_memory_mb(master: MachineShape) -> int:
+    """Each driver's heap: what the master has left after its daemons, shared by the two drivers.
+
+    Each driver takes heap + memoryOverhead + its Python process; a master that cannot give each at
+    least MIN_DRIVER_MB of heap is refused.
+    """
+    per_driver = (master.memory_mb - MASTER_DAEMONS_MB) // DRIVERS_ON_MASTER - PYTHON_DRIVER_MB
+    heap = _round_down(per_driver - MIN_OVERHEAD_MB, YARN_ALLOCATION_MB)
+    while heap > 0 and heap + memory_overhead_mb(heap) > per_driver:
+        heap -= YARN_ALLOCATION_MB
+    if heap < MIN_DRIVER_MB:
+        needed = MASTER_DAEMONS_MB + DRIVERS_ON_MASTER * (
+            MIN_DRIVER_MB + memory_overhead_mb(MIN_DRIVER_MB) + PYTHON_DRIVER_MB)
+        raise SizingError(
+            f"dataproc.master {master.name} ({master.memory_mb} MB) cannot hold both drivers: its daemons "
+            f"keep {MASTER_DAEMONS_MB} MB and each of the {DRIVERS_ON_MASTER} drivers needs at least "
+            f"{MIN_DRIVER_MB} MB heap + {memory_overhead_mb(MIN_DRIVER_MB)} MB overhead + "
+            f"{PYTHON_DRIVER_MB} MB Python; use a master with at least {needed} MB")
+    return min(MAX_DRIVER_MB, heap)
+
+
+def guaranteed_executors(yarn_memory_mb: int, container_mb: int, workers: int) -> int:
+    """Executors that fit wherever YARN puts the two AMs (both on one worker, or on two).
+
+    Executors are all the same size, so in any arrival order YARN fills a worker up to
+    floor(free / container): the worst placement of the AMs decides.
+    """
+    def per_worker(ams: int) -> int:
+        return max(0, (yarn_memory_mb - ams * am_container_mb()) // container_mb)
+    together = per_worker(JOBS_ON_CLUSTER) + (workers - 1) * per_worker(0)
+    apart = JOBS_ON_CLUSTER * per_worker(1) + (workers - JOBS_ON_CLUSTER) * per_worker(0)
+    return min(together, apart)
+
+
 @dataclass(frozen=True)
 class SparkSizing:
     """YARN and Spark settings derived from the cluster's shapes; every executor fits by construction."""
@@ -126,8 +201,13 @@ class SparkSizing:
     executors_per_worker: int
     consumer_executors: int
     producer_executors: int
-    driver_memory_mb: int          # each of the two drivers on the master
+    driver_memory_mb: int          # spark.driver.memory of each of the two drivers on the master
+    driver_overhead_mb: int        # spark.driver.memoryOverhead
     shuffle_partitions: int
+    # Each job's YARN application master (one per job, on any worker), reserved in the executor count.
+    am_memory_mb: int = AM_MEMORY_MB          # spark.yarn.am.memory
+    am_overhead_mb: int = AM_OVERHEAD_MB      # spark.yarn.am.memoryOverhead
+    am_cores: int = AM_CORES                  # spark.yarn.am.cores
 
     @property
     def executor_container_mb(self) -> int:
@@ -140,6 +220,7 @@ class SparkSizing:
             "yarn:yarn.nodemanager.resource.cpu-vcores": str(self.yarn_vcores),
             "yarn:yarn.scheduler.minimum-allocation-mb": str(YARN_ALLOCATION_MB),
             "yarn:yarn.scheduler.maximum-allocation-mb": str(self.yarn_memory_mb),
+            "capacity-scheduler:yarn.scheduler.capacity.resource-calculator": RESOURCE_CALCULATOR,
             # Streaming jobs hold their executors; dynamic allocation would release and re-ask.
             "spark:spark.dynamicAllocation.enabled": "false",
         }
@@ -152,6 +233,12 @@ class SparkSizing:
             "spark.executor.memory": f"{self.executor_memory_mb}m",
             "spark.executor.memoryOverhead": f"{self.executor_overhead_mb}m",
             "spark.driver.memory": f"{self.driver_memory_mb}m",
+            # Client mode: Spark does not request it from YARN; it is the off-heap share kept on the master.
+            "spark.driver.memoryOverhead": f"{self.driver_overhead_mb}m",
+            "spark.submit.deployMode": DEPLOY_MODE,
+            "spark.yarn.am.memory": f"{self.am_memory_mb}m",
+            "spark.yarn.am.memoryOverhead": f"{self.am_overhead_mb}m",
+            "spark.yarn.am.cores": str(self.am_cores),
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
         }
 
@@ -165,18 +252,19 @@ def spark_sizing(master: MachineShape, worker: MachineShape, workers: int) -> Sp
     yarn_memory_mb = _round_down(worker.memory_mb - reserved_mb, YARN_ALLOCATION_MB)
     executor_cores = 4 if worker.vcpus >= 8 else 2 if worker.vcpus >= 4 else worker.vcpus
     executors_per_worker = worker.vcpus // executor_cores
-    container_mb = _round_down(yarn_memory_mb / executors_per_worker, YARN_ALLOCATION_MB)
+    # Each worker keeps room for one AM beside its executors; `guaranteed_executors` covers both on one.
+    container_mb = _round_down((yarn_memory_mb - am_container_mb()) / executors_per_worker,
+                               YARN_ALLOCATION_MB)
     overhead_mb = max(MIN_OVERHEAD_MB, _round_up(container_mb / 11, 64))  # about 10% of the heap
     executor_memory_mb = container_mb - overhead_mb
 
-    slots = workers * executors_per_worker
-    consumer_executors = slots - AM_SLOTS - PRODUCER_EXECUTORS
+    executors = guaranteed_executors(yarn_memory_mb, container_mb, workers)
+    consumer_executors = executors - PRODUCER_EXECUTORS
     if consumer_executors < 1:
-        raise SizingError(f"{workers} x {worker.name} gives {slots} executor slots; the consumer, the "
-                          f"producer and the application masters need at least 3")
+        raise SizingError(f"{workers} x {worker.name} guarantees {executors} executor(s) beside the two "
+                          f"application masters; the consumer and the producer need at least 2")
 
-    driver_memory_mb = min(MAX_DRIVER_MB, _round_down(
-        (master.memory_mb - MASTER_DAEMONS_MB) / DRIVERS_ON_MASTER, YARN_ALLOCATION_MB))
+    driver_memory = driver_memory_mb(master)
     # Two tasks per consumer core keeps small micro-batches fast (the default 200 costs about 6x).
     shuffle_partitions = 2 * consumer_executors * executor_cores
     return SparkSizing(
@@ -188,7 +276,8 @@ def spark_sizing(master: MachineShape, worker: MachineShape, workers: int) -> Sp
         executors_per_worker=executors_per_worker,
         consumer_executors=consumer_executors,
         producer_executors=PRODUCER_EXECUTORS,
-        driver_memory_mb=driver_memory_mb,
+        driver_memory_mb=driver_memory,
+        driver_overhead_mb=memory_overhead_mb(driver_memory),
         shuffle_partitions=shuffle_partitions,
     )
 

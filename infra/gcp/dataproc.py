@@ -26,11 +26,13 @@ def cluster_name(settings: StackSettings) -> str:
 
 
 def cluster_properties(settings: StackSettings) -> dict[str, str]:
-    """Cluster properties: the derived YARN/Spark sizes, the jobs' pip packages and the Kafka connector."""
+    """Cluster properties: the derived YARN/Spark sizes and the jobs' pip packages.
+
+    No `spark.jars.packages`: the Kafka connector ships with each release as `jar_file_uris`.
+    """
     return {
         **settings.spark.cluster_properties(),
         "dataproc:pip.packages": ",".join(bundle.pinned_requirements()),
-        "spark:spark.jars.packages": catalog.DATAPROC_IMAGE.kafka_connector,
     }
 
 
@@ -91,7 +93,8 @@ class DataprocCluster(pulumi.ComponentResource):
                 ),
                 software_config=gcp.dataproc.ClusterClusterConfigSoftwareConfigArgs(
                     image_version=catalog.DATAPROC_IMAGE.version,
-                    properties=cluster_properties(settings),
+                    # `properties` is computed (what the daemons got); the configurable field is this one.
+                    override_properties=cluster_properties(settings),
                 ),
                 endpoint_config=gcp.dataproc.ClusterClusterConfigEndpointConfigArgs(
                     enable_http_port_access=True),
@@ -100,7 +103,9 @@ class DataprocCluster(pulumi.ComponentResource):
             ),
             # The name is fixed: a replaced cluster goes first (its jobs with it), then the new one
             # starts and the jobs resume from their checkpoints in Cloud Storage.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            # Waits for what the component waits for (Cloud NAT: the init's pip install needs it).
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
+                                        depends_on=opts.depends_on if opts else None),
         )
 
         self.cluster_name: pulumi.Output[str] = cluster.name

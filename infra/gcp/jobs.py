@@ -1,11 +1,13 @@
 """The streaming jobs on Dataproc: the release's artifacts in Cloud Storage and the two running jobs.
 
-The working tree's `jobs/` bundle is uploaded under `releases/<digest>/`. A pinned stack (staging,
-prod) deploys only the release it pins: `pulumi preview` warns about a tree that differs and
-`pulumi up` refuses it. The consumer is submitted first and the producer depends on it; a Dataproc
-Job resource is created once its job is RUNNING, so `pulumi up` never waits on a never-ending stream.
-Replacement deletes first (two consumers must never share a checkpoint) and destroy cancels running
-jobs. The InfluxDB token travels as a Secret Manager version name, never as a value.
+The working tree's `jobs/` bundle is uploaded under `releases/<digest>/`, the locked Kafka connector
+jars under `releases/<digest>/jars/` (`infra.connector_jars`): a job start never resolves from Maven.
+A pinned stack (staging, prod) deploys only the release it pins: `pulumi preview` warns about a tree
+that differs and `pulumi up` refuses it. The consumer is submitted first and the producer depends on
+it; a Dataproc Job resource is created once its job is RUNNING, so `pulumi up` never waits on a
+never-ending stream. Replacement deletes first (two consumers must never share a checkpoint) and
+destroy cancels running jobs. The InfluxDB token travels as a Secret Manager version name, never as
+a value.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import bundle, catalog
+from infra import bundle, connector_jars
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.settings import StackSettings
 
@@ -69,11 +71,8 @@ def job_id(job: str, release: str, spec: object) -> str:
 
 
 def job_properties(settings: StackSettings, executors: int) -> dict[str, str]:
-    """Spark properties of one job: the derived sizes and the image's Kafka connector."""
-    return {
-        **settings.spark.job_properties(executors),
-        "spark.jars.packages": catalog.DATAPROC_IMAGE.kafka_connector,
-    }
+    """Spark properties of one job: the derived sizes (the connector comes as jar_file_uris, not packages)."""
+    return settings.spark.job_properties(executors)
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,20 @@ class StreamingJobs(pulumi.ComponentResource):
             uris[file_name] = pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
                 lambda parts: f"gs://{parts[0]}/{parts[1]}")
 
+        # The connector and its dependencies beside the code: a job start never reaches Maven Central.
+        jar_uris: list[pulumi.Output[str]] = []
+        for jar in connector_jars.release_jars():
+            uploaded = gcp.storage.BucketObject(
+                f"{name}-jar-{jar.artifact}",
+                bucket=args.artifacts_bucket,
+                name=bundle.release_jar_object_name(release, jar.file_name),
+                source=pulumi.FileAsset(str(connector_jars.cached(jar))),
+                content_type="application/java-archive",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            jar_uris.append(pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
+                lambda parts: f"gs://{parts[0]}/{parts[1]}"))
+
         checkpoint_root = pulumi.Output.concat("gs://", args.checkpoint_bucket, "/", release)
         influxdb = settings.influxdb
         consumer_command = pulumi.Output.all(
@@ -128,9 +141,9 @@ class StreamingJobs(pulumi.ComponentResource):
                                          checkpoint_root=values[1]))
 
         spark = settings.spark
-        consumer = self._job(name, CONSUMER, args, release, uris, consumer_command,
+        consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, consumer_command,
                              job_properties(settings, spark.consumer_executors), depends_on=[])
-        producer = self._job(name, PRODUCER, args, release, uris, producer_command,
+        producer = self._job(name, PRODUCER, args, release, uris, jar_uris, producer_command,
                              job_properties(settings, spark.producer_executors), depends_on=[consumer])
 
         self.consumer_job_id: pulumi.Output[str] = consumer.reference.apply(lambda ref: ref.job_id)
@@ -142,12 +155,14 @@ class StreamingJobs(pulumi.ComponentResource):
         })
 
     def _job(self, name: str, job: str, args: StreamingJobsArgs, release: str,
-             uris: dict[str, pulumi.Output[str]], command: pulumi.Output[list[str]],
+             uris: dict[str, pulumi.Output[str]], jar_uris: list[pulumi.Output[str]],
+             command: pulumi.Output[list[str]],
              properties: dict[str, str], depends_on: list[pulumi.Resource]) -> gcp.dataproc.Job:
         settings = args.settings
         main_uri = uris[ENTRY_FILE[job]]
         package_uri = uris[bundle.PACKAGE_ZIP]
-        reference_id = pulumi.Output.all(args.cluster_name, main_uri, package_uri, command).apply(
+        jars = pulumi.Output.all(*jar_uris)
+        reference_id = pulumi.Output.all(args.cluster_name, main_uri, package_uri, command, jars).apply(
             lambda spec: job_id(job, release, {"spec": spec, "properties": properties}))
         return gcp.dataproc.Job(
             f"{name}-{job}",
@@ -157,6 +172,7 @@ class StreamingJobs(pulumi.ComponentResource):
             pyspark_config=gcp.dataproc.JobPysparkConfigArgs(
                 main_python_file_uri=main_uri,
                 python_file_uris=[package_uri],
+                jar_file_uris=jars,
                 args=command,
                 properties=properties,
             ),

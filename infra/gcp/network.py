@@ -56,7 +56,7 @@ class Network(pulumi.ComponentResource):
             region=region,
             opts=child,
         )
-        gcp.compute.RouterNat(
+        nat = gcp.compute.RouterNat(
             f"{name}-nat",
             name=f"{NETWORK_NAME}-{region}",
             router=router.name,
@@ -75,6 +75,8 @@ class Network(pulumi.ComponentResource):
         self.network_self_link = vpc.self_link
         self.subnet_id = subnet.id
         self.subnet_self_link = subnet.self_link
+        # What needs the internet at boot (Dataproc's pip.packages, image pulls) waits for this.
+        self.nat = nat
         self.register_outputs({
             "network_id": self.network_id,
             "network_self_link": self.network_self_link,

@@ -39,7 +39,9 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
                         after_apis)
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(
         settings, subnet, emails[catalog.DATAPROC],
-        staging_bucket=buckets.staging, temp_bucket=buckets.temp))
+        staging_bucket=buckets.staging, temp_bucket=buckets.temp),
+        # Its init installs `dataproc:pip.packages` from PyPI: through NAT, so NAT must exist first.
+        pulumi.ResourceOptions(depends_on=[network.nat]))
     monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
         settings, subnet, emails[catalog.MONITORING], secrets.ids,
         config_bucket=buckets.config,

@@ -1,7 +1,8 @@
 """The local Spark container: consumer and producer in local-mode Spark, with Dataproc's command lines.
 
 The job arguments come from `infra.job_commands` (the same builder the Dataproc jobs use); the code
-is the jobs release bundle (`infra.bundle`), uploaded as the zip and entry files Dataproc gets. What
+is the jobs release bundle (`infra.bundle`), uploaded as the zip and entry files Dataproc gets, and the
+Kafka connector is the release's locked jars (`infra.connector_jars`), so no start downloads it. What
 differs is only how Spark is started: `spark-submit --master local[*]` by a small entry script.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pulumi
 from hydrostream_jobs import contract
 
-from infra import catalog
+from infra import catalog, connector_jars
 from infra.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local.secrets import secret_path
@@ -31,7 +32,7 @@ SPARK_USER = "spark"
 SPARK_UID = "185"
 ENTRY_PATH = "/opt/hydrostream/bin/spark-jobs.sh"
 JOBS_PATH = "/opt/hydrostream/jobs"
-CACHE_PATH = "/opt/hydrostream/cache"          # the container's own layer: survives restarts
+JARS_PATH = "/opt/hydrostream/jars"
 PYTHON_DEPS_PATH = "/opt/hydrostream/python"
 # What the jobs read from the container's secrets volume (the consumer's InfluxDB token).
 SECRETS = (catalog.INFLUXDB_TOKEN,)
@@ -59,9 +60,8 @@ def submit_options() -> list[str]:
     return [
         "--master", MASTER,
         "--driver-memory", f"{DRIVER_MEMORY_MB}m",
-        # Downloaded from Maven Central at the first start, then kept in the container's cache.
-        "--conf", f"spark.jars.packages={catalog.DATAPROC_IMAGE.kafka_connector}",
-        "--conf", f"spark.jars.ivy={CACHE_PATH}/ivy",
+        # The release's locked connector jars, uploaded into the container: nothing from Maven Central.
+        "--jars", ",".join(f"{JARS_PATH}/{jar.file_name}" for jar in connector_jars.release_jars()),
         "--conf", f"spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
         "--py-files", f"{JOBS_PATH}/{PACKAGE_ZIP}",
     ]
@@ -112,10 +112,13 @@ class SparkJobs(pulumi.ComponentResource):
                    content_base64=base64.b64encode(args.bundle.package_zip).decode()),
             Upload(f"{JOBS_PATH}/consumer.py", content=args.bundle.consumer.decode()),
             Upload(f"{JOBS_PATH}/producer.py", content=args.bundle.producer.decode()),
+            *(Upload(f"{JARS_PATH}/{jar.file_name}", source=str(connector_jars.cached(jar)),
+                     source_sha256=jar.sha256)
+              for jar in connector_jars.release_jars()),
         )
         env = {
             "HYDRO_SPARK_USER": SPARK_USER,
-            "HYDRO_OWNED_DIRS": f"{CHECKPOINT_ROOT} {CACHE_PATH}",
+            "HYDRO_OWNED_DIRS": CHECKPOINT_ROOT,
             "HYDRO_PYTHON_DEPS": PYTHON_DEPS_PATH,
             "HYDRO_PIP_REQUIREMENT": pip_requirement(),
             "HYDRO_CONSUMER_READY_URL": f"http://localhost:{contract.CONSUMER_METRICS_PORT}/metrics",
@@ -135,7 +138,7 @@ class SparkJobs(pulumi.ComponentResource):
             init=True,
             uploads=uploads,
             secrets_volume=args.secrets_volume,
-            # Not gating `pulumi up`: the first start downloads the connector and pip package.
+            # Not gating `pulumi up`: the first start installs the pip package.
             wait=False,
             labels={**args.labels, "hydrostream.release": args.bundle.digest},
             depends_on=args.depends_on,

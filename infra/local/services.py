@@ -35,16 +35,23 @@ class Upload:
     content: pulumi.Input[str] | None = None
     content_base64: pulumi.Input[str] | None = None
     permissions: str = CONFIG_FILE_MODE
+    # A file on the deploying machine, read by the provider (large binaries stay out of the state);
+    # its sha256 makes a change of bytes a change of the container.
+    source: str | None = None
+    source_sha256: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.content is None) == (self.content_base64 is None):
-            raise ValueError(f"upload {self.path}: give exactly one of content, content_base64")
+        if sum(value is not None for value in (self.content, self.content_base64, self.source)) != 1:
+            raise ValueError(f"upload {self.path}: give exactly one of content, content_base64, source")
+        if (self.source is None) != (self.source_sha256 is None):
+            raise ValueError(f"upload {self.path}: a source file needs its source_sha256")
         if not self.path.startswith("/"):
             raise ValueError(f"upload {self.path}: the path must be absolute")
 
     def args(self) -> docker.ContainerUploadArgs:
         return docker.ContainerUploadArgs(file=self.path, content=self.content,
-                                          content_base64=self.content_base64, permissions=self.permissions)
+                                          content_base64=self.content_base64, source=self.source,
+                                          source_hash=self.source_sha256, permissions=self.permissions)
 
 
 def uploads_digest(uploads: Sequence[Upload]) -> str:

@@ -19,6 +19,7 @@ from infra.bundle import (
     ReleaseMismatch,
     build_bundle,
     check_release_pin,
+    release_jar_object_name,
     release_object_name,
 )
 
@@ -129,6 +130,16 @@ def test_artifacts_are_named_under_the_release_digest():
         release_object_name("latest", "consumer.py")
     with pytest.raises(ValueError, match="not a release artifact"):
         release_object_name(bundle.digest, "other.py")
+
+
+def test_connector_jars_are_named_under_the_release_jars_folder():
+    digest = "a" * 64
+    assert release_jar_object_name(digest, "kafka-clients-3.4.1.jar") == \
+        f"releases/{digest}/jars/kafka-clients-3.4.1.jar"
+    with pytest.raises(ValueError, match="not a release digest"):
+        release_jar_object_name("latest", "kafka-clients-3.4.1.jar")
+    with pytest.raises(ValueError, match="not a jar file name"):
+        release_jar_object_name(digest, "../consumer.py")
 
 
 def test_the_entry_files_run_from_the_bundle_alone_on_a_clean_path(tmp_path):

@@ -1,5 +1,5 @@
 """The Dataproc cluster under mocks, per stack: pinned image, catalog shapes, Spark sizes that fit the
-workers, the jobs' Python packages and Kafka connector, private nodes, no autoscaling, idle delete in dev."""
+workers, the jobs' Python packages, no Maven resolution, private nodes, no autoscaling, idle delete in dev."""
 
 import importlib.metadata
 
@@ -77,8 +77,15 @@ def test_image_is_the_catalogs_and_runs_the_tested_spark(config):
     assert catalog.DATAPROC_IMAGE.spark == importlib.metadata.version("pyspark")
 
 
+def test_properties_go_to_the_configurable_field(config):
+    # The provider computes `softwareConfig.properties` and rejects a value there
+    # ("Value for unconfigurable attribute"); `overrideProperties` is what it accepts.
+    assert "properties" not in config["softwareConfig"]
+    assert config["softwareConfig"]["overrideProperties"]
+
+
 def test_properties_carry_the_derived_sizes(planned, config):
-    properties = config["softwareConfig"]["properties"]
+    properties = config["softwareConfig"]["overrideProperties"]
     spark = planned.settings.spark
     assert properties["yarn:yarn.nodemanager.resource.memory-mb"] == str(spark.yarn_memory_mb)
     assert properties["yarn:yarn.nodemanager.resource.cpu-vcores"] == str(spark.yarn_vcores)
@@ -92,7 +99,7 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
     worker = sizing.SHAPES[config["workerConfig"]["machineType"]]
     master = sizing.SHAPES[config["masterConfig"]["machineType"]]
     workers = config["workerConfig"]["numInstances"]
-    yarn_mb = int(config["softwareConfig"]["properties"]["yarn:yarn.nodemanager.resource.memory-mb"])
+    yarn_mb = int(config["softwareConfig"]["overrideProperties"]["yarn:yarn.nodemanager.resource.memory-mb"])
     spark = planned.settings.spark
     # YARN leaves the OS and daemons at least 2 GB of each worker.
     assert yarn_mb <= worker.memory_mb - 2048
@@ -101,23 +108,24 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
     assert per_worker >= 1
     assert spark.executor_memory_mb + spark.executor_overhead_mb <= yarn_mb // per_worker
     assert spark.executor_overhead_mb >= max(384, spark.executor_memory_mb // 10)
-    # Both jobs' executors plus one slot for the application masters fit the cluster.
-    assert spark.consumer_executors + spark.producer_executors + 1 <= workers * per_worker
-    # The master keeps 4 GB for its daemons beside the two drivers.
-    assert 2 * spark.driver_memory_mb + 4096 <= master.memory_mb
+    # Both jobs' executors plus two 1024 MB application masters fit the cluster.
+    container = spark.executor_memory_mb + spark.executor_overhead_mb
+    assert (spark.consumer_executors + spark.producer_executors) * container + 2 * 1024 <= workers * yarn_mb
+    # The master keeps its daemons' 7424 MB beside two drivers (heap, overhead, 512 MB Python each).
+    assert 2 * (spark.driver_memory_mb + spark.driver_overhead_mb + 512) + 7424 <= master.memory_mb
 
 
 def test_jobs_python_packages_are_pinned_to_the_installed_versions(config):
-    properties = config["softwareConfig"]["properties"]
+    properties = config["softwareConfig"]["overrideProperties"]
     assert properties["dataproc:pip.packages"] == (
         f"prometheus-client=={importlib.metadata.version('prometheus-client')}")
 
 
-def test_kafka_connector_matches_the_installed_pyspark(config):
-    properties = config["softwareConfig"]["properties"]
-    pyspark = importlib.metadata.version("pyspark")
-    assert properties["spark:spark.jars.packages"] == (
-        f"org.apache.spark:spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}:{pyspark}")
+def test_no_job_resolves_packages_from_maven_central(config):
+    # The connector ships with the release (jar_file_uris); a cluster-wide spark.jars.packages would make
+    # every driver start resolve it from Maven Central again, through NAT.
+    properties = config["softwareConfig"]["overrideProperties"]
+    assert not any("jars.packages" in key or "jars.repositories" in key for key in properties)
 
 
 def test_nodes_are_private_shielded_and_run_as_our_account(config):

@@ -1,6 +1,7 @@
 """The streaming jobs under mocks: the release's artifacts, consumer before producer, replacement and
-destroy behaviour, restart policy, the image's connector, no secret on a command line, the release pin."""
+destroy behaviour, restart policy, the release's connector jars, no secret on a command line, the pin."""
 
+import hashlib
 import importlib.metadata
 import logging
 import re
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import bundle, catalog, plan
+from infra import bundle, catalog, connector_jars, plan
 
 JOB = "gcp:dataproc/job:Job"
 OBJECT = "gcp:storage/bucketObject:BucketObject"
@@ -94,12 +95,40 @@ def test_restart_policy_from_the_stack_settings(planned):
         assert job.inputs["scheduling"] == {"maxFailuresPerHour": 5, "maxFailuresTotal": 20}
 
 
-def test_connector_is_the_images_and_matches_the_installed_pyspark(planned):
+# The connector's compile-scope dependencies that Spark's own jars/ folder lacks (spark-sql-kafka's POM).
+CONNECTOR_JARS = ("spark-sql-kafka-0-10_{scala}-{spark}.jar",
+                  "spark-token-provider-kafka-0-10_{scala}-{spark}.jar",
+                  "kafka-clients-3.4.1.jar", "commons-pool2-2.11.1.jar")
+
+
+def test_connector_is_the_images_and_matches_the_installed_pyspark(planned, digest):
     pyspark = importlib.metadata.version("pyspark")
     assert catalog.DATAPROC_IMAGE.spark == pyspark
+    base = f"gs://fake-artifacts/releases/{digest}/jars"
+    expected = [f"{base}/{name.format(scala=catalog.DATAPROC_IMAGE.scala, spark=pyspark)}"
+                for name in CONNECTOR_JARS]
     for job in planned.of_type(JOB):
-        assert job.inputs["pysparkConfig"]["properties"]["spark.jars.packages"] == (
-            f"org.apache.spark:spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}:{pyspark}")
+        pyspark_config = job.inputs["pysparkConfig"]
+        assert pyspark_config["jarFileUris"] == expected
+        # Nothing resolved from Maven Central when a job starts.
+        assert not any("jars.packages" in key or "jars.repositories" in key
+                       for key in pyspark_config["properties"])
+
+
+def test_the_connector_jars_uploaded_are_the_locked_bytes(planned, digest):
+    objects = {r.inputs["name"]: r for r in planned.of_type(OBJECT)}
+    jars = {name: r for name, r in objects.items() if name.startswith(f"releases/{digest}/jars/")}
+    assert len(jars) == len(CONNECTOR_JARS)
+    locked = {line.split()[0]: line.split()[1] for line in
+              (Path(connector_jars.__file__).parent / "connector-jars.lock").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    for uploaded in jars.values():
+        source = uploaded.inputs["source"]
+        assert isinstance(source, pulumi.FileAsset)
+        data = Path(source.path).read_bytes()
+        assert data[:2] == b"PK"  # a jar is a zip
+        assert hashlib.sha256(data).hexdigest() in locked.values()
+        assert uploaded.inputs["contentType"] == "application/java-archive"
 
 
 def test_executor_counts_fill_the_cluster(planned):
@@ -107,7 +136,7 @@ def test_executor_counts_fill_the_cluster(planned):
     by_job = jobs(planned)
     consumer = by_job["consumer"].inputs["pysparkConfig"]["properties"]
     producer = by_job["producer"].inputs["pysparkConfig"]["properties"]
-    # dev: 2 workers x 2 executors, one slot kept for the application masters, one for the producer.
+    # dev: 2 workers x 2 executors, less one that both AMs on one worker crowd out, one for the producer.
     assert consumer["spark.executor.instances"] == "2" and producer["spark.executor.instances"] == "1"
     for properties in (consumer, producer):
         assert properties["spark.executor.memory"] == f"{spark.executor_memory_mb}m"
@@ -158,8 +187,9 @@ def test_command_lines_point_at_the_endpoints_and_release_checkpoints(planned, d
 def test_artifacts_are_uploaded_under_the_release(planned, digest):
     built = bundle.build_bundle(bundle.JOBS_DIR)
     objects = {r.inputs["name"]: r for r in planned.of_type(OBJECT)}
-    assert sorted(objects) == sorted(f"releases/{digest}/{name}"
-                                     for name in ("hydrostream_jobs.zip", "consumer.py", "producer.py"))
+    code = sorted(name for name in objects if not name.startswith(f"releases/{digest}/jars/"))
+    assert code == sorted(f"releases/{digest}/{name}"
+                          for name in ("hydrostream_jobs.zip", "consumer.py", "producer.py"))
     for name, data in (("hydrostream_jobs.zip", built.package_zip), ("consumer.py", built.consumer),
                        ("producer.py", built.producer)):
         uploaded = objects[f"releases/{digest}/{name}"]

@@ -40,6 +40,7 @@ DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-da
 SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}
 SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
 GENERATE_SECRETS = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
+LOCK = ROOT / "infra" / "connector-jars.lock"
 CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning"}
 # What a person on the host reaches: container port -> service.
 PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "kafka": {9094}}
@@ -365,7 +366,19 @@ def test_spark_submits_in_local_mode_with_the_connector_of_the_image_table(plan)
         pairs = dict(zip(options[::2], options[1::2], strict=True))
         assert pairs["--master"] == "local[*]"
         confs = dict(options[i + 1].split("=", 1) for i, option in enumerate(options) if option == "--conf")
-        assert confs["spark.jars.packages"] == catalog.DATAPROC_IMAGE.kafka_connector
+        # The connector comes from the release's locked jars, uploaded into the container: a first start
+        # downloads nothing from Maven Central.
+        assert not any(key.startswith("spark.jars.") for key in confs)
+        jars = pairs["--jars"].split(",")
+        assert [Path(jar).name for jar in jars] == [
+            f"spark-sql-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}-{catalog.DATAPROC_IMAGE.spark}.jar",
+            f"spark-token-provider-kafka-0-10_{catalog.DATAPROC_IMAGE.scala}-{catalog.DATAPROC_IMAGE.spark}.jar",
+            "kafka-clients-3.4.1.jar", "commons-pool2-2.11.1.jar"]
+        for jar in jars:
+            source = Path(uploads[jar]["source"])
+            assert hashlib.sha256(source.read_bytes()).hexdigest() == uploads[jar]["sourceHash"]
+            assert uploads[jar]["sourceHash"] in LOCK.read_text()
+            assert "content" not in uploads[jar] and "contentBase64" not in uploads[jar]
         assert pairs["--py-files"] in uploads and pairs["--py-files"].endswith("hydrostream_jobs.zip")
         assert uploads[path]["content"] == (ROOT / "jobs" / entry).read_text()
     assert catalog.SPARK.image.split(":")[1].startswith(catalog.DATAPROC_IMAGE.spark + "-")

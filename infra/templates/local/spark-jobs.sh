@@ -3,8 +3,8 @@
 # container (catalog image, local-mode Spark). Started as root: hands the writable folders to the
 # Spark user and installs the one pinned Python requirement the jobs import beyond pyspark. Then,
 # as the Spark user, runs spark-submit with the consumer's arguments and, once the consumer's
-# metrics endpoint answers (Dataproc submits the producer once the consumer runs; one job at a
-# time also keeps two Ivy resolutions off the shared cache), with the producer's. When either job
+# metrics endpoint answers (Dataproc submits the producer once the consumer runs), with the
+# producer's. The Kafka connector comes as uploaded jars (--jars): nothing is resolved from Maven. When either job
 # ends the script stops the other and exits with its status; the restart policy starts both again.
 #
 # Environment: HYDRO_SPARK_USER, HYDRO_OWNED_DIRS (space-separated), HYDRO_PYTHON_DEPS (a pip
