@@ -32,8 +32,18 @@ class TokenSource:
 
 
 def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str, influx_org: str,
-                  influx_bucket: str, token: TokenSource, checkpoint_root: str) -> list[str]:
-    """consumer.py arguments: Kafka in, InfluxDB out, checkpoints and dead letters under `checkpoint_root`."""
+                  influx_bucket: str, token: TokenSource, checkpoint_root: str,
+                  handover_root: str) -> list[str]:
+    """consumer.py arguments: Kafka in, InfluxDB out, checkpoints and dead letters under `checkpoint_root`.
+
+    `checkpoint_root` is the release's folder directly below `handover_root`, where every release has
+    one: a new release's consumer starts where the one that ran last stood (docs/jobs.md, "Release
+    handover"), not at the topic's earliest offset.
+    """
+    parent, _, release = checkpoint_root.rstrip("/").rpartition("/")
+    if not release or parent != handover_root.rstrip("/"):
+        raise ValueError(f"the consumer's checkpoint root {checkpoint_root} must be a release folder "
+                         f"directly below the handover root {handover_root}")
     return [
         "--source", "kafka",
         "--bootstrap-servers", bootstrap_servers,
@@ -45,6 +55,7 @@ def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str
         "--influx-bucket", influx_bucket,
         *token.flags(),
         "--checkpoint-location", f"{checkpoint_root}/consumer",
+        "--handover-from", handover_root,
         "--dead-letter-path", f"{checkpoint_root}/dead-letter",
         "--trigger", jobs.trigger,
         "--window", jobs.window,

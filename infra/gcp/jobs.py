@@ -123,10 +123,12 @@ class StreamingJobs(pulumi.ComponentResource):
             jar_uris.append(pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
                 lambda parts: f"gs://{parts[0]}/{parts[1]}"))
 
-        checkpoint_root = pulumi.Output.concat("gs://", args.checkpoint_bucket, "/", release)
+        # Every release's checkpoints below the bucket's root: the consumer hands over from the last one.
+        handover_root = pulumi.Output.concat("gs://", args.checkpoint_bucket)
+        checkpoint_root = pulumi.Output.concat(handover_root, "/", release)
         influxdb = settings.influxdb
         consumer_command = pulumi.Output.all(
-            args.bootstrap_servers, args.influx_url, args.token_secret_id, checkpoint_root,
+            args.bootstrap_servers, args.influx_url, args.token_secret_id, checkpoint_root, handover_root,
         ).apply(lambda values: consumer_args(
             settings.jobs,
             bootstrap_servers=values[0],
@@ -135,6 +137,7 @@ class StreamingJobs(pulumi.ComponentResource):
             influx_bucket=influxdb.bucket,
             token=TokenSource(secret_version=f"{values[2]}/versions/latest"),
             checkpoint_root=values[3],
+            handover_root=values[4],
         ))
         producer_command = pulumi.Output.all(args.bootstrap_servers, checkpoint_root).apply(
             lambda values: producer_args(settings.jobs, bootstrap_servers=values[0],

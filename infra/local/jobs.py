@@ -96,12 +96,14 @@ class SparkJobs(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SparkJobsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:local:SparkJobs", name, None, opts)
+        # A folder per release, as on GCS: a new release hands over from the last one's checkpoint.
+        release_root = f"{CHECKPOINT_ROOT}/{args.bundle.digest}"
         self.consumer_args = consumer_args(
             args.jobs, bootstrap_servers=args.bootstrap_servers, influx_url=args.influx_url,
             influx_org=args.influx_org, influx_bucket=args.influx_bucket, token=TokenSource(file=TOKEN_PATH),
-            checkpoint_root=CHECKPOINT_ROOT)
+            checkpoint_root=release_root, handover_root=CHECKPOINT_ROOT)
         self.producer_args = producer_args(
-            args.jobs, bootstrap_servers=args.bootstrap_servers, checkpoint_root=CHECKPOINT_ROOT)
+            args.jobs, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root)
         shared = submit_options()
         command = (ENTRY_PATH,
                    "--", *shared, f"{JOBS_PATH}/consumer.py", *self.consumer_args,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hydrostream_jobs.contract import CONSUMER_METRICS_PORT, PRODUCER_METRICS_PORT, READINGS_TOPIC
+from hydrostream_jobs.handover import CheckpointLayout, HandoverError
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _DURATION_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -64,6 +65,7 @@ class ConsumerArgs:
     sink: str
     dead_letter_path: str
     checkpoint_location: str
+    handover_from: str | None  # None: a fresh checkpoint starts at --starting-offsets
     trigger: str
     window: str
     slide: str
@@ -132,6 +134,11 @@ def _consumer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--influx-timeout-seconds", type=float, default=30.0)
     parser.add_argument("--dead-letter-path", required=True)
     parser.add_argument("--checkpoint-location", required=True)
+    parser.add_argument(
+        "--handover-from",
+        help="root of every release's checkpoint folder (<root>/<release>/...): a fresh checkpoint "
+        "starts where the release that ran last stood, less one window and the watermark",
+    )
     parser.add_argument("--trigger", type=_trigger, default=AVAILABLE_NOW)
     parser.add_argument("--window", type=spark_interval, default="5m")
     parser.add_argument("--slide", type=spark_interval, default="1m")
@@ -155,6 +162,11 @@ def parse_consumer_args(argv: list[str]) -> ConsumerArgs:
             parser.error("--sink influxdb needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
         if bool(ns.influx_token_file) == bool(ns.influx_token_secret):
             parser.error("--sink influxdb needs exactly one of --influx-token-file, --influx-token-secret")
+    if ns.handover_from:
+        try:
+            CheckpointLayout.of(ns.handover_from, ns.checkpoint_location)
+        except HandoverError as error:
+            parser.error(f"--checkpoint-location, --handover-from: {error}")
     return ConsumerArgs(**vars(ns))
 
 

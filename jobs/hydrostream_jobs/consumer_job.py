@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -19,6 +20,7 @@ from hydrostream_jobs.contract import (
     WINDOW_STATS_MEASUREMENT,
 )
 from hydrostream_jobs.dead_letter import dead_letter_folder, dead_letter_record
+from hydrostream_jobs.handover import HadoopFiles, StartPosition, decide
 from hydrostream_jobs.kafka import kafka_reader_options
 from hydrostream_jobs.line_protocol import readings_line, window_stats_line
 from hydrostream_jobs.metrics import (
@@ -41,16 +43,33 @@ KIND_QUARANTINED = "quarantined"
 KIND_WINDOW = "window"
 
 
-def read_messages(spark: SparkSession, args: ConsumerArgs) -> DataFrame:
+def start_position(spark: SparkSession, args: ConsumerArgs) -> StartPosition:
+    """Where a fresh Kafka checkpoint starts: handed over from the release that ran last (handover.py)."""
+    if args.source != "kafka":
+        return StartPosition(None, "the file source reads every file it has not read; no handover")
+    if not args.handover_from:
+        return StartPosition(None, f"no --handover-from: a fresh checkpoint starts at "
+                                   f"{args.starting_offsets}")
+    return decide(HadoopFiles(spark), args.handover_from, args.checkpoint_location, CONSUMER_QUERY,
+                  args.window, args.watermark)
+
+
+def kafka_source_options(args: ConsumerArgs, position: StartPosition) -> dict[str, str]:
+    """The Kafka reader's options for this command line and start position."""
+    return kafka_reader_options(
+        args.bootstrap_servers or "",
+        args.topic,
+        args.starting_offsets,
+        args.max_offsets_per_trigger,
+        args.fail_on_data_loss,
+        position.starting_timestamp_ms,
+    )
+
+
+def read_messages(spark: SparkSession, args: ConsumerArgs, position: StartPosition) -> DataFrame:
     """The streaming source as one binary `value` column (Kafka values, or lines of files)."""
     if args.source == "kafka":
-        options = kafka_reader_options(
-            args.bootstrap_servers or "",
-            args.topic,
-            args.starting_offsets,
-            args.max_offsets_per_trigger,
-            args.fail_on_data_loss,
-        )
+        options = kafka_source_options(args, position)
         return spark.readStream.format("kafka").options(**options).load().select("value")
     reader = spark.readStream.format("text")
     if args.max_files_per_trigger:
@@ -87,8 +106,12 @@ def window_rows(stats: DataFrame) -> DataFrame:
     )
 
 
-def consumer_output(messages: DataFrame, window: str, slide: str, watermark: str) -> DataFrame:
+def consumer_output(messages: DataFrame, window: str, slide: str, watermark: str,
+                    complete_from_ms: int | None = None) -> DataFrame:
     """Messages -> message rows and updated window rows, with every message parsed and checked once.
+
+    `complete_from_ms` (a release handover's start) drops the windows that begin before it: their
+    earlier readings are not re-read, and the previous release wrote them whole.
 
     Both branches start from the same exchange of the classified messages, which Spark computes
     once per micro-batch and reuses (ReusedExchange): the parse and the checks are most of the
@@ -111,6 +134,8 @@ def consumer_output(messages: DataFrame, window: str, slide: str, watermark: str
         .withColumn("event_time", event_time("time_ns"))
     )
     stats = window_stats(readings, window, slide, watermark)
+    if complete_from_ms is not None:
+        stats = stats.filter(F.col("window_start") >= F.timestamp_millis(F.lit(complete_from_ms)))
     return message_rows(shared).unionByName(window_rows(stats))
 
 
@@ -193,7 +218,10 @@ class ConsumerBatchWriter:
 def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics) -> StreamingQuery:
     """Start the consumer's one query; its checkpoint is the subfolder CONSUMER_QUERY."""
     target = influx_target(args) if args.sink == "influxdb" else None
-    output = consumer_output(read_messages(spark, args), args.window, args.slide, args.watermark)
+    position = start_position(spark, args)
+    print(position.describe(), file=sys.stderr, flush=True)
+    output = consumer_output(read_messages(spark, args, position), args.window, args.slide, args.watermark,
+                             position.complete_from_ms)
     stream = (
         output.writeStream.queryName(CONSUMER_QUERY)
         .outputMode("update")

@@ -9,17 +9,28 @@ def kafka_reader_options(
     starting_offsets: str,
     max_offsets_per_trigger: int,
     fail_on_data_loss: bool,
+    starting_timestamp_ms: int | None = None,
 ) -> dict[str, str]:
     """Source options: where a first run starts, how much one micro-batch takes, what lost data does.
 
-    `startingOffsets` applies only without a checkpoint; afterwards the checkpoint decides.
-    `failOnDataLoss` true stops the query when offsets it still needed were deleted (retention):
-    losing data is an incident, never silent.
+    `startingOffsets` (or `startingTimestamp`, the release handover) applies only without a checkpoint;
+    afterwards the checkpoint decides. `startingTimestamp` starts each partition at its first offset
+    whose record timestamp is at or after it; a partition without one (no record since) starts at its
+    latest offset instead of failing the query. `failOnDataLoss` true stops the query when offsets it
+    still needed were deleted (retention): losing data is an incident, never silent.
     """
+    if starting_timestamp_ms is not None and starting_timestamp_ms < 0:
+        raise ValueError(f"startingTimestamp must be milliseconds since the epoch, "
+                         f"got {starting_timestamp_ms}")
+    start = (
+        {"startingOffsets": starting_offsets}
+        if starting_timestamp_ms is None
+        else {"startingTimestamp": str(starting_timestamp_ms), "startingOffsetsByTimestampStrategy": "latest"}
+    )
     return {
         "kafka.bootstrap.servers": bootstrap_servers,
         "subscribe": topic,
-        "startingOffsets": starting_offsets,
+        **start,
         "maxOffsetsPerTrigger": str(max_offsets_per_trigger),
         "failOnDataLoss": "true" if fail_on_data_loss else "false",
     }

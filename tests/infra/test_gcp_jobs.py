@@ -180,6 +180,7 @@ def test_command_lines_point_at_the_endpoints_and_release_checkpoints(planned, d
     assert arg_after(consumer, "--influx-url") == "http://10.9.0.6:8086"
     assert arg_after(consumer, "--checkpoint-location") == f"gs://fake-checkpoints/{digest}/consumer"
     assert arg_after(producer, "--checkpoint-location") == f"gs://fake-checkpoints/{digest}/producer"
+    assert arg_after(consumer, "--handover-from") == "gs://fake-checkpoints"  # every release's folder
     assert arg_after(consumer, "--metrics-port") == str(contract.CONSUMER_METRICS_PORT)
     assert arg_after(producer, "--metrics-port") == str(contract.PRODUCER_METRICS_PORT)
 

@@ -14,7 +14,7 @@ def test_consumer_command_line_parses_with_the_jobs_parser():
     argv = consumer_args(JOBS, bootstrap_servers="10.0.0.5:9092", influx_url="http://10.0.0.6:8086",
                          influx_org="hydro", influx_bucket="readings",
                          token=TokenSource(secret_version="projects/p/secrets/influxdb-token/versions/latest"),
-                         checkpoint_root="gs://ckpt/abc")
+                         checkpoint_root="gs://ckpt/abc", handover_root="gs://ckpt")
     args = cli.parse_consumer_args(argv)
     assert (args.source, args.sink, args.bootstrap_servers) == ("kafka", "influxdb", "10.0.0.5:9092")
     assert args.topic == contract.READINGS_TOPIC
@@ -24,9 +24,23 @@ def test_consumer_command_line_parses_with_the_jobs_parser():
     assert args.influx_token_file is None
     assert args.checkpoint_location == "gs://ckpt/abc/consumer"
     assert args.dead_letter_path == "gs://ckpt/abc/dead-letter"
+    assert args.handover_from == "gs://ckpt"
     assert (args.window, args.slide, args.watermark) == ("10 minutes", "2 minutes", "15 minutes")
     assert args.max_offsets_per_trigger == 5000
     assert args.metrics_port == 8001
+
+
+def test_the_consumer_hands_over_from_the_folder_holding_every_release():
+    common = dict(bootstrap_servers="kafka:9092", influx_url="http://influxdb:8086", influx_org="hydro",
+                  influx_bucket="hydro", token=TokenSource(file="/run/secrets/t"))
+    argv = consumer_args(JOBS, **common, checkpoint_root="/var/ckpt/r1", handover_root="/var/ckpt/")
+    args = cli.parse_consumer_args(argv)
+    assert (args.handover_from, args.checkpoint_location) == ("/var/ckpt/", "/var/ckpt/r1/consumer")
+    # Another release's checkpoint would be <root>/<release>/consumer: not found from a deeper or other root.
+    for checkpoint_root, handover_root in (("/var/ckpt/r1", "/var"), ("/var/ckpt", "/var/ckpt"),
+                                           ("/other/r1", "/var/ckpt")):
+        with pytest.raises(ValueError, match=f"{checkpoint_root} must be a release folder directly below"):
+            consumer_args(JOBS, **common, checkpoint_root=checkpoint_root, handover_root=handover_root)
 
 
 def test_producer_command_line_parses_with_the_jobs_parser():

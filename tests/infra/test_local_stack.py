@@ -24,6 +24,7 @@ from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
 
 from infra import catalog
+from infra.bundle import JOBS_DIR, build_bundle
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.plan import run_plan
@@ -338,24 +339,28 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
     values, _, consumer_submit, producer_submit = spark_command(plan)
     settings = plan.settings
     checkpoints = catalog.SPARK.volumes[0].container_path
+    release = build_bundle(JOBS_DIR).digest
     _, _, consumer = job_arguments(consumer_submit, "consumer.py")
     _, _, producer = job_arguments(producer_submit, "producer.py")
     token_file = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
     assert consumer == consumer_args(
         settings.jobs, bootstrap_servers="hydrostream-kafka:9092", influx_url="http://hydrostream-influxdb:8086",
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
-        token=TokenSource(file=token_file), checkpoint_root=checkpoints)
+        token=TokenSource(file=token_file), checkpoint_root=f"{checkpoints}/{release}",
+        handover_root=checkpoints)
     assert producer == producer_args(settings.jobs, bootstrap_servers="hydrostream-kafka:9092",
-                                     checkpoint_root=checkpoints)
+                                     checkpoint_root=f"{checkpoints}/{release}")
     # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
     parsed = cli.parse_consumer_args(consumer)
     assert parsed.influx_token_file == token_file and parsed.influx_token_secret is None
     assert token_file == f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
     assert ("spark", SECRET_READERS["spark"], catalog.INFLUXDB_TOKEN) in secret_specs(plan)
     assert secrets_mount(values) == ("hydrostream-secrets-spark", True)
-    assert parsed.checkpoint_location.startswith(checkpoints + "/")
-    assert parsed.dead_letter_path.startswith(checkpoints + "/")
-    assert cli.parse_producer_args(producer).checkpoint_location.startswith(checkpoints + "/")
+    # Each release in its own folder of the volume, handing over from the one that ran before.
+    assert parsed.checkpoint_location == f"{checkpoints}/{release}/consumer"
+    assert parsed.handover_from == checkpoints
+    assert parsed.dead_letter_path.startswith(f"{checkpoints}/{release}/")
+    assert cli.parse_producer_args(producer).checkpoint_location.startswith(f"{checkpoints}/{release}/")
 
 
 def test_spark_submits_in_local_mode_with_the_connector_of_the_image_table(plan):
