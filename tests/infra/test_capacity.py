@@ -13,7 +13,7 @@ def sized(executors: int, cores: int) -> sizing.SparkSizing:
     return sizing.SparkSizing(
         yarn_memory_mb=0, yarn_vcores=0, executor_cores=cores, executor_memory_mb=0,
         executor_overhead_mb=0, executors_per_worker=0, consumer_executors=executors,
-        producer_executors=1, driver_memory_mb=0, shuffle_partitions=0)
+        producer_executors=1, driver_memory_mb=0, driver_overhead_mb=0, shuffle_partitions=0)
 
 
 def test_capacity_is_executors_times_cores_times_the_per_core_rate():
