@@ -98,11 +98,14 @@ SECRETS = (INFLUXDB_ADMIN_PASSWORD, INFLUXDB_TOKEN, GRAFANA_ADMIN_PASSWORD)
 
 SECRETS_DIR = "/run/secrets/hydrostream"
 
+KAFKA_PORT = 9092
+KAFKA_CLUSTER_ID = "GwRbAZVATIeRYXkYtp2mDA"
+
 KAFKA = Service(
     name="kafka",
     image="apache/kafka:3.9.1",
     role=BROKER,
-    ports=(Port("kafka", 9092), Port("controller", 9093)),
+    ports=(Port("kafka", KAFKA_PORT), Port("controller", 9093)),
     env={
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
@@ -115,13 +118,17 @@ KAFKA = Service(
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
         "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
-        # Stable across restarts so the storage directory is formatted only once.
-        "CLUSTER_ID": "aHlkcm9zdHJlYW0ta3Jh",
+        # Stable across restarts so the storage directory is formatted only once. Kafka's storage tool
+        # takes the unpadded base64url form of a random 16-byte UUID (Uuid.randomUuid().toString(),
+        # 22 characters, never starting with "-"); this one was generated once that way.
+        "CLUSTER_ID": KAFKA_CLUSTER_ID,
     },
     volumes=(Volume("kafka-data", "/var/lib/kafka/data"),),
+    # The broker's listener accepts connections. No Kafka CLI here: each would start a JVM that
+    # inherits the broker's KAFKA_HEAP_OPTS every interval. Whoever needs the API (the topics script,
+    # the jobs) retries until the broker answers.
     health_check=HealthCheck(
-        command=("CMD-SHELL",
-                 "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092"),
+        command=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{KAFKA_PORT}"),
         start_period_s=60,
     ),
     user="1000",

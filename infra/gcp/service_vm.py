@@ -85,7 +85,9 @@ class ServiceVm(pulumi.ComponentResource):
             type=DISK_TYPE,
             labels=labels,
             # The disk has no input from the network: it waits for what this VM waits for (the APIs).
+            # A protected stack keeps its data even when someone unprotects and destroys it.
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
+                                        retain_on_delete=settings.protect,
                                         depends_on=opts.depends_on if opts else None),
         )
         instance = gcp.compute.Instance(

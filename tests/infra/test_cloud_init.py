@@ -8,6 +8,7 @@ import re
 import secrets
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import tarfile
@@ -230,7 +231,7 @@ def test_containers_run_as_the_catalog_says(role, documents):
             assert run["env"][key] == value, (service.name, key)
         check = service.health_check
         kind, *health = check.command
-        assert run["health-cmd"] == (health[0] if kind == "CMD-SHELL" else " ".join(health))
+        assert run["health-cmd"] == (health[0] if kind == "CMD-SHELL" else shlex.join(health))
         assert (run["health-interval"], run["health-timeout"], run["health-retries"],
                 run["health-start-period"]) == (f"{check.interval_s}s", f"{check.timeout_s}s",
                                                 str(check.retries), f"{check.start_period_s}s")
@@ -426,6 +427,32 @@ def test_volume_folders_are_made_only_on_the_mounted_disk(mounted, tmp_path):
 def test_kafka_heap_is_the_given_heap(documents):
     env = container_units(documents[catalog.BROKER])["kafka"]["env"]
     assert env["KAFKA_HEAP_OPTS"] == f"-Xms{HEAP_MB}m -Xmx{HEAP_MB}m"
+
+
+def probe_exit(health_cmd: str, port: int, listening: bool) -> int:
+    """Exit status of a health command, as Docker runs `--health-cmd` (sh -c), against `port`."""
+    command = health_cmd.replace(f"/{catalog.KAFKA.port('kafka')}", f"/{port}")
+    assert command != health_cmd, "the probe does not name the broker's port"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        if listening:
+            server.listen()
+        return subprocess.run(["sh", "-c", command], capture_output=True, timeout=30).returncode
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_kafka_health_check_starts_no_jvm_and_fails_when_nothing_listens(documents):
+    health_cmd = container_units(documents[catalog.BROKER])["kafka"]["health-cmd"]
+    # Every Kafka CLI is a JVM that would inherit the broker's KAFKA_HEAP_OPTS every interval.
+    assert not re.search(r"kafka-[a-z-]+\.sh|\bjava\b", health_cmd), health_cmd
+    port = free_port()
+    assert probe_exit(health_cmd, port, listening=True) == 0
+    assert probe_exit(health_cmd, port, listening=False) != 0
 
 
 def test_kafka_advertises_the_internal_ip_read_from_the_metadata_server(documents, tmp_path):

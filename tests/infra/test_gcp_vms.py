@@ -176,6 +176,8 @@ def test_prod_protects_data_disks_and_vms(planned):
     prod = planned.stack == "prod"
     for disk in planned.of_type(DISK):
         assert disk.protect is prod, disk.name
+        # Even when a protected stack is torn down on purpose, the data outlives the stack.
+        assert disk.retain_on_delete is prod, disk.name
     for vm in planned.of_type(INSTANCE):
         assert vm.inputs["deletionProtection"] is prod, vm.name
         # Fixed names and a disk only one VM may hold: the old VM goes before its replacement.

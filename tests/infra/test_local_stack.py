@@ -151,6 +151,27 @@ def test_every_service_has_the_catalog_health_check(plan, service):
         f"{expected.interval_s}s", f"{expected.timeout_s}s", f"{expected.start_period_s}s", expected.retries)
 
 
+def test_the_kafka_health_check_starts_no_jvm_and_fails_when_nothing_listens(plan):
+    _, values = service_container(plan, catalog.KAFKA)
+    kind, *command = values["healthcheck"]["tests"]
+    assert kind == "CMD"
+    # Every Kafka CLI is a JVM that would inherit the broker's KAFKA_HEAP_OPTS every interval.
+    assert not any(re.search(r"kafka-[a-z-]+\.sh|\bjava\b", word) for word in command), command
+    port = catalog.KAFKA.port("kafka")
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        free = probe.getsockname()[1]
+    moved = [word.replace(f"/{port}", f"/{free}") for word in command]
+    assert moved != command, "the probe does not name the broker's port"
+    for listening in (True, False):
+        with socket.socket() as server:
+            server.bind((LOOPBACK, free))
+            if listening:
+                server.listen()
+            result = subprocess.run(moved, capture_output=True, timeout=30)
+        assert (result.returncode == 0) == listening, (listening, result.stderr)
+
+
 @pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
 def test_every_service_mounts_its_catalog_volumes_as_named_volumes(plan, service):
     _, values = service_container(plan, service)
