@@ -128,7 +128,7 @@ KAFKA = Service(
     # inherits the broker's KAFKA_HEAP_OPTS every interval. Whoever needs the API (the topics script,
     # the jobs) retries until the broker answers.
     health_check=HealthCheck(
-        command=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{KAFKA_PORT}"),
+        command=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/localhost/{KAFKA_PORT}"),
         start_period_s=60,
     ),
     user="1000",

@@ -6,7 +6,13 @@ the VM's `user-data` metadata key:
 
     broker_cloud_init(heap_mb, topics, data_disk=DEFAULT_DATA_DISK) -> str
     tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, data_disk=DEFAULT_DATA_DISK) -> str
-    monitoring_cloud_init(config, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
+    monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
+
+A change of this document is applied in place, never by replacing the VM (prod's deletion protection
+would refuse that): Pulumi updates the `user-data` metadata value in place and
+`hydrostream-user-data-watch.timer` reboots the VM when the value differs from the copy cloud-init
+applied at boot (at most once per document). Configuration that changes often (dashboards, alert
+rules, scrape targets, IPs) is not in this document at all: see the monitoring role below.
 
 COS applies cloud-init on every boot (its /etc is a tmpfs), so the units and scripts below are
 rewritten and started on each boot, and every step is idempotent:
@@ -33,7 +39,10 @@ rewritten and started on each boot, and every step is idempotent:
 - monitoring: config volumes (e.g. Prometheus config and rules, Grafana provisioning and
   dashboards) are filled at boot by `hydrostream-config` from a `ConfigBundle` (a .tar.gz in Cloud
   Storage whose top-level folders are volume names) and `ConfigFile`s carried inline (written over
-  the bundle's files), and mounted read-only. A bundle that cannot be downloaded leaves an earlier
+  the bundle's files), and mounted read-only. The bundle's URL is the VM's `CONFIG_BUNDLE_KEY`
+  metadata value (`ConfigBundle.media_url`), not part of this document: `hydrostream-config-refresh.timer`
+  re-reads it every `CONFIG_REFRESH_S` and, when it names a new bundle, refreshes the volumes and
+  restarts the containers that mount them. A bundle that cannot be downloaded leaves an earlier
   boot's config in place; with none, the containers restart until the download succeeds.
 A container whose data disk is not mounted never starts: below the mount point is a tmpfs.
 """
@@ -73,6 +82,17 @@ DATA_DISK_UNIT = "hydrostream-data-disk.service"
 FIREWALL_UNIT = "hydrostream-host-firewall.service"
 CONFIG_UNIT = "hydrostream-config.service"
 KAFKA_TOPICS_UNIT = "hydrostream-kafka-topics.service"
+CONFIG_REFRESH_UNIT = "hydrostream-config-refresh.service"
+USER_DATA_WATCH_UNIT = "hydrostream-user-data-watch.service"
+
+# The instance metadata key that holds the config bundle's media URL (outside user-data, see above).
+CONFIG_BUNDLE_KEY = "hydrostream-config-bundle"
+CONFIG_REFRESH_S = 120
+USER_DATA_WATCH_S = 60
+# Where cloud-init keeps the raw user-data it applied this boot (cloudinit.helpers: userdata_raw).
+CLOUD_INIT_USER_DATA = "/var/lib/cloud/instance/user-data.txt"
+# On COS's stateful /var: survives the reboot it records.
+USER_DATA_STATE = "/var/lib/hydrostream/rebooted-for-user-data"
 
 # Host mounts follow mounts the host makes later (a disk attached after boot), as node-exporter's
 # README runs it; COS's / is a shared mount, so `rslave` works here (Docker Desktop refuses it).
@@ -204,11 +224,21 @@ class _Document:
         return [BASH, f"{BIN_DIR}/{name}", *args]
 
     def oneshot(self, unit: str, description: str, command: list[str], *, requires: Sequence[str] = (),
-                wants: Sequence[str] = (), timeout_s: int = 300, network: bool = True) -> None:
-        """A unit that runs `command` once per boot; one that needs the network retries on failure."""
+                wants: Sequence[str] = (), timeout_s: int = 300, network: bool = True,
+                once_per_boot: bool = True) -> None:
+        """A unit that runs `command` once per boot (one that needs the network retries on failure),
+        or, with `once_per_boot=False`, each time a timer starts it."""
         self.units[unit] = _render_template(
             "oneshot.service.j2", description=description, requires=list(requires), wants=list(wants),
-            timeout_s=timeout_s, network=network, exec_start=_systemd_command(command))
+            timeout_s=timeout_s, network=network, once_per_boot=once_per_boot,
+            exec_start=_systemd_command(command))
+
+    def timer(self, unit: str, description: str, every_s: int) -> None:
+        """A timer that starts `unit` every `every_s` seconds, the first time `every_s` after boot."""
+        timer = unit.removesuffix(".service") + ".timer"
+        self.units[timer] = _render_template("timer.j2", description=description, unit=unit,
+                                             first_s=every_s, every_s=every_s)
+        self.enabled.append(timer)
 
 
 _environment = jinja2.Environment(
@@ -345,7 +375,7 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
 
 def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = (),
             extra_env: Mapping[str, Mapping[str, str]] | None = None,
-            config: ConfigBundle | None = None, config_files: Sequence[ConfigFile] = (),
+            bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
             topics: Sequence[TopicSpec] = ()) -> str:
     """The cloud-config of one role: every catalog service of the role, plus what they need."""
     services = catalog.services_for_role(role)
@@ -356,7 +386,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         raise ValueError(f"role {role!r} takes one SecretRef each for {sorted(needed)}, got "
                          f"{[ref.secret for ref in secrets]}")
     role_volumes = {v.name for service in services for v in service.volumes}
-    config_volumes = frozenset((config.volumes if config else ()) + tuple(f.volume for f in config_files))
+    config_volumes = frozenset((*bundle_volumes, *(f.volume for f in config_files)))
     if config_volumes - role_volumes:
         raise ValueError(f"role {role!r} has no volume {sorted(config_volumes - role_volumes)}; "
                          f"its volumes: {sorted(role_volumes)}")
@@ -375,11 +405,21 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     inline_files = {f"{INLINE_CONFIG_DIR}/{f.volume}/{f.path}": f.content for f in config_files}
     if len(inline_files) != len(config_files):
         raise ValueError("two config files have the same volume and path")
+    bundle = f"metadata:{CONFIG_BUNDLE_KEY}" if bundle_volumes else "-"
+    fetch_config = [data_disk.mount_path, INLINE_CONFIG_DIR, bundle, *sorted(config_volumes)]
     if config_volumes:
-        doc.oneshot(CONFIG_UNIT, "fill the config volumes",
-                    doc.script("fetch-config.sh", data_disk.mount_path, INLINE_CONFIG_DIR,
-                               config.media_url if config else "-", *sorted(config_volumes)),
+        doc.oneshot(CONFIG_UNIT, "fill the config volumes", doc.script("fetch-config.sh", *fetch_config),
                     requires=[DATA_DISK_UNIT])
+    if bundle_volumes:
+        readers = [unit_name(s) for s in services if any(v.name in config_volumes for v in s.volumes)]
+        restart = [word for unit in readers for word in ("--restart", unit)]
+        doc.oneshot(CONFIG_REFRESH_UNIT, "apply a new config bundle named in metadata",
+                    doc.script("fetch-config.sh", *restart, *fetch_config),
+                    requires=[DATA_DISK_UNIT, CONFIG_UNIT], once_per_boot=False)
+        doc.timer(CONFIG_REFRESH_UNIT, "look for a new config bundle", CONFIG_REFRESH_S)
+    doc.oneshot(USER_DATA_WATCH_UNIT, "reboot to apply a changed user-data",
+                doc.script("watch-user-data.sh", CLOUD_INIT_USER_DATA, USER_DATA_STATE), once_per_boot=False)
+    doc.timer(USER_DATA_WATCH_UNIT, "compare the user-data metadata with the applied one", USER_DATA_WATCH_S)
     for service in services:
         unit = _container_unit(doc, service, by_secret, extra_env.get(service.name, {}), config_volumes)
         doc.units[unit_name(service)] = unit
@@ -452,8 +492,10 @@ def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
     return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env})
 
 
-def monitoring_cloud_init(config: ConfigBundle | None, secrets: Sequence[SecretRef],
+def monitoring_cloud_init(bundle_volumes: Sequence[str], secrets: Sequence[SecretRef],
                           config_files: Sequence[ConfigFile] = (),
                           data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
-    """Prometheus and Grafana with their config volumes filled from `config` and `config_files`."""
-    return _render(catalog.MONITORING, data_disk, secrets=secrets, config=config, config_files=config_files)
+    """Prometheus and Grafana, their config volumes filled from the bundle named in metadata
+    (`bundle_volumes`: the volumes it fills) and from `config_files`."""
+    return _render(catalog.MONITORING, data_disk, secrets=secrets, bundle_volumes=tuple(bundle_volumes),
+                   config_files=config_files)

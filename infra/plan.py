@@ -74,6 +74,7 @@ class PlannedResource:
     retain_on_delete: bool
     dependencies: tuple[str, ...]
     ignore_changes: tuple[str, ...]
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -141,6 +142,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 retain_on_delete=request.retainOnDelete,
                 dependencies=tuple(request.dependencies),
                 ignore_changes=tuple(request.ignoreChanges),
+                replace_on_changes=tuple(request.replaceOnChanges),
             ))
         return response
 

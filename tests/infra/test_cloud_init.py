@@ -51,7 +51,7 @@ def render(role: str) -> str:
         return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
                                           refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
     return cloud_init.monitoring_cloud_init(
-        BUNDLE, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [PROMETHEUS_YML])
+        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [PROMETHEUS_YML])
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,8 @@ def test_document_fits_in_a_metadata_value(role, documents):
 def test_an_oversized_document_is_refused():
     huge = cloud_init.ConfigFile("prometheus-config", "rules/huge.yml", "x" * (256 * 1024) + "\n")
     with pytest.raises(ValueError, match="metadata value limit"):
-        cloud_init.monitoring_cloud_init(BUNDLE, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
-                                         [huge])
+        cloud_init.monitoring_cloud_init(
+            BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [huge])
 
 
 def test_scripts_are_embedded_from_the_template_files(documents):
@@ -525,9 +525,10 @@ def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
     document = documents[catalog.MONITORING]
     (args,) = commands(units(document)["hydrostream-config.service"], "ExecStart")
     assert args[1:] == ["/etc/hydrostream/bin/fetch-config.sh", "/mnt/disks/data", "/etc/hydrostream/config",
-                        "https://storage.googleapis.com/storage/v1/b/hydro-config/o/"
-                        "monitoring%2Fsha256-ab12.tar.gz?alt=media",
-                        "grafana-provisioning", "prometheus-config"]
+                        "metadata:hydrostream-config-bundle", "grafana-provisioning", "prometheus-config"]
+    # The bundle's URL is read from metadata: a new bundle leaves this document as it is.
+    assert "sha256-ab12" not in document and BUNDLE.media_url == (
+        "https://storage.googleapis.com/storage/v1/b/hydro-config/o/monitoring%2Fsha256-ab12.tar.gz?alt=media")
     inline = files(document)["/etc/hydrostream/config/prometheus-config/prometheus.yml"]
     assert inline == PROMETHEUS_YML.content
     for name in ("prometheus", "grafana"):
@@ -536,7 +537,7 @@ def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
         assert "hydrostream-config.service" in next(line for line in unit if line.startswith("Wants="))
         assert "hydrostream-data-disk.service" in next(line for line in unit if line.startswith("Requires="))
     with pytest.raises(ValueError, match="no volume"):
-        cloud_init.monitoring_cloud_init(cloud_init.ConfigBundle("gs://bkt/o.tgz", ("kafka-data",)),
+        cloud_init.monitoring_cloud_init(("kafka-data",),
                                          refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
 
 
@@ -551,23 +552,27 @@ def bundle(path: Path, members: dict[str, str]) -> Path:
     return path
 
 
-def fetch_config(tmp_path: Path, bundle_file: Path | None) -> subprocess.CompletedProcess:
+def fetch_config(tmp_path: Path, bundle_file: Path | None, *options: str,
+                 url: str = BUNDLE.media_url) -> subprocess.CompletedProcess:
     stubs = tmp_path / "bin"
     stub(stubs, "curl", """
 case "$*" in
   *computeMetadata*token*) echo '{"access_token":"ya29.T","expires_in":3599}' ;;
+  *computeMetadata*/instance/attributes/hydrostream-config-bundle) printf '%s' "$STUB_URL" ;;
   *storage.googleapis.com*)
     [[ -n "$STUB_BUNDLE" ]] || exit 22
     while [[ $# -gt 0 ]]; do [[ "$1" == --output ]] && cp "$STUB_BUNDLE" "$2"; shift; done ;;
   *) exit 22 ;;
 esac""")
+    stub(stubs, "systemctl", "")
     (tmp_path / "data").mkdir(exist_ok=True)
     inline = tmp_path / "inline" / "prometheus-config"
     inline.mkdir(parents=True, exist_ok=True)
     (inline / "prometheus.yml").write_text("inline\n")
-    return run_script("fetch-config.sh", str(tmp_path / "data"), str(tmp_path / "inline"), BUNDLE.media_url,
-                      "grafana-provisioning", "prometheus-config", stubs=stubs,
-                      env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_BUNDLE": str(bundle_file or "")})
+    return run_script("fetch-config.sh", *options, str(tmp_path / "data"), str(tmp_path / "inline"),
+                      "metadata:hydrostream-config-bundle", "grafana-provisioning", "prometheus-config",
+                      stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_URL": url,
+                                        "STUB_BUNDLE": str(bundle_file or "")})
 
 
 def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path):
@@ -587,7 +592,109 @@ def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path
     result = fetch_config(tmp_path, None)  # the download fails on the next boot
     assert result.returncode == 0 and "keeping the config" in result.stderr
     assert (data / "prometheus-config" / "rules" / "alerts.yml").exists()
-    assert sorted(p.name for p in data.iterdir()) == ["grafana-provisioning", "prometheus-config"]
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == [
+        "grafana-provisioning", "prometheus-config"]
+    assert calls(tmp_path / "calls.log", "systemctl") == []  # at boot the containers start after it
+
+
+RESTART = ("--restart", "hydrostream-prometheus.service", "--restart", "hydrostream-grafana.service")
+
+
+def test_the_config_refresh_applies_only_a_new_bundle_and_restarts_its_readers(tmp_path):
+    first = bundle(tmp_path / "1.tgz", {"prometheus-config/rules/a.yml": "first\n",
+                                        "grafana-provisioning/dashboards/d.json": "{}\n"})
+    second = bundle(tmp_path / "2.tgz", {"prometheus-config/rules/a.yml": "second\n",
+                                         "grafana-provisioning/dashboards/d.json": "{}\n"})
+    log = tmp_path / "calls.log"
+    assert fetch_config(tmp_path, first).returncode == 0  # the boot
+    rules = tmp_path / "data" / "prometheus-config" / "rules" / "a.yml"
+    result = fetch_config(tmp_path, second, *RESTART)  # same URL as at boot: nothing to do
+    assert result.returncode == 0 and "unchanged" in result.stdout
+    assert rules.read_text() == "first\n" and calls(log, "systemctl") == []
+
+    new_url = BUNDLE.media_url.replace("sha256-ab12", "sha256-cd34")
+    result = fetch_config(tmp_path, second, *RESTART, url=new_url)
+    assert result.returncode == 0, result.stderr
+    assert rules.read_text() == "second\n"
+    assert (tmp_path / "data" / "prometheus-config" / "prometheus.yml").read_text() == "inline\n"
+    assert calls(log, "systemctl") == ["systemctl try-restart --no-block hydrostream-prometheus.service "
+                                       "hydrostream-grafana.service"]
+    assert fetch_config(tmp_path, second, *RESTART, url=new_url).returncode == 0
+    assert len(calls(log, "systemctl")) == 1  # applied once
+
+
+def test_the_config_refresh_refuses_a_url_that_is_not_cloud_storage(tmp_path):
+    result = fetch_config(tmp_path, None, *RESTART, url="https://evil.example/b.tgz")
+    assert result.returncode != 0 and "not a Cloud Storage media URL" in result.stderr
+
+
+def test_the_monitoring_vm_refreshes_its_config_on_a_timer(documents):
+    found = units(documents[catalog.MONITORING])
+    timer = found["hydrostream-config-refresh.timer"]
+    assert f"OnUnitActiveSec={cloud_init.CONFIG_REFRESH_S}s" in timer.splitlines()
+    assert "Unit=hydrostream-config-refresh.service" in timer.splitlines()
+    refresh = found["hydrostream-config-refresh.service"]
+    assert "RemainAfterExit=yes" not in refresh  # else the timer could start it only once per boot
+    (args,) = commands(refresh, "ExecStart")
+    assert args[1] == "/etc/hydrostream/bin/fetch-config.sh"
+    assert args[2:6] == list(RESTART)
+    assert args[6:] == ["/mnt/disks/data", "/etc/hydrostream/config", "metadata:hydrostream-config-bundle",
+                        "grafana-provisioning", "prometheus-config"]
+    assert "hydrostream-config-refresh.timer" in yaml.safe_load(documents[catalog.MONITORING])["runcmd"][1]
+
+
+# --- a changed user-data is applied by a reboot, not a new VM --------------------------------------
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_vm_watches_its_user_data(role, documents):
+    found = units(documents[role])
+    timer = found["hydrostream-user-data-watch.timer"]
+    assert f"OnUnitActiveSec={cloud_init.USER_DATA_WATCH_S}s" in timer.splitlines()
+    (args,) = commands(found["hydrostream-user-data-watch.service"], "ExecStart")
+    assert args[1:] == ["/etc/hydrostream/bin/watch-user-data.sh", "/var/lib/cloud/instance/user-data.txt",
+                        "/var/lib/hydrostream/rebooted-for-user-data"]
+    assert "hydrostream-user-data-watch.timer" in yaml.safe_load(documents[role])["runcmd"][1]
+
+
+def watch_user_data(tmp_path: Path, metadata: str | None, applied: str | None):
+    stubs = tmp_path / "bin"
+    stub(stubs, "curl", """
+case "$*" in
+  *computeMetadata*/instance/attributes/user-data)
+    [[ -f "$STUB_METADATA" ]] || exit 22
+    cat "$STUB_METADATA" ;;
+  *) exit 22 ;;
+esac""")
+    stub(stubs, "systemctl", "")
+    if metadata is not None:
+        (tmp_path / "metadata").write_text(metadata)
+    copy = tmp_path / "user-data.txt"
+    if applied is not None:
+        copy.write_text(applied)
+    return run_script("watch-user-data.sh", str(copy), str(tmp_path / "state" / "rebooted-for"), stubs=stubs,
+                      env={"STUB_LOG": str(tmp_path / "calls.log"),
+                           "STUB_METADATA": str(tmp_path / "metadata")})
+
+
+def test_a_changed_user_data_reboots_the_vm_once(tmp_path):
+    log = tmp_path / "calls.log"
+    document = render(catalog.BROKER)
+    assert watch_user_data(tmp_path, document, document).returncode == 0
+    assert calls(log, "systemctl") == []
+    changed = document.replace("-Xmx1536m", "-Xmx2048m")
+    result = watch_user_data(tmp_path, changed, document)
+    assert result.returncode == 0 and calls(log, "systemctl") == ["systemctl reboot"]
+    # Rebooted, but cloud-init did not apply it: no reboot loop.
+    result = watch_user_data(tmp_path, changed, document)
+    assert result.returncode != 0 and "not rebooting again" in result.stderr
+    assert len(calls(log, "systemctl")) == 1
+
+
+@pytest.mark.parametrize(("metadata", "applied"), [(None, "doc"), ("doc2", None)])
+def test_in_doubt_the_user_data_watch_never_reboots(tmp_path, metadata, applied):
+    result = watch_user_data(tmp_path, metadata, applied)
+    assert result.returncode == 0 and "warning" in result.stderr
+    assert calls(tmp_path / "calls.log", "systemctl") == []
 
 
 def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_path):
