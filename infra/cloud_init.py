@@ -5,7 +5,8 @@ and pass plain values. Each role builder returns the whole `#cloud-config` docum
 the VM's `user-data` metadata key:
 
     broker_cloud_init(heap_mb, topics, data_disk=DEFAULT_DATA_DISK) -> str
-    tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, data_disk=DEFAULT_DATA_DISK) -> str
+    tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, scoped_tokens=(),
+                    data_disk=DEFAULT_DATA_DISK) -> str
     monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
 
 A change of this document is applied in place, never by replacing the VM (prod's deletion protection
@@ -35,7 +36,11 @@ rewritten and started on each boot, and every step is idempotent:
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
   the `*_FILE` secrets) only while its bolt database is missing: once the data disk holds it,
   reboots and new VMs on the same disk skip setup. Changing org, bucket, retention or the token
-  afterwards does not alter an existing database.
+  afterwards does not alter an existing database. Then `hydrostream-influxdb-tokens` creates the
+  scoped tokens (`catalog.SCOPED_TOKENS`: the consumer's write token, Grafana's read token) inside
+  the container with the operator token, reusing one with the same description, and adds each as a
+  version of its secret (the VM's account may add versions there, not read them); the operator
+  token never leaves the VM.
 - monitoring: config volumes (e.g. Prometheus config and rules, Grafana provisioning and
   dashboards) are filled at boot by `hydrostream-config` from a `ConfigBundle` (a .tar.gz in Cloud
   Storage whose top-level folders are volume names) and `ConfigFile`s carried inline (written over
@@ -82,6 +87,12 @@ DATA_DISK_UNIT = "hydrostream-data-disk.service"
 FIREWALL_UNIT = "hydrostream-host-firewall.service"
 CONFIG_UNIT = "hydrostream-config.service"
 KAFKA_TOPICS_UNIT = "hydrostream-kafka-topics.service"
+INFLUXDB_TOKENS_UNIT = "hydrostream-influxdb-tokens.service"
+# On the data disk beside the database: which token each scoped secret already holds.
+INFLUXDB_TOKENS_STATE = "influxdb-tokens"
+# Below container.service.j2's TimeoutStartSec (300): then the unit fails and restarts.
+SCOPED_TOKEN_WAIT_S = 240
+_SCOPED = frozenset(token.secret for token in catalog.SCOPED_TOKENS)
 CONFIG_REFRESH_UNIT = "hydrostream-config-refresh.service"
 USER_DATA_WATCH_UNIT = "hydrostream-user-data-watch.service"
 
@@ -353,8 +364,10 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
     for secret_file in service.secret_files:
         if secret_file.secret not in secrets:
             raise ValueError(f"service {service.name!r} needs secret {secret_file.secret!r}: no SecretRef")
+        # A scoped token appears once InfluxDB has created it: wait within the unit's start timeout.
+        wait = [str(SCOPED_TOKEN_WAIT_S)] if secret_file.secret in _SCOPED else []
         pre.append(doc.script("fetch-secret.sh", secrets[secret_file.secret].secret_id,
-                              secret_host_path(service, secret_file.secret), _owner(service)))
+                              secret_host_path(service, secret_file.secret), _owner(service), *wait))
     # A failed requirement stops the container for good (no data disk: never write to the tmpfs
     # below it); a wanted one may fail and retry while the container restarts until it can run.
     requires = ["docker.service", FIREWALL_UNIT] + ([DATA_DISK_UNIT] if service.volumes else [])
@@ -376,7 +389,8 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
 def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = (),
             extra_env: Mapping[str, Mapping[str, str]] | None = None,
             bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
-            topics: Sequence[TopicSpec] = ()) -> str:
+            topics: Sequence[TopicSpec] = (), scoped_tokens: Sequence[SecretRef] = (),
+            influxdb_org: str = "", influxdb_bucket: str = "") -> str:
     """The cloud-config of one role: every catalog service of the role, plus what they need."""
     services = catalog.services_for_role(role)
     extra_env = extra_env or {}
@@ -432,6 +446,19 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                     wants=[unit_name(catalog.KAFKA)], timeout_s=600)
         doc.scripts.add("kafka-topics.sh")  # what create-kafka-topics.sh runs inside the broker
         doc.enabled.append(KAFKA_TOPICS_UNIT)
+    if scoped_tokens:
+        influxdb = catalog.INFLUXDB
+        by_name = {ref.secret: ref.secret_id for ref in scoped_tokens}
+        specs = [f"{t.access}:{t.description}:{by_name[t.secret]}" for t in catalog.SCOPED_TOKENS]
+        operator = next(f.container_path for f in influxdb.secret_files if f.secret == catalog.INFLUXDB_TOKEN)
+        doc.oneshot(INFLUXDB_TOKENS_UNIT, "create the scoped InfluxDB tokens into Secret Manager",
+                    doc.script("create-influxdb-tokens.sh", influxdb.name, operator,
+                               influxdb.env["DOCKER_INFLUXDB_INIT_USERNAME"], influxdb_org, influxdb_bucket,
+                               data_disk.volume_path(INFLUXDB_TOKENS_STATE),
+                               *specs),
+                    requires=[DATA_DISK_UNIT], wants=[unit_name(influxdb)], timeout_s=600)
+        doc.scripts.add("influxdb-token.sh")  # what create-influxdb-tokens.sh runs inside InfluxDB
+        doc.enabled.append(INFLUXDB_TOKENS_UNIT)
 
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())
                    for name in sorted(doc.scripts)]
@@ -473,8 +500,10 @@ def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec],
 
 
 def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
-                    secrets: Sequence[SecretRef], data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
-    """InfluxDB 2.x set up once with `org`, `bucket` and `retention` (e.g. "30d"), and node-exporter."""
+                    secrets: Sequence[SecretRef], scoped_tokens: Sequence[SecretRef] = (),
+                    data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+    """InfluxDB 2.x set up once with `org`, `bucket` and `retention` (e.g. "30d"), and node-exporter;
+    creates the scoped tokens into the secrets `scoped_tokens` names (one per catalog.SCOPED_TOKENS)."""
     for what, value in (("org", org), ("bucket", bucket)):
         if not value or not value.isprintable() or value != value.strip():
             raise ValueError(f"InfluxDB {what} {value!r}: must be non-empty printable text without "
@@ -489,7 +518,12 @@ def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
         "DOCKER_INFLUXDB_INIT_RETENTION": retention,
         "GOMEMLIMIT": f"{memory_limit_mb}MiB",
     }
-    return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env})
+    wanted = sorted(token.secret for token in catalog.SCOPED_TOKENS)
+    if sorted(ref.secret for ref in scoped_tokens) != wanted:
+        raise ValueError(f"scoped_tokens takes one SecretRef each for {wanted}, got "
+                         f"{[ref.secret for ref in scoped_tokens]}")
+    return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env},
+                   scoped_tokens=scoped_tokens, influxdb_org=org, influxdb_bucket=bucket)
 
 
 def monitoring_cloud_init(bundle_volumes: Sequence[str], secrets: Sequence[SecretRef],

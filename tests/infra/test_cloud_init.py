@@ -3,6 +3,7 @@ boot scripts that pass shellcheck and behave (run here against stubbed system co
 
 import base64
 import io
+import json
 import os
 import re
 import secrets
@@ -44,14 +45,18 @@ def refs(*names: str) -> list[cloud_init.SecretRef]:
     return [cloud_init.SecretRef(name, secret_id(name)) for name in names]
 
 
+SCOPED = refs(catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)
+
+
 def render(role: str) -> str:
     if role == catalog.BROKER:
         return cloud_init.broker_cloud_init(HEAP_MB, TOPICS)
     if role == catalog.TSDB:
         return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
-                                          refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
+                                          refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
+                                          scoped_tokens=SCOPED)
     return cloud_init.monitoring_cloud_init(
-        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [PROMETHEUS_YML])
+        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN), [PROMETHEUS_YML])
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +175,7 @@ def test_an_oversized_document_is_refused():
     huge = cloud_init.ConfigFile("prometheus-config", "rules/huge.yml", "x" * (256 * 1024) + "\n")
     with pytest.raises(ValueError, match="metadata value limit"):
         cloud_init.monitoring_cloud_init(
-            BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [huge])
+            BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN), [huge])
 
 
 def test_scripts_are_embedded_from_the_template_files(documents):
@@ -272,10 +277,12 @@ def test_no_secret_value_reaches_a_document(documents):
         for match in re.finditer(r"[A-Z0-9_]*(PASSWORD|TOKEN|SECRET)[A-Z0-9_]*=(\S*)", document):
             assert match.group(0).split("=")[0].endswith("_FILE"), (role, match.group(0))
             assert match.group(2).startswith(catalog.SECRETS_DIR + "/"), (role, match.group(0))
-        # Secret resource names appear only where a secret is fetched.
+        # Secret resource names appear only where a secret is fetched, or a scoped token stored.
         for line in document.splitlines():
             if "SENTINEL-" in line:
-                assert line.strip().startswith("ExecStartPre=/bin/bash /etc/hydrostream/bin/fetch-secret.sh ")
+                assert line.strip().startswith((
+                    "ExecStartPre=/bin/bash /etc/hydrostream/bin/fetch-secret.sh ",
+                    "ExecStart=/bin/bash /etc/hydrostream/bin/create-influxdb-tokens.sh ")), line
     assert secret_id(catalog.INFLUXDB_TOKEN) in documents[catalog.TSDB]
 
 
@@ -292,7 +299,10 @@ def test_secrets_are_fetched_by_resource_name_and_mounted_read_only(role, docume
         for secret_file, fetch in zip(service.secret_files, fetches, strict=True):
             host_path = f"{catalog.SECRETS_DIR}/{service.name}/{secret_file.secret}"
             owner = service.user or "0"
-            assert fetch[2:] == [secret_id(secret_file.secret), host_path, f"{owner}:{owner}"]
+            # A scoped token is waited for: the InfluxDB VM adds it once InfluxDB is set up.
+            scoped = secret_file.secret in {t.secret for t in catalog.SCOPED_TOKENS}
+            assert fetch[2:] == [secret_id(secret_file.secret), host_path, f"{owner}:{owner}",
+                                 *([str(cloud_init.SCOPED_TOKEN_WAIT_S)] if scoped else [])]
             assert f"{host_path}:{secret_file.container_path}:ro" in run["volumes"]
 
 
@@ -306,9 +316,15 @@ def test_a_secret_ref_takes_a_resource_name_and_never_echoes_what_it_rejects():
 
 def test_a_role_needs_exactly_its_secrets():
     with pytest.raises(ValueError, match="influxdb-token"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD))
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD),
+                                   scoped_tokens=SCOPED)
     with pytest.raises(ValueError, match="takes one SecretRef"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(*catalog.SECRETS))
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(*catalog.GENERATED_SECRETS),
+                                   scoped_tokens=SCOPED)
+    with pytest.raises(ValueError, match="scoped_tokens takes one SecretRef each"):
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512,
+                                   refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
+                                   scoped_tokens=SCOPED[:1])
 
 
 def secret_stubs(tmp_path: Path, filesystem: str = "tmpfs") -> Path:
@@ -352,6 +368,191 @@ def test_fetch_secret_refuses_a_folder_that_is_not_a_tmpfs(tmp_path):
                         env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
     assert result.returncode != 0 and "tmpfs" in result.stderr
     assert not dest.exists()
+
+
+def flaky_secret_stubs(tmp_path: Path, failures: int) -> Path:
+    """Secret Manager answers 404 (no version yet) `failures` times, then the value."""
+    stubs = secret_stubs(tmp_path)
+    payload = base64.b64encode(SECRET_VALUE.encode()).decode()
+    stub(stubs, "curl", f"""
+case "$*" in
+  *computeMetadata*token*) echo '{{"access_token":"ya29.TEST-TOKEN","expires_in":3599}}' ;;
+  *secretmanager.googleapis.com*)
+    cat >/dev/null
+    count=$(( $(cat "$STUB_DIR/accesses" 2>/dev/null || echo 0) + 1 ))
+    echo "$count" >"$STUB_DIR/accesses"
+    [[ $count -gt {failures} ]] || exit 22
+    printf '{{"payload": {{"data": "{payload}"}}}}\\n' ;;
+  *) exit 22 ;;
+esac""")
+    stub(stubs, "sleep", "")
+    return stubs
+
+
+@pytest.mark.parametrize(("failures", "wait_s", "fetched"),
+                         [(2, "240", True), (1, "5", False), (1, None, False)])
+def test_fetch_secret_waits_bounded_for_a_first_version(tmp_path, failures, wait_s, fetched):
+    stubs = flaky_secret_stubs(tmp_path, failures)
+    dest = tmp_path / "run" / "grafana" / "influxdb-read-token"
+    result = run_script("fetch-secret.sh", secret_id("influxdb-read-token"), str(dest), "472:472",
+                        *([wait_s] if wait_s else []), stubs=stubs,
+                        env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+    assert (result.returncode == 0) == fetched == dest.exists(), result.stderr
+    accesses = int((tmp_path / "accesses").read_text())
+    assert accesses == (failures + 1 if fetched else 1)
+    if fetched:
+        assert dest.read_text() == SECRET_VALUE and "waiting" in result.stderr
+    else:
+        assert "has no readable version" in result.stderr
+
+
+def test_the_tsdb_vm_creates_the_scoped_tokens_after_influxdb(documents):
+    found = units(documents[catalog.TSDB])
+    unit = found["hydrostream-influxdb-tokens.service"]
+    (args,) = commands(unit, "ExecStart")
+    assert args[1:] == ["/etc/hydrostream/bin/create-influxdb-tokens.sh", "influxdb",
+                        "/run/secrets/hydrostream/influxdb-token", "admin", "hydro-farm", "sensors",
+                        "/mnt/disks/data/influxdb-tokens",
+                        f"write:hydrostream-consumer-write:{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}",
+                        f"read:hydrostream-grafana-read:{secret_id(catalog.INFLUXDB_READ_TOKEN)}"]
+    lines = unit.splitlines()
+    assert "hydrostream-influxdb.service" in next(line for line in lines if line.startswith("After="))
+    assert "Restart=on-failure" in lines
+    assert "hydrostream-influxdb-tokens.service" in yaml.safe_load(documents[catalog.TSDB])["runcmd"][1]
+    shipped = {Path(path).name for path in files(documents[catalog.TSDB])}
+    assert {"create-influxdb-tokens.sh", "influxdb-token.sh", "gce-metadata.sh"} <= shipped
+    # The other roles neither create nor receive the operator token.
+    for role in (catalog.BROKER, catalog.MONITORING):
+        assert "influxdb-tokens" not in documents[role]
+        assert secret_id(catalog.INFLUXDB_TOKEN) not in documents[role]
+
+
+OPERATOR_TOKEN = f"operator-{secrets.token_hex(8)}"
+BUCKET_ID = "0a1b2c3d4e5f6a7b"
+
+
+def influx_stubs(tmp_path: Path) -> Path:
+    """`docker exec` runs the in-container script here; `influx` keeps its tokens in files."""
+    stubs = tmp_path / "bin"
+    (tmp_path / "auths").mkdir(exist_ok=True)
+    stub(stubs, "docker", 'while [[ $1 != bash ]]; do shift; done\nexec "$@"')
+    stub(stubs, "influx", f"""
+if [[ "$1" != ping && "$INFLUX_TOKEN" != "{OPERATOR_TOKEN}" ]]; then
+  echo "influx: unauthorized" >&2
+  exit 1
+fi
+printable() {{
+  printf '\\t{{\\n\\t\\t"id": "%s",\\n\\t\\t"description": "%s",\\n' "$1" "$2"
+  printf '\\t\\t"token": "%s",\\n\\t\\t"status": "active",\\n\\t\\t"userName": "admin",\\n' "$3"
+  printf '\\t\\t"permissions": [\\n\\t\\t\\t"%s"\\n\\t\\t]\\n\\t}}' "$4"
+}}
+case "$1 $2" in
+  "ping ") echo OK ;;
+  "bucket list")
+    printf '[\\n\\t{{\\n\\t\\t"links": {{"labels": "/api/v2/buckets/{BUCKET_ID}/labels"}},\\n'
+    printf '\\t\\t"id": "{BUCKET_ID}",\\n\\t\\t"orgID": "ffffffffffffffff",\\n'
+    printf '\\t\\t"name": "sensors"\\n\\t}}\\n]\\n' ;;
+  "auth list")
+    echo "["
+    first=1
+    for f in "$STUB_DIR"/auths/*; do
+      [[ -e "$f" ]] || continue
+      [[ $first == 1 ]] || echo ","
+      first=0
+      cat "$f"
+    done
+    echo "]" ;;
+  "auth create")
+    while [[ $# -gt 0 ]]; do
+      case "$1" in --description) description=$2 ;; --write-bucket|--read-bucket) perm="${{1#--}}:$2" ;; esac
+      shift
+    done
+    n=$(ls "$STUB_DIR/auths" | wc -l)
+    printable "id$n" "$description" "tok_${{description}}-$RANDOM==" "$perm" >"$STUB_DIR/auths/$n"
+    cat "$STUB_DIR/auths/$n"; echo ;;
+  *) exit 1 ;;
+esac""")
+    stub(stubs, "curl", """
+case "$*" in
+  *computeMetadata*token*) echo '{"access_token":"ya29.TEST-TOKEN","expires_in":3599}' ;;
+  *secretmanager.googleapis.com*:addVersion*)
+    n=$(ls "$STUB_DIR" | grep -c '^added-' || true)
+    cat >"$STUB_DIR/added-$n.json"
+    for arg in "$@"; do [[ "$arg" != /dev/fd/* ]] || cat "$arg" >"$STUB_DIR/added-$n.header"; done
+    for arg in "$@"; do [[ "$arg" != https://* ]] || echo "$arg" >"$STUB_DIR/added-$n.url"; done
+    echo '{"name": "projects/1/secrets/s/versions/1"}' ;;
+  *) exit 22 ;;
+esac""")
+    return stubs
+
+
+def create_tokens(tmp_path: Path, stubs: Path) -> subprocess.CompletedProcess:
+    operator = tmp_path / "operator-token"
+    operator.write_text(OPERATOR_TOKEN)
+    return run_script("create-influxdb-tokens.sh", "influxdb", str(operator), "admin", "hydro-farm",
+                      "sensors", str(tmp_path / "state"),
+                      f"write:hydrostream-consumer-write:{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}",
+                      f"read:hydrostream-grafana-read:{secret_id(catalog.INFLUXDB_READ_TOKEN)}",
+                      stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+
+
+def added_versions(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(secret url, decoded payload, header) of each addVersion call."""
+    found = []
+    for body in sorted(tmp_path.glob("added-*.json")):
+        data = json.loads(body.read_text())["payload"]["data"]
+        found.append((body.with_suffix(".url").read_text().strip(), base64.b64decode(data).decode(),
+                      body.with_suffix(".header").read_text()))
+    return found
+
+
+def test_scoped_tokens_are_created_once_and_added_as_secret_versions(tmp_path):
+    stubs = influx_stubs(tmp_path)
+    log = tmp_path / "calls.log"
+    result = create_tokens(tmp_path, stubs)
+    assert result.returncode == 0, result.stderr
+    creates = [c for c in calls(log, "influx") if c.startswith("influx auth create")]
+    assert [c.split("--description ")[1].split(" ")[0] for c in creates] == [
+        "hydrostream-consumer-write", "hydrostream-grafana-read"]
+    assert f"--write-bucket {BUCKET_ID}" in creates[0] and f"--read-bucket {BUCKET_ID}" in creates[1]
+    assert all("--user admin" in c and "--org hydro-farm" in c for c in creates)
+    tokens = {json.loads(f.read_text().replace("\t", ""))["description"]: json.loads(f.read_text())["token"]
+              for f in (tmp_path / "auths").iterdir()}
+    added = added_versions(tmp_path)
+    base = "https://secretmanager.googleapis.com/v1/"
+    assert [(url, value) for url, value, _ in added] == [
+        (f"{base}{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}:addVersion", tokens["hydrostream-consumer-write"]),
+        (f"{base}{secret_id(catalog.INFLUXDB_READ_TOKEN)}:addVersion", tokens["hydrostream-grafana-read"])]
+    assert {header for _, _, header in added} == {'header = "Authorization: Bearer ya29.TEST-TOKEN"\n'}
+
+    # A reboot: the tokens are found again by description, and the secrets already hold them.
+    result = create_tokens(tmp_path, stubs)
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in calls(log, "influx") if c.startswith("influx auth create")]) == 2
+    assert len(added_versions(tmp_path)) == 2 and "already holds" in result.stdout
+    # A lost state (a new data disk would lose the database too): the same tokens are stored again.
+    for stamp in (tmp_path / "state").iterdir():
+        stamp.unlink()
+    assert create_tokens(tmp_path, stubs).returncode == 0
+    assert [value for _, value, _ in added_versions(tmp_path)][2:] == [
+        tokens["hydrostream-consumer-write"], tokens["hydrostream-grafana-read"]]
+    everything = log.read_text() + result.stdout + result.stderr
+    for secret in (OPERATOR_TOKEN, *tokens.values()):
+        assert secret not in everything
+
+
+def test_scoped_tokens_need_the_operator_token_and_a_bucket(tmp_path):
+    stubs = influx_stubs(tmp_path)
+    (tmp_path / "operator-token").write_text("wrong")
+    result = run_script("create-influxdb-tokens.sh", "influxdb", str(tmp_path / "operator-token"), "admin",
+                        "hydro-farm", "sensors", str(tmp_path / "state"),
+                        f"write:hydrostream-consumer-write:{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}",
+                        stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+    assert result.returncode != 0 and added_versions(tmp_path) == []
+    assert "unauthorized" in result.stderr and not list((tmp_path / "auths").iterdir())
+    bad = run_script("create-influxdb-tokens.sh", "influxdb", "f", "admin", "o", "b", str(tmp_path / "s"),
+                     "write:desc:not-a-secret", stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log")})
+    assert bad.returncode == 2 and "projects/P/secrets/S" in bad.stderr
 
 
 # --- the data disk ------------------------------------------------------------------------------
@@ -538,7 +739,7 @@ def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
         assert "hydrostream-data-disk.service" in next(line for line in unit if line.startswith("Requires="))
     with pytest.raises(ValueError, match="no volume"):
         cloud_init.monitoring_cloud_init(("kafka-data",),
-                                         refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
+                                         refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN))
 
 
 def bundle(path: Path, members: dict[str, str]) -> Path:

@@ -194,7 +194,7 @@ def test_vms_and_disks_carry_app_env_and_role_labels(planned):
 
 def test_user_data_holds_no_secret_value(planned):
     values = secret_values(planned)
-    assert len(values) == len(catalog.SECRETS)
+    assert len(values) == len(catalog.GENERATED_SECRETS)
     for vm in planned.of_type(INSTANCE):
         assert leaked_values(vm.inputs, values) == [], vm.name
         assert not any(path.startswith("metadata") for path in vm.secret_paths), vm.name
@@ -222,11 +222,14 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
     project = stack_file(planned.stack)["gcp:project"]
     refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
             for name in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
+    scoped = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
+              for name in (catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)]
     expected = cloud_init.tsdb_cloud_init(influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d",
-                                          sizing.influxdb_memory_limit_mb(influxdb.machine), refs)
+                                          sizing.influxdb_memory_limit_mb(influxdb.machine), refs,
+                                          scoped_tokens=scoped)
     user_data = instances(planned)[catalog.TSDB].inputs["metadata"]["user-data"]
     assert user_data == expected
-    assert all(ref.secret_id in user_data for ref in refs)
+    assert all(ref.secret_id in user_data for ref in (*refs, *scoped))
 
 
 def test_endpoints_use_the_vms_internal_ips(planned):
@@ -294,7 +297,7 @@ def test_monitoring_config_holds_no_secret_value(planned):
 def test_monitoring_user_data_is_the_renderers_document(planned):
     project = stack_file(planned.stack)["gcp:project"]
     refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
-            for name in (catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
+            for name in (catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN)]
     expected = cloud_init.monitoring_cloud_init(("prometheus-config", "grafana-provisioning"), refs)
     metadata = instances(planned)[catalog.MONITORING].inputs["metadata"]
     assert metadata["user-data"] == expected
