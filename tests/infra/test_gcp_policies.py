@@ -541,3 +541,17 @@ def test_a_dev_bucket_that_cannot_be_destroyed_is_reported():
     bucket = resource(BUCKET, "buckets-checkpoints", {"labels": LABELS, "forceDestroy": False})
     assert protection_violations(hand_built("dev", bucket)) == [
         "buckets-checkpoints: no force_destroy in dev"]
+
+
+@pytest.mark.parametrize("stack", ("dev", "prod"))
+def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token_off_the_vm(plans, stack):
+    p = plans[stack]
+    project = p.settings.gcp.project
+    (consumer,) = [j for j in p.of_type("gcp:dataproc/job:Job")
+                   if "--influx-token-secret" in j.inputs["pysparkConfig"]["args"]]
+    args = consumer.inputs["pysparkConfig"]["args"]
+    assert args[args.index("--influx-token-secret") + 1] == (
+        f"projects/{project}/secrets/hydrostream-influxdb-write-token/versions/latest")
+    for vm in p.of_type(INSTANCE):
+        holds_operator = "hydrostream-influxdb-token" in vm.inputs["metadata"]["user-data"]
+        assert holds_operator == (vm.inputs["tags"] == [catalog.TSDB]), vm.name
