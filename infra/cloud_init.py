@@ -5,8 +5,15 @@ and pass plain values. Each role builder returns the whole `#cloud-config` docum
 the VM's `user-data` metadata key:
 
     broker_cloud_init(heap_mb, topics, data_disk=DEFAULT_DATA_DISK) -> str
-    tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, data_disk=DEFAULT_DATA_DISK) -> str
-    monitoring_cloud_init(config, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
+    tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, scoped_tokens=(),
+                    data_disk=DEFAULT_DATA_DISK) -> str
+    monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
+
+A change of this document is applied in place, never by replacing the VM (prod's deletion protection
+would refuse that): Pulumi updates the `user-data` metadata value in place and
+`hydrostream-user-data-watch.timer` reboots the VM when the value differs from the copy cloud-init
+applied at boot (at most once per document). Configuration that changes often (dashboards, alert
+rules, scrape targets, IPs) is not in this document at all: see the monitoring role below.
 
 COS applies cloud-init on every boot (its /etc is a tmpfs), so the units and scripts below are
 rewritten and started on each boot, and every step is idempotent:
@@ -29,11 +36,18 @@ rewritten and started on each boot, and every step is idempotent:
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
   the `*_FILE` secrets) only while its bolt database is missing: once the data disk holds it,
   reboots and new VMs on the same disk skip setup. Changing org, bucket, retention or the token
-  afterwards does not alter an existing database.
+  afterwards does not alter an existing database. Then `hydrostream-influxdb-tokens` creates the
+  scoped tokens (`catalog.SCOPED_TOKENS`: the consumer's write token, Grafana's read token) inside
+  the container with the operator token, reusing one with the same description, and adds each as a
+  version of its secret (the VM's account may add versions there, not read them); the operator
+  token never leaves the VM.
 - monitoring: config volumes (e.g. Prometheus config and rules, Grafana provisioning and
   dashboards) are filled at boot by `hydrostream-config` from a `ConfigBundle` (a .tar.gz in Cloud
   Storage whose top-level folders are volume names) and `ConfigFile`s carried inline (written over
-  the bundle's files), and mounted read-only. A bundle that cannot be downloaded leaves an earlier
+  the bundle's files), and mounted read-only. The bundle's URL is the VM's `CONFIG_BUNDLE_KEY`
+  metadata value (`ConfigBundle.media_url`), not part of this document: `hydrostream-config-refresh.timer`
+  re-reads it every `CONFIG_REFRESH_S` and, when it names a new bundle, refreshes the volumes and
+  restarts the containers that mount them. A bundle that cannot be downloaded leaves an earlier
   boot's config in place; with none, the containers restart until the download succeeds.
 A container whose data disk is not mounted never starts: below the mount point is a tmpfs.
 """
@@ -73,6 +87,23 @@ DATA_DISK_UNIT = "hydrostream-data-disk.service"
 FIREWALL_UNIT = "hydrostream-host-firewall.service"
 CONFIG_UNIT = "hydrostream-config.service"
 KAFKA_TOPICS_UNIT = "hydrostream-kafka-topics.service"
+INFLUXDB_TOKENS_UNIT = "hydrostream-influxdb-tokens.service"
+# On the data disk beside the database: which token each scoped secret already holds.
+INFLUXDB_TOKENS_STATE = "influxdb-tokens"
+# Below container.service.j2's TimeoutStartSec (300): then the unit fails and restarts.
+SCOPED_TOKEN_WAIT_S = 240
+_SCOPED = frozenset(token.secret for token in catalog.SCOPED_TOKENS)
+CONFIG_REFRESH_UNIT = "hydrostream-config-refresh.service"
+USER_DATA_WATCH_UNIT = "hydrostream-user-data-watch.service"
+
+# The instance metadata key that holds the config bundle's media URL (outside user-data, see above).
+CONFIG_BUNDLE_KEY = "hydrostream-config-bundle"
+CONFIG_REFRESH_S = 120
+USER_DATA_WATCH_S = 60
+# Where cloud-init keeps the raw user-data it applied this boot (cloudinit.helpers: userdata_raw).
+CLOUD_INIT_USER_DATA = "/var/lib/cloud/instance/user-data.txt"
+# On COS's stateful /var: survives the reboot it records.
+USER_DATA_STATE = "/var/lib/hydrostream/rebooted-for-user-data"
 
 # Host mounts follow mounts the host makes later (a disk attached after boot), as node-exporter's
 # README runs it; COS's / is a shared mount, so `rslave` works here (Docker Desktop refuses it).
@@ -204,11 +235,21 @@ class _Document:
         return [BASH, f"{BIN_DIR}/{name}", *args]
 
     def oneshot(self, unit: str, description: str, command: list[str], *, requires: Sequence[str] = (),
-                wants: Sequence[str] = (), timeout_s: int = 300, network: bool = True) -> None:
-        """A unit that runs `command` once per boot; one that needs the network retries on failure."""
+                wants: Sequence[str] = (), timeout_s: int = 300, network: bool = True,
+                once_per_boot: bool = True) -> None:
+        """A unit that runs `command` once per boot (one that needs the network retries on failure),
+        or, with `once_per_boot=False`, each time a timer starts it."""
         self.units[unit] = _render_template(
             "oneshot.service.j2", description=description, requires=list(requires), wants=list(wants),
-            timeout_s=timeout_s, network=network, exec_start=_systemd_command(command))
+            timeout_s=timeout_s, network=network, once_per_boot=once_per_boot,
+            exec_start=_systemd_command(command))
+
+    def timer(self, unit: str, description: str, every_s: int) -> None:
+        """A timer that starts `unit` every `every_s` seconds, the first time `every_s` after boot."""
+        timer = unit.removesuffix(".service") + ".timer"
+        self.units[timer] = _render_template("timer.j2", description=description, unit=unit,
+                                             first_s=every_s, every_s=every_s)
+        self.enabled.append(timer)
 
 
 _environment = jinja2.Environment(
@@ -323,8 +364,10 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
     for secret_file in service.secret_files:
         if secret_file.secret not in secrets:
             raise ValueError(f"service {service.name!r} needs secret {secret_file.secret!r}: no SecretRef")
+        # A scoped token appears once InfluxDB has created it: wait within the unit's start timeout.
+        wait = [str(SCOPED_TOKEN_WAIT_S)] if secret_file.secret in _SCOPED else []
         pre.append(doc.script("fetch-secret.sh", secrets[secret_file.secret].secret_id,
-                              secret_host_path(service, secret_file.secret), _owner(service)))
+                              secret_host_path(service, secret_file.secret), _owner(service), *wait))
     # A failed requirement stops the container for good (no data disk: never write to the tmpfs
     # below it); a wanted one may fail and retry while the container restarts until it can run.
     requires = ["docker.service", FIREWALL_UNIT] + ([DATA_DISK_UNIT] if service.volumes else [])
@@ -345,8 +388,9 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
 
 def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = (),
             extra_env: Mapping[str, Mapping[str, str]] | None = None,
-            config: ConfigBundle | None = None, config_files: Sequence[ConfigFile] = (),
-            topics: Sequence[TopicSpec] = ()) -> str:
+            bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
+            topics: Sequence[TopicSpec] = (), scoped_tokens: Sequence[SecretRef] = (),
+            influxdb_org: str = "", influxdb_bucket: str = "") -> str:
     """The cloud-config of one role: every catalog service of the role, plus what they need."""
     services = catalog.services_for_role(role)
     extra_env = extra_env or {}
@@ -356,7 +400,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         raise ValueError(f"role {role!r} takes one SecretRef each for {sorted(needed)}, got "
                          f"{[ref.secret for ref in secrets]}")
     role_volumes = {v.name for service in services for v in service.volumes}
-    config_volumes = frozenset((config.volumes if config else ()) + tuple(f.volume for f in config_files))
+    config_volumes = frozenset((*bundle_volumes, *(f.volume for f in config_files)))
     if config_volumes - role_volumes:
         raise ValueError(f"role {role!r} has no volume {sorted(config_volumes - role_volumes)}; "
                          f"its volumes: {sorted(role_volumes)}")
@@ -375,11 +419,21 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     inline_files = {f"{INLINE_CONFIG_DIR}/{f.volume}/{f.path}": f.content for f in config_files}
     if len(inline_files) != len(config_files):
         raise ValueError("two config files have the same volume and path")
+    bundle = f"metadata:{CONFIG_BUNDLE_KEY}" if bundle_volumes else "-"
+    fetch_config = [data_disk.mount_path, INLINE_CONFIG_DIR, bundle, *sorted(config_volumes)]
     if config_volumes:
-        doc.oneshot(CONFIG_UNIT, "fill the config volumes",
-                    doc.script("fetch-config.sh", data_disk.mount_path, INLINE_CONFIG_DIR,
-                               config.media_url if config else "-", *sorted(config_volumes)),
+        doc.oneshot(CONFIG_UNIT, "fill the config volumes", doc.script("fetch-config.sh", *fetch_config),
                     requires=[DATA_DISK_UNIT])
+    if bundle_volumes:
+        readers = [unit_name(s) for s in services if any(v.name in config_volumes for v in s.volumes)]
+        restart = [word for unit in readers for word in ("--restart", unit)]
+        doc.oneshot(CONFIG_REFRESH_UNIT, "apply a new config bundle named in metadata",
+                    doc.script("fetch-config.sh", *restart, *fetch_config),
+                    requires=[DATA_DISK_UNIT, CONFIG_UNIT], once_per_boot=False)
+        doc.timer(CONFIG_REFRESH_UNIT, "look for a new config bundle", CONFIG_REFRESH_S)
+    doc.oneshot(USER_DATA_WATCH_UNIT, "reboot to apply a changed user-data",
+                doc.script("watch-user-data.sh", CLOUD_INIT_USER_DATA, USER_DATA_STATE), once_per_boot=False)
+    doc.timer(USER_DATA_WATCH_UNIT, "compare the user-data metadata with the applied one", USER_DATA_WATCH_S)
     for service in services:
         unit = _container_unit(doc, service, by_secret, extra_env.get(service.name, {}), config_volumes)
         doc.units[unit_name(service)] = unit
@@ -392,6 +446,19 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                     wants=[unit_name(catalog.KAFKA)], timeout_s=600)
         doc.scripts.add("kafka-topics.sh")  # what create-kafka-topics.sh runs inside the broker
         doc.enabled.append(KAFKA_TOPICS_UNIT)
+    if scoped_tokens:
+        influxdb = catalog.INFLUXDB
+        by_name = {ref.secret: ref.secret_id for ref in scoped_tokens}
+        specs = [f"{t.access}:{t.description}:{by_name[t.secret]}" for t in catalog.SCOPED_TOKENS]
+        operator = next(f.container_path for f in influxdb.secret_files if f.secret == catalog.INFLUXDB_TOKEN)
+        doc.oneshot(INFLUXDB_TOKENS_UNIT, "create the scoped InfluxDB tokens into Secret Manager",
+                    doc.script("create-influxdb-tokens.sh", influxdb.name, operator,
+                               influxdb.env["DOCKER_INFLUXDB_INIT_USERNAME"], influxdb_org, influxdb_bucket,
+                               data_disk.volume_path(INFLUXDB_TOKENS_STATE),
+                               *specs),
+                    requires=[DATA_DISK_UNIT], wants=[unit_name(influxdb)], timeout_s=600)
+        doc.scripts.add("influxdb-token.sh")  # what create-influxdb-tokens.sh runs inside InfluxDB
+        doc.enabled.append(INFLUXDB_TOKENS_UNIT)
 
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())
                    for name in sorted(doc.scripts)]
@@ -433,8 +500,10 @@ def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec],
 
 
 def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
-                    secrets: Sequence[SecretRef], data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
-    """InfluxDB 2.x set up once with `org`, `bucket` and `retention` (e.g. "30d"), and node-exporter."""
+                    secrets: Sequence[SecretRef], scoped_tokens: Sequence[SecretRef] = (),
+                    data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+    """InfluxDB 2.x set up once with `org`, `bucket` and `retention` (e.g. "30d"), and node-exporter;
+    creates the scoped tokens into the secrets `scoped_tokens` names (one per catalog.SCOPED_TOKENS)."""
     for what, value in (("org", org), ("bucket", bucket)):
         if not value or not value.isprintable() or value != value.strip():
             raise ValueError(f"InfluxDB {what} {value!r}: must be non-empty printable text without "
@@ -449,11 +518,18 @@ def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
         "DOCKER_INFLUXDB_INIT_RETENTION": retention,
         "GOMEMLIMIT": f"{memory_limit_mb}MiB",
     }
-    return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env})
+    wanted = sorted(token.secret for token in catalog.SCOPED_TOKENS)
+    if sorted(ref.secret for ref in scoped_tokens) != wanted:
+        raise ValueError(f"scoped_tokens takes one SecretRef each for {wanted}, got "
+                         f"{[ref.secret for ref in scoped_tokens]}")
+    return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env},
+                   scoped_tokens=scoped_tokens, influxdb_org=org, influxdb_bucket=bucket)
 
 
-def monitoring_cloud_init(config: ConfigBundle | None, secrets: Sequence[SecretRef],
+def monitoring_cloud_init(bundle_volumes: Sequence[str], secrets: Sequence[SecretRef],
                           config_files: Sequence[ConfigFile] = (),
                           data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
-    """Prometheus and Grafana with their config volumes filled from `config` and `config_files`."""
-    return _render(catalog.MONITORING, data_disk, secrets=secrets, config=config, config_files=config_files)
+    """Prometheus and Grafana, their config volumes filled from the bundle named in metadata
+    (`bundle_volumes`: the volumes it fills) and from `config_files`."""
+    return _render(catalog.MONITORING, data_disk, secrets=secrets, bundle_volumes=tuple(bundle_volumes),
+                   config_files=config_files)

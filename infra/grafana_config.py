@@ -79,6 +79,9 @@ def render_datasources(sources: GrafanaDataSources) -> str:
         influxdb_bucket=sources.bucket,
         prometheus_url=sources.prometheus_url,
         scrape_interval=scrape_config.SCRAPE_INTERVAL,
+        # Grafana's read-only token, where the catalog mounts it: never the operator token.
+        influxdb_token_file=next(f.container_path for f in catalog.GRAFANA.secret_files
+                                 if f.secret == catalog.INFLUXDB_READ_TOKEN),
     )
 
 

@@ -4,7 +4,11 @@ No cloud and no Pulumi CLI: the program (`infra/__main__.py`) runs against `pulu
 with a monitor that also records what mocks normally cannot see (protect, delete-before-replace,
 dependencies, secret inputs). `make plan STACK=dev` prints the inventory: every resource with the
 values that matter, the derived sizing and the stack outputs, then (on stderr) the consumer's capacity
-against the configured rate and the monthly cost estimate. The reviewed inventories live in
+against the configured rate and the monthly cost estimate. A service VM's cloud-config is shown
+as the containers it runs (image, user, environment, volumes, health check) and the host ports it
+opens; property maps (cluster and job properties) are shown whole; `sizing:` holds the Spark sizes
+and each service VM's shape and memory budget. So a heap, an image or a property change reads as a
+diff of its own line. The reviewed inventories live in
 `tests/inventories/<stack>.yaml`; `make plan STACK=dev WRITE=1` rewrites one after a deliberate change.
 
     python -m infra.plan dev [--write]
@@ -18,6 +22,7 @@ import hashlib
 import json
 import re
 import runpy
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -51,8 +56,12 @@ KEY_FIELDS = frozenset({
     "sourceSubnetworkIpRangesToNat", "sourceTags", "storageClass", "tags", "targetTags",
     "uniformBucketLevelAccess", "versioning", "zone", "region", "type", "jobId", "restart",
     "publishPort", "internal", "external", "ip", "volumeName", "containerPath", "readOnly", "args",
-    "protocol", "enable-oslogin", "user-data", "secretData", "properties",
+    "protocol", "enable-oslogin", "user-data", "secretData", "properties", "overrideProperties",
+    "hydrostream-config-bundle", "envs",
 })
+# Mapping-valued fields shown whole (their keys hold dots and colons, e.g. `spark:spark.executor.memory`).
+MAP_FIELDS = frozenset({"properties", "overrideProperties", "versioning"})
+INSTANCE = "gcp:compute/instance:Instance"
 SECRET = "[secret]"
 _JOB_ID = re.compile(r"hydro-(consumer|producer)-[0-9a-f]{16}-[0-9a-f]{8}")
 _SECRET_SIG = rpc._special_sig_key
@@ -75,6 +84,7 @@ class PlannedResource:
     retain_on_delete: bool
     dependencies: tuple[str, ...]
     ignore_changes: tuple[str, ...]
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -142,6 +152,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 retain_on_delete=request.retainOnDelete,
                 dependencies=tuple(request.dependencies),
                 ignore_changes=tuple(request.ignoreChanges),
+                replace_on_changes=tuple(request.replaceOnChanges),
             ))
         return response
 
@@ -247,7 +258,9 @@ def _flatten(value: Any, path: str, secret_paths: frozenset[str], out: dict[str,
     if path in secret_paths:
         out[path] = SECRET
         return
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and path.rsplit(".", 1)[-1] in MAP_FIELDS:
+        out[path] = {key: value[key] for key in sorted(value)}
+    elif isinstance(value, Mapping):
         for key in sorted(value):
             _flatten(value[key], f"{path}.{key}" if path else key, secret_paths, out)
     elif isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
@@ -262,6 +275,85 @@ def _short(value: Any) -> Any:
     if isinstance(value, str) and len(value) > 200:
         return f"<{len(value)} chars sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
     return value
+
+
+def _docker_run(words: list[str]) -> dict[str, Any]:
+    """The reviewable parts of a `docker run` command line from a rendered unit."""
+    shown: dict[str, Any] = {"image": None, "env": {}, "volumes": []}
+    rest = iter(words[2:])
+    for word in rest:
+        if word in ("--env", "--volume"):
+            item = next(rest)
+            if word == "--env":
+                key, _, value = item.partition("=")
+                shown["env"][key] = value
+            else:
+                shown["volumes"].append(item)
+        elif word in ("--user", "--health-cmd", "--network", "--pid"):
+            shown[word[2:].replace("-cmd", "")] = next(rest)
+        elif word.startswith("--") and word != "--rm":
+            next(rest)
+        elif not word.startswith("--"):
+            shown["image"] = word
+            command = list(rest)
+            if command:
+                shown["command"] = command
+    return shown
+
+
+def _unit_command(unit: str, key: str) -> list[list[str]]:
+    """The argument lists of a systemd unit's `key=` lines (continuations joined, `$$`/`%%` unescaped)."""
+    joined = re.sub(r"\\\n", " ", unit)
+    return [[w.replace("$$", "$").replace("%%", "%") for w in shlex.split(line[len(key) + 1:].lstrip("-"))]
+            for line in joined.splitlines() if line.startswith(f"{key}=")]
+
+
+def cloud_config_summary(document: str) -> dict[str, Any]:
+    """What a service VM's cloud-config runs: its containers, the host ports it opens, its other units."""
+    files = {f["path"]: f["content"] for f in yaml.safe_load(document).get("write_files", [])}
+    containers: dict[str, Any] = {}
+    units: dict[str, str] = {}
+    for path, content in sorted(files.items()):
+        if not path.startswith("/etc/systemd/system/"):
+            continue
+        name = path.rsplit("/", 1)[-1]
+        starts = _unit_command(content, "ExecStart")
+        if starts and starts[0][1:2] == ["run"] and starts[0][0].endswith("docker"):
+            run = _docker_run(starts[0])
+            secrets = [words[2] for words in _unit_command(content, "ExecStartPre")
+                       if words[1:2] and words[1].endswith("/fetch-secret.sh")]
+            if secrets:
+                run["secrets"] = secrets
+            containers[name.removeprefix("hydrostream-").removesuffix(".service")] = run
+        elif starts:
+            # A script unit: the script's name and its arguments (ports, topics, volumes, secrets).
+            words = starts[0][1:] if starts[0][0].endswith("bash") else starts[0]
+            units[name] = shlex.join([words[0].rsplit("/", 1)[-1], *words[1:]])
+        else:
+            every = [line.partition("=")[2] for line in content.splitlines()
+                     if line.startswith("OnUnitActiveSec=")]
+            units[name] = f"every {every[0]}" if every else "no command"
+    scripts = sorted(path.rsplit("/", 1)[-1] for path in files if path.endswith(".sh"))
+    return {"containers": containers, "units": units, "scripts": scripts}
+
+
+def _sizing(settings: Any) -> dict[str, Any]:
+    """The Spark sizes and the service VMs' shapes with the memory each service is given."""
+    from infra import sizing
+
+    def shape(machine: Any) -> str:
+        return f"{machine.name} ({machine.vcpus} vCPU, {machine.memory_mb} MB)"
+
+    return {
+        **dataclasses.asdict(settings.spark),
+        "dataproc_master": shape(settings.dataproc.master),
+        "dataproc_worker": f"{settings.dataproc.workers} x {shape(settings.dataproc.worker)}",
+        "kafka": {"machine": shape(settings.kafka.machine),
+                  "heap_mb": sizing.kafka_heap_mb(settings.kafka.machine)},
+        "influxdb": {"machine": shape(settings.influxdb.machine),
+                     "gomemlimit_mb": sizing.influxdb_memory_limit_mb(settings.influxdb.machine)},
+        "monitoring": {"machine": shape(settings.monitoring.machine)},
+    }
 
 
 def _releases(plan: Plan) -> set[str]:
@@ -299,6 +391,9 @@ def inventory(plan: Plan) -> dict[str, Any]:
         entry: dict[str, Any] = {"type": r.type, "name": r.name}
         if values:
             entry["values"] = {k: _short(v) for k, v in values.items()}
+        user_data = (r.inputs.get("metadata") or {}).get("user-data") if r.type == INSTANCE else None
+        if isinstance(user_data, str) and "metadata.user-data" not in r.secret_paths:
+            entry["cloud_config"] = cloud_config_summary(user_data)
         options = {
             "protect": r.protect, "delete_before_replace": r.delete_before_replace,
             "retain_on_delete": r.retain_on_delete,
@@ -313,7 +408,7 @@ def inventory(plan: Plan) -> dict[str, Any]:
         "counts": dict(sorted(Counter(r.type for r in plan.resources).items())),
     }
     if plan.settings is not None and plan.settings.target == "gcp":
-        result["sizing"] = dataclasses.asdict(plan.settings.spark)
+        result["sizing"] = _sizing(plan.settings)
     result["outputs"] = {k: SECRET if k in plan.secret_outputs else _short(v)
                          for k, v in sorted(plan.outputs.items())}
     result["resources"] = resources

@@ -1,4 +1,8 @@
-"""InfluxDB 2.x on a private VM: set up once from Secret Manager credentials, its data on the data disk."""
+"""InfluxDB 2.x on a private VM: set up once from Secret Manager credentials, its data on the data disk.
+
+It also creates the scoped tokens (the consumer's write token, Grafana's read token) and adds them to
+their secrets: `secret_ids` names those secrets too.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +31,17 @@ class InfluxDb(pulumi.ComponentResource):
         super().__init__("hydrostream:tsdb:InfluxDb", name, None, opts)
         influxdb = args.settings.influxdb
         memory_limit_mb = sizing.influxdb_memory_limit_mb(influxdb.machine)
-        user_data = secret_refs(catalog.TSDB, args.secret_ids).apply(
+        scoped = [token.secret for token in catalog.SCOPED_TOKENS]
+        missing = [secret for secret in scoped if secret not in args.secret_ids]
+        if missing:
+            raise ValueError(f"the {catalog.TSDB} VM needs the Secret Manager ids of {missing}")
+        scoped_refs = pulumi.Output.all(*(args.secret_ids[secret] for secret in scoped)).apply(
+            lambda ids: [cloud_init.SecretRef(secret, secret_id)
+                         for secret, secret_id in zip(scoped, ids, strict=True)])
+        user_data = pulumi.Output.all(secret_refs(catalog.TSDB, args.secret_ids), scoped_refs).apply(
             lambda refs: cloud_init.tsdb_cloud_init(
-                influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d", memory_limit_mb, refs))
+                influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d", memory_limit_mb, refs[0],
+                scoped_tokens=refs[1]))
         vm = ServiceVm(name, ServiceVmArgs(
             settings=args.settings,
             role=catalog.TSDB,

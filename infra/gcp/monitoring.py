@@ -2,7 +2,9 @@
 
 The archive holds the config volumes (`prometheus-config`: prometheus.yml for this stack's targets and
 the alert rules; `grafana-provisioning`: data sources, dashboard provider and dashboards) and is named
-by its digest, so the VM's cloud-config names exactly one version of it. It is too big for metadata.
+by its digest, and the VM's `cloud_init.CONFIG_BUNDLE_KEY` metadata item names exactly one version of
+it: a new dashboard, rule or IP changes that item in place and the VM applies it without a reboot. The
+archive is too big for metadata.
 """
 
 from __future__ import annotations
@@ -98,9 +100,8 @@ class MonitoringVm(pulumi.ComponentResource):
             lambda parts: f"gs://{parts[0]}/{parts[1]}")
 
         refs = secret_refs(catalog.MONITORING, args.secret_ids)
-        user_data = pulumi.Output.all(self.config_uri, refs).apply(
-            lambda values: cloud_init.monitoring_cloud_init(
-                cloud_init.ConfigBundle(values[0], CONFIG_VOLUMES), values[1]))
+        user_data = refs.apply(lambda values: cloud_init.monitoring_cloud_init(CONFIG_VOLUMES, values))
+        bundle_url = self.config_uri.apply(lambda uri: cloud_init.ConfigBundle(uri, CONFIG_VOLUMES).media_url)
         vm = ServiceVm(name, ServiceVmArgs(
             settings=settings,
             role=catalog.MONITORING,
@@ -109,6 +110,7 @@ class MonitoringVm(pulumi.ComponentResource):
             subnet=args.subnet,
             service_account_email=args.service_account_email,
             user_data=user_data,
+            metadata={cloud_init.CONFIG_BUNDLE_KEY: bundle_url},
         ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         port = catalog.GRAFANA.port("http")

@@ -2,14 +2,18 @@
 
 Shared by the broker, database and monitoring VMs: no public IP, the role's network tag and service
 account, Shielded VM, OS Login, and the role's cloud-config as `user-data`. The data disk is its own
-resource attached under the device name the cloud-config mounts, so replacing the VM (a new image, a
-new cloud-config) keeps the data; prod protects the disk and turns on deletion protection.
+resource attached under the device name the cloud-config mounts, so replacing the VM keeps the data;
+prod protects the disk and turns on deletion protection.
+
+Configuration never replaces a VM (prod's deletion protection would fail the update): `metadata`
+updates in place, the cloud-config reboots the VM when its `user-data` changed and re-reads the other
+metadata items it names (see infra/cloud_init.py). Only the inputs in `REPLACING_INPUTS` replace it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -25,6 +29,17 @@ COS_IMAGE = "projects/cos-cloud/global/images/family/cos-121-lts"
 BOOT_DISK_GB = 20
 DISK_TYPE = "pd-balanced"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+# The inputs this component sets that make the Google provider replace a compute.Instance
+# (terraform-provider-google google/services/compute/resource_compute_instance.go: ForceNew in the
+# schema, or forced by CustomizeDiff: `metadata_startup_script`, which this component never sets, and
+# `forceNewIfNetworkIPNotUpdatable`). `metadata`, `labels`, `tags`, `machine_type` (with
+# allow_stopping_for_update), `service_account`, `attached_disk`, `shielded_instance_config` and
+# `deletion_protection` update in place. Paths are in the SDK's wire names.
+REPLACING_INPUTS = (
+    "name", "zone", "bootDisk.initializeParams", "bootDisk.deviceName",
+    "networkInterfaces[0].networkIp", "networkInterfaces[0].subnetwork", "metadataStartupScript",
+)
 
 
 def instance_name(settings: StackSettings, role: str) -> str:
@@ -54,6 +69,8 @@ class ServiceVmArgs:
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
     user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.cloud_init
+    # More metadata items the cloud-config reads while the VM runs (e.g. the config bundle's URL).
+    metadata: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class ServiceVm(pulumi.ComponentResource):
@@ -85,7 +102,9 @@ class ServiceVm(pulumi.ComponentResource):
             type=DISK_TYPE,
             labels=labels,
             # The disk has no input from the network: it waits for what this VM waits for (the APIs).
+            # A protected stack keeps its data even when someone unprotects and destroys it.
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
+                                        retain_on_delete=settings.protect,
                                         depends_on=opts.depends_on if opts else None),
         )
         instance = gcp.compute.Instance(
@@ -110,6 +129,7 @@ class ServiceVm(pulumi.ComponentResource):
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(
                 enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True),
             metadata={
+                **args.metadata,
                 "enable-oslogin": "TRUE",
                 "google-logging-enabled": "true",
                 "user-data": args.user_data,
@@ -119,10 +139,9 @@ class ServiceVm(pulumi.ComponentResource):
             deletion_protection=settings.protect,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # The old VM must release the data disk (and its fixed name) before the new one exists.
+                # When a replacing input changes, the old VM must release the data disk (and its fixed
+                # name) before the new one exists.
                 delete_before_replace=True,
-                # COS applies user-data only at boot: a new cloud-config means a new VM on the same disk.
-                replace_on_changes=["metadata"],
             ),
         )
 

@@ -56,7 +56,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         checkpoint_bucket=buckets.checkpoints,
         bootstrap_servers=kafka.bootstrap_servers,
         influx_url=influxdb.url,
-        token_secret_id=secrets.ids[catalog.INFLUXDB_TOKEN],
+        token_secret_id=secrets.ids[catalog.INFLUXDB_WRITE_TOKEN],
     ))
 
     return {

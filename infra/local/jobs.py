@@ -35,8 +35,8 @@ JOBS_PATH = "/opt/hydrostream/jobs"
 JARS_PATH = "/opt/hydrostream/jars"
 PYTHON_DEPS_PATH = "/opt/hydrostream/python"
 # What the jobs read from the container's secrets volume (the consumer's InfluxDB token).
-SECRETS = (catalog.INFLUXDB_TOKEN,)
-TOKEN_PATH = secret_path(catalog.INFLUXDB_TOKEN)
+SECRETS = (catalog.INFLUXDB_WRITE_TOKEN,)
+TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 # One machine's few cores: the default 200 shuffle partitions make small streaming batches ~6x slower
 # (docs/jobs.md). Fixed at a query's first start, as its checkpoint keeps the number.

@@ -8,6 +8,12 @@ copy, readable only by the user the service reads it as. A one-shot container fi
 service starts (infra/templates/local/generate-secrets.sh): it generates a secret only when no
 service holds it yet, so values and data stay consistent however often the stack is destroyed and
 deployed. The values never pass through Pulumi: they are in no input, no state and no output.
+
+The scoped InfluxDB tokens (`catalog.SCOPED_TOKENS`) cannot be generated: InfluxDB creates them. Once
+InfluxDB is healthy, `LocalScopedTokens` (a one-shot container of the InfluxDB image with the operator
+token read-only) creates or finds each one and writes it into the secrets volume of its one reader:
+the write token for the Spark jobs, the read token for Grafana. No other container holds the
+operator token.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from infra.local.services import RETAINED_LABEL, SCRIPT_DIR, Upload, one_shot_su
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
 SCRIPT_PATH = f"{SCRIPT_DIR}/{SCRIPT.name}"
+TOKENS_SCRIPT = ROOT / "infra" / "templates" / "local" / "create-scoped-tokens.sh"
+# What create-scoped-tokens.sh runs for each token: the same script as on the InfluxDB VM.
+TOKEN_SCRIPT = ROOT / "infra" / "templates" / "influxdb-token.sh"
 # Letters and digits only (the values travel in HTTP headers and files read verbatim): 238 bits.
 SECRET_LENGTH = 40
 
@@ -106,7 +115,8 @@ class LocalSecrets(pulumi.ComponentResource):
             user="0",                                 # hands each copy to its reader
             entrypoints=["/bin/bash", SCRIPT_PATH],
             command=[catalog.SECRETS_DIR, str(SECRET_LENGTH),
-                     *(f"{r.service}:{r.uid}:{secret}" for r in args.readers for secret in r.secrets)],
+                     *(f"{r.service}:{r.uid}:{secret}" for r in args.readers for secret in r.secrets
+                       if secret in catalog.GENERATED_SECRETS)],
             network_mode="none",
             volumes=mounts,
             uploads=[Upload(SCRIPT_PATH, content=SCRIPT.read_text(), permissions="0755").args()],
@@ -120,3 +130,70 @@ class LocalSecrets(pulumi.ComponentResource):
         self.container = container
         self.succeeded = one_shot_succeeded(container, self.name, "the secrets were not written")
         self.register_outputs({"volume_names": self.volume_names})
+
+
+@dataclass(frozen=True)
+class LocalScopedTokensArgs:
+    readers: tuple[SecretReader, ...]             # those reading a scoped token get it in their volume
+    volume_names: Mapping[str, pulumi.Input[str]]  # service -> secrets volume (`LocalSecrets.volume_names`)
+    influxdb_image: pulumi.Input[str]
+    influxdb_url: str                             # in the stack's network
+    org: str
+    bucket: str
+    network_name: pulumi.Input[str]
+    prefix: str
+    memory_mb: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()  # InfluxDB healthy, the secrets written
+
+
+class LocalScopedTokens(pulumi.ComponentResource):
+    """A one-shot container that creates the scoped InfluxDB tokens into their readers' volumes.
+
+    Depend on `succeeded` (resolves once the container exited 0).
+    """
+
+    def __init__(self, name: str, args: LocalScopedTokensArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:local:ScopedTokens", name, None, opts)
+        influxdb = catalog.INFLUXDB
+        operator = next(f for f in influxdb.secret_files if f.secret == catalog.INFLUXDB_TOKEN)
+        operator_dir = f"{catalog.SECRETS_DIR}/{influxdb.name}"
+        specs, writers = [], []
+        for token in catalog.SCOPED_TOKENS:
+            readers = [r for r in args.readers if token.secret in r.secrets]
+            if len(readers) != 1:
+                raise ValueError(f"{token.secret} must have one reader, got {[r.service for r in readers]}")
+            (reader,) = readers
+            specs.append(f"{reader.service}:{reader.uid}:{token.secret}:{token.access}:{token.description}")
+            writers.append(docker.ContainerVolumeArgs(
+                volume_name=args.volume_names[reader.service],
+                container_path=f"{catalog.SECRETS_DIR}/{reader.service}"))
+        self.name = f"{args.prefix}-influxdb-tokens"
+        script_path = f"{SCRIPT_DIR}/{TOKENS_SCRIPT.name}"
+        container = docker.Container(
+            name,
+            name=self.name,
+            image=args.influxdb_image,
+            user="0",                                 # hands each token to its reader
+            entrypoints=["/bin/bash", script_path],
+            command=[catalog.SECRETS_DIR, f"{operator_dir}/{operator.secret}",
+                     influxdb.env["DOCKER_INFLUXDB_INIT_USERNAME"], args.org, args.bucket, *specs],
+            envs=[f"INFLUX_HOST={args.influxdb_url}"],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=args.volume_names[influxdb.name],
+                                                container_path=operator_dir, read_only=True), *writers],
+            uploads=[Upload(script_path, content=TOKENS_SCRIPT.read_text(), permissions="0755").args(),
+                     Upload(f"{SCRIPT_DIR}/{TOKEN_SCRIPT.name}", content=TOKEN_SCRIPT.read_text(),
+                            permissions="0755").args()],
+            attach=True,
+            must_run=False,
+            memory=args.memory_mb,
+            restart="no",
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
+                                        delete_before_replace=True),
+        )
+        self.container = container
+        self.succeeded = one_shot_succeeded(container, self.name,
+                                            "the scoped InfluxDB tokens were not created")
+        self.register_outputs({})

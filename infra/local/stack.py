@@ -28,7 +28,13 @@ from infra.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.local.jobs import SECRETS as SPARK_SECRETS
 from infra.local.jobs import SPARK_UID, SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
-from infra.local.secrets import LocalSecrets, LocalSecretsArgs, SecretReader
+from infra.local.secrets import (
+    LocalScopedTokens,
+    LocalScopedTokensArgs,
+    LocalSecrets,
+    LocalSecretsArgs,
+    SecretReader,
+)
 from infra.local.services import (
     RETAINED_LABEL,
     KafkaTopics,
@@ -66,6 +72,8 @@ MEMORY_MB = {
 }
 KAFKA_TOOLS_MEMORY_MB = 512
 SECRETS_TOOLS_MEMORY_MB = 64
+# The influx CLI (a Go binary) beside bash.
+TOKENS_TOOLS_MEMORY_MB = 128
 
 # uid that reads each service's secret files: the user the process runs as after the image's
 # entrypoint (InfluxDB's drops from root to `influxdb`, 1000; Grafana runs as the catalog's user).
@@ -156,6 +164,11 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
              "GOMEMLIMIT": f"{MEMORY_MB[catalog.INFLUXDB.name] * 6 // 10}MiB"},
         secrets_volume=secrets.volume_names[catalog.INFLUXDB.name],
         published=(PublishedPort(influx_http),), wait=True, depends_on=(secrets.succeeded,)))
+    tokens = LocalScopedTokens("influxdb-tokens", LocalScopedTokensArgs(
+        readers=secret_readers(), volume_names=secrets.volume_names, influxdb_image=influxdb.image_id,
+        influxdb_url=influx_url, org=settings.influxdb.org, bucket=settings.influxdb.bucket,
+        network_name=network.network_name, prefix=PREFIX, memory_mb=TOKENS_TOOLS_MEMORY_MB, labels=labels,
+        depends_on=(secrets.succeeded, influxdb.container)))
 
     spark_host = container_name(PREFIX, catalog.SPARK)
     targets = ScrapeTargets.for_hosts(
@@ -185,7 +198,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         config_volumes={"grafana-provisioning": uploads_digest(grafana_files)},
         secrets_volume=secrets.volume_names[catalog.GRAFANA.name],
         published=(PublishedPort(grafana_http),), wait=True,
-        depends_on=(secrets.succeeded, influxdb.container, prometheus.container)))
+        depends_on=(secrets.succeeded, tokens.succeeded, influxdb.container, prometheus.container)))
 
     spark = SparkJobs("spark", SparkJobsArgs(
         jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap, influx_url=influx_url,
@@ -193,7 +206,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         secrets_volume=secrets.volume_names[catalog.SPARK.name], prefix=PREFIX,
         network_name=network.network_name, bind_address=bind, memory_mb=MEMORY_MB[catalog.SPARK.name],
         labels=labels,
-        depends_on=(secrets.succeeded, broker.container, influxdb.container, topics.succeeded)))
+        depends_on=(secrets.succeeded, tokens.succeeded, broker.container, influxdb.container,
+                    topics.succeeded)))
 
     services = (broker, exporter, influxdb, prometheus, node_exporter, grafana, spark.service)
     data_volumes = sorted(name for service in services for name in service.data_volumes)

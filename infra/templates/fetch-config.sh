@@ -1,21 +1,62 @@
 #!/bin/bash
-# fetch-config.sh DATA_DIR INLINE_DIR BUNDLE_URL|- VOLUME...: refresh the config volumes under DATA_DIR.
-#   BUNDLE_URL  a Cloud Storage JSON API media URL of a .tar.gz whose top-level folders are VOLUMEs
+# fetch-config.sh [--restart UNIT]... DATA_DIR INLINE_DIR BUNDLE VOLUME...: refresh the config volumes
+# under DATA_DIR.
+#   BUNDLE      metadata:KEY, the instance metadata key whose value is the Cloud Storage JSON API media
+#               URL of a .tar.gz whose top-level folders are VOLUMEs; or - for inline files only
 #   INLINE_DIR  INLINE_DIR/VOLUME/... files written by cloud-init, copied over the bundle's
-# Each volume's content is replaced in place (running containers keep their bind mount). When the
-# bundle cannot be downloaded but every volume holds a config from an earlier boot, that config
-# is kept (with a warning) so the services still start.
+#   --restart   refresh mode (a timer): do nothing while the bundle URL is the one last applied, else
+#               apply it and restart these units if they run (their config is read at start)
+# The bundle URL lives in metadata, not in the cloud-config, so a new dashboard, rule or scrape target
+# changes one metadata value in place and this script applies it: the VM is neither replaced nor
+# rebooted. Each volume's content is replaced in place (running containers keep their bind mount).
+# When the bundle cannot be downloaded but every volume holds a config from an earlier boot, that
+# config is kept (with a warning) so the services still start.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/gce-metadata.sh"
 
+restart=()
+while [[ $# -gt 0 && "$1" == --restart ]]; do
+  restart+=("$2")
+  shift 2
+done
 if [[ $# -lt 4 ]]; then
-  echo "usage: $0 DATA_DIR INLINE_DIR BUNDLE_URL|- VOLUME..." >&2
+  echo "usage: $0 [--restart UNIT]... DATA_DIR INLINE_DIR metadata:KEY|- VOLUME..." >&2
   exit 2
 fi
-data_dir=$1 inline_dir=$2 bundle_url=$3
+data_dir=$1 inline_dir=$2 bundle=$3
 shift 3
 volumes=("$@")
+applied="${data_dir}/.config-bundle-url"
+
+keep_earlier_config() {
+  for volume in "${volumes[@]}"; do
+    if [[ -z "$(ls -A "${data_dir}/${volume}" 2>/dev/null)" ]]; then
+      echo "$1 and ${volume} has no earlier config" >&2
+      exit 1
+    fi
+  done
+  echo "warning: $1; keeping the config of an earlier boot" >&2
+  exit 0
+}
+
+bundle_url=-
+if [[ "${bundle}" == metadata:* ]]; then
+  if ! bundle_url=$(metadata_get "instance/attributes/${bundle#metadata:}"); then
+    keep_earlier_config "cannot read the config bundle's URL from metadata key ${bundle#metadata:}"
+  fi
+  if [[ ! "${bundle_url}" =~ ^https://storage\.googleapis\.com/storage/v1/b/[^/]+/o/[^/]+\?alt=media$ ]]; then
+    echo "metadata key ${bundle#metadata:} is not a Cloud Storage media URL: ${bundle_url}" >&2
+    exit 1
+  fi
+elif [[ "${bundle}" != "-" ]]; then
+  echo "BUNDLE must be metadata:KEY or -, got ${bundle}" >&2
+  exit 2
+fi
+if [[ ${#restart[@]} -gt 0 && -f "${applied}" && "$(cat "${applied}")" == "${bundle_url}" ]]; then
+  echo "config bundle unchanged"
+  exit 0
+fi
 
 staging=$(mktemp -d "${data_dir}/.config.XXXXXX")
 trap 'rm -rf "${staging}"' EXIT
@@ -23,14 +64,7 @@ mkdir "${staging}/new"
 
 if [[ "${bundle_url}" != "-" ]]; then
   if ! google_api_get "${bundle_url}" --output "${staging}/bundle.tar.gz"; then
-    for volume in "${volumes[@]}"; do
-      if [[ -z "$(ls -A "${data_dir}/${volume}" 2>/dev/null)" ]]; then
-        echo "cannot download the config bundle and ${volume} has no earlier config" >&2
-        exit 1
-      fi
-    done
-    echo "warning: cannot download the config bundle; keeping the config of an earlier boot" >&2
-    exit 0
+    keep_earlier_config "cannot download the config bundle"
   fi
   tar --extract --gzip --no-same-owner --file "${staging}/bundle.tar.gz" --directory "${staging}/new"
   shopt -s nullglob
@@ -53,3 +87,9 @@ for volume in "${volumes[@]}"; do
   chmod -R u=rwX,go=rX "${data_dir}/${volume}"
   echo "config volume ${volume} refreshed"
 done
+printf '%s' "${bundle_url}" >"${applied}"
+if [[ ${#restart[@]} -gt 0 ]]; then
+  # --no-block: a unit waiting for this one at boot must not deadlock; try-: stopped units stay stopped.
+  systemctl try-restart --no-block "${restart[@]}"
+  echo "restarted ${restart[*]} for config bundle ${bundle_url}"
+fi

@@ -32,3 +32,13 @@ google_api_get() {
     | curl --silent --show-error --fail --retry 10 --retry-connrefused --retry-delay 3 \
       --config - "$@" "${url}"
 }
+
+# google_api_post URL: POST the JSON body read from stdin to a Google API URL with the access token.
+# The header travels through a file descriptor, the body through stdin: neither is on a command line.
+google_api_post() {
+  local url=$1 token
+  token=$(access_token)
+  curl --silent --show-error --fail --retry 5 --retry-connrefused --retry-delay 3 \
+    --config <(printf 'header = "Authorization: Bearer %s"\n' "${token}") \
+    --header "Content-Type: application/json" --data-binary @- "${url}"
+}

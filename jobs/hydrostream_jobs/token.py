@@ -1,9 +1,16 @@
-"""The InfluxDB token, read from a file or Google Secret Manager (stdlib only), cached per process."""
+"""The InfluxDB token, read from a file or Google Secret Manager (stdlib only), cached per process.
+
+A Secret Manager secret may have no version yet: a scoped token is created by the InfluxDB VM once
+InfluxDB is set up, which can be after the job starts. Reading it waits, bounded by
+`TokenSource.wait_seconds`, and then fails naming the secret.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -12,6 +19,9 @@ METADATA_TOKEN_URL = (
 )
 SECRET_MANAGER_URL = "https://secretmanager.googleapis.com/v1"
 _TIMEOUT_SECONDS = 10.0
+# Secret Manager's answers while a secret has no enabled version: NOT_FOUND (none yet) and
+# FAILED_PRECONDITION (the latest is disabled or destroyed).
+_NO_VERSION_YET = (404, 400)
 
 
 class TokenError(RuntimeError):
@@ -26,6 +36,8 @@ class TokenSource:
     secret: str | None = None
     metadata_token_url: str = METADATA_TOKEN_URL
     secret_manager_url: str = SECRET_MANAGER_URL
+    wait_seconds: float = 600.0   # how long a secret without a version is waited for
+    retry_seconds: float = 10.0
 
 
 _cache: dict[TokenSource, str] = {}
@@ -41,16 +53,30 @@ def _read_secret(source: TokenSource) -> str:
     if not name.startswith("projects/") or "/secrets/" not in name or "/versions/" not in name:
         raise TokenError("--influx-token-secret must look like projects/P/secrets/S/versions/V")
     metadata = urllib.request.Request(source.metadata_token_url, headers={"Metadata-Flavor": "Google"})
-    try:
-        access_token = _get_json(metadata)["access_token"]
-        access = urllib.request.Request(
-            f"{source.secret_manager_url}/{name}:access",
-            headers={"Authorization": f"Bearer {access_token}"},
-        )
-        payload = _get_json(access)["payload"]["data"]
-    except (OSError, KeyError, ValueError) as error:
-        raise TokenError(f"cannot read secret {name}: {type(error).__name__}") from None
-    return base64.b64decode(payload).decode("utf-8").strip()
+    deadline = time.monotonic() + source.wait_seconds
+    while True:
+        try:
+            # A fresh access token each attempt: a long wait may outlive one.
+            access_token = _get_json(metadata)["access_token"]
+            access = urllib.request.Request(
+                f"{source.secret_manager_url}/{name}:access",
+                headers={"Authorization": f"Bearer {access_token}"},
+            )
+            payload = _get_json(access)["payload"]["data"]
+            return base64.b64decode(payload).decode("utf-8").strip()
+        except urllib.error.HTTPError as error:
+            if error.code not in _NO_VERSION_YET:
+                raise TokenError(f"cannot read secret {name}: HTTP {error.code}") from None
+            if time.monotonic() + source.retry_seconds > deadline:
+                raise TokenError(
+                    f"secret {name} has no enabled version after waiting {source.wait_seconds:g} s "
+                    f"(HTTP {error.code}); the InfluxDB VM adds it once InfluxDB is set up") from None
+        except (OSError, KeyError, ValueError) as error:
+            raise TokenError(f"cannot read secret {name}: {type(error).__name__}") from None
+        _sleep(source.retry_seconds)
+
+
+_sleep = time.sleep
 
 
 def _read_file(source: TokenSource) -> str:

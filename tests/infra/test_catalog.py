@@ -1,6 +1,8 @@
 """The service catalog and the Dataproc image table agree with the pins the tests run on."""
 
 import ast
+import base64
+import re
 import subprocess
 import sys
 import tomllib
@@ -82,3 +84,15 @@ def test_only_node_exporter_reaches_into_the_host_where_its_rootfs_flag_looks():
               if arg.startswith("--path.rootfs=")]
     assert catalog.NODE_EXPORTER.host_mounts == (catalog.HostMount("/", rootfs[0]),)
     assert catalog.NODE_EXPORTER.host_pid
+
+
+def test_the_kafka_cluster_id_is_a_16_byte_uuid_in_kafkas_form():
+    # Kafka's Uuid.fromString: base64url without padding of exactly 16 bytes; randomUuid never
+    # starts with "-" (the storage tool would read it as an option) and avoids the reserved 0 and 1.
+    cluster_id = catalog.KAFKA.env["CLUSTER_ID"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id), cluster_id
+    raw = base64.urlsafe_b64decode(cluster_id + "==")
+    assert len(raw) == 16
+    assert base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == cluster_id
+    assert not cluster_id.startswith("-")
+    assert int.from_bytes(raw, "big") not in (0, 1)

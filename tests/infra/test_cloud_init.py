@@ -3,11 +3,13 @@ boot scripts that pass shellcheck and behave (run here against stubbed system co
 
 import base64
 import io
+import json
 import os
 import re
 import secrets
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import tarfile
@@ -43,14 +45,18 @@ def refs(*names: str) -> list[cloud_init.SecretRef]:
     return [cloud_init.SecretRef(name, secret_id(name)) for name in names]
 
 
+SCOPED = refs(catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)
+
+
 def render(role: str) -> str:
     if role == catalog.BROKER:
         return cloud_init.broker_cloud_init(HEAP_MB, TOPICS)
     if role == catalog.TSDB:
         return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
-                                          refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
+                                          refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
+                                          scoped_tokens=SCOPED)
     return cloud_init.monitoring_cloud_init(
-        BUNDLE, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN), [PROMETHEUS_YML])
+        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN), [PROMETHEUS_YML])
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +174,8 @@ def test_document_fits_in_a_metadata_value(role, documents):
 def test_an_oversized_document_is_refused():
     huge = cloud_init.ConfigFile("prometheus-config", "rules/huge.yml", "x" * (256 * 1024) + "\n")
     with pytest.raises(ValueError, match="metadata value limit"):
-        cloud_init.monitoring_cloud_init(BUNDLE, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
-                                         [huge])
+        cloud_init.monitoring_cloud_init(
+            BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN), [huge])
 
 
 def test_scripts_are_embedded_from_the_template_files(documents):
@@ -230,7 +236,7 @@ def test_containers_run_as_the_catalog_says(role, documents):
             assert run["env"][key] == value, (service.name, key)
         check = service.health_check
         kind, *health = check.command
-        assert run["health-cmd"] == (health[0] if kind == "CMD-SHELL" else " ".join(health))
+        assert run["health-cmd"] == (health[0] if kind == "CMD-SHELL" else shlex.join(health))
         assert (run["health-interval"], run["health-timeout"], run["health-retries"],
                 run["health-start-period"]) == (f"{check.interval_s}s", f"{check.timeout_s}s",
                                                 str(check.retries), f"{check.start_period_s}s")
@@ -271,10 +277,12 @@ def test_no_secret_value_reaches_a_document(documents):
         for match in re.finditer(r"[A-Z0-9_]*(PASSWORD|TOKEN|SECRET)[A-Z0-9_]*=(\S*)", document):
             assert match.group(0).split("=")[0].endswith("_FILE"), (role, match.group(0))
             assert match.group(2).startswith(catalog.SECRETS_DIR + "/"), (role, match.group(0))
-        # Secret resource names appear only where a secret is fetched.
+        # Secret resource names appear only where a secret is fetched, or a scoped token stored.
         for line in document.splitlines():
             if "SENTINEL-" in line:
-                assert line.strip().startswith("ExecStartPre=/bin/bash /etc/hydrostream/bin/fetch-secret.sh ")
+                assert line.strip().startswith((
+                    "ExecStartPre=/bin/bash /etc/hydrostream/bin/fetch-secret.sh ",
+                    "ExecStart=/bin/bash /etc/hydrostream/bin/create-influxdb-tokens.sh ")), line
     assert secret_id(catalog.INFLUXDB_TOKEN) in documents[catalog.TSDB]
 
 
@@ -291,7 +299,10 @@ def test_secrets_are_fetched_by_resource_name_and_mounted_read_only(role, docume
         for secret_file, fetch in zip(service.secret_files, fetches, strict=True):
             host_path = f"{catalog.SECRETS_DIR}/{service.name}/{secret_file.secret}"
             owner = service.user or "0"
-            assert fetch[2:] == [secret_id(secret_file.secret), host_path, f"{owner}:{owner}"]
+            # A scoped token is waited for: the InfluxDB VM adds it once InfluxDB is set up.
+            scoped = secret_file.secret in {t.secret for t in catalog.SCOPED_TOKENS}
+            assert fetch[2:] == [secret_id(secret_file.secret), host_path, f"{owner}:{owner}",
+                                 *([str(cloud_init.SCOPED_TOKEN_WAIT_S)] if scoped else [])]
             assert f"{host_path}:{secret_file.container_path}:ro" in run["volumes"]
 
 
@@ -305,9 +316,15 @@ def test_a_secret_ref_takes_a_resource_name_and_never_echoes_what_it_rejects():
 
 def test_a_role_needs_exactly_its_secrets():
     with pytest.raises(ValueError, match="influxdb-token"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD))
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD),
+                                   scoped_tokens=SCOPED)
     with pytest.raises(ValueError, match="takes one SecretRef"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(*catalog.SECRETS))
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(*catalog.GENERATED_SECRETS),
+                                   scoped_tokens=SCOPED)
+    with pytest.raises(ValueError, match="scoped_tokens takes one SecretRef each"):
+        cloud_init.tsdb_cloud_init("o", "b", "30d", 512,
+                                   refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
+                                   scoped_tokens=SCOPED[:1])
 
 
 def secret_stubs(tmp_path: Path, filesystem: str = "tmpfs") -> Path:
@@ -351,6 +368,191 @@ def test_fetch_secret_refuses_a_folder_that_is_not_a_tmpfs(tmp_path):
                         env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
     assert result.returncode != 0 and "tmpfs" in result.stderr
     assert not dest.exists()
+
+
+def flaky_secret_stubs(tmp_path: Path, failures: int) -> Path:
+    """Secret Manager answers 404 (no version yet) `failures` times, then the value."""
+    stubs = secret_stubs(tmp_path)
+    payload = base64.b64encode(SECRET_VALUE.encode()).decode()
+    stub(stubs, "curl", f"""
+case "$*" in
+  *computeMetadata*token*) echo '{{"access_token":"ya29.TEST-TOKEN","expires_in":3599}}' ;;
+  *secretmanager.googleapis.com*)
+    cat >/dev/null
+    count=$(( $(cat "$STUB_DIR/accesses" 2>/dev/null || echo 0) + 1 ))
+    echo "$count" >"$STUB_DIR/accesses"
+    [[ $count -gt {failures} ]] || exit 22
+    printf '{{"payload": {{"data": "{payload}"}}}}\\n' ;;
+  *) exit 22 ;;
+esac""")
+    stub(stubs, "sleep", "")
+    return stubs
+
+
+@pytest.mark.parametrize(("failures", "wait_s", "fetched"),
+                         [(2, "240", True), (1, "5", False), (1, None, False)])
+def test_fetch_secret_waits_bounded_for_a_first_version(tmp_path, failures, wait_s, fetched):
+    stubs = flaky_secret_stubs(tmp_path, failures)
+    dest = tmp_path / "run" / "grafana" / "influxdb-read-token"
+    result = run_script("fetch-secret.sh", secret_id("influxdb-read-token"), str(dest), "472:472",
+                        *([wait_s] if wait_s else []), stubs=stubs,
+                        env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+    assert (result.returncode == 0) == fetched == dest.exists(), result.stderr
+    accesses = int((tmp_path / "accesses").read_text())
+    assert accesses == (failures + 1 if fetched else 1)
+    if fetched:
+        assert dest.read_text() == SECRET_VALUE and "waiting" in result.stderr
+    else:
+        assert "has no readable version" in result.stderr
+
+
+def test_the_tsdb_vm_creates_the_scoped_tokens_after_influxdb(documents):
+    found = units(documents[catalog.TSDB])
+    unit = found["hydrostream-influxdb-tokens.service"]
+    (args,) = commands(unit, "ExecStart")
+    assert args[1:] == ["/etc/hydrostream/bin/create-influxdb-tokens.sh", "influxdb",
+                        "/run/secrets/hydrostream/influxdb-token", "admin", "hydro-farm", "sensors",
+                        "/mnt/disks/data/influxdb-tokens",
+                        f"write:hydrostream-consumer-write:{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}",
+                        f"read:hydrostream-grafana-read:{secret_id(catalog.INFLUXDB_READ_TOKEN)}"]
+    lines = unit.splitlines()
+    assert "hydrostream-influxdb.service" in next(line for line in lines if line.startswith("After="))
+    assert "Restart=on-failure" in lines
+    assert "hydrostream-influxdb-tokens.service" in yaml.safe_load(documents[catalog.TSDB])["runcmd"][1]
+    shipped = {Path(path).name for path in files(documents[catalog.TSDB])}
+    assert {"create-influxdb-tokens.sh", "influxdb-token.sh", "gce-metadata.sh"} <= shipped
+    # The other roles neither create nor receive the operator token.
+    for role in (catalog.BROKER, catalog.MONITORING):
+        assert "influxdb-tokens" not in documents[role]
+        assert secret_id(catalog.INFLUXDB_TOKEN) not in documents[role]
+
+
+OPERATOR_TOKEN = f"operator-{secrets.token_hex(8)}"
+BUCKET_ID = "0a1b2c3d4e5f6a7b"
+
+
+def influx_stubs(tmp_path: Path) -> Path:
+    """`docker exec` runs the in-container script here; `influx` keeps its tokens in files."""
+    stubs = tmp_path / "bin"
+    (tmp_path / "auths").mkdir(exist_ok=True)
+    stub(stubs, "docker", 'while [[ $1 != bash ]]; do shift; done\nexec "$@"')
+    stub(stubs, "influx", f"""
+if [[ "$1" != ping && "$INFLUX_TOKEN" != "{OPERATOR_TOKEN}" ]]; then
+  echo "influx: unauthorized" >&2
+  exit 1
+fi
+printable() {{
+  printf '\\t{{\\n\\t\\t"id": "%s",\\n\\t\\t"description": "%s",\\n' "$1" "$2"
+  printf '\\t\\t"token": "%s",\\n\\t\\t"status": "active",\\n\\t\\t"userName": "admin",\\n' "$3"
+  printf '\\t\\t"permissions": [\\n\\t\\t\\t"%s"\\n\\t\\t]\\n\\t}}' "$4"
+}}
+case "$1 $2" in
+  "ping ") echo OK ;;
+  "bucket list")
+    printf '[\\n\\t{{\\n\\t\\t"links": {{"labels": "/api/v2/buckets/{BUCKET_ID}/labels"}},\\n'
+    printf '\\t\\t"id": "{BUCKET_ID}",\\n\\t\\t"orgID": "ffffffffffffffff",\\n'
+    printf '\\t\\t"name": "sensors"\\n\\t}}\\n]\\n' ;;
+  "auth list")
+    echo "["
+    first=1
+    for f in "$STUB_DIR"/auths/*; do
+      [[ -e "$f" ]] || continue
+      [[ $first == 1 ]] || echo ","
+      first=0
+      cat "$f"
+    done
+    echo "]" ;;
+  "auth create")
+    while [[ $# -gt 0 ]]; do
+      case "$1" in --description) description=$2 ;; --write-bucket|--read-bucket) perm="${{1#--}}:$2" ;; esac
+      shift
+    done
+    n=$(ls "$STUB_DIR/auths" | wc -l)
+    printable "id$n" "$description" "tok_${{description}}-$RANDOM==" "$perm" >"$STUB_DIR/auths/$n"
+    cat "$STUB_DIR/auths/$n"; echo ;;
+  *) exit 1 ;;
+esac""")
+    stub(stubs, "curl", """
+case "$*" in
+  *computeMetadata*token*) echo '{"access_token":"ya29.TEST-TOKEN","expires_in":3599}' ;;
+  *secretmanager.googleapis.com*:addVersion*)
+    n=$(ls "$STUB_DIR" | grep -c '^added-' || true)
+    cat >"$STUB_DIR/added-$n.json"
+    for arg in "$@"; do [[ "$arg" != /dev/fd/* ]] || cat "$arg" >"$STUB_DIR/added-$n.header"; done
+    for arg in "$@"; do [[ "$arg" != https://* ]] || echo "$arg" >"$STUB_DIR/added-$n.url"; done
+    echo '{"name": "projects/1/secrets/s/versions/1"}' ;;
+  *) exit 22 ;;
+esac""")
+    return stubs
+
+
+def create_tokens(tmp_path: Path, stubs: Path) -> subprocess.CompletedProcess:
+    operator = tmp_path / "operator-token"
+    operator.write_text(OPERATOR_TOKEN)
+    return run_script("create-influxdb-tokens.sh", "influxdb", str(operator), "admin", "hydro-farm",
+                      "sensors", str(tmp_path / "state"),
+                      f"write:hydrostream-consumer-write:{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}",
+                      f"read:hydrostream-grafana-read:{secret_id(catalog.INFLUXDB_READ_TOKEN)}",
+                      stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+
+
+def added_versions(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(secret url, decoded payload, header) of each addVersion call."""
+    found = []
+    for body in sorted(tmp_path.glob("added-*.json")):
+        data = json.loads(body.read_text())["payload"]["data"]
+        found.append((body.with_suffix(".url").read_text().strip(), base64.b64decode(data).decode(),
+                      body.with_suffix(".header").read_text()))
+    return found
+
+
+def test_scoped_tokens_are_created_once_and_added_as_secret_versions(tmp_path):
+    stubs = influx_stubs(tmp_path)
+    log = tmp_path / "calls.log"
+    result = create_tokens(tmp_path, stubs)
+    assert result.returncode == 0, result.stderr
+    creates = [c for c in calls(log, "influx") if c.startswith("influx auth create")]
+    assert [c.split("--description ")[1].split(" ")[0] for c in creates] == [
+        "hydrostream-consumer-write", "hydrostream-grafana-read"]
+    assert f"--write-bucket {BUCKET_ID}" in creates[0] and f"--read-bucket {BUCKET_ID}" in creates[1]
+    assert all("--user admin" in c and "--org hydro-farm" in c for c in creates)
+    tokens = {json.loads(f.read_text().replace("\t", ""))["description"]: json.loads(f.read_text())["token"]
+              for f in (tmp_path / "auths").iterdir()}
+    added = added_versions(tmp_path)
+    base = "https://secretmanager.googleapis.com/v1/"
+    assert [(url, value) for url, value, _ in added] == [
+        (f"{base}{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}:addVersion", tokens["hydrostream-consumer-write"]),
+        (f"{base}{secret_id(catalog.INFLUXDB_READ_TOKEN)}:addVersion", tokens["hydrostream-grafana-read"])]
+    assert {header for _, _, header in added} == {'header = "Authorization: Bearer ya29.TEST-TOKEN"\n'}
+
+    # A reboot: the tokens are found again by description, and the secrets already hold them.
+    result = create_tokens(tmp_path, stubs)
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in calls(log, "influx") if c.startswith("influx auth create")]) == 2
+    assert len(added_versions(tmp_path)) == 2 and "already holds" in result.stdout
+    # A lost state (a new data disk would lose the database too): the same tokens are stored again.
+    for stamp in (tmp_path / "state").iterdir():
+        stamp.unlink()
+    assert create_tokens(tmp_path, stubs).returncode == 0
+    assert [value for _, value, _ in added_versions(tmp_path)][2:] == [
+        tokens["hydrostream-consumer-write"], tokens["hydrostream-grafana-read"]]
+    everything = log.read_text() + result.stdout + result.stderr
+    for secret in (OPERATOR_TOKEN, *tokens.values()):
+        assert secret not in everything
+
+
+def test_scoped_tokens_need_the_operator_token_and_a_bucket(tmp_path):
+    stubs = influx_stubs(tmp_path)
+    (tmp_path / "operator-token").write_text("wrong")
+    result = run_script("create-influxdb-tokens.sh", "influxdb", str(tmp_path / "operator-token"), "admin",
+                        "hydro-farm", "sensors", str(tmp_path / "state"),
+                        f"write:hydrostream-consumer-write:{secret_id(catalog.INFLUXDB_WRITE_TOKEN)}",
+                        stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+    assert result.returncode != 0 and added_versions(tmp_path) == []
+    assert "unauthorized" in result.stderr and not list((tmp_path / "auths").iterdir())
+    bad = run_script("create-influxdb-tokens.sh", "influxdb", "f", "admin", "o", "b", str(tmp_path / "s"),
+                     "write:desc:not-a-secret", stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log")})
+    assert bad.returncode == 2 and "projects/P/secrets/S" in bad.stderr
 
 
 # --- the data disk ------------------------------------------------------------------------------
@@ -428,6 +630,32 @@ def test_kafka_heap_is_the_given_heap(documents):
     assert env["KAFKA_HEAP_OPTS"] == f"-Xms{HEAP_MB}m -Xmx{HEAP_MB}m"
 
 
+def probe_exit(health_cmd: str, port: int, listening: bool) -> int:
+    """Exit status of a health command, as Docker runs `--health-cmd` (sh -c), against `port`."""
+    command = health_cmd.replace(f"/{catalog.KAFKA.port('kafka')}", f"/{port}")
+    assert command != health_cmd, "the probe does not name the broker's port"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        if listening:
+            server.listen()
+        return subprocess.run(["sh", "-c", command], capture_output=True, timeout=30).returncode
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_kafka_health_check_starts_no_jvm_and_fails_when_nothing_listens(documents):
+    health_cmd = container_units(documents[catalog.BROKER])["kafka"]["health-cmd"]
+    # Every Kafka CLI is a JVM that would inherit the broker's KAFKA_HEAP_OPTS every interval.
+    assert not re.search(r"kafka-[a-z-]+\.sh|\bjava\b", health_cmd), health_cmd
+    port = free_port()
+    assert probe_exit(health_cmd, port, listening=True) == 0
+    assert probe_exit(health_cmd, port, listening=False) != 0
+
+
 def test_kafka_advertises_the_internal_ip_read_from_the_metadata_server(documents, tmp_path):
     kafka_unit = units(documents[catalog.BROKER])["hydrostream-kafka.service"]
     env = docker_run(kafka_unit)["env"]
@@ -498,9 +726,10 @@ def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
     document = documents[catalog.MONITORING]
     (args,) = commands(units(document)["hydrostream-config.service"], "ExecStart")
     assert args[1:] == ["/etc/hydrostream/bin/fetch-config.sh", "/mnt/disks/data", "/etc/hydrostream/config",
-                        "https://storage.googleapis.com/storage/v1/b/hydro-config/o/"
-                        "monitoring%2Fsha256-ab12.tar.gz?alt=media",
-                        "grafana-provisioning", "prometheus-config"]
+                        "metadata:hydrostream-config-bundle", "grafana-provisioning", "prometheus-config"]
+    # The bundle's URL is read from metadata: a new bundle leaves this document as it is.
+    assert "sha256-ab12" not in document and BUNDLE.media_url == (
+        "https://storage.googleapis.com/storage/v1/b/hydro-config/o/monitoring%2Fsha256-ab12.tar.gz?alt=media")
     inline = files(document)["/etc/hydrostream/config/prometheus-config/prometheus.yml"]
     assert inline == PROMETHEUS_YML.content
     for name in ("prometheus", "grafana"):
@@ -509,8 +738,8 @@ def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
         assert "hydrostream-config.service" in next(line for line in unit if line.startswith("Wants="))
         assert "hydrostream-data-disk.service" in next(line for line in unit if line.startswith("Requires="))
     with pytest.raises(ValueError, match="no volume"):
-        cloud_init.monitoring_cloud_init(cloud_init.ConfigBundle("gs://bkt/o.tgz", ("kafka-data",)),
-                                         refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN))
+        cloud_init.monitoring_cloud_init(("kafka-data",),
+                                         refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN))
 
 
 def bundle(path: Path, members: dict[str, str]) -> Path:
@@ -524,23 +753,27 @@ def bundle(path: Path, members: dict[str, str]) -> Path:
     return path
 
 
-def fetch_config(tmp_path: Path, bundle_file: Path | None) -> subprocess.CompletedProcess:
+def fetch_config(tmp_path: Path, bundle_file: Path | None, *options: str,
+                 url: str = BUNDLE.media_url) -> subprocess.CompletedProcess:
     stubs = tmp_path / "bin"
     stub(stubs, "curl", """
 case "$*" in
   *computeMetadata*token*) echo '{"access_token":"ya29.T","expires_in":3599}' ;;
+  *computeMetadata*/instance/attributes/hydrostream-config-bundle) printf '%s' "$STUB_URL" ;;
   *storage.googleapis.com*)
     [[ -n "$STUB_BUNDLE" ]] || exit 22
     while [[ $# -gt 0 ]]; do [[ "$1" == --output ]] && cp "$STUB_BUNDLE" "$2"; shift; done ;;
   *) exit 22 ;;
 esac""")
+    stub(stubs, "systemctl", "")
     (tmp_path / "data").mkdir(exist_ok=True)
     inline = tmp_path / "inline" / "prometheus-config"
     inline.mkdir(parents=True, exist_ok=True)
     (inline / "prometheus.yml").write_text("inline\n")
-    return run_script("fetch-config.sh", str(tmp_path / "data"), str(tmp_path / "inline"), BUNDLE.media_url,
-                      "grafana-provisioning", "prometheus-config", stubs=stubs,
-                      env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_BUNDLE": str(bundle_file or "")})
+    return run_script("fetch-config.sh", *options, str(tmp_path / "data"), str(tmp_path / "inline"),
+                      "metadata:hydrostream-config-bundle", "grafana-provisioning", "prometheus-config",
+                      stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_URL": url,
+                                        "STUB_BUNDLE": str(bundle_file or "")})
 
 
 def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path):
@@ -560,7 +793,109 @@ def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path
     result = fetch_config(tmp_path, None)  # the download fails on the next boot
     assert result.returncode == 0 and "keeping the config" in result.stderr
     assert (data / "prometheus-config" / "rules" / "alerts.yml").exists()
-    assert sorted(p.name for p in data.iterdir()) == ["grafana-provisioning", "prometheus-config"]
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == [
+        "grafana-provisioning", "prometheus-config"]
+    assert calls(tmp_path / "calls.log", "systemctl") == []  # at boot the containers start after it
+
+
+RESTART = ("--restart", "hydrostream-prometheus.service", "--restart", "hydrostream-grafana.service")
+
+
+def test_the_config_refresh_applies_only_a_new_bundle_and_restarts_its_readers(tmp_path):
+    first = bundle(tmp_path / "1.tgz", {"prometheus-config/rules/a.yml": "first\n",
+                                        "grafana-provisioning/dashboards/d.json": "{}\n"})
+    second = bundle(tmp_path / "2.tgz", {"prometheus-config/rules/a.yml": "second\n",
+                                         "grafana-provisioning/dashboards/d.json": "{}\n"})
+    log = tmp_path / "calls.log"
+    assert fetch_config(tmp_path, first).returncode == 0  # the boot
+    rules = tmp_path / "data" / "prometheus-config" / "rules" / "a.yml"
+    result = fetch_config(tmp_path, second, *RESTART)  # same URL as at boot: nothing to do
+    assert result.returncode == 0 and "unchanged" in result.stdout
+    assert rules.read_text() == "first\n" and calls(log, "systemctl") == []
+
+    new_url = BUNDLE.media_url.replace("sha256-ab12", "sha256-cd34")
+    result = fetch_config(tmp_path, second, *RESTART, url=new_url)
+    assert result.returncode == 0, result.stderr
+    assert rules.read_text() == "second\n"
+    assert (tmp_path / "data" / "prometheus-config" / "prometheus.yml").read_text() == "inline\n"
+    assert calls(log, "systemctl") == ["systemctl try-restart --no-block hydrostream-prometheus.service "
+                                       "hydrostream-grafana.service"]
+    assert fetch_config(tmp_path, second, *RESTART, url=new_url).returncode == 0
+    assert len(calls(log, "systemctl")) == 1  # applied once
+
+
+def test_the_config_refresh_refuses_a_url_that_is_not_cloud_storage(tmp_path):
+    result = fetch_config(tmp_path, None, *RESTART, url="https://evil.example/b.tgz")
+    assert result.returncode != 0 and "not a Cloud Storage media URL" in result.stderr
+
+
+def test_the_monitoring_vm_refreshes_its_config_on_a_timer(documents):
+    found = units(documents[catalog.MONITORING])
+    timer = found["hydrostream-config-refresh.timer"]
+    assert f"OnUnitActiveSec={cloud_init.CONFIG_REFRESH_S}s" in timer.splitlines()
+    assert "Unit=hydrostream-config-refresh.service" in timer.splitlines()
+    refresh = found["hydrostream-config-refresh.service"]
+    assert "RemainAfterExit=yes" not in refresh  # else the timer could start it only once per boot
+    (args,) = commands(refresh, "ExecStart")
+    assert args[1] == "/etc/hydrostream/bin/fetch-config.sh"
+    assert args[2:6] == list(RESTART)
+    assert args[6:] == ["/mnt/disks/data", "/etc/hydrostream/config", "metadata:hydrostream-config-bundle",
+                        "grafana-provisioning", "prometheus-config"]
+    assert "hydrostream-config-refresh.timer" in yaml.safe_load(documents[catalog.MONITORING])["runcmd"][1]
+
+
+# --- a changed user-data is applied by a reboot, not a new VM --------------------------------------
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_vm_watches_its_user_data(role, documents):
+    found = units(documents[role])
+    timer = found["hydrostream-user-data-watch.timer"]
+    assert f"OnUnitActiveSec={cloud_init.USER_DATA_WATCH_S}s" in timer.splitlines()
+    (args,) = commands(found["hydrostream-user-data-watch.service"], "ExecStart")
+    assert args[1:] == ["/etc/hydrostream/bin/watch-user-data.sh", "/var/lib/cloud/instance/user-data.txt",
+                        "/var/lib/hydrostream/rebooted-for-user-data"]
+    assert "hydrostream-user-data-watch.timer" in yaml.safe_load(documents[role])["runcmd"][1]
+
+
+def watch_user_data(tmp_path: Path, metadata: str | None, applied: str | None):
+    stubs = tmp_path / "bin"
+    stub(stubs, "curl", """
+case "$*" in
+  *computeMetadata*/instance/attributes/user-data)
+    [[ -f "$STUB_METADATA" ]] || exit 22
+    cat "$STUB_METADATA" ;;
+  *) exit 22 ;;
+esac""")
+    stub(stubs, "systemctl", "")
+    if metadata is not None:
+        (tmp_path / "metadata").write_text(metadata)
+    copy = tmp_path / "user-data.txt"
+    if applied is not None:
+        copy.write_text(applied)
+    return run_script("watch-user-data.sh", str(copy), str(tmp_path / "state" / "rebooted-for"), stubs=stubs,
+                      env={"STUB_LOG": str(tmp_path / "calls.log"),
+                           "STUB_METADATA": str(tmp_path / "metadata")})
+
+
+def test_a_changed_user_data_reboots_the_vm_once(tmp_path):
+    log = tmp_path / "calls.log"
+    document = render(catalog.BROKER)
+    assert watch_user_data(tmp_path, document, document).returncode == 0
+    assert calls(log, "systemctl") == []
+    changed = document.replace("-Xmx1536m", "-Xmx2048m")
+    result = watch_user_data(tmp_path, changed, document)
+    assert result.returncode == 0 and calls(log, "systemctl") == ["systemctl reboot"]
+    # Rebooted, but cloud-init did not apply it: no reboot loop.
+    result = watch_user_data(tmp_path, changed, document)
+    assert result.returncode != 0 and "not rebooting again" in result.stderr
+    assert len(calls(log, "systemctl")) == 1
+
+
+@pytest.mark.parametrize(("metadata", "applied"), [(None, "doc"), ("doc2", None)])
+def test_in_doubt_the_user_data_watch_never_reboots(tmp_path, metadata, applied):
+    result = watch_user_data(tmp_path, metadata, applied)
+    assert result.returncode == 0 and "warning" in result.stderr
+    assert calls(tmp_path / "calls.log", "systemctl") == []
 
 
 def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_path):

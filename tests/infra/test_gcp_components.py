@@ -229,15 +229,23 @@ def test_stack_outputs_name_the_buckets(dev):
 
 def test_each_secret_is_readable_exactly_by_the_accounts_that_use_it(dev):
     readers: dict[str, set[str]] = {}
+    adders: dict[str, set[str]] = {}
     for grant in dev.of_type("gcp:secretmanager/secretIamMember:SecretIamMember"):
-        assert grant.inputs["role"] == "roles/secretmanager.secretAccessor"
         assert grant.inputs["project"] == DEV
-        readers.setdefault(grant.inputs["secretId"], set()).add(grant.inputs["member"])
+        granted = {"roles/secretmanager.secretAccessor": readers,
+                   "roles/secretmanager.secretVersionAdder": adders}[grant.inputs["role"]]
+        granted.setdefault(grant.inputs["secretId"], set()).add(grant.inputs["member"])
     assert readers == {
         "hydrostream-influxdb-admin-password": {member("tsdb")},
-        "hydrostream-influxdb-token": {member("tsdb"), member("dataproc"), member("monitoring")},
+        # The operator token never leaves the InfluxDB VM; each client reads its own scoped token.
+        "hydrostream-influxdb-token": {member("tsdb")},
         "hydrostream-grafana-admin-password": {member("monitoring")},
+        "hydrostream-influxdb-write-token": {member("dataproc")},
+        "hydrostream-influxdb-read-token": {member("monitoring")},
     }
+    # The InfluxDB VM creates the scoped tokens and may add them, nothing more.
+    assert adders == {"hydrostream-influxdb-write-token": {member("tsdb")},
+                      "hydrostream-influxdb-read-token": {member("tsdb")}}
 
 
 def test_secrets_are_generated_stored_once_and_replicated_automatically(dev):
@@ -247,7 +255,10 @@ def test_secrets_are_generated_stored_once_and_replicated_automatically(dev):
         assert secret.inputs["replication"] == {"auto": {}}
         assert secret.inputs["labels"] == {"app": "hydrostream", "env": "dev"}
     versions = dev.of_type("gcp:secretmanager/secretVersion:SecretVersion")
-    assert {v.inputs["secret"] for v in versions} == {f"secrets-{n}-id" for n in catalog.SECRETS}
+    # The scoped tokens get their versions from the InfluxDB VM, not from Pulumi.
+    assert {v.inputs["secret"] for v in versions} == {
+        f"secrets-{n}-id" for n in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN,
+                                    catalog.GRAFANA_ADMIN_PASSWORD)}
     assert all(v.secret_paths == {"secretData"} for v in versions)
     generated = {r.name: r.inputs for r in dev.of_type("random:index/randomPassword:RandomPassword")}
     assert {name: (i["length"], i["special"]) for name, i in generated.items()} == {
@@ -277,14 +288,15 @@ def test_secret_values_are_secret_outputs(monkeypatch):
         **real_deploy(settings), "values": created[-1].values})
     p = plan.run_plan("dev")
     assert "values" in p.secret_outputs
-    assert p.outputs["values"] == {n: f"mock-secrets-{n}-value" for n in catalog.SECRETS}
+    assert p.outputs["values"] == {n: f"mock-secrets-{n}-value" for n in catalog.GENERATED_SECRETS}
 
 
 def test_prod_protects_every_secret_and_its_value(prod):
-    kinds = ("gcp:secretmanager/secret:Secret", "gcp:secretmanager/secretVersion:SecretVersion",
-             "random:index/randomPassword:RandomPassword")
-    for kind in kinds:
-        assert [r.protect for r in prod.of_type(kind)] == [True] * len(catalog.SECRETS), kind
+    stored = prod.of_type("gcp:secretmanager/secret:Secret")
+    assert [r.protect for r in stored] == [True] * len(catalog.SECRETS)
+    for kind in ("gcp:secretmanager/secretVersion:SecretVersion",
+                 "random:index/randomPassword:RandomPassword"):
+        assert [r.protect for r in prod.of_type(kind)] == [True] * len(catalog.GENERATED_SECRETS), kind
     stored = prod.of_type("gcp:secretmanager/secret:Secret")
     assert [s.inputs["deletionProtection"] for s in stored] == [True] * len(catalog.SECRETS)
 

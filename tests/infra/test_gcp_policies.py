@@ -201,6 +201,32 @@ def iam_role_violations(p: plan.Plan) -> list[str]:
     return found
 
 
+# Who may hold each InfluxDB token: the operator token never leaves the InfluxDB VM.
+TOKEN_HOLDERS = {
+    "hydrostream-influxdb-token": {"roles/secretmanager.secretAccessor": {catalog.TSDB}},
+    "hydrostream-influxdb-write-token": {"roles/secretmanager.secretAccessor": {catalog.DATAPROC},
+                                         "roles/secretmanager.secretVersionAdder": {catalog.TSDB}},
+    "hydrostream-influxdb-read-token": {"roles/secretmanager.secretAccessor": {catalog.MONITORING},
+                                        "roles/secretmanager.secretVersionAdder": {catalog.TSDB}},
+}
+
+
+def token_scope_violations(p: plan.Plan) -> list[str]:
+    """Each InfluxDB token's secret grants exactly the roles above, each to its one role's account."""
+    found = []
+    for grant in p.resources:
+        secret = grant.inputs.get("secretId")
+        if grant.type not in IAM_MEMBER_TYPES or secret not in TOKEN_HOLDERS:
+            continue
+        members = grant.inputs.get("members") or [grant.inputs.get("member", "")]
+        allowed = TOKEN_HOLDERS[secret].get(grant.inputs.get("role", ""), set())
+        for member in members:
+            account = re.fullmatch(r"serviceAccount:hydro-([a-z]+)@[^@]+\.iam\.gserviceaccount\.com", member)
+            if account is None or account.group(1) not in allowed:
+                found.append(f"{grant.name}: {member} gets {grant.inputs.get('role')} on {secret}")
+    return found
+
+
 def secret_leak_violations(p: plan.Plan) -> list[str]:
     """Generated values appear only, marked secret, in the Secret Manager versions; never in plain
     inputs (metadata, startup scripts, job arguments included) or plain stack outputs."""
@@ -263,6 +289,7 @@ def protection_violations(p: plan.Plan) -> list[str]:
 POLICIES = (
     firewall_source_violations, ssh_violations, public_ip_violations, service_account_violations,
     iam_role_violations, secret_leak_violations, label_violations, protection_violations,
+    token_scope_violations,
 )
 
 
@@ -292,7 +319,10 @@ def test_policies_see_what_they_govern(plans, stack):
     assert len(p.of_type(INSTANCE)) == len(p.of_type(DISK)) == len(catalog.ROLES)
     assert len(p.of_type(CLUSTER)) == 1
     assert all(vm.inputs["metadata"]["user-data"].startswith("#cloud-config") for vm in p.of_type(INSTANCE))
-    assert len(mock_secret_values(p)) == len(catalog.SECRETS)
+    assert len(mock_secret_values(p)) == len(catalog.GENERATED_SECRETS)
+    token_grants = [r for r in p.resources if r.type in IAM_MEMBER_TYPES
+                    and r.inputs.get("secretId") in TOKEN_HOLDERS]
+    assert len(token_grants) == 5
     assert {r.name for r in p.resources if r.secret_paths} == {r.name for r in p.of_type(SECRET_VERSION)}
     assert labelable(BUCKET) and labelable(SECRET) and labelable(INSTANCE) and labelable(CLUSTER)
     assert not labelable(FIREWALL) and not labelable("random:index/randomPassword:RandomPassword")
@@ -439,6 +469,26 @@ def test_a_secret_in_plain_stack_outputs_is_reported(monkeypatch):
         "stack output influxdb_token holds the value of secrets-influxdb-token in plain text"]
 
 
+@pytest.mark.parametrize(("secret", "role", "account"), [
+    ("hydrostream-influxdb-token", "roles/secretmanager.secretAccessor", "dataproc"),
+    ("hydrostream-influxdb-token", "roles/secretmanager.secretAccessor", "monitoring"),
+    ("hydrostream-influxdb-write-token", "roles/secretmanager.secretAccessor", "monitoring"),
+    ("hydrostream-influxdb-read-token", "roles/secretmanager.secretAccessor", "dataproc"),
+    ("hydrostream-influxdb-read-token", "roles/secretmanager.secretVersionAdder", "monitoring"),
+    ("hydrostream-influxdb-write-token", "roles/secretmanager.admin", "tsdb"),
+])
+def test_a_token_readable_beyond_its_holder_is_reported(secret, role, account):
+    member = f"serviceAccount:hydro-{account}@hydrostream-dev.iam.gserviceaccount.com"
+    grant = resource("gcp:secretmanager/secretIamMember:SecretIamMember", "extra-grant",
+                     {"secretId": secret, "role": role, "member": member, "project": "hydrostream-dev"})
+    assert token_scope_violations(hand_built("dev", grant)) == [
+        f"extra-grant: {member} gets {role} on {secret}"]
+    tsdb = {**grant.inputs, "member": member.replace(account, "tsdb"),
+            "role": "roles/secretmanager.secretAccessor"}
+    allowed = secret == "hydrostream-influxdb-token"
+    assert (token_scope_violations(hand_built("dev", resource(grant.type, "g", tsdb))) == []) == allowed
+
+
 def test_a_secret_in_metadata_is_reported():
     plain = vm("plain-vm", metadata={"user-data": f"password: {PASSWORD_VALUE}"})
     marked = resource(INSTANCE, "marked-vm", {**vm().inputs, "metadata": {"user-data": {
@@ -491,3 +541,17 @@ def test_a_dev_bucket_that_cannot_be_destroyed_is_reported():
     bucket = resource(BUCKET, "buckets-checkpoints", {"labels": LABELS, "forceDestroy": False})
     assert protection_violations(hand_built("dev", bucket)) == [
         "buckets-checkpoints: no force_destroy in dev"]
+
+
+@pytest.mark.parametrize("stack", ("dev", "prod"))
+def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token_off_the_vm(plans, stack):
+    p = plans[stack]
+    project = p.settings.gcp.project
+    (consumer,) = [j for j in p.of_type("gcp:dataproc/job:Job")
+                   if "--influx-token-secret" in j.inputs["pysparkConfig"]["args"]]
+    args = consumer.inputs["pysparkConfig"]["args"]
+    assert args[args.index("--influx-token-secret") + 1] == (
+        f"projects/{project}/secrets/hydrostream-influxdb-write-token/versions/latest")
+    for vm in p.of_type(INSTANCE):
+        holds_operator = "hydrostream-influxdb-token" in vm.inputs["metadata"]["user-data"]
+        assert holds_operator == (vm.inputs["tags"] == [catalog.TSDB]), vm.name

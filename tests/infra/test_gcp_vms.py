@@ -7,13 +7,14 @@ import io
 import re
 import tarfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog, cloud_init, plan, sizing
-from infra.gcp import monitoring
+from infra import catalog, cloud_init, grafana_config, plan, scrape_config, sizing
+from infra.gcp import monitoring, service_vm
 
 INSTANCE = "gcp:compute/instance:Instance"
 DISK = "gcp:compute/disk:Disk"
@@ -176,6 +177,8 @@ def test_prod_protects_data_disks_and_vms(planned):
     prod = planned.stack == "prod"
     for disk in planned.of_type(DISK):
         assert disk.protect is prod, disk.name
+        # Even when a protected stack is torn down on purpose, the data outlives the stack.
+        assert disk.retain_on_delete is prod, disk.name
     for vm in planned.of_type(INSTANCE):
         assert vm.inputs["deletionProtection"] is prod, vm.name
         # Fixed names and a disk only one VM may hold: the old VM goes before its replacement.
@@ -191,7 +194,7 @@ def test_vms_and_disks_carry_app_env_and_role_labels(planned):
 
 def test_user_data_holds_no_secret_value(planned):
     values = secret_values(planned)
-    assert len(values) == len(catalog.SECRETS)
+    assert len(values) == len(catalog.GENERATED_SECRETS)
     for vm in planned.of_type(INSTANCE):
         assert leaked_values(vm.inputs, values) == [], vm.name
         assert not any(path.startswith("metadata") for path in vm.secret_paths), vm.name
@@ -219,11 +222,14 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
     project = stack_file(planned.stack)["gcp:project"]
     refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
             for name in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
+    scoped = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
+              for name in (catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)]
     expected = cloud_init.tsdb_cloud_init(influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d",
-                                          sizing.influxdb_memory_limit_mb(influxdb.machine), refs)
+                                          sizing.influxdb_memory_limit_mb(influxdb.machine), refs,
+                                          scoped_tokens=scoped)
     user_data = instances(planned)[catalog.TSDB].inputs["metadata"]["user-data"]
     assert user_data == expected
-    assert all(ref.secret_id in user_data for ref in refs)
+    assert all(ref.secret_id in user_data for ref in (*refs, *scoped))
 
 
 def test_endpoints_use_the_vms_internal_ips(planned):
@@ -291,11 +297,92 @@ def test_monitoring_config_holds_no_secret_value(planned):
 def test_monitoring_user_data_is_the_renderers_document(planned):
     project = stack_file(planned.stack)["gcp:project"]
     refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
-            for name in (catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
-    bundle = cloud_init.ConfigBundle(f"gs://fake-config/{config_object(planned).inputs['name']}",
-                                     ("prometheus-config", "grafana-provisioning"))
-    expected = cloud_init.monitoring_cloud_init(bundle, refs)
-    assert instances(planned)[catalog.MONITORING].inputs["metadata"]["user-data"] == expected
+            for name in (catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN)]
+    expected = cloud_init.monitoring_cloud_init(("prometheus-config", "grafana-provisioning"), refs)
+    metadata = instances(planned)[catalog.MONITORING].inputs["metadata"]
+    assert metadata["user-data"] == expected
+    # The bundle is named outside the cloud-config, by its JSON API media URL.
+    name = config_object(planned).inputs["name"]
+    assert metadata[cloud_init.CONFIG_BUNDLE_KEY] == (
+        f"https://storage.googleapis.com/storage/v1/b/fake-config/o/{quote(name, safe='')}?alt=media")
+    assert name not in metadata["user-data"]
+
+
+# --- configuration changes are applied in place ---------------------------------------------------
+
+def plan_prod(tmp_path: Path, master: str = MASTER) -> plan.Plan:
+    program = tmp_path / f"program-{len(list(tmp_path.glob('program-*')))}.py"
+    program.write_text(PROGRAM.replace(MASTER, master))
+    return plan.run_plan("prod", program=program)
+
+
+def changed_copy(source: Path, target: Path, edit) -> Path:
+    target.mkdir()
+    for path in source.iterdir():
+        (target / path.name).write_text(path.read_text())
+    edit(target)
+    return target
+
+
+def retitle_a_dashboard(folder: Path) -> None:
+    path = sorted(folder.glob("*.json"))[0]
+    path.write_text(path.read_text().replace('"title"', '"title_before"', 1) + "\n")
+
+
+def add_an_alert_rule(folder: Path) -> None:
+    (folder / "zz-extra.yml").write_text(
+        "groups:\n- name: extra\n  rules:\n  - alert: Extra\n    expr: vector(1)\n")
+
+
+CHANGES = {
+    "dashboard": lambda tmp, mp: mp.setattr(grafana_config, "DASHBOARDS_DIR", changed_copy(
+        grafana_config.DASHBOARDS_DIR, tmp / "dashboards", retitle_a_dashboard)),
+    "alert rule": lambda tmp, mp: mp.setattr(scrape_config, "RULES_DIR", changed_copy(
+        scrape_config.RULES_DIR, tmp / "rules", add_an_alert_rule)),
+    "scrape target": None,  # the jobs' driver moves to another host
+}
+
+
+def at(inputs: dict, path: str):
+    value = inputs
+    for part in re.findall(r"[^.\[\]]+", path):
+        value = value[int(part)] if isinstance(value, list) else value.get(part)
+        if value is None:
+            return None
+    return value
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_monitoring_config_change_on_prod_replaces_and_reboots_no_vm(change, tmp_path, monkeypatch):
+    before = plan_prod(tmp_path)
+    if CHANGES[change] is None:
+        after = plan_prod(tmp_path, master="elsewhere-m.europe-west1-b.c.fake.internal")
+    else:
+        CHANGES[change](tmp_path, monkeypatch)
+        after = plan_prod(tmp_path)
+    assert config_object(before).inputs["name"] != config_object(after).inputs["name"], "nothing changed"
+    old, new = instances(before), instances(after)
+    for role, vm in new.items():
+        assert vm.inputs["deletionProtection"] is True
+        # Pulumi replaces on an input listed here, and the provider on its ForceNew inputs.
+        assert vm.replace_on_changes == (), role
+        for path in service_vm.REPLACING_INPUTS:
+            assert at(vm.inputs, path) == at(old[role].inputs, path), (role, path)
+        # The user-data is unchanged too (no reboot); only the bundle's metadata item moved on.
+        before_metadata = dict(old[role].inputs["metadata"])
+        after_metadata = dict(vm.inputs["metadata"])
+        assert after_metadata["user-data"] == before_metadata["user-data"], role
+        moved = {k for k in after_metadata if after_metadata[k] != before_metadata.get(k)}
+        assert moved == ({cloud_init.CONFIG_BUNDLE_KEY} if role == catalog.MONITORING else set()), role
+        assert {k: v for k, v in vm.inputs.items() if k != "metadata"} == {
+            k: v for k, v in old[role].inputs.items() if k != "metadata"}, role
+
+
+def test_the_replacement_check_sees_a_changed_replacing_input(tmp_path):
+    vm = instances(plan_prod(tmp_path))[catalog.BROKER]
+    moved = {**vm.inputs, "zone": "europe-west1-c"}
+    assert [p for p in service_vm.REPLACING_INPUTS if at(moved, p) != at(vm.inputs, p)] == ["zone"]
+    assert at(vm.inputs, "bootDisk.initializeParams")["image"] == service_vm.COS_IMAGE
 
 
 def test_grafana_is_reached_on_its_internal_ip_or_through_iap(planned):

@@ -117,6 +117,16 @@ def secret_specs(plan):
     return {tuple(spec.split(":")) for spec in specs}
 
 
+def token_specs(plan):
+    """(service, uid, secret, access, description) for every scoped token the tokens container writes."""
+    _, values = one_shot(plan, "influxdb-tokens")
+    directory, operator, user, org, bucket, *specs = values["command"]
+    assert directory == catalog.SECRETS_DIR
+    assert operator == f"{catalog.SECRETS_DIR}/influxdb/{catalog.INFLUXDB_TOKEN}"
+    assert (user, org, bucket) == ("admin", plan.settings.influxdb.org, plan.settings.influxdb.bucket)
+    return {tuple(spec.split(":")) for spec in specs}
+
+
 def secrets_mount(values):
     """The volume a container mounts at the catalog's SECRETS_DIR, as (volume, read-only)."""
     found = [(v["volumeName"], v.get("readOnly", False)) for v in values.get("volumes", [])
@@ -151,6 +161,27 @@ def test_every_service_has_the_catalog_health_check(plan, service):
     assert check["tests"] == list(expected.command)
     assert (check["interval"], check["timeout"], check["startPeriod"], check["retries"]) == (
         f"{expected.interval_s}s", f"{expected.timeout_s}s", f"{expected.start_period_s}s", expected.retries)
+
+
+def test_the_kafka_health_check_starts_no_jvm_and_fails_when_nothing_listens(plan):
+    _, values = service_container(plan, catalog.KAFKA)
+    kind, *command = values["healthcheck"]["tests"]
+    assert kind == "CMD"
+    # Every Kafka CLI is a JVM that would inherit the broker's KAFKA_HEAP_OPTS every interval.
+    assert not any(re.search(r"kafka-[a-z-]+\.sh|\bjava\b", word) for word in command), command
+    port = catalog.KAFKA.port("kafka")
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        free = probe.getsockname()[1]
+    moved = [word.replace(f"/{port}", f"/{free}") for word in command]
+    assert moved != command, "the probe does not name the broker's port"
+    for listening in (True, False):
+        with socket.socket() as server:
+            server.bind((LOOPBACK, free))
+            if listening:
+                server.listen()
+            result = subprocess.run(moved, capture_output=True, timeout=30)
+        assert (result.returncode == 0) == listening, (listening, result.stderr)
 
 
 @pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
@@ -234,10 +265,9 @@ def test_the_secrets_are_written_once_before_any_container_that_reads_them(plan)
     script = uploads_of(values)[values["entrypoints"][-1]]
     assert values["entrypoints"][0] == "/bin/bash" and script["content"] == GENERATE_SECRETS.read_text()
     expected = {(s.name, SECRET_READERS[s.name], f.secret) for s in catalog.SERVICES.values()
-                for f in s.secret_files}
-    expected.add(("spark", SECRET_READERS["spark"], catalog.INFLUXDB_TOKEN))
+                for f in s.secret_files if f.secret in catalog.GENERATED_SECRETS}
     assert secret_specs(plan) == expected
-    assert {secret for _, _, secret in expected} == set(catalog.SECRETS)
+    assert {secret for _, _, secret in expected} == set(catalog.GENERATED_SECRETS)
     # Each reader's volume is written at SECRETS_DIR/<service> here, read at SECRETS_DIR there.
     written = {v["containerPath"]: v["volumeName"] for v in values["volumes"]}
     assert written == {f"{catalog.SECRETS_DIR}/{name}": f"hydrostream-secrets-{name}"
@@ -262,7 +292,9 @@ def test_catalog_secrets_are_files_of_the_service_secrets_volume(plan, service):
     for secret_file in service.secret_files:
         # The script writes <volume>/<secret>; the volume is mounted at SECRETS_DIR.
         assert secret_file.container_path == f"{catalog.SECRETS_DIR}/{secret_file.secret}"
-        assert (service.name, SECRET_READERS[service.name], secret_file.secret) in specs
+        scoped = {spec[:3] for spec in token_specs(plan)}
+        assert (service.name, SECRET_READERS[service.name], secret_file.secret) in (
+            specs if secret_file.secret in catalog.GENERATED_SECRETS else scoped)
         if secret_file.env:
             assert env[secret_file.env] == secret_file.container_path
 
@@ -309,7 +341,7 @@ def test_kafka_exporter_scrapes_the_kafka_container(plan):
 
 def test_topics_are_created_once_with_the_stack_settings(plan):
     one_shots = {inputs(r)["name"] for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False}
-    assert one_shots == {"hydrostream-kafka-topics", "hydrostream-secrets"}
+    assert one_shots == {"hydrostream-kafka-topics", "hydrostream-secrets", "hydrostream-influxdb-tokens"}
     _, values = one_shot(plan, "kafka-topics")
     bootstrap, *specs = values["command"]
     assert bootstrap == "hydrostream-kafka:9092"
@@ -342,7 +374,7 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
     release = build_bundle(JOBS_DIR).digest
     _, _, consumer = job_arguments(consumer_submit, "consumer.py")
     _, _, producer = job_arguments(producer_submit, "producer.py")
-    token_file = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
+    token_file = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_WRITE_TOKEN}"
     assert consumer == consumer_args(
         settings.jobs, bootstrap_servers="hydrostream-kafka:9092", influx_url="http://hydrostream-influxdb:8086",
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
@@ -353,8 +385,10 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
     # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
     parsed = cli.parse_consumer_args(consumer)
     assert parsed.influx_token_file == token_file and parsed.influx_token_secret is None
-    assert token_file == f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
-    assert ("spark", SECRET_READERS["spark"], catalog.INFLUXDB_TOKEN) in secret_specs(plan)
+    # The jobs hold the write token only, written by the tokens container, never the operator token.
+    assert ("spark", SECRET_READERS["spark"], catalog.INFLUXDB_WRITE_TOKEN, "write",
+            "hydrostream-consumer-write") in token_specs(plan)
+    assert not [spec for spec in secret_specs(plan) if spec[0] == "spark"]
     assert secrets_mount(values) == ("hydrostream-secrets-spark", True)
     # Each release in its own folder of the volume, handing over from the one that ran before.
     assert parsed.checkpoint_location == f"{checkpoints}/{release}/consumer"
@@ -486,8 +520,10 @@ def test_grafana_is_provisioned_with_the_stack_data_sources_and_the_dashboards(p
     assert by_type["prometheus"]["url"] == "http://hydrostream-prometheus:9090"
     # The token is read from Grafana's copy in its secrets volume.
     token_file = re.fullmatch(r"\$__file\{(.+)\}", by_type["influxdb"]["secureJsonData"]["token"]).group(1)
-    assert token_file == f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_TOKEN}"
-    assert (catalog.GRAFANA.name, catalog.GRAFANA.user, catalog.INFLUXDB_TOKEN) in secret_specs(plan)
+    assert token_file == f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_READ_TOKEN}"
+    assert (catalog.GRAFANA.name, catalog.GRAFANA.user, catalog.INFLUXDB_READ_TOKEN, "read",
+            "hydrostream-grafana-read") in token_specs(plan)
+    assert (catalog.GRAFANA.name, catalog.GRAFANA.user, catalog.INFLUXDB_TOKEN) not in secret_specs(plan)
     provider = yaml.safe_load(uploads[f"{provisioning}/dashboards/dashboards.yaml"]["content"])
     dashboards_path = provider["providers"][0]["options"]["path"]
     dashboards = sorted((ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
@@ -616,8 +652,13 @@ def copies(directory, specs):
     return found
 
 
+# A second reader of the operator token: no real service has one any more, but the script still
+# copies a secret to every reader that names it.
+EXTRA_READER = ("extra-reader", "4242", catalog.INFLUXDB_TOKEN)
+
+
 def test_secrets_are_generated_once_copied_to_each_reader_and_never_shown(plan, tmp_path):
-    specs = secret_specs(plan)
+    specs = secret_specs(plan) | {EXTRA_READER}
     directory = tmp_path / "secrets"
     # bash -x prints every command and expansion: no value may appear even there.
     first = generate_secrets(directory, specs, xtrace=True)
@@ -626,7 +667,7 @@ def test_secrets_are_generated_once_copied_to_each_reader_and_never_shown(plan, 
     values = {secret: set(by_service.values()) for secret, by_service in written.items()}
     assert all(len(v) == 1 for v in values.values()), "each reader holds the same value of a secret"
     distinct = {v.pop() for v in values.values()}
-    assert len(distinct) == len(catalog.SECRETS)
+    assert len(distinct) == len(catalog.GENERATED_SECRETS)
     for value in distinct:
         assert re.fullmatch(r"[A-Za-z0-9]{40}", value)
         assert value not in first.stdout + first.stderr
@@ -638,7 +679,7 @@ def test_secrets_are_generated_once_copied_to_each_reader_and_never_shown(plan, 
     assert "generated" in first.stdout
 
     # The next `up` (after a destroy that kept the volumes) keeps them; a lost copy comes back.
-    (directory / "spark" / catalog.INFLUXDB_TOKEN).unlink()
+    (directory / "extra-reader" / catalog.INFLUXDB_TOKEN).unlink()
     second = generate_secrets(directory, specs)
     assert second.returncode == 0, second.stderr
     assert copies(directory, specs) == written
@@ -648,11 +689,11 @@ def test_secrets_are_generated_once_copied_to_each_reader_and_never_shown(plan, 
 
 
 def test_secrets_whose_copies_differ_are_left_alone_and_not_shown(plan, tmp_path):
-    specs = secret_specs(plan)
+    specs = secret_specs(plan) | {EXTRA_READER}
     directory = tmp_path / "secrets"
     assert generate_secrets(directory, specs).returncode == 0
     before = copies(directory, specs)
-    tampered = directory / "grafana" / catalog.INFLUXDB_TOKEN
+    tampered = directory / "extra-reader" / catalog.INFLUXDB_TOKEN
     tampered.chmod(0o600)
     tampered.write_text("x" * 40)
     result = generate_secrets(directory, specs)
@@ -661,7 +702,7 @@ def test_secrets_whose_copies_differ_are_left_alone_and_not_shown(plan, tmp_path
     assert before[catalog.INFLUXDB_TOKEN]["influxdb"] not in result.stdout + result.stderr
     after = copies(directory, specs)
     assert after[catalog.INFLUXDB_TOKEN]["influxdb"] == before[catalog.INFLUXDB_TOKEN]["influxdb"]
-    assert after[catalog.INFLUXDB_TOKEN]["grafana"] == "x" * 40
+    assert after[catalog.INFLUXDB_TOKEN]["extra-reader"] == "x" * 40
 
 
 @pytest.mark.parametrize("arguments", [[], ["/tmp/x", "40"], ["/tmp/x", "0", "a:1:b"],
@@ -670,3 +711,80 @@ def test_secrets_script_refuses_bad_arguments(arguments):
     result = subprocess.run(["bash", str(GENERATE_SECRETS), *arguments], capture_output=True, text=True,
                             check=False, timeout=60)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+# --- scoped InfluxDB tokens ------------------------------------------------------------------------
+
+def test_the_scoped_tokens_reach_only_their_one_reader_after_influxdb_is_healthy(plan):
+    resource, values = one_shot(plan, "influxdb-tokens")
+    influxdb, influxdb_values = containers(plan)["hydrostream-influxdb"]
+    assert values["image"] == influxdb_values["image"]
+    assert values["envs"] == ["INFLUX_HOST=http://hydrostream-influxdb:8086"]
+    assert [n["name"] for n in values["networksAdvanced"]] == ["hydrostream"]
+    assert influxdb.urn in resource.dependencies and influxdb_values["wait"] is True
+    mounts = {v["containerPath"]: (v["volumeName"], v.get("readOnly", False)) for v in values["volumes"]}
+    assert mounts == {f"{catalog.SECRETS_DIR}/influxdb": ("hydrostream-secrets-influxdb", True),
+                      f"{catalog.SECRETS_DIR}/grafana": ("hydrostream-secrets-grafana", False),
+                      f"{catalog.SECRETS_DIR}/spark": ("hydrostream-secrets-spark", False)}
+    assert token_specs(plan) == {
+        ("spark", "185", catalog.INFLUXDB_WRITE_TOKEN, "write", "hydrostream-consumer-write"),
+        ("grafana", catalog.GRAFANA.user, catalog.INFLUXDB_READ_TOKEN, "read",
+         "hydrostream-grafana-read")}
+    for reader in ("grafana", "spark"):
+        dependent, _ = containers(plan)[f"hydrostream-{reader}"]
+        assert resource.urn in dependent.dependencies, f"{reader} must start after its token is written"
+    # Only InfluxDB and the tokens container mount the volume that holds the operator token.
+    holders = {inputs(r)["name"] for r in plan.of_type(CONTAINER)
+               if any(v["volumeName"] == "hydrostream-secrets-influxdb"
+                      for v in inputs(r).get("volumes", []))}
+    assert holders == {"hydrostream-influxdb", "hydrostream-influxdb-tokens", "hydrostream-secrets"}
+    scripts = {u["file"].rsplit("/", 1)[-1]: u["content"] for u in values["uploads"]}
+    templates = ROOT / "infra" / "templates"
+    assert scripts == {
+        "create-scoped-tokens.sh": (templates / "local" / "create-scoped-tokens.sh").read_text(),
+        "influxdb-token.sh": (templates / "influxdb-token.sh").read_text()}
+
+
+def test_the_tokens_script_writes_each_token_for_its_reader_and_never_shows_it(plan, tmp_path):
+    from tests.infra.test_cloud_init import OPERATOR_TOKEN, calls, influx_stubs, stub
+
+    stubs = influx_stubs(tmp_path)
+    stub(stubs, "chown", "")
+    bin_dir = tmp_path / "scripts"
+    bin_dir.mkdir()
+    for script in ("infra/templates/local/create-scoped-tokens.sh", "infra/templates/influxdb-token.sh"):
+        (bin_dir / Path(script).name).write_text((ROOT / script).read_text())
+    (tmp_path / "operator").write_text(OPERATOR_TOKEN)
+    directory = tmp_path / "secrets"
+    specs = sorted(":".join(spec) for spec in token_specs(plan))
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}",
+           "STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)}
+
+    def run():
+        return subprocess.run(["bash", "-x", str(bin_dir / "create-scoped-tokens.sh"), str(directory),
+                               str(tmp_path / "operator"), "admin", "hydro", "hydro", *specs],
+                              capture_output=True, text=True, timeout=60, env=env, check=False)
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    tokens = {f.name: f.read_text() for f in directory.rglob("influxdb-*-token")}
+    assert set(tokens) == {catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN}
+    # The stub's tokens carry their description: each reader got its own.
+    assert (directory / "spark" / catalog.INFLUXDB_WRITE_TOKEN).read_text().startswith(
+        "tok_hydrostream-consumer-write-")
+    assert (directory / "grafana" / catalog.INFLUXDB_READ_TOKEN).read_text().startswith(
+        "tok_hydrostream-grafana-read-")
+    for path in directory.rglob("influxdb-*-token"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o400
+    assert sorted(c.split(" ")[1] for c in calls(tmp_path / "calls.log", "chown")) == sorted(
+        [catalog.GRAFANA.user, "185"])
+    second = run()  # the next `up`: the same tokens, none created twice
+    assert second.returncode == 0, second.stderr
+    assert {f.name: f.read_text() for f in directory.rglob("influxdb-*-token")} == tokens
+    creates = [c for c in calls(tmp_path / "calls.log", "influx") if c.startswith("influx auth create")]
+    assert len(creates) == 2
+    # bash -x shows every command and expansion: the values pass through pipes and files only.
+    for output in (first, second):
+        for value in (*tokens.values(), OPERATOR_TOKEN):
+            assert value not in output.stdout + output.stderr
+    assert not [p for p in directory.rglob("*.*")], "a temporary file was left behind"

@@ -3,14 +3,16 @@
 After a deliberate change: `make plan STACK=<stack> WRITE=1`, review `git diff tests/inventories`.
 """
 
+import dataclasses
 import difflib
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from infra import plan
+from infra import catalog, plan
 from infra.settings import STACKS
 
 
@@ -65,3 +67,72 @@ def test_plan_of_a_bad_stack_file_fails_naming_the_key(tmp_path, section, text, 
     assert named in result.stderr
     assert "stack 'dev'" in result.stderr and "nothing was deployed" in result.stderr
     assert result.stdout == ""
+
+
+# --- the inventory shows what matters, so a change reads as its own diff line ----------------------
+
+def added_lines(before: plan.Plan, after: plan.Plan) -> list[str]:
+    diff = difflib.unified_diff(plan.inventory_yaml(before).splitlines(),
+                                plan.inventory_yaml(after).splitlines(), n=0, lineterm="")
+    return [line[1:].strip() for line in diff if line.startswith("+") and not line.startswith("+++")]
+
+
+def with_setting(stack: str, section: str, key: str, value) -> dict:
+    config = plan.stack_config(stack)
+    config[f"hydrostream:{section}"] = {**config.get(f"hydrostream:{section}", {}), key: value}
+    return config
+
+
+def test_an_image_change_is_a_diff_line_of_the_vm_that_runs_it(monkeypatch):
+    before = plan.run_plan("dev")
+    monkeypatch.setitem(catalog.SERVICES, "kafka",
+                        dataclasses.replace(catalog.KAFKA, image="apache/kafka:9.9.9"))
+    added = added_lines(before, plan.run_plan("dev"))
+    assert "image: apache/kafka:9.9.9" in added
+
+
+def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing():
+    before = plan.run_plan("dev")
+    after = plan.run_plan("dev", with_setting("dev", "kafka", "machine", "e2-standard-8"))
+    added = added_lines(before, after)
+    (heap_opts,) = [line for line in added if line.startswith("KAFKA_HEAP_OPTS:")]
+    new_heap = int(re.search(r"-Xmx(\d+)m", heap_opts).group(1))
+    assert f"heap_mb: {new_heap}" in added
+    assert new_heap != int(re.search(r"-Xmx(\d+)m", plan.inventory_yaml(before)).group(1))
+    assert any(line.startswith("machine: e2-standard-8") for line in added)
+
+
+def test_cluster_and_job_properties_are_shown_whole():
+    before = plan.run_plan("dev")
+    inventory = plan.inventory(before)
+    (cluster,) = [r for r in inventory["resources"] if r["type"] == "gcp:dataproc/cluster:Cluster"]
+    (software,) = [v for k, v in cluster["values"].items()
+                   if re.fullmatch(r"clusterConfig\.softwareConfig\.(override_?)?[pP]roperties", k)]
+    declared = next(r for r in before.of_type("gcp:dataproc/cluster:Cluster")).inputs[
+        "clusterConfig"]["softwareConfig"]
+    declared = declared.get("overrideProperties") or declared["properties"]
+    assert software == dict(sorted(declared.items())) and software
+    jobs = [r for r in inventory["resources"] if r["type"] == "gcp:dataproc/job:Job"]
+    assert len(jobs) == 2
+    for job in jobs:
+        assert job["values"]["pysparkConfig.properties"]["spark.executor.instances"]
+    workers = before.settings.dataproc.workers + 2
+    after = plan.run_plan("dev", with_setting("dev", "dataproc", "workers", workers))
+    assert any(line.startswith("spark.executor.instances:") for line in added_lines(before, after))
+
+
+@pytest.mark.parametrize("stack", ("dev", "prod"))
+def test_each_vm_lists_the_catalog_containers_of_its_role(stack):
+    planned = plan.run_plan(stack)
+    vms = [r for r in plan.inventory(planned)["resources"] if r["type"] == "gcp:compute/instance:Instance"]
+    assert len(vms) == len(catalog.ROLES)
+    for vm in vms:
+        (role,) = vm["values"]["tags"]
+        shown = vm["cloud_config"]["containers"]
+        assert {name: c["image"] for name, c in shown.items()} == {
+            s.name: s.image for s in catalog.services_for_role(role)}
+        for service in catalog.services_for_role(role):
+            assert shown[service.name]["env"].items() >= service.env.items(), service.name
+        ports = {f"{p.number}/{p.protocol}" for s in catalog.services_for_role(role) for p in s.ports}
+        (firewall,) = [v for k, v in vm["cloud_config"]["units"].items() if "firewall" in k]
+        assert set(firewall.split()[1:]) == ports

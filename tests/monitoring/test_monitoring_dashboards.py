@@ -199,9 +199,9 @@ def test_provisioned_datasources_per_target(sources, influx_url, prometheus_url)
     assert influx["jsonData"] == {"version": "Flux", "organization": sources.org,
                                   "defaultBucket": sources.bucket, "timeInterval": "1m"}
     token_path = next(secret.container_path for secret in catalog.GRAFANA.secret_files
-                      if secret.secret == catalog.INFLUXDB_TOKEN)
+                      if secret.secret == catalog.INFLUXDB_READ_TOKEN)
     assert influx["secureJsonData"] == {"token": f"$__file{{{token_path}}}"}
-    assert token_path == "/run/secrets/hydrostream/influxdb-token"
+    assert token_path == "/run/secrets/hydrostream/influxdb-read-token"
     assert prom["isDefault"] is True and not influx.get("isDefault")
     assert all(source["editable"] is False for source in by_type.values())
 
