@@ -152,8 +152,9 @@ def main(argv: list[str]) -> None:
             stop = threading.Event()
             try:
                 first, last = feed(folder, args.fleet, args.rate, args.seconds, stop)
-                # Drain: the readings of the last second reach the endpoint within two triggers.
-                deadline = time.time() + 2 * trigger + 30
+                # Drain: the last second's readings need up to two triggers, more while the cold
+                # JVM is still working through its first batches.
+                deadline = time.time() + 2 * trigger + 180
                 expected = args.rate * args.seconds
                 while time.time() < deadline and len(influx.reading_delays) < expected:
                     if consumer.poll() is not None:

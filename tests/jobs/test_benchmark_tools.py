@@ -88,3 +88,25 @@ def test_a_stage_profile_sums_task_times_per_stage_and_batch_phases():
     assert stages == [{"id": 3, "name": "fold at sink.py:191", "tasks": 2, "wall_ms": 800,
                        "task_ms": 1000, "cpu_ms": 700}]
     assert phases == {"addBatch": 2000, "queryPlanning": 50}
+
+
+def test_the_ratios_printed_are_the_issues_targets(capsys):
+    from consumer_throughput import Result, report_ratios
+
+    def result(mode: str, seconds: float, cpu: float = 10.0, driver: float = 40.0) -> Result:
+        return Result("f", mode, 2, 1_000_000, seconds, cpu, driver, 1000.0, 0)
+
+    report_ratios({
+        "floor": result("floor", 10), "noop": result("noop", 20), "influxdb": result("influxdb", 25),
+        "seeds": result("seeds", 50, cpu=30.0, driver=2000.0), "influxdb@1": result("influxdb@1", 40),
+        "seeds@1": result("seeds@1", 55), "influxdb/10": result("influxdb/10", 5, driver=38.0),
+        "seeds/10": result("seeds/10", 8, driver=250.0),
+    })
+    out = capsys.readouterr().out
+    assert "influxdb / noop                               0.80  (target >= 0.85: NOT met)" in out
+    assert "influxdb / seeds (wall time)                  2.00  (target >= 3.0: NOT met)" in out
+    assert "influxdb / parse-only floor                   0.40  (target >= 0.4: met)" in out
+    assert "influxdb local[2] / local[1]                  1.60  (target >= 1.7: NOT met)" in out
+    assert "CPU seconds seeds / influxdb                  3.00" in out
+    assert "influxdb driver peak, 10x batch / 1x          1.05" in out
+    assert "seeds driver peak, 10x batch / 1x             8.00" in out
