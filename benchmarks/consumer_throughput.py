@@ -12,7 +12,7 @@ then each mode runs as its own process, cold (fresh Python and JVM), over the sa
   influxdb    jobs/consumer.py --sink influxdb      (into a local endpoint speaking the v2 write API)
   seeds       benchmarks/seeds_consumer.py --mode seeds (foreachBatch + collect() + one Point per row)
   influxdb@1, seeds@1   the same on local[1], for per-core scaling
-  influxdb/10, seeds/10 the same on a tenth of the input, last fleet only: driver memory vs batch size
+  influxdb/10, seeds/10 the same on a tenth of the input, first fleet only: driver memory vs batch size
 
 No spark-submit and no Spark conf: our consumer derives its shuffle partitions from its cores.
 Printed per mode: records/s, CPU seconds per million readings (the whole process tree: driver,
@@ -41,7 +41,7 @@ from tests.jobs.influx_fake import FakeInflux  # noqa: E402
 CONSUMER = os.path.join(ROOT, "jobs", "consumer.py")
 PRODUCER = os.path.join(ROOT, "jobs", "producer.py")
 SEEDS = os.path.join(BENCHMARKS, "seeds_consumer.py")
-DEFAULT_FLEETS = ("3x4x5", "5x4x50")  # the producer's default fleet (60 devices), and 1,000 devices
+DEFAULT_FLEETS = ("5x4x50", "3x4x5")  # 1,000 devices (the targets'), and the producer's default (60)
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--fleet", type=fleet_shape, action="append",
-                        help="FARMSxZONESxDEVICES_PER_ZONE, repeatable (default: 3x4x5 and 5x4x50)")
+                        help="FARMSxZONESxDEVICES_PER_ZONE, repeatable (default: 5x4x50 and 3x4x5)")
     parser.add_argument("--reading-period", type=float, default=15.0,
                         help="seconds between a device's readings")
     parser.add_argument("--cores", type=int, default=2,
@@ -242,7 +242,7 @@ def main(argv: list[str]) -> None:
                   f"{fleet.devices / rate:.1f} s)", flush=True)
             runs = [(name, name.split("@")[0], 1 if name.endswith("@1") else args.cores, args.readings)
                     for name in args.modes.split(",")]
-            if index == len(fleets) - 1 and not args.no_memory_growth:
+            if index == 0 and not args.no_memory_growth:
                 tenth = args.readings // 10
                 runs += [(f"{mode}/10", mode, args.cores, tenth) for mode in ("influxdb", "seeds")]
             inputs = {}
