@@ -11,7 +11,7 @@ then each mode runs as its own process, cold (fresh Python and JVM), over the sa
   noop        jobs/consumer.py --sink noop          (our consumer, all the work, output discarded)
   influxdb    jobs/consumer.py --sink influxdb      (into a local endpoint speaking the v2 write API)
   seeds       benchmarks/seeds_consumer.py --mode seeds (foreachBatch + collect() + one Point per row)
-  influxdb@1, seeds@1   the same on local[1], for per-core scaling
+  influxdb@1, seeds@1   the same on local[1], for per-core scaling (first fleet only by default)
   influxdb/10, seeds/10 the same on a tenth of the input, first fleet only: driver memory vs batch size
 
 No spark-submit and no Spark conf: our consumer derives its shuffle partitions from its cores.
@@ -219,6 +219,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--modes", default="floor,noop,influxdb,seeds,influxdb@1,seeds@1",
                         help="comma-separated; @1 = on local[1]")
     parser.add_argument("--no-memory-growth", action="store_true", help="skip the /10 runs")
+    parser.add_argument("--scaling-on-every-fleet", action="store_true",
+                        help="run the @1 modes for every fleet, not only the first")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--profile", action="store_true",
                         help="Spark event log per mode, printed as stage and micro-batch phase times")
@@ -240,8 +242,10 @@ def main(argv: list[str]) -> None:
             rate = producer_rate(fleet, args.reading_period)
             print(f"fleet {fleet.label}: producer --rate {rate} (a reading per device every "
                   f"{fleet.devices / rate:.1f} s)", flush=True)
+            names = [name for name in args.modes.split(",")
+                     if index == 0 or args.scaling_on_every_fleet or not name.endswith("@1")]
             runs = [(name, name.split("@")[0], 1 if name.endswith("@1") else args.cores, args.readings)
-                    for name in args.modes.split(",")]
+                    for name in names]
             if index == 0 and not args.no_memory_growth:
                 tenth = args.readings // 10
                 runs += [(f"{mode}/10", mode, args.cores, tenth) for mode in ("influxdb", "seeds")]
