@@ -10,7 +10,7 @@ from hydrostream_jobs.session import spark_session
 def main(argv: list[str]) -> None:
     """Parse the command line and run the consumer until its query ends or fails."""
     args = parse_consumer_args(argv)
-    spark = spark_session("hydrostream-consumer", args.master)
+    spark = spark_session("hydrostream-consumer", args.master, args.shuffle_partitions)
     try:
         run(spark, args)
     finally:

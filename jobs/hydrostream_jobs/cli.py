@@ -87,6 +87,7 @@ class ConsumerArgs:
     influx_max_attempts: int
     influx_timeout_seconds: float
     master: str | None
+    shuffle_partitions: int | None
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,11 @@ def _consumer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--watermark", type=spark_interval, default="10m")
     parser.add_argument("--metrics-port", type=int, default=CONSUMER_METRICS_PORT, help="0 disables")
     parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
+    parser.add_argument(
+        "--shuffle-partitions",
+        type=_positive_int,
+        help="spark.sql.shuffle.partitions of a new checkpoint (default: the Spark conf's, else 2 x cores)",
+    )
     return parser
 
 

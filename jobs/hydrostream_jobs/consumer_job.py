@@ -30,6 +30,7 @@ from hydrostream_jobs.metrics import (
     stop_metrics_server,
 )
 from hydrostream_jobs.schema import decode_messages, parse_readings
+from hydrostream_jobs.session import warn_on_checkpoint_partitions
 from hydrostream_jobs.sink import InfluxTarget, write_line_frame
 from hydrostream_jobs.token import TokenSource
 from hydrostream_jobs.validate import classify, event_time, valid_readings
@@ -218,6 +219,8 @@ class ConsumerBatchWriter:
 def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics) -> StreamingQuery:
     """Start the consumer's one query; its checkpoint is the subfolder CONSUMER_QUERY."""
     target = influx_target(args) if args.sink == "influxdb" else None
+    checkpoint = f"{args.checkpoint_location.rstrip('/')}/{CONSUMER_QUERY}"
+    warn_on_checkpoint_partitions(spark, checkpoint)
     position = start_position(spark, args)
     print(position.describe(), file=sys.stderr, flush=True)
     output = consumer_output(read_messages(spark, args, position), args.window, args.slide, args.watermark,
@@ -226,7 +229,7 @@ def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetric
         output.writeStream.queryName(CONSUMER_QUERY)
         .outputMode("update")
         .foreachBatch(ConsumerBatchWriter(args.sink, target, args.dead_letter_path, metrics))
-        .option("checkpointLocation", f"{args.checkpoint_location.rstrip('/')}/{CONSUMER_QUERY}")
+        .option("checkpointLocation", checkpoint)
     )
     if args.trigger == AVAILABLE_NOW:
         stream = stream.trigger(availableNow=True)
