@@ -118,8 +118,12 @@ class ServiceVm(pulumi.ComponentResource):
             labels=labels,
             # The disk has no input from the network: it waits for what this VM waits for (the APIs).
             # A protected stack keeps its data even when someone unprotects and destroys it.
+            # A disk restored from a snapshot by hand (docs/operations.md) records its `snapshot`, an
+            # Optional+ForceNew provider field this program never sets: ignored, `pulumi refresh` adopts
+            # the restored disk under the same name instead of planning to replace it with an empty one.
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
                                         retain_on_delete=settings.protect,
+                                        ignore_changes=["snapshot"],
                                         depends_on=opts.depends_on if opts else None),
         )
         # A new retention gives a new policy name: Pulumi creates the new policy, moves the attachment

@@ -322,6 +322,9 @@ def snapshot_violations(p: plan.Plan) -> list[str]:
         for key, (actual, expected) in checks.items():
             if actual != expected:
                 found.append(f"{disk.name}: snapshot schedule {key}={actual!r}, expected {expected!r}")
+        if "snapshot" not in disk.ignore_changes:
+            found.append(f"{disk.name}: a disk restored from a snapshot would be replaced "
+                         "(ignore `snapshot`)")
         if p.stack in PROTECTED_STACKS:
             if not schedule.protect:
                 found.append(f"{schedule.name}: not protected")
@@ -665,6 +668,7 @@ def test_a_wrong_snapshot_schedule_is_reported():
         "kafka-data: snapshot schedule onSourceDiskDelete='APPLY_RETENTION_POLICY', expected "
         "'KEEP_AUTO_SNAPSHOTS'",
         "kafka-data: snapshot schedule storageLocations='eu', expected 'europe-west1'",
+        "kafka-data: a disk restored from a snapshot would be replaced (ignore `snapshot`)",
         "kafka-snapshots: not protected",
         "kafka-data: not retained on delete",
     ]
