@@ -57,9 +57,10 @@ def instance_name(settings: StackSettings, role: str) -> str:
     return f"hydrostream-{settings.stack}-{role}"
 
 
-def snapshot_policy_name(settings: StackSettings, role: str) -> str:
-    """The snapshot schedule of a role's data disk; the retention is in the name (see ServiceVm)."""
-    return f"{instance_name(settings, role)}-daily-{settings.backups.snapshot_retention_days}d"
+def snapshot_policy_name(settings: StackSettings, vm_name: str) -> str:
+    """The snapshot schedule of a VM's data disk (one per VM, so per disk); the retention is in the name
+    (see ServiceVm)."""
+    return f"{vm_name}-daily-{settings.backups.snapshot_retention_days}d"
 
 
 def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[SecretRef]]:
@@ -131,7 +132,7 @@ class ServiceVm(pulumi.ComponentResource):
         # policy, which the API refuses while a disk still uses it.
         schedule = gcp.compute.ResourcePolicy(
             f"{name}-snapshots",
-            name=snapshot_policy_name(settings, args.role),
+            name=snapshot_policy_name(settings, vm_name),
             region=settings.gcp.region,
             description=f"daily snapshots of {vm_name}-data, kept "
                         f"{settings.backups.snapshot_retention_days} days",

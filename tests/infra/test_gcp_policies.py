@@ -296,10 +296,12 @@ def snapshot_violations(p: plan.Plan) -> list[str]:
     retention and outlives the disk; prod protects the schedules and retains its disks."""
     backups, region = p.settings.backups, p.settings.gcp.region
     schedules = {r.inputs.get("name"): r for r in p.of_type(SNAPSHOT_POLICY)}
+    found = []
+    if len(schedules) != len(p.of_type(SNAPSHOT_POLICY)):
+        found.append("two snapshot schedules share a name (the API refuses the second)")
     attached: dict[str, list[str]] = {}
     for attachment in p.of_type(SNAPSHOT_ATTACHMENT):
         attached.setdefault(attachment.inputs.get("disk"), []).append(attachment.inputs.get("name"))
-    found = []
     for disk in p.of_type(DISK):
         names = attached.get(disk.inputs.get("name"), [])
         if len(names) != 1:
@@ -672,6 +674,8 @@ def test_a_wrong_snapshot_schedule_is_reported():
         "kafka-snapshots: not protected",
         "kafka-data: not retained on delete",
     ]
+    assert snapshot_violations(hand_built("dev", schedule, schedule))[0] == (
+        "two snapshot schedules share a name (the API refuses the second)")
     orphan = resource(SNAPSHOT_ATTACHMENT, "x", {"disk": "hydrostream-prod-kafka-data", "name": "gone"})
     assert snapshot_violations(hand_built("prod", disk, orphan)) == [
         "kafka-data: attached to 'gone', which is no resource policy of the plan"]
