@@ -6,7 +6,7 @@ the VM's `user-data` metadata key:
 
     broker_cloud_init(heap_mb, topics, data_disk=DEFAULT_DATA_DISK) -> str
     tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, scoped_tokens=(),
-                    data_disk=DEFAULT_DATA_DISK) -> str
+                    backup=None, data_disk=DEFAULT_DATA_DISK) -> str
     monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
 
 A change of this document is applied in place, never by replacing the VM (prod's deletion protection
@@ -40,7 +40,11 @@ rewritten and started on each boot, and every step is idempotent:
   scoped tokens (`catalog.SCOPED_TOKENS`: the consumer's write token, Grafana's read token) inside
   the container with the operator token, reusing one with the same description, and adds each as a
   version of its secret (the VM's account may add versions there, not read them); the operator
-  token never leaves the VM.
+  token never leaves the VM. With an `InfluxBackup`, `hydrostream-influxdb-backup.timer` runs
+  `influx backup` (everything: data and metadata) inside the container daily at INFLUXDB_BACKUP_CALENDAR
+  into a folder of the data volume, tars it and uploads it to the backup bucket as the backup account
+  (the VM's account may only mint that account's tokens); `influxdb-restore.sh` is shipped for
+  scripts/restore-influxdb.sh, which runs `influxdb_restore_command` over IAP SSH.
 - monitoring: config volumes (e.g. Prometheus config and rules, Grafana provisioning and
   dashboards) are filled at boot by `hydrostream-config` from a `ConfigBundle` (a .tar.gz in Cloud
   Storage whose top-level folders are volume names) and `ConfigFile`s carried inline (written over
@@ -93,6 +97,16 @@ INFLUXDB_TOKENS_STATE = "influxdb-tokens"
 # Below container.service.j2's TimeoutStartSec (300): then the unit fails and restarts.
 SCOPED_TOKEN_WAIT_S = 240
 _SCOPED = frozenset(token.secret for token in catalog.SCOPED_TOKENS)
+INFLUXDB_BACKUP_UNIT = "hydrostream-influxdb-backup.service"
+# Daily, UTC; before the 04:00 disk snapshots (infra/gcp/service_vm.py), off the hour other jobs pick.
+INFLUXDB_BACKUP_CALENDAR = "*-*-* 02:17:00 UTC"
+# Below the InfluxDB data volume (so on the data disk, never the boot disk): where a backup is staged
+# before its upload and where a restore is unpacked. Two folders: a backup never deletes a restore's.
+INFLUXDB_DATA_VOLUME = "influxdb-data"  # the catalog volume with InfluxDB's engine and bolt database
+INFLUXDB_BACKUP_FOLDER = "hydrostream-backup"
+INFLUXDB_RESTORE_FOLDER = "hydrostream-restore"
+# A backup of a large database takes long; systemd stops one that hangs.
+INFLUXDB_BACKUP_TIMEOUT_S = 6 * 3600
 CONFIG_REFRESH_UNIT = "hydrostream-config-refresh.service"
 USER_DATA_WATCH_UNIT = "hydrostream-user-data-watch.service"
 
@@ -116,6 +130,8 @@ _GCS_URI = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(\S+)")
 _RELATIVE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 _INFLUX_DURATION = re.compile(r"0|([0-9]+(ns|us|ms|s|m|h|d|w))+")
 _NUMERIC_USER = re.compile(r"[0-9]+(:[0-9]+)?")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_ACCOUNT_EMAIL = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com")
 
 
 def unit_name(service: catalog.Service) -> str:
@@ -205,6 +221,20 @@ class ConfigBundle:
 
 
 @dataclass(frozen=True)
+class InfluxBackup:
+    """Where the InfluxDB VM uploads its daily backup, and the account it uploads as."""
+
+    bucket: str  # a bucket name, not gs://
+    account_email: str  # the backup service account (object create only on `bucket`)
+
+    def __post_init__(self) -> None:
+        if not _BUCKET_NAME.fullmatch(self.bucket):
+            raise ValueError(f"backup bucket {self.bucket!r}: must be a bucket name (no gs://)")
+        if not _ACCOUNT_EMAIL.fullmatch(self.account_email):
+            raise ValueError(f"backup account {self.account_email!r}: must be a service account email")
+
+
+@dataclass(frozen=True)
 class ConfigFile:
     """A small config file carried inline, written into a config volume at `path` (relative)."""
 
@@ -243,6 +273,13 @@ class _Document:
             "oneshot.service.j2", description=description, requires=list(requires), wants=list(wants),
             timeout_s=timeout_s, network=network, once_per_boot=once_per_boot,
             exec_start=_systemd_command(command))
+
+    def calendar_timer(self, unit: str, description: str, calendar: str) -> None:
+        """A timer that starts `unit` at the systemd calendar time `calendar`, catching up after downtime."""
+        timer = unit.removesuffix(".service") + ".timer"
+        self.units[timer] = _render_template("calendar.timer.j2", description=description, unit=unit,
+                                             calendar=calendar)
+        self.enabled.append(timer)
 
     def timer(self, unit: str, description: str, every_s: int) -> None:
         """A timer that starts `unit` every `every_s` seconds, the first time `every_s` after boot."""
@@ -390,7 +427,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
             extra_env: Mapping[str, Mapping[str, str]] | None = None,
             bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
             topics: Sequence[TopicSpec] = (), scoped_tokens: Sequence[SecretRef] = (),
-            influxdb_org: str = "", influxdb_bucket: str = "") -> str:
+            influxdb_org: str = "", influxdb_bucket: str = "", backup: InfluxBackup | None = None) -> str:
     """The cloud-config of one role: every catalog service of the role, plus what they need."""
     services = catalog.services_for_role(role)
     extra_env = extra_env or {}
@@ -450,7 +487,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         influxdb = catalog.INFLUXDB
         by_name = {ref.secret: ref.secret_id for ref in scoped_tokens}
         specs = [f"{t.access}:{t.description}:{by_name[t.secret]}" for t in catalog.SCOPED_TOKENS]
-        operator = next(f.container_path for f in influxdb.secret_files if f.secret == catalog.INFLUXDB_TOKEN)
+        operator = _operator_token_path()
         doc.oneshot(INFLUXDB_TOKENS_UNIT, "create the scoped InfluxDB tokens into Secret Manager",
                     doc.script("create-influxdb-tokens.sh", influxdb.name, operator,
                                influxdb.env["DOCKER_INFLUXDB_INIT_USERNAME"], influxdb_org, influxdb_bucket,
@@ -459,6 +496,18 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                     requires=[DATA_DISK_UNIT], wants=[unit_name(influxdb)], timeout_s=600)
         doc.scripts.add("influxdb-token.sh")  # what create-influxdb-tokens.sh runs inside InfluxDB
         doc.enabled.append(INFLUXDB_TOKENS_UNIT)
+    if backup is not None:
+        influxdb = catalog.INFLUXDB
+        host_dir, container_dir = _influxdb_folder(data_disk, INFLUXDB_BACKUP_FOLDER)
+        doc.oneshot(INFLUXDB_BACKUP_UNIT, "back up InfluxDB to the backup bucket",
+                    doc.script("influxdb-backup.sh", influxdb.name, _operator_token_path(), host_dir,
+                               container_dir, backup.bucket, backup.account_email),
+                    requires=[DATA_DISK_UNIT, unit_name(influxdb)], timeout_s=INFLUXDB_BACKUP_TIMEOUT_S,
+                    once_per_boot=False)
+        doc.calendar_timer(INFLUXDB_BACKUP_UNIT, "back up InfluxDB daily", INFLUXDB_BACKUP_CALENDAR)
+        # What the backup and the restore run inside the container.
+        doc.scripts.add("influx-archive.sh")
+        doc.scripts.add(influxdb_restore_command(data_disk)[1].rsplit("/", 1)[1])
 
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", (TEMPLATES / name).read_text())
                    for name in sorted(doc.scripts)]
@@ -472,6 +521,27 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         raise ValueError(f"the {role} cloud-config is {size} bytes, over GCE's metadata value limit "
                          f"of {METADATA_VALUE_LIMIT_BYTES}: move config files into the bundle")
     return document
+
+
+def _operator_token_path() -> str:
+    """Where the InfluxDB container reads the operator token (a catalog secret file)."""
+    return next(f.container_path for f in catalog.INFLUXDB.secret_files if f.secret == catalog.INFLUXDB_TOKEN)
+
+
+def _influxdb_folder(data_disk: DataDisk, folder: str) -> tuple[str, str]:
+    """A folder below the InfluxDB data volume: (its host path, the same folder in the container)."""
+    found = [v for v in catalog.INFLUXDB.volumes if v.name == INFLUXDB_DATA_VOLUME]
+    if len(found) != 1:
+        raise ValueError(f"the InfluxDB service has no volume {INFLUXDB_DATA_VOLUME!r} to stage backups in")
+    data = found[0]
+    return f"{data_disk.volume_path(data)}/{folder}", f"{data.container_path}/{folder}"
+
+
+def influxdb_restore_command(data_disk: DataDisk = DEFAULT_DATA_DISK) -> list[str]:
+    """The InfluxDB VM's restore command, without its NAME and mode (see influxdb-restore.sh)."""
+    host_dir, container_dir = _influxdb_folder(data_disk, INFLUXDB_RESTORE_FOLDER)
+    return [BASH, f"{BIN_DIR}/influxdb-restore.sh", catalog.INFLUXDB.name, _operator_token_path(),
+            host_dir, container_dir]
 
 
 def _write_file(path: str, permissions: str, content: str) -> dict[str, str]:
@@ -501,9 +571,10 @@ def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec],
 
 def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
                     secrets: Sequence[SecretRef], scoped_tokens: Sequence[SecretRef] = (),
-                    data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+                    backup: InfluxBackup | None = None, data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
     """InfluxDB 2.x set up once with `org`, `bucket` and `retention` (e.g. "30d"), and node-exporter;
-    creates the scoped tokens into the secrets `scoped_tokens` names (one per catalog.SCOPED_TOKENS)."""
+    creates the scoped tokens into the secrets `scoped_tokens` names (one per catalog.SCOPED_TOKENS)
+    and, with `backup`, backs everything up daily to its bucket."""
     for what, value in (("org", org), ("bucket", bucket)):
         if not value or not value.isprintable() or value != value.strip():
             raise ValueError(f"InfluxDB {what} {value!r}: must be non-empty printable text without "
@@ -523,7 +594,7 @@ def tsdb_cloud_init(org: str, bucket: str, retention: str, memory_limit_mb: int,
         raise ValueError(f"scoped_tokens takes one SecretRef each for {wanted}, got "
                          f"{[ref.secret for ref in scoped_tokens]}")
     return _render(catalog.TSDB, data_disk, secrets=secrets, extra_env={catalog.INFLUXDB.name: env},
-                   scoped_tokens=scoped_tokens, influxdb_org=org, influxdb_bucket=bucket)
+                   scoped_tokens=scoped_tokens, influxdb_org=org, influxdb_bucket=bucket, backup=backup)
 
 
 def monitoring_cloud_init(bundle_volumes: Sequence[str], secrets: Sequence[SecretRef],

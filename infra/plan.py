@@ -58,6 +58,8 @@ KEY_FIELDS = frozenset({
     "publishPort", "internal", "external", "ip", "volumeName", "containerPath", "readOnly", "args",
     "protocol", "enable-oslogin", "user-data", "secretData", "properties", "overrideProperties",
     "hydrostream-config-bundle", "envs",
+    "maxRetentionDays", "onSourceDiskDelete", "startTime", "daysInCycle", "storageLocations", "disk",
+    "age", "daysSinceNoncurrentTime", "serviceAccountId",
 })
 # Mapping-valued fields shown whole (their keys hold dots and colons, e.g. `spark:spark.executor.memory`).
 MAP_FIELDS = frozenset({"properties", "overrideProperties", "versioning"})
@@ -186,6 +188,7 @@ class HydroMocks(pulumi_mocks.Mocks):
         elif kind == "gcp:serviceaccount/account:Account":
             state["email"] = f"{state['accountId']}@{self.project}.iam.gserviceaccount.com"
             state["member"] = f"serviceAccount:{state['email']}"
+            state["name"] = f"projects/{self.project}/serviceAccounts/{state['email']}"
         elif kind == "gcp:storage/bucket:Bucket":
             state["url"] = f"gs://{name}"
         elif kind == "gcp:secretmanager/secret:Secret":

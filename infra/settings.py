@@ -12,6 +12,7 @@ Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     kafka            machine, disk_gb, partitions, retention_hours, dead_letter_retention_hours
     influxdb         machine, disk_gb, org, bucket, retention_days
     monitoring       machine, disk_gb
+    backups          snapshot_retention_days, influxdb_retention_days   (prod: at least 14 each)
     jobs             release, rate, farms, devices_per_farm, trigger, window, slide, watermark,
                      max_offsets_per_trigger, max_failures_per_hour, max_failures_total
     protect          true on prod: deletion protection and `protect` on stateful resources
@@ -51,6 +52,10 @@ REGIONS: dict[str, tuple[str, ...]] = {
     "us-east1": ("us-east1-b", "us-east1-c", "us-east1-d"),
     "us-west1": ("us-west1-a", "us-west1-b", "us-west1-c"),
 }
+
+# Prod keeps two weeks of data-disk snapshots and InfluxDB backups at least: a fault noticed after a
+# weekend plus a week of investigation can still be rolled back.
+PROD_MIN_BACKUP_DAYS = 14
 
 _RELEASE = re.compile(r"[0-9a-f]{64}")
 _DURATION = re.compile(r"([1-9][0-9]*)(s|m|h)")
@@ -203,6 +208,14 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class BackupsSettings:
+    # How long the daily snapshots of every data disk are kept (infra/gcp/service_vm.py).
+    snapshot_retention_days: int = _setting(3, _between(1, 3650))
+    # How long the daily InfluxDB backups stay in the backup bucket (infra/gcp/storage.py).
+    influxdb_retention_days: int = _setting(3, _between(1, 3650))
+
+
+@dataclass(frozen=True)
 class JobsSettings:
     # None: follow the working tree (dev, local); staging and prod pin the promoted release.
     release: str | None = _setting(None, _release)
@@ -242,6 +255,7 @@ class StackSettings:
     kafka: KafkaSettings
     influxdb: InfluxdbSettings
     monitoring: MonitoringSettings
+    backups: BackupsSettings
     jobs: JobsSettings
     local: LocalSettings
     protect: bool
@@ -263,6 +277,7 @@ SECTIONS: dict[str, type] = {
     "kafka": KafkaSettings,
     "influxdb": InfluxdbSettings,
     "monitoring": MonitoringSettings,
+    "backups": BackupsSettings,
     "jobs": JobsSettings,
     "local": LocalSettings,
 }
@@ -364,6 +379,8 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
                 (f"{NAMESPACE}:dataproc", f"{dataproc.workers} x {dataproc.worker.name}", str(error)))
     if target == "gcp" and sections["dataproc"] is not None and sections["jobs"] is not None:
         _check_capacity(sections["dataproc"], sections["jobs"], errors)
+    if stack == "prod" and sections["backups"] is not None:
+        _check_prod_backups(sections["backups"], errors)
 
     if errors:
         lines = [f"stack {stack!r}: invalid configuration ({len(errors)} problem"
@@ -383,6 +400,16 @@ def _check_capacity(dataproc: DataprocSettings, jobs: JobsSettings,
     consumer = capacity.consumer_capacity(spark, jobs.rate)
     if not consumer.fits:
         errors.append((capacity.RATE_KEY, jobs.rate, capacity.too_fast(consumer)))
+
+
+def _check_prod_backups(backups: BackupsSettings, errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse a prod retention shorter than PROD_MIN_BACKUP_DAYS for snapshots or backups."""
+    for key in ("snapshot_retention_days", "influxdb_retention_days"):
+        days = getattr(backups, key)
+        if days < PROD_MIN_BACKUP_DAYS:
+            errors.append((f"{NAMESPACE}:backups.{key}", days,
+                           f"at least {PROD_MIN_BACKUP_DAYS} days on prod (an integer from "
+                           f"{PROD_MIN_BACKUP_DAYS} to 3650)"))
 
 
 def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSettings | None:

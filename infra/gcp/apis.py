@@ -17,6 +17,8 @@ SERVICES = (
     "compute.googleapis.com",
     "dataproc.googleapis.com",
     "iam.googleapis.com",
+    # The InfluxDB VM mints the backup account's tokens (infra/gcp/identity.py).
+    "iamcredentials.googleapis.com",
     "iap.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",

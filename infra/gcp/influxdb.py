@@ -1,19 +1,26 @@
 """InfluxDB 2.x on a private VM: set up once from Secret Manager credentials, its data on the data disk.
 
 It also creates the scoped tokens (the consumer's write token, Grafana's read token) and adds them to
-their secrets: `secret_ids` names those secrets too.
+their secrets: `secret_ids` names those secrets too. It backs everything up daily to the backup bucket
+as the backup account (infra/cloud_init.py, infra/gcp/identity.py).
+
+`python -m infra.gcp.influxdb restore-target STACK` prints, as KEY=VALUE lines, what
+scripts/restore-influxdb.sh needs to reach a stack's InfluxDB VM and its backups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 
 from infra import catalog, cloud_init, sizing
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, secret_refs
-from infra.settings import StackSettings
+from infra.gcp import storage
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name, secret_refs
+from infra.settings import StackSettings, parse_settings
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,8 @@ class InfluxDbArgs:
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
+    backup_bucket: pulumi.Input[str]             # the bucket name the daily backups are uploaded to
+    backup_account_email: pulumi.Input[str]      # the account they are uploaded as (object create only)
 
 
 class InfluxDb(pulumi.ComponentResource):
@@ -38,10 +47,12 @@ class InfluxDb(pulumi.ComponentResource):
         scoped_refs = pulumi.Output.all(*(args.secret_ids[secret] for secret in scoped)).apply(
             lambda ids: [cloud_init.SecretRef(secret, secret_id)
                          for secret, secret_id in zip(scoped, ids, strict=True)])
-        user_data = pulumi.Output.all(secret_refs(catalog.TSDB, args.secret_ids), scoped_refs).apply(
+        backup = pulumi.Output.all(args.backup_bucket, args.backup_account_email).apply(
+            lambda parts: cloud_init.InfluxBackup(bucket=parts[0], account_email=parts[1]))
+        user_data = pulumi.Output.all(secret_refs(catalog.TSDB, args.secret_ids), scoped_refs, backup).apply(
             lambda refs: cloud_init.tsdb_cloud_init(
                 influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d", memory_limit_mb, refs[0],
-                scoped_tokens=refs[1]))
+                scoped_tokens=refs[1], backup=refs[2]))
         vm = ServiceVm(name, ServiceVmArgs(
             settings=args.settings,
             role=catalog.TSDB,
@@ -56,3 +67,41 @@ class InfluxDb(pulumi.ComponentResource):
         self.internal_ip = vm.internal_ip
         self.url: pulumi.Output[str] = vm.internal_ip.apply(lambda ip: f"http://{ip}:{port}")
         self.register_outputs({"url": self.url, "internal_ip": self.internal_ip})
+
+
+def restore_target(settings: StackSettings) -> dict[str, str]:
+    """Where a GCP stack's InfluxDB VM and backups are, and the VM's restore command (shell words)."""
+    if settings.gcp is None:
+        raise ValueError(f"stack {settings.stack!r} is not on GCP: its InfluxDB has no backups to restore")
+    return {
+        "project": settings.gcp.project,
+        "zone": settings.gcp.zone,
+        "instance": instance_name(settings, catalog.TSDB),
+        "backup_bucket": storage.bucket_name(settings.gcp.project, storage.BACKUPS),
+        "influxdb_bucket": settings.influxdb.bucket,
+        "restore_command": shlex.join(cloud_init.influxdb_restore_command()),
+        # Grafana reads the read token when its container starts: restarted after a full restore.
+        "monitoring_instance": instance_name(settings, catalog.MONITORING),
+        "grafana_unit": cloud_init.unit_name(catalog.GRAFANA),
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    """`restore-target STACK`: print restore_target as KEY=VALUE lines."""
+    from infra import plan  # the stack files' reader; imported here, the component never needs it
+
+    if len(argv) != 2 or argv[0] != "restore-target":
+        print("usage: python -m infra.gcp.influxdb restore-target STACK", file=sys.stderr)
+        return 2
+    try:
+        target = restore_target(parse_settings(argv[1], plan.stack_config(argv[1])))
+    except (ValueError, pulumi.RunError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    for key, value in target.items():
+        print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -5,6 +5,12 @@ account, Shielded VM, OS Login, and the role's cloud-config as `user-data`. The 
 resource attached under the device name the cloud-config mounts, so replacing the VM keeps the data;
 prod protects the disk and turns on deletion protection.
 
+Every data disk is snapshotted daily at SNAPSHOT_START_TIME (UTC) into the stack's region, and each
+snapshot is kept `backups.snapshot_retention_days`. The schedule is a `ResourcePolicy` attached with a
+`DiskResourcePolicyAttachment`: the disk's own `resource_policies` input is Beta-only (absent from the
+GA provider) and could not be changed later anyway. Snapshots outlive their disk (KEEP_AUTO_SNAPSHOTS):
+they are what a lost or deleted disk is restored from (docs/operations.md).
+
 Configuration never replaces a VM (prod's deletion protection would fail the update): `metadata`
 updates in place, the cloud-config reboots the VM when its `user-data` changed and re-reads the other
 metadata items it names (see infra/cloud_init.py). Only the inputs in `REPLACING_INPUTS` replace it.
@@ -29,6 +35,10 @@ COS_IMAGE = "projects/cos-cloud/global/images/family/cos-121-lts"
 BOOT_DISK_GB = 20
 DISK_TYPE = "pd-balanced"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Compute Engine starts a daily snapshot schedule on one of 00:00, 04:00, ... 20:00 UTC; 04:00 is after
+# the InfluxDB backup (infra/cloud_init.py INFLUXDB_BACKUP_CALENDAR) and before European working hours.
+SNAPSHOT_START_TIME = "04:00"
+KEEP_SNAPSHOTS = "KEEP_AUTO_SNAPSHOTS"
 
 # The inputs this component sets that make the Google provider replace a compute.Instance
 # (terraform-provider-google google/services/compute/resource_compute_instance.go: ForceNew in the
@@ -45,6 +55,12 @@ REPLACING_INPUTS = (
 def instance_name(settings: StackSettings, role: str) -> str:
     """The Compute Engine name of a role's VM (also its internal DNS name)."""
     return f"hydrostream-{settings.stack}-{role}"
+
+
+def snapshot_policy_name(settings: StackSettings, vm_name: str) -> str:
+    """The snapshot schedule of a VM's data disk (one per VM, so per disk); the retention is in the name
+    (see ServiceVm)."""
+    return f"{vm_name}-daily-{settings.backups.snapshot_retention_days}d"
 
 
 def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[SecretRef]]:
@@ -103,9 +119,42 @@ class ServiceVm(pulumi.ComponentResource):
             labels=labels,
             # The disk has no input from the network: it waits for what this VM waits for (the APIs).
             # A protected stack keeps its data even when someone unprotects and destroys it.
+            # A disk restored from a snapshot by hand (docs/operations.md) records its `snapshot`, an
+            # Optional+ForceNew provider field this program never sets: ignored, `pulumi refresh` adopts
+            # the restored disk under the same name instead of planning to replace it with an empty one.
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
                                         retain_on_delete=settings.protect,
+                                        ignore_changes=["snapshot"],
                                         depends_on=opts.depends_on if opts else None),
+        )
+        # A new retention gives a new policy name: Pulumi creates the new policy, moves the attachment
+        # (a disk holds one snapshot schedule, hence delete-before-replace) and then deletes the old
+        # policy, which the API refuses while a disk still uses it.
+        schedule = gcp.compute.ResourcePolicy(
+            f"{name}-snapshots",
+            name=snapshot_policy_name(settings, vm_name),
+            region=settings.gcp.region,
+            description=f"daily snapshots of {vm_name}-data, kept "
+                        f"{settings.backups.snapshot_retention_days} days",
+            snapshot_schedule_policy=gcp.compute.ResourcePolicySnapshotSchedulePolicyArgs(
+                schedule=gcp.compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs(
+                    daily_schedule=gcp.compute.ResourcePolicySnapshotSchedulePolicyScheduleDailyScheduleArgs(
+                        days_in_cycle=1, start_time=SNAPSHOT_START_TIME)),
+                retention_policy=gcp.compute.ResourcePolicySnapshotSchedulePolicyRetentionPolicyArgs(
+                    max_retention_days=settings.backups.snapshot_retention_days,
+                    on_source_disk_delete=KEEP_SNAPSHOTS),
+                snapshot_properties=gcp.compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs(
+                    labels=labels, storage_locations=settings.gcp.region),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
+                                        depends_on=opts.depends_on if opts else None),
+        )
+        gcp.compute.DiskResourcePolicyAttachment(
+            f"{name}-data-snapshots",
+            disk=disk.name,
+            zone=zone,
+            name=schedule.name,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         instance = gcp.compute.Instance(
             name,

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 
 from infra import catalog
+from infra.gcp import identity as identity_accounts
 from infra.gcp.apis import ProjectApis, ProjectApisArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
@@ -35,8 +36,9 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     subnet = network.subnet_self_link
 
     kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, subnet, emails[catalog.BROKER]), after_apis)
-    influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, subnet, emails[catalog.TSDB], secrets.ids),
-                        after_apis)
+    influxdb = InfluxDb("influxdb", InfluxDbArgs(
+        settings, subnet, emails[catalog.TSDB], secrets.ids,
+        backup_bucket=buckets.backups, backup_account_email=emails[identity_accounts.BACKUP]), after_apis)
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(
         settings, subnet, emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp),

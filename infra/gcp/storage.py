@@ -3,7 +3,10 @@
 All regional (next to the cluster), uniform bucket-level access, public access prevented, access
 granted per bucket to the one service account that uses it. The monitoring VM's Prometheus and
 Grafana bundle lives in its own `config` bucket, so the monitoring account can read that bundle
-and nothing else (job artifacts stay readable by Dataproc only).
+and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups` bucket is
+versioned and written by the backup account alone, which may create objects and nothing else (no
+read, overwrite or delete); backups expire after `backups.influxdb_retention_days`, and a backup
+deleted or replaced by hand stays recoverable NONCURRENT_BACKUP_DAYS longer.
 
 Prod (`settings.protect`) protects every bucket and never force-destroys one; elsewhere
 `pulumi destroy` empties and deletes them.
@@ -18,6 +21,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
+from infra.gcp import identity
 from infra.settings import StackSettings
 
 STAGING = "dataproc-staging"
@@ -25,7 +29,9 @@ TEMP = "dataproc-temp"
 ARTIFACTS = "artifacts"
 CHECKPOINTS = "checkpoints"
 CONFIG = "config"
-PURPOSES = (STAGING, TEMP, ARTIFACTS, CHECKPOINTS, CONFIG)
+BACKUPS = "influxdb-backups"
+PURPOSES = (STAGING, TEMP, ARTIFACTS, CHECKPOINTS, CONFIG, BACKUPS)
+VERSIONED = frozenset({ARTIFACTS, BACKUPS})
 
 # Spark history and Dataproc scratch data: the TTL Dataproc gives the temp buckets it creates itself
 # (https://cloud.google.com/dataproc/docs/concepts/configuring-clusters/staging-bucket). Shorter would
@@ -33,9 +39,11 @@ PURPOSES = (STAGING, TEMP, ARTIFACTS, CHECKPOINTS, CONFIG)
 TEMP_OBJECT_AGE_DAYS = 90
 # Overwritten or deleted job artifacts stay recoverable this long.
 NONCURRENT_ARTIFACT_DAYS = 30
+NONCURRENT_BACKUP_DAYS = 7
 
 OBJECT_ADMIN = "roles/storage.objectAdmin"
 OBJECT_VIEWER = "roles/storage.objectViewer"
+OBJECT_CREATOR = "roles/storage.objectCreator"
 
 # purpose -> ((role whose service account is granted, bucket-level role), ...)
 BINDINGS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -44,6 +52,7 @@ BINDINGS: dict[str, tuple[tuple[str, str], ...]] = {
     ARTIFACTS: ((catalog.DATAPROC, OBJECT_VIEWER),),
     CHECKPOINTS: ((catalog.DATAPROC, OBJECT_ADMIN),),
     CONFIG: ((catalog.MONITORING, OBJECT_VIEWER),),
+    BACKUPS: ((identity.BACKUP, OBJECT_CREATOR),),
 }
 
 
@@ -52,8 +61,22 @@ def bucket_name(project: str, purpose: str) -> str:
     return f"{project}-{purpose}"
 
 
-def lifecycle_rules(purpose: str) -> list[gcp.storage.BucketLifecycleRuleArgs]:
-    """Object expiry: temp objects after TEMP_OBJECT_AGE_DAYS, replaced artifact versions after a while."""
+def lifecycle_rules(purpose: str, settings: StackSettings) -> list[gcp.storage.BucketLifecycleRuleArgs]:
+    """Object expiry: temp objects after TEMP_OBJECT_AGE_DAYS, replaced artifact versions after a while,
+    backups after the stack's backup retention and their noncurrent versions a week later."""
+    if purpose == BACKUPS:
+        return [
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    age=settings.backups.influxdb_retention_days),
+            ),
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    days_since_noncurrent_time=NONCURRENT_BACKUP_DAYS),
+            ),
+        ]
     if purpose == TEMP:
         return [gcp.storage.BucketLifecycleRuleArgs(
             action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
@@ -89,8 +112,8 @@ class Buckets(pulumi.ComponentResource):
                 uniform_bucket_level_access=True,
                 public_access_prevention="enforced",
                 force_destroy=not settings.protect,
-                versioning=gcp.storage.BucketVersioningArgs(enabled=True) if purpose == ARTIFACTS else None,
-                lifecycle_rules=lifecycle_rules(purpose) or None,
+                versioning=gcp.storage.BucketVersioningArgs(enabled=True) if purpose in VERSIONED else None,
+                lifecycle_rules=lifecycle_rules(purpose, settings) or None,
                 labels={**settings.labels, "purpose": purpose},
                 opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
                                             depends_on=opts.depends_on if opts else None),
@@ -113,4 +136,5 @@ class Buckets(pulumi.ComponentResource):
         self.artifacts = self.names[ARTIFACTS]
         self.checkpoints = self.names[CHECKPOINTS]
         self.config = self.names[CONFIG]
+        self.backups = self.names[BACKUPS]
         self.register_outputs({"names": self.names})

@@ -155,7 +155,8 @@ def test_a_flow_needs_a_target():
 
 def test_each_account_holds_only_its_project_roles(dev):
     accounts = {r.inputs["accountId"] for r in dev.of_type("gcp:serviceaccount/account:Account")}
-    assert accounts == {"hydro-dataproc", "hydro-broker", "hydro-tsdb", "hydro-monitoring"}
+    assert accounts == {"hydro-dataproc", "hydro-broker", "hydro-tsdb", "hydro-monitoring",
+                        "hydro-tsdb-backup"}
     assert all(ACCOUNT_ID.fullmatch(a) for a in accounts)
     grants = dev.of_type("gcp:projects/iAMMember:IAMMember")
     granted = {(g.inputs["member"], g.inputs["role"]) for g in grants}
@@ -164,6 +165,11 @@ def test_each_account_holds_only_its_project_roles(dev):
     expected.add((member("dataproc"), "roles/dataproc.worker"))
     assert granted == expected
     assert {g.inputs["project"] for g in grants} == {DEV}
+    # The backup account holds no project role; only the InfluxDB VM's account may mint its tokens.
+    (borrow,) = dev.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+    assert borrow.inputs == {
+        "serviceAccountId": f"projects/{DEV}/serviceAccounts/hydro-tsdb-backup@{DEV}.iam.gserviceaccount.com",
+        "role": "roles/iam.serviceAccountTokenCreator", "member": member("tsdb")}
 
 
 def test_project_roles_follow_the_role_table():
@@ -183,7 +189,8 @@ def buckets(p: plan.Plan) -> dict[str, dict]:
 def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, prod):
     for p, project in ((dev, DEV), (prod, "hydrostream-prod")):
         planned = buckets(p)
-        assert set(planned) == {"dataproc-staging", "dataproc-temp", "artifacts", "checkpoints", "config"}
+        assert set(planned) == {"dataproc-staging", "dataproc-temp", "artifacts", "checkpoints", "config",
+                                "influxdb-backups"}
         for purpose, inputs in planned.items():
             assert inputs["name"] == f"{project}-{purpose}" and len(inputs["name"]) <= 63
             assert inputs["location"] == "europe-west1"
@@ -204,6 +211,10 @@ def test_temp_objects_expire_and_artifacts_are_versioned(dev):
     assert planned["artifacts"]["versioning"] == {"enabled": True}
     assert planned["artifacts"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 30}}]
+    assert planned["influxdb-backups"]["versioning"] == {"enabled": True}
+    assert planned["influxdb-backups"]["lifecycleRules"] == [
+        {"action": {"type": "Delete"}, "condition": {"age": 3}},
+        {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 7}}]
     for purpose in ("dataproc-staging", "checkpoints", "config"):
         assert "lifecycleRules" not in planned[purpose] and "versioning" not in planned[purpose]
 
@@ -212,12 +223,14 @@ def test_bucket_grants_are_per_bucket_and_minimal(dev):
     granted = {(g.inputs["bucket"], g.inputs["role"], g.inputs["member"])
                for g in dev.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")}
     admin, viewer = "roles/storage.objectAdmin", "roles/storage.objectViewer"
+    backup = f"serviceAccount:hydro-tsdb-backup@{DEV}.iam.gserviceaccount.com"
     assert granted == {
         (f"{DEV}-dataproc-staging", admin, member("dataproc")),
         (f"{DEV}-dataproc-temp", admin, member("dataproc")),
         (f"{DEV}-checkpoints", admin, member("dataproc")),
         (f"{DEV}-artifacts", viewer, member("dataproc")),
         (f"{DEV}-config", viewer, member("monitoring")),
+        (f"{DEV}-influxdb-backups", "roles/storage.objectCreator", backup),
     }
 
 

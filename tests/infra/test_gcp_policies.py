@@ -19,7 +19,7 @@ import pulumi
 import pytest
 
 from infra import catalog, plan
-from infra.gcp import firewall, identity
+from infra.gcp import firewall, identity, service_vm, storage
 from infra.gcp import secrets as gcp_secrets
 from infra.gcp import stack as gcp_stack
 from infra.settings import STACKS, StackSettings, parse_settings
@@ -37,6 +37,10 @@ ACCOUNT = "gcp:serviceaccount/account:Account"
 BUCKET = "gcp:storage/bucket:Bucket"
 SECRET = "gcp:secretmanager/secret:Secret"
 SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
+SNAPSHOT_POLICY = "gcp:compute/resourcePolicy:ResourcePolicy"
+SNAPSHOT_ATTACHMENT = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
+BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
+ACCOUNT_GRANT = "gcp:serviceaccount/iAMMember:IAMMember"
 
 # The one place a secret value may enter a resource: the Secret Manager version that stores it.
 SECRET_SINKS = frozenset({(SECRET_VERSION, "secretData")})
@@ -49,6 +53,7 @@ IAM_MEMBER_TYPES = frozenset({
     "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp:storage/bucketIAMBinding:BucketIAMBinding",
     "gcp:secretmanager/secretIamMember:SecretIamMember",
     "gcp:secretmanager/secretIamBinding:SecretIamBinding",
+    ACCOUNT_GRANT, "gcp:serviceaccount/iAMBinding:IAMBinding",
 })
 PROJECT_IAM_TYPES = frozenset({"gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding"})
 
@@ -286,10 +291,92 @@ def protection_violations(p: plan.Plan) -> list[str]:
     return found
 
 
+def snapshot_violations(p: plan.Plan) -> list[str]:
+    """Every data disk is attached to a daily snapshot schedule in the region that keeps the stack's
+    retention and outlives the disk; prod protects the schedules and retains its disks."""
+    backups, region = p.settings.backups, p.settings.gcp.region
+    schedules = {r.inputs.get("name"): r for r in p.of_type(SNAPSHOT_POLICY)}
+    found = []
+    if len(schedules) != len(p.of_type(SNAPSHOT_POLICY)):
+        found.append("two snapshot schedules share a name (the API refuses the second)")
+    attached: dict[str, list[str]] = {}
+    for attachment in p.of_type(SNAPSHOT_ATTACHMENT):
+        attached.setdefault(attachment.inputs.get("disk"), []).append(attachment.inputs.get("name"))
+    for disk in p.of_type(DISK):
+        names = attached.get(disk.inputs.get("name"), [])
+        if len(names) != 1:
+            found.append(f"{disk.name}: {len(names)} snapshot schedules attached, expected 1")
+            continue
+        schedule = schedules.get(names[0])
+        if schedule is None:
+            found.append(f"{disk.name}: attached to {names[0]!r}, which is no resource policy of the plan")
+            continue
+        policy = schedule.inputs.get("snapshotSchedulePolicy") or {}
+        daily = dig(policy, "schedule", "dailySchedule") or {}
+        retention = policy.get("retentionPolicy") or {}
+        checks = {
+            "daysInCycle": (daily.get("daysInCycle"), 1),
+            "maxRetentionDays": (retention.get("maxRetentionDays"), backups.snapshot_retention_days),
+            "onSourceDiskDelete": (retention.get("onSourceDiskDelete"), "KEEP_AUTO_SNAPSHOTS"),
+            "storageLocations": (dig(policy, "snapshotProperties", "storageLocations"), region),
+            "region": (schedule.inputs.get("region"), region),
+        }
+        for key, (actual, expected) in checks.items():
+            if actual != expected:
+                found.append(f"{disk.name}: snapshot schedule {key}={actual!r}, expected {expected!r}")
+        if "snapshot" not in disk.ignore_changes:
+            found.append(f"{disk.name}: a disk restored from a snapshot would be replaced "
+                         "(ignore `snapshot`)")
+        if p.stack in PROTECTED_STACKS:
+            if not schedule.protect:
+                found.append(f"{schedule.name}: not protected")
+            if not disk.retain_on_delete:
+                found.append(f"{disk.name}: not retained on delete")
+    return found
+
+
+def backup_violations(p: plan.Plan) -> list[str]:
+    """One versioned backup bucket with the stack's expiry; only the backup account may create objects
+    there and do nothing else; it holds no project role; only the InfluxDB VM's account may borrow it."""
+    project = p.settings.gcp.project
+    backup_email = f"{identity.account_id(identity.BACKUP)}@{project}.iam.gserviceaccount.com"
+    tsdb_email = f"{identity.account_id(catalog.TSDB)}@{project}.iam.gserviceaccount.com"
+    bucket_name = storage.bucket_name(project, storage.BACKUPS)
+    found = []
+    buckets = [b for b in p.of_type(BUCKET) if b.inputs.get("name") == bucket_name]
+    if len(buckets) != 1:
+        return [f"{len(buckets)} buckets named {bucket_name}, expected 1"]
+    (bucket,) = buckets
+    if dig(bucket.inputs, "versioning", "enabled") is not True:
+        found.append(f"{bucket.name}: not versioned")
+    ages = [dig(rule, "condition", "age") for rule in bucket.inputs.get("lifecycleRules") or []
+            if dig(rule, "action", "type") == "Delete"]
+    if p.settings.backups.influxdb_retention_days not in ages:
+        found.append(f"{bucket.name}: backups expire at ages {ages}, expected "
+                     f"{p.settings.backups.influxdb_retention_days}")
+    grants = sorted((g.inputs.get("role"), g.inputs.get("member")) for g in p.of_type(BUCKET_GRANT)
+                    if g.inputs.get("bucket") == bucket_name)
+    if grants != [("roles/storage.objectCreator", f"serviceAccount:{backup_email}")]:
+        found.append(f"{bucket.name}: grants {grants}, expected object create for {backup_email} only")
+    for grant in p.resources:
+        member = grant.inputs.get("member") or ""
+        if grant.type in IAM_MEMBER_TYPES and member.endswith(backup_email) and grant.inputs.get(
+                "bucket") != bucket_name:
+            role = grant.inputs.get("role")
+            found.append(f"{grant.name}: the backup account holds {role} beyond its bucket")
+    borrowers = sorted((g.inputs.get("serviceAccountId"), g.inputs.get("role"), g.inputs.get("member"))
+                       for g in p.of_type(ACCOUNT_GRANT))
+    expected = [(f"projects/{project}/serviceAccounts/{backup_email}", "roles/iam.serviceAccountTokenCreator",
+                 f"serviceAccount:{tsdb_email}")]
+    if borrowers != expected:
+        found.append(f"service account grants {borrowers}, expected {expected}")
+    return found
+
+
 POLICIES = (
     firewall_source_violations, ssh_violations, public_ip_violations, service_account_violations,
     iam_role_violations, secret_leak_violations, label_violations, protection_violations,
-    token_scope_violations,
+    token_scope_violations, snapshot_violations, backup_violations,
 )
 
 
@@ -315,7 +402,9 @@ def test_policies_see_what_they_govern(plans, stack):
     # A policy over an empty list passes; these are the resources the policies above must have read.
     p = plans[stack]
     assert len(ingress_rules(p)) >= 7
-    assert len(p.of_type(BUCKET)) == 5 and len(p.of_type(SECRET)) == len(catalog.SECRETS)
+    assert len(p.of_type(BUCKET)) == len(storage.PURPOSES) and len(p.of_type(SECRET)) == len(catalog.SECRETS)
+    assert len(p.of_type(SNAPSHOT_ATTACHMENT)) == len(p.of_type(DISK)) >= 3
+    assert len(p.of_type(ACCOUNT_GRANT)) == 1
     assert len(p.of_type(INSTANCE)) == len(p.of_type(DISK)) == len(catalog.ROLES)
     assert len(p.of_type(CLUSTER)) == 1
     assert all(vm.inputs["metadata"]["user-data"].startswith("#cloud-config") for vm in p.of_type(INSTANCE))
@@ -555,3 +644,80 @@ def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token
     for vm in p.of_type(INSTANCE):
         holds_operator = "hydrostream-influxdb-token" in vm.inputs["metadata"]["user-data"]
         assert holds_operator == (vm.inputs["tags"] == [catalog.TSDB]), vm.name
+
+
+def test_a_data_disk_without_a_snapshot_schedule_is_reported(monkeypatch):
+    # The real program with the attachment left out: each data disk is reported.
+    monkeypatch.setattr(service_vm.gcp.compute, "DiskResourcePolicyAttachment", lambda *args, **kwargs: None)
+    broken = plan.run_plan("dev")
+    assert sorted(snapshot_violations(broken)) == sorted(
+        f"{disk.name}: 0 snapshot schedules attached, expected 1" for disk in broken.of_type(DISK))
+    assert len(broken.of_type(DISK)) >= 3
+
+
+def test_a_wrong_snapshot_schedule_is_reported():
+    disk = resource(DISK, "kafka-data", {"name": "hydrostream-prod-kafka-data"})
+    attachment = resource(SNAPSHOT_ATTACHMENT, "kafka-data-snapshots",
+                          {"disk": "hydrostream-prod-kafka-data", "name": "daily"})
+    schedule = resource(SNAPSHOT_POLICY, "kafka-snapshots", {"name": "daily", "region": "europe-west1",
+                        "snapshotSchedulePolicy": {
+                            "schedule": {"dailySchedule": {"daysInCycle": 1, "startTime": "04:00"}},
+                            "retentionPolicy": {"maxRetentionDays": 3,
+                                                "onSourceDiskDelete": "APPLY_RETENTION_POLICY"},
+                            "snapshotProperties": {"storageLocations": "eu"}}})
+    assert snapshot_violations(hand_built("prod", disk, attachment, schedule)) == [
+        "kafka-data: snapshot schedule maxRetentionDays=3, expected 14",
+        "kafka-data: snapshot schedule onSourceDiskDelete='APPLY_RETENTION_POLICY', expected "
+        "'KEEP_AUTO_SNAPSHOTS'",
+        "kafka-data: snapshot schedule storageLocations='eu', expected 'europe-west1'",
+        "kafka-data: a disk restored from a snapshot would be replaced (ignore `snapshot`)",
+        "kafka-snapshots: not protected",
+        "kafka-data: not retained on delete",
+    ]
+    assert snapshot_violations(hand_built("dev", schedule, schedule))[0] == (
+        "two snapshot schedules share a name (the API refuses the second)")
+    orphan = resource(SNAPSHOT_ATTACHMENT, "x", {"disk": "hydrostream-prod-kafka-data", "name": "gone"})
+    assert snapshot_violations(hand_built("prod", disk, orphan)) == [
+        "kafka-data: attached to 'gone', which is no resource policy of the plan"]
+
+
+def test_prod_snapshots_follow_the_stack_retention(plans):
+    # Independently of the policy: the stack file's figure reaches every schedule, in days.
+    for stack, days in (("dev", 3), ("staging", 7), ("prod", 14)):
+        schedules = plans[stack].of_type(SNAPSHOT_POLICY)
+        assert len(schedules) == len(plans[stack].of_type(DISK))
+        policies = [s.inputs["snapshotSchedulePolicy"] for s in schedules]
+        retentions = {policy["retentionPolicy"]["maxRetentionDays"] for policy in policies}
+        assert retentions == {days}
+        assert all(s.inputs["name"].endswith(f"-daily-{days}d") for s in schedules)
+        assert {s.inputs["snapshotSchedulePolicy"]["schedule"]["dailySchedule"]["startTime"]
+                for s in schedules} == {"04:00"}
+
+
+def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_reported(monkeypatch):
+    monkeypatch.setitem(storage.BINDINGS, storage.BACKUPS, (
+        (identity.BACKUP, "roles/storage.objectAdmin"), (catalog.TSDB, storage.OBJECT_CREATOR)))
+    monkeypatch.setattr(identity, "project_roles", lambda role: identity.BASE_ROLES)
+    monkeypatch.setattr(identity, "IMPERSONATORS", {identity.BACKUP: catalog.MONITORING})
+    broken = plan.run_plan("dev")
+    found = backup_violations(broken)
+    backup = "hydro-tsdb-backup@hydrostream-dev.iam.gserviceaccount.com"
+    tsdb = "hydro-tsdb@hydrostream-dev.iam.gserviceaccount.com"
+    assert found[0] == (
+        f"buckets-influxdb-backups: grants [('roles/storage.objectAdmin', 'serviceAccount:{backup}'), "
+        f"('roles/storage.objectCreator', 'serviceAccount:{tsdb}')], "
+        f"expected object create for {backup} only")
+    assert ("identity-tsdb-backup-logging.logWriter: the backup account holds roles/logging.logWriter "
+            "beyond its bucket") in found
+    assert found[-1].startswith("service account grants [('projects/hydrostream-dev/serviceAccounts/"
+                                + backup + "', 'roles/iam.serviceAccountTokenCreator', "
+                                "'serviceAccount:hydro-monitoring@")
+
+
+def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
+    monkeypatch.setattr(storage, "VERSIONED", frozenset({storage.ARTIFACTS}))
+    monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, settings: [])
+    assert backup_violations(plan.run_plan("prod")) == [
+        "buckets-influxdb-backups: not versioned",
+        "buckets-influxdb-backups: backups expire at ages [], expected 30",
+    ]

@@ -39,7 +39,9 @@ emails = {{role: f"fake-{{role}}@fake.iam.gserviceaccount.com"
           for role in (*catalog.ROLES, catalog.DATAPROC)}}
 secrets = Secrets("secrets", SecretsArgs(settings, emails))
 kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, "{SUBNET}", emails[catalog.BROKER]))
-influxdb = InfluxDb("influxdb", InfluxDbArgs(settings, "{SUBNET}", emails[catalog.TSDB], secrets.ids))
+influxdb = InfluxDb("influxdb", InfluxDbArgs(
+    settings, "{SUBNET}", emails[catalog.TSDB], secrets.ids, backup_bucket="fake-backups",
+    backup_account_email="fake-backup@fake.iam.gserviceaccount.com"))
 monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
     settings, "{SUBNET}", emails[catalog.MONITORING], secrets.ids, config_bucket="fake-config",
     kafka_ip=kafka.internal_ip, influxdb_ip=influxdb.internal_ip, dataproc_master="{MASTER}"))
@@ -226,7 +228,9 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
               for name in (catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)]
     expected = cloud_init.tsdb_cloud_init(influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d",
                                           sizing.influxdb_memory_limit_mb(influxdb.machine), refs,
-                                          scoped_tokens=scoped)
+                                          scoped_tokens=scoped,
+                                          backup=cloud_init.InfluxBackup(
+                                              "fake-backups", "fake-backup@fake.iam.gserviceaccount.com"))
     user_data = instances(planned)[catalog.TSDB].inputs["metadata"]["user-data"]
     assert user_data == expected
     assert all(ref.secret_id in user_data for ref in (*refs, *scoped))

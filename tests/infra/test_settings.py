@@ -200,3 +200,28 @@ def test_every_source_pulumi_config_resolves_is_honoured(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", [str(program)])
     monkeypatch.setenv("PULUMI_CONFIG_HYDROSTREAM_PROTECT", "true")
     assert plan.run_plan("dev", dict(GCP), program=program).settings.protect is True
+
+
+def test_backup_retentions_per_stack():
+    expected = {"dev": (3, 3), "staging": (7, 7), "prod": (14, 30)}
+    for stack, (snapshots, backups) in expected.items():
+        settings = parse_settings(stack, plan.stack_config(stack)).backups
+        assert (settings.snapshot_retention_days, settings.influxdb_retention_days) == (snapshots, backups)
+
+
+def test_prod_refuses_less_than_two_weeks_of_snapshots_or_backups_naming_each_key():
+    prod = {key: value for key, value in plan.stack_config("prod").items() if key != "hydrostream:backups"}
+    message = error_for({**prod, "hydrostream:backups": {"snapshot_retention_days": 13,
+                                                        "influxdb_retention_days": 7}}, stack="prod")
+    assert "stack 'prod'" in message and "(2 problems)" in message
+    assert "hydrostream:backups.snapshot_retention_days = 13: expected at least 14 days on prod" in message
+    assert "hydrostream:backups.influxdb_retention_days = 7: expected at least 14 days on prod" in message
+    # The defaults are dev's: a prod stack file without the section is refused too.
+    assert "snapshot_retention_days = 3" in error_for(prod, stack="prod")
+    edge = parse_settings("prod", {**prod, "hydrostream:backups": {"snapshot_retention_days": 14,
+                                                                 "influxdb_retention_days": 14}})
+    assert edge.backups.snapshot_retention_days == 14
+    # Elsewhere a short retention is fine, but never zero.
+    assert parse_settings("dev", {**GCP, "hydrostream:backups": {"snapshot_retention_days": 1}})
+    never = error_for({**GCP, "hydrostream:backups": {"influxdb_retention_days": 0}})
+    assert "hydrostream:backups.influxdb_retention_days = 0: expected an integer from 1 to 3650" in never

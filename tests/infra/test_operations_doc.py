@@ -1,0 +1,55 @@
+"""docs/operations.md stays true to the code: retention figures, times, units and scripts it names."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from infra import catalog, cloud_init, plan
+from infra.gcp import service_vm, storage
+from infra.settings import PROD_MIN_BACKUP_DAYS, parse_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = (ROOT / "docs" / "operations.md").read_text()
+STACKS = ("dev", "staging", "prod")
+
+
+def table_row(label: str) -> list[str]:
+    """The cells after the first of the table row whose first cell starts with `label`."""
+    (row,) = [line for line in DOC.splitlines() if line.startswith(f"| {label}")]
+    return [cell.strip() for cell in row.strip("|").split("|")][1:]
+
+
+@pytest.mark.parametrize(("label", "key"), [("kept (", "snapshot_retention_days"),
+                                            ("backups kept (", "influxdb_retention_days")])
+def test_the_retention_tables_give_each_stacks_setting(label, key):
+    cells = table_row(label)
+    for stack, cell in zip(STACKS, cells, strict=True):
+        days = getattr(parse_settings(stack, plan.stack_config(stack)).backups, key)
+        assert re.match(rf"{days} days\b", cell), (stack, cell)
+    assert f"settings refuse less than {PROD_MIN_BACKUP_DAYS}" in cells[2]
+
+
+def test_the_times_are_the_programs():
+    assert f"daily, starting {service_vm.SNAPSHOT_START_TIME} UTC" in DOC
+    hour, minute = re.search(r"(\d\d):(\d\d):00 UTC", cloud_init.INFLUXDB_BACKUP_CALENDAR).groups()
+    assert f"daily at {hour}:{minute} UTC" in DOC
+    assert f"recoverable {storage.NONCURRENT_BACKUP_DAYS} more days" in DOC
+
+
+def test_every_unit_and_script_it_names_exists():
+    tsdb = cloud_init.tsdb_cloud_init(
+        "o", "b", "30d", 700, [cloud_init.SecretRef(s, f"projects/p/secrets/{s}")
+                               for s in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)],
+        scoped_tokens=[cloud_init.SecretRef(t.secret, f"projects/p/secrets/{t.secret}")
+                       for t in catalog.SCOPED_TOKENS],
+        backup=cloud_init.InfluxBackup("p-influxdb-backups", "hydro-tsdb-backup@p.iam.gserviceaccount.com"))
+    known = set(re.findall(r"hydrostream-[a-z-]+\.(?:service|timer)", tsdb))
+    known |= {cloud_init.unit_name(service) for service in catalog.SERVICES.values()}
+    named = set(re.findall(r"hydrostream-[a-z-]+\.(?:service|timer)", DOC))
+    assert named and named <= known, named - known
+    for script in re.findall(r"scripts/[a-z-]+\.sh", DOC):
+        assert (ROOT / script).is_file(), script
+    assert f"{storage.BACKUPS}" in DOC and "hydro-tsdb-backup@" in DOC
+    for section in ("Replication", "Snapshots", "Backups and restore", "Secrets rotation", "Alerts"):
+        assert f"\n## {section}\n" in DOC
