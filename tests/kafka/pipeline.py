@@ -159,7 +159,7 @@ class Consumer:
         return sum(samples.get(("hydro_consumer_records_total", (("status", s),)), 0.0)
                    for s in ("valid", "quarantined"))
 
-    def wait_for(self, predicate, timeout: float = 240, every: float = 0.5) -> list[dict]:
+    def wait_for(self, predicate, timeout: float = 600, every: float = 0.5) -> list[dict]:
         """Scrape until `predicate(samples)` holds; returns every scrape taken. Fails if the job dies."""
         scrapes: list[dict] = []
         deadline = time.time() + timeout
