@@ -54,10 +54,8 @@ class _Email:
 
 @dataclass(frozen=True)
 class _Pager:
+    name: str
     routing_key_file: str
-
-    def __str__(self) -> str:
-        return PAGER
 
 
 def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
@@ -68,7 +66,7 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
             raise ValueError("alerting: e-mail needs email_from and smarthost (infra.settings checks this)")
         email = _Email(alerting.email_to, alerting.email_from, alerting.smarthost, alerting.smtp_username,
                        secret_path(catalog.SMTP_PASSWORD))
-    pager = _Pager(secret_path(catalog.PAGERDUTY_ROUTING_KEY)) if alerting.pagerduty else None
+    pager = _Pager(PAGER, secret_path(catalog.PAGERDUTY_ROUTING_KEY)) if alerting.pagerduty else None
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)

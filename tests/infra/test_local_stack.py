@@ -282,7 +282,14 @@ def test_the_secrets_are_written_once_before_any_container_that_reads_them(plan)
             assert secrets_mount(reader) is None, reader["name"]
 
 
-WITH_SECRETS = [s for s in catalog.SERVICES.values() if s.secret_files]
+# Optional secret files are the alert receivers', which the local stack has none of.
+WITH_SECRETS = [s for s in catalog.SERVICES.values() if any(not f.optional for f in s.secret_files)]
+
+
+def test_the_local_alertmanager_mounts_no_receiver_secret(plan):
+    _, values = service_container(plan, catalog.ALERTMANAGER)
+    assert all(v["containerPath"] != catalog.SECRETS_DIR for v in values.get("volumes", []))
+    assert catalog.ALERTMANAGER.name not in SECRET_READERS
 
 
 @pytest.mark.parametrize("service", WITH_SECRETS, ids=lambda s: s.name)
