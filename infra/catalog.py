@@ -36,6 +36,9 @@ class SecretFile:
     secret: str            # logical secret name, see `SECRETS`
     container_path: str
     env: str | None = None  # the image's `*_FILE` variable that points at it, if it has one
+    # Present only when the stack configures what reads it (an alert receiver): a renderer given no
+    # value for it leaves the file out, and the service's config must then not name it.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,12 @@ GENERATED_SECRETS = (INFLUXDB_ADMIN_PASSWORD, INFLUXDB_TOKEN, GRAFANA_ADMIN_PASS
 # operator token): the consumer writes to its bucket, Grafana reads it.
 INFLUXDB_WRITE_TOKEN = "influxdb-write-token"
 INFLUXDB_READ_TOKEN = "influxdb-read-token"
-SECRETS = (*GENERATED_SECRETS, INFLUXDB_WRITE_TOKEN, INFLUXDB_READ_TOKEN)
+# Alert receivers' credentials: set by the operator (`pulumi config set --secret`, see
+# infra/settings.py RECEIVER_SECRET_KEYS), stored in Secret Manager, read only by Alertmanager.
+PAGERDUTY_ROUTING_KEY = "pagerduty-routing-key"
+SMTP_PASSWORD = "smtp-password"
+RECEIVER_SECRETS = (PAGERDUTY_ROUTING_KEY, SMTP_PASSWORD)
+SECRETS = (*GENERATED_SECRETS, INFLUXDB_WRITE_TOKEN, INFLUXDB_READ_TOKEN, *RECEIVER_SECRETS)
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,29 @@ INFLUXDB = Service(
     health_check=HealthCheck(command=("CMD", "influx", "ping")),
 )
 
+ALERTMANAGER_PORT = 9093
+
+# Beside Prometheus on the monitoring VM (Prometheus reaches it on localhost; nothing else does). One
+# instance: the gossip cluster listener is switched off. Its config (infra/alertmanager_config.py)
+# names the receiver secrets by their container paths below.
+ALERTMANAGER = Service(
+    name="alertmanager",
+    image="prom/alertmanager:v0.28.1",
+    role=MONITORING,
+    ports=(Port("http", ALERTMANAGER_PORT),),
+    command=(
+        "--config.file=/etc/alertmanager/alertmanager.yml",
+        "--storage.path=/alertmanager",
+        "--cluster.listen-address=",
+    ),
+    volumes=(Volume("alertmanager-data", "/alertmanager"),
+             Volume("alertmanager-config", "/etc/alertmanager")),
+    secret_files=tuple(SecretFile(secret, f"{SECRETS_DIR}/{secret}", optional=True)
+                       for secret in RECEIVER_SECRETS),
+    health_check=HealthCheck(command=("CMD", "wget", "-qO-", f"http://localhost:{ALERTMANAGER_PORT}/-/ready")),
+    user="65534",
+)
+
 PROMETHEUS = Service(
     name="prometheus",
     image="prom/prometheus:v2.55.1",
@@ -258,7 +289,8 @@ SPARK = Service(
 )
 
 SERVICES: dict[str, Service] = {
-    s.name: s for s in (KAFKA, KAFKA_EXPORTER, INFLUXDB, PROMETHEUS, GRAFANA, NODE_EXPORTER, SPARK)
+    s.name: s for s in (KAFKA, KAFKA_EXPORTER, INFLUXDB, PROMETHEUS, ALERTMANAGER, GRAFANA, NODE_EXPORTER,
+                         SPARK)
 }
 
 

@@ -378,11 +378,13 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
     if host_access:
         lines.append(host_access)
     lines += [["--env", f"{key}={value}"] for key, value in env.items()]
-    lines += [["--env", f"{s.env}={s.container_path}"] for s in service.secret_files if s.env]
+    # An optional secret file without a SecretRef (a receiver the stack does not use) is left out.
+    secret_files = [s for s in service.secret_files if not s.optional or s.secret in secrets]
+    lines += [["--env", f"{s.env}={s.container_path}"] for s in secret_files if s.env]
     lines += [["--volume", f"{doc.data_disk.volume_path(v)}:{v.container_path}:"
                + ("ro" if v.name in config_volumes else "rw")] for v in service.volumes]
     lines += [["--volume", f"{secret_host_path(service, s.secret)}:{s.container_path}:ro"]
-              for s in service.secret_files]
+              for s in secret_files]
     lines += [
         ["--health-cmd", _health_command(service)],
         ["--health-interval", f"{check.interval_s}s", "--health-timeout", f"{check.timeout_s}s",
@@ -398,7 +400,7 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
         pre.append(doc.script("host-env.sh", HOST_ENV_FILE))
     if data_volumes:
         pre.append(doc.script("volume-dirs.sh", doc.data_disk.mount_path, _owner(service), *data_volumes))
-    for secret_file in service.secret_files:
+    for secret_file in secret_files:
         if secret_file.secret not in secrets:
             raise ValueError(f"service {service.name!r} needs secret {secret_file.secret!r}: no SecretRef")
         # A scoped token appears once InfluxDB has created it: wait within the unit's start timeout.

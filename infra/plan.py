@@ -38,6 +38,8 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra import settings as stack_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "infra" / "__main__.py"
 STACKS_DIR = ROOT / "stacks"
@@ -223,6 +225,20 @@ def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
     return dict(document.get("config") or {})
 
 
+# The alert receivers' secret config keys. A stack file holds their values only as Pulumi ciphertext
+# (`secure:`), which needs the Pulumi CLI to decrypt: the plan stands in a placeholder, marked secret
+# as Pulumi marks the real value.
+SECRET_CONFIG_KEYS = frozenset(
+    f"{stack_settings.NAMESPACE}:{key}" for key in stack_settings.RECEIVER_SECRET_KEYS.values())
+SECRET_PLACEHOLDER = "plan-placeholder"
+
+
+def with_secret_placeholders(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` with a placeholder for each receiver secret that is unset or encrypted."""
+    return {**config, **{key: SECRET_PLACEHOLDER for key in SECRET_CONFIG_KEYS
+                         if not isinstance(config.get(key), str)}}
+
+
 def _encode(config: Mapping[str, Any]) -> dict[str, str]:
     """Pulumi passes structured values to the program as JSON text and scalars as strings."""
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
@@ -234,10 +250,10 @@ def run_plan(stack: str, config: Mapping[str, Any] | None = None, *, preview: bo
 
     Pass a `monitor` to see what was registered even when the program fails.
     """
-    config = stack_config(stack) if config is None else config
+    config = with_secret_placeholders(stack_config(stack) if config is None else config)
     mocks = HydroMocks(project=str(config.get("gcp:project", "mock-project")))
     monitor = monitor or RecordingMonitor(mocks)
-    pulumi.runtime.set_all_config(_encode(config))
+    pulumi.runtime.set_all_config(_encode(config), sorted(SECRET_CONFIG_KEYS))
     runtime_settings.ROOT.set(None)
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     runtime_settings.SETTINGS.rpc_manager.clear()

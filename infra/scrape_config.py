@@ -1,4 +1,4 @@
-"""Prometheus configuration: what it scrapes per stack, and where its alert rules live.
+"""Prometheus configuration: what it scrapes per stack, where its alert rules live and where alerts go.
 
 Pure: no Pulumi resources and no I/O beyond reading the template and rules shipped in this repo.
 Callers (the GCP monitoring VM, the local Docker stack) resolve their Outputs first, then:
@@ -62,11 +62,13 @@ class ScrapeTargets:
     kafka_exporter: tuple[str, ...]
     node_exporter: tuple[str, ...]
     prometheus: tuple[str, ...] = (f"localhost:{catalog.PROMETHEUS.port('http')}",)
+    # Where Prometheus sends firing alerts (not a scrape job).
+    alertmanagers: tuple[str, ...] = (f"localhost:{catalog.ALERTMANAGER.port('http')}",)
 
     def __post_init__(self) -> None:
         if not _STACK.fullmatch(self.stack):
             raise ValueError(f"stack {self.stack!r}: lowercase letters, digits and hyphens")
-        for job, addresses in self.by_job().items():
+        for job, addresses in {**self.by_job(), "alertmanagers": self.alertmanagers}.items():
             if isinstance(addresses, str) or not addresses:
                 raise ValueError(f"{job}: a non-empty tuple of host:port addresses, got {addresses!r}")
             for address in addresses:
@@ -78,7 +80,8 @@ class ScrapeTargets:
 
     @classmethod
     def for_hosts(cls, stack: str, spark_driver: str, kafka_exporter_hosts: Sequence[str],
-                  node_hosts: Sequence[str], prometheus_host: str = "localhost") -> ScrapeTargets:
+                  node_hosts: Sequence[str], prometheus_host: str = "localhost",
+                  alertmanager_host: str = "localhost") -> ScrapeTargets:
         """Targets from host names or IPs, with every port taken from the contract and the catalog."""
         exporter_port = catalog.KAFKA_EXPORTER.port("metrics")
         return cls(
@@ -88,6 +91,7 @@ class ScrapeTargets:
             kafka_exporter=tuple(f"{host}:{exporter_port}" for host in kafka_exporter_hosts),
             node_exporter=tuple(f"{host}:{catalog.NODE_EXPORTER.port('metrics')}" for host in node_hosts),
             prometheus=(f"{prometheus_host}:{catalog.PROMETHEUS.port('http')}",),
+            alertmanagers=(f"{alertmanager_host}:{catalog.ALERTMANAGER.port('http')}",),
         )
 
     def by_job(self) -> dict[str, tuple[str, ...]]:
@@ -117,6 +121,7 @@ def render_prometheus_config(targets: ScrapeTargets) -> str:
     return _environment().get_template(TEMPLATE).render(
         stack=targets.stack,
         jobs=jobs,
+        alertmanagers=list(targets.alertmanagers),
         rule_files=RULE_FILES,
         scrape_interval=SCRAPE_INTERVAL,
         scrape_timeout=SCRAPE_TIMEOUT,

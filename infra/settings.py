@@ -13,6 +13,8 @@ Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     influxdb         machine, disk_gb, org, bucket, retention_days
     monitoring       machine, disk_gb
     backups          snapshot_retention_days, influxdb_retention_days   (prod: at least 14 each)
+    alerting         email_to, email_from, smarthost, smtp_username, webhook_url, pagerduty
+                     (the receivers' secrets are separate secret keys: RECEIVER_SECRET_KEYS)
     jobs             release, rate, farms, devices_per_farm, trigger, window, slide, watermark,
                      max_offsets_per_trigger, max_failures_per_hour, max_failures_total
     protect          true on prod: deletion protection and `protect` on stateful resources
@@ -28,6 +30,7 @@ import json
 import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from infra import capacity, sizing
+from infra import capacity, catalog, sizing
 
 NAMESPACE = "hydrostream"
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
@@ -156,6 +159,39 @@ def _loopback(value: str) -> str:
     return value
 
 
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_SMARTHOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:([0-9]{1,5})")
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.fullmatch(value):
+        raise _Invalid("an e-mail address such as oncall@example.com")
+    return value
+
+
+def _smarthost(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _SMARTHOST.fullmatch(value)
+    # GCP blocks outbound port 25: relays take submission (587) or SMTPS (465).
+    if not match or match.group(1) == "25" or not 0 < int(match.group(1)) < 65536:
+        raise _Invalid("host:port of an SMTP relay on a port other than 25 (GCP blocks 25), e.g. "
+                       "smtp.example.com:587")
+    return value
+
+
+def _webhook_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    url = urllib.parse.urlsplit(value)
+    # Alertmanager 0.25 (Debian's, which the tests run) has no `url_file`: the URL sits in the
+    # config bundle, so it must not carry a credential.
+    if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password or url.query:
+        raise _Invalid("an http(s) URL without user, password or query string (it is not a secret: put "
+                       "no token in it)")
+    return value
+
+
 def _setting(default: Any, check: Callable[[Any], Any] | None = None, raw: type | None = None) -> Any:
     """A dataclass field with its default, the validator and (when it differs) the raw YAML type."""
     return field(default=default, metadata={"check": check, "raw": raw})
@@ -216,6 +252,40 @@ class BackupsSettings:
 
 
 @dataclass(frozen=True)
+class AlertingSettings:
+    """Where Alertmanager sends alerts; none set: alerts show in Alertmanager's UI only."""
+
+    email_to: str | None = _setting(None, _email)
+    email_from: str | None = _setting(None, _email)
+    smarthost: str | None = _setting(None, _smarthost)
+    # With a username the relay's password is the secret key RECEIVER_SECRET_KEYS[SMTP_PASSWORD].
+    smtp_username: str | None = _setting(None)
+    webhook_url: str | None = _setting(None, _webhook_url)
+    # The routing key is the secret key RECEIVER_SECRET_KEYS[PAGERDUTY_ROUTING_KEY].
+    pagerduty: bool = _setting(False)
+
+    @property
+    def email(self) -> bool:
+        """Whether alerts go out by e-mail."""
+        return self.email_to is not None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The catalog receiver secrets this configuration needs, in catalog order."""
+        wanted = {catalog.PAGERDUTY_ROUTING_KEY: self.pagerduty,
+                  catalog.SMTP_PASSWORD: self.email and self.smtp_username is not None}
+        return tuple(secret for secret in catalog.RECEIVER_SECRETS if wanted[secret])
+
+
+# catalog receiver secret -> its secret config key (`pulumi config set --secret hydrostream:<key>`).
+# Never read as plain configuration: only as a Pulumi secret (`receiver_secret_values`).
+RECEIVER_SECRET_KEYS: dict[str, str] = {
+    catalog.PAGERDUTY_ROUTING_KEY: "pagerduty_routing_key",
+    catalog.SMTP_PASSWORD: "smtp_password",
+}
+
+
+@dataclass(frozen=True)
 class JobsSettings:
     # None: follow the working tree (dev, local); staging and prod pin the promoted release.
     release: str | None = _setting(None, _release)
@@ -256,6 +326,7 @@ class StackSettings:
     influxdb: InfluxdbSettings
     monitoring: MonitoringSettings
     backups: BackupsSettings
+    alerting: AlertingSettings
     jobs: JobsSettings
     local: LocalSettings
     protect: bool
@@ -278,6 +349,7 @@ SECTIONS: dict[str, type] = {
     "influxdb": InfluxdbSettings,
     "monitoring": MonitoringSettings,
     "backups": BackupsSettings,
+    "alerting": AlertingSettings,
     "jobs": JobsSettings,
     "local": LocalSettings,
 }
@@ -354,6 +426,9 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         errors.append(("stack", stack, "one of " + ", ".join(STACKS)))
     for key in raw:
         namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE and name in RECEIVER_SECRET_KEYS.values():
+            # Read only as a secret; never echoed, even when misplaced.
+            continue
         if namespace == NAMESPACE and name not in SECTIONS and name not in SCALARS:
             errors.append((key, raw[key], "one of the keys " + ", ".join(
                 f"{NAMESPACE}:{k}" for k in (*SCALARS, *SECTIONS))))
@@ -381,6 +456,8 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         _check_capacity(sections["dataproc"], sections["jobs"], errors)
     if stack == "prod" and sections["backups"] is not None:
         _check_prod_backups(sections["backups"], errors)
+    if sections["alerting"] is not None:
+        _check_alerting(sections["alerting"], target, errors)
 
     if errors:
         lines = [f"stack {stack!r}: invalid configuration ({len(errors)} problem"
@@ -410,6 +487,39 @@ def _check_prod_backups(backups: BackupsSettings, errors: list[tuple[str, Any, s
             errors.append((f"{NAMESPACE}:backups.{key}", days,
                            f"at least {PROD_MIN_BACKUP_DAYS} days on prod (an integer from "
                            f"{PROD_MIN_BACKUP_DAYS} to 3650)"))
+
+
+def _check_alerting(alerting: AlertingSettings, target: str, errors: list[tuple[str, Any, str]]) -> None:
+    """E-mail needs a sender and a relay; receivers are GCP's (the local stack has no secret store)."""
+    key = f"{NAMESPACE}:alerting"
+    configured = alerting.email or alerting.pagerduty or alerting.webhook_url is not None
+    if target == "local" and configured:
+        errors.append((key, "receivers", "none on the local stack: alerts show in Alertmanager's UI only"))
+    mail = {"email_from": alerting.email_from, "smarthost": alerting.smarthost}
+    if alerting.email:
+        for sub, value in mail.items():
+            if value is None:
+                errors.append((f"{key}.{sub}", None, "set when email_to is (the sender and the SMTP relay)"))
+    elif any(value is not None for value in (*mail.values(), alerting.smtp_username)):
+        errors.append((f"{key}.email_to", None, "set when email_from, smarthost or smtp_username are"))
+
+
+def receiver_secret_values(alerting: AlertingSettings) -> dict[str, pulumi.Output[str]]:
+    """The configured receivers' secrets (catalog name -> secret Output), from Pulumi secret config.
+
+    A missing one is an error naming the `pulumi config set --secret` command that sets it.
+    """
+    config = pulumi.Config(NAMESPACE)
+    values: dict[str, pulumi.Output[str]] = {}
+    for secret in alerting.secrets:
+        key = RECEIVER_SECRET_KEYS[secret]
+        value = config.get_secret(key)
+        if value is None:
+            raise SettingsError(f"stack {pulumi.get_stack()!r}: {NAMESPACE}:alerting needs the secret "
+                                f"{NAMESPACE}:{key}: set it with `pulumi config set --secret "
+                                f"{NAMESPACE}:{key}` (its value is never written to the stack file in clear)")
+        values[secret] = value
+    return values
 
 
 def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSettings | None:
@@ -443,6 +553,8 @@ def load_settings(project_dir: Path = PROJECT_DIR) -> StackSettings:
     # misspelt key there is still named, and its value still comes from Pulumi.
     names = [*(f"{NAMESPACE}:{key}" for key in (*SCALARS, *SECTIONS)), *(f"gcp:{key}" for key in GCP_KEYS)]
     names += [key for key in configured_keys(stack, project_dir) if key not in names]
+    secret_names = {f"{NAMESPACE}:{key}" for key in RECEIVER_SECRET_KEYS.values()}
+    names = [key for key in names if key not in secret_names]
     config: dict[str, Any] = {}
     for key in names:
         namespace, _, name = key.partition(":")

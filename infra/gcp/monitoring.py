@@ -1,7 +1,9 @@
-"""Prometheus and Grafana on a private VM, their config shipped as one archive through Cloud Storage.
+"""Prometheus, Alertmanager and Grafana on a private VM; their config ships as one archive in Cloud Storage.
 
 The archive holds the config volumes (`prometheus-config`: prometheus.yml for this stack's targets and
-the alert rules; `grafana-provisioning`: data sources, dashboard provider and dashboards) and is named
+the alert rules; `alertmanager-config`: the receivers and routes of the stack's alerting settings, which
+name the receiver secrets by file path only; `grafana-provisioning`: data sources, dashboard provider
+and dashboards) and is named
 by its digest, and the VM's `cloud_init.CONFIG_BUNDLE_KEY` metadata item names exactly one version of
 it: a new dashboard, rule or IP changes that item in place and the VM applies it without a reboot. The
 archive is too big for metadata.
@@ -19,21 +21,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import catalog, cloud_init, grafana_config, scrape_config
+from infra import alertmanager_config, catalog, cloud_init, grafana_config, scrape_config
 from infra.gcp.jobs import bytes_asset
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, secret_refs
-from infra.settings import StackSettings
+from infra.settings import AlertingSettings, StackSettings
 
 PROMETHEUS_CONFIG = "prometheus-config"
 GRAFANA_PROVISIONING = "grafana-provisioning"
-CONFIG_VOLUMES = (PROMETHEUS_CONFIG, GRAFANA_PROVISIONING)
+ALERTMANAGER_CONFIG = "alertmanager-config"
+CONFIG_VOLUMES = (PROMETHEUS_CONFIG, ALERTMANAGER_CONFIG, GRAFANA_PROVISIONING)
 CONFIG_PREFIX = "monitoring"
-# Prometheus and Grafana share the VM's host network; node-exporter runs there too.
+# Prometheus, Alertmanager and Grafana share the VM's host network; node-exporter runs there too.
 THIS_HOST = "localhost"
 
 
-def config_files(stack: str, org: str, bucket: str, kafka_ip: str, influxdb_ip: str,
-                 dataproc_master: str) -> dict[str, str]:
+def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ip: str,
+                 influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
     """Archive path (`<volume>/<file>`) -> text, for every file of the two config volumes."""
     targets = scrape_config.ScrapeTargets.for_hosts(
         stack=stack,
@@ -41,12 +44,15 @@ def config_files(stack: str, org: str, bucket: str, kafka_ip: str, influxdb_ip: 
         kafka_exporter_hosts=(kafka_ip,),
         node_hosts=(kafka_ip, influxdb_ip, THIS_HOST),
         prometheus_host=THIS_HOST,
+        alertmanager_host=THIS_HOST,
     )
     sources = grafana_config.GrafanaDataSources(
         stack=stack, influxdb_host=influxdb_ip, prometheus_host=THIS_HOST, org=org, bucket=bucket)
     return {
         **{f"{PROMETHEUS_CONFIG}/{path}": text
            for path, text in scrape_config.prometheus_config_files(targets).items()},
+        **{f"{ALERTMANAGER_CONFIG}/{path}": text
+           for path, text in alertmanager_config.alertmanager_config_files(stack, alerting).items()},
         **{f"{GRAFANA_PROVISIONING}/{path}": text
            for path, text in grafana_config.grafana_provisioning_files(sources).items()},
     }
@@ -77,7 +83,7 @@ class MonitoringVmArgs:
 
 
 class MonitoringVm(pulumi.ComponentResource):
-    """Prometheus and Grafana on a private VM; exposes `grafana_url`, `internal_ip` and `iap_command`."""
+    """Prometheus, Alertmanager and Grafana on a private VM; exposes its URLs, IP and `alert_receivers`."""
 
     def __init__(self, name: str, args: MonitoringVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:monitoring:MonitoringVm", name, None, opts)
@@ -85,7 +91,8 @@ class MonitoringVm(pulumi.ComponentResource):
         influxdb = settings.influxdb
 
         archive = pulumi.Output.all(args.kafka_ip, args.influxdb_ip, args.dataproc_master).apply(
-            lambda hosts: config_archive(config_files(settings.stack, influxdb.org, influxdb.bucket, *hosts)))
+            lambda hosts: config_archive(config_files(
+                settings.stack, influxdb.org, influxdb.bucket, settings.alerting, *hosts)))
         object_name = archive.apply(
             lambda data: f"{CONFIG_PREFIX}/{hashlib.sha256(data).hexdigest()}.tar.gz")
         uploaded = gcp.storage.BucketObject(
@@ -114,6 +121,7 @@ class MonitoringVm(pulumi.ComponentResource):
         ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         port = catalog.GRAFANA.port("http")
+        self.alert_receivers = alertmanager_config.receiver_summary(settings.alerting)
         self.internal_ip = vm.internal_ip
         self.grafana_url: pulumi.Output[str] = vm.internal_ip.apply(lambda ip: f"http://{ip}:{port}")
         # SSH through IAP (the only way in from outside; OS Login decides who), forwarding Grafana's
@@ -126,4 +134,5 @@ class MonitoringVm(pulumi.ComponentResource):
             "internal_ip": self.internal_ip,
             "iap_command": self.iap_command,
             "config_uri": self.config_uri,
+            "alert_receivers": self.alert_receivers,
         })

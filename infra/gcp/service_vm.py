@@ -68,7 +68,9 @@ def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulum
 
     Only resource names pass here; the VM fetches the values at boot.
     """
-    needed = sorted({s.secret for service in catalog.services_for_role(role) for s in service.secret_files})
+    # An optional secret file (an alert receiver's) is there only when the stack created its secret.
+    needed = sorted({s.secret for service in catalog.services_for_role(role) for s in service.secret_files
+                     if not s.optional or s.secret in secret_ids})
     missing = [secret for secret in needed if secret not in secret_ids]
     if missing:
         raise ValueError(f"the {role} VM needs the Secret Manager ids of {missing}")

@@ -73,6 +73,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         "influxdb_url": influxdb.url,
         "grafana_url": monitoring.grafana_url,
         "grafana_iap_command": monitoring.iap_command,
+        "alert_receivers": monitoring.alert_receivers,
         "dataproc_cluster": cluster.cluster_name,
         "dataproc_master": cluster.master_hostname,
         "consumer_job_id": jobs.consumer_job_id,

@@ -23,6 +23,8 @@ from typing import Any
 from hydrostream_jobs import contract
 
 from infra import catalog
+from infra.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG_MOUNT
+from infra.alertmanager_config import alertmanager_config_files
 from infra.bundle import JOBS_DIR, build_bundle, check_release_pin
 from infra.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.local.jobs import SECRETS as SPARK_SECRETS
@@ -66,6 +68,7 @@ MEMORY_MB = {
     catalog.KAFKA_EXPORTER.name: 128,
     catalog.INFLUXDB.name: 1024,
     catalog.PROMETHEUS.name: 512,
+    catalog.ALERTMANAGER.name: 128,
     catalog.GRAFANA.name: 512,
     catalog.NODE_EXPORTER.name: 128,
     catalog.SPARK.name: 4096,
@@ -82,7 +85,8 @@ SECRET_READER_UIDS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catal
 
 def secret_readers() -> tuple[SecretReader, ...]:
     """Every container that reads secrets: the catalog services with secret files, and the Spark jobs."""
-    services = [s for s in catalog.SERVICES.values() if s.secret_files]
+    # Optional secret files are the alert receivers': none on the local stack (settings refuse them).
+    services = [s for s in catalog.SERVICES.values() if any(not f.optional for f in s.secret_files)]
     return (*(SecretReader.of(s, SECRET_READER_UIDS[s.name]) for s in services),
             SecretReader(catalog.SPARK.name, SPARK_UID, SPARK_SECRETS))
 
@@ -174,14 +178,24 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     targets = ScrapeTargets.for_hosts(
         stack=settings.stack, spark_driver=spark_host,
         kafka_exporter_hosts=(container_name(PREFIX, catalog.KAFKA_EXPORTER),),
-        node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),))
+        node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),),
+        alertmanager_host=container_name(PREFIX, catalog.ALERTMANAGER))
+    # No receivers on the local stack: alerts show in Alertmanager's UI (and the watchdog with them).
+    alertmanager_files = tuple(
+        Upload(f"{ALERTMANAGER_CONFIG_MOUNT}/{path}", content=text)
+        for path, text in sorted(alertmanager_config_files(settings.stack, settings.alerting).items()))
+    alertmanager_http = catalog.ALERTMANAGER.port("http")
+    alertmanager = ServiceContainer("alertmanager", service_args(
+        dataclasses.replace(catalog.ALERTMANAGER, secret_files=()), uploads=alertmanager_files,
+        config_volumes={"alertmanager-config": uploads_digest(alertmanager_files)},
+        published=(PublishedPort(alertmanager_http),), wait=True))
     prometheus_files = tuple(Upload(f"{CONFIG_MOUNT}/{path}", content=text)
                              for path, text in sorted(prometheus_config_files(targets).items()))
     prometheus_http = catalog.PROMETHEUS.port("http")
     prometheus = ServiceContainer("prometheus", service_args(
         catalog.PROMETHEUS, uploads=prometheus_files,
         config_volumes={"prometheus-config": uploads_digest(prometheus_files)},
-        published=(PublishedPort(prometheus_http),), wait=True))
+        published=(PublishedPort(prometheus_http),), wait=True, depends_on=(alertmanager.container,)))
 
     node_exporter = ServiceContainer("node-exporter", service_args(catalog.NODE_EXPORTER, wait=True))
 
@@ -209,7 +223,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         depends_on=(secrets.succeeded, tokens.succeeded, broker.container, influxdb.container,
                     topics.succeeded)))
 
-    services = (broker, exporter, influxdb, prometheus, node_exporter, grafana, spark.service)
+    services = (broker, exporter, influxdb, prometheus, alertmanager, node_exporter, grafana, spark.service)
     data_volumes = sorted(name for service in services for name in service.data_volumes)
     password_file = next(s.container_path for s in catalog.GRAFANA.secret_files
                          if s.secret == catalog.GRAFANA_ADMIN_PASSWORD)
@@ -220,6 +234,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         "grafana_admin_password_command": shlex.join(["docker", "exec", grafana.name, "cat", password_file]),
         "influxdb_url": f"http://{bind}:{influx_http}",
         "prometheus_url": f"http://{bind}:{prometheus_http}",
+        "alertmanager_url": f"http://{bind}:{alertmanager_http}",
         "kafka_bootstrap": f"{bind}:{KAFKA_HOST_PORT}",
         "kafka_bootstrap_in_network": kafka_bootstrap,
         "network": network.network_name,

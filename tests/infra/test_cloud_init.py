@@ -55,8 +55,10 @@ def render(role: str) -> str:
         return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
                                           refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
                                           scoped_tokens=SCOPED)
+    # With every alert receiver configured (prod): their optional secret files are all fetched.
     return cloud_init.monitoring_cloud_init(
-        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN), [PROMETHEUS_YML])
+        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN,
+                             *catalog.RECEIVER_SECRETS), [PROMETHEUS_YML])
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +306,18 @@ def test_secrets_are_fetched_by_resource_name_and_mounted_read_only(role, docume
             assert fetch[2:] == [secret_id(secret_file.secret), host_path, f"{owner}:{owner}",
                                  *([str(cloud_init.SCOPED_TOKEN_WAIT_S)] if scoped else [])]
             assert f"{host_path}:{secret_file.container_path}:ro" in run["volumes"]
+
+
+def test_receiver_secrets_not_configured_are_neither_fetched_nor_mounted():
+    document = cloud_init.monitoring_cloud_init(
+        BUNDLE.volumes, refs(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN,
+                             catalog.PAGERDUTY_ROUTING_KEY), [PROMETHEUS_YML])
+    unit = units(document)[cloud_init.unit_name(catalog.ALERTMANAGER)]
+    fetched = [c[2] for c in commands(unit, "ExecStartPre") if c[1].endswith("/fetch-secret.sh")]
+    assert fetched == [secret_id(catalog.PAGERDUTY_ROUTING_KEY)]
+    mounted = [v for v in docker_run(unit)["volumes"] if v.startswith(catalog.SECRETS_DIR)]
+    assert mounted == [f"{catalog.SECRETS_DIR}/alertmanager/{catalog.PAGERDUTY_ROUTING_KEY}:"
+                       f"{catalog.SECRETS_DIR}/{catalog.PAGERDUTY_ROUTING_KEY}:ro"]
 
 
 def test_a_secret_ref_takes_a_resource_name_and_never_echoes_what_it_rejects():

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import ipaddress
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from infra import catalog, plan
 from infra.gcp import firewall, identity, service_vm, storage
 from infra.gcp import secrets as gcp_secrets
 from infra.gcp import stack as gcp_stack
-from infra.settings import STACKS, StackSettings, parse_settings
+from infra.settings import RECEIVER_SECRET_KEYS, STACKS, StackSettings, parse_settings
 
 GCP_STACKS = tuple(s for s in STACKS if parse_settings(s, plan.stack_config(s)).target == "gcp")
 PROTECTED_STACKS = ("prod",)
@@ -105,9 +106,17 @@ def admits(rule: plan.PlannedResource, port: int) -> bool:
     return False
 
 
+# The operator's receiver secrets (`pulumi config set --secret`), one recognisable value per key.
+RECEIVER_VALUES = {key: f"receiver-{key.partition(':')[2]}-{secrets.token_hex(8)}"
+                   for key in sorted(plan.SECRET_CONFIG_KEYS)}
+
+
 def mock_secret_values(p: plan.Plan) -> dict[str, str]:
-    """The generated values (HydroMocks makes them `mock-<resource name>-value`), by resource name."""
-    return {r.name: f"mock-{r.name}-value" for r in p.resources if r.type.startswith("random:index/random")}
+    """The generated values (HydroMocks makes them `mock-<resource name>-value`), by resource name,
+    and the receiver secrets given as config, by config key."""
+    generated = {r.name: f"mock-{r.name}-value" for r in p.resources
+                 if r.type.startswith("random:index/random")}
+    return {**generated, **RECEIVER_VALUES}
 
 
 def our_service_accounts(p: plan.Plan) -> set[str]:
@@ -278,7 +287,11 @@ def protection_violations(p: plan.Plan) -> list[str]:
         for vm in p.of_type(INSTANCE):
             if vm.inputs.get("deletionProtection") is not True:
                 found.append(f"{vm.name}: no deletion protection")
-        for resource in p.of_type(DISK) + p.of_type(BUCKET) + p.of_type(SECRET) + p.of_type(SECRET_VERSION):
+        # The operator's receiver values are rotated by replacing their version (secret_data is
+        # ForceNew upstream); their secrets stay protected.
+        rotated = {f"secrets-{n}" for n in catalog.RECEIVER_SECRETS}
+        versions = [v for v in p.of_type(SECRET_VERSION) if v.name not in rotated]
+        for resource in p.of_type(DISK) + p.of_type(BUCKET) + p.of_type(SECRET) + versions:
             if not resource.protect:
                 found.append(f"{resource.name} ({resource.type}): not protected")
         for bucket in p.of_type(BUCKET):
@@ -384,7 +397,8 @@ POLICIES = (
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, plan.Plan]:
-    return {stack: plan.run_plan(stack) for stack in GCP_STACKS}
+    return {stack: plan.run_plan(stack, {**plan.stack_config(stack), **RECEIVER_VALUES})
+            for stack in GCP_STACKS}
 
 
 def test_gcp_stacks_are_dev_staging_prod():
@@ -402,13 +416,20 @@ def test_policies_see_what_they_govern(plans, stack):
     # A policy over an empty list passes; these are the resources the policies above must have read.
     p = plans[stack]
     assert len(ingress_rules(p)) >= 7
-    assert len(p.of_type(BUCKET)) == len(storage.PURPOSES) and len(p.of_type(SECRET)) == len(catalog.SECRETS)
+    receivers = settings_of(stack).alerting.secrets
+    assert len(p.of_type(BUCKET)) == len(storage.PURPOSES)
+    assert len(p.of_type(SECRET)) == len(catalog.SECRETS) - len(catalog.RECEIVER_SECRETS) + len(receivers)
     assert len(p.of_type(SNAPSHOT_ATTACHMENT)) == len(p.of_type(DISK)) >= 3
     assert len(p.of_type(ACCOUNT_GRANT)) == 1
     assert len(p.of_type(INSTANCE)) == len(p.of_type(DISK)) == len(catalog.ROLES)
     assert len(p.of_type(CLUSTER)) == 1
     assert all(vm.inputs["metadata"]["user-data"].startswith("#cloud-config") for vm in p.of_type(INSTANCE))
-    assert len(mock_secret_values(p)) == len(catalog.GENERATED_SECRETS)
+    assert len(mock_secret_values(p)) == len(catalog.GENERATED_SECRETS) + len(RECEIVER_VALUES)
+    # The receiver values this stack uses reach their Secret Manager versions (so the leak check reads them).
+    # Marked secret, as in the wire form: {<signature key>: <secret signature>, "value": ...}.
+    stored = {v.inputs["secretData"]["value"] for v in p.of_type(SECRET_VERSION)}
+    used = {RECEIVER_VALUES[f"hydrostream:{RECEIVER_SECRET_KEYS[secret]}"] for secret in receivers}
+    assert used <= stored and (stack != "prod" or len(used) == len(catalog.RECEIVER_SECRETS))
     token_grants = [r for r in p.resources if r.type in IAM_MEMBER_TYPES
                     and r.inputs.get("secretId") in TOKEN_HOLDERS]
     assert len(token_grants) == 5
@@ -611,9 +632,11 @@ def test_missing_labels_are_reported(monkeypatch):
 def test_prod_without_protection_is_reported():
     unprotected = plan.run_plan("prod", {**plan.stack_config("prod"), "hydrostream:protect": False})
     found = protection_violations(unprotected)
+    rotated = {f"secrets-{n}" for n in catalog.RECEIVER_SECRETS}
     for kind in (BUCKET, SECRET, SECRET_VERSION):
         for r in unprotected.of_type(kind):
-            assert f"{r.name} ({kind}): not protected" in found
+            exempt = kind == SECRET_VERSION and r.name in rotated
+            assert (f"{r.name} ({kind}): not protected" in found) is not exempt, r.name
     for bucket in unprotected.of_type(BUCKET):
         assert f"{bucket.name}: force_destroy" in found
     for disk in unprotected.of_type(DISK):

@@ -263,8 +263,10 @@ def test_monitoring_config_is_one_archive_named_by_its_digest(planned):
     assert uploaded.inputs["bucket"] == "fake-config"
     assert uploaded.inputs["name"] == f"monitoring/{hashlib.sha256(data).hexdigest()}.tar.gz"
     members = config_archive_members(planned)
-    assert {name.split("/", 1)[0] for name in members} == {"prometheus-config", "grafana-provisioning"}
+    assert {name.split("/", 1)[0] for name in members} == {
+        "prometheus-config", "alertmanager-config", "grafana-provisioning"}
     assert "prometheus-config/prometheus.yml" in members
+    assert "alertmanager-config/alertmanager.yml" in members
     assert any(name.startswith("prometheus-config/rules/") for name in members)
     assert "grafana-provisioning/datasources/datasources.yaml" in members
     dashboards = sorted(p.name for p in (plan.ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
@@ -284,6 +286,8 @@ def test_prometheus_scrapes_this_stacks_hosts(planned):
     assert sorted(targets["node-exporter"]) == sorted(
         [f"{outputs['kafka_ip']}:9100", f"{outputs['influxdb_ip']}:9100", "localhost:9100"])
     assert prometheus["global"]["external_labels"] == {"stack": planned.stack}
+    # Alertmanager runs beside Prometheus on the same VM: no firewall flow, localhost only.
+    assert prometheus["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["localhost:9093"]}]}]
 
 
 def test_grafana_reads_this_stacks_influxdb_with_the_token_from_a_file(planned):
@@ -300,9 +304,13 @@ def test_monitoring_config_holds_no_secret_value(planned):
 
 def test_monitoring_user_data_is_the_renderers_document(planned):
     project = stack_file(planned.stack)["gcp:project"]
+    # The receiver secrets this stack configures (prod: both, staging: the SMTP password, dev: none).
+    receivers = {"dev": [], "staging": [catalog.SMTP_PASSWORD],
+                 "prod": [catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD]}[planned.stack]
     refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
-            for name in (catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN)]
-    expected = cloud_init.monitoring_cloud_init(("prometheus-config", "grafana-provisioning"), refs)
+            for name in sorted((catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN, *receivers))]
+    expected = cloud_init.monitoring_cloud_init(
+        ("prometheus-config", "alertmanager-config", "grafana-provisioning"), refs)
     metadata = instances(planned)[catalog.MONITORING].inputs["metadata"]
     assert metadata["user-data"] == expected
     # The bundle is named outside the cloud-config, by its JSON API media URL.

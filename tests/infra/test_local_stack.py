@@ -35,16 +35,17 @@ VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 LOOPBACK = "127.0.0.1"
 DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-data", "grafana-data",
-                "spark-checkpoints"}
+                "spark-checkpoints", "alertmanager-data"}
 # The uid each container reads its secrets as: InfluxDB's entrypoint drops to `influxdb` (1000), the
 # Spark jobs run as the image's `spark` (185), Grafana as the catalog's user.
 SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}
 SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
 GENERATE_SECRETS = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
 LOCK = ROOT / "infra" / "connector-jars.lock"
-CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning"}
+CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning", "alertmanager-config"}
 # What a person on the host reaches: container port -> service.
-PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "kafka": {9094}}
+PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "alertmanager": {9093},
+             "kafka": {9094}}
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +282,14 @@ def test_the_secrets_are_written_once_before_any_container_that_reads_them(plan)
             assert secrets_mount(reader) is None, reader["name"]
 
 
-WITH_SECRETS = [s for s in catalog.SERVICES.values() if s.secret_files]
+# Optional secret files are the alert receivers', which the local stack has none of.
+WITH_SECRETS = [s for s in catalog.SERVICES.values() if any(not f.optional for f in s.secret_files)]
+
+
+def test_the_local_alertmanager_mounts_no_receiver_secret(plan):
+    _, values = service_container(plan, catalog.ALERTMANAGER)
+    assert all(v["containerPath"] != catalog.SECRETS_DIR for v in values.get("volumes", []))
+    assert catalog.ALERTMANAGER.name not in SECRET_READERS
 
 
 @pytest.mark.parametrize("service", WITH_SECRETS, ids=lambda s: s.name)

@@ -15,6 +15,8 @@ def shown(value) -> str:
         return value.name
     if value is None:
         return "(none)"
+    if isinstance(value, bool):  # as YAML spells it in a stack file
+        return str(value).lower()
     return "[]" if value == () else str(value)
 
 

@@ -1,4 +1,5 @@
-"""Fixtures of the monitoring tests: Debian's `prometheus` package (promtool and a running server)."""
+"""Fixtures of the monitoring tests: Debian's `prometheus` (promtool, a running server) and
+`prometheus-alertmanager` (amtool, the alertmanager server) packages."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 from prometheus_server import PrometheusServer, prometheus_server
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: the monitoring tests need Debian's `prometheus` package "
-                    f"(`apt-get install prometheus`; .ci/run installs it). Not skipping: an untested "
-                    f"rule file is a broken one.", pytrace=False)
-    return path
+def _tool(name: str, package: str = "prometheus", *aliases: str) -> str:
+    for candidate in (name, *aliases):
+        path = shutil.which(candidate)
+        if path is not None:
+            return path
+    pytest.fail(f"{name} is not installed: the monitoring tests need Debian's `{package}` package "
+                f"(`apt-get install {package}`; .ci/run installs it). Not skipping: an untested "
+                f"rule file or alerting config is a broken one.", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,15 @@ def running_prometheus(tmp_path_factory, prometheus_binary) -> Iterator[Promethe
     """Debian's prometheus with the rendered config and rules, on a free loopback port."""
     with prometheus_server(prometheus_binary, tmp_path_factory.mktemp("prometheus")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    """Path of amtool; the test fails (never skips) when it is missing."""
+    return _tool("amtool", "prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    """Path of the Alertmanager server (Debian names it prometheus-alertmanager); fails when missing."""
+    return _tool("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")

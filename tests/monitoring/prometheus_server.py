@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +19,14 @@ import pytest
 from infra.scrape_config import RULE_FILES, RULES_DIR, ScrapeTargets, render_prometheus_config
 
 
-def write_config(directory: Path, targets: ScrapeTargets) -> Path:
-    """The rendered config beside a copy of the rules, its rule_files pointed at that copy."""
+def write_config(directory: Path, targets: ScrapeTargets,
+                 extra_rules: Mapping[str, str] | None = None) -> Path:
+    """The rendered config beside a copy of the rules (and `extra_rules`: name -> text), loaded from there."""
     rendered = render_prometheus_config(targets)
     assert rendered.count(RULE_FILES) == 1, "the config must load the rules from the container's rules dir"
     shutil.copytree(RULES_DIR, directory / "rules")
+    for name, text in (extra_rules or {}).items():
+        (directory / "rules" / name).write_text(text)
     path = directory / "prometheus.yml"
     path.write_text(rendered.replace(RULE_FILES, str(directory / "rules" / "*.yml")))
     return path
@@ -67,8 +70,13 @@ class PrometheusServer:
 
 
 @contextmanager
-def prometheus_server(binary: str, workdir: Path) -> Iterator[PrometheusServer]:
-    """Prometheus scraping itself; the job targets point at a closed port, as on a fresh stack."""
+def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = None,
+                      extra_rules: Mapping[str, str] | None = None) -> Iterator[PrometheusServer]:
+    """Prometheus scraping itself; the job targets point at a closed port, as on a fresh stack.
+
+    Alerts go to `alertmanager` (host:port), by default to a closed port: never to whatever else
+    listens on this machine's 9093.
+    """
     port, closed = free_port(), free_port()
     targets = ScrapeTargets(
         stack="verify",
@@ -77,8 +85,9 @@ def prometheus_server(binary: str, workdir: Path) -> Iterator[PrometheusServer]:
         kafka_exporter=(f"127.0.0.3:{closed}",),
         node_exporter=(f"127.0.0.4:{closed}",),
         prometheus=(f"127.0.0.1:{port}",),
+        alertmanagers=(alertmanager or f"127.0.0.1:{closed}",),
     )
-    config = write_config(workdir, targets)
+    config = write_config(workdir, targets, extra_rules)
     with (workdir / "prometheus.log").open("w") as log:
         process = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",

@@ -59,7 +59,8 @@ GCP_OUTPUTS = {
                   "monitoring": "hydro-dev-monitoring", "dataproc_master": "hydro-dev-dataproc-m"},
 }
 LOCAL_OUTPUTS = {"containers": {name: f"hydrostream-{name}" for name in (
-    "grafana", "influxdb", "kafka", "kafka-exporter", "node-exporter", "prometheus", "spark")}}
+    "alertmanager", "grafana", "influxdb", "kafka", "kafka-exporter", "node-exporter", "prometheus",
+    "spark")}}
 
 
 def test_hosts_directory_holds_exactly_the_role_suites():
@@ -141,7 +142,8 @@ def test_gcp_inventory_reaches_each_role_over_ssh_through_iap(tmp_path):
         node="ssh://hydro-dev-broker", engine="ssh://hydro-dev-broker",
         containers={"kafka": "kafka", "kafka-exporter": "kafka-exporter", "node-exporter": "node-exporter"})
     assert inventory.roles["dataproc_master"].containers == {}
-    assert set(inventory.roles["monitoring"].containers) == {"prometheus", "grafana", "node-exporter"}
+    assert set(inventory.roles["monitoring"].containers) == {
+        "prometheus", "alertmanager", "grafana", "node-exporter"}
     config = Path(inventory.ssh_config).read_text()
     assert config.splitlines()[0] == ("Host hydro-dev-broker hydro-dev-dataproc-m hydro-dev-monitoring "
                                       "hydro-dev-tsdb")
@@ -174,7 +176,8 @@ def test_local_inventory_uses_the_stack_s_container_names(tmp_path):
         containers={"kafka": "hydrostream-kafka", "kafka-exporter": "hydrostream-kafka-exporter"})
     assert inventory.roles["tsdb"].containers == {"influxdb": "hydrostream-influxdb"}
     assert inventory.roles["monitoring"].containers == {
-        "prometheus": "hydrostream-prometheus", "grafana": "hydrostream-grafana",
+        "prometheus": "hydrostream-prometheus", "alertmanager": "hydrostream-alertmanager",
+        "grafana": "hydrostream-grafana",
         "node-exporter": "hydrostream-node-exporter"}
     assert inventory.roles["dataproc_master"].containers == {"spark": "hydrostream-spark"}
     with pytest.raises(SystemExit, match=r"lacks \['kafka-exporter'\]"):

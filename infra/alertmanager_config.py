@@ -1,0 +1,95 @@
+"""Alertmanager configuration: receivers from the stack's alerting settings, routes by severity, inhibitions.
+
+Pure: no Pulumi resources. Receiver secrets are named by their paths inside the container
+(catalog.ALERTMANAGER's secret files), never by value:
+
+    files = alertmanager_config_files("prod", settings.alerting)   # {"alertmanager.yml": ...}
+
+goes into the `alertmanager-config` volume (mounted at /etc/alertmanager). Critical alerts reach the
+pager (PagerDuty) and the team (e-mail, webhook); warnings the team; the always-firing watchdog the
+heartbeat receiver (the webhook).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from infra import catalog, scrape_config
+from infra.settings import AlertingSettings
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "alertmanager"
+TEMPLATE = "alertmanager.yml.j2"
+CONFIG_FILE = "alertmanager.yml"
+CONFIG_MOUNT = next(v.container_path for v in catalog.ALERTMANAGER.volumes if v.name == "alertmanager-config")
+
+# Receiver names: the routes tests (tests/monitoring) and docs/operations.md refer to them.
+PAGER = "pager"
+TEAM = "team"
+HEARTBEAT = "heartbeat"
+RECEIVERS = (PAGER, TEAM, HEARTBEAT)
+
+# Alert names the routes and inhibitions match (monitoring/prometheus/rules).
+WATCHDOG = "HydroWatchdog"
+TARGET_DOWN = "HydroTargetDown"
+NO_READINGS = "HydroNoReadingsWritten"
+HEARTBEAT_INTERVAL = "5m"
+
+
+def secret_path(secret: str) -> str:
+    """Where Alertmanager reads a receiver secret inside its container."""
+    return next(f.container_path for f in catalog.ALERTMANAGER.secret_files if f.secret == secret)
+
+
+@dataclass(frozen=True)
+class _Email:
+    to: str
+    sender: str
+    smarthost: str
+    username: str | None
+    password_file: str
+
+
+@dataclass(frozen=True)
+class _Pager:
+    name: str
+    routing_key_file: str
+
+
+def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
+    """alertmanager.yml for `stack`, with the receivers `alerting` configures."""
+    email = None
+    if alerting.email:
+        if alerting.email_from is None or alerting.smarthost is None:
+            raise ValueError("alerting: e-mail needs email_from and smarthost (infra.settings checks this)")
+        email = _Email(alerting.email_to, alerting.email_from, alerting.smarthost, alerting.smtp_username,
+                       secret_path(catalog.SMTP_PASSWORD))
+    pager = _Pager(PAGER, secret_path(catalog.PAGERDUTY_ROUTING_KEY)) if alerting.pagerduty else None
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    return environment.get_template(TEMPLATE).render(
+        stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
+        webhook_url=alerting.webhook_url, watchdog=WATCHDOG, heartbeat_interval=HEARTBEAT_INTERVAL,
+        target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=scrape_config.JOB_CONSUMER)
+
+
+def alertmanager_config_files(stack: str, alerting: AlertingSettings) -> dict[str, str]:
+    """The whole alertmanager-config volume."""
+    return {CONFIG_FILE: render_alertmanager_config(stack, alerting)}
+
+
+def receiver_summary(alerting: AlertingSettings) -> dict[str, list[str]]:
+    """Receiver -> where it delivers, for the plan and the stack outputs (secrets named, never shown)."""
+    team = ([f"email {alerting.email_to} via {alerting.smarthost}"] if alerting.email else []) + (
+        [f"webhook {alerting.webhook_url}"] if alerting.webhook_url else [])
+    summary = {
+        TEAM: team or ["none: Alertmanager's UI only"],
+        HEARTBEAT: [f"webhook {alerting.webhook_url} every {HEARTBEAT_INTERVAL}"] if alerting.webhook_url
+        else ["none: the watchdog shows in Alertmanager's UI only"],
+    }
+    if alerting.pagerduty:
+        summary[PAGER] = [f"pagerduty, routing key in secret {catalog.PAGERDUTY_ROUTING_KEY}"]
+    return summary

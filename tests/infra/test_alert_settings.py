@@ -1,0 +1,102 @@
+"""The `alerting` settings and the receivers' secret config keys: validated, never echoed, never plain."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from infra import catalog, plan
+from infra.settings import RECEIVER_SECRET_KEYS, AlertingSettings, SettingsError, parse_settings
+
+GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
+MAIL = {"email_to": "oncall@example.com", "email_from": "am@example.com", "smarthost": "smtp.example.com:587"}
+
+
+def alerting(**values) -> AlertingSettings:
+    return parse_settings("dev", {**GCP, "hydrostream:alerting": values}).alerting
+
+
+def problems(stack: str, **values) -> str:
+    config = {**GCP, "hydrostream:alerting": values} if stack != "local" else {"hydrostream:alerting": values}
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(stack, config)
+    return str(caught.value)
+
+
+def test_no_receiver_by_default_and_no_secret_needed():
+    assert alerting() == AlertingSettings()
+    assert alerting().secrets == ()
+
+
+def test_each_receiver_needs_exactly_its_secrets():
+    assert alerting(pagerduty=True).secrets == (catalog.PAGERDUTY_ROUTING_KEY,)
+    assert alerting(**MAIL).secrets == ()  # a relay that takes the VM without a login
+    assert alerting(**MAIL, smtp_username="am").secrets == (catalog.SMTP_PASSWORD,)
+    assert alerting(**MAIL, smtp_username="am", pagerduty=True).secrets == catalog.RECEIVER_SECRETS
+
+
+@pytest.mark.parametrize(("values", "named"), [
+    ({"email_to": "oncall@example.com"}, "hydrostream:alerting.email_from = None: expected set when"),
+    ({"email_from": "am@example.com"}, "hydrostream:alerting.email_to = None: expected set when"),
+    ({**MAIL, "email_to": "not-an-address"}, "hydrostream:alerting.email_to = 'not-an-address'"),
+    ({**MAIL, "smarthost": "smtp.example.com:25"}, "GCP blocks 25"),
+    ({**MAIL, "smarthost": "smtp.example.com"}, "host:port of an SMTP relay"),
+    ({"webhook_url": "https://hooks.example.com/x?token=abc"}, "without user, password or query string"),
+    ({"webhook_url": "https://user:pw@hooks.example.com/x"}, "without user, password or query string"),
+    ({"webhook_url": "ftp://hooks.example.com/x"}, "an http(s) URL"),
+    ({"pagerduty": "yes"}, "hydrostream:alerting.pagerduty = 'yes': expected true or false"),
+    ({"slack": "x"}, "hydrostream:alerting.slack = 'x': expected one of the keys email_to"),
+])
+def test_bad_alerting_values_are_named(values, named):
+    assert named in problems("dev", **values)
+
+
+def test_the_local_stack_takes_no_receivers():
+    assert "none on the local stack" in problems("local", webhook_url="http://hooks.example.com/x")
+
+
+SECRET_PROGRAM = '''
+import sys
+from pathlib import Path
+from infra.settings import load_settings, receiver_secret_values
+settings = load_settings(Path(sys.argv[0]).parent)
+values = receiver_secret_values(settings.alerting)
+'''
+
+
+def project_with(tmp_path, stack_file_text: str):
+    (tmp_path / "Pulumi.yaml").write_text("name: hydrostream\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(stack_file_text)
+    program = tmp_path / "program.py"
+    program.write_text(SECRET_PROGRAM)
+    return program
+
+
+def test_a_missing_receiver_secret_names_the_command_that_sets_it(tmp_path, monkeypatch):
+    program = project_with(tmp_path, "config:\n  hydrostream:alerting:\n    pagerduty: true\n")
+    monkeypatch.setattr("sys.argv", [str(program)])
+    config = {**GCP, "hydrostream:alerting": {"pagerduty": True}}
+    # plan.run_plan stands in a placeholder for unset secrets: call the runner without it.
+    monkeypatch.setattr(plan, "with_secret_placeholders", dict)
+    with pytest.raises(SettingsError, match=r"pulumi config set --secret hydrostream:pagerduty_routing_key"):
+        plan.run_plan("dev", config, program=program)
+
+
+def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path, monkeypatch):
+    value = f"routing-{secrets.token_hex(12)}"
+    key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.PAGERDUTY_ROUTING_KEY]}"
+    # As `pulumi config set --secret` leaves it in the stack file, beside an invalid key.
+    program = project_with(tmp_path, f"config:\n  {key}:\n    secure: AAABAJ0x\n  hydrostream:kafak: {{}}\n")
+    monkeypatch.setattr("sys.argv", [str(program)])
+    config = {**GCP, key: value, "hydrostream:alerting": {"pagerduty": True}, "hydrostream:kafak": {}}
+    with pytest.raises(SettingsError) as caught:
+        plan.run_plan("dev", config, program=program)
+    assert "hydrostream:kafak" in str(caught.value) and "1 problem" in str(caught.value)
+    assert value not in str(caught.value) and key not in str(caught.value)
+
+    config.pop("hydrostream:kafak")
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(f"config:\n  {key}:\n    secure: AAABAJ0x\n")
+    result = plan.run_plan("dev", config, program=program)
+    assert result.settings.alerting.pagerduty is True
