@@ -715,8 +715,8 @@ VOTERS = ("10.20.0.11:9093", "10.20.0.12:9093", "10.20.0.13:9093")
 def run_topics_script(tmp_path: Path, topics, described_replication: int):
     tools, log = tmp_path / "kafka-bin", tmp_path / "calls.log"
     stub_kafka_tools(tools, described_replication)
-    result = run_script("kafka-topics.sh", "localhost:9092", *(t.spec for t in topics), stubs=tmp_path / "bin",
-                        env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
+    result = run_script("kafka-topics.sh", "localhost:9092", *(t.spec for t in topics),
+                        stubs=tmp_path / "bin", env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
     return result, log
 
 
@@ -724,7 +724,8 @@ def test_replicated_topics_are_created_with_their_replicas_and_min_isr(tmp_path)
     result, log = run_topics_script(tmp_path, REPLICATED, described_replication=3)
     assert result.returncode == 0, result.stderr
     creates = [shlex.split(c) for c in calls(log, "kafka-topics.sh") if "--create" in c]
-    assert [c[c.index("--topic") + 1] for c in creates] == [contract.READINGS_TOPIC, contract.DEAD_LETTER_TOPIC]
+    assert [c[c.index("--topic") + 1] for c in creates] == [contract.READINGS_TOPIC,
+                                                            contract.DEAD_LETTER_TOPIC]
     for create in creates:
         assert create[create.index("--replication-factor") + 1] == "3"
         configs = [create[i + 1] for i, word in enumerate(create) if word == "--config"]
@@ -749,7 +750,8 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
         "1@10.20.0.11:9093,2@10.20.0.12:9093,3@10.20.0.13:9093")
     # The internal topics too: consumer offsets and transaction state on every broker, two in sync.
-    assert (env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"], env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"],
+    assert (env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"],
+            env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"],
             env["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == ("3", "3", "3")
     assert (env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("2", "2")
     assert env["CLUSTER_ID"] == catalog.KAFKA_CLUSTER_ID
@@ -766,11 +768,14 @@ def test_without_a_node_the_broker_is_the_catalogs_single_node():
 
 
 @pytest.mark.parametrize(("node", "message"), [
-    (lambda: cloud_init.KafkaNode(4, "europe-west1-b", VOTERS, 2), "node id 4: must be from 1 to the 3 voters"),
-    (lambda: cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 3), "min_insync_replicas 3: from 1 to one fewer"),
+    (lambda: cloud_init.KafkaNode(4, "europe-west1-b", VOTERS, 2),
+     "node id 4: must be from 1 to the 3 voters"),
+    (lambda: cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 3),
+     "min_insync_replicas 3: from 1 to one fewer"),
     (lambda: cloud_init.KafkaNode(1, "europe-west1-b", (VOTERS[0],) * 3, 2), "distinct host:port"),
     (lambda: cloud_init.KafkaNode(1, "Europe West", VOTERS, 2), "rack 'Europe West'"),
-    (lambda: cloud_init.TopicSpec(contract.READINGS_TOPIC, 6, 1000, replication_factor=1, min_insync_replicas=2),
+    (lambda: cloud_init.TopicSpec(contract.READINGS_TOPIC, 6, 1000, replication_factor=1,
+                                  min_insync_replicas=2),
      "min_insync_replicas must be from 1 to the replication factor 1"),
 ])
 def test_a_bad_node_or_replication_is_refused_by_name(node, message):
@@ -788,9 +793,9 @@ def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
     node = cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 2)
     assert set(node.env) - {"KAFKA_BROKER_RACK"} == set(catalog.KAFKA_CLUSTER_ENV)
     assert set(catalog.KAFKA_CLUSTER_ENV) <= set(catalog.KAFKA.env)
+    document = cloud_init._Document(data_disk=cloud_init.DEFAULT_DATA_DISK)
     with pytest.raises(ValueError, match="KAFKA_PROCESS_ROLES is set by the catalog"):
-        cloud_init._container_unit(cloud_init._Document(data_disk=cloud_init.DEFAULT_DATA_DISK), catalog.KAFKA,
-                                   {}, {"KAFKA_PROCESS_ROLES": "broker"}, frozenset())
+        cloud_init._container_unit(document, catalog.KAFKA, {}, {"KAFKA_PROCESS_ROLES": "x"}, frozenset())
 
 
 def test_the_broker_needs_both_contract_topics():
