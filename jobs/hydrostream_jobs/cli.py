@@ -177,7 +177,9 @@ def _producer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topic", default=READINGS_TOPIC)
     parser.add_argument("--rate", type=_positive_int, default=500, help="readings per second")
     parser.add_argument("--output-path")
-    parser.add_argument("--count", type=_positive_int)
+    parser.add_argument(
+        "--count", type=_positive_int, help="required with --sink files; with --sink kafka: send N and stop"
+    )
     parser.add_argument("--farms", type=_positive_int, default=3)
     parser.add_argument("--devices-per-farm", type=_positive_int, default=20)
     parser.add_argument("--zones-per-farm", type=_positive_int, default=4)
@@ -188,9 +190,11 @@ def _producer_parser() -> argparse.ArgumentParser:
         "--start-time",
         type=_instant,
         default=None,
-        help="first event time with --sink files (default 2026-01-01T00:00:00Z)",
+        help="first event time with --count (default 2026-01-01T00:00:00Z)",
     )
-    parser.add_argument("--checkpoint-location", help="Kafka sink only; a fresh temporary folder by default")
+    parser.add_argument(
+        "--checkpoint-location", help="endless Kafka sink only; a fresh temporary folder by default"
+    )
     parser.add_argument("--metrics-port", type=int, default=PRODUCER_METRICS_PORT, help="0 disables")
     parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
     return parser

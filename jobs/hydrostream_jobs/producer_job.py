@@ -44,12 +44,32 @@ def rate_ticks(spark: SparkSession, rate: int) -> DataFrame:
     return stream.select(F.col("value").alias("seq"), F.col("timestamp").alias("event_time"))
 
 
-def write_files(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetrics) -> None:
-    """Append `--count` messages, one value per line, to text files under `--output-path`."""
+def counted_messages(spark: SparkSession, args: ProducerArgs) -> DataFrame:
+    """The `--count` messages from `--start-time`: the same messages for the same arguments, any sink."""
     start_micros = int(args.start_time.timestamp()) * 1_000_000 + args.start_time.microsecond
     ticks = counted_ticks(spark, args.count or 0, args.rate, start_micros)
-    messages = simulated_messages(ticks, fleet(args), args.fault_share, args.malformed_share)
-    messages.select("value").write.mode("append").text(args.output_path)
+    return simulated_messages(ticks, fleet(args), args.fault_share, args.malformed_share)
+
+
+def write_files(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetrics) -> None:
+    """Append `--count` messages, one value per line, to text files under `--output-path`."""
+    counted_messages(spark, args).select("value").write.mode("append").text(args.output_path)
+    metrics.messages_sent.inc(args.count or 0)
+
+
+def write_kafka_counted(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetrics) -> None:
+    """Send `--count` messages to the Kafka topic and stop.
+
+    At least once: the write is one batch job, so a producer restarted after a crash sends its
+    whole range again. The copies are the same messages (same seed, same event times), which the
+    consumer writes to the same points; idempotence only removes duplicates of a retried send.
+    """
+    (
+        counted_messages(spark, args)
+        .write.format("kafka")
+        .options(**kafka_writer_options(args.bootstrap_servers or "", args.topic))
+        .save()
+    )
     metrics.messages_sent.inc(args.count or 0)
 
 
@@ -76,12 +96,14 @@ def write_kafka(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetric
 
 
 def run(spark: SparkSession, args: ProducerArgs) -> ProducerMetrics:
-    """Run the producer: forever to Kafka, or `--count` messages to files."""
+    """Run the producer: `--count` messages (to files or Kafka), or forever to Kafka."""
     metrics = ProducerMetrics()
     server = start_metrics_server(args.metrics_port, metrics.registry)
     try:
         if args.sink == "files":
             write_files(spark, args, metrics)
+        elif args.count:
+            write_kafka_counted(spark, args, metrics)
         else:
             write_kafka(spark, args, metrics)
     finally:

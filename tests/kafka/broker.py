@@ -1,0 +1,216 @@
+"""A real single-node KRaft broker of the catalog's Kafka version, from Maven Central jars, for the tests.
+
+`python -m tests.kafka.broker --fetch` resolves the broker's jars and Spark's Kafka connector into
+the caches the tests reuse (CI runs it before the tests, so a test never waits on a download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra import catalog
+from infra.cloud_init import TopicSpec
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+CACHE = Path(os.environ.get("HYDRO_CACHE", Path.home() / ".cache" / "hydrostream"))
+KAFKA_VERSION = catalog.KAFKA.image.rsplit(":", 1)[1]
+KAFKA_LIBS = CACHE / f"kafka-{KAFKA_VERSION}"
+# The Ivy cache spark.jars.packages resolves into; kept between runs.
+IVY_CACHE = CACHE / "ivy"
+CONNECTOR = catalog.DATAPROC_IMAGE.kafka_connector
+TOOLS_BIN = HERE / "bin"
+TOPICS_SCRIPT = ROOT / "infra" / "templates" / "kafka-topics.sh"
+BROKER_HEAP = "-Xmx512m -Xms128m"
+STOP_GRACE_SECONDS = 30
+
+
+def kafka_libs() -> Path:
+    """The folder of the broker's jars, resolved by Maven from Maven Central on first use."""
+    marker = KAFKA_LIBS / ".complete"
+    if marker.exists():
+        return KAFKA_LIBS
+    if shutil.which("mvn") is None:
+        raise RuntimeError("Maven (mvn) is needed to resolve the test broker's jars: apt-get install maven")
+    partial = KAFKA_LIBS.with_name(KAFKA_LIBS.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    command = [
+        "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"), f"-Dkafka.version={KAFKA_VERSION}",
+        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={partial}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        output = done.stdout[-3000:] + done.stderr[-3000:]
+        raise RuntimeError(f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{output}")
+    if not (partial / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        raise RuntimeError(f"mvn finished but {partial} has no kafka_2.13-{KAFKA_VERSION}.jar")
+    shutil.rmtree(KAFKA_LIBS, ignore_errors=True)
+    partial.rename(KAFKA_LIBS)
+    marker.touch()
+    return KAFKA_LIBS
+
+
+def spark_kafka_conf() -> list[str]:
+    """spark-submit arguments that put the catalog's Kafka connector on a job's classpath."""
+    return ["--packages", CONNECTOR, "--conf", f"spark.jars.ivy={IVY_CACHE}"]
+
+
+def fetch_connector() -> None:
+    """Resolve the connector into the Ivy cache once, the way every job run resolves it."""
+    code = (
+        "from pyspark.sql import SparkSession\n"
+        "SparkSession.builder.master('local[1]').getOrCreate().stop()\n"
+    )
+    env = {**os.environ, "PYSPARK_SUBMIT_ARGS": " ".join([*spark_kafka_conf(), "pyspark-shell"])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not resolve {CONNECTOR}:\n{done.stderr[-3000:]}")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cluster_id() -> str:
+    """A fresh cluster id in Kafka's Uuid text form (URL-safe base64 of 16 bytes, unpadded)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def tools_env() -> dict[str, str]:
+    """The environment under which infra/templates/kafka-topics.sh finds the thin tool wrappers."""
+    return {**os.environ, "KAFKA_BIN": str(TOOLS_BIN), "KAFKA_LIBS": str(kafka_libs())}
+
+
+def run_tool(
+    tool: str, *args: str, input_text: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run one of the wrappers in tests/kafka/bin (kafka-topics.sh, kafka-configs.sh, ...)."""
+    return subprocess.run(
+        [str(TOOLS_BIN / tool), *args], env=tools_env(), input=input_text, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def create_topics(broker: Broker, *topics: TopicSpec) -> subprocess.CompletedProcess:
+    """Run the stacks' topic script (infra/templates/kafka-topics.sh) against the test broker."""
+    specs = [f"{t.name}:{t.partitions}:{t.retention_ms}" for t in topics]
+    done = subprocess.run(
+        ["bash", str(TOPICS_SCRIPT), broker.bootstrap_servers, *specs],
+        env=tools_env(), capture_output=True, text=True, timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"kafka-topics.sh failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@dataclass
+class Broker:
+    """One KRaft broker+controller process on 127.0.0.1; its storage survives stop() and start()."""
+
+    workdir: Path
+    broker_port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    starts: int = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "broker.log"
+
+    def _java(self, main: str, *args: str, heap: str) -> list[str]:
+        return [
+            "java", *heap.split(), "-XX:+UseSerialGC",
+            f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",
+            "-cp", f"{kafka_libs()}/*", main, *args,
+        ]
+
+    def format(self) -> None:
+        """Render server.properties and format a fresh storage directory with a new cluster id."""
+        data = self.workdir / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        template = string.Template((HERE / "server.properties").read_text())
+        config = self.workdir / "server.properties"
+        config.write_text(template.substitute(
+            broker_port=self.broker_port, controller_port=self.controller_port, log_dir=data))
+        done = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id(),
+                       "--config", str(config), heap="-Xmx256m"),
+            capture_output=True, text=True, timeout=120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka-storage format failed:\n{done.stdout}{done.stderr}")
+
+    def start(self, timeout: float = 90) -> None:
+        """Start the broker on its ports and wait until it answers a metadata request."""
+        if self.process is not None:
+            raise RuntimeError("the broker is already running")
+        log = self.log_file.open("a")
+        offset = log.tell()
+        self.process = subprocess.Popen(
+            self._java("kafka.Kafka", str(self.workdir / "server.properties"), heap=BROKER_HEAP),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        self.starts += 1
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the broker exited with {self.process.returncode}:\n{self.tail()}")
+            with self.log_file.open(errors="replace") as text:
+                text.seek(offset)
+                if "Kafka Server started" in text.read():
+                    return
+            time.sleep(0.3)
+        raise RuntimeError(f"the broker did not start within {timeout}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM, wait for a clean shutdown, SIGKILL if it does not come."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def tail(self, lines: int = 60) -> str:
+        """The end of the broker's log, for failure messages."""
+        if not self.log_file.exists():
+            return "(no log)"
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def main(argv: list[str]) -> None:
+    """--fetch: fill the caches the Kafka tests use (the broker's jars and Spark's connector)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fetch", action="store_true", required=True)
+    parser.parse_args(argv)
+    print(f"Kafka {KAFKA_VERSION} jars: {kafka_libs()}")
+    fetch_connector()
+    print(f"{CONNECTOR}: {IVY_CACHE}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,54 @@
+"""Fixtures of the Kafka suite: one real KRaft broker per session, its topics made by the stacks' script."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import cloud_init
+from infra.gcp.kafka import topics as stack_topics
+from infra.settings import KafkaSettings
+from tests.jobs.influx_fake import FakeInflux
+from tests.kafka.broker import Broker, create_topics
+
+# Two partitions, so offsets, lag and batch bounds are per partition as in a stack.
+TEST_PARTITIONS = 2
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """The session's broker, with the stack's topics (readings, dead letters) created by the script."""
+    broker = Broker(tmp_path_factory.mktemp("kafka-broker"))
+    broker.format()
+    broker.start()
+    try:
+        create_topics(broker, *stack_topics(KafkaSettings(partitions=TEST_PARTITIONS)))
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def broker(kafka_broker):
+    """The session's broker for a test that may stop and start it: running again afterwards."""
+    yield kafka_broker
+    if kafka_broker.process is None or kafka_broker.process.poll() is not None:
+        kafka_broker.process = None
+        kafka_broker.start()
+
+
+@pytest.fixture
+def topic(broker, request):
+    """A fresh topic for one test (same script, same partitions as the stack's readings topic)."""
+    name = "hydro.test." + request.node.name.replace("[", ".").replace("]", "")[:80]
+    spec = cloud_init.TopicSpec(name.replace("_", "-"), TEST_PARTITIONS, 3_600_000)
+    create_topics(broker, spec)
+    return spec.name
+
+
+@pytest.fixture
+def influx():
+    fake = FakeInflux()
+    fake.start()
+    yield fake
+    fake.stop()
+

@@ -1,0 +1,229 @@
+"""The jobs' real command lines against the test broker: run, watch through the metrics endpoint, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.jobs.conftest import LOCAL_MASTER, SHUFFLE_PARTITIONS
+from tests.kafka.broker import ROOT, free_port, run_tool, spark_kafka_conf
+
+# Small and fixed, so every run of a test sends the same messages.
+FLEET = ("--farms", "2", "--devices-per-farm", "5", "--seed", "11", "--rate", "10")
+SHARES = ("--malformed-share", "0.03", "--fault-share", "0.01")
+FIRST_EVENT = "2026-01-01T00:00:00Z"
+
+
+def job_env() -> dict[str, str]:
+    """The environment of a job run: the catalog's connector from Maven Central, Ivy cache kept."""
+    submit = [*spark_kafka_conf(), "--conf", f"spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
+              "--conf", "spark.ui.enabled=false", "pyspark-shell"]
+    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_SUBMIT_ARGS": " ".join(submit)}
+
+
+def command(entry: str, *args: str) -> list[str]:
+    """The job's entry point as a user runs it, on local Spark."""
+    return [sys.executable, str(ROOT / "jobs" / entry), *args, "--master", LOCAL_MASTER]
+
+
+def run_job(entry: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a job to its end; fails the test with the job's stderr when it fails."""
+    done = subprocess.run(
+        command(entry, *args), env=job_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def producer_args(count: int, start_time: str = FIRST_EVENT) -> list[str]:
+    """The producer's fleet, shares, count and first event time (the messages depend only on these)."""
+    return [*FLEET, *SHARES, "--count", str(count), "--start-time", start_time, "--metrics-port", "0"]
+
+
+def produce_to_kafka(bootstrap: str, topic: str, count: int, start_time: str = FIRST_EVENT) -> None:
+    """`producer.py --sink kafka --count N`: N messages into the topic."""
+    run_job("producer.py", "--sink", "kafka", "--bootstrap-servers", bootstrap, "--topic", topic,
+            *producer_args(count, start_time))
+
+
+def topic_messages(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    """Every message value in the topic, read back with Kafka's own console consumer (not Spark)."""
+    done = run_tool(
+        "kafka-console-consumer.sh", "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
+        "--max-messages", str(count), "--timeout-ms", "60000", "--property", "print.value=true",
+        timeout=180,
+    )
+    # One JSON document (or malformed text) per line: the simulation never writes a newline.
+    messages = done.stdout.encode("utf-8").split(b"\n")[:-1]
+    assert len(messages) == count, f"read {len(messages)} of {count} messages:\n{done.stderr[-3000:]}"
+    return messages
+
+
+def offsets(bootstrap: str, topic: str, which: str) -> dict[int, int]:
+    """The topic's `earliest` or `latest` offset per partition, from Kafka's GetOffsetShell."""
+    time_flag = {"earliest": "-2", "latest": "-1"}[which]
+    done = run_tool(
+        "kafka-get-offsets.sh", "--bootstrap-server", bootstrap, "--topic", topic, "--time", time_flag
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = {}
+    for line in done.stdout.split():
+        _topic, partition, offset = line.rsplit(":", 2)
+        found[int(partition)] = int(offset)
+    return found
+
+
+@dataclass
+class Consumer:
+    """`consumer.py --source kafka --sink influxdb` in its own process group, watched on its metrics port."""
+
+    workdir: Path
+    bootstrap: str
+    topic: str
+    influx_url: str
+    influx_token: str
+    influx_org: str
+    influx_bucket: str
+    trigger: str = "1s"
+    max_offsets_per_trigger: int = 300
+    fail_on_data_loss: bool = True
+    process: subprocess.Popen | None = None
+    metrics_port: int = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.workdir / "checkpoints"
+
+    @property
+    def dead_letter_path(self) -> Path:
+        return self.workdir / "dlq"
+
+    def argv(self) -> list[str]:
+        token = self.workdir / "token"
+        token.write_text(f"{self.influx_token}\n")
+        return [
+            "--source", "kafka", "--bootstrap-servers", self.bootstrap, "--topic", self.topic,
+            "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
+            "--fail-on-data-loss", "true" if self.fail_on_data_loss else "false",
+            "--sink", "influxdb", "--influx-url", self.influx_url, "--influx-org", self.influx_org,
+            "--influx-bucket", self.influx_bucket, "--influx-token-file", str(token),
+            "--influx-batch-lines", "500",
+            "--dead-letter-path", str(self.dead_letter_path), "--checkpoint-location", str(self.checkpoint),
+            "--trigger", self.trigger, "--window", "5m", "--slide", "1m", "--watermark", "10m",
+            "--metrics-port", str(self.metrics_port),
+        ]
+
+    def start(self) -> None:
+        """Start the consumer on a fresh metrics port."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.metrics_port = free_port()
+        log = (self.workdir / "consumer.log").open("a")
+        self.process = subprocess.Popen(
+            command("consumer.py", *self.argv()), env=job_env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def log(self, tail: int | None = 5000) -> str:
+        """The consumer's output so far (all its runs), its last `tail` characters by default."""
+        path = self.workdir / "consumer.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-tail:] if tail else text
+
+    def metrics(self) -> dict[tuple[str, tuple], float] | None:
+        """The consumer's samples by (name, labels), None while the endpoint does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def records(self, samples: dict) -> float:
+        """Messages this process consumed so far (valid and quarantined)."""
+        return sum(samples.get(("hydro_consumer_records_total", (("status", s),)), 0.0)
+                   for s in ("valid", "quarantined"))
+
+    def wait_for(self, predicate, timeout: float = 240, every: float = 0.5) -> list[dict]:
+        """Scrape until `predicate(samples)` holds; returns every scrape taken. Fails if the job dies."""
+        scrapes: list[dict] = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"the consumer exited with {self.process.returncode}:\n{self.log()}")
+            samples = self.metrics()
+            if samples is not None:
+                scrapes.append(samples)
+                if predicate(samples):
+                    return scrapes
+            time.sleep(every)
+        raise AssertionError(f"timed out waiting on the consumer's metrics:\n{self.log()}")
+
+    def signal(self, sig: signal.Signals) -> int:
+        """Send `sig` to the consumer's process group (Python and its Spark JVM) and wait for it."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):  # it may have ended on its own
+            os.killpg(self.process.pid, sig)
+        try:
+            code = self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            code = self.process.wait(30)
+        self.process = None
+        return code
+
+    def stop(self) -> None:
+        """Stop a running consumer (SIGTERM to its group); nothing is left behind."""
+        if self.process is not None:
+            self.signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float = 240) -> int:
+        """Wait until the consumer ends on its own (available-now, or a failed query)."""
+        assert self.process is not None
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+
+def committed_offsets(checkpoint: Path, topic: str) -> list[dict[int, int]]:
+    """Per batch, the end offsets by partition the query recorded in its offset log (the real progress)."""
+    folder = checkpoint / "consumer" / "offsets"
+    batches = []
+    for path in sorted(folder.glob("[0-9]*"), key=lambda p: int(p.name)):
+        # v1, the batch's metadata, then one line per source: {"topic": {"0": 12, "1": 9}}
+        source = json.loads(path.read_text().splitlines()[2])
+        batches.append({int(partition): offset for partition, offset in source[topic].items()})
+    return batches
+
+
+def dead_letters(folder: Path) -> list[dict]:
+    """Every dead-letter record the consumer wrote."""
+    records = []
+    for path in glob.glob(f"{folder}/batch=*/part-*"):
+        with open(path, encoding="utf-8") as handle:
+            records += [json.loads(line) for line in handle]
+    return records
+
+
+def send_lines(bootstrap: str, topic: str, lines: list[str]) -> None:
+    """Write one message per line with Kafka's own console producer (acks=all), not through Spark."""
+    done = run_tool(
+        "kafka-console-producer.sh", "--bootstrap-server", bootstrap, "--topic", topic,
+        "--producer-property", "acks=all", input_text="".join(f"{line}\n" for line in lines), timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
