@@ -119,7 +119,6 @@ class KafkaBroker(pulumi.ComponentResource):
             ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)))
 
         self.internal_ips: pulumi.Output[list[str]] = pulumi.Output.all(*(vm.internal_ip for vm in vms))
-        self.internal_ip = vms[0].internal_ip
         self.bootstrap_servers: pulumi.Output[str] = self.internal_ips.apply(bootstrap_servers)
         self.instances: dict[str, str] = dict(zip(names, zones, strict=True))
         self.register_outputs({"bootstrap_servers": self.bootstrap_servers, "internal_ips": self.internal_ips,

@@ -317,7 +317,8 @@ def test_policies_see_what_they_govern(plans, stack):
     assert len(ingress_rules(p)) >= 7
     assert len(p.of_type(BUCKET)) == 5 and len(p.of_type(SECRET)) == len(catalog.SECRETS)
     # One VM per role, but kafka.brokers of them for the broker role (three on staging and prod).
-    assert len(p.of_type(INSTANCE)) == len(p.of_type(DISK)) == len(catalog.ROLES) - 1 + p.settings.kafka.brokers
+    vms = len(catalog.ROLES) - 1 + p.settings.kafka.brokers
+    assert len(p.of_type(INSTANCE)) == len(p.of_type(DISK)) == vms
     assert len(p.of_type(CLUSTER)) == 1
     assert all(vm.inputs["metadata"]["user-data"].startswith("#cloud-config") for vm in p.of_type(INSTANCE))
     assert len(mock_secret_values(p)) == len(catalog.GENERATED_SECRETS)
