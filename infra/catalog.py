@@ -144,6 +144,8 @@ KAFKA = Service(
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_DEFAULT_REPLICATION_FACTOR": "1",
+        "KAFKA_MIN_INSYNC_REPLICAS": "1",
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
         "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
         # Stable across restarts so the storage directory is formatted only once. Kafka's storage tool
@@ -160,6 +162,19 @@ KAFKA = Service(
         start_period_s=60,
     ),
     user="1000",
+)
+
+# What differs between brokers and between cluster shapes: the values above are a single-node
+# cluster's (the local stack, a one-broker stack); infra.cloud_init.broker_cloud_init sets these per
+# broker of a larger cluster (its node id, the quorum, the replication of the internal topics).
+KAFKA_CLUSTER_ENV = (
+    "KAFKA_NODE_ID",
+    "KAFKA_CONTROLLER_QUORUM_VOTERS",
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+    "KAFKA_DEFAULT_REPLICATION_FACTOR",
+    "KAFKA_MIN_INSYNC_REPLICAS",
 )
 
 KAFKA_EXPORTER = Service(

@@ -4,7 +4,7 @@ Pure functions and frozen dataclasses, no Pulumi resources: callers resolve Outp
 and pass plain values. Each role builder returns the whole `#cloud-config` document, the value of
 the VM's `user-data` metadata key:
 
-    broker_cloud_init(heap_mb, topics, data_disk=DEFAULT_DATA_DISK) -> str
+    broker_cloud_init(heap_mb, topics, node=None, data_disk=DEFAULT_DATA_DISK) -> str
     tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, scoped_tokens=(),
                     backup=None, data_disk=DEFAULT_DATA_DISK) -> str
     monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
@@ -31,8 +31,11 @@ rewritten and started on each boot, and every step is idempotent:
 - broker: Kafka advertises `<internal IP>:<port>` for its non-controller listeners; the IP is read
   from the metadata server before each start (host-env.sh), never written here. The image formats
   its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
-  directory on the data disk survives reboots and VM replacement. `hydrostream-kafka-topics`
-  creates the topics with `--if-not-exists` and converges their retention.ms.
+  directory on the data disk survives reboots and VM replacement. A `KafkaNode` places the broker
+  in a larger cluster: its node id, `broker.rack`, the controller quorum and the replication of
+  the internal topics (`catalog.KAFKA_CLUSTER_ENV`). `hydrostream-kafka-topics` creates the topics
+  with `--if-not-exists` and their replication factor, converges retention.ms and
+  min.insync.replicas, and fails when an existing topic has fewer replicas than asked.
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
   the `*_FILE` secrets) only while its bolt database is missing: once the data disk holds it,
   reboots and new VMs on the same disk skip setup. Changing org, bucket, retention or the token
@@ -132,6 +135,10 @@ _INFLUX_DURATION = re.compile(r"0|([0-9]+(ns|us|ms|s|m|h|d|w))+")
 _NUMERIC_USER = re.compile(r"[0-9]+(:[0-9]+)?")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _ACCOUNT_EMAIL = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com")
+_HOST_PORT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
+_RACK = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# Catalog environment values a renderer may replace (the rest is the catalog's alone).
+_CLUSTER_ENV = {catalog.KAFKA.name: frozenset(catalog.KAFKA_CLUSTER_ENV)}
 
 
 def unit_name(service: catalog.Service) -> str:
@@ -188,6 +195,8 @@ class TopicSpec:
     name: str
     partitions: int
     retention_ms: int  # -1: keep forever
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
     def __post_init__(self) -> None:
         if not _TOPIC_NAME.fullmatch(self.name) or self.name in (".", ".."):
@@ -196,6 +205,52 @@ class TopicSpec:
             raise ValueError(f"topic {self.name!r}: partitions must be at least 1, got {self.partitions}")
         if self.retention_ms < 1 and self.retention_ms != -1:
             raise ValueError(f"topic {self.name!r}: retention_ms must be > 0 or -1, got {self.retention_ms}")
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            raise ValueError(f"topic {self.name!r}: min_insync_replicas must be from 1 to the replication "
+                             f"factor {self.replication_factor}, got {self.min_insync_replicas}")
+
+    @property
+    def spec(self) -> str:
+        """The topic as kafka-topics.sh takes it: NAME:PARTITIONS:RETENTION_MS:REPLICATION:MIN_ISR."""
+        return (f"{self.name}:{self.partitions}:{self.retention_ms}:"
+                f"{self.replication_factor}:{self.min_insync_replicas}")
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One broker's place in its KRaft cluster (every node is a broker and a controller)."""
+
+    node_id: int
+    rack: str                   # `broker.rack`: the VM's zone, so replicas spread across zones
+    voters: tuple[str, ...]     # every controller's host:port, node 1 first (node ids are 1..n)
+    min_insync_replicas: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.node_id <= len(self.voters):
+            raise ValueError(f"Kafka node id {self.node_id}: must be from 1 to the {len(self.voters)} voters")
+        if len(set(self.voters)) != len(self.voters) or not all(_HOST_PORT.fullmatch(v) for v in self.voters):
+            raise ValueError(f"Kafka voters {self.voters!r}: distinct host:port addresses")
+        if not _RACK.fullmatch(self.rack):
+            raise ValueError(f"Kafka rack {self.rack!r}: a zone name such as europe-west1-b")
+        if not 1 <= self.min_insync_replicas <= max(1, len(self.voters) - 1):
+            raise ValueError(f"Kafka min_insync_replicas {self.min_insync_replicas}: from 1 to one fewer "
+                             f"than the {len(self.voters)} brokers (1 for a single broker)")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The node's `catalog.KAFKA_CLUSTER_ENV` values and its rack."""
+        replicas = str(len(self.voters))
+        return {
+            "KAFKA_NODE_ID": str(self.node_id),
+            "KAFKA_BROKER_RACK": self.rack,
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": ",".join(
+                f"{node_id}@{voter}" for node_id, voter in enumerate(self.voters, start=1)),
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": replicas,
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": replicas,
+            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": str(self.min_insync_replicas),
+            "KAFKA_DEFAULT_REPLICATION_FACTOR": replicas,
+            "KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
+        }
 
 
 @dataclass(frozen=True)
@@ -365,7 +420,7 @@ def _container_unit(doc: _Document, service: catalog.Service, secrets: Mapping[s
                     extra_env: Mapping[str, str], config_volumes: frozenset[str]) -> str:
     env = dict(service.env)
     for key, value in extra_env.items():
-        if key in env:
+        if key in env and key not in _CLUSTER_ENV.get(service.name, ()):
             raise ValueError(f"service {service.name!r}: {key} is set by the catalog")
         env[key] = value
     check = service.health_check
@@ -481,7 +536,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         doc.oneshot(KAFKA_TOPICS_UNIT, "create the Kafka topics",
                     doc.script("create-kafka-topics.sh", catalog.KAFKA.name,
                                f"localhost:{catalog.KAFKA.port('kafka')}",
-                               *(f"{t.name}:{t.partitions}:{t.retention_ms}" for t in topics)),
+                               *(topic.spec for topic in topics)),
                     wants=[unit_name(catalog.KAFKA)], timeout_s=600)
         doc.scripts.add("kafka-topics.sh")  # what create-kafka-topics.sh runs inside the broker
         doc.enabled.append(KAFKA_TOPICS_UNIT)
@@ -550,9 +605,10 @@ def _write_file(path: str, permissions: str, content: str) -> dict[str, str]:
     return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
 
-def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec],
+def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec], node: KafkaNode | None = None,
                       data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
-    """Kafka (KRaft, one broker+controller) with its exporter and node-exporter; creates `topics`."""
+    """Kafka (a KRaft broker+controller: the catalog's single node, or `node` of a larger cluster) with
+    its exporter and node-exporter; creates `topics`."""
     if heap_mb < 256:
         raise ValueError(f"Kafka heap_mb must be at least 256, got {heap_mb}")
     names = [topic.name for topic in topics]
@@ -568,6 +624,11 @@ def broker_cloud_init(heap_mb: int, topics: Sequence[TopicSpec],
         "KAFKA_ADVERTISED_LISTENERS": ",".join(advertised),
         "KAFKA_HEAP_OPTS": f"-Xms{heap_mb}m -Xmx{heap_mb}m",
     }
+    if node is not None:
+        too_many = [t.name for t in topics if t.replication_factor > len(node.voters)]
+        if too_many:
+            raise ValueError(f"topics {too_many}: replication factor above the {len(node.voters)} brokers")
+        env.update(node.env)
     return _render(catalog.BROKER, data_disk, extra_env={kafka.name: env}, topics=topics)
 
 

@@ -9,7 +9,8 @@ Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     target           "gcp" | "local"                          (default "gcp")
     network          subnet_cidr, grafana_source_ranges
     dataproc         master, worker, workers, boot_disk_gb, idle_delete_minutes
-    kafka            machine, disk_gb, partitions, retention_hours, dead_letter_retention_hours
+    kafka            machine, disk_gb, partitions, retention_hours, dead_letter_retention_hours,
+                     brokers, min_insync_replicas
     influxdb         machine, disk_gb, org, bucket, retention_days
     monitoring       machine, disk_gb
     backups          snapshot_retention_days, influxdb_retention_days   (prod: at least 14 each)
@@ -44,6 +45,8 @@ from infra import capacity, catalog, sizing
 NAMESPACE = "hydrostream"
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
 STACKS = ("local", "dev", "staging", "prod")
+# A single broker, or three: the smallest KRaft quorum that survives the loss of one node.
+BROKER_COUNTS = (1, 3)
 TARGETS = ("gcp", "local")
 
 # Regions this project deploys to and their zones (extend deliberately: quotas and prices differ).
@@ -84,6 +87,14 @@ def _between(low: int, high: int) -> Callable[[int], int]:
     def check(value: int) -> int:
         if not low <= value <= high:
             raise _Invalid(f"an integer from {low} to {high}")
+        return value
+    return check
+
+
+def _count_of(*choices: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value not in choices:
+            raise _Invalid("one of " + ", ".join(map(str, choices)))
         return value
     return check
 
@@ -224,6 +235,25 @@ class KafkaSettings:
     partitions: int = _setting(6, _between(1, 256))
     retention_hours: int = _setting(72, _between(1, 8760))
     dead_letter_retention_hours: int = _setting(168, _between(1, 8760))
+    # 1: one VM. 3: three VMs in three zones of the region, every partition on all three, so the
+    # cluster keeps its data and its quorum when one broker or one zone is lost (infra/gcp/kafka.py).
+    brokers: int = _setting(1, _count_of(*BROKER_COUNTS))
+    # Replicas that must hold a write before `acks=all` succeeds; none: 1 with one broker, 2 with
+    # three (then one broker may be down and producers still write, two down and they fail).
+    min_insync_replicas: int | None = _setting(
+        None, lambda v: v if v is None else _between(1, max(BROKER_COUNTS) - 1)(v))
+
+    @property
+    def replication_factor(self) -> int:
+        """Every topic, internal ones included, has a replica on each broker."""
+        return self.brokers
+
+    @property
+    def min_isr(self) -> int:
+        """`min_insync_replicas`, or its default for the broker count."""
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return 1 if self.brokers == 1 else 2
 
 
 @dataclass(frozen=True)
@@ -335,6 +365,14 @@ class StackSettings:
     def spark(self) -> sizing.SparkSizing:
         """Executor, driver and shuffle sizes derived from the Dataproc shapes."""
         return sizing.spark_sizing(self.dataproc.master, self.dataproc.worker, self.dataproc.workers)
+
+    @property
+    def broker_zones(self) -> tuple[str, ...]:
+        """Each broker's zone: broker 1 in the stack's zone, the others in the region's next zones."""
+        if self.gcp is None:
+            raise ValueError(f"stack {self.stack!r}: brokers have zones only on the gcp target")
+        others = [zone for zone in REGIONS[self.gcp.region] if zone != self.gcp.zone]
+        return (self.gcp.zone, *others)[:self.kafka.brokers]
 
     @property
     def labels(self) -> dict[str, str]:
@@ -458,6 +496,8 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         _check_prod_backups(sections["backups"], errors)
     if sections["alerting"] is not None:
         _check_alerting(sections["alerting"], target, errors)
+    if sections["kafka"] is not None:
+        _check_kafka(sections["kafka"], target, gcp, errors)
 
     if errors:
         lines = [f"stack {stack!r}: invalid configuration ({len(errors)} problem"
@@ -520,6 +560,29 @@ def receiver_secret_values(alerting: AlertingSettings) -> dict[str, pulumi.Outpu
                                 f"{NAMESPACE}:{key}` (its value is never written to the stack file in clear)")
         values[secret] = value
     return values
+
+
+def _check_kafka(kafka: KafkaSettings, target: str, gcp: GcpSettings | None,
+                 errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse a broker count the target or region cannot place, and a min ISR the brokers cannot meet."""
+    key = f"{NAMESPACE}:kafka"
+    if kafka.brokers > 1 and target == "local":
+        errors.append((f"{key}.brokers", kafka.brokers, "1: the local stack runs one broker container"))
+    if kafka.brokers > 1 and gcp is not None:
+        zones = REGIONS[gcp.region]
+        if len(zones) < kafka.brokers:
+            errors.append((f"{key}.brokers", kafka.brokers,
+                           f"at most {len(zones)}: {kafka.brokers} brokers go to {kafka.brokers} zones and "
+                           f"region {gcp.region} has {len(zones)} ({', '.join(zones)})"))
+    wanted = kafka.min_insync_replicas
+    if wanted is not None:
+        if kafka.brokers == 1 and wanted != 1:
+            errors.append((f"{key}.min_insync_replicas", wanted,
+                           "1 with one broker (it holds the only replica)"))
+        elif kafka.brokers > 1 and wanted >= kafka.brokers:
+            errors.append((f"{key}.min_insync_replicas", wanted,
+                           f"fewer than the {kafka.brokers} brokers (1 to {kafka.brokers - 1}): with every "
+                           f"replica required, losing one broker stops every producer"))
 
 
 def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSettings | None:

@@ -64,7 +64,8 @@ class Flow:
 
 
 def flows(settings: StackSettings) -> tuple[Flow, ...]:
-    """The environment's allowed flows; Grafana's direct flow exists only when CIDRs are configured."""
+    """The environment's allowed flows; the brokers' flow exists only with several brokers, Grafana's
+    direct flow only when CIDRs are configured."""
     kafka_port = catalog.KAFKA.port("kafka")
     table = [
         Flow("kafka-from-dataproc", target_tags=(catalog.BROKER,), ports=(kafka_port,),
@@ -83,6 +84,11 @@ def flows(settings: StackSettings) -> tuple[Flow, ...]:
              source_tags=(catalog.DATAPROC,), protocols=("tcp", "udp", "icmp")),
         Flow("ssh-from-iap", target_tags=ALL_TAGS, ports=(SSH_PORT,), source_range=IAP_FORWARDERS),
     ]
+    if settings.kafka.brokers > 1:
+        # Replication and client redirects (9092) and the KRaft quorum (9093) between the brokers.
+        table.append(Flow("kafka-between-brokers", target_tags=(catalog.BROKER,),
+                          ports=(kafka_port, catalog.KAFKA.port("controller")),
+                          source_tags=(catalog.BROKER,)))
     if settings.network.grafana_source_ranges:
         viewers = SourceRange("grafana-viewers", settings.network.grafana_source_ranges)
         table.append(Flow("grafana-from-viewers", target_tags=(catalog.MONITORING,),

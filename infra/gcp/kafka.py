@@ -1,26 +1,70 @@
-"""The Kafka broker: one KRaft node (broker and controller) on a private VM, its log on the data disk."""
+"""The Kafka cluster: one KRaft node, or three in three zones of the region, each log on its own data disk.
+
+With `kafka.brokers: 3` every node is a broker and a controller (combined mode), one per zone:
+three VMs already give a controller quorum that survives the loss of one node (two of three
+voters are a majority), so dedicated controllers would add machines without adding a loss the
+cluster survives. Each node's internal address is reserved before any VM exists, so every node's
+cloud-config names the whole quorum (`KAFKA_CONTROLLER_QUORUM_VOTERS`) by static IP and a replaced
+VM keeps its address. `broker.rack` is the zone: Kafka places a partition's three replicas in three
+zones. Every topic (the readings and dead-letter topics, the offsets and transaction logs) has a
+replica on each broker and `min.insync.replicas` below that (settings: 2 of 3), so with producers
+on `acks=all` (jobs/hydrostream_jobs/kafka.py) a write is on two zones before it is acknowledged,
+one broker may be down, and with two down producers fail instead of losing data.
+
+One cluster id (`catalog.KAFKA_CLUSTER_ID`) for every node. A static quorum cannot grow: going from
+one broker to three is a new cluster (new VMs and disks; prod retains the old disk).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_gcp as gcp
 from hydrostream_jobs import contract
 
 from infra import catalog, cloud_init, sizing
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name
 from infra.settings import KafkaSettings, StackSettings
 
 MS_PER_HOUR = 3_600_000
 
 
 def topics(kafka: KafkaSettings) -> tuple[cloud_init.TopicSpec, ...]:
-    """The readings topic and its dead-letter topic, with the stack's partitions and retention."""
+    """The readings topic and its dead-letter topic: the stack's partitions, retention and replication."""
+    replication = {"replication_factor": kafka.replication_factor, "min_insync_replicas": kafka.min_isr}
     return (
-        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * MS_PER_HOUR),
+        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * MS_PER_HOUR,
+                             **replication),
         cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
-                             kafka.dead_letter_retention_hours * MS_PER_HOUR),
+                             kafka.dead_letter_retention_hours * MS_PER_HOUR, **replication),
     )
+
+
+def broker_names(settings: StackSettings) -> tuple[str, ...]:
+    """Each broker's VM name: the role's name for a single broker, numbered by node id for more."""
+    base = instance_name(settings, catalog.BROKER)
+    if settings.kafka.brokers == 1:
+        return (base,)
+    return tuple(f"{base}-{node_id}" for node_id in range(1, settings.kafka.brokers + 1))
+
+
+def nodes(settings: StackSettings, ips: tuple[str, ...]) -> tuple[cloud_init.KafkaNode, ...]:
+    """Node ids 1..n, each in its zone, voting in a quorum of all (`ips`: each node's reserved address)."""
+    zones = settings.broker_zones
+    if len(ips) != len(zones):
+        raise ValueError(f"{len(zones)} brokers need {len(zones)} addresses, got {len(ips)}")
+    controller = catalog.KAFKA.port("controller")
+    # A single node is its own quorum over loopback (the catalog's value); more name each other.
+    voters = (f"localhost:{controller}",) if len(ips) == 1 else tuple(f"{ip}:{controller}" for ip in ips)
+    return tuple(cloud_init.KafkaNode(node_id, zone, voters, settings.kafka.min_isr)
+                 for node_id, zone in enumerate(zones, start=1))
+
+
+def bootstrap_servers(ips: list[str] | tuple[str, ...]) -> str:
+    """Every broker's client listener, comma-separated: clients reach the cluster while one is down."""
+    port = catalog.KAFKA.port("kafka")
+    return ",".join(f"{ip}:{port}" for ip in ips)
 
 
 @dataclass(frozen=True)
@@ -31,23 +75,51 @@ class KafkaBrokerArgs:
 
 
 class KafkaBroker(pulumi.ComponentResource):
-    """One KRaft broker on a private VM; exposes `bootstrap_servers` ("<ip>:9092") and `internal_ip`."""
+    """The broker VMs; exposes `bootstrap_servers` ("<ip>:9092,..."), `internal_ips` and `instances`
+    (VM name -> zone)."""
 
     def __init__(self, name: str, args: KafkaBrokerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:messaging:KafkaBroker", name, None, opts)
-        kafka = args.settings.kafka
-        user_data = cloud_init.broker_cloud_init(sizing.kafka_heap_mb(kafka.machine), topics(kafka))
-        vm = ServiceVm(name, ServiceVmArgs(
-            settings=args.settings,
-            role=catalog.BROKER,
-            machine=kafka.machine,
-            disk_gb=kafka.disk_gb,
-            subnet=args.subnet,
-            service_account_email=args.service_account_email,
-            user_data=user_data,
-        ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
+        settings = args.settings
+        kafka = settings.kafka
+        heap_mb = sizing.kafka_heap_mb(kafka.machine)
+        names = broker_names(settings)
+        zones = settings.broker_zones
+        single = len(names) == 1
 
-        port = catalog.KAFKA.port("kafka")
-        self.internal_ip = vm.internal_ip
-        self.bootstrap_servers: pulumi.Output[str] = vm.internal_ip.apply(lambda ip: f"{ip}:{port}")
-        self.register_outputs({"bootstrap_servers": self.bootstrap_servers, "internal_ip": self.internal_ip})
+        # More than one node: the addresses first, so each cloud-config can name all voters.
+        addresses = None if single else [gcp.compute.Address(
+            f"{name}-{node_id}-ip",
+            name=f"{vm_name}-ip",
+            region=settings.gcp.region,
+            address_type="INTERNAL",
+            subnetwork=args.subnet,
+            labels={**settings.labels, "role": catalog.BROKER},
+            opts=pulumi.ResourceOptions(parent=self),
+        ).address for node_id, vm_name in enumerate(names, start=1)]
+        ips = (pulumi.Output.all(*addresses) if addresses
+               else pulumi.Output.from_input(["localhost"]))
+        cluster = ips.apply(lambda values: nodes(settings, tuple(values)))
+
+        vms = []
+        for index, (vm_name, zone) in enumerate(zip(names, zones, strict=True)):
+            user_data = cluster.apply(
+                lambda all_nodes, i=index: cloud_init.broker_cloud_init(heap_mb, topics(kafka), all_nodes[i]))
+            vms.append(ServiceVm(name if single else f"{name}-{index + 1}", ServiceVmArgs(
+                settings=settings,
+                role=catalog.BROKER,
+                machine=kafka.machine,
+                disk_gb=kafka.disk_gb,
+                subnet=args.subnet,
+                service_account_email=args.service_account_email,
+                user_data=user_data,
+                instance=vm_name,
+                zone=zone,
+                address=None if single else addresses[index],
+            ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)))
+
+        self.internal_ips: pulumi.Output[list[str]] = pulumi.Output.all(*(vm.internal_ip for vm in vms))
+        self.bootstrap_servers: pulumi.Output[str] = self.internal_ips.apply(bootstrap_servers)
+        self.instances: dict[str, str] = dict(zip(names, zones, strict=True))
+        self.register_outputs({"bootstrap_servers": self.bootstrap_servers, "internal_ips": self.internal_ips,
+                               "instances": self.instances})

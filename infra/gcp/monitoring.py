@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import io
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -35,14 +35,14 @@ CONFIG_PREFIX = "monitoring"
 THIS_HOST = "localhost"
 
 
-def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ip: str,
+def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ips: Sequence[str],
                  influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
     """Archive path (`<volume>/<file>`) -> text, for every file of the two config volumes."""
     targets = scrape_config.ScrapeTargets.for_hosts(
         stack=stack,
         spark_driver=dataproc_master,
-        kafka_exporter_hosts=(kafka_ip,),
-        node_hosts=(kafka_ip, influxdb_ip, THIS_HOST),
+        kafka_exporter_hosts=tuple(kafka_ips),
+        node_hosts=(*kafka_ips, influxdb_ip, THIS_HOST),
         prometheus_host=THIS_HOST,
         alertmanager_host=THIS_HOST,
     )
@@ -77,7 +77,7 @@ class MonitoringVmArgs:
     service_account_email: pulumi.Input[str]
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
     config_bucket: pulumi.Input[str]             # bucket name the monitoring account may read
-    kafka_ip: pulumi.Input[str]
+    kafka_ips: pulumi.Input[Sequence[str]]       # every broker (each runs a kafka-exporter)
     influxdb_ip: pulumi.Input[str]
     dataproc_master: pulumi.Input[str]           # host of the job drivers (their metrics endpoints)
 
@@ -90,7 +90,7 @@ class MonitoringVm(pulumi.ComponentResource):
         settings = args.settings
         influxdb = settings.influxdb
 
-        archive = pulumi.Output.all(args.kafka_ip, args.influxdb_ip, args.dataproc_master).apply(
+        archive = pulumi.Output.all(args.kafka_ips, args.influxdb_ip, args.dataproc_master).apply(
             lambda hosts: config_archive(config_files(
                 settings.stack, influxdb.org, influxdb.bucket, settings.alerting, *hosts)))
         object_name = archive.apply(

@@ -89,6 +89,11 @@ class ServiceVmArgs:
     user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.cloud_init
     # More metadata items the cloud-config reads while the VM runs (e.g. the config bundle's URL).
     metadata: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # A role with several VMs (the brokers) names and places each one and reserves its addresses
+    # first; by default: `instance_name(settings, role)`, the stack's zone, an address reserved here.
+    instance: str | None = None
+    zone: str | None = None
+    address: pulumi.Input[str] | None = None
 
 
 class ServiceVm(pulumi.ComponentResource):
@@ -97,13 +102,13 @@ class ServiceVm(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:compute:ServiceVm", name, None, opts)
         settings = args.settings
-        zone = settings.gcp.zone
+        zone = args.zone or settings.gcp.zone
         labels = {**settings.labels, "role": args.role}
-        vm_name = instance_name(settings, args.role)
+        vm_name = args.instance or instance_name(settings, args.role)
 
         # A reserved internal address: a replaced VM keeps its IP, so the jobs' bootstrap servers and
         # Prometheus' targets stay valid and nothing else is replaced with it.
-        address = gcp.compute.Address(
+        network_ip = args.address if args.address is not None else gcp.compute.Address(
             f"{name}-ip",
             name=f"{vm_name}-ip",
             region=settings.gcp.region,
@@ -111,7 +116,7 @@ class ServiceVm(pulumi.ComponentResource):
             subnetwork=args.subnet,
             labels=labels,
             opts=pulumi.ResourceOptions(parent=self),
-        )
+        ).address
         disk = gcp.compute.Disk(
             f"{name}-data",
             name=f"{vm_name}-data",
@@ -174,7 +179,7 @@ class ServiceVm(pulumi.ComponentResource):
                 source=disk.self_link, device_name=DEFAULT_DATA_DISK.device_name, mode="READ_WRITE")],
             # No access_configs: no external IP. Outbound traffic leaves through Cloud NAT.
             network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(
-                subnetwork=args.subnet, network_ip=address.address)],
+                subnetwork=args.subnet, network_ip=network_ip)],
             service_account=gcp.compute.InstanceServiceAccountArgs(
                 email=args.service_account_email, scopes=[CLOUD_PLATFORM_SCOPE]),
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(

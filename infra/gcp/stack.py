@@ -47,7 +47,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
         settings, subnet, emails[catalog.MONITORING], secrets.ids,
         config_bucket=buckets.config,
-        kafka_ip=kafka.internal_ip,
+        kafka_ips=kafka.internal_ips,
         influxdb_ip=influxdb.internal_ip,
         dataproc_master=cluster.master_hostname,
     ), after_apis)
@@ -67,9 +67,12 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         # What the host checks (tests/hosts) reach through IAP, by role.
         "instances": {
             **{role: instance_name(settings, role) for role in catalog.ROLES},
+            # Broker 1 is in the stack's zone; the others, by name, in theirs (kafka_brokers).
+            catalog.BROKER: next(iter(kafka.instances)),
             "dataproc_master": cluster.cluster_name.apply(lambda name: f"{name}-m"),
         },
         "kafka_bootstrap_servers": kafka.bootstrap_servers,
+        "kafka_brokers": kafka.instances,
         "influxdb_url": influxdb.url,
         "grafana_url": monitoring.grafana_url,
         "grafana_iap_command": monitoring.iap_command,

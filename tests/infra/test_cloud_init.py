@@ -697,8 +697,7 @@ def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_ret
     # against stubs of the image's Kafka tools.
     stubs, tools, log = tmp_path / "bin", tmp_path / "kafka-bin", tmp_path / "calls.log"
     stub(stubs, "docker", 'shift 3; exec "$@"')
-    for tool in ("kafka-topics.sh", "kafka-configs.sh"):
-        stub(tools, tool, "")
+    stub_kafka_tools(tools, replication_factor=1)
     result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs,
                         env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
     assert result.returncode == 0, result.stderr
@@ -712,6 +711,105 @@ def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_ret
         assert create[create.index("--config") + 1] == f"retention.ms={topic.retention_ms}"
     alters = [c for c in calls(log, "kafka-configs.sh") if "--alter" in c]
     assert [f"retention.ms={t.retention_ms}" in a for t, a in zip(TOPICS, alters, strict=True)] == [True] * 2
+
+
+def stub_kafka_tools(tools: Path, replication_factor: int) -> None:
+    """Kafka's topic and config tools; --describe reports every topic with `replication_factor`."""
+    stub(tools, "kafka-topics.sh",
+         'case "$*" in *--describe*) printf "Topic: t\\tTopicId: x\\tPartitionCount: 6\\t'
+         f'ReplicationFactor: {replication_factor}\\tConfigs: min.insync.replicas=2\\n" ;; esac')
+    stub(tools, "kafka-configs.sh", "")
+
+
+REPLICATED = tuple(cloud_init.TopicSpec(t.name, t.partitions, t.retention_ms, replication_factor=3,
+                                        min_insync_replicas=2) for t in TOPICS)
+VOTERS = ("10.20.0.11:9093", "10.20.0.12:9093", "10.20.0.13:9093")
+
+
+def run_topics_script(tmp_path: Path, topics, described_replication: int):
+    tools, log = tmp_path / "kafka-bin", tmp_path / "calls.log"
+    stub_kafka_tools(tools, described_replication)
+    result = run_script("kafka-topics.sh", "localhost:9092", *(t.spec for t in topics),
+                        stubs=tmp_path / "bin", env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
+    return result, log
+
+
+def test_replicated_topics_are_created_with_their_replicas_and_min_isr(tmp_path):
+    result, log = run_topics_script(tmp_path, REPLICATED, described_replication=3)
+    assert result.returncode == 0, result.stderr
+    creates = [shlex.split(c) for c in calls(log, "kafka-topics.sh") if "--create" in c]
+    assert [c[c.index("--topic") + 1] for c in creates] == [contract.READINGS_TOPIC,
+                                                            contract.DEAD_LETTER_TOPIC]
+    for create in creates:
+        assert create[create.index("--replication-factor") + 1] == "3"
+        configs = [create[i + 1] for i, word in enumerate(create) if word == "--config"]
+        assert "min.insync.replicas=2" in configs
+    alters = [c for c in calls(log, "kafka-configs.sh") if "--alter" in c]
+    assert len(alters) == 2 and all("min.insync.replicas=2" in a for a in alters)
+
+
+def test_a_topic_that_exists_with_fewer_replicas_fails_the_script_by_name(tmp_path):
+    # --if-not-exists keeps an older single-replica topic: it must not pass for replicated.
+    result, _ = run_topics_script(tmp_path, REPLICATED, described_replication=1)
+    assert result.returncode != 0
+    assert f"topic {contract.READINGS_TOPIC} has replication factor 1, wanted 3" in result.stderr
+
+
+def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
+    node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
+    document = cloud_init.broker_cloud_init(HEAP_MB, REPLICATED, node)
+    env = container_units(document)["kafka"]["env"]
+    assert env["KAFKA_NODE_ID"] == "2"
+    assert env["KAFKA_BROKER_RACK"] == "europe-west1-c"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
+        "1@10.20.0.11:9093,2@10.20.0.12:9093,3@10.20.0.13:9093")
+    # The internal topics too: consumer offsets and transaction state on every broker, two in sync.
+    assert (env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"],
+            env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"],
+            env["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == ("3", "3", "3")
+    assert (env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("2", "2")
+    assert env["CLUSTER_ID"] == catalog.KAFKA_CLUSTER_ID
+    (args,) = commands(units(document)["hydrostream-kafka-topics.service"], "ExecStart")
+    assert args[4:] == [f"{contract.READINGS_TOPIC}:6:259200000:3:2",
+                        f"{contract.DEAD_LETTER_TOPIC}:2:1209600000:3:2"]
+
+
+def test_without_a_node_the_broker_is_the_catalogs_single_node():
+    env = container_units(cloud_init.broker_cloud_init(HEAP_MB, TOPICS))["kafka"]["env"]
+    assert env["KAFKA_NODE_ID"] == "1"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+
+
+@pytest.mark.parametrize(("node", "message"), [
+    (lambda: cloud_init.KafkaNode(4, "europe-west1-b", VOTERS, 2),
+     "node id 4: must be from 1 to the 3 voters"),
+    (lambda: cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 3),
+     "min_insync_replicas 3: from 1 to one fewer"),
+    (lambda: cloud_init.KafkaNode(1, "europe-west1-b", (VOTERS[0],) * 3, 2), "distinct host:port"),
+    (lambda: cloud_init.KafkaNode(1, "Europe West", VOTERS, 2), "rack 'Europe West'"),
+    (lambda: cloud_init.TopicSpec(contract.READINGS_TOPIC, 6, 1000, replication_factor=1,
+                                  min_insync_replicas=2),
+     "min_insync_replicas must be from 1 to the replication factor 1"),
+])
+def test_a_bad_node_or_replication_is_refused_by_name(node, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        node()
+
+
+def test_topics_with_more_replicas_than_brokers_are_refused():
+    with pytest.raises(ValueError, match="replication factor above the 1 brokers"):
+        cloud_init.broker_cloud_init(HEAP_MB, REPLICATED,
+                                     cloud_init.KafkaNode(1, "europe-west1-b", ("localhost:9093",), 1))
+
+
+def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
+    node = cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 2)
+    assert set(node.env) - {"KAFKA_BROKER_RACK"} == set(catalog.KAFKA_CLUSTER_ENV)
+    assert set(catalog.KAFKA_CLUSTER_ENV) <= set(catalog.KAFKA.env)
+    document = cloud_init._Document(data_disk=cloud_init.DEFAULT_DATA_DISK)
+    with pytest.raises(ValueError, match="KAFKA_PROCESS_ROLES is set by the catalog"):
+        cloud_init._container_unit(document, catalog.KAFKA, {}, {"KAFKA_PROCESS_ROLES": "x"}, frozenset())
 
 
 def test_the_broker_needs_both_contract_topics():

@@ -44,9 +44,9 @@ influxdb = InfluxDb("influxdb", InfluxDbArgs(
     backup_account_email="fake-backup@fake.iam.gserviceaccount.com"))
 monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
     settings, "{SUBNET}", emails[catalog.MONITORING], secrets.ids, config_bucket="fake-config",
-    kafka_ip=kafka.internal_ip, influxdb_ip=influxdb.internal_ip, dataproc_master="{MASTER}"))
+    kafka_ips=kafka.internal_ips, influxdb_ip=influxdb.internal_ip, dataproc_master="{MASTER}"))
 pulumi.export("bootstrap_servers", kafka.bootstrap_servers)
-pulumi.export("kafka_ip", kafka.internal_ip)
+pulumi.export("kafka_ips", kafka.internal_ips)
 pulumi.export("influx_url", influxdb.url)
 pulumi.export("influxdb_ip", influxdb.internal_ip)
 pulumi.export("monitoring_ip", monitoring.internal_ip)
@@ -72,7 +72,21 @@ def planned(request, tmp_path_factory):
 
 
 def instances(planned) -> dict[str, plan.PlannedResource]:
-    return {r.inputs["tags"][0]: r for r in planned.of_type(INSTANCE)}
+    """Role -> its (first) VM."""
+    first: dict[str, plan.PlannedResource] = {}
+    for vm in sorted(planned.of_type(INSTANCE), key=lambda vm: vm.inputs["name"]):
+        first.setdefault(vm.inputs["tags"][0], vm)
+    return first
+
+
+def brokers(planned) -> list[plan.PlannedResource]:
+    """The broker VMs in node id order (their names end in it when there are several)."""
+    return sorted((vm for vm in planned.of_type(INSTANCE) if vm.inputs["tags"] == [catalog.BROKER]),
+                  key=lambda vm: vm.inputs["name"])
+
+
+def network_ip(vm: plan.PlannedResource) -> str:
+    return vm.inputs["networkInterfaces"][0]["networkIp"]
 
 
 def secret_values(planned) -> list[str]:
@@ -91,9 +105,12 @@ def leaked_values(inputs: dict, values: list[str]) -> list[str]:
     return [value for value in values if value in text]
 
 
-def test_every_role_has_one_vm(planned):
+def test_every_role_has_its_vms_each_with_a_disk(planned):
     assert sorted(instances(planned)) == sorted(ROLES)
-    assert len(planned.of_type(DISK)) == len(ROLES)
+    # One broker on dev, three on staging and prod (the stack files), one VM for the other roles.
+    wanted = {"dev": 1, "staging": 3, "prod": 3}[planned.stack]
+    assert len(brokers(planned)) == wanted
+    assert len(planned.of_type(INSTANCE)) == len(planned.of_type(DISK)) == len(ROLES) - 1 + wanted
 
 
 def test_no_vm_has_a_public_ip(planned):
@@ -106,15 +123,15 @@ def test_no_vm_has_a_public_ip(planned):
 
 def test_vms_keep_a_reserved_internal_address(planned):
     addresses = planned.of_type("gcp:compute/address:Address")
-    assert len(addresses) == len(ROLES)
+    assert len(addresses) == len(planned.of_type(INSTANCE))
     for vm in planned.of_type(INSTANCE):
-        (address,) = [a for a in addresses if a.parent == vm.parent]
+        (address,) = [a for a in addresses if a.inputs["name"] == f"{vm.inputs['name']}-ip"]
         assert address.inputs["addressType"] == "INTERNAL"
         assert address.inputs["subnetwork"] == SUBNET
         assert address.urn in vm.dependencies
         assert vm.inputs["networkInterfaces"][0]["networkIp"]
     by_role = instances(planned)
-    assert planned.outputs["kafka_ip"] == by_role[catalog.BROKER].inputs["networkInterfaces"][0]["networkIp"]
+    assert planned.outputs["kafka_ips"] == [network_ip(vm) for vm in brokers(planned)]
     assert planned.outputs["influxdb_ip"] == by_role[catalog.TSDB].inputs["networkInterfaces"][0]["networkIp"]
 
 
@@ -164,7 +181,9 @@ def test_data_disk_is_a_separate_resource_attached_as_data(planned):
     for vm in planned.of_type(INSTANCE):
         disk = next(d for d in planned.of_type(DISK) if d.parent == vm.parent)
         zone = vm.inputs["zone"]
-        assert disk.inputs["zone"] == zone == stack_file(planned.stack)["gcp:zone"]
+        assert disk.inputs["zone"] == zone
+        if vm.inputs["tags"] != [catalog.BROKER]:
+            assert zone == stack_file(planned.stack)["gcp:zone"]
         assert vm.inputs["attachedDisks"] == [{
             "source": f"projects/{project}/zones/{zone}/disks/{disk.inputs['name']}",
             "deviceName": "data",
@@ -211,12 +230,21 @@ def test_the_leak_check_catches_a_value_in_user_data(planned):
 
 def test_broker_user_data_is_the_renderers_document(planned):
     kafka = planned.settings.kafka
-    expected = cloud_init.broker_cloud_init(sizing.kafka_heap_mb(kafka.machine), (
-        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * 3_600_000),
+    count = len(brokers(planned))
+    min_isr = {1: 1, 3: 2}[count]
+    topics = (
+        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * 3_600_000,
+                             replication_factor=count, min_insync_replicas=min_isr),
         cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
-                             kafka.dead_letter_retention_hours * 3_600_000),
-    ))
-    assert instances(planned)[catalog.BROKER].inputs["metadata"]["user-data"] == expected
+                             kafka.dead_letter_retention_hours * 3_600_000,
+                             replication_factor=count, min_insync_replicas=min_isr),
+    )
+    voters = (("localhost:9093",) if count == 1
+              else tuple(f"{network_ip(vm)}:9093" for vm in brokers(planned)))
+    for node_id, vm in enumerate(brokers(planned), start=1):
+        node = cloud_init.KafkaNode(node_id, vm.inputs["zone"], voters, min_isr)
+        expected = cloud_init.broker_cloud_init(sizing.kafka_heap_mb(kafka.machine), topics, node)
+        assert vm.inputs["metadata"]["user-data"] == expected, vm.name
 
 
 def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
@@ -238,10 +266,11 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
 
 def test_endpoints_use_the_vms_internal_ips(planned):
     outputs = planned.outputs
-    assert re.fullmatch(r"10(\.\d{1,3}){3}", outputs["kafka_ip"])
-    assert outputs["bootstrap_servers"] == f"{outputs['kafka_ip']}:9092"
+    assert all(re.fullmatch(r"10(\.\d{1,3}){3}", ip) for ip in outputs["kafka_ips"])
+    assert outputs["bootstrap_servers"] == ",".join(f"{ip}:9092" for ip in outputs["kafka_ips"])
     assert outputs["influx_url"] == f"http://{outputs['influxdb_ip']}:8086"
-    assert outputs["kafka_ip"] != outputs["influxdb_ip"]
+    assert outputs["influxdb_ip"] not in outputs["kafka_ips"]
+    assert len(set(outputs["kafka_ips"])) == len(outputs["kafka_ips"])
 
 
 
@@ -282,9 +311,9 @@ def test_prometheus_scrapes_this_stacks_hosts(planned):
                for job in prometheus["scrape_configs"]}
     assert targets["hydro-consumer"] == [f"{MASTER}:8001"]
     assert targets["hydro-producer"] == [f"{MASTER}:8000"]
-    assert targets["kafka-exporter"] == [f"{outputs['kafka_ip']}:9308"]
+    assert targets["kafka-exporter"] == [f"{ip}:9308" for ip in outputs["kafka_ips"]]
     assert sorted(targets["node-exporter"]) == sorted(
-        [f"{outputs['kafka_ip']}:9100", f"{outputs['influxdb_ip']}:9100", "localhost:9100"])
+        [*(f"{ip}:9100" for ip in outputs["kafka_ips"]), f"{outputs['influxdb_ip']}:9100", "localhost:9100"])
     assert prometheus["global"]["external_labels"] == {"stack": planned.stack}
     # Alertmanager runs beside Prometheus on the same VM: no firewall flow, localhost only.
     assert prometheus["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["localhost:9093"]}]}]

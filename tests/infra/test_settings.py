@@ -3,6 +3,7 @@
 import pytest
 
 from infra import plan, sizing
+from infra import settings as settings_module
 from infra.settings import STACKS, SettingsError, parse_settings
 
 GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
@@ -225,3 +226,57 @@ def test_prod_refuses_less_than_two_weeks_of_snapshots_or_backups_naming_each_ke
     assert parse_settings("dev", {**GCP, "hydrostream:backups": {"snapshot_retention_days": 1}})
     never = error_for({**GCP, "hydrostream:backups": {"influxdb_retention_days": 0}})
     assert "hydrostream:backups.influxdb_retention_days = 0: expected an integer from 1 to 3650" in never
+
+
+# --- Kafka brokers ------------------------------------------------------------------------------
+
+def test_staging_and_prod_run_three_brokers_in_three_zones_dev_and_local_one():
+    counts = {stack: parse_settings(stack, plan.stack_config(stack)).kafka.brokers for stack in STACKS}
+    assert counts == {"local": 1, "dev": 1, "staging": 3, "prod": 3}
+    prod = parse_settings("prod", plan.stack_config("prod"))
+    # Broker 1 in the stack's zone, then the region's other zones.
+    assert prod.broker_zones == ("europe-west1-d", "europe-west1-b", "europe-west1-c")
+    assert (prod.kafka.replication_factor, prod.kafka.min_isr) == (3, 2)
+
+
+def test_min_insync_replicas_defaults_to_one_for_one_broker_and_two_for_three():
+    one = parse_settings("dev", GCP)
+    assert (one.kafka.brokers, one.kafka.min_isr, one.broker_zones) == (1, 1, ("europe-west1-b",))
+    three = parse_settings("dev", {**GCP, "hydrostream:kafka": {"brokers": 3}})
+    assert three.kafka.min_isr == 2
+    assert parse_settings("dev", {**GCP, "hydrostream:kafka": {"brokers": 3, "min_insync_replicas": 1}}
+                          ).kafka.min_isr == 1
+
+
+@pytest.mark.parametrize(("kafka", "message"), [
+    ({"brokers": 2}, "hydrostream:kafka.brokers = 2: expected one of 1, 3"),
+    ({"brokers": 3, "min_insync_replicas": 3},
+     "hydrostream:kafka.min_insync_replicas = 3: expected an integer from 1 to 2"),
+    ({"brokers": 1, "min_insync_replicas": 2},
+     "hydrostream:kafka.min_insync_replicas = 2: expected 1 with one broker"),
+])
+def test_broker_counts_and_min_isr_the_brokers_cannot_meet_are_refused(kafka, message):
+    assert message in error_for({**GCP, "hydrostream:kafka": kafka})
+
+
+def test_min_isr_equal_to_the_brokers_is_refused_naming_why(monkeypatch):
+    # With a wider range check, the cross-check still refuses min ISR == brokers.
+    monkeypatch.setattr(settings_module, "BROKER_COUNTS", (1, 3, 5))
+    message = error_for({**GCP, "hydrostream:kafka": {"brokers": 3, "min_insync_replicas": 3}})
+    assert "hydrostream:kafka.min_insync_replicas = 3: expected fewer than the 3 brokers (1 to 2)" in message
+
+
+def test_three_brokers_need_a_region_with_three_zones(monkeypatch):
+    monkeypatch.setitem(settings_module.REGIONS, "asia-tiny1", ("asia-tiny1-a", "asia-tiny1-b"))
+    config = {**GCP, "gcp:region": "asia-tiny1", "gcp:zone": "asia-tiny1-a",
+              "hydrostream:kafka": {"brokers": 3}}
+    message = error_for(config)
+    assert ("hydrostream:kafka.brokers = 3: expected at most 2: 3 brokers go to 3 zones and region "
+            "asia-tiny1 has 2 (asia-tiny1-a, asia-tiny1-b)") in message
+    one = parse_settings("dev", {**config, "hydrostream:kafka": {"brokers": 1}})
+    assert one.broker_zones == ("asia-tiny1-a",)
+
+
+def test_the_local_stack_stays_one_broker():
+    message = error_for({"hydrostream:kafka": {"brokers": 3}}, stack="local")
+    assert "hydrostream:kafka.brokers = 3: expected 1: the local stack runs one broker container" in message

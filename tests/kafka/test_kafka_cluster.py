@@ -1,0 +1,139 @@
+"""A real three-broker KRaft cluster (the stack's three-broker settings) loses a broker mid-run and gets
+it back: the jobs' producer and consumer carry every valid reading exactly once per series+time; with
+two brokers down a produce is refused (Kafka's client reports the error) instead of acknowledged."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections import Counter
+
+import pytest
+from hydrostream_jobs import contract
+
+from infra.gcp.kafka import topics as stack_topics
+from infra.settings import KafkaSettings
+from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
+from tests.kafka.broker import run_tool
+from tests.kafka.cluster import Cluster
+from tests.kafka.pipeline import (
+    command,
+    dead_letters,
+    job_env,
+    offsets,
+    produce_to_kafka,
+    producer_args,
+    topic_messages,
+)
+from tests.kafka.test_kafka_end_to_end import BEHIND, consumer_for, expected_dead_letters
+
+pytestmark = pytest.mark.slow
+
+PARTITIONS = 2
+# What a three-broker stack asks for: the settings' replication, the topics its VMs create.
+SETTINGS = KafkaSettings(brokers=3, partitions=PARTITIONS)
+TOPIC = contract.READINGS_TOPIC
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Three nodes formatted with one cluster id, the stack's topics made by the stacks' script."""
+    cluster = Cluster(tmp_path_factory.mktemp("kafka-cluster"), min_insync_replicas=SETTINGS.min_isr)
+    for node in cluster.nodes:
+        node.format()
+    try:
+        cluster.start()
+        done = cluster.create_topics(*stack_topics(SETTINGS))
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def all_in_sync(partitions: dict) -> bool:
+    return all(len(isr) == 3 for _leader, _replicas, isr in partitions.values())
+
+
+def test_the_stack_topics_are_on_all_three_brokers_with_two_in_sync_required(cluster):
+    for topic in (contract.READINGS_TOPIC, contract.DEAD_LETTER_TOPIC):
+        partitions = cluster.wait_for(topic, all_in_sync, f"{topic} fully in sync")
+        assert len(partitions) == PARTITIONS
+        for _leader, replicas, _isr in partitions.values():
+            assert sorted(replicas) == [1, 2, 3]
+        configs = run_tool("kafka-configs.sh", "--bootstrap-server", cluster.bootstrap_servers, "--describe",
+                           "--entity-type", "topics", "--entity-name", topic)
+        assert configs.returncode == 0, configs.stderr
+        assert re.search(r"\bmin\.insync\.replicas=2\b", configs.stdout), configs.stdout
+    done = cluster.create_topics(*stack_topics(SETTINGS))  # a reboot runs the script again: converges
+    assert done.returncode == 0, done.stderr
+    # Replicas are spread over the three racks (the zones on GCP): each partition has one per rack.
+    racks = {node.node.node_id: node.node.rack for node in cluster.nodes}
+    for _leader, replicas, _isr in cluster.describe(TOPIC).values():
+        assert len({racks[r] for r in replicas}) == 3
+
+
+def test_the_pipeline_rides_out_a_killed_broker_and_its_return(cluster, influx, tmp_path):
+    half, bound = 1200, 200
+    bootstrap = cluster.bootstrap_servers
+    produce_to_kafka(bootstrap, TOPIC, half)
+    consumer = consumer_for(tmp_path, cluster, TOPIC, influx, max_offsets_per_trigger=bound, trigger="1s")
+    consumer.start()
+    try:
+        consumer.wait_for(lambda s: consumer.records(s) >= bound)
+        # Kill the leader of partition 0: its partitions must move to the other two.
+        victim = cluster.node(cluster.describe(TOPIC)[0][0])
+        victim.kill()
+        cluster.wait_for(TOPIC, lambda p: all(leader not in (-1, victim.node.node_id) and len(isr) == 2
+                                              for leader, _replicas, isr in p.values()),
+                         f"leadership leaving node {victim.node.node_id}")
+        # acks=all with two of three in sync: the second half is acknowledged while the node is down.
+        produce_to_kafka(bootstrap, TOPIC, half, start_time="2026-01-01T00:02:00Z")
+        cluster.start(victim)
+        cluster.wait_for(TOPIC, all_in_sync, f"node {victim.node.node_id} back in sync")
+        consumer.wait_for(lambda s: consumer.records(s) >= 2 * half and s.get(BEHIND) == 0, timeout=400)
+    finally:
+        consumer.stop()
+    # The idempotent producer wrote each message once: no loss, no retried duplicate in the log.
+    assert sum(offsets(bootstrap, TOPIC, "latest").values()) == 2 * half
+    sent = topic_messages(bootstrap, TOPIC, 2 * half)
+    readings, windows, _quarantined = expected_points(sent)
+    assert_matches(influx, readings, windows)
+    letters = dead_letters(consumer.dead_letter_path)
+    assert Counter((d["raw"], d["reason"]) for d in letters) == expected_dead_letters(sent)
+
+
+def test_with_two_brokers_down_a_produce_is_refused_never_acknowledged(cluster):
+    survivor, *lost = cluster.nodes
+    for node in lost:
+        node.kill()
+    try:
+        # Kafka's client with acks=all and bounded timeouts: every record fails with the client's
+        # error (NotEnoughReplicas or the expiry of unacknowledged records), logged, never acked.
+        done = run_tool(
+            "kafka-console-producer.sh", "--bootstrap-server", cluster.bootstrap_servers, "--topic", TOPIC,
+            *(word for prop in ("acks=all", "enable.idempotence=false", "linger.ms=0",
+                                "request.timeout.ms=5000", "delivery.timeout.ms=15000", "max.block.ms=15000")
+              for word in ("--producer-property", prop)),
+            input_text="".join(f"lost-{i}\n" for i in range(20)), timeout=240)
+        assert re.search(r"ERROR Error when sending message.*(TimeoutException|NotEnoughReplicas)",
+                         done.stderr, re.DOTALL), done.stderr[-4000:]
+        # The jobs' producer (idempotent, acks=all) never reports success either: it blocks while no
+        # write can be acknowledged (a finding: it does not fail by itself; see the report).
+        producer = subprocess.Popen(
+            command("producer.py", "--sink", "kafka", "--bootstrap-servers", cluster.bootstrap_servers,
+                    "--topic", TOPIC, *producer_args(200, "2026-01-01T00:30:00Z")),
+            env=job_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            assert producer.wait(timeout=150) != 0, "the producer reported success with one broker of three"
+        except subprocess.TimeoutExpired:
+            pass  # still waiting for acknowledgements: not a success
+        finally:
+            if producer.poll() is None:
+                os.killpg(producer.pid, signal.SIGKILL)
+                producer.wait(30)
+    finally:
+        cluster.start(*lost)
+    cluster.wait_for(TOPIC, all_in_sync, "the two nodes back in sync")
+    assert survivor.process is not None and survivor.process.poll() is None
