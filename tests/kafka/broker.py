@@ -87,8 +87,14 @@ def free_port() -> int:
 
 
 def cluster_id() -> str:
-    """A fresh cluster id in Kafka's Uuid text form (URL-safe base64 of 16 bytes, unpadded)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A fresh cluster id in Kafka's Uuid text form (URL-safe base64 of 16 bytes, unpadded).
+
+    Never one starting with '-': the storage tool would read it as a flag (about 1 draw in 64).
+    """
+    while True:
+        drawn = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not drawn.startswith("-"):
+            return drawn
 
 
 def tools_env() -> dict[str, str]:

@@ -75,10 +75,7 @@ class Cluster:
     def __post_init__(self) -> None:
         controller_ports = [free_port() for _ in RACKS]
         voters = tuple(f"127.0.0.1:{port}" for port in controller_ports)
-        # Kafka's own Uuid.randomUuid never starts with "-": the storage tool reads that as a flag.
         shared = cluster_id()
-        while shared.startswith("-"):
-            shared = cluster_id()
         for node_id, (rack, port) in enumerate(zip(RACKS, controller_ports, strict=True), start=1):
             node = cloud_init.KafkaNode(node_id, rack, voters, self.min_insync_replicas)
             folder = self.workdir / f"node-{node_id}"
