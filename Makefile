@@ -25,17 +25,17 @@ test: lint
 
 # Offline: the real program under Pulumi mocks. WRITE=1 rewrites tests/inventories/$(STACK).yaml.
 plan: venv
-	$(BIN)/python -m infra.plan $(STACK) $(if $(WRITE),--write)
+	$(BIN)/python -m infra.tools.plan $(STACK) $(if $(WRITE),--write)
 
 bundle: venv
-	$(BIN)/python -m infra.bundle
+	$(BIN)/python -m infra.release.bundle
 
 # Deploy a stack (default: local on Docker). Needs the Pulumi CLI (and Docker for local; gcloud for GCP).
 # GCP: PULUMI_BACKEND_URL=gs://..., SECRETS_PROVIDER=gcpkms://... (first up) or an explicit passphrase;
 # then waits up to JOBS_TIMEOUT (default 15m) for both Dataproc jobs to run and the consumer to commit.
 up: venv tools
 	@mkdir -p .pulumi-state
-	$(BIN)/python -m infra.plan $(STACK) > /dev/null
+	$(BIN)/python -m infra.tools.plan $(STACK) > /dev/null
 	JOBS_TIMEOUT=$(JOBS_TIMEOUT) SECRETS_PROVIDER=$(SECRETS_PROVIDER) ./scripts/deploy.sh up $(STACK)
 
 # GCP: check the deployed jobs again (the same wait `make up` ends with).
@@ -71,7 +71,7 @@ verify: venv tools
 
 promote: venv
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" >&2; exit 2; }
-	$(BIN)/python -m infra.promote --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
+	$(BIN)/python -m infra.release.promote --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

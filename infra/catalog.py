@@ -165,7 +165,7 @@ KAFKA = Service(
 )
 
 # What differs between brokers and between cluster shapes: the values above are a single-node
-# cluster's (the local stack, a one-broker stack); infra.cloud_init.broker_cloud_init sets these per
+# cluster's (the local stack, a one-broker stack); infra.render.cloud_init.broker_cloud_init sets these per
 # broker of a larger cluster (its node id, the quorum, the replication of the internal topics).
 KAFKA_CLUSTER_ENV = (
     "KAFKA_NODE_ID",
@@ -211,7 +211,7 @@ INFLUXDB = Service(
 ALERTMANAGER_PORT = 9093
 
 # Beside Prometheus on the monitoring VM (Prometheus reaches it on localhost; nothing else does). One
-# instance: the gossip cluster listener is switched off. Its config (infra/alertmanager_config.py)
+# instance: the gossip cluster listener is switched off. Its config (infra/render/alertmanager_config.py)
 # names the receiver secrets by their container paths below.
 ALERTMANAGER = Service(
     name="alertmanager",
@@ -331,7 +331,7 @@ class DataprocImage:
 
 # image -> Spark/Scala -> connector, in one row. The pyspark pin in pyproject.toml must equal
 # `spark` (a test checks it): the jobs are tested on exactly the Spark they will run on. The connector
-# jars this row names are locked in infra/connector-jars.lock and ship with each release.
+# jars this row names are locked in infra/release/connector-jars.lock and ship with each release.
 # Not yet a sub-minor: Google's 2.2.x component table (cloud.google.com/dataproc/docs/concepts/
 # versioning/dataproc-release-2.2) was not readable here to find the 2.2.x that ships Spark 3.5.1
 # (2.2 launched on 3.5.0, later 2.2.x ship 3.5.3); see README, Known limits.

@@ -146,7 +146,8 @@ def _trigger(value: str) -> str:
 
 def _release(value: str | None) -> str | None:
     if value is not None and not _RELEASE.fullmatch(value):
-        raise _Invalid("a release digest: 64 lowercase hex characters (`python -m infra.bundle` prints it)")
+        raise _Invalid("a release digest: 64 lowercase hex characters"
+                       " (`python -m infra.release.bundle` prints it)")
     return value
 
 

@@ -4,7 +4,7 @@
 
 "Farm overview" reads InfluxDB (Flux) and "Pipeline health" reads Prometheus (PromQL). Every
 measurement, field, tag, topic and metric name comes from the jobs' data contract; the data
-source uids from infra/grafana_config.py (the provisioning file fixes them).
+source uids from infra/render/grafana_config.py (the provisioning file fixes them).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from hydrostream_jobs import contract
 
-from infra.grafana_config import DASHBOARDS_DIR, INFLUXDB_UID, PROMETHEUS_UID
+from infra.render.grafana_config import DASHBOARDS_DIR, INFLUXDB_UID, PROMETHEUS_UID
 
 INFLUXDB = dm.DataSourceRef(type_val="influxdb", uid=INFLUXDB_UID)
 PROMETHEUS = dm.DataSourceRef(type_val="prometheus", uid=PROMETHEUS_UID)

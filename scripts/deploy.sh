@@ -4,7 +4,7 @@
 # secrets passphrase is configured, one generated once into the state folder (never committed).
 # GCP stacks are shared by a team, so they need a gs:// backend and secrets that are not a file
 # next to the state: a gcpkms:// secrets provider or an explicit passphrase. After `up` on GCP it
-# waits until both Dataproc jobs run and the consumer has committed a batch (infra/job_status.py).
+# waits until both Dataproc jobs run and the consumer has committed a batch (infra/tools/job_status.py).
 set -euo pipefail
 
 usage() {
@@ -80,7 +80,7 @@ wait_for_jobs() {
   local region
   region=$(pulumi config get gcp:region --stack "$stack")
   pulumi stack output --json --stack "$stack" |
-    python -m infra.job_status wait --stack "$stack" --region "$region" --timeout "${JOBS_TIMEOUT:-15m}" \
+    python -m infra.tools.job_status wait --stack "$stack" --region "$region" --timeout "${JOBS_TIMEOUT:-15m}" \
       --interval "${JOBS_POLL_SECONDS:-15}"
 }
 
@@ -108,7 +108,7 @@ case $action in
   resubmit)
     # A job that died keeps its inputs, so a plain `up` leaves it dead: replace just that resource.
     [[ $stack != local ]] || { echo "resubmit: the local stack has no Dataproc jobs" >&2; exit 2; }
-    urn=$(python -m infra.job_status urn --stack "$stack" --job "$job")
+    urn=$(python -m infra.tools.job_status urn --stack "$stack" --job "$job")
     pulumi up --stack "$stack" --replace "$urn"
     wait_for_jobs
     ;;

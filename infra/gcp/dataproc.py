@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import bundle, catalog
+from infra import catalog
 from infra.gcp.service_vm import CLOUD_PLATFORM_SCOPE
+from infra.release import bundle
 from infra.settings import StackSettings
 
 BOOT_DISK_TYPE = "pd-balanced"

@@ -2,7 +2,7 @@
 
 It also creates the scoped tokens (the consumer's write token, Grafana's read token) and adds them to
 their secrets: `secret_ids` names those secrets too. It backs everything up daily to the backup bucket
-as the backup account (infra/cloud_init.py, infra/gcp/identity.py).
+as the backup account (infra/render/cloud_init.py, infra/gcp/identity.py).
 
 `python -m infra.gcp.influxdb restore-target STACK` prints, as KEY=VALUE lines, what
 scripts/restore-influxdb.sh needs to reach a stack's InfluxDB VM and its backups.
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra import catalog, cloud_init, sizing
+from infra import catalog, sizing
 from infra.gcp import storage
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name, secret_refs
+from infra.render import cloud_init
 from infra.settings import StackSettings, parse_settings
 
 
@@ -88,7 +89,7 @@ def restore_target(settings: StackSettings) -> dict[str, str]:
 
 def main(argv: Sequence[str]) -> int:
     """`restore-target STACK`: print restore_target as KEY=VALUE lines."""
-    from infra import plan  # the stack files' reader; imported here, the component never needs it
+    from infra.tools import plan  # the stack files' reader; imported here, the component never needs it
 
     if len(argv) != 2 or argv[0] != "restore-target":
         print("usage: python -m infra.gcp.influxdb restore-target STACK", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The streaming jobs on Dataproc: the release's artifacts in Cloud Storage and the two running jobs.
 
 The working tree's `jobs/` bundle is uploaded under `releases/<digest>/`, the locked Kafka connector
-jars under `releases/<digest>/jars/` (`infra.connector_jars`): a job start never resolves from Maven.
+jars under `releases/<digest>/jars/` (`infra.release.connector_jars`): a job start never resolves from Maven.
 A pinned stack (staging, prod) deploys only the release it pins: `pulumi preview` warns about a tree
 that differs and `pulumi up` refuses it. The consumer is submitted first and the producer depends on
 it; a Dataproc Job resource is created once its job is RUNNING, so `pulumi up` never waits on a
@@ -22,8 +22,8 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import bundle, connector_jars
 from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.release import bundle, connector_jars
 from infra.settings import StackSettings
 
 CONSUMER = "consumer"

@@ -23,8 +23,9 @@ import pulumi
 import pulumi_gcp as gcp
 from hydrostream_jobs import contract
 
-from infra import catalog, cloud_init, sizing
+from infra import catalog, sizing
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name
+from infra.render import cloud_init
 from infra.settings import KafkaSettings, StackSettings
 
 MS_PER_HOUR = 3_600_000

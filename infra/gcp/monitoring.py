@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import alertmanager_config, catalog, cloud_init, grafana_config, scrape_config
+from infra import catalog
 from infra.gcp.jobs import bytes_asset
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, secret_refs
+from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
 from infra.settings import AlertingSettings, StackSettings
 
 PROMETHEUS_CONFIG = "prometheus-config"
@@ -38,7 +39,7 @@ THIS_HOST = "localhost"
 def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ips: Sequence[str],
                  influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
     """Archive path (`<volume>/<file>`) -> text, for every file of the two config volumes."""
-    targets = scrape_config.ScrapeTargets.for_hosts(
+    targets = prometheus_volume.ScrapeTargets.for_hosts(
         stack=stack,
         spark_driver=dataproc_master,
         kafka_exporter_hosts=tuple(kafka_ips),
@@ -50,7 +51,7 @@ def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, 
         stack=stack, influxdb_host=influxdb_ip, prometheus_host=THIS_HOST, org=org, bucket=bucket)
     return {
         **{f"{PROMETHEUS_CONFIG}/{path}": text
-           for path, text in scrape_config.prometheus_config_files(targets).items()},
+           for path, text in prometheus_volume.prometheus_config_files(targets).items()},
         **{f"{ALERTMANAGER_CONFIG}/{path}": text
            for path, text in alertmanager_config.alertmanager_config_files(stack, alerting).items()},
         **{f"{GRAFANA_PROVISIONING}/{path}": text

@@ -13,7 +13,7 @@ they are what a lost or deleted disk is restored from (docs/operations.md).
 
 Configuration never replaces a VM (prod's deletion protection would fail the update): `metadata`
 updates in place, the cloud-config reboots the VM when its `user-data` changed and re-reads the other
-metadata items it names (see infra/cloud_init.py). Only the inputs in `REPLACING_INPUTS` replace it.
+metadata items it names (see infra/render/cloud_init.py). Only the inputs in `REPLACING_INPUTS` replace it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
-from infra.cloud_init import DEFAULT_DATA_DISK, SecretRef
+from infra.render.cloud_init import DEFAULT_DATA_DISK, SecretRef
 from infra.settings import StackSettings
 from infra.sizing import MachineShape
 
@@ -36,7 +36,7 @@ BOOT_DISK_GB = 20
 DISK_TYPE = "pd-balanced"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Compute Engine starts a daily snapshot schedule on one of 00:00, 04:00, ... 20:00 UTC; 04:00 is after
-# the InfluxDB backup (infra/cloud_init.py INFLUXDB_BACKUP_CALENDAR) and before European working hours.
+# the InfluxDB backup (infra/render/cloud_init.py INFLUXDB_BACKUP_CALENDAR) and before European working hours.
 SNAPSHOT_START_TIME = "04:00"
 KEEP_SNAPSHOTS = "KEEP_AUTO_SNAPSHOTS"
 
@@ -86,7 +86,7 @@ class ServiceVmArgs:
     disk_gb: int
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
-    user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.cloud_init
+    user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.render.cloud_init
     # More metadata items the cloud-config reads while the VM runs (e.g. the config bundle's URL).
     metadata: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # A role with several VMs (the brokers) names and places each one and reserves its addresses

@@ -1,9 +1,10 @@
 """The local Spark container: consumer and producer in local-mode Spark, with Dataproc's command lines.
 
 The job arguments come from `infra.job_commands` (the same builder the Dataproc jobs use); the code
-is the jobs release bundle (`infra.bundle`), uploaded as the zip and entry files Dataproc gets, and the
-Kafka connector is the release's locked jars (`infra.connector_jars`), so no start downloads it. What
-differs is only how Spark is started: `spark-submit --master local[*]` by a small entry script.
+is the jobs release bundle (`infra.release.bundle`), uploaded as the zip and entry files Dataproc gets,
+and the Kafka connector is the release's locked jars (`infra.release.connector_jars`), so no start
+downloads it. What differs is only how Spark is started: `spark-submit --master local[*]` by a small
+entry script.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from pathlib import Path
 import pulumi
 from hydrostream_jobs import contract
 
-from infra import catalog, connector_jars
-from infra.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
+from infra import catalog
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
+from infra.release import connector_jars
+from infra.release.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
 from infra.settings import JobsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
+ENTRY_SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "spark-jobs.sh"
 
 MASTER = "local[*]"
 # The apache/spark image's unprivileged user; the entry script starts as root only to prepare folders.

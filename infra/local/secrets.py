@@ -5,7 +5,7 @@ volumes are empty; from then on the data holds the values it was set up with. So
 volumes that `pulumi destroy` keeps along with the data: one per service that reads secrets, mounted
 read-only at the catalog's SECRETS_DIR, where the file SECRETS_DIR/<secret> is that service's own
 copy, readable only by the user the service reads it as. A one-shot container fills them before any
-service starts (infra/templates/local/generate-secrets.sh): it generates a secret only when no
+service starts (infra/render/templates/local/generate-secrets.sh): it generates a secret only when no
 service holds it yet, so values and data stay consistent however often the stack is destroyed and
 deployed. The values never pass through Pulumi: they are in no input, no state and no output.
 
@@ -29,11 +29,11 @@ from infra import catalog
 from infra.local.services import RETAINED_LABEL, SCRIPT_DIR, Upload, one_shot_succeeded
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
+SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
 SCRIPT_PATH = f"{SCRIPT_DIR}/{SCRIPT.name}"
-TOKENS_SCRIPT = ROOT / "infra" / "templates" / "local" / "create-scoped-tokens.sh"
+TOKENS_SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "create-scoped-tokens.sh"
 # What create-scoped-tokens.sh runs for each token: the same script as on the InfluxDB VM.
-TOKEN_SCRIPT = ROOT / "infra" / "templates" / "influxdb-token.sh"
+TOKEN_SCRIPT = ROOT / "infra" / "render" / "templates" / "influxdb-token.sh"
 # Letters and digits only (the values travel in HTTP headers and files read verbatim): 238 bits.
 SECRET_LENGTH = 40
 

@@ -215,7 +215,7 @@ class KafkaTopicsArgs:
     network_name: pulumi.Input[str]
     bootstrap_servers: str
     topics: tuple[Topic, ...]
-    script: str                                   # infra/templates/kafka-topics.sh
+    script: str                                   # infra/render/templates/kafka-topics.sh
     prefix: str
     memory_mb: int
     labels: Mapping[str, str] = field(default_factory=dict)

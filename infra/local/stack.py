@@ -23,10 +23,6 @@ from typing import Any
 from hydrostream_jobs import contract
 
 from infra import catalog
-from infra.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG_MOUNT
-from infra.alertmanager_config import alertmanager_config_files
-from infra.bundle import JOBS_DIR, build_bundle, check_release_pin
-from infra.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.local.jobs import SECRETS as SPARK_SECRETS
 from infra.local.jobs import SPARK_UID, SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
@@ -49,12 +45,16 @@ from infra.local.services import (
     container_name,
     uploads_digest,
 )
-from infra.scrape_config import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
+from infra.release.bundle import JOBS_DIR, build_bundle, check_release_pin
+from infra.render.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG_MOUNT
+from infra.render.alertmanager_config import alertmanager_config_files
+from infra.render.grafana_config import GrafanaDataSources, grafana_provisioning_files
+from infra.render.prometheus_volume import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
 from infra.settings import StackSettings
 
 PREFIX = "hydrostream"
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "templates" / "kafka-topics.sh"
+KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "render" / "templates" / "kafka-topics.sh"
 
 # Kafka advertises its in-network listener under its container name, which the host cannot
 # resolve; this extra listener advertises the loopback address for clients on the host.

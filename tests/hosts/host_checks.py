@@ -17,8 +17,9 @@ import testinfra
 import yaml
 from inventory import Inventory, RoleHosts
 
-from infra import catalog, scrape_config
-from infra.cloud_init import DEFAULT_DATA_DISK, unit_name
+from infra import catalog
+from infra.render import prometheus_volume
+from infra.render.cloud_init import DEFAULT_DATA_DISK, unit_name
 
 SSH_PORT = 22
 LOCAL_RESTART_POLICIES = ("always", "unless-stopped")
@@ -186,7 +187,7 @@ def check_no_secret_in_world_readable_files(target: RoleTarget, search_dirs: Ite
 # --- Prometheus, through any way of fetching an API path (docker exec + wget on the hosts) ------
 
 def check_prometheus_loaded_every_rule_group(fetch: Callable[[str], str]) -> None:
-    expected = {group["name"] for path in sorted(scrape_config.RULES_DIR.glob("*.yml"))
+    expected = {group["name"] for path in sorted(prometheus_volume.RULES_DIR.glob("*.yml"))
                 for group in yaml.safe_load(path.read_text())["groups"]}
     loaded = {group["name"] for group in json.loads(fetch("/api/v1/rules"))["data"]["groups"]}
     assert loaded == expected, f"rule groups loaded {sorted(loaded)}, shipped {sorted(expected)}"
@@ -195,7 +196,8 @@ def check_prometheus_loaded_every_rule_group(fetch: Callable[[str], str]) -> Non
 def check_prometheus_scrapes_every_job(fetch: Callable[[str], str], all_up: bool = True) -> None:
     active = json.loads(fetch("/api/v1/targets"))["data"]["activeTargets"]
     jobs = {target["labels"]["job"] for target in active}
-    assert jobs == set(scrape_config.JOBS), f"scrape jobs {sorted(jobs)}, not {sorted(scrape_config.JOBS)}"
+    expected_jobs = set(prometheus_volume.JOBS)
+    assert jobs == expected_jobs, f"scrape jobs {sorted(jobs)}, not {sorted(expected_jobs)}"
     if all_up:
         down = {t["scrapeUrl"]: t["lastError"] for t in active if t["health"] != "up"}
         assert down == {}, f"targets down: {down}"

@@ -14,8 +14,8 @@ from host_checks import (
 from hydrostream_jobs import contract
 
 from infra import catalog
-from infra.cloud_init import DEFAULT_DATA_DISK
 from infra.local.stack import KAFKA_HOST_PORT
+from infra.render.cloud_init import DEFAULT_DATA_DISK
 
 ROLE = catalog.BROKER
 SEARCH_DIRS = ("/etc", "/home", "/tmp", "/var/tmp")

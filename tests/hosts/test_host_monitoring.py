@@ -15,7 +15,7 @@ from host_checks import (
 )
 
 from infra import catalog
-from infra.cloud_init import DEFAULT_DATA_DISK
+from infra.render.cloud_init import DEFAULT_DATA_DISK
 
 ROLE = catalog.MONITORING
 SEARCH_DIRS = ("/etc", "/home", "/tmp", "/var/tmp", f"{DEFAULT_DATA_DISK.mount_path}/prometheus-config",

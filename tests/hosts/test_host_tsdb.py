@@ -13,7 +13,7 @@ from host_checks import (
 )
 
 from infra import catalog
-from infra.cloud_init import DEFAULT_DATA_DISK
+from infra.render.cloud_init import DEFAULT_DATA_DISK
 
 ROLE = catalog.TSDB
 SEARCH_DIRS = ("/etc", "/home", "/tmp", "/var/tmp", f"{DEFAULT_DATA_DISK.mount_path}/influxdb-config")

@@ -6,8 +6,9 @@ import secrets
 
 import pytest
 
-from infra import catalog, plan
+from infra import catalog
 from infra.settings import RECEIVER_SECRET_KEYS, AlertingSettings, SettingsError, parse_settings
+from infra.tools import plan
 
 GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
 MAIL = {"email_to": "oncall@example.com", "email_from": "am@example.com", "smarthost": "smtp.example.com:587"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.bundle import (
+from infra.release.bundle import (
     JOBS_DIR,
     Bundle,
     ReleaseMismatch,
@@ -183,7 +183,7 @@ def test_the_entry_files_run_from_the_bundle_alone_on_a_clean_path(tmp_path):
 
 def test_the_command_prints_the_working_tree_digest():
     done = subprocess.run(
-        [sys.executable, "-m", "infra.bundle"], capture_output=True, text=True, timeout=60, cwd=ROOT
+        [sys.executable, "-m", "infra.release.bundle"], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == build_bundle(JOBS_DIR).digest + "\n"

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from infra import capacity, plan, settings, sizing
+from infra import capacity, settings, sizing
+from infra.tools import plan
 
 PER_CORE = sizing.CONSUMER_READINGS_PER_CORE
 

@@ -19,7 +19,8 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog, cloud_init
+from infra import catalog
+from infra.render import cloud_init
 
 TEMPLATES = Path(cloud_init.__file__).resolve().parent / "templates"
 ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from infra import catalog, connector_jars
-from infra.connector_jars import Jar, JarError
+from infra import catalog
+from infra.release import connector_jars
+from infra.release.connector_jars import Jar, JarError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import cost, plan, settings, sizing
+from infra import cost, settings, sizing
+from infra.tools import plan
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 GCP_STACKS = ("dev", "staging", "prod")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import job_status
+from infra.tools import job_status
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).parent / "dataproc_jobs"

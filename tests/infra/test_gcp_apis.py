@@ -2,8 +2,8 @@
 
 import pytest
 
-from infra import plan
 from infra.gcp import apis
+from infra.tools import plan
 
 SERVICE = "gcp:projects/service:Service"
 

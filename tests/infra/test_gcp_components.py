@@ -11,9 +11,10 @@ import re
 import pytest
 from hydrostream_jobs import contract
 
-from infra import catalog, plan
+from infra import catalog
 from infra.gcp import firewall, identity, secrets, storage
 from infra.gcp import stack as gcp_stack
+from infra.tools import plan
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 DEV = "hydrostream-dev"

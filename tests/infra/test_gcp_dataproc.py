@@ -6,7 +6,8 @@ import importlib.metadata
 import pytest
 import yaml
 
-from infra import catalog, plan, sizing
+from infra import catalog, sizing
+from infra.tools import plan
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
 GCP_STACKS = ("dev", "staging", "prod")

@@ -12,7 +12,9 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import bundle, catalog, connector_jars, plan
+from infra import catalog
+from infra.release import bundle, connector_jars
+from infra.tools import plan
 
 JOB = "gcp:dataproc/job:Job"
 OBJECT = "gcp:storage/bucketObject:BucketObject"

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog, plan, settings
+from infra import catalog, settings
+from infra.tools import plan
 
 INSTANCE = "gcp:compute/instance:Instance"
 ADDRESS = "gcp:compute/address:Address"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from infra import plan
+from infra.tools import plan
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
 NAT = "gcp:compute/routerNat:RouterNat"

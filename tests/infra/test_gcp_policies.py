@@ -19,11 +19,12 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra import catalog, plan
+from infra import catalog
 from infra.gcp import firewall, identity, service_vm, storage
 from infra.gcp import secrets as gcp_secrets
 from infra.gcp import stack as gcp_stack
 from infra.settings import RECEIVER_SECRET_KEYS, STACKS, StackSettings, parse_settings
+from infra.tools import plan
 
 GCP_STACKS = tuple(s for s in STACKS if parse_settings(s, plan.stack_config(s)).target == "gcp")
 PROTECTED_STACKS = ("prod",)

@@ -13,8 +13,10 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog, cloud_init, grafana_config, plan, scrape_config, sizing
+from infra import catalog, sizing
 from infra.gcp import monitoring, service_vm
+from infra.render import cloud_init, grafana_config, prometheus_volume
+from infra.tools import plan
 
 INSTANCE = "gcp:compute/instance:Instance"
 DISK = "gcp:compute/disk:Disk"
@@ -378,8 +380,8 @@ def add_an_alert_rule(folder: Path) -> None:
 CHANGES = {
     "dashboard": lambda tmp, mp: mp.setattr(grafana_config, "DASHBOARDS_DIR", changed_copy(
         grafana_config.DASHBOARDS_DIR, tmp / "dashboards", retitle_a_dashboard)),
-    "alert rule": lambda tmp, mp: mp.setattr(scrape_config, "RULES_DIR", changed_copy(
-        scrape_config.RULES_DIR, tmp / "rules", add_an_alert_rule)),
+    "alert rule": lambda tmp, mp: mp.setattr(prometheus_volume, "RULES_DIR", changed_copy(
+        prometheus_volume.RULES_DIR, tmp / "rules", add_an_alert_rule)),
     "scrape target": None,  # the jobs' driver moves to another host
 }
 

@@ -19,8 +19,10 @@ import pytest
 import yaml
 from test_cloud_init import SCOPED, TEMPLATES, calls, commands, files, refs, run_script, stub, units
 
-from infra import catalog, cloud_init, plan
+from infra import catalog
 from infra.gcp import influxdb as gcp_influxdb
+from infra.render import cloud_init
+from infra.tools import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 RESTORE = ROOT / "scripts" / "restore-influxdb.sh"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import job_status, plan
-from infra.job_status import CommandResult, JobsNotRunning, parse_job, wait_for_jobs
+from infra.tools import job_status, plan
+from infra.tools.job_status import CommandResult, JobsNotRunning, parse_job, wait_for_jobs
 
 RECORDED = Path(__file__).parent / "dataproc_jobs"
 IDS = {"consumer": "hydro-consumer-e6a4af49d96a07ab-1a2b3c4d",

@@ -24,10 +24,10 @@ from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
 
 from infra import catalog
-from infra.bundle import JOBS_DIR, build_bundle
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
-from infra.plan import run_plan
+from infra.release.bundle import JOBS_DIR, build_bundle
+from infra.tools.plan import run_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = "docker:index/container:Container"
@@ -40,8 +40,8 @@ DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-da
 # Spark jobs run as the image's `spark` (185), Grafana as the catalog's user.
 SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}
 SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
-GENERATE_SECRETS = ROOT / "infra" / "templates" / "local" / "generate-secrets.sh"
-LOCK = ROOT / "infra" / "connector-jars.lock"
+GENERATE_SECRETS = ROOT / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
+LOCK = ROOT / "infra" / "release" / "connector-jars.lock"
 CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning", "alertmanager-config"}
 # What a person on the host reaches: container port -> service.
 PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "alertmanager": {9093},
@@ -358,7 +358,7 @@ def test_topics_are_created_once_with_the_stack_settings(plan):
                      f"{contract.DEAD_LETTER_TOPIC}:{kafka.partitions}:"
                      f"{kafka.dead_letter_retention_hours * 3_600_000}"]
     script = uploads_of(values)[values["entrypoints"][-1]]["content"]
-    assert script == (ROOT / "infra" / "templates" / "kafka-topics.sh").read_text()
+    assert script == (ROOT / "infra" / "render" / "templates" / "kafka-topics.sh").read_text()
 
 
 def spark_command(plan):
@@ -437,7 +437,7 @@ def test_spark_installs_the_locked_prometheus_client(plan):
     pinned = re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE).group(1)
     assert env_of(values)["HYDRO_PIP_REQUIREMENT"] == f"prometheus-client=={pinned}"
     script = uploads_of(values)[entry]
-    assert script["content"] == (ROOT / "infra" / "templates" / "local" / "spark-jobs.sh").read_text()
+    assert script["content"] == (ROOT / "infra/render/templates/local/spark-jobs.sh").read_text()
     assert script["permissions"] == "0755"
 
 
@@ -567,7 +567,7 @@ def test_config_volume_names_follow_their_content():
         uploads_digest((Upload("/etc/b.yml", content=pulumi.Output.from_input("y: 2\n")),))
 
 
-SPARK_JOBS_SCRIPT = ROOT / "infra" / "templates" / "local" / "spark-jobs.sh"
+SPARK_JOBS_SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "spark-jobs.sh"
 FAKE_SUBMIT = """#!/bin/bash
 # Records its arguments; the consumer serves a metrics file, the producer fails at once.
 job=$(basename "$(printf '%s\\n' "$@" | grep -E '(consumer|producer)[.]py$')" .py)
@@ -747,7 +747,7 @@ def test_the_scoped_tokens_reach_only_their_one_reader_after_influxdb_is_healthy
                       for v in inputs(r).get("volumes", []))}
     assert holders == {"hydrostream-influxdb", "hydrostream-influxdb-tokens", "hydrostream-secrets"}
     scripts = {u["file"].rsplit("/", 1)[-1]: u["content"] for u in values["uploads"]}
-    templates = ROOT / "infra" / "templates"
+    templates = ROOT / "infra" / "render" / "templates"
     assert scripts == {
         "create-scoped-tokens.sh": (templates / "local" / "create-scoped-tokens.sh").read_text(),
         "influxdb-token.sh": (templates / "influxdb-token.sh").read_text()}
@@ -760,7 +760,8 @@ def test_the_tokens_script_writes_each_token_for_its_reader_and_never_shows_it(p
     stub(stubs, "chown", "")
     bin_dir = tmp_path / "scripts"
     bin_dir.mkdir()
-    for script in ("infra/templates/local/create-scoped-tokens.sh", "infra/templates/influxdb-token.sh"):
+    for script in ("infra/render/templates/local/create-scoped-tokens.sh",
+                   "infra/render/templates/influxdb-token.sh"):
         (bin_dir / Path(script).name).write_text((ROOT / script).read_text())
     (tmp_path / "operator").write_text(OPERATOR_TOKEN)
     directory = tmp_path / "secrets"

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from infra import catalog, cloud_init, plan
+from infra import catalog
 from infra.gcp import service_vm, storage
+from infra.render import cloud_init
 from infra.settings import PROD_MIN_BACKUP_DAYS, parse_settings
+from infra.tools import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "operations.md").read_text()

@@ -12,8 +12,9 @@ import sys
 import pytest
 import yaml
 
-from infra import catalog, plan
+from infra import catalog
 from infra.settings import STACKS
+from infra.tools import plan
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -61,7 +62,7 @@ def test_plan_of_a_bad_stack_file_fails_naming_the_key(tmp_path, section, text, 
                                               if f"hydrostream:{section}:" not in dev else
                                               dev.replace(f"hydrostream:{section}:\n",
                                                           f"hydrostream:{section}:\n    {text}\n"))
-    result = subprocess.run([sys.executable, "-m", "infra.plan", "dev", "--stacks-dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "infra.tools.plan", "dev", "--stacks-dir", str(tmp_path)],
                             capture_output=True, text=True, cwd=plan.ROOT, check=False)
     assert result.returncode == 1
     assert named in result.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import promote as promotion
-from infra.promote import Promotion, PromotionError, main, promote
+from infra.release import promote as promotion
+from infra.release.promote import Promotion, PromotionError, main, promote
 from infra.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,7 +324,7 @@ def test_a_stack_without_a_release_output_fails_with_the_cli_message(stacks, tmp
     assert "no `release` stack output" in message
     assert said in message
     assert "--release <digest>" in message
-    assert "python -m infra.bundle" in message
+    assert "python -m infra.release.bundle" in message
     assert snapshot(stacks) == before
 
 
@@ -338,12 +338,13 @@ def test_without_the_pulumi_cli_the_message_says_so_and_suggests_release(stacks,
     message = str(refused.value)
     assert "the Pulumi CLI is not installed" in message
     assert "--release <digest>" in message
-    assert "python -m infra.bundle" in message
+    assert "python -m infra.release.bundle" in message
     assert snapshot(stacks) == before
 
 
 def test_the_command_line_prints_the_change_or_the_refusal(stacks):
-    command = [sys.executable, "-m", "infra.promote", "--from", "dev", "--to", "staging", "--stacks-dir"]
+    command = [sys.executable, "-m", "infra.release.promote", "--from", "dev", "--to", "staging",
+               "--stacks-dir"]
     done = subprocess.run(
         [*command, str(stacks), "--release", NEW], capture_output=True, text=True, timeout=60, cwd=ROOT
     )

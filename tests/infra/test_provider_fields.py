@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import plan
+from infra.tools import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "docs" / "provider-fields.md"

@@ -2,9 +2,10 @@
 
 import pytest
 
-from infra import plan, sizing
 from infra import settings as settings_module
+from infra import sizing
 from infra.settings import STACKS, SettingsError, parse_settings
+from infra.tools import plan
 
 GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
 

@@ -4,8 +4,9 @@ import dataclasses
 
 import pytest
 
-from infra import plan, sizing
+from infra import sizing
 from infra.settings import SettingsError, parse_settings
+from infra.tools import plan
 
 GIB = 1024
 

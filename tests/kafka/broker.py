@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra import catalog
-from infra.cloud_init import TopicSpec
+from infra.render.cloud_init import TopicSpec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -32,7 +32,7 @@ KAFKA_LIBS = CACHE / f"kafka-{KAFKA_VERSION}"
 IVY_CACHE = CACHE / "ivy"
 CONNECTOR = catalog.DATAPROC_IMAGE.kafka_connector
 TOOLS_BIN = HERE / "bin"
-TOPICS_SCRIPT = ROOT / "infra" / "templates" / "kafka-topics.sh"
+TOPICS_SCRIPT = ROOT / "infra" / "render" / "templates" / "kafka-topics.sh"
 BROKER_HEAP = "-Xmx512m -Xms128m"
 STOP_GRACE_SECONDS = 30
 
@@ -98,7 +98,7 @@ def cluster_id() -> str:
 
 
 def tools_env() -> dict[str, str]:
-    """The environment under which infra/templates/kafka-topics.sh finds the thin tool wrappers."""
+    """The environment under which infra/render/templates/kafka-topics.sh finds the thin tool wrappers."""
     return {**os.environ, "KAFKA_BIN": str(TOOLS_BIN), "KAFKA_LIBS": str(kafka_libs())}
 
 
@@ -113,7 +113,7 @@ def run_tool(
 
 
 def create_topics(broker: Broker, *topics: TopicSpec) -> subprocess.CompletedProcess:
-    """Run the stacks' topic script (infra/templates/kafka-topics.sh) against the test broker."""
+    """Run the stacks' topic script (infra/render/templates/kafka-topics.sh) against the test broker."""
     specs = [f"{t.name}:{t.partitions}:{t.retention_ms}" for t in topics]
     done = subprocess.run(
         ["bash", str(TOPICS_SCRIPT), broker.bootstrap_servers, *specs],

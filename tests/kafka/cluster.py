@@ -2,7 +2,7 @@
 
 Each node is a `tests.kafka.broker.Broker` process with its own ports and storage, formatted with
 one shared cluster id; its node id, rack, controller quorum and replication settings come from
-`infra.cloud_init.KafkaNode.env`, the values the stack puts on each broker VM.
+`infra.render.cloud_init.KafkaNode.env`, the values the stack puts on each broker VM.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra import cloud_init
+from infra.render import cloud_init
 from tests.kafka.broker import HERE, Broker, cluster_id, free_port, run_tool, tools_env
 
-TOPICS_SCRIPT = HERE.parent.parent / "infra" / "templates" / "kafka-topics.sh"
+TOPICS_SCRIPT = HERE.parent.parent / "infra" / "render" / "templates" / "kafka-topics.sh"
 RACKS = ("zone-a", "zone-b", "zone-c")
 # A partition line of `kafka-topics.sh --describe` (tabs between the fields).
 PARTITION_LINE = re.compile(

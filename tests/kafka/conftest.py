@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import cloud_init
 from infra.gcp.kafka import topics as stack_topics
+from infra.render import cloud_init
 from infra.settings import KafkaSettings
 from tests.jobs.influx_fake import FakeInflux
 from tests.kafka.broker import Broker, create_topics

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from infra import cloud_init
+from infra.render import cloud_init
 from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
 from tests.kafka.conftest import create_topics
 from tests.kafka.pipeline import (

@@ -1,4 +1,4 @@
-"""The stacks' topic script (infra/templates/kafka-topics.sh) on a real broker, through the tool wrappers."""
+"""The stacks' topic script (infra/render/templates/kafka-topics.sh) on a real broker, via tool wrappers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import pytest
 from hydrostream_jobs import contract
 
-from infra import cloud_init
 from infra.gcp.kafka import topics as stack_topics
+from infra.render import cloud_init
 from infra.settings import KafkaSettings
 from tests.kafka.broker import run_tool
 from tests.kafka.conftest import TEST_PARTITIONS, create_topics

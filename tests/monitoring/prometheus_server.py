@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from infra.scrape_config import RULE_FILES, RULES_DIR, ScrapeTargets, render_prometheus_config
+from infra.render.prometheus_volume import RULE_FILES, RULES_DIR, ScrapeTargets, render_prometheus_config
 
 
 def write_config(directory: Path, targets: ScrapeTargets,

@@ -20,9 +20,11 @@ import yaml
 from alertmanager_server import AlertmanagerServer, Webhook, alertmanager_server, wait_until, webhook_server
 from prometheus_server import PrometheusServer, prometheus_server
 
-from infra import alertmanager_config, catalog, plan
-from infra.alertmanager_config import HEARTBEAT, PAGER, TEAM, render_alertmanager_config
+from infra import catalog
+from infra.render import alertmanager_config
+from infra.render.alertmanager_config import HEARTBEAT, PAGER, TEAM, render_alertmanager_config
 from infra.settings import STACKS, AlertingSettings, parse_settings
+from infra.tools import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "monitoring" / "prometheus" / "rules"

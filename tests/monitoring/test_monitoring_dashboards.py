@@ -20,7 +20,7 @@ from prometheus_server import get_json
 from promql_names import TARGET_LABELS, unknown_references
 
 from infra import catalog
-from infra.grafana_config import (
+from infra.render.grafana_config import (
     DASHBOARDS_DIR,
     DASHBOARDS_SUBDIR,
     PROVISIONING_DIR,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from infra.scrape_config import JOBS
+from infra.render.prometheus_volume import JOBS
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS_DIR = ROOT / "tests" / "hosts"

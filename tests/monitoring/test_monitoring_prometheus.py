@@ -17,9 +17,10 @@ import yaml
 from prometheus_server import get_json, write_config
 from promql_names import exposed_metrics, label_matchers, metric_names, unknown_references
 
-from infra import plan, scrape_config
-from infra.scrape_config import JOBS, ScrapeTargets, render_prometheus_config
+from infra.render import prometheus_volume
+from infra.render.prometheus_volume import JOBS, ScrapeTargets, render_prometheus_config
 from infra.settings import STACKS, parse_settings
+from infra.tools import plan
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 RULES_DIR = MONITORING / "rules"
@@ -134,7 +135,7 @@ def test_scrape_targets_refuse_bad_values_naming_them(bad, problem):
 
 
 def test_config_files_are_the_config_and_every_rule_file():
-    files = scrape_config.prometheus_config_files(GCP_TARGETS)
+    files = prometheus_volume.prometheus_config_files(GCP_TARGETS)
     assert sorted(files) == ["prometheus.yml", *sorted(f"rules/{p.name}" for p in RULES_DIR.glob("*.yml"))]
     assert files["rules/pipeline.yml"] == (RULES_DIR / "pipeline.yml").read_text()
 

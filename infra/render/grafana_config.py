@@ -21,9 +21,10 @@ from pathlib import Path
 
 import jinja2
 
-from infra import catalog, scrape_config
+from infra import catalog
+from infra.render import prometheus_volume
 
-GRAFANA_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "grafana"
+GRAFANA_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "grafana"
 PROVISIONING_DIR = GRAFANA_DIR / "provisioning"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 DATASOURCES_TEMPLATE = "datasources/datasources.yaml.j2"
@@ -78,7 +79,7 @@ def render_datasources(sources: GrafanaDataSources) -> str:
         influxdb_org=sources.org,
         influxdb_bucket=sources.bucket,
         prometheus_url=sources.prometheus_url,
-        scrape_interval=scrape_config.SCRAPE_INTERVAL,
+        scrape_interval=prometheus_volume.SCRAPE_INTERVAL,
         # Grafana's read-only token, where the catalog mounts it: never the operator token.
         influxdb_token_file=next(f.container_path for f in catalog.GRAFANA.secret_files
                                  if f.secret == catalog.INFLUXDB_READ_TOKEN),

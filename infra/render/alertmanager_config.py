@@ -17,10 +17,11 @@ from pathlib import Path
 
 import jinja2
 
-from infra import catalog, scrape_config
+from infra import catalog
+from infra.render import prometheus_volume
 from infra.settings import AlertingSettings
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "alertmanager"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "alertmanager"
 TEMPLATE = "alertmanager.yml.j2"
 CONFIG_FILE = "alertmanager.yml"
 CONFIG_MOUNT = next(v.container_path for v in catalog.ALERTMANAGER.volumes if v.name == "alertmanager-config")
@@ -73,7 +74,7 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
     return environment.get_template(TEMPLATE).render(
         stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
         webhook_url=alerting.webhook_url, watchdog=WATCHDOG, heartbeat_interval=HEARTBEAT_INTERVAL,
-        target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=scrape_config.JOB_CONSUMER)
+        target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER)
 
 
 def alertmanager_config_files(stack: str, alerting: AlertingSettings) -> dict[str, str]:

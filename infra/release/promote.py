@@ -1,6 +1,6 @@
 """Promote a jobs release one stage on: pin the release a stack runs in the next stack's file.
 
-    python -m infra.promote --from dev --to staging [--release DIGEST] [--stacks-dir stacks]
+    python -m infra.release.promote --from dev --to staging [--release DIGEST] [--stacks-dir stacks]
 
 Only the `release` line under `hydrostream:jobs:` of the target stack file changes; the edit is
 textual (comments, order and every other key stay byte-for-byte) and checked by parsing the file
@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import yaml
 
-from infra.bundle import JOBS_DIR, PROMOTION_ORDER, is_release_digest, previous_stage
+from infra.release.bundle import JOBS_DIR, PROMOTION_ORDER, is_release_digest, previous_stage
 
 REPO_ROOT: Final = JOBS_DIR.parent
 STACKS_DIR: Final = REPO_ROOT / "stacks"
@@ -34,7 +34,7 @@ _CONFIG_HEADER = re.compile(r"config:[ \t]*(#.*)?")
 _JOBS_KEY = re.compile(r"[ ]+([\"']?)hydrostream:jobs\1:")
 _JOBS_HEADER = re.compile(r"[ ]+([\"']?)hydrostream:jobs\1:[ \t]*(#.*)?")
 _RELEASE_LINE = re.compile(r"(?P<lead>[ ]+release:[ \t]*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s#]*)(?P<trail>.*)")
-_DIGEST_HELP: Final = "64 lowercase hex characters, as printed by `python -m infra.bundle`"
+_DIGEST_HELP: Final = "64 lowercase hex characters, as printed by `python -m infra.release.bundle`"
 
 
 class PromotionError(ValueError):
@@ -92,7 +92,8 @@ def pulumi_deployed_release(stack: str) -> str:
     """The release a deployed stack runs, from its `release` stack output (needs the Pulumi CLI)."""
     command = ["pulumi", "stack", "output", RELEASE_OUTPUT, "--stack", stack, "--non-interactive"]
     unknown = f"{stack} pins no release in its stack file, so the release it runs comes from its deployment"
-    hint = f"pass --release <digest> instead (`python -m infra.bundle` prints it at the commit {stack} runs)"
+    hint = ("pass --release <digest> instead (`python -m infra.release.bundle` prints it at the commit"
+            f" {stack} runs)")
     try:
         done = subprocess.run(
             command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
@@ -200,7 +201,7 @@ def promote(
 def main(argv: list[str] | None = None) -> int:
     """Command line: promote, print what changed, exit 1 with the reason when refused."""
     parser = argparse.ArgumentParser(
-        prog="python -m infra.promote",
+        prog="python -m infra.release.promote",
         description="Pin the jobs release a stack runs in the next stack's file (dev -> staging -> prod).",
     )
     parser.add_argument(
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--to", dest="target", required=True, metavar="STACK", help="the stack to pin it in")
     parser.add_argument(
-        "--release", metavar="DIGEST", help="promote this release instead (python -m infra.bundle)"
+        "--release", metavar="DIGEST", help="promote this release instead (python -m infra.release.bundle)"
     )
     parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help="folder of Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)

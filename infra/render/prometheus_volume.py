@@ -29,7 +29,7 @@ from hydrostream_jobs import contract
 
 from infra import catalog
 
-MONITORING_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "prometheus"
+MONITORING_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 TEMPLATE = "prometheus.yml.j2"
 RULES_DIR = MONITORING_DIR / "rules"
 

@@ -11,7 +11,7 @@ and each service VM's shape and memory budget. So a heap, an image or a property
 diff of its own line. The reviewed inventories live in
 `tests/inventories/<stack>.yaml`; `make plan STACK=dev WRITE=1` rewrites one after a deliberate change.
 
-    python -m infra.plan dev [--write]
+    python -m infra.tools.plan dev [--write]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra import settings as stack_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "infra" / "__main__.py"
 STACKS_DIR = ROOT / "stacks"
 INVENTORIES_DIR = ROOT / "tests" / "inventories"
@@ -376,7 +376,7 @@ def _sizing(settings: Any) -> dict[str, Any]:
 
 
 def _releases(plan: Plan) -> set[str]:
-    from infra import bundle
+    from infra.release import bundle
 
     found = {bundle.build_bundle(bundle.JOBS_DIR).digest}
     found |= {v for k, v in plan.outputs.items() if k in ("release", "jobs_release") and isinstance(v, str)}

@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-JOBS_DIR: Final = Path(__file__).resolve().parents[1] / "jobs"
+JOBS_DIR: Final = Path(__file__).resolve().parents[2] / "jobs"
 PACKAGE: Final = "hydrostream_jobs"
 PACKAGE_ZIP: Final = f"{PACKAGE}.zip"
 ENTRY_FILES: Final = ("consumer.py", "producer.py")
 RELEASES_PREFIX: Final = "releases"
-# The connector jars ship beside the release's code (infra.connector_jars). Their file names carry their
-# versions, so a new lock never overwrites what an older release's jobs read.
+# The connector jars ship beside the release's code (infra.release.connector_jars). Their file names carry
+# their versions, so a new lock never overwrites what an older release's jobs read.
 JARS_FOLDER: Final = "jars"
 # Releases move one stage at a time; `dev` (and `local`) follow the working tree.
 PROMOTION_ORDER: Final = ("dev", "staging", "prod")
-REQUIREMENTS_LOCK: Final = Path(__file__).resolve().parents[1] / "requirements.lock"
+REQUIREMENTS_LOCK: Final = Path(__file__).resolve().parents[2] / "requirements.lock"
 # What the jobs import beyond pyspark (which Dataproc and the Spark image ship).
 JOB_PYTHON_PACKAGES: Final = ("prometheus-client",)
 
@@ -153,7 +153,7 @@ def check_release_pin(stack: str, pin: str | None, digest: str) -> str:
     if not is_release_digest(pin):
         raise ValueError(
             f"stack {stack!r}: hydrostream:jobs.release {pin!r} is not a release digest "
-            "(64 lowercase hex characters, as printed by `python -m infra.bundle`)"
+            "(64 lowercase hex characters, as printed by `python -m infra.release.bundle`)"
         )
     if pin == digest:
         return pin
@@ -165,7 +165,7 @@ def check_release_pin(stack: str, pin: str | None, digest: str) -> str:
     raise ReleaseMismatch(
         f"stack {stack!r} pins jobs release {pin} (hydrostream:jobs.release) but the working tree's jobs "
         f"bundle is release {digest}: check out the commit the pinned release was built from "
-        f"(`python -m infra.bundle` prints a tree's release), or {remedy}."
+        f"(`python -m infra.release.bundle` prints a tree's release), or {remedy}."
     )
 
 

@@ -4,7 +4,7 @@ The provider calls a Dataproc job created once it leaves PENDING, and with `wait
 unset it also accepts ERROR and ATTEMPT_FAILURE: a consumer that dies at start-up (a bad
 argument, a missing package) leaves `pulumi up` green. `scripts/deploy.sh` therefore runs
 
-    pulumi stack output --json --stack dev | python -m infra.job_status wait --region europe-west1
+    pulumi stack output --json --stack dev | python -m infra.tools.job_status wait --region europe-west1
 
 which polls `gcloud dataproc jobs describe` for `consumer_job_id` and `producer_job_id` until both
 are RUNNING (and no YARN application of theirs is stuck or ended) and the consumer's checkpoint
@@ -12,7 +12,7 @@ holds a committed batch, and otherwise fails naming the job's state, its status 
 driver output (`driverOutputResourceUri`). The checkpoint is read from the consumer's own
 `--checkpoint-location` argument, so it cannot drift from what the job was given.
 
-    python -m infra.job_status urn --stack dev --job consumer
+    python -m infra.tools.job_status urn --stack dev --job consumer
 
 prints the Pulumi URN of one job, for `pulumi up --replace <urn>` (`make resubmit`).
 """
@@ -33,7 +33,7 @@ from typing import Any, Final, TextIO
 import yaml
 from hydrostream_jobs.consumer_job import CONSUMER_QUERY
 
-PROJECT_FILE: Final = Path(__file__).resolve().parents[1] / "Pulumi.yaml"
+PROJECT_FILE: Final = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
 JOBS: Final = ("consumer", "producer")
 OUTPUTS: Final = {job: f"{job}_job_id" for job in JOBS}  # stack outputs naming each job's id
 
@@ -278,7 +278,8 @@ def _positive(value: str) -> float:
 
 def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin) -> int:
     """Command line: `wait` (stack outputs JSON on stdin) or `urn`; exit 1 with the reason on failure."""
-    parser = argparse.ArgumentParser(prog="python -m infra.job_status", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.tools.job_status",
+                                     description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     wait = commands.add_parser("wait", help="wait for both jobs; stack outputs (JSON) on stdin")
     wait.add_argument("--region", required=True)

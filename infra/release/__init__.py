@@ -1,0 +1,1 @@
+"""The release: the jobs bundle, its connector jars, and promotion between stacks."""

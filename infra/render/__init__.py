@@ -1,0 +1,1 @@
+"""Renderers: pure functions from a stack's facts to files (cloud-init, Prometheus, Grafana, Alertmanager)."""

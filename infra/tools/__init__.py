@@ -1,0 +1,1 @@
+"""Tools run beside Pulumi: the offline plan and the deployed jobs' status check."""
