@@ -127,20 +127,49 @@ SCOPED_TOKENS = (
 SECRETS_DIR = "/run/secrets/hydrostream"
 
 KAFKA_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093
 KAFKA_CLUSTER_ID = "GwRbAZVATIeRYXkYtp2mDA"
+
+
+@dataclass(frozen=True)
+class KafkaListener:
+    """A named Kafka listener on every interface; the controller's is never advertised to clients."""
+
+    name: str
+    port: int
+    controller: bool = False
+
+
+KAFKA_LISTENERS = (KafkaListener("PLAINTEXT", KAFKA_PORT), KafkaListener("CONTROLLER", KAFKA_CONTROLLER_PORT,
+                                                                         controller=True))
+
+
+def kafka_listener_env(listeners: tuple[KafkaListener, ...]) -> dict[str, str]:
+    """The broker environment that declares `listeners` (all in plaintext: the VPC or the Docker network
+    is the boundary)."""
+    return {
+        "KAFKA_LISTENERS": ",".join(f"{listener.name}://:{listener.port}" for listener in listeners),
+        "KAFKA_CONTROLLER_LISTENER_NAMES": ",".join(listener.name for listener in listeners
+                                                    if listener.controller),
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": ",".join(f"{listener.name}:PLAINTEXT"
+                                                         for listener in listeners),
+    }
+
+
+_KAFKA_LISTENER_ENV = kafka_listener_env(KAFKA_LISTENERS)
 
 KAFKA = Service(
     name="kafka",
     image="apache/kafka:3.9.1",
     role=BROKER,
-    ports=(Port("kafka", KAFKA_PORT), Port("controller", 9093)),
+    ports=(Port("kafka", KAFKA_PORT), Port("controller", KAFKA_CONTROLLER_PORT)),
     env={
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
-        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_LISTENERS": _KAFKA_LISTENER_ENV["KAFKA_LISTENERS"],
+        "KAFKA_CONTROLLER_LISTENER_NAMES": _KAFKA_LISTENER_ENV["KAFKA_CONTROLLER_LISTENER_NAMES"],
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@localhost:{KAFKA_CONTROLLER_PORT}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": _KAFKA_LISTENER_ENV["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"],
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
@@ -165,7 +194,7 @@ KAFKA = Service(
 )
 
 # What differs between brokers and between cluster shapes: the values above are a single-node
-# cluster's (the local stack, a one-broker stack); infra.render.cloud_init.broker_cloud_init sets these per
+# cluster's (the local stack, a one-broker stack); infra.services.kafka.KafkaNode sets these per
 # broker of a larger cluster (its node id, the quorum, the replication of the internal topics).
 KAFKA_CLUSTER_ENV = (
     "KAFKA_NODE_ID",

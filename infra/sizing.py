@@ -282,14 +282,54 @@ def spark_sizing(master: MachineShape, worker: MachineShape, workers: int) -> Sp
     )
 
 
-def kafka_heap_mb(machine: MachineShape) -> int:
-    """Broker JVM heap: a quarter of the VM, 1-6 GB; the rest is page cache, which Kafka lives on."""
-    return min(6 * MIB_PER_GIB, max(MIB_PER_GIB, _round_down(machine.memory_mb / 4, YARN_ALLOCATION_MB)))
+def _memory_mb(memory: MachineShape | int) -> int:
+    return memory.memory_mb if isinstance(memory, MachineShape) else memory
 
 
-def influxdb_memory_limit_mb(machine: MachineShape) -> int:
-    """InfluxDB's GOMEMLIMIT: 60% of the VM, leaving the rest to the page cache and the exporter."""
-    return _round_down(machine.memory_mb * 0.6, YARN_ALLOCATION_MB)
+def kafka_heap_mb(memory: MachineShape | int) -> int:
+    """Broker JVM heap for a VM or a container of `memory` (MB): a quarter of it, 1-6 GB; the rest is
+    page cache, which Kafka lives on."""
+    memory_mb = _memory_mb(memory)
+    return min(6 * MIB_PER_GIB, max(MIB_PER_GIB, _round_down(memory_mb / 4, YARN_ALLOCATION_MB)))
+
+
+def influxdb_memory_limit_mb(memory: MachineShape | int) -> int:
+    """InfluxDB's GOMEMLIMIT for a VM or a container of `memory` (MB): 60% of it, leaving the rest to
+    the page cache and the exporter."""
+    return _round_down(_memory_mb(memory) * 0.6, YARN_ALLOCATION_MB)
+
+
+# The local stack: one machine's Docker engine. Each container gets a memory limit (MB), so that one
+# service cannot starve the others or the machine: about 8 GB in all (limits, not reservations). Kafka's
+# heap and InfluxDB's GOMEMLIMIT follow them by the rules above, as on a VM of that memory.
+LOCAL_CONTAINER_MB = {
+    "kafka": 1536,
+    "kafka-exporter": 128,
+    "influxdb": 1024,
+    "prometheus": 512,
+    "alertmanager": 128,
+    "grafana": 512,
+    "node-exporter": 128,
+    "spark": 4096,
+}
+# One-shot tool containers of the local stack: a Kafka CLI JVM; bash; the influx CLI (Go) beside bash.
+LOCAL_KAFKA_TOOLS_MB = 512
+LOCAL_SECRETS_TOOLS_MB = 64
+LOCAL_TOKENS_TOOLS_MB = 128
+# Local-mode Spark: both jobs' drivers in the Spark container, the executors inside the drivers.
+LOCAL_DRIVER_MEMORY_MB = 1024
+# One machine's few cores: the default 200 shuffle partitions make small streaming batches ~6x slower
+# (docs/jobs.md). Fixed at a query's first start, as its checkpoint keeps the number.
+LOCAL_SHUFFLE_PARTITIONS = 4
+
+
+def local_container_mb(service: str) -> int:
+    """The memory limit of one local container; a SizingError names the known services."""
+    try:
+        return LOCAL_CONTAINER_MB[service]
+    except KeyError:
+        raise SizingError(f"no local container size for {service!r}; known: "
+                          f"{', '.join(LOCAL_CONTAINER_MB)}") from None
 
 
 # Consumer throughput per executor core: readings/s that one core of the consumer turns into

@@ -17,21 +17,31 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra import catalog, sizing
+from infra import catalog
 from infra.gcp import storage
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name, secret_refs
 from infra.render import cloud_init
+from infra.services.influxdb import InfluxDbSpec
 from infra.settings import StackSettings, parse_settings
+from infra.sizing import MachineShape
 
 
 @dataclass(frozen=True)
 class InfluxDbArgs:
-    settings: StackSettings
+    spec: InfluxDbSpec                           # setup, memory limit, environment (infra.services)
+    instance: str                                # the VM's name (`instance_name`)
+    zone: str
+    region: str
+    machine: MachineShape
+    disk_gb: int
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
     backup_bucket: pulumi.Input[str]             # the bucket name the daily backups are uploaded to
     backup_account_email: pulumi.Input[str]      # the account they are uploaded as (object create only)
+    labels: Mapping[str, str]
+    protect: bool
+    snapshot_retention_days: int
 
 
 class InfluxDb(pulumi.ComponentResource):
@@ -39,8 +49,6 @@ class InfluxDb(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: InfluxDbArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:tsdb:InfluxDb", name, None, opts)
-        influxdb = args.settings.influxdb
-        memory_limit_mb = sizing.influxdb_memory_limit_mb(influxdb.machine)
         scoped = [token.secret for token in catalog.SCOPED_TOKENS]
         missing = [secret for secret in scoped if secret not in args.secret_ids]
         if missing:
@@ -51,17 +59,21 @@ class InfluxDb(pulumi.ComponentResource):
         backup = pulumi.Output.all(args.backup_bucket, args.backup_account_email).apply(
             lambda parts: cloud_init.InfluxBackup(bucket=parts[0], account_email=parts[1]))
         user_data = pulumi.Output.all(secret_refs(catalog.TSDB, args.secret_ids), scoped_refs, backup).apply(
-            lambda refs: cloud_init.tsdb_cloud_init(
-                influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d", memory_limit_mb, refs[0],
-                scoped_tokens=refs[1], backup=refs[2]))
+            lambda refs: cloud_init.tsdb_cloud_init(args.spec, refs[0], scoped_tokens=refs[1],
+                                                    backup=refs[2]))
         vm = ServiceVm(name, ServiceVmArgs(
-            settings=args.settings,
             role=catalog.TSDB,
-            machine=influxdb.machine,
-            disk_gb=influxdb.disk_gb,
+            instance=args.instance,
+            zone=args.zone,
+            region=args.region,
+            machine=args.machine,
+            disk_gb=args.disk_gb,
             subnet=args.subnet,
             service_account_email=args.service_account_email,
             user_data=user_data,
+            labels=args.labels,
+            protect=args.protect,
+            snapshot_retention_days=args.snapshot_retention_days,
         ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         port = catalog.INFLUXDB.port("http")
@@ -77,12 +89,12 @@ def restore_target(settings: StackSettings) -> dict[str, str]:
     return {
         "project": settings.gcp.project,
         "zone": settings.gcp.zone,
-        "instance": instance_name(settings, catalog.TSDB),
+        "instance": instance_name(settings.stack, catalog.TSDB),
         "backup_bucket": storage.bucket_name(settings.gcp.project, storage.BACKUPS),
         "influxdb_bucket": settings.influxdb.bucket,
         "restore_command": shlex.join(cloud_init.influxdb_restore_command()),
         # Grafana reads the read token when its container starts: restarted after a full restore.
-        "monitoring_instance": instance_name(settings, catalog.MONITORING),
+        "monitoring_instance": instance_name(settings.stack, catalog.MONITORING),
         "grafana_unit": cloud_init.unit_name(catalog.GRAFANA),
     }
 

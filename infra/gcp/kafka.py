@@ -17,48 +17,38 @@ one broker to three is a new cluster (new VMs and disks; prod retains the old di
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
-from hydrostream_jobs import contract
 
-from infra import catalog, sizing
+from infra import catalog
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name
 from infra.render import cloud_init
-from infra.settings import KafkaSettings, StackSettings
+from infra.services.kafka import KafkaNode, KafkaSpec
 
-MS_PER_HOUR = 3_600_000
-
-
-def topics(kafka: KafkaSettings) -> tuple[cloud_init.TopicSpec, ...]:
-    """The readings topic and its dead-letter topic: the stack's partitions, retention and replication."""
-    replication = {"replication_factor": kafka.replication_factor, "min_insync_replicas": kafka.min_isr}
-    return (
-        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * MS_PER_HOUR,
-                             **replication),
-        cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
-                             kafka.dead_letter_retention_hours * MS_PER_HOUR, **replication),
-    )
+# Re-exported: tests/kafka take the stack's topics from here.
+from infra.services.kafka import topics as topics
+from infra.sizing import MachineShape
 
 
-def broker_names(settings: StackSettings) -> tuple[str, ...]:
+def broker_names(stack: str, brokers: int) -> tuple[str, ...]:
     """Each broker's VM name: the role's name for a single broker, numbered by node id for more."""
-    base = instance_name(settings, catalog.BROKER)
-    if settings.kafka.brokers == 1:
+    base = instance_name(stack, catalog.BROKER)
+    if brokers == 1:
         return (base,)
-    return tuple(f"{base}-{node_id}" for node_id in range(1, settings.kafka.brokers + 1))
+    return tuple(f"{base}-{node_id}" for node_id in range(1, brokers + 1))
 
 
-def nodes(settings: StackSettings, ips: tuple[str, ...]) -> tuple[cloud_init.KafkaNode, ...]:
+def nodes(zones: tuple[str, ...], ips: tuple[str, ...], min_insync_replicas: int) -> tuple[KafkaNode, ...]:
     """Node ids 1..n, each in its zone, voting in a quorum of all (`ips`: each node's reserved address)."""
-    zones = settings.broker_zones
     if len(ips) != len(zones):
         raise ValueError(f"{len(zones)} brokers need {len(zones)} addresses, got {len(ips)}")
     controller = catalog.KAFKA.port("controller")
     # A single node is its own quorum over loopback (the catalog's value); more name each other.
     voters = (f"localhost:{controller}",) if len(ips) == 1 else tuple(f"{ip}:{controller}" for ip in ips)
-    return tuple(cloud_init.KafkaNode(node_id, zone, voters, settings.kafka.min_isr)
+    return tuple(KafkaNode(node_id, zone, voters, min_insync_replicas)
                  for node_id, zone in enumerate(zones, start=1))
 
 
@@ -70,9 +60,23 @@ def bootstrap_servers(ips: list[str] | tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class KafkaBrokerArgs:
-    settings: StackSettings
+    spec: KafkaSpec                          # heap, topics, listeners (infra.services.kafka)
+    names: tuple[str, ...]                   # each broker's VM name (`broker_names`)
+    zones: tuple[str, ...]                   # each broker's zone, in the same order
+    min_insync_replicas: int
+    region: str
+    machine: MachineShape
+    disk_gb: int
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
+    labels: Mapping[str, str]
+    protect: bool
+    snapshot_retention_days: int
+
+    def __post_init__(self) -> None:
+        if not self.names or len(self.names) != len(self.zones):
+            raise ValueError(f"each broker needs a name and a zone, got names {self.names} and zones "
+                             f"{self.zones}")
 
 
 class KafkaBroker(pulumi.ComponentResource):
@@ -81,41 +85,40 @@ class KafkaBroker(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KafkaBrokerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:messaging:KafkaBroker", name, None, opts)
-        settings = args.settings
-        kafka = settings.kafka
-        heap_mb = sizing.kafka_heap_mb(kafka.machine)
-        names = broker_names(settings)
-        zones = settings.broker_zones
+        names, zones = args.names, args.zones
         single = len(names) == 1
 
         # More than one node: the addresses first, so each cloud-config can name all voters.
         addresses = None if single else [gcp.compute.Address(
             f"{name}-{node_id}-ip",
             name=f"{vm_name}-ip",
-            region=settings.gcp.region,
+            region=args.region,
             address_type="INTERNAL",
             subnetwork=args.subnet,
-            labels={**settings.labels, "role": catalog.BROKER},
+            labels={**args.labels, "role": catalog.BROKER},
             opts=pulumi.ResourceOptions(parent=self),
         ).address for node_id, vm_name in enumerate(names, start=1)]
         ips = (pulumi.Output.all(*addresses) if addresses
                else pulumi.Output.from_input(["localhost"]))
-        cluster = ips.apply(lambda values: nodes(settings, tuple(values)))
+        cluster = ips.apply(lambda values: nodes(zones, tuple(values), args.min_insync_replicas))
 
         vms = []
         for index, (vm_name, zone) in enumerate(zip(names, zones, strict=True)):
             user_data = cluster.apply(
-                lambda all_nodes, i=index: cloud_init.broker_cloud_init(heap_mb, topics(kafka), all_nodes[i]))
+                lambda all_nodes, i=index: cloud_init.broker_cloud_init(args.spec, all_nodes[i]))
             vms.append(ServiceVm(name if single else f"{name}-{index + 1}", ServiceVmArgs(
-                settings=settings,
                 role=catalog.BROKER,
-                machine=kafka.machine,
-                disk_gb=kafka.disk_gb,
+                instance=vm_name,
+                zone=zone,
+                region=args.region,
+                machine=args.machine,
+                disk_gb=args.disk_gb,
                 subnet=args.subnet,
                 service_account_email=args.service_account_email,
                 user_data=user_data,
-                instance=vm_name,
-                zone=zone,
+                labels=args.labels,
+                protect=args.protect,
+                snapshot_retention_days=args.snapshot_retention_days,
                 address=None if single else addresses[index],
             ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)))
 

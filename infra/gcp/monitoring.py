@@ -25,7 +25,8 @@ from infra import catalog
 from infra.gcp.jobs import bytes_asset
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, secret_refs
 from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
-from infra.settings import AlertingSettings, StackSettings
+from infra.settings import AlertingSettings
+from infra.sizing import MachineShape
 
 PROMETHEUS_CONFIG = "prometheus-config"
 GRAFANA_PROVISIONING = "grafana-provisioning"
@@ -73,7 +74,19 @@ def config_archive(files: Mapping[str, str]) -> bytes:
 
 @dataclass(frozen=True)
 class MonitoringVmArgs:
-    settings: StackSettings
+    stack: str                                   # names the scrape targets and dashboards' stack
+    project: str                                 # in the IAP command
+    influxdb_org: str                            # Grafana's InfluxDB data source
+    influxdb_bucket: str
+    alerting: AlertingSettings                   # Alertmanager's receivers and routes
+    instance: str                                # the VM's name (`instance_name`)
+    zone: str
+    region: str
+    machine: MachineShape
+    disk_gb: int
+    labels: Mapping[str, str]
+    protect: bool
+    snapshot_retention_days: int
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
@@ -88,12 +101,9 @@ class MonitoringVm(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:monitoring:MonitoringVm", name, None, opts)
-        settings = args.settings
-        influxdb = settings.influxdb
-
         archive = pulumi.Output.all(args.kafka_ips, args.influxdb_ip, args.dataproc_master).apply(
             lambda hosts: config_archive(config_files(
-                settings.stack, influxdb.org, influxdb.bucket, settings.alerting, *hosts)))
+                args.stack, args.influxdb_org, args.influxdb_bucket, args.alerting, *hosts)))
         object_name = archive.apply(
             lambda data: f"{CONFIG_PREFIX}/{hashlib.sha256(data).hexdigest()}.tar.gz")
         uploaded = gcp.storage.BucketObject(
@@ -111,25 +121,30 @@ class MonitoringVm(pulumi.ComponentResource):
         user_data = refs.apply(lambda values: cloud_init.monitoring_cloud_init(CONFIG_VOLUMES, values))
         bundle_url = self.config_uri.apply(lambda uri: cloud_init.ConfigBundle(uri, CONFIG_VOLUMES).media_url)
         vm = ServiceVm(name, ServiceVmArgs(
-            settings=settings,
             role=catalog.MONITORING,
-            machine=settings.monitoring.machine,
-            disk_gb=settings.monitoring.disk_gb,
+            instance=args.instance,
+            zone=args.zone,
+            region=args.region,
+            machine=args.machine,
+            disk_gb=args.disk_gb,
             subnet=args.subnet,
             service_account_email=args.service_account_email,
             user_data=user_data,
+            labels=args.labels,
+            protect=args.protect,
+            snapshot_retention_days=args.snapshot_retention_days,
             metadata={cloud_init.CONFIG_BUNDLE_KEY: bundle_url},
         ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         port = catalog.GRAFANA.port("http")
-        self.alert_receivers = alertmanager_config.receiver_summary(settings.alerting)
+        self.alert_receivers = alertmanager_config.receiver_summary(args.alerting)
         self.internal_ip = vm.internal_ip
         self.grafana_url: pulumi.Output[str] = vm.internal_ip.apply(lambda ip: f"http://{ip}:{port}")
         # SSH through IAP (the only way in from outside; OS Login decides who), forwarding Grafana's
         # port: then http://localhost:3000 on the operator's machine.
         self.iap_command: pulumi.Output[str] = pulumi.Output.all(vm.instance_name, vm.zone).apply(
             lambda parts: f"gcloud compute ssh {parts[0]} --tunnel-through-iap --zone={parts[1]} "
-                          f"--project={settings.gcp.project} -- -N -L {port}:localhost:{port}")
+                          f"--project={args.project} -- -N -L {port}:localhost:{port}")
         self.register_outputs({
             "grafana_url": self.grafana_url,
             "internal_ip": self.internal_ip,

@@ -25,8 +25,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
-from infra.render.cloud_init import DEFAULT_DATA_DISK, SecretRef
-from infra.settings import StackSettings
+from infra.render.vm_inputs import DEFAULT_DATA_DISK, SecretRef
 from infra.sizing import MachineShape
 
 # An LTS milestone family: security fixes without a new Docker or kernel line. The family resolves to
@@ -52,15 +51,15 @@ REPLACING_INPUTS = (
 )
 
 
-def instance_name(settings: StackSettings, role: str) -> str:
-    """The Compute Engine name of a role's VM (also its internal DNS name)."""
-    return f"hydrostream-{settings.stack}-{role}"
+def instance_name(stack: str, role: str) -> str:
+    """The Compute Engine name of a role's VM in `stack` (also its internal DNS name)."""
+    return f"hydrostream-{stack}-{role}"
 
 
-def snapshot_policy_name(settings: StackSettings, vm_name: str) -> str:
+def snapshot_policy_name(vm_name: str, retention_days: int) -> str:
     """The snapshot schedule of a VM's data disk (one per VM, so per disk); the retention is in the name
     (see ServiceVm)."""
-    return f"{vm_name}-daily-{settings.backups.snapshot_retention_days}d"
+    return f"{vm_name}-daily-{retention_days}d"
 
 
 def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[SecretRef]]:
@@ -80,19 +79,21 @@ def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulum
 
 @dataclass(frozen=True)
 class ServiceVmArgs:
-    settings: StackSettings
-    role: str                               # catalog role: network tag, labels, names
+    role: str                               # catalog role: network tag, labels
+    instance: str                           # the VM's name (`instance_name`, numbered for brokers)
+    zone: str
+    region: str                             # of the reserved address and the snapshots
     machine: MachineShape                   # from the sizing catalog, already validated
     disk_gb: int
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
     user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.render.cloud_init
+    labels: Mapping[str, str]               # the stack's; the role is added
+    protect: bool                           # deletion protection, `protect` and retained data
+    snapshot_retention_days: int
     # More metadata items the cloud-config reads while the VM runs (e.g. the config bundle's URL).
     metadata: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    # A role with several VMs (the brokers) names and places each one and reserves its addresses
-    # first; by default: `instance_name(settings, role)`, the stack's zone, an address reserved here.
-    instance: str | None = None
-    zone: str | None = None
+    # A role with several VMs (the brokers) reserves its addresses first; None: reserved here.
     address: pulumi.Input[str] | None = None
 
 
@@ -101,17 +102,16 @@ class ServiceVm(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServiceVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:compute:ServiceVm", name, None, opts)
-        settings = args.settings
-        zone = args.zone or settings.gcp.zone
-        labels = {**settings.labels, "role": args.role}
-        vm_name = args.instance or instance_name(settings, args.role)
+        zone = args.zone
+        labels = {**args.labels, "role": args.role}
+        vm_name = args.instance
 
         # A reserved internal address: a replaced VM keeps its IP, so the jobs' bootstrap servers and
         # Prometheus' targets stay valid and nothing else is replaced with it.
         network_ip = args.address if args.address is not None else gcp.compute.Address(
             f"{name}-ip",
             name=f"{vm_name}-ip",
-            region=settings.gcp.region,
+            region=args.region,
             address_type="INTERNAL",
             subnetwork=args.subnet,
             labels=labels,
@@ -129,8 +129,8 @@ class ServiceVm(pulumi.ComponentResource):
             # A disk restored from a snapshot by hand (docs/operations.md) records its `snapshot`, an
             # Optional+ForceNew provider field this program never sets: ignored, `pulumi refresh` adopts
             # the restored disk under the same name instead of planning to replace it with an empty one.
-            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
-                                        retain_on_delete=settings.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                        retain_on_delete=args.protect,
                                         ignore_changes=["snapshot"],
                                         depends_on=opts.depends_on if opts else None),
         )
@@ -139,21 +139,21 @@ class ServiceVm(pulumi.ComponentResource):
         # policy, which the API refuses while a disk still uses it.
         schedule = gcp.compute.ResourcePolicy(
             f"{name}-snapshots",
-            name=snapshot_policy_name(settings, vm_name),
-            region=settings.gcp.region,
+            name=snapshot_policy_name(vm_name, args.snapshot_retention_days),
+            region=args.region,
             description=f"daily snapshots of {vm_name}-data, kept "
-                        f"{settings.backups.snapshot_retention_days} days",
+                        f"{args.snapshot_retention_days} days",
             snapshot_schedule_policy=gcp.compute.ResourcePolicySnapshotSchedulePolicyArgs(
                 schedule=gcp.compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs(
                     daily_schedule=gcp.compute.ResourcePolicySnapshotSchedulePolicyScheduleDailyScheduleArgs(
                         days_in_cycle=1, start_time=SNAPSHOT_START_TIME)),
                 retention_policy=gcp.compute.ResourcePolicySnapshotSchedulePolicyRetentionPolicyArgs(
-                    max_retention_days=settings.backups.snapshot_retention_days,
+                    max_retention_days=args.snapshot_retention_days,
                     on_source_disk_delete=KEEP_SNAPSHOTS),
                 snapshot_properties=gcp.compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs(
-                    labels=labels, storage_locations=settings.gcp.region),
+                    labels=labels, storage_locations=args.region),
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
                                         depends_on=opts.depends_on if opts else None),
         )
         gcp.compute.DiskResourcePolicyAttachment(
@@ -192,7 +192,7 @@ class ServiceVm(pulumi.ComponentResource):
             },
             # A machine type change stops and restarts the VM in place; the reboot re-applies cloud-init.
             allow_stopping_for_update=True,
-            deletion_protection=settings.protect,
+            deletion_protection=args.protect,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # When a replacing input changes, the old VM must release the data disk (and its fixed
@@ -205,9 +205,4 @@ class ServiceVm(pulumi.ComponentResource):
         self.zone = instance.zone
         self.internal_ip: pulumi.Output[str] = instance.network_interfaces.apply(
             lambda interfaces: interfaces[0].network_ip)
-        self.data_disk_name = disk.name
-        self.register_outputs({
-            "instance_name": self.instance_name,
-            "internal_ip": self.internal_ip,
-            "data_disk_name": self.data_disk_name,
-        })
+        self.register_outputs({"instance_name": self.instance_name, "internal_ip": self.internal_ip})

@@ -14,12 +14,13 @@ from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
-from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
+from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service_vm import instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
+from infra.services import service_specs
 from infra.settings import StackSettings
 
 
@@ -35,21 +36,35 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     secrets = Secrets("secrets", SecretsArgs(settings, emails), after_apis)
     subnet = network.subnet_self_link
 
-    kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, subnet, emails[catalog.BROKER]), after_apis)
+    specs = service_specs(settings)
+    gcp, stack = settings.gcp, settings.stack
+    # What every service VM shares: where it lives, its labels, protection and snapshot retention.
+    vm = {"region": gcp.region, "subnet": subnet, "labels": settings.labels, "protect": settings.protect,
+          "snapshot_retention_days": settings.backups.snapshot_retention_days}
+    kafka = KafkaBroker("kafka", KafkaBrokerArgs(
+        spec=specs.kafka, names=broker_names(stack, settings.kafka.brokers), zones=settings.broker_zones,
+        min_insync_replicas=settings.kafka.min_isr, machine=settings.kafka.machine,
+        disk_gb=settings.kafka.disk_gb, service_account_email=emails[catalog.BROKER], **vm), after_apis)
     influxdb = InfluxDb("influxdb", InfluxDbArgs(
-        settings, subnet, emails[catalog.TSDB], secrets.ids,
-        backup_bucket=buckets.backups, backup_account_email=emails[identity_accounts.BACKUP]), after_apis)
+        spec=specs.influxdb, instance=instance_name(stack, catalog.TSDB), zone=gcp.zone,
+        machine=settings.influxdb.machine, disk_gb=settings.influxdb.disk_gb,
+        service_account_email=emails[catalog.TSDB], secret_ids=secrets.ids,
+        backup_bucket=buckets.backups, backup_account_email=emails[identity_accounts.BACKUP], **vm),
+        after_apis)
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(
         settings, subnet, emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp),
         # Its init installs `dataproc:pip.packages` from PyPI: through NAT, so NAT must exist first.
         pulumi.ResourceOptions(depends_on=[network.nat]))
     monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
-        settings, subnet, emails[catalog.MONITORING], secrets.ids,
-        config_bucket=buckets.config,
+        stack=stack, project=gcp.project, influxdb_org=specs.influxdb.org,
+        influxdb_bucket=specs.influxdb.bucket, alerting=settings.alerting,
+        instance=instance_name(stack, catalog.MONITORING), zone=gcp.zone, machine=settings.monitoring.machine,
+        disk_gb=settings.monitoring.disk_gb, service_account_email=emails[catalog.MONITORING],
+        secret_ids=secrets.ids, config_bucket=buckets.config,
         kafka_ips=kafka.internal_ips,
         influxdb_ip=influxdb.internal_ip,
-        dataproc_master=cluster.master_hostname,
+        dataproc_master=cluster.master_hostname, **vm,
     ), after_apis)
     jobs = StreamingJobs("jobs", StreamingJobsArgs(
         settings,
@@ -66,7 +81,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         "zone": settings.gcp.zone,
         # What the host checks (tests/hosts) reach through IAP, by role.
         "instances": {
-            **{role: instance_name(settings, role) for role in catalog.ROLES},
+            **{role: instance_name(stack, role) for role in catalog.ROLES},
             # Broker 1 is in the stack's zone; the others, by name, in theirs (kafka_brokers).
             catalog.BROKER: next(iter(kafka.instances)),
             "dataproc_master": cluster.cluster_name.apply(lambda name: f"{name}-m"),

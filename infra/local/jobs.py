@@ -23,6 +23,7 @@ from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.release import connector_jars
 from infra.release.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
+from infra.services.spark import LocalSparkSpec
 from infra.settings import JobsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +41,6 @@ PYTHON_DEPS_PATH = "/opt/hydrostream/python"
 SECRETS = (catalog.INFLUXDB_WRITE_TOKEN,)
 TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
-# One machine's few cores: the default 200 shuffle partitions make small streaming batches ~6x slower
-# (docs/jobs.md). Fixed at a query's first start, as its checkpoint keeps the number.
-SHUFFLE_PARTITIONS = 4
-DRIVER_MEMORY_MB = 1024                        # per job; local mode runs the executors in the driver
 
 
 def pip_requirement() -> str:
@@ -52,25 +49,27 @@ def pip_requirement() -> str:
     return requirement
 
 
-def submit_options() -> list[str]:
+def submit_options(spark: LocalSparkSpec) -> list[str]:
     """spark-submit options shared by both jobs (before the entry file)."""
-    image_spark = catalog.SPARK.image.rpartition(":")[2].split("-")[0]
+    image = spark.service.image
+    image_spark = image.rpartition(":")[2].split("-")[0]
     if image_spark != catalog.DATAPROC_IMAGE.spark:
-        raise ValueError(f"{catalog.SPARK.image} runs Spark {image_spark}, but the Kafka connector "
+        raise ValueError(f"{image} runs Spark {image_spark}, but the Kafka connector "
                          f"{catalog.DATAPROC_IMAGE.kafka_connector} is for Spark "
                          f"{catalog.DATAPROC_IMAGE.spark}")
     return [
         "--master", MASTER,
-        "--driver-memory", f"{DRIVER_MEMORY_MB}m",
+        "--driver-memory", f"{spark.driver_memory_mb}m",
         # The release's locked connector jars, uploaded into the container: nothing from Maven Central.
         "--jars", ",".join(f"{JARS_PATH}/{jar.file_name}" for jar in connector_jars.release_jars()),
-        "--conf", f"spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
+        "--conf", f"spark.sql.shuffle.partitions={spark.shuffle_partitions}",
         "--py-files", f"{JOBS_PATH}/{PACKAGE_ZIP}",
     ]
 
 
 @dataclass(frozen=True)
 class SparkJobsArgs:
+    spark: LocalSparkSpec                         # the container's memory, the drivers' heap, partitions
     jobs: JobsSettings
     bundle: Bundle
     bootstrap_servers: str                        # Kafka on the stack's network
@@ -81,16 +80,8 @@ class SparkJobsArgs:
     prefix: str
     network_name: pulumi.Input[str]
     bind_address: str
-    memory_mb: int                                # the container: both drivers and their Python workers
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()
-
-    def __post_init__(self) -> None:
-        # Each driver's heap plus as much again off-heap (metaspace, Netty, Python workers).
-        needed = 2 * 2 * DRIVER_MEMORY_MB
-        if self.memory_mb < needed:
-            raise ValueError(f"the Spark container needs at least {needed} MB for two {DRIVER_MEMORY_MB} MB "
-                             f"drivers, got {self.memory_mb}")
 
 
 class SparkJobs(pulumi.ComponentResource):
@@ -106,7 +97,7 @@ class SparkJobs(pulumi.ComponentResource):
             checkpoint_root=release_root, handover_root=CHECKPOINT_ROOT)
         self.producer_args = producer_args(
             args.jobs, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root)
-        shared = submit_options()
+        shared = submit_options(args.spark)
         command = (ENTRY_PATH,
                    "--", *shared, f"{JOBS_PATH}/consumer.py", *self.consumer_args,
                    "--", *shared, f"{JOBS_PATH}/producer.py", *self.producer_args)
@@ -128,11 +119,11 @@ class SparkJobs(pulumi.ComponentResource):
             "HYDRO_CONSUMER_READY_URL": f"http://localhost:{contract.CONSUMER_METRICS_PORT}/metrics",
         }
         self.service = ServiceContainer(name, ServiceContainerArgs(
-            service=catalog.SPARK,
+            service=args.spark.service,
             prefix=args.prefix,
             network_name=args.network_name,
             bind_address=args.bind_address,
-            memory_mb=args.memory_mb,
+            memory_mb=args.spark.memory_mb,
             env=env,
             command=command,
             # Root only until the entry script has prepared the volume, then `gosu spark`.

@@ -26,7 +26,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import catalog
-from infra.local.services import RETAINED_LABEL, SCRIPT_DIR, Upload, one_shot_succeeded
+from infra.local.services import RETAINED_LABEL, SCRIPT_DIR, Upload, one_shot_container
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
@@ -108,27 +108,15 @@ class LocalSecrets(pulumi.ComponentResource):
                 volume_name=volume.name, container_path=f"{catalog.SECRETS_DIR}/{reader.service}"))
 
         self.name = f"{args.prefix}-secrets"
-        container = docker.Container(
-            name,
-            name=self.name,
-            image=args.image,
-            user="0",                                 # hands each copy to its reader
-            entrypoints=["/bin/bash", SCRIPT_PATH],
+        self.container, self.succeeded = one_shot_container(
+            name, name=self.name, image=args.image, script_path=SCRIPT_PATH, script=SCRIPT.read_text(),
+            # Root: it hands each copy to its reader.
+            user="0",
             command=[catalog.SECRETS_DIR, str(SECRET_LENGTH),
                      *(f"{r.service}:{r.uid}:{secret}" for r in args.readers for secret in r.secrets
                        if secret in catalog.GENERATED_SECRETS)],
-            network_mode="none",
-            volumes=mounts,
-            uploads=[Upload(SCRIPT_PATH, content=SCRIPT.read_text(), permissions="0755").args()],
-            attach=True,
-            must_run=False,
-            memory=args.memory_mb,
-            restart="no",
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
-        )
-        self.container = container
-        self.succeeded = one_shot_succeeded(container, self.name, "the secrets were not written")
+            volumes=mounts, memory_mb=args.memory_mb, labels=args.labels,
+            failure="the secrets were not written", parent=self)
         self.register_outputs({"volume_names": self.volume_names})
 
 
@@ -140,6 +128,7 @@ class LocalScopedTokensArgs:
     influxdb_url: str                             # in the stack's network
     org: str
     bucket: str
+    admin_user: str                               # the InfluxDB spec's
     network_name: pulumi.Input[str]
     prefix: str
     memory_mb: int
@@ -169,31 +158,19 @@ class LocalScopedTokens(pulumi.ComponentResource):
                 volume_name=args.volume_names[reader.service],
                 container_path=f"{catalog.SECRETS_DIR}/{reader.service}"))
         self.name = f"{args.prefix}-influxdb-tokens"
-        script_path = f"{SCRIPT_DIR}/{TOKENS_SCRIPT.name}"
-        container = docker.Container(
-            name,
-            name=self.name,
-            image=args.influxdb_image,
-            user="0",                                 # hands each token to its reader
-            entrypoints=["/bin/bash", script_path],
-            command=[catalog.SECRETS_DIR, f"{operator_dir}/{operator.secret}",
-                     influxdb.env["DOCKER_INFLUXDB_INIT_USERNAME"], args.org, args.bucket, *specs],
-            envs=[f"INFLUX_HOST={args.influxdb_url}"],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+        self.container, self.succeeded = one_shot_container(
+            name, name=self.name, image=args.influxdb_image, script_path=f"{SCRIPT_DIR}/{TOKENS_SCRIPT.name}",
+            script=TOKENS_SCRIPT.read_text(),
+            # Root: it hands each token to its reader.
+            user="0",
+            command=[catalog.SECRETS_DIR, f"{operator_dir}/{operator.secret}", args.admin_user, args.org,
+                     args.bucket, *specs],
+            envs=[f"INFLUX_HOST={args.influxdb_url}"], network_name=args.network_name,
             volumes=[docker.ContainerVolumeArgs(volume_name=args.volume_names[influxdb.name],
                                                 container_path=operator_dir, read_only=True), *writers],
-            uploads=[Upload(script_path, content=TOKENS_SCRIPT.read_text(), permissions="0755").args(),
-                     Upload(f"{SCRIPT_DIR}/{TOKEN_SCRIPT.name}", content=TOKEN_SCRIPT.read_text(),
-                            permissions="0755").args()],
-            attach=True,
-            must_run=False,
-            memory=args.memory_mb,
-            restart="no",
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
-                                        delete_before_replace=True),
-        )
-        self.container = container
-        self.succeeded = one_shot_succeeded(container, self.name,
-                                            "the scoped InfluxDB tokens were not created")
+            uploads=[Upload(f"{SCRIPT_DIR}/{TOKEN_SCRIPT.name}", content=TOKEN_SCRIPT.read_text(),
+                            permissions="0755")],
+            memory_mb=args.memory_mb, labels=args.labels,
+            failure="the scoped InfluxDB tokens were not created",
+            parent=self, depends_on=args.depends_on)
         self.register_outputs({})

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import catalog
+from infra.services.kafka import TopicSpec
 
 RESTART_POLICY = "unless-stopped"
 # As on the VMs: time to stop cleanly (Kafka's controlled shutdown, Spark's shutdown hooks) before a kill.
@@ -201,20 +202,11 @@ class ServiceContainer(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True)
-class Topic:
-    """A Kafka topic the stack creates (the broker does not auto-create topics)."""
-
-    name: str
-    partitions: int
-    retention_ms: int
-
-
-@dataclass(frozen=True)
 class KafkaTopicsArgs:
     kafka_image: pulumi.Input[str]
     network_name: pulumi.Input[str]
     bootstrap_servers: str
-    topics: tuple[Topic, ...]
+    topics: tuple[TopicSpec, ...]                 # the Kafka spec's (infra.services.kafka)
     script: str                                   # infra/render/templates/kafka-topics.sh
     prefix: str
     memory_mb: int
@@ -244,35 +236,55 @@ def one_shot_succeeded(container: docker.Container, name: str,
     return container.exit_code.apply(check)
 
 
+def one_shot_container(resource: str, *, name: str, image: pulumi.Input[str], script_path: str, script: str,
+                       command: Sequence[pulumi.Input[str]], memory_mb: int, labels: Mapping[str, str],
+                       failure: str, parent: pulumi.Resource, network_name: pulumi.Input[str] | None = None,
+                       user: str | None = None, envs: Sequence[str] = (),
+                       volumes: Sequence[docker.ContainerVolumeArgs] = (), uploads: Sequence[Upload] = (),
+                       depends_on: Sequence[pulumi.Input[pulumi.Resource]] = (),
+                       ) -> tuple[docker.Container, pulumi.Output[docker.Container]]:
+    """A container that runs `script` (bash) once, and the Output to depend on: it resolves once the
+    container exited 0 and fails `pulumi up` otherwise. No network unless `network_name` is given."""
+    container = docker.Container(
+        resource,
+        name=name,
+        image=image,
+        user=user,
+        entrypoints=["/bin/bash", script_path],
+        command=list(command),
+        envs=list(envs) or None,
+        network_mode="none" if network_name is None else None,
+        networks_advanced=None if network_name is None else [
+            docker.ContainerNetworksAdvancedArgs(name=network_name)],
+        volumes=list(volumes) or None,
+        uploads=[Upload(script_path, content=script, permissions="0755").args(),
+                 *(upload.args() for upload in uploads)],
+        # `pulumi up` waits until it exits.
+        attach=True,
+        must_run=False,
+        memory=memory_mb,
+        restart="no",
+        labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on) or None,
+                                    delete_before_replace=True),
+    )
+    return container, one_shot_succeeded(container, name, failure)
+
+
 class KafkaTopics(pulumi.ComponentResource):
     """A one-shot container of the Kafka image that creates the topics and converges their retention.
 
-    `pulumi up` waits until it exits (attach); `exit_code` fails the deployment when it did not
-    succeed, so nothing that needs the topics starts without them.
+    Its exit code fails the deployment when it did not succeed, so nothing that needs the topics starts
+    without them.
     """
 
     def __init__(self, name: str, args: KafkaTopicsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:local:KafkaTopics", name, None, opts)
-        script_path = f"{SCRIPT_DIR}/kafka-topics.sh"
         self.name = f"{args.prefix}-kafka-topics"
-        container = docker.Container(
-            name,
-            name=self.name,
-            image=args.kafka_image,
-            entrypoints=["/bin/bash", script_path],
-            command=[args.bootstrap_servers,
-                     *(f"{t.name}:{t.partitions}:{t.retention_ms}" for t in args.topics)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            uploads=[Upload(script_path, content=args.script, permissions="0755").args()],
-            attach=True,
-            must_run=False,
-            memory=args.memory_mb,
-            restart="no",
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
-                                        delete_before_replace=True),
-        )
-        self.container = container
-        # Depend on this, not on `container`.
-        self.succeeded = one_shot_succeeded(container, self.name, "the Kafka topics were not created")
+        self.container, self.succeeded = one_shot_container(
+            name, name=self.name, image=args.kafka_image, script_path=f"{SCRIPT_DIR}/kafka-topics.sh",
+            script=args.script, command=[args.bootstrap_servers, *(t.spec for t in args.topics)],
+            network_name=args.network_name, memory_mb=args.memory_mb, labels=args.labels,
+            failure="the Kafka topics were not created", parent=self, depends_on=args.depends_on)
+        # Depend on `succeeded`, not on `container`.
         self.register_outputs({})

@@ -20,9 +20,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from hydrostream_jobs import contract
-
-from infra import catalog
+from infra import catalog, sizing
 from infra.local.jobs import SECRETS as SPARK_SECRETS
 from infra.local.jobs import SPARK_UID, SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
@@ -40,7 +38,6 @@ from infra.local.services import (
     PublishedPort,
     ServiceContainer,
     ServiceContainerArgs,
-    Topic,
     Upload,
     container_name,
     uploads_digest,
@@ -50,6 +47,9 @@ from infra.render.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG
 from infra.render.alertmanager_config import alertmanager_config_files
 from infra.render.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.render.prometheus_volume import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
+from infra.services import service_specs
+from infra.services.kafka import KafkaSpec
+from infra.services.spark import local_spark_spec
 from infra.settings import StackSettings
 
 PREFIX = "hydrostream"
@@ -58,25 +58,8 @@ KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "render" / "templates" / "kafka-topics.sh
 
 # Kafka advertises its in-network listener under its container name, which the host cannot
 # resolve; this extra listener advertises the loopback address for clients on the host.
-KAFKA_HOST_LISTENER = "HOST"
 KAFKA_HOST_PORT = 9094
-
-# Memory limit per container (MB), so that one service cannot starve the others or the machine:
-# about 8 GB in all (limits, not reservations). Kafka's heap and InfluxDB's GOMEMLIMIT follow them.
-MEMORY_MB = {
-    catalog.KAFKA.name: 1536,
-    catalog.KAFKA_EXPORTER.name: 128,
-    catalog.INFLUXDB.name: 1024,
-    catalog.PROMETHEUS.name: 512,
-    catalog.ALERTMANAGER.name: 128,
-    catalog.GRAFANA.name: 512,
-    catalog.NODE_EXPORTER.name: 128,
-    catalog.SPARK.name: 4096,
-}
-KAFKA_TOOLS_MEMORY_MB = 512
-SECRETS_TOOLS_MEMORY_MB = 64
-# The influx CLI (a Go binary) beside bash.
-TOKENS_TOOLS_MEMORY_MB = 128
+KAFKA_HOST_LISTENER = catalog.KafkaListener("HOST", KAFKA_HOST_PORT)
 
 # uid that reads each service's secret files: the user the process runs as after the image's
 # entrypoint (InfluxDB's drops from root to `influxdb`, 1000; Grafana runs as the catalog's user).
@@ -91,20 +74,13 @@ def secret_readers() -> tuple[SecretReader, ...]:
             SecretReader(catalog.SPARK.name, SPARK_UID, SPARK_SECRETS))
 
 
-def kafka_service(bind_address: str) -> catalog.Service:
-    """The catalog's Kafka with its in-network listener advertised by container name, plus a host one."""
-    kafka = catalog.KAFKA
-    name = container_name(PREFIX, kafka)
-    env = dict(kafka.env)
-    env["KAFKA_LISTENERS"] += f",{KAFKA_HOST_LISTENER}://:{KAFKA_HOST_PORT}"
-    env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] += f",{KAFKA_HOST_LISTENER}:PLAINTEXT"
-    env["KAFKA_ADVERTISED_LISTENERS"] = (f"PLAINTEXT://{name}:{kafka.port('kafka')},"
-                                         f"{KAFKA_HOST_LISTENER}://{bind_address}:{KAFKA_HOST_PORT}")
-    # Half the container for the heap; Kafka lives on the page cache for the rest.
-    heap_mb = MEMORY_MB[kafka.name] // 2
-    env["KAFKA_HEAP_OPTS"] = f"-Xms{heap_mb}m -Xmx{heap_mb}m"
-    ports = (*kafka.ports, catalog.Port(KAFKA_HOST_LISTENER.lower(), KAFKA_HOST_PORT))
-    return dataclasses.replace(kafka, env=env, ports=ports)
+def kafka_service(spec: KafkaSpec, bind_address: str) -> catalog.Service:
+    """The spec's Kafka with its in-network listener advertised by container name, plus a host one."""
+    local = spec.with_listener(KAFKA_HOST_LISTENER)
+    (in_network, *_) = spec.client_listeners
+    env = local.env({in_network.name: container_name(PREFIX, spec.service),
+                     KAFKA_HOST_LISTENER.name: bind_address})
+    return dataclasses.replace(local.service, env=env)
 
 
 def in_network_command(service: catalog.Service, kafka_bootstrap: str) -> tuple[str, ...]:
@@ -134,44 +110,40 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
 
     def service_args(service: catalog.Service, **overrides: Any) -> ServiceContainerArgs:
         return ServiceContainerArgs(service=service, prefix=PREFIX, network_name=network.network_name,
-                                    bind_address=bind, memory_mb=MEMORY_MB[service.name], labels=labels,
+                                    bind_address=bind, memory_mb=sizing.local_container_mb(service.name),
+                                    labels=labels,
                                     **overrides)
 
-    kafka = kafka_service(bind)
+    specs = service_specs(settings)
+    kafka = kafka_service(specs.kafka, bind)
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
     broker = ServiceContainer("kafka", service_args(
-        kafka, published=(PublishedPort(kafka.port(KAFKA_HOST_LISTENER.lower())),), wait=True))
+        kafka, published=(PublishedPort(KAFKA_HOST_PORT),), wait=True))
     # Any pulled image with bash would do: the Kafka image is pulled first.
     secrets = LocalSecrets("secrets", LocalSecretsArgs(
-        readers=secret_readers(), image=broker.image_id, prefix=PREFIX, memory_mb=SECRETS_TOOLS_MEMORY_MB,
+        readers=secret_readers(), image=broker.image_id, prefix=PREFIX,
+        memory_mb=sizing.LOCAL_SECRETS_TOOLS_MB,
         labels=labels))
     exporter = ServiceContainer("kafka-exporter", service_args(
         catalog.KAFKA_EXPORTER, command=in_network_command(catalog.KAFKA_EXPORTER, kafka_bootstrap),
         wait=True, depends_on=(broker.container,)))
-    retention_ms = settings.kafka.retention_hours * 3_600_000
     topics = KafkaTopics("kafka-topics", KafkaTopicsArgs(
         kafka_image=broker.image_id, network_name=network.network_name, bootstrap_servers=kafka_bootstrap,
-        topics=(Topic(contract.READINGS_TOPIC, settings.kafka.partitions, retention_ms),
-                Topic(contract.DEAD_LETTER_TOPIC, settings.kafka.partitions,
-                      settings.kafka.dead_letter_retention_hours * 3_600_000)),
-        script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX, memory_mb=KAFKA_TOOLS_MEMORY_MB, labels=labels,
+        topics=specs.kafka.topics, script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX,
+        memory_mb=sizing.LOCAL_KAFKA_TOOLS_MB, labels=labels,
         depends_on=(broker.container,)))
 
     influx_http = catalog.INFLUXDB.port("http")
     influx_url = f"http://{container_name(PREFIX, catalog.INFLUXDB)}:{influx_http}"
     influxdb = ServiceContainer("influxdb", service_args(
-        catalog.INFLUXDB,
-        env={"DOCKER_INFLUXDB_INIT_ORG": settings.influxdb.org,
-             "DOCKER_INFLUXDB_INIT_BUCKET": settings.influxdb.bucket,
-             "DOCKER_INFLUXDB_INIT_RETENTION": f"{settings.influxdb.retention_days}d",
-             # As on the VM: the Go runtime collects before the container's limit is reached.
-             "GOMEMLIMIT": f"{MEMORY_MB[catalog.INFLUXDB.name] * 6 // 10}MiB"},
+        dataclasses.replace(specs.influxdb.service, env=specs.influxdb.env),
         secrets_volume=secrets.volume_names[catalog.INFLUXDB.name],
         published=(PublishedPort(influx_http),), wait=True, depends_on=(secrets.succeeded,)))
     tokens = LocalScopedTokens("influxdb-tokens", LocalScopedTokensArgs(
         readers=secret_readers(), volume_names=secrets.volume_names, influxdb_image=influxdb.image_id,
-        influxdb_url=influx_url, org=settings.influxdb.org, bucket=settings.influxdb.bucket,
-        network_name=network.network_name, prefix=PREFIX, memory_mb=TOKENS_TOOLS_MEMORY_MB, labels=labels,
+        influxdb_url=influx_url, org=specs.influxdb.org, bucket=specs.influxdb.bucket,
+        admin_user=specs.influxdb.admin_user, network_name=network.network_name, prefix=PREFIX,
+        memory_mb=sizing.LOCAL_TOKENS_TOOLS_MB, labels=labels,
         depends_on=(secrets.succeeded, influxdb.container)))
 
     spark_host = container_name(PREFIX, catalog.SPARK)
@@ -203,7 +175,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     sources = GrafanaDataSources(
         stack=settings.stack, influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
         prometheus_host=container_name(PREFIX, catalog.PROMETHEUS),
-        org=settings.influxdb.org, bucket=settings.influxdb.bucket)
+        org=specs.influxdb.org, bucket=specs.influxdb.bucket)
     grafana_files = tuple(Upload(f"{provisioning}/{path}", content=text)
                           for path, text in sorted(grafana_provisioning_files(sources).items()))
     grafana_http = catalog.GRAFANA.port("http")
@@ -215,11 +187,11 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         depends_on=(secrets.succeeded, tokens.succeeded, influxdb.container, prometheus.container)))
 
     spark = SparkJobs("spark", SparkJobsArgs(
-        jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap, influx_url=influx_url,
-        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
+        spark=local_spark_spec(), jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap,
+        influx_url=influx_url,
+        influx_org=specs.influxdb.org, influx_bucket=specs.influxdb.bucket,
         secrets_volume=secrets.volume_names[catalog.SPARK.name], prefix=PREFIX,
-        network_name=network.network_name, bind_address=bind, memory_mb=MEMORY_MB[catalog.SPARK.name],
-        labels=labels,
+        network_name=network.network_name, bind_address=bind, labels=labels,
         depends_on=(secrets.succeeded, tokens.succeeded, broker.container, influxdb.container,
                     topics.succeeded)))
 

@@ -20,7 +20,9 @@ import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog
-from infra.render import cloud_init
+from infra.render import cloud_init, systemd
+from infra.services.influxdb import InfluxDbSpec
+from infra.services.kafka import KafkaSpec, TopicSpec
 
 TEMPLATES = Path(cloud_init.__file__).resolve().parent / "templates"
 ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING)
@@ -38,6 +40,17 @@ PROMETHEUS_YML = cloud_init.ConfigFile("prometheus-config", "prometheus.yml",
                                        "global:\n  scrape_interval: 15s\n")
 
 
+def kafka(heap_mb: int, topics: tuple[TopicSpec, ...]) -> KafkaSpec:
+    """A Kafka spec with these values (what `kafka_spec` computes from settings is tested apart)."""
+    return KafkaSpec(service=catalog.KAFKA, heap_mb=heap_mb, topics=topics)
+
+
+def influx(org: str, bucket: str, retention: str, memory_limit_mb: int) -> InfluxDbSpec:
+    """An InfluxDB spec with these values."""
+    return InfluxDbSpec(service=catalog.INFLUXDB, org=org, bucket=bucket, retention=retention,
+                        memory_limit_mb=memory_limit_mb)
+
+
 def secret_id(secret: str) -> str:
     return f"projects/sentinel-project/secrets/SENTINEL-{secret}"
 
@@ -51,9 +64,9 @@ SCOPED = refs(catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)
 
 def render(role: str) -> str:
     if role == catalog.BROKER:
-        return cloud_init.broker_cloud_init(HEAP_MB, TOPICS)
+        return cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS))
     if role == catalog.TSDB:
-        return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
+        return cloud_init.tsdb_cloud_init(influx("hydro-farm", "sensors", "30d", 700),
                                           refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
                                           scoped_tokens=SCOPED)
     # With every alert receiver configured (prod): their optional secret files are all fetched.
@@ -263,7 +276,7 @@ def test_only_the_catalog_host_mounts_reach_the_host_read_only_following_its_mou
 
 def test_unit_quoting_keeps_every_character():
     odd = ['a b', 'say "hi"', "back\\slash", "100%", "$HOME", "${HOST_INTERNAL_IP}", "semi;colon", ""]
-    line = cloud_init._systemd_command(odd)
+    line = systemd.systemd_command(odd)
     assert commands(f"ExecStart={line}\n", "ExecStart") == [odd]
     assert "$HOME" not in line.replace("$$HOME", "") and "100%%" in line
 
@@ -331,13 +344,13 @@ def test_a_secret_ref_takes_a_resource_name_and_never_echoes_what_it_rejects():
 
 def test_a_role_needs_exactly_its_secrets():
     with pytest.raises(ValueError, match="influxdb-token"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD),
+        cloud_init.tsdb_cloud_init(influx("o", "b", "30d", 512), refs(catalog.INFLUXDB_ADMIN_PASSWORD),
                                    scoped_tokens=SCOPED)
     with pytest.raises(ValueError, match="takes one SecretRef"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512, refs(*catalog.GENERATED_SECRETS),
+        cloud_init.tsdb_cloud_init(influx("o", "b", "30d", 512), refs(*catalog.GENERATED_SECRETS),
                                    scoped_tokens=SCOPED)
     with pytest.raises(ValueError, match="scoped_tokens takes one SecretRef each"):
-        cloud_init.tsdb_cloud_init("o", "b", "30d", 512,
+        cloud_init.tsdb_cloud_init(influx("o", "b", "30d", 512),
                                    refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
                                    scoped_tokens=SCOPED[:1])
 
@@ -620,7 +633,7 @@ def test_the_data_disk_unit_mounts_the_attached_disk(role, documents):
     assert args[1:] == ["/etc/hydrostream/bin/mount-data-disk.sh", "/dev/disk/by-id/google-data",
                         "/mnt/disks/data"]
     other = cloud_init.DataDisk(device_name="kafka-log", mount_path="/mnt/disks/kafka")
-    document = cloud_init.broker_cloud_init(HEAP_MB, TOPICS, data_disk=other)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), data_disk=other)
     (args,) = commands(units(document)["hydrostream-data-disk.service"], "ExecStart")
     assert args[2:] == ["/dev/disk/by-id/google-kafka-log", "/mnt/disks/kafka"]
     kafka_volumes = container_units(document)["kafka"]["volumes"]
@@ -758,7 +771,7 @@ def test_a_topic_that_exists_with_fewer_replicas_fails_the_script_by_name(tmp_pa
 
 def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
     node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
-    document = cloud_init.broker_cloud_init(HEAP_MB, REPLICATED, node)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node)
     env = container_units(document)["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "2"
     assert env["KAFKA_BROKER_RACK"] == "europe-west1-c"
@@ -776,7 +789,7 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
 
 
 def test_without_a_node_the_broker_is_the_catalogs_single_node():
-    env = container_units(cloud_init.broker_cloud_init(HEAP_MB, TOPICS))["kafka"]["env"]
+    env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS)))["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "1"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
@@ -800,7 +813,7 @@ def test_a_bad_node_or_replication_is_refused_by_name(node, message):
 
 def test_topics_with_more_replicas_than_brokers_are_refused():
     with pytest.raises(ValueError, match="replication factor above the 1 brokers"):
-        cloud_init.broker_cloud_init(HEAP_MB, REPLICATED,
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED),
                                      cloud_init.KafkaNode(1, "europe-west1-b", ("localhost:9093",), 1))
 
 
@@ -808,14 +821,15 @@ def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
     node = cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 2)
     assert set(node.env) - {"KAFKA_BROKER_RACK"} == set(catalog.KAFKA_CLUSTER_ENV)
     assert set(catalog.KAFKA_CLUSTER_ENV) <= set(catalog.KAFKA.env)
-    document = cloud_init._Document(data_disk=cloud_init.DEFAULT_DATA_DISK)
-    with pytest.raises(ValueError, match="KAFKA_PROCESS_ROLES is set by the catalog"):
-        cloud_init._container_unit(document, catalog.KAFKA, {}, {"KAFKA_PROCESS_ROLES": "x"}, frozenset())
+    env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node))["kafka"]["env"]
+    kept = {key: value for key, value in catalog.KAFKA.env.items() if key not in catalog.KAFKA_CLUSTER_ENV}
+    assert {key: env[key] for key in kept} == kept
+    assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093"
 
 
 def test_the_broker_needs_both_contract_topics():
     with pytest.raises(ValueError, match=re.escape(contract.DEAD_LETTER_TOPIC)):
-        cloud_init.broker_cloud_init(HEAP_MB, TOPICS[:1])
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS[:1]))
     with pytest.raises(ValueError, match="partitions"):
         cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=0, retention_ms=1000)
 
@@ -829,7 +843,7 @@ def test_influxdb_is_set_up_from_the_arguments(documents):
              env["DOCKER_INFLUXDB_INIT_RETENTION"], env["GOMEMLIMIT"])
     assert setup == ("hydro-farm", "sensors", "30d", "700MiB")
     with pytest.raises(ValueError, match="retention"):
-        cloud_init.tsdb_cloud_init("o", "b", "30 days", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD,
+        cloud_init.tsdb_cloud_init(influx("o", "b", "30 days", 512), refs(catalog.INFLUXDB_ADMIN_PASSWORD,
                                                                   catalog.INFLUXDB_TOKEN))
 
 
@@ -1025,9 +1039,9 @@ def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_p
     (lambda: cloud_init.ConfigBundle("https://example.com/b.tgz", ("prometheus-config",)), "gs://"),
     (lambda: cloud_init.DataDisk(mount_path="/var/lib/data"), "/var/lib/data"),
     (lambda: cloud_init.DataDisk(device_name="Data Disk"), "Data Disk"),
-    (lambda: cloud_init.broker_cloud_init(128, TOPICS), "128"),
+    (lambda: cloud_init.broker_cloud_init(kafka(128, TOPICS)), "128"),
     (lambda: cloud_init.TopicSpec("hydro:readings", 1, 1000), "hydro:readings"),
-    (lambda: cloud_init.tsdb_cloud_init("", "b", "30d", 512, refs(catalog.INFLUXDB_ADMIN_PASSWORD,
+    (lambda: cloud_init.tsdb_cloud_init(influx("", "b", "30d", 512), refs(catalog.INFLUXDB_ADMIN_PASSWORD,
                                                                   catalog.INFLUXDB_TOKEN)), "org"),
 ])
 def test_bad_arguments_are_refused_naming_what_is_wrong(build, named):

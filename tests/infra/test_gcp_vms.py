@@ -16,6 +16,8 @@ from hydrostream_jobs import contract
 from infra import catalog, sizing
 from infra.gcp import monitoring, service_vm
 from infra.render import cloud_init, grafana_config, prometheus_volume
+from infra.services.influxdb import InfluxDbSpec
+from infra.services.kafka import KafkaSpec
 from infra.tools import plan
 
 INSTANCE = "gcp:compute/instance:Instance"
@@ -25,36 +27,17 @@ SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 MASTER = "fake-cluster-m.europe-west1-b.c.fake.internal"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
-# The VMs as the platform wires them, with the platform's real generated secrets (mock values
-# `mock-<name>-value`) so that a leak of a value into metadata would show.
-PROGRAM = f'''
-import pulumi
-from infra import catalog
-from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
-from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
-from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
-from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.settings import load_settings
+# The VM components built directly from their Args (tests/infra/vm_components.py), with the platform's
+# real generated secrets (mock values `mock-<name>-value`) so that a leak of a value into metadata would
+# show.
+VM_COMPONENTS = Path(__file__).resolve().parent / "vm_components.py"
 
-settings = load_settings()
-emails = {{role: f"fake-{{role}}@fake.iam.gserviceaccount.com"
-          for role in (*catalog.ROLES, catalog.DATAPROC)}}
-secrets = Secrets("secrets", SecretsArgs(settings, emails))
-kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, "{SUBNET}", emails[catalog.BROKER]))
-influxdb = InfluxDb("influxdb", InfluxDbArgs(
-    settings, "{SUBNET}", emails[catalog.TSDB], secrets.ids, backup_bucket="fake-backups",
-    backup_account_email="fake-backup@fake.iam.gserviceaccount.com"))
-monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
-    settings, "{SUBNET}", emails[catalog.MONITORING], secrets.ids, config_bucket="fake-config",
-    kafka_ips=kafka.internal_ips, influxdb_ip=influxdb.internal_ip, dataproc_master="{MASTER}"))
-pulumi.export("bootstrap_servers", kafka.bootstrap_servers)
-pulumi.export("kafka_ips", kafka.internal_ips)
-pulumi.export("influx_url", influxdb.url)
-pulumi.export("influxdb_ip", influxdb.internal_ip)
-pulumi.export("monitoring_ip", monitoring.internal_ip)
-pulumi.export("grafana_url", monitoring.grafana_url)
-pulumi.export("iap_command", monitoring.iap_command)
-'''
+
+def plan_vms(stack: str, master: str = MASTER) -> plan.Plan:
+    """The VM components of `stack` under mocks, the job drivers' host being `master`."""
+    config = {**plan.stack_config(stack), "hydrostream-test:dataproc_master": master}
+    return plan.run_plan(stack, config, program=VM_COMPONENTS)
+
 
 # role -> its section of the stack file
 ROLES = {catalog.BROKER: "kafka", catalog.TSDB: "influxdb", catalog.MONITORING: "monitoring"}
@@ -67,10 +50,8 @@ def stack_file(stack: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
-def planned(request, tmp_path_factory):
-    program = tmp_path_factory.mktemp("vms") / "program.py"
-    program.write_text(PROGRAM)
-    return plan.run_plan(request.param, program=program)
+def planned(request):
+    return plan_vms(request.param)
 
 
 def instances(planned) -> dict[str, plan.PlannedResource]:
@@ -245,7 +226,8 @@ def test_broker_user_data_is_the_renderers_document(planned):
               else tuple(f"{network_ip(vm)}:9093" for vm in brokers(planned)))
     for node_id, vm in enumerate(brokers(planned), start=1):
         node = cloud_init.KafkaNode(node_id, vm.inputs["zone"], voters, min_isr)
-        expected = cloud_init.broker_cloud_init(sizing.kafka_heap_mb(kafka.machine), topics, node)
+        spec = KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(kafka.machine), topics=topics)
+        expected = cloud_init.broker_cloud_init(spec, node)
         assert vm.inputs["metadata"]["user-data"] == expected, vm.name
 
 
@@ -256,9 +238,10 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
             for name in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)]
     scoped = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
               for name in (catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)]
-    expected = cloud_init.tsdb_cloud_init(influxdb.org, influxdb.bucket, f"{influxdb.retention_days}d",
-                                          sizing.influxdb_memory_limit_mb(influxdb.machine), refs,
-                                          scoped_tokens=scoped,
+    spec = InfluxDbSpec(service=catalog.INFLUXDB, org=influxdb.org, bucket=influxdb.bucket,
+                        retention=f"{influxdb.retention_days}d",
+                        memory_limit_mb=sizing.influxdb_memory_limit_mb(influxdb.machine))
+    expected = cloud_init.tsdb_cloud_init(spec, refs, scoped_tokens=scoped,
                                           backup=cloud_init.InfluxBackup(
                                               "fake-backups", "fake-backup@fake.iam.gserviceaccount.com"))
     user_data = instances(planned)[catalog.TSDB].inputs["metadata"]["user-data"]
@@ -354,9 +337,7 @@ def test_monitoring_user_data_is_the_renderers_document(planned):
 # --- configuration changes are applied in place ---------------------------------------------------
 
 def plan_prod(tmp_path: Path, master: str = MASTER) -> plan.Plan:
-    program = tmp_path / f"program-{len(list(tmp_path.glob('program-*')))}.py"
-    program.write_text(PROGRAM.replace(MASTER, master))
-    return plan.run_plan("prod", program=program)
+    return plan_vms("prod", master)
 
 
 def changed_copy(source: Path, target: Path, edit) -> Path:

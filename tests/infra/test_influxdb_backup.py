@@ -22,6 +22,7 @@ from test_cloud_init import SCOPED, TEMPLATES, calls, commands, files, refs, run
 from infra import catalog
 from infra.gcp import influxdb as gcp_influxdb
 from infra.render import cloud_init
+from infra.services.influxdb import InfluxDbSpec
 from infra.tools import plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,9 @@ NAME = re.compile(r"influxdb-[0-9]{8}T[0-9]{6}Z")
 
 
 def tsdb(backup: cloud_init.InfluxBackup | None) -> str:
-    return cloud_init.tsdb_cloud_init("hydro-farm", "sensors", "30d", 700,
+    spec = InfluxDbSpec(service=catalog.INFLUXDB, org="hydro-farm", bucket="sensors", retention="30d",
+                        memory_limit_mb=700)
+    return cloud_init.tsdb_cloud_init(spec,
                                       refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
                                       scoped_tokens=SCOPED, backup=backup)
 

@@ -354,9 +354,10 @@ def test_topics_are_created_once_with_the_stack_settings(plan):
     bootstrap, *specs = values["command"]
     assert bootstrap == "hydrostream-kafka:9092"
     kafka = plan.settings.kafka
-    assert specs == [f"{contract.READINGS_TOPIC}:{kafka.partitions}:{kafka.retention_hours * 3_600_000}",
+    # One broker: one replica each, one in sync (NAME:PARTITIONS:RETENTION_MS:REPLICATION:MIN_ISR).
+    assert specs == [f"{contract.READINGS_TOPIC}:{kafka.partitions}:{kafka.retention_hours * 3_600_000}:1:1",
                      f"{contract.DEAD_LETTER_TOPIC}:{kafka.partitions}:"
-                     f"{kafka.dead_letter_retention_hours * 3_600_000}"]
+                     f"{kafka.dead_letter_retention_hours * 3_600_000}:1:1"]
     script = uploads_of(values)[values["entrypoints"][-1]]["content"]
     assert script == (ROOT / "infra" / "render" / "templates" / "kafka-topics.sh").read_text()
 

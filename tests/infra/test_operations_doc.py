@@ -8,6 +8,7 @@ import pytest
 from infra import catalog
 from infra.gcp import service_vm, storage
 from infra.render import cloud_init
+from infra.services.influxdb import InfluxDbSpec
 from infra.settings import PROD_MIN_BACKUP_DAYS, parse_settings
 from infra.tools import plan
 
@@ -41,7 +42,8 @@ def test_the_times_are_the_programs():
 
 def test_every_unit_and_script_it_names_exists():
     tsdb = cloud_init.tsdb_cloud_init(
-        "o", "b", "30d", 700, [cloud_init.SecretRef(s, f"projects/p/secrets/{s}")
+        InfluxDbSpec(service=catalog.INFLUXDB, org="o", bucket="b", retention="30d", memory_limit_mb=700),
+        [cloud_init.SecretRef(s, f"projects/p/secrets/{s}")
                                for s in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN)],
         scoped_tokens=[cloud_init.SecretRef(t.secret, f"projects/p/secrets/{t.secret}")
                        for t in catalog.SCOPED_TOKENS],

@@ -1,0 +1,173 @@
+"""Kafka's service spec: listeners, heap, topics and environment, the same for a broker VM and a container.
+
+`kafka_spec` is where Kafka's heap comes from on every target: a quarter of the memory the broker is
+given (`sizing.kafka_heap_mb`): the VM's shape on GCP, the container's limit on the local stack. The
+topics are validated here once; a renderer (infra/render/cloud_init.py, infra/local/stack.py) only
+decides how each listener is advertised and, on a larger cluster, the node's place in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hydrostream_jobs import contract
+
+from infra import catalog, sizing
+from infra.settings import KafkaSettings
+
+MS_PER_HOUR = 3_600_000
+MIN_HEAP_MB = 256
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_HOST_PORT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
+_RACK = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_LISTENER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+# The catalog's environment keys a spec computes from its listeners, or a node from its cluster.
+_LISTENER_ENV = ("KAFKA_LISTENERS", "KAFKA_CONTROLLER_LISTENER_NAMES", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A Kafka topic the stack creates (the broker does not auto-create topics)."""
+
+    name: str
+    partitions: int
+    retention_ms: int  # -1: keep forever
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_NAME.fullmatch(self.name) or self.name in (".", ".."):
+            raise ValueError(f"topic name {self.name!r}: use up to 249 of [A-Za-z0-9._-]")
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name!r}: partitions must be at least 1, got {self.partitions}")
+        if self.retention_ms < 1 and self.retention_ms != -1:
+            raise ValueError(f"topic {self.name!r}: retention_ms must be > 0 or -1, got {self.retention_ms}")
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            raise ValueError(f"topic {self.name!r}: min_insync_replicas must be from 1 to the replication "
+                             f"factor {self.replication_factor}, got {self.min_insync_replicas}")
+
+    @property
+    def spec(self) -> str:
+        """The topic as kafka-topics.sh takes it: NAME:PARTITIONS:RETENTION_MS:REPLICATION:MIN_ISR."""
+        return (f"{self.name}:{self.partitions}:{self.retention_ms}:"
+                f"{self.replication_factor}:{self.min_insync_replicas}")
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One broker's place in its KRaft cluster (every node is a broker and a controller)."""
+
+    node_id: int
+    rack: str                   # `broker.rack`: the VM's zone, so replicas spread across zones
+    voters: tuple[str, ...]     # every controller's host:port, node 1 first (node ids are 1..n)
+    min_insync_replicas: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.node_id <= len(self.voters):
+            raise ValueError(f"Kafka node id {self.node_id}: must be from 1 to the {len(self.voters)} voters")
+        if len(set(self.voters)) != len(self.voters) or not all(_HOST_PORT.fullmatch(v) for v in self.voters):
+            raise ValueError(f"Kafka voters {self.voters!r}: distinct host:port addresses")
+        if not _RACK.fullmatch(self.rack):
+            raise ValueError(f"Kafka rack {self.rack!r}: a zone name such as europe-west1-b")
+        if not 1 <= self.min_insync_replicas <= max(1, len(self.voters) - 1):
+            raise ValueError(f"Kafka min_insync_replicas {self.min_insync_replicas}: from 1 to one fewer "
+                             f"than the {len(self.voters)} brokers (1 for a single broker)")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The node's `catalog.KAFKA_CLUSTER_ENV` values and its rack."""
+        replicas = str(len(self.voters))
+        return {
+            "KAFKA_NODE_ID": str(self.node_id),
+            "KAFKA_BROKER_RACK": self.rack,
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": ",".join(
+                f"{node_id}@{voter}" for node_id, voter in enumerate(self.voters, start=1)),
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": replicas,
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": replicas,
+            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": str(self.min_insync_replicas),
+            "KAFKA_DEFAULT_REPLICATION_FACTOR": replicas,
+            "KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
+        }
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    """Kafka as every target runs it: the catalog service, its listeners, heap and topics."""
+
+    service: catalog.Service                       # image, ports, volumes, health check, user
+    heap_mb: int                                   # -Xms = -Xmx, from sizing
+    topics: tuple[TopicSpec, ...]
+    listeners: tuple[catalog.KafkaListener, ...] = catalog.KAFKA_LISTENERS
+
+    def __post_init__(self) -> None:
+        if self.heap_mb < MIN_HEAP_MB:
+            raise ValueError(f"Kafka heap_mb must be at least {MIN_HEAP_MB}, got {self.heap_mb}")
+        names = [topic.name for topic in self.topics]
+        missing = [t for t in (contract.READINGS_TOPIC, contract.DEAD_LETTER_TOPIC) if t not in names]
+        if missing or len(set(names)) != len(names):
+            raise ValueError(f"topics must name each of {missing or names} once, got {names}")
+        listener_names = [listener.name for listener in self.listeners]
+        if len(set(listener_names)) != len(listener_names) or not all(
+                _LISTENER_NAME.fullmatch(name) for name in listener_names):
+            raise ValueError(f"Kafka listeners {listener_names}: distinct upper-case names")
+        if not any(listener.controller for listener in self.listeners):
+            raise ValueError(f"Kafka listeners {listener_names}: one must be the controller's")
+
+    @property
+    def heap_opts(self) -> str:
+        """KAFKA_HEAP_OPTS: a fixed heap, so the broker never resizes it under load."""
+        return f"-Xms{self.heap_mb}m -Xmx{self.heap_mb}m"
+
+    @property
+    def client_listeners(self) -> tuple[catalog.KafkaListener, ...]:
+        """The listeners clients connect to (every one but the controller's), which are advertised."""
+        return tuple(listener for listener in self.listeners if not listener.controller)
+
+    def with_listener(self, listener: catalog.KafkaListener) -> KafkaSpec:
+        """The same broker with one more client listener (and its port)."""
+        service = dataclasses.replace(
+            self.service, ports=(*self.service.ports, catalog.Port(listener.name.lower(), listener.port)))
+        return dataclasses.replace(self, service=service, listeners=(*self.listeners, listener))
+
+    def env(self, advertised_hosts: Mapping[str, str], node: KafkaNode | None = None) -> dict[str, str]:
+        """The container's whole environment; `advertised_hosts`: client listener name -> the host clients
+        reach it at; `node`: this broker's place in a larger cluster (None: the catalog's single node)."""
+        wanted = {listener.name for listener in self.client_listeners}
+        if set(advertised_hosts) != wanted:
+            raise ValueError(f"advertise each of the Kafka listeners {sorted(wanted)}, got "
+                             f"{sorted(advertised_hosts)}")
+        if node is not None:
+            too_many = [t.name for t in self.topics if t.replication_factor > len(node.voters)]
+            if too_many:
+                raise ValueError(f"topics {too_many}: replication factor above the {len(node.voters)} "
+                                 f"brokers")
+        env = dict(self.service.env)
+        # In place, so the catalog's order is kept.
+        env.update(catalog.kafka_listener_env(self.listeners))
+        env["KAFKA_ADVERTISED_LISTENERS"] = ",".join(
+            f"{listener.name}://{advertised_hosts[listener.name]}:{listener.port}"
+            for listener in self.client_listeners)
+        env["KAFKA_HEAP_OPTS"] = self.heap_opts
+        if node is not None:
+            env.update(node.env)
+        return env
+
+
+def topics(kafka: KafkaSettings) -> tuple[TopicSpec, ...]:
+    """The readings topic and its dead-letter topic: the stack's partitions, retention and replication."""
+    replication = {"replication_factor": kafka.replication_factor, "min_insync_replicas": kafka.min_isr}
+    return (
+        TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * MS_PER_HOUR,
+                  **replication),
+        TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
+                  kafka.dead_letter_retention_hours * MS_PER_HOUR, **replication),
+    )
+
+
+def kafka_spec(kafka: KafkaSettings, memory_mb: int) -> KafkaSpec:
+    """Kafka for a broker given `memory_mb` (its VM's or its container's): the heap by sizing's one rule."""
+    return KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(memory_mb), topics=topics(kafka))
