@@ -19,29 +19,20 @@ import pulumi
 
 from infra import catalog
 from infra.gcp import storage
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name, secret_refs
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name, secret_refs
 from infra.render import cloud_init
 from infra.services.influxdb import InfluxDbSpec
 from infra.settings import StackSettings, parse_settings
-from infra.sizing import MachineShape
 
 
 @dataclass(frozen=True)
 class InfluxDbArgs:
     spec: InfluxDbSpec                           # setup, memory limit, environment (infra.services)
-    instance: str                                # the VM's name (`instance_name`)
-    zone: str
-    region: str
-    machine: MachineShape
-    disk_gb: int
-    subnet: pulumi.Input[str]
-    service_account_email: pulumi.Input[str]
+    host: VmHost
+    site: VmSite
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
     backup_bucket: pulumi.Input[str]             # the bucket name the daily backups are uploaded to
     backup_account_email: pulumi.Input[str]      # the account they are uploaded as (object create only)
-    labels: Mapping[str, str]
-    protect: bool
-    snapshot_retention_days: int
 
 
 class InfluxDb(pulumi.ComponentResource):
@@ -62,18 +53,7 @@ class InfluxDb(pulumi.ComponentResource):
             lambda refs: cloud_init.tsdb_cloud_init(args.spec, refs[0], scoped_tokens=refs[1],
                                                     backup=refs[2]))
         vm = ServiceVm(name, ServiceVmArgs(
-            role=catalog.TSDB,
-            instance=args.instance,
-            zone=args.zone,
-            region=args.region,
-            machine=args.machine,
-            disk_gb=args.disk_gb,
-            subnet=args.subnet,
-            service_account_email=args.service_account_email,
-            user_data=user_data,
-            labels=args.labels,
-            protect=args.protect,
-            snapshot_retention_days=args.snapshot_retention_days,
+            role=catalog.TSDB, host=args.host, site=args.site, user_data=user_data,
         ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         port = catalog.INFLUXDB.port("http")

@@ -17,20 +17,18 @@ one broker to three is a new cluster (new VMs and disks; prod retains the old di
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, instance_name
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name
 from infra.render import cloud_init
 from infra.services.kafka import KafkaNode, KafkaSpec
 
 # Re-exported: tests/kafka take the stack's topics from here.
 from infra.services.kafka import topics as topics
-from infra.sizing import MachineShape
 
 
 def broker_names(stack: str, brokers: int) -> tuple[str, ...]:
@@ -61,22 +59,13 @@ def bootstrap_servers(ips: list[str] | tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class KafkaBrokerArgs:
     spec: KafkaSpec                          # heap, topics, listeners (infra.services.kafka)
-    names: tuple[str, ...]                   # each broker's VM name (`broker_names`)
-    zones: tuple[str, ...]                   # each broker's zone, in the same order
+    hosts: tuple[VmHost, ...]                # node 1 first; named by `broker_names`, one zone each
     min_insync_replicas: int
-    region: str
-    machine: MachineShape
-    disk_gb: int
-    subnet: pulumi.Input[str]
-    service_account_email: pulumi.Input[str]
-    labels: Mapping[str, str]
-    protect: bool
-    snapshot_retention_days: int
+    site: VmSite
 
     def __post_init__(self) -> None:
-        if not self.names or len(self.names) != len(self.zones):
-            raise ValueError(f"each broker needs a name and a zone, got names {self.names} and zones "
-                             f"{self.zones}")
+        if not self.hosts:
+            raise ValueError("a Kafka cluster needs at least one broker VM")
 
 
 class KafkaBroker(pulumi.ComponentResource):
@@ -85,17 +74,18 @@ class KafkaBroker(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KafkaBrokerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:messaging:KafkaBroker", name, None, opts)
-        names, zones = args.names, args.zones
+        names = tuple(host.instance for host in args.hosts)
+        zones = tuple(host.zone for host in args.hosts)
         single = len(names) == 1
 
         # More than one node: the addresses first, so each cloud-config can name all voters.
         addresses = None if single else [gcp.compute.Address(
             f"{name}-{node_id}-ip",
             name=f"{vm_name}-ip",
-            region=args.region,
+            region=args.site.region,
             address_type="INTERNAL",
-            subnetwork=args.subnet,
-            labels={**args.labels, "role": catalog.BROKER},
+            subnetwork=args.site.subnet,
+            labels={**args.site.labels, "role": catalog.BROKER},
             opts=pulumi.ResourceOptions(parent=self),
         ).address for node_id, vm_name in enumerate(names, start=1)]
         ips = (pulumi.Output.all(*addresses) if addresses
@@ -103,22 +93,11 @@ class KafkaBroker(pulumi.ComponentResource):
         cluster = ips.apply(lambda values: nodes(zones, tuple(values), args.min_insync_replicas))
 
         vms = []
-        for index, (vm_name, zone) in enumerate(zip(names, zones, strict=True)):
+        for index, host in enumerate(args.hosts):
             user_data = cluster.apply(
                 lambda all_nodes, i=index: cloud_init.broker_cloud_init(args.spec, all_nodes[i]))
             vms.append(ServiceVm(name if single else f"{name}-{index + 1}", ServiceVmArgs(
-                role=catalog.BROKER,
-                instance=vm_name,
-                zone=zone,
-                region=args.region,
-                machine=args.machine,
-                disk_gb=args.disk_gb,
-                subnet=args.subnet,
-                service_account_email=args.service_account_email,
-                user_data=user_data,
-                labels=args.labels,
-                protect=args.protect,
-                snapshot_retention_days=args.snapshot_retention_days,
+                role=catalog.BROKER, host=host, site=args.site, user_data=user_data,
                 address=None if single else addresses[index],
             ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)))
 

@@ -23,10 +23,9 @@ import pulumi_gcp as gcp
 
 from infra import catalog
 from infra.gcp.jobs import bytes_asset
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, secret_refs
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, secret_refs
 from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
 from infra.settings import AlertingSettings
-from infra.sizing import MachineShape
 
 PROMETHEUS_CONFIG = "prometheus-config"
 GRAFANA_PROVISIONING = "grafana-provisioning"
@@ -79,16 +78,8 @@ class MonitoringVmArgs:
     influxdb_org: str                            # Grafana's InfluxDB data source
     influxdb_bucket: str
     alerting: AlertingSettings                   # Alertmanager's receivers and routes
-    instance: str                                # the VM's name (`instance_name`)
-    zone: str
-    region: str
-    machine: MachineShape
-    disk_gb: int
-    labels: Mapping[str, str]
-    protect: bool
-    snapshot_retention_days: int
-    subnet: pulumi.Input[str]
-    service_account_email: pulumi.Input[str]
+    host: VmHost
+    site: VmSite
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
     config_bucket: pulumi.Input[str]             # bucket name the monitoring account may read
     kafka_ips: pulumi.Input[Sequence[str]]       # every broker (each runs a kafka-exporter)
@@ -121,18 +112,7 @@ class MonitoringVm(pulumi.ComponentResource):
         user_data = refs.apply(lambda values: cloud_init.monitoring_cloud_init(CONFIG_VOLUMES, values))
         bundle_url = self.config_uri.apply(lambda uri: cloud_init.ConfigBundle(uri, CONFIG_VOLUMES).media_url)
         vm = ServiceVm(name, ServiceVmArgs(
-            role=catalog.MONITORING,
-            instance=args.instance,
-            zone=args.zone,
-            region=args.region,
-            machine=args.machine,
-            disk_gb=args.disk_gb,
-            subnet=args.subnet,
-            service_account_email=args.service_account_email,
-            user_data=user_data,
-            labels=args.labels,
-            protect=args.protect,
-            snapshot_retention_days=args.snapshot_retention_days,
+            role=catalog.MONITORING, host=args.host, site=args.site, user_data=user_data,
             metadata={cloud_init.CONFIG_BUNDLE_KEY: bundle_url},
         ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 

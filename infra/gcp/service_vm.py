@@ -78,19 +78,33 @@ def secret_refs(role: str, secret_ids: Mapping[str, pulumi.Input[str]]) -> pulum
 
 
 @dataclass(frozen=True)
-class ServiceVmArgs:
-    role: str                               # catalog role: network tag, labels
-    instance: str                           # the VM's name (`instance_name`, numbered for brokers)
+class VmSite:
+    """What every service VM of a stack shares: its region and subnet, labels, protection, snapshots."""
+
+    region: str                             # of the reserved addresses and the snapshots
+    subnet: pulumi.Input[str]
+    labels: Mapping[str, str]               # the stack's; each VM adds its role
+    protect: bool                           # deletion protection, `protect` and retained data disks
+    snapshot_retention_days: int
+
+
+@dataclass(frozen=True)
+class VmHost:
+    """One service VM: its name, zone, shape, data disk size and account."""
+
+    instance: str                           # `instance_name`, numbered for brokers
     zone: str
-    region: str                             # of the reserved address and the snapshots
     machine: MachineShape                   # from the sizing catalog, already validated
     disk_gb: int
-    subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ServiceVmArgs:
+    role: str                               # catalog role: network tag, labels
+    host: VmHost
+    site: VmSite
     user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.render.cloud_init
-    labels: Mapping[str, str]               # the stack's; the role is added
-    protect: bool                           # deletion protection, `protect` and retained data
-    snapshot_retention_days: int
     # More metadata items the cloud-config reads while the VM runs (e.g. the config bundle's URL).
     metadata: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # A role with several VMs (the brokers) reserves its addresses first; None: reserved here.
@@ -102,18 +116,19 @@ class ServiceVm(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServiceVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:compute:ServiceVm", name, None, opts)
-        zone = args.zone
-        labels = {**args.labels, "role": args.role}
-        vm_name = args.instance
+        host, site = args.host, args.site
+        zone = host.zone
+        labels = {**site.labels, "role": args.role}
+        vm_name = host.instance
 
         # A reserved internal address: a replaced VM keeps its IP, so the jobs' bootstrap servers and
         # Prometheus' targets stay valid and nothing else is replaced with it.
         network_ip = args.address if args.address is not None else gcp.compute.Address(
             f"{name}-ip",
             name=f"{vm_name}-ip",
-            region=args.region,
+            region=site.region,
             address_type="INTERNAL",
-            subnetwork=args.subnet,
+            subnetwork=site.subnet,
             labels=labels,
             opts=pulumi.ResourceOptions(parent=self),
         ).address
@@ -121,7 +136,7 @@ class ServiceVm(pulumi.ComponentResource):
             f"{name}-data",
             name=f"{vm_name}-data",
             zone=zone,
-            size=args.disk_gb,
+            size=host.disk_gb,
             type=DISK_TYPE,
             labels=labels,
             # The disk has no input from the network: it waits for what this VM waits for (the APIs).
@@ -129,8 +144,8 @@ class ServiceVm(pulumi.ComponentResource):
             # A disk restored from a snapshot by hand (docs/operations.md) records its `snapshot`, an
             # Optional+ForceNew provider field this program never sets: ignored, `pulumi refresh` adopts
             # the restored disk under the same name instead of planning to replace it with an empty one.
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
-                                        retain_on_delete=args.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=site.protect,
+                                        retain_on_delete=site.protect,
                                         ignore_changes=["snapshot"],
                                         depends_on=opts.depends_on if opts else None),
         )
@@ -139,21 +154,21 @@ class ServiceVm(pulumi.ComponentResource):
         # policy, which the API refuses while a disk still uses it.
         schedule = gcp.compute.ResourcePolicy(
             f"{name}-snapshots",
-            name=snapshot_policy_name(vm_name, args.snapshot_retention_days),
-            region=args.region,
+            name=snapshot_policy_name(vm_name, site.snapshot_retention_days),
+            region=site.region,
             description=f"daily snapshots of {vm_name}-data, kept "
-                        f"{args.snapshot_retention_days} days",
+                        f"{site.snapshot_retention_days} days",
             snapshot_schedule_policy=gcp.compute.ResourcePolicySnapshotSchedulePolicyArgs(
                 schedule=gcp.compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs(
                     daily_schedule=gcp.compute.ResourcePolicySnapshotSchedulePolicyScheduleDailyScheduleArgs(
                         days_in_cycle=1, start_time=SNAPSHOT_START_TIME)),
                 retention_policy=gcp.compute.ResourcePolicySnapshotSchedulePolicyRetentionPolicyArgs(
-                    max_retention_days=args.snapshot_retention_days,
+                    max_retention_days=site.snapshot_retention_days,
                     on_source_disk_delete=KEEP_SNAPSHOTS),
                 snapshot_properties=gcp.compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs(
-                    labels=labels, storage_locations=args.region),
+                    labels=labels, storage_locations=site.region),
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=site.protect,
                                         depends_on=opts.depends_on if opts else None),
         )
         gcp.compute.DiskResourcePolicyAttachment(
@@ -167,7 +182,7 @@ class ServiceVm(pulumi.ComponentResource):
             name,
             name=vm_name,
             zone=zone,
-            machine_type=args.machine.name,
+            machine_type=host.machine.name,
             tags=[args.role],
             labels=labels,
             boot_disk=gcp.compute.InstanceBootDiskArgs(
@@ -179,9 +194,9 @@ class ServiceVm(pulumi.ComponentResource):
                 source=disk.self_link, device_name=DEFAULT_DATA_DISK.device_name, mode="READ_WRITE")],
             # No access_configs: no external IP. Outbound traffic leaves through Cloud NAT.
             network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(
-                subnetwork=args.subnet, network_ip=network_ip)],
+                subnetwork=site.subnet, network_ip=network_ip)],
             service_account=gcp.compute.InstanceServiceAccountArgs(
-                email=args.service_account_email, scopes=[CLOUD_PLATFORM_SCOPE]),
+                email=host.service_account_email, scopes=[CLOUD_PLATFORM_SCOPE]),
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(
                 enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True),
             metadata={
@@ -192,7 +207,7 @@ class ServiceVm(pulumi.ComponentResource):
             },
             # A machine type change stops and restarts the VM in place; the reboot re-applies cloud-init.
             allow_stopping_for_update=True,
-            deletion_protection=args.protect,
+            deletion_protection=site.protect,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # When a replacing input changes, the old VM must release the data disk (and its fixed

@@ -18,7 +18,7 @@ from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.gcp.service_vm import instance_name
+from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
 from infra.services import service_specs
 from infra.settings import StackSettings
@@ -38,19 +38,19 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
 
     specs = service_specs(settings)
     gcp, stack = settings.gcp, settings.stack
-    # What every service VM shares: where it lives, its labels, protection and snapshot retention.
-    vm = {"region": gcp.region, "subnet": subnet, "labels": settings.labels, "protect": settings.protect,
-          "snapshot_retention_days": settings.backups.snapshot_retention_days}
+    site = VmSite(region=gcp.region, subnet=subnet, labels=settings.labels, protect=settings.protect,
+                  snapshot_retention_days=settings.backups.snapshot_retention_days)
+    brokers = tuple(VmHost(name, zone, settings.kafka.machine, settings.kafka.disk_gb, emails[catalog.BROKER])
+                    for name, zone in zip(broker_names(stack, settings.kafka.brokers), settings.broker_zones,
+                                          strict=True))
     kafka = KafkaBroker("kafka", KafkaBrokerArgs(
-        spec=specs.kafka, names=broker_names(stack, settings.kafka.brokers), zones=settings.broker_zones,
-        min_insync_replicas=settings.kafka.min_isr, machine=settings.kafka.machine,
-        disk_gb=settings.kafka.disk_gb, service_account_email=emails[catalog.BROKER], **vm), after_apis)
+        spec=specs.kafka, hosts=brokers, min_insync_replicas=settings.kafka.min_isr, site=site), after_apis)
     influxdb = InfluxDb("influxdb", InfluxDbArgs(
-        spec=specs.influxdb, instance=instance_name(stack, catalog.TSDB), zone=gcp.zone,
-        machine=settings.influxdb.machine, disk_gb=settings.influxdb.disk_gb,
-        service_account_email=emails[catalog.TSDB], secret_ids=secrets.ids,
-        backup_bucket=buckets.backups, backup_account_email=emails[identity_accounts.BACKUP], **vm),
-        after_apis)
+        spec=specs.influxdb, site=site,
+        host=VmHost(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
+                    settings.influxdb.disk_gb, emails[catalog.TSDB]),
+        secret_ids=secrets.ids, backup_bucket=buckets.backups,
+        backup_account_email=emails[identity_accounts.BACKUP]), after_apis)
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(
         settings, subnet, emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp),
@@ -59,12 +59,12 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
         stack=stack, project=gcp.project, influxdb_org=specs.influxdb.org,
         influxdb_bucket=specs.influxdb.bucket, alerting=settings.alerting,
-        instance=instance_name(stack, catalog.MONITORING), zone=gcp.zone, machine=settings.monitoring.machine,
-        disk_gb=settings.monitoring.disk_gb, service_account_email=emails[catalog.MONITORING],
-        secret_ids=secrets.ids, config_bucket=buckets.config,
+        host=VmHost(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
+                    settings.monitoring.disk_gb, emails[catalog.MONITORING]),
+        site=site, secret_ids=secrets.ids, config_bucket=buckets.config,
         kafka_ips=kafka.internal_ips,
         influxdb_ip=influxdb.internal_ip,
-        dataproc_master=cluster.master_hostname, **vm,
+        dataproc_master=cluster.master_hostname,
     ), after_apis)
     jobs = StreamingJobs("jobs", StreamingJobsArgs(
         settings,

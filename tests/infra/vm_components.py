@@ -13,7 +13,7 @@ from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.gcp.service_vm import instance_name
+from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.services import service_specs
 from infra.settings import load_settings
 
@@ -26,26 +26,25 @@ stack, gcp = settings.stack, settings.gcp
 emails = {role: f"fake-{role}@fake.iam.gserviceaccount.com" for role in (*catalog.ROLES, catalog.DATAPROC)}
 secrets = Secrets("secrets", SecretsArgs(settings, emails))
 
+site = VmSite(region=gcp.region, subnet=SUBNET, labels=settings.labels, protect=settings.protect,
+              snapshot_retention_days=settings.backups.snapshot_retention_days)
 kafka = KafkaBroker("kafka", KafkaBrokerArgs(
-    spec=specs.kafka, names=broker_names(stack, settings.kafka.brokers), zones=settings.broker_zones,
-    min_insync_replicas=settings.kafka.min_isr, region=gcp.region, machine=settings.kafka.machine,
-    disk_gb=settings.kafka.disk_gb, subnet=SUBNET, service_account_email=emails[catalog.BROKER],
-    labels=settings.labels, protect=settings.protect,
-    snapshot_retention_days=settings.backups.snapshot_retention_days))
+    spec=specs.kafka, min_insync_replicas=settings.kafka.min_isr, site=site,
+    hosts=tuple(VmHost(name, zone, settings.kafka.machine, settings.kafka.disk_gb, emails[catalog.BROKER])
+                for name, zone in zip(broker_names(stack, settings.kafka.brokers), settings.broker_zones,
+                                      strict=True))))
 influxdb = InfluxDb("influxdb", InfluxDbArgs(
-    spec=specs.influxdb, instance=instance_name(stack, catalog.TSDB), zone=gcp.zone, region=gcp.region,
-    machine=settings.influxdb.machine, disk_gb=settings.influxdb.disk_gb, subnet=SUBNET,
-    service_account_email=emails[catalog.TSDB], secret_ids=secrets.ids, backup_bucket="fake-backups",
-    backup_account_email=BACKUP_ACCOUNT, labels=settings.labels, protect=settings.protect,
-    snapshot_retention_days=settings.backups.snapshot_retention_days))
+    spec=specs.influxdb, site=site,
+    host=VmHost(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
+                settings.influxdb.disk_gb, emails[catalog.TSDB]),
+    secret_ids=secrets.ids, backup_bucket="fake-backups", backup_account_email=BACKUP_ACCOUNT))
 monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
     stack=stack, project=gcp.project, influxdb_org=settings.influxdb.org,
-    influxdb_bucket=settings.influxdb.bucket, alerting=settings.alerting,
-    instance=instance_name(stack, catalog.MONITORING), zone=gcp.zone, region=gcp.region,
-    machine=settings.monitoring.machine, disk_gb=settings.monitoring.disk_gb, labels=settings.labels,
-    protect=settings.protect, snapshot_retention_days=settings.backups.snapshot_retention_days,
-    subnet=SUBNET, service_account_email=emails[catalog.MONITORING], secret_ids=secrets.ids,
-    config_bucket="fake-config", kafka_ips=kafka.internal_ips, influxdb_ip=influxdb.internal_ip,
+    influxdb_bucket=settings.influxdb.bucket, alerting=settings.alerting, site=site,
+    host=VmHost(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
+                settings.monitoring.disk_gb, emails[catalog.MONITORING]),
+    secret_ids=secrets.ids, config_bucket="fake-config", kafka_ips=kafka.internal_ips,
+    influxdb_ip=influxdb.internal_ip,
     dataproc_master=pulumi.Config("hydrostream-test").require("dataproc_master")))
 
 pulumi.export("bootstrap_servers", kafka.bootstrap_servers)
