@@ -238,6 +238,10 @@ INFLUXDB = Service(
 )
 
 ALERTMANAGER_PORT = 9093
+# The monitoring services' config volumes: filled from the config bundle on a VM, uploaded locally.
+PROMETHEUS_CONFIG = "prometheus-config"
+ALERTMANAGER_CONFIG = "alertmanager-config"
+GRAFANA_PROVISIONING = "grafana-provisioning"
 
 # Beside Prometheus on the monitoring VM (Prometheus reaches it on localhost; nothing else does). One
 # instance: the gossip cluster listener is switched off. Its config (infra/render/alertmanager_config.py)
@@ -252,8 +256,7 @@ ALERTMANAGER = Service(
         "--storage.path=/alertmanager",
         "--cluster.listen-address=",
     ),
-    volumes=(Volume("alertmanager-data", "/alertmanager"),
-             Volume("alertmanager-config", "/etc/alertmanager")),
+    volumes=(Volume("alertmanager-data", "/alertmanager"), Volume(ALERTMANAGER_CONFIG, "/etc/alertmanager")),
     secret_files=tuple(SecretFile(secret, f"{SECRETS_DIR}/{secret}", optional=True)
                        for secret in RECEIVER_SECRETS),
     health_check=HealthCheck(command=("CMD", "wget", "-qO-", f"http://localhost:{ALERTMANAGER_PORT}/-/ready")),
@@ -270,7 +273,7 @@ PROMETHEUS = Service(
         "--storage.tsdb.path=/prometheus",
         "--web.enable-lifecycle",
     ),
-    volumes=(Volume("prometheus-data", "/prometheus"), Volume("prometheus-config", "/etc/prometheus")),
+    volumes=(Volume("prometheus-data", "/prometheus"), Volume(PROMETHEUS_CONFIG, "/etc/prometheus")),
     health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9090/-/ready")),
     user="65534",
 )
@@ -294,7 +297,7 @@ GRAFANA = Service(
     ),
     volumes=(
         Volume("grafana-data", "/var/lib/grafana"),
-        Volume("grafana-provisioning", "/etc/grafana/provisioning"),
+        Volume(GRAFANA_PROVISIONING, "/etc/grafana/provisioning"),
     ),
     health_check=HealthCheck(command=("CMD-SHELL", "wget -qO- http://localhost:3000/api/health >/dev/null")),
     user="472",

@@ -27,9 +27,9 @@ from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, secre
 from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
 from infra.settings import AlertingSettings
 
-PROMETHEUS_CONFIG = "prometheus-config"
-GRAFANA_PROVISIONING = "grafana-provisioning"
-ALERTMANAGER_CONFIG = "alertmanager-config"
+PROMETHEUS_CONFIG = catalog.PROMETHEUS_CONFIG
+GRAFANA_PROVISIONING = catalog.GRAFANA_PROVISIONING
+ALERTMANAGER_CONFIG = catalog.ALERTMANAGER_CONFIG
 CONFIG_VOLUMES = (PROMETHEUS_CONFIG, ALERTMANAGER_CONFIG, GRAFANA_PROVISIONING)
 CONFIG_PREFIX = "monitoring"
 # Prometheus, Alertmanager and Grafana share the VM's host network; node-exporter runs there too.

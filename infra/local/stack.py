@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,13 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
 
     network = LocalNetwork("network", LocalNetworkArgs(name=PREFIX, labels=labels))
 
-    def service_args(service: catalog.Service, **overrides: Any) -> ServiceContainerArgs:
+    def service_args(service: catalog.Service, config: tuple[str, str, Mapping[str, str]] | None = None,
+                     **overrides: Any) -> ServiceContainerArgs:
+        # config: (volume, where it is mounted, its files): uploaded, the volume named by their digest.
+        if config is not None:
+            volume, mount, files = config
+            uploads = tuple(Upload(f"{mount}/{path}", content=text) for path, text in sorted(files.items()))
+            overrides.update(uploads=uploads, config_volumes={volume: uploads_digest(uploads)})
         return ServiceContainerArgs(service=service, prefix=PREFIX, network_name=network.network_name,
                                     bind_address=bind, memory_mb=sizing.local_container_mb(service.name),
                                     labels=labels,
@@ -153,20 +160,16 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),),
         alertmanager_host=container_name(PREFIX, catalog.ALERTMANAGER))
     # No receivers on the local stack: alerts show in Alertmanager's UI (and the watchdog with them).
-    alertmanager_files = tuple(
-        Upload(f"{ALERTMANAGER_CONFIG_MOUNT}/{path}", content=text)
-        for path, text in sorted(alertmanager_config_files(settings.stack, settings.alerting).items()))
     alertmanager_http = catalog.ALERTMANAGER.port("http")
     alertmanager = ServiceContainer("alertmanager", service_args(
-        dataclasses.replace(catalog.ALERTMANAGER, secret_files=()), uploads=alertmanager_files,
-        config_volumes={"alertmanager-config": uploads_digest(alertmanager_files)},
+        dataclasses.replace(catalog.ALERTMANAGER, secret_files=()),
+        config=(catalog.ALERTMANAGER_CONFIG, ALERTMANAGER_CONFIG_MOUNT,
+                alertmanager_config_files(settings.stack, settings.alerting)),
         published=(PublishedPort(alertmanager_http),), wait=True))
-    prometheus_files = tuple(Upload(f"{CONFIG_MOUNT}/{path}", content=text)
-                             for path, text in sorted(prometheus_config_files(targets).items()))
     prometheus_http = catalog.PROMETHEUS.port("http")
     prometheus = ServiceContainer("prometheus", service_args(
-        catalog.PROMETHEUS, uploads=prometheus_files,
-        config_volumes={"prometheus-config": uploads_digest(prometheus_files)},
+        catalog.PROMETHEUS,
+        config=(catalog.PROMETHEUS_CONFIG, CONFIG_MOUNT, prometheus_config_files(targets)),
         published=(PublishedPort(prometheus_http),), wait=True, depends_on=(alertmanager.container,)))
 
     node_exporter = ServiceContainer("node-exporter", service_args(catalog.NODE_EXPORTER, wait=True))
@@ -176,12 +179,10 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         stack=settings.stack, influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
         prometheus_host=container_name(PREFIX, catalog.PROMETHEUS),
         org=specs.influxdb.org, bucket=specs.influxdb.bucket)
-    grafana_files = tuple(Upload(f"{provisioning}/{path}", content=text)
-                          for path, text in sorted(grafana_provisioning_files(sources).items()))
     grafana_http = catalog.GRAFANA.port("http")
     grafana = ServiceContainer("grafana", service_args(
-        catalog.GRAFANA, uploads=grafana_files,
-        config_volumes={"grafana-provisioning": uploads_digest(grafana_files)},
+        catalog.GRAFANA,
+        config=(catalog.GRAFANA_PROVISIONING, provisioning, grafana_provisioning_files(sources)),
         secrets_volume=secrets.volume_names[catalog.GRAFANA.name],
         published=(PublishedPort(grafana_http),), wait=True,
         depends_on=(secrets.succeeded, tokens.succeeded, influxdb.container, prometheus.container)))

@@ -1,12 +1,13 @@
 """Cloud-init for the service VMs: the catalog's containers as systemd units on Container-Optimized OS.
 
-Pure functions and frozen dataclasses, no Pulumi resources: callers resolve Outputs with `.apply`
-and pass plain values. Each role builder returns the whole `#cloud-config` document, the value of
-the VM's `user-data` metadata key:
+Pure functions, no Pulumi resources: callers resolve Outputs with `.apply` and pass plain values
+(infra/render/vm_inputs.py). A service's environment, heap and topics are its spec's
+(infra/services/), rendered here as they are, unit by unit (infra/render/systemd.py). Each role
+builder returns the whole `#cloud-config` document, the value of the VM's `user-data` metadata key:
 
-    broker_cloud_init(heap_mb, topics, node=None, data_disk=DEFAULT_DATA_DISK) -> str
-    tsdb_cloud_init(org, bucket, retention, memory_limit_mb, secrets, scoped_tokens=(),
-                    backup=None, data_disk=DEFAULT_DATA_DISK) -> str
+    broker_cloud_init(spec: KafkaSpec, node=None, data_disk=DEFAULT_DATA_DISK) -> str
+    tsdb_cloud_init(spec: InfluxDbSpec, secrets, scoped_tokens=(), backup=None,
+                    data_disk=DEFAULT_DATA_DISK) -> str
     monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
 
 A change of this document is applied in place, never by replacing the VM (prod's deletion protection
@@ -28,7 +29,7 @@ rewritten and started on each boot, and every step is idempotent:
   has no gcloud) into `SECRETS_DIR/<service>/<secret>` on the host's /run tmpfs, mode 0400, owned
   by the container's user, and mounted read-only at the catalog's path. Only secret resource names
   (`projects/P/secrets/S`) are in this document; values never are.
-- broker: Kafka advertises `<internal IP>:<port>` for its non-controller listeners; the IP is read
+- broker: Kafka advertises `<internal IP>:<port>` for its client listeners (the spec's); the IP is read
   from the metadata server before each start (host-env.sh), never written here. The image formats
   its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
   directory on the data disk survives reboots and VM replacement. A `KafkaNode` places the broker
