@@ -2,6 +2,7 @@
 survives the VM, catalog shapes, cloud-init that holds secret names but never secret values, and the
 monitoring config archive (this stack's scrape targets and data sources) named by its digest."""
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -15,6 +16,8 @@ from hydrostream_jobs import contract
 
 from infra import catalog, sizing
 from infra.gcp import monitoring, service_vm
+from infra.gcp.influxdb import InfluxDbArgs
+from infra.gcp.kafka import KafkaBrokerArgs
 from infra.render import cloud_init, grafana_config, prometheus_volume
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
@@ -426,3 +429,29 @@ def test_config_archive_is_reproducible():
         members = archive.getmembers()
     assert [m.name for m in members] == ["a/one.yml", "b/two.yml"]
     assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
+
+
+# --- narrow inputs ----------------------------------------------------------------------------------
+
+VM_ARGS = (service_vm.ServiceVmArgs, service_vm.VmHost, service_vm.VmSite, KafkaBrokerArgs, InfluxDbArgs,
+           monitoring.MonitoringVmArgs)
+
+
+def whole_settings_fields(args: type) -> list[str]:
+    """The fields of a dataclass annotated with the whole StackSettings (annotations are source text)."""
+    return [f.name for f in dataclasses.fields(args) if "StackSettings" in str(f.type)]
+
+
+@pytest.mark.parametrize("args", VM_ARGS, ids=lambda cls: cls.__name__)
+def test_vm_component_args_name_what_they_use_not_the_whole_settings(args):
+    assert whole_settings_fields(args) == [], f"{args.__name__} takes the whole settings"
+    assert args.__dataclass_params__.frozen
+
+
+def test_the_narrow_inputs_check_catches_a_settings_field():
+    @dataclasses.dataclass(frozen=True)
+    class Wide:
+        settings: "StackSettings"  # noqa: F821  (only its annotation is read)
+        subnet: str
+
+    assert whole_settings_fields(Wide) == ["settings"]
