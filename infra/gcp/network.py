@@ -12,14 +12,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.settings import StackSettings
+from infra.gcp.options import child_options
 
 NETWORK_NAME = "hydrostream"
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    settings: StackSettings
+    stack: str
+    region: str
+    subnet_cidr: str
 
 
 class Network(pulumi.ComponentResource):
@@ -27,17 +29,15 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:network:Network", name, None, opts)
-        settings = args.settings
-        # Children wait for what the component waits for (the project's APIs).
-        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
-        region = settings.gcp.region
+        child = child_options(self, opts)
+        region = args.region
 
         vpc = gcp.compute.Network(
             f"{name}-vpc",
             name=NETWORK_NAME,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
-            description=f"Hydrostream {settings.stack}: private network for the pipeline",
+            description=f"Hydrostream {args.stack}: private network for the pipeline",
             opts=child,
         )
         subnet = gcp.compute.Subnetwork(
@@ -45,7 +45,7 @@ class Network(pulumi.ComponentResource):
             name=f"{NETWORK_NAME}-{region}",
             network=vpc.id,
             region=region,
-            ip_cidr_range=settings.network.subnet_cidr,
+            ip_cidr_range=args.subnet_cidr,
             private_ip_google_access=True,
             opts=child,
         )
@@ -72,14 +72,10 @@ class Network(pulumi.ComponentResource):
         )
 
         self.network_id = vpc.id
-        self.network_self_link = vpc.self_link
-        self.subnet_id = subnet.id
         self.subnet_self_link = subnet.self_link
         # What needs the internet at boot (Dataproc's pip.packages, image pulls) waits for this.
         self.nat = nat
         self.register_outputs({
             "network_id": self.network_id,
-            "network_self_link": self.network_self_link,
-            "subnet_id": self.subnet_id,
             "subnet_self_link": self.subnet_self_link,
         })

@@ -33,13 +33,15 @@ from infra import catalog
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
+from infra import roles
 from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.settings import load_settings
+from infra.settings import load_settings, receiver_secret_values
 
 settings = load_settings()
 emails = {{role: f"fake-{{role}}@fake.iam.gserviceaccount.com"
           for role in (*catalog.ROLES, catalog.DATAPROC)}}
-secrets = Secrets("secrets", SecretsArgs(settings, emails))
+secrets = Secrets("secrets", SecretsArgs(settings.gcp.project, settings.labels, settings.protect,
+                                         roles.ACCOUNTS, emails, receiver_secret_values(settings.alerting)))
 kafka = KafkaBroker("kafka", KafkaBrokerArgs(settings, "{SUBNET}", emails[catalog.BROKER]))
 influxdb = InfluxDb("influxdb", InfluxDbArgs(
     settings, "{SUBNET}", emails[catalog.TSDB], secrets.ids, backup_bucket="fake-backups",
