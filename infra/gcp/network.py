@@ -40,27 +40,19 @@ class Network(pulumi.ComponentResource):
             description=f"Hydrostream {args.stack}: private network for the pipeline",
             opts=child,
         )
+        # The subnet, its router and NAT: one each in the stack's region, named after it.
+        regional = {"name": f"{NETWORK_NAME}-{region}", "region": region, "opts": child}
         subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
-            name=f"{NETWORK_NAME}-{region}",
             network=vpc.id,
-            region=region,
             ip_cidr_range=args.subnet_cidr,
             private_ip_google_access=True,
-            opts=child,
+            **regional,
         )
-        router = gcp.compute.Router(
-            f"{name}-router",
-            name=f"{NETWORK_NAME}-{region}",
-            network=vpc.id,
-            region=region,
-            opts=child,
-        )
+        router = gcp.compute.Router(f"{name}-router", network=vpc.id, **regional)
         nat = gcp.compute.RouterNat(
             f"{name}-nat",
-            name=f"{NETWORK_NAME}-{region}",
             router=router.name,
-            region=region,
             nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
             subnetworks=[gcp.compute.RouterNatSubnetworkArgs(
@@ -68,7 +60,7 @@ class Network(pulumi.ComponentResource):
                 source_ip_ranges_to_nats=["ALL_IP_RANGES"],
             )],
             log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
-            opts=child,
+            **regional,
         )
 
         self.network_id = vpc.id
