@@ -104,14 +104,6 @@ TSDB_BACKUP = Role(
 ACCOUNTS: tuple[Role, ...] = (DATAPROC, BROKER, TSDB, MONITORING, TSDB_BACKUP)
 
 
-def by_name(name: str, accounts: tuple[Role, ...] = ACCOUNTS) -> Role:
-    """The role called `name`; an unknown name is an error listing the known ones."""
-    for role in accounts:
-        if role.name == name:
-            return role
-    raise KeyError(f"no role {name!r}; the roles are {', '.join(r.name for r in accounts)}")
-
-
 def readers(secret: str, accounts: tuple[Role, ...] = ACCOUNTS) -> tuple[Role, ...]:
     """The roles that read a logical secret."""
     return tuple(role for role in accounts if secret in role.reads)

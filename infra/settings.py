@@ -99,14 +99,6 @@ def _count_of(*choices: int) -> Callable[[int], int]:
     return check
 
 
-def _one_of(*choices: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in choices:
-            raise _Invalid("one of " + ", ".join(choices))
-        return value
-    return check
-
-
 def _sized(parse: Callable[[str], sizing.MachineShape]) -> Callable[[str], sizing.MachineShape]:
     def check(value: str) -> sizing.MachineShape:
         try:

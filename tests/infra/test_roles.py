@@ -58,12 +58,6 @@ def test_a_borrowed_account_with_project_roles_is_refused():
         dataclasses.replace(roles.TSDB_BACKUP, project_roles=("roles/storage.admin",))
 
 
-def test_an_unknown_role_name_is_an_error_naming_the_roles():
-    assert roles.by_name("tsdb") is roles.TSDB
-    with pytest.raises(KeyError, match="no role 'kafka'; the roles are dataproc, broker, tsdb, monitoring"):
-        roles.by_name("kafka")
-
-
 def test_an_account_borrowed_by_a_role_without_an_account_is_refused():
     orphan = dataclasses.replace(roles.TSDB_BACKUP, borrowed_by="grafana")
 
