@@ -336,7 +336,6 @@ def test_prod_protects_every_secret_and_its_value(prod):
     assert [s.inputs["deletionProtection"] for s in stored] == [True] * len(catalog.SECRETS)
 
 
-
 # --- stack outputs -----------------------------------------------------------------------------
 
 def test_outputs_give_operators_and_host_checks_what_they_need(dev):

@@ -17,7 +17,6 @@ SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 ACCOUNT = "fake-dataproc@fake.iam.gserviceaccount.com"
 
 
-
 def declare_cluster(settings) -> dict:
     """The cluster alone, from narrow Args filled from the stack's settings as infra/gcp/stack.py does."""
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(

@@ -23,7 +23,6 @@ OBJECT = "gcp:storage/bucketObject:BucketObject"
 PIN = "0" * 64
 
 
-
 def declare_jobs(settings) -> dict:
     """The jobs alone, with the secrets whose id they read, from narrow Args as infra/gcp/stack.py builds."""
     emails = {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
