@@ -25,9 +25,9 @@ from infra.settings import StackSettings, receiver_secret_values
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
     """Declare the environment's resources; return the stack outputs (no secret values among them)."""
-    # Everything else waits on the network or the service accounts, so on the APIs.
     gcp_settings = settings.gcp
     project = gcp_settings.project
+    # Everything else waits on the network or the service accounts, so on the APIs.
     after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(project))])
     network = Network("network", NetworkArgs(settings.stack, gcp_settings.region,
                                              settings.network.subnet_cidr), after_apis)
