@@ -1,1 +1,1 @@
-"""Hydrostream infrastructure: catalogs and (to come) the Pulumi components that use them."""
+"""Hydrostream infrastructure: settings, sizing and service catalogs, and the Pulumi components per target."""

@@ -267,4 +267,3 @@ def readme_table(estimates: Sequence[Estimate]) -> str:
             _money(c[row]) if row in c else "-" for c in cells) + " |")
     lines.append("| **total** | " + " | ".join(f"**{_money(e.total)}**" for e in estimates) + " |")
     return "\n".join(lines)
-

@@ -1,34 +1,26 @@
 """The two jobs' command lines, built once for both targets (Dataproc and the local Spark container).
 
-DESIGN.md fixes the flags; this module fills them from the stack settings and the deployed
-endpoints. The InfluxDB token never travels here: the consumer gets a file path (local) or a
-Secret Manager version name (GCP), and reads the value itself.
+The jobs' argument parser (jobs/hydrostream_jobs/cli.py, docs/jobs.md) defines the flags; this module
+fills them from the stack settings and the deployed endpoints. The InfluxDB token never travels here:
+the consumer gets a file path (local) or a Secret Manager version name (GCP) as the jobs' own
+`TokenSource`, and reads the value itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hydrostream_jobs import contract
+from hydrostream_jobs.token import TokenSource
 
 from infra.settings import JobsSettings
 
 
-@dataclass(frozen=True)
-class TokenSource:
-    """Where the consumer reads the InfluxDB token: exactly one of a file or a Secret Manager version."""
-
-    file: str | None = None
-    secret_version: str | None = None  # projects/P/secrets/S/versions/latest
-
-    def __post_init__(self) -> None:
-        if (self.file is None) == (self.secret_version is None):
-            raise ValueError("a token source is a file or a Secret Manager version, not both or neither")
-
-    def flags(self) -> list[str]:
-        if self.file is not None:
-            return ["--influx-token-file", self.file]
-        return ["--influx-token-secret", str(self.secret_version)]
+def token_flags(token: TokenSource) -> list[str]:
+    """The consumer's token flag: a file (local) or a Secret Manager version (GCP), exactly one."""
+    if (token.file is None) == (token.secret is None):
+        raise ValueError("a token source is a file or a Secret Manager version, not both or neither")
+    if token.file is not None:
+        return ["--influx-token-file", token.file]
+    return ["--influx-token-secret", str(token.secret)]
 
 
 def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str, influx_org: str,
@@ -53,7 +45,7 @@ def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str
         "--influx-url", influx_url,
         "--influx-org", influx_org,
         "--influx-bucket", influx_bucket,
-        *token.flags(),
+        *token_flags(token),
         "--checkpoint-location", f"{checkpoint_root}/consumer",
         "--handover-from", handover_root,
         "--dead-letter-path", f"{checkpoint_root}/dead-letter",

@@ -41,6 +41,7 @@ import pulumi
 import yaml
 
 from infra import capacity, catalog, sizing
+from infra.release.bundle import is_release_digest
 
 NAMESPACE = "hydrostream"
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
@@ -63,7 +64,6 @@ REGIONS: dict[str, tuple[str, ...]] = {
 # weekend plus a week of investigation can still be rolled back.
 PROD_MIN_BACKUP_DAYS = 14
 
-_RELEASE = re.compile(r"[0-9a-f]{64}")
 _DURATION = re.compile(r"([1-9][0-9]*)(s|m|h)")
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,61}[a-z0-9]")
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
@@ -95,14 +95,6 @@ def _count_of(*choices: int) -> Callable[[int], int]:
     def check(value: int) -> int:
         if value not in choices:
             raise _Invalid("one of " + ", ".join(map(str, choices)))
-        return value
-    return check
-
-
-def _one_of(*choices: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in choices:
-            raise _Invalid("one of " + ", ".join(choices))
         return value
     return check
 
@@ -145,7 +137,7 @@ def _trigger(value: str) -> str:
 
 
 def _release(value: str | None) -> str | None:
-    if value is not None and not _RELEASE.fullmatch(value):
+    if value is not None and not is_release_digest(value):
         raise _Invalid("a release digest: 64 lowercase hex characters"
                        " (`python -m infra.release.bundle` prints it)")
     return value

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.settings import StackSettings
-
 # compute: VPC, VMs, disks; dataproc: the cluster and jobs; secretmanager: generated credentials;
 # iam: service accounts; storage: buckets; iap: SSH and port forwarding without public IPs;
 # logging/monitoring: the agents' writer roles; cloudresourcemanager: project-level IAM.
@@ -29,7 +27,7 @@ SERVICES = (
 
 @dataclass(frozen=True)
 class ProjectApisArgs:
-    settings: StackSettings
+    project: str
 
 
 class ProjectApis(pulumi.ComponentResource):
@@ -40,7 +38,7 @@ class ProjectApis(pulumi.ComponentResource):
         self.services = [
             gcp.projects.Service(
                 f"{name}-{service.split('.')[0]}",
-                project=args.settings.gcp.project,
+                project=args.project,
                 service=service,
                 disable_on_destroy=False,
                 opts=pulumi.ResourceOptions(parent=self),

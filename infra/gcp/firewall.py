@@ -14,7 +14,6 @@ import pulumi_gcp as gcp
 from hydrostream_jobs import contract
 
 from infra import catalog
-from infra.settings import StackSettings
 
 # Google's IAP TCP forwarders: the only source of SSH (and of IAP port forwarding).
 IAP_RANGE = "35.235.240.0/20"
@@ -63,7 +62,7 @@ class Flow:
             raise ValueError(f"flow {self.name}: ports apply only to {', '.join(PROTOCOLS_WITH_PORTS)}")
 
 
-def flows(settings: StackSettings) -> tuple[Flow, ...]:
+def flows(brokers: int, grafana_source_ranges: tuple[str, ...] = ()) -> tuple[Flow, ...]:
     """The environment's allowed flows; the brokers' flow exists only with several brokers, Grafana's
     direct flow only when CIDRs are configured."""
     kafka_port = catalog.KAFKA.port("kafka")
@@ -84,13 +83,13 @@ def flows(settings: StackSettings) -> tuple[Flow, ...]:
              source_tags=(catalog.DATAPROC,), protocols=("tcp", "udp", "icmp")),
         Flow("ssh-from-iap", target_tags=ALL_TAGS, ports=(SSH_PORT,), source_range=IAP_FORWARDERS),
     ]
-    if settings.kafka.brokers > 1:
+    if brokers > 1:
         # Replication and client redirects (9092) and the KRaft quorum (9093) between the brokers.
         table.append(Flow("kafka-between-brokers", target_tags=(catalog.BROKER,),
                           ports=(kafka_port, catalog.KAFKA.port("controller")),
                           source_tags=(catalog.BROKER,)))
-    if settings.network.grafana_source_ranges:
-        viewers = SourceRange("grafana-viewers", settings.network.grafana_source_ranges)
+    if grafana_source_ranges:
+        viewers = SourceRange("grafana-viewers", tuple(grafana_source_ranges))
         table.append(Flow("grafana-from-viewers", target_tags=(catalog.MONITORING,),
                           ports=(catalog.GRAFANA.port("http"),), source_range=viewers))
     return tuple(table)
@@ -104,18 +103,18 @@ def allows(flow: Flow) -> list[gcp.compute.FirewallAllowArgs]:
 
 @dataclass(frozen=True)
 class FirewallRulesArgs:
-    settings: StackSettings
     network: pulumi.Input[str]
+    flows: tuple[Flow, ...]       # `flows(...)` for the stack
 
 
 class FirewallRules(pulumi.ComponentResource):
-    """One ingress allow rule per flow of `flows(settings)`; exposes the rules' names."""
+    """One ingress allow rule per flow; exposes the rules' names."""
 
     def __init__(self, name: str, args: FirewallRulesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:network:FirewallRules", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.rule_names: dict[str, pulumi.Output[str]] = {}
-        for flow in flows(args.settings):
+        for flow in args.flows:
             source = (f"range {flow.source_range.name}" if flow.source_range
                       else "tags " + ", ".join(flow.source_tags))
             rule = gcp.compute.Firewall(

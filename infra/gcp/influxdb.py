@@ -19,6 +19,7 @@ import pulumi
 
 from infra import catalog
 from infra.gcp import storage
+from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name, secret_refs
 from infra.render import cloud_init
 from infra.services.influxdb import InfluxDbSpec
@@ -54,7 +55,7 @@ class InfluxDb(pulumi.ComponentResource):
                                                     backup=refs[2]))
         vm = ServiceVm(name, ServiceVmArgs(
             role=catalog.TSDB, host=args.host, site=args.site, user_data=user_data,
-        ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
+        ), child_options(self, opts))
 
         port = catalog.INFLUXDB.port("http")
         self.internal_ip = vm.internal_ip

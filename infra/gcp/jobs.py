@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pulumi_gcp as gcp
 
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.release import bundle, connector_jars
-from infra.settings import StackSettings
+from infra.settings import JobsSettings
 
 CONSUMER = "consumer"
 PRODUCER = "producer"
@@ -70,14 +71,17 @@ def job_id(job: str, release: str, spec: object) -> str:
     return f"hydro-{job}-{release[:RELEASE_ID_CHARS]}-{spec_digest[:SPEC_ID_CHARS]}"
 
 
-def job_properties(settings: StackSettings, executors: int) -> dict[str, str]:
-    """Spark properties of one job: the derived sizes (the connector comes as jar_file_uris, not packages)."""
-    return settings.spark.job_properties(executors)
-
-
 @dataclass(frozen=True)
 class StreamingJobsArgs:
-    settings: StackSettings
+    stack: str
+    region: str
+    labels: Mapping[str, str]
+    jobs: JobsSettings                  # flags, restart policy and the pinned release
+    influx_org: str
+    influx_bucket: str
+    # Spark properties of each job: the derived sizes (the connector comes as jar_file_uris, not packages).
+    consumer_properties: Mapping[str, str]
+    producer_properties: Mapping[str, str]
     cluster_name: pulumi.Input[str]
     artifacts_bucket: pulumi.Input[str]     # bucket names, not gs:// URIs
     checkpoint_bucket: pulumi.Input[str]
@@ -91,9 +95,8 @@ class StreamingJobs(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StreamingJobsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:jobs:StreamingJobs", name, None, opts)
-        settings = args.settings
         built = bundle.build_bundle(bundle.JOBS_DIR)
-        release = release_to_deploy(settings.stack, settings.jobs.release, built.digest)
+        release = release_to_deploy(args.stack, args.jobs.release, built.digest)
         self.release = release
 
         uris: dict[str, pulumi.Output[str]] = {}
@@ -126,28 +129,26 @@ class StreamingJobs(pulumi.ComponentResource):
         # Every release's checkpoints below the bucket's root: the consumer hands over from the last one.
         handover_root = pulumi.Output.concat("gs://", args.checkpoint_bucket)
         checkpoint_root = pulumi.Output.concat(handover_root, "/", release)
-        influxdb = settings.influxdb
         consumer_command = pulumi.Output.all(
             args.bootstrap_servers, args.influx_url, args.token_secret_id, checkpoint_root, handover_root,
         ).apply(lambda values: consumer_args(
-            settings.jobs,
+            args.jobs,
             bootstrap_servers=values[0],
             influx_url=values[1],
-            influx_org=influxdb.org,
-            influx_bucket=influxdb.bucket,
-            token=TokenSource(secret_version=f"{values[2]}/versions/latest"),
+            influx_org=args.influx_org,
+            influx_bucket=args.influx_bucket,
+            token=TokenSource(secret=f"{values[2]}/versions/latest"),
             checkpoint_root=values[3],
             handover_root=values[4],
         ))
         producer_command = pulumi.Output.all(args.bootstrap_servers, checkpoint_root).apply(
-            lambda values: producer_args(settings.jobs, bootstrap_servers=values[0],
+            lambda values: producer_args(args.jobs, bootstrap_servers=values[0],
                                          checkpoint_root=values[1]))
 
-        spark = settings.spark
         consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, consumer_command,
-                             job_properties(settings, spark.consumer_executors), depends_on=[])
+                             dict(args.consumer_properties), depends_on=[])
         producer = self._job(name, PRODUCER, args, release, uris, jar_uris, producer_command,
-                             job_properties(settings, spark.producer_executors), depends_on=[consumer])
+                             dict(args.producer_properties), depends_on=[consumer])
 
         self.consumer_job_id: pulumi.Output[str] = consumer.reference.apply(lambda ref: ref.job_id)
         self.producer_job_id: pulumi.Output[str] = producer.reference.apply(lambda ref: ref.job_id)
@@ -161,7 +162,6 @@ class StreamingJobs(pulumi.ComponentResource):
              uris: dict[str, pulumi.Output[str]], jar_uris: list[pulumi.Output[str]],
              command: pulumi.Output[list[str]],
              properties: dict[str, str], depends_on: list[pulumi.Resource]) -> gcp.dataproc.Job:
-        settings = args.settings
         main_uri = uris[ENTRY_FILE[job]]
         package_uri = uris[bundle.PACKAGE_ZIP]
         jars = pulumi.Output.all(*jar_uris)
@@ -169,7 +169,7 @@ class StreamingJobs(pulumi.ComponentResource):
             lambda spec: job_id(job, release, {"spec": spec, "properties": properties}))
         return gcp.dataproc.Job(
             f"{name}-{job}",
-            region=settings.gcp.region,
+            region=args.region,
             placement=gcp.dataproc.JobPlacementArgs(cluster_name=args.cluster_name),
             reference=gcp.dataproc.JobReferenceArgs(job_id=reference_id),
             pyspark_config=gcp.dataproc.JobPysparkConfigArgs(
@@ -181,10 +181,10 @@ class StreamingJobs(pulumi.ComponentResource):
             ),
             # Dataproc restarts a failed driver; a job that keeps failing stays failed for an operator.
             scheduling=gcp.dataproc.JobSchedulingArgs(
-                max_failures_per_hour=settings.jobs.max_failures_per_hour,
-                max_failures_total=settings.jobs.max_failures_total,
+                max_failures_per_hour=args.jobs.max_failures_per_hour,
+                max_failures_total=args.jobs.max_failures_total,
             ),
-            labels={**settings.labels, "job": job, "release": release[:RELEASE_LABEL_CHARS]},
+            labels={**args.labels, "job": job, "release": release[:RELEASE_LABEL_CHARS]},
             # Destroy and replacement cancel a running job instead of failing on it.
             force_delete=True,
             # The resource is done once the job is RUNNING; waiting for a stream to end would never return.

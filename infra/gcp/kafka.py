@@ -23,6 +23,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
+from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name
 from infra.render import cloud_init
 from infra.services.kafka import KafkaNode, KafkaSpec
@@ -99,7 +100,7 @@ class KafkaBroker(pulumi.ComponentResource):
             vms.append(ServiceVm(name if single else f"{name}-{index + 1}", ServiceVmArgs(
                 role=catalog.BROKER, host=host, site=args.site, user_data=user_data,
                 address=None if single else addresses[index],
-            ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)))
+            ), child_options(self, opts)))
 
         self.internal_ips: pulumi.Output[list[str]] = pulumi.Output.all(*(vm.internal_ip for vm in vms))
         self.bootstrap_servers: pulumi.Output[str] = self.internal_ips.apply(bootstrap_servers)

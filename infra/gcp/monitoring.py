@@ -23,6 +23,7 @@ import pulumi_gcp as gcp
 
 from infra import catalog
 from infra.gcp.jobs import bytes_asset
+from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, secret_refs
 from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
 from infra.settings import AlertingSettings
@@ -114,7 +115,7 @@ class MonitoringVm(pulumi.ComponentResource):
         vm = ServiceVm(name, ServiceVmArgs(
             role=catalog.MONITORING, host=args.host, site=args.site, user_data=user_data,
             metadata={cloud_init.CONFIG_BUNDLE_KEY: bundle_url},
-        ), pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
+        ), child_options(self, opts))
 
         port = catalog.GRAFANA.port("http")
         self.alert_receivers = alertmanager_config.receiver_summary(args.alerting)

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.settings import StackSettings
+from infra.gcp.options import child_options
 
 NETWORK_NAME = "hydrostream"
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    settings: StackSettings
+    stack: str
+    region: str
+    subnet_cidr: str
 
 
 class Network(pulumi.ComponentResource):
@@ -27,40 +29,30 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:network:Network", name, None, opts)
-        settings = args.settings
-        # Children wait for what the component waits for (the project's APIs).
-        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
-        region = settings.gcp.region
+        child = child_options(self, opts)
+        region = args.region
 
         vpc = gcp.compute.Network(
             f"{name}-vpc",
             name=NETWORK_NAME,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
-            description=f"Hydrostream {settings.stack}: private network for the pipeline",
+            description=f"Hydrostream {args.stack}: private network for the pipeline",
             opts=child,
         )
+        # The subnet, its router and NAT: one each in the stack's region, named after it.
+        regional = {"name": f"{NETWORK_NAME}-{region}", "region": region, "opts": child}
         subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
-            name=f"{NETWORK_NAME}-{region}",
             network=vpc.id,
-            region=region,
-            ip_cidr_range=settings.network.subnet_cidr,
+            ip_cidr_range=args.subnet_cidr,
             private_ip_google_access=True,
-            opts=child,
+            **regional,
         )
-        router = gcp.compute.Router(
-            f"{name}-router",
-            name=f"{NETWORK_NAME}-{region}",
-            network=vpc.id,
-            region=region,
-            opts=child,
-        )
+        router = gcp.compute.Router(f"{name}-router", network=vpc.id, **regional)
         nat = gcp.compute.RouterNat(
             f"{name}-nat",
-            name=f"{NETWORK_NAME}-{region}",
             router=router.name,
-            region=region,
             nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
             subnetworks=[gcp.compute.RouterNatSubnetworkArgs(
@@ -68,18 +60,14 @@ class Network(pulumi.ComponentResource):
                 source_ip_ranges_to_nats=["ALL_IP_RANGES"],
             )],
             log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
-            opts=child,
+            **regional,
         )
 
         self.network_id = vpc.id
-        self.network_self_link = vpc.self_link
-        self.subnet_id = subnet.id
         self.subnet_self_link = subnet.self_link
         # What needs the internet at boot (Dataproc's pip.packages, image pulls) waits for this.
         self.nat = nat
         self.register_outputs({
             "network_id": self.network_id,
-            "network_self_link": self.network_self_link,
-            "subnet_id": self.subnet_id,
             "subnet_self_link": self.subnet_self_link,
         })

@@ -25,6 +25,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
+from infra.gcp.options import child_options
 from infra.render.vm_inputs import DEFAULT_DATA_DISK, SecretRef
 from infra.sizing import MachineShape
 
@@ -144,10 +145,8 @@ class ServiceVm(pulumi.ComponentResource):
             # A disk restored from a snapshot by hand (docs/operations.md) records its `snapshot`, an
             # Optional+ForceNew provider field this program never sets: ignored, `pulumi refresh` adopts
             # the restored disk under the same name instead of planning to replace it with an empty one.
-            opts=pulumi.ResourceOptions(parent=self, protect=site.protect,
-                                        retain_on_delete=site.protect,
-                                        ignore_changes=["snapshot"],
-                                        depends_on=opts.depends_on if opts else None),
+            opts=child_options(self, opts, protect=site.protect, retain_on_delete=site.protect,
+                               ignore_changes=["snapshot"]),
         )
         # A new retention gives a new policy name: Pulumi creates the new policy, moves the attachment
         # (a disk holds one snapshot schedule, hence delete-before-replace) and then deletes the old
@@ -168,8 +167,7 @@ class ServiceVm(pulumi.ComponentResource):
                 snapshot_properties=gcp.compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs(
                     labels=labels, storage_locations=site.region),
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=site.protect,
-                                        depends_on=opts.depends_on if opts else None),
+            opts=child_options(self, opts, protect=site.protect),
         )
         gcp.compute.DiskResourcePolicyAttachment(
             f"{name}-data-snapshots",

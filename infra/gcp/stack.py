@@ -6,8 +6,8 @@ from typing import Any
 
 import pulumi
 
-from infra import catalog
-from infra.gcp import identity as identity_accounts
+from infra import catalog, roles
+from infra.gcp import dataproc, firewall
 from infra.gcp.apis import ProjectApis, ProjectApisArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
@@ -21,23 +21,31 @@ from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
 from infra.services import service_specs
-from infra.settings import StackSettings
+from infra.settings import StackSettings, receiver_secret_values
 
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
     """Declare the environment's resources; return the stack outputs (no secret values among them)."""
+    gcp, stack = settings.gcp, settings.stack
+    project = gcp.project
     # Everything else waits on the network or the service accounts, so on the APIs.
-    after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(settings))])
-    network = Network("network", NetworkArgs(settings), after_apis)
-    FirewallRules("firewall", FirewallRulesArgs(settings, network.network_id))
-    identity = ServiceAccounts("identity", ServiceAccountsArgs(settings), after_apis)
+    after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(project))])
+    network = Network("network", NetworkArgs(stack, gcp.region,
+                                             settings.network.subnet_cidr), after_apis)
+    FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
+        settings.kafka.brokers, settings.network.grafana_source_ranges)))
+    identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
     emails = identity.emails
-    buckets = Buckets("buckets", BucketsArgs(settings, emails), after_apis)
-    secrets = Secrets("secrets", SecretsArgs(settings, emails), after_apis)
+    buckets = Buckets("buckets", BucketsArgs(
+        project, gcp.region, settings.labels, settings.protect,
+        backup_retention_days=settings.backups.influxdb_retention_days,
+        accounts=roles.ACCOUNTS, service_account_emails=emails), after_apis)
+    secrets = Secrets("secrets", SecretsArgs(
+        project, settings.labels, settings.protect, roles.ACCOUNTS, emails,
+        receiver_values=receiver_secret_values(settings.alerting)), after_apis)
     subnet = network.subnet_self_link
 
     specs = service_specs(settings)
-    gcp, stack = settings.gcp, settings.stack
     site = VmSite(region=gcp.region, subnet=subnet, labels=settings.labels, protect=settings.protect,
                   snapshot_retention_days=settings.backups.snapshot_retention_days)
     brokers = tuple(VmHost(name, zone, settings.kafka.machine, settings.kafka.disk_gb, emails[catalog.BROKER])
@@ -50,9 +58,16 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         host=VmHost(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
                     settings.influxdb.disk_gb, emails[catalog.TSDB]),
         secret_ids=secrets.ids, backup_bucket=buckets.backups,
-        backup_account_email=emails[identity_accounts.BACKUP]), after_apis)
+        backup_account_email=emails[roles.TSDB_BACKUP.name]), after_apis)
+    spark = settings.spark
     cluster = DataprocCluster("dataproc", DataprocClusterArgs(
-        settings, subnet, emails[catalog.DATAPROC],
+        dataproc.cluster_name(stack), project, gcp.region, gcp.zone,
+        settings.labels,
+        master=settings.dataproc.master, worker=settings.dataproc.worker,
+        workers=settings.dataproc.workers, boot_disk_gb=settings.dataproc.boot_disk_gb,
+        idle_delete_minutes=settings.dataproc.idle_delete_minutes,
+        properties=dataproc.cluster_properties(spark),
+        subnet=subnet, service_account_email=emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp),
         # Its init installs `dataproc:pip.packages` from PyPI: through NAT, so NAT must exist first.
         pulumi.ResourceOptions(depends_on=[network.nat]))
@@ -67,7 +82,10 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         dataproc_master=cluster.master_hostname,
     ), after_apis)
     jobs = StreamingJobs("jobs", StreamingJobsArgs(
-        settings,
+        stack, gcp.region, settings.labels, settings.jobs,
+        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
+        consumer_properties=spark.job_properties(spark.consumer_executors),
+        producer_properties=spark.job_properties(spark.producer_executors),
         cluster_name=cluster.cluster_name,
         artifacts_bucket=buckets.artifacts,
         checkpoint_bucket=buckets.checkpoints,
@@ -77,8 +95,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     ))
 
     return {
-        "project": settings.gcp.project,
-        "zone": settings.gcp.zone,
+        "project": project,
+        "zone": gcp.zone,
         # What the host checks (tests/hosts) reach through IAP, by role.
         "instances": {
             **{role: instance_name(stack, role) for role in catalog.ROLES},

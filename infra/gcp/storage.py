@@ -4,11 +4,11 @@ All regional (next to the cluster), uniform bucket-level access, public access p
 granted per bucket to the one service account that uses it. The monitoring VM's Prometheus and
 Grafana bundle lives in its own `config` bucket, so the monitoring account can read that bundle
 and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups` bucket is
-versioned and written by the backup account alone, which may create objects and nothing else (no
-read, overwrite or delete); backups expire after `backups.influxdb_retention_days`, and a backup
-deleted or replaced by hand stays recoverable NONCURRENT_BACKUP_DAYS longer.
+versioned and written by the backup account alone (infra/roles.py), which may create objects and
+nothing else (no read, overwrite or delete); backups expire after `backups.influxdb_retention_days`,
+and a backup deleted or replaced by hand stays recoverable NONCURRENT_BACKUP_DAYS longer.
 
-Prod (`settings.protect`) protects every bucket and never force-destroys one; elsewhere
+Prod (`protect`) protects every bucket and never force-destroys one; elsewhere
 `pulumi destroy` empties and deletes them.
 """
 
@@ -20,18 +20,18 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra import catalog
-from infra.gcp import identity
-from infra.settings import StackSettings
+from infra.gcp.options import child_options, once
+from infra.roles import Bucket, Role, bucket_grants
 
-STAGING = "dataproc-staging"
-TEMP = "dataproc-temp"
-ARTIFACTS = "artifacts"
-CHECKPOINTS = "checkpoints"
-CONFIG = "config"
-BACKUPS = "influxdb-backups"
-PURPOSES = (STAGING, TEMP, ARTIFACTS, CHECKPOINTS, CONFIG, BACKUPS)
-VERSIONED = frozenset({ARTIFACTS, BACKUPS})
+# Purposes by their old names: other modules name a bucket as `storage.BACKUPS`.
+STAGING = Bucket.STAGING
+TEMP = Bucket.TEMP
+ARTIFACTS = Bucket.ARTIFACTS
+CHECKPOINTS = Bucket.CHECKPOINTS
+CONFIG = Bucket.CONFIG
+BACKUPS = Bucket.BACKUPS
+PURPOSES: tuple[Bucket, ...] = tuple(Bucket)
+VERSIONED = frozenset({Bucket.ARTIFACTS, Bucket.BACKUPS})
 
 # Spark history and Dataproc scratch data: the TTL Dataproc gives the temp buckets it creates itself
 # (https://cloud.google.com/dataproc/docs/concepts/configuring-clusters/staging-bucket). Shorter would
@@ -41,27 +41,13 @@ TEMP_OBJECT_AGE_DAYS = 90
 NONCURRENT_ARTIFACT_DAYS = 30
 NONCURRENT_BACKUP_DAYS = 7
 
-OBJECT_ADMIN = "roles/storage.objectAdmin"
-OBJECT_VIEWER = "roles/storage.objectViewer"
-OBJECT_CREATOR = "roles/storage.objectCreator"
-
-# purpose -> ((role whose service account is granted, bucket-level role), ...)
-BINDINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    STAGING: ((catalog.DATAPROC, OBJECT_ADMIN),),
-    TEMP: ((catalog.DATAPROC, OBJECT_ADMIN),),
-    ARTIFACTS: ((catalog.DATAPROC, OBJECT_VIEWER),),
-    CHECKPOINTS: ((catalog.DATAPROC, OBJECT_ADMIN),),
-    CONFIG: ((catalog.MONITORING, OBJECT_VIEWER),),
-    BACKUPS: ((identity.BACKUP, OBJECT_CREATOR),),
-}
-
 
 def bucket_name(project: str, purpose: str) -> str:
     """A globally unique bucket name: the project id (unique itself) and the purpose."""
     return f"{project}-{purpose}"
 
 
-def lifecycle_rules(purpose: str, settings: StackSettings) -> list[gcp.storage.BucketLifecycleRuleArgs]:
+def lifecycle_rules(purpose: str, backup_retention_days: int) -> list[gcp.storage.BucketLifecycleRuleArgs]:
     """Object expiry: temp objects after TEMP_OBJECT_AGE_DAYS, replaced artifact versions after a while,
     backups after the stack's backup retention and their noncurrent versions a week later."""
     if purpose == BACKUPS:
@@ -69,7 +55,7 @@ def lifecycle_rules(purpose: str, settings: StackSettings) -> list[gcp.storage.B
             gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                    age=settings.backups.influxdb_retention_days),
+                    age=backup_retention_days),
             ),
             gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
@@ -93,8 +79,13 @@ def lifecycle_rules(purpose: str, settings: StackSettings) -> list[gcp.storage.B
 
 @dataclass(frozen=True)
 class BucketsArgs:
-    settings: StackSettings
-    service_account_emails: Mapping[str, pulumi.Input[str]]  # by catalog role; BINDINGS says which are used
+    project: str
+    region: str
+    labels: Mapping[str, str]
+    protect: bool                 # prod: protected, never force-destroyed
+    backup_retention_days: int    # how long an InfluxDB backup is kept
+    accounts: tuple[Role, ...]    # infra.roles.ACCOUNTS: who may use which bucket
+    service_account_emails: Mapping[str, pulumi.Input[str]]  # by role name
 
 
 class Buckets(pulumi.ComponentResource):
@@ -102,35 +93,32 @@ class Buckets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BucketsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:storage:Buckets", name, None, opts)
-        settings = args.settings
         self.names: dict[str, pulumi.Output[str]] = {}
         for purpose in PURPOSES:
             bucket = gcp.storage.Bucket(
                 f"{name}-{purpose}",
-                name=bucket_name(settings.gcp.project, purpose),
-                location=settings.gcp.region,
+                name=bucket_name(args.project, purpose),
+                location=args.region,
                 uniform_bucket_level_access=True,
                 public_access_prevention="enforced",
-                force_destroy=not settings.protect,
+                force_destroy=not args.protect,
                 versioning=gcp.storage.BucketVersioningArgs(enabled=True) if purpose in VERSIONED else None,
-                lifecycle_rules=lifecycle_rules(purpose, settings) or None,
-                labels={**settings.labels, "purpose": purpose},
-                opts=pulumi.ResourceOptions(parent=self, protect=settings.protect,
-                                            depends_on=opts.depends_on if opts else None),
+                lifecycle_rules=lifecycle_rules(purpose, args.backup_retention_days) or None,
+                labels={**args.labels, "purpose": str(purpose)},
+                opts=child_options(self, opts, protect=args.protect),
             )
             grants = [
                 gcp.storage.BucketIAMMember(
-                    f"{name}-{purpose}-{role}-{bucket_role.rsplit('.', 1)[-1]}",
+                    f"{name}-{purpose}-{role.name}-{access.rsplit('.', 1)[-1]}",
                     bucket=bucket.name,
-                    role=bucket_role,
-                    member=pulumi.Output.concat("serviceAccount:", args.service_account_emails[role]),
+                    role=str(access),
+                    member=pulumi.Output.concat("serviceAccount:", args.service_account_emails[role.name]),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
-                for role, bucket_role in BINDINGS[purpose]
+                for role, access in bucket_grants(purpose, args.accounts)
             ]
             # Resolves once the bucket's grants exist: a cluster or VM never starts without access.
-            self.names[purpose] = pulumi.Output.all(
-                bucket.name, *(grant.id for grant in grants)).apply(lambda parts: parts[0])
+            self.names[str(purpose)] = once(bucket.name, *(grant.id for grant in grants))
         self.staging = self.names[STAGING]
         self.temp = self.names[TEMP]
         self.artifacts = self.names[ARTIFACTS]

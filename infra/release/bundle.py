@@ -55,7 +55,6 @@ class Bundle:
         return {name: release_object_name(self.digest, name) for name in self.files}
 
 
-
 def pinned_requirements(packages: tuple[str, ...] = JOB_PYTHON_PACKAGES,
                         lock: Path = REQUIREMENTS_LOCK) -> tuple[str, ...]:
     """`name==version` for each package, as pinned in the lock file (the one source of versions)."""
@@ -68,6 +67,7 @@ def pinned_requirements(packages: tuple[str, ...] = JOB_PYTHON_PACKAGES,
     if missing:
         raise ValueError(f"{lock} pins no version of {missing}")
     return tuple(f"{package}=={pins[package]}" for package in packages)
+
 
 def is_release_digest(value: object) -> bool:
     """True for a release digest: sha256 as 64 lowercase hex characters."""

@@ -22,10 +22,10 @@ from typing import Any, Final
 import yaml
 
 from infra.release.bundle import JOBS_DIR, PROMOTION_ORDER, is_release_digest, previous_stage
+from infra.settings import STACKS
 
 REPO_ROOT: Final = JOBS_DIR.parent
 STACKS_DIR: Final = REPO_ROOT / "stacks"
-STACKS: Final = ("local", "dev", "staging", "prod")
 JOBS_KEY: Final = "hydrostream:jobs"
 RELEASE_KEY: Final = "release"
 RELEASE_OUTPUT: Final = "release"  # the stack output naming the release a deployed stack runs

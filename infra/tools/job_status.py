@@ -38,8 +38,8 @@ JOBS: Final = ("consumer", "producer")
 OUTPUTS: Final = {job: f"{job}_job_id" for job in JOBS}  # stack outputs naming each job's id
 
 # Dataproc JobStatus.State (google.cloud.dataproc.v1). ATTEMPT_FAILURE is one failed attempt of a
-# restartable job; a job that fails while the deploy watches it is not ready, whatever follows.
-STARTING: Final = frozenset({"STATE_UNSPECIFIED", "PENDING", "SETUP_DONE"})
+# restartable job; a job that fails while the deploy watches it is not ready, whatever follows. Every
+# other state (STATE_UNSPECIFIED, PENDING, SETUP_DONE) is a job still starting.
 RUNNING: Final = "RUNNING"
 ENDED: Final = frozenset(
     {"CANCEL_PENDING", "CANCEL_STARTED", "CANCELLED", "DONE", "ERROR", "ATTEMPT_FAILURE"})

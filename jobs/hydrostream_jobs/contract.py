@@ -1,7 +1,7 @@
 """The data contract as code: topics, reading fields and ranges, measurements, metric names, ports.
 
 The one source of truth for these facts. The jobs, the infrastructure (ports, topics), the alert
-rules and the dashboards read them from here; `../shared/DESIGN.md` is the prose version.
+rules and the dashboards read them from here; docs/jobs.md is the prose version.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ METRIC_NAMES: Final = (
     PRODUCER_MESSAGES_SENT_TOTAL,
 )
 
-# Beyond DESIGN.md's list (kept out of METRIC_NAMES): rows the window aggregation dropped because
+# Beyond the contract's metric list (kept out of METRIC_NAMES): rows the window aggregation dropped because
 # they arrived later than the watermark ("dropped and counted").
 CONSUMER_LATE_ROWS_DROPPED_TOTAL: Final = "hydro_consumer_late_rows_dropped_total"
 # Quarantined messages by reason code (the dead-letter records' `reason`), for the on-call's first look.

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 
 SHUFFLE_PARTITIONS_KEY = "spark.sql.shuffle.partitions"
 # Two tasks per core keep every core busy when partitions are uneven, without the fixed cost of
-# Spark's default 200 tasks per stage on a small micro-batch (about 6x slower here: DESIGN.md).
+# Spark's default 200 tasks per stage on a small micro-batch (measured about 6x slower here).
 PARTITIONS_PER_CORE = 2
 
 log = logging.getLogger("hydrostream_jobs")

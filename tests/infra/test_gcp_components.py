@@ -11,9 +11,8 @@ import re
 import pytest
 from hydrostream_jobs import contract
 
-from infra import catalog
-from infra.gcp import firewall, identity, secrets, storage
-from infra.gcp import stack as gcp_stack
+from infra import catalog, roles
+from infra.gcp import firewall, secrets, storage
 from infra.tools import plan
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
@@ -174,11 +173,14 @@ def test_each_account_holds_only_its_project_roles(dev):
 
 
 def test_project_roles_follow_the_role_table():
-    assert identity.project_roles(catalog.DATAPROC) == (
+    assert roles.DATAPROC.all_project_roles == (
         "roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/dataproc.worker")
-    assert identity.project_roles(catalog.MONITORING) == (
-        "roles/logging.logWriter", "roles/monitoring.metricWriter")
-    assert set(identity.PROJECT_ROLES) == {*catalog.ROLES, catalog.DATAPROC}
+    assert roles.MONITORING.all_project_roles == ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+    # Borrowed for uploads only: no project role, not even the base ones.
+    assert roles.TSDB_BACKUP.all_project_roles == ()
+    assert {r.name for r in roles.ACCOUNTS} == {*catalog.ROLES, catalog.DATAPROC, "tsdb-backup"}
+    assert [r.account_id for r in roles.ACCOUNTS] == [
+        "hydro-dataproc", "hydro-broker", "hydro-tsdb", "hydro-monitoring", "hydro-tsdb-backup"]
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -291,21 +293,30 @@ def test_secret_ids_are_exported_values_are_not(dev):
     assert secrets.secret_id(catalog.INFLUXDB_TOKEN) == "hydrostream-influxdb-token"
 
 
-def test_secret_values_are_secret_outputs(monkeypatch):
-    created: list[secrets.Secrets] = []
+def fake_emails() -> dict[str, str]:
+    return {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
 
-    class KeptSecrets(secrets.Secrets):
-        def __init__(self, name, args, opts=None):
-            super().__init__(name, args, opts)
-            created.append(self)
 
-    real_deploy = gcp_stack.deploy
-    monkeypatch.setattr(gcp_stack, "Secrets", KeptSecrets)
-    monkeypatch.setattr(gcp_stack, "deploy", lambda settings: {
-        **real_deploy(settings), "values": created[-1].values})
-    p = plan.run_plan("dev")
-    assert "values" in p.secret_outputs
+def test_secret_values_are_secret_outputs():
+    def declare(settings):
+        built = secrets.Secrets("secrets", secrets.SecretsArgs(
+            settings.gcp.project, settings.labels, False, roles.ACCOUNTS, fake_emails(), receiver_values={}))
+        return {"values": built.values, "ids": built.ids}
+
+    p = plan.run_components("dev", declare)
+    assert "values" in p.secret_outputs and "ids" not in p.secret_outputs
     assert p.outputs["values"] == {n: f"mock-secrets-{n}-value" for n in catalog.GENERATED_SECRETS}
+    # No receiver configured, no receiver secret.
+    assert sorted(p.outputs["ids"]) == sorted(
+        n for n in catalog.SECRETS if n not in catalog.RECEIVER_SECRETS)
+    token_id = p.outputs["ids"][catalog.INFLUXDB_TOKEN]
+    assert token_id == f"projects/{DEV}/secrets/hydrostream-influxdb-token"
+
+
+def test_receiver_values_for_an_unknown_secret_are_refused():
+    with pytest.raises(ValueError, match=r"receiver values given for \['influxdb-token'\]"):
+        secrets.SecretsArgs("fake-project", {}, False, roles.ACCOUNTS, fake_emails(),
+                            receiver_values={catalog.INFLUXDB_TOKEN: "x"})
 
 
 def test_prod_protects_every_secret_and_its_value(prod):
@@ -323,7 +334,6 @@ def test_prod_protects_every_secret_and_its_value(prod):
     assert not any(r.protect for r in receivers)
     stored = prod.of_type("gcp:secretmanager/secret:Secret")
     assert [s.inputs["deletionProtection"] for s in stored] == [True] * len(catalog.SECRETS)
-
 
 
 # --- stack outputs -----------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import pytest
 import yaml
 
 from infra import catalog, sizing
+from infra.gcp import dataproc
+from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.tools import plan
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
@@ -14,17 +16,19 @@ GCP_STACKS = ("dev", "staging", "prod")
 SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 ACCOUNT = "fake-dataproc@fake.iam.gserviceaccount.com"
 
-PROGRAM = f'''
-import pulumi
-from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
-from infra.settings import load_settings
 
-settings = load_settings()
-cluster = DataprocCluster("dataproc", DataprocClusterArgs(
-    settings, "{SUBNET}", "{ACCOUNT}", staging_bucket="fake-staging", temp_bucket="fake-temp"))
-pulumi.export("cluster_name", cluster.cluster_name)
-pulumi.export("master_hostname", cluster.master_hostname)
-'''
+def declare_cluster(settings) -> dict:
+    """The cluster alone, from narrow Args filled from the stack's settings as infra/gcp/stack.py does."""
+    cluster = DataprocCluster("dataproc", DataprocClusterArgs(
+        dataproc.cluster_name(settings.stack), settings.gcp.project, settings.gcp.region,
+        settings.gcp.zone, settings.labels,
+        master=settings.dataproc.master, worker=settings.dataproc.worker,
+        workers=settings.dataproc.workers, boot_disk_gb=settings.dataproc.boot_disk_gb,
+        idle_delete_minutes=settings.dataproc.idle_delete_minutes,
+        properties=dataproc.cluster_properties(settings.spark),
+        subnet=SUBNET, service_account_email=ACCOUNT, staging_bucket="fake-staging", temp_bucket="fake-temp"))
+    return {"cluster_name": cluster.cluster_name, "master_hostname": cluster.master_hostname}
+
 
 # Worked by hand from the shapes (MB; YARN rounds to 256 MB; a worker keeps max(2 GB, a fifth)):
 #   dev:  e2-standard-4 workers, 16384 MB, 4 vCPUs: 16384 - 3276 = 13108 -> 13056 for YARN.
@@ -37,10 +41,8 @@ def stack_file(stack: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
-def planned(request, tmp_path_factory):
-    program = tmp_path_factory.mktemp("dataproc") / "program.py"
-    program.write_text(PROGRAM)
-    return plan.run_plan(request.param, program=program)
+def planned(request):
+    return plan.run_components(request.param, declare_cluster)
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog
+from infra import catalog, roles
+from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
+from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.release import bundle, connector_jars
 from infra.tools import plan
 
@@ -20,36 +22,27 @@ JOB = "gcp:dataproc/job:Job"
 OBJECT = "gcp:storage/bucketObject:BucketObject"
 PIN = "0" * 64
 
-PROGRAM = '''
-import pulumi
-from infra import catalog
-from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
-from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.settings import load_settings
 
-settings = load_settings()
-emails = {role: f"fake-{role}@fake.iam.gserviceaccount.com" for role in (*catalog.ROLES, catalog.DATAPROC)}
-secrets = Secrets("secrets", SecretsArgs(settings, emails))
-jobs = StreamingJobs("jobs", StreamingJobsArgs(
-    settings,
-    cluster_name="fake-cluster",
-    artifacts_bucket="fake-artifacts",
-    checkpoint_bucket="fake-checkpoints",
-    bootstrap_servers="10.9.0.5:9092",
-    influx_url="http://10.9.0.6:8086",
-    token_secret_id=secrets.ids[catalog.INFLUXDB_TOKEN],
-))
-pulumi.export("release", jobs.release)
-pulumi.export("consumer_job_id", jobs.consumer_job_id)
-pulumi.export("producer_job_id", jobs.producer_job_id)
-'''
-
-
-@pytest.fixture(scope="module")
-def program(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("jobs") / "program.py"
-    path.write_text(PROGRAM)
-    return path
+def declare_jobs(settings) -> dict:
+    """The jobs alone, with the secrets whose id they read, from narrow Args as infra/gcp/stack.py builds."""
+    emails = {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
+    secrets = Secrets("secrets", SecretsArgs(settings.gcp.project, settings.labels, settings.protect,
+                                             roles.ACCOUNTS, emails, receiver_values={}))
+    spark = settings.spark
+    jobs = StreamingJobs("jobs", StreamingJobsArgs(
+        settings.stack, settings.gcp.region, settings.labels, settings.jobs,
+        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
+        consumer_properties=spark.job_properties(spark.consumer_executors),
+        producer_properties=spark.job_properties(spark.producer_executors),
+        cluster_name="fake-cluster",
+        artifacts_bucket="fake-artifacts",
+        checkpoint_bucket="fake-checkpoints",
+        bootstrap_servers="10.9.0.5:9092",
+        influx_url="http://10.9.0.6:8086",
+        token_secret_id=secrets.ids[catalog.INFLUXDB_TOKEN],
+    ))
+    return {"release": jobs.release, "consumer_job_id": jobs.consumer_job_id,
+            "producer_job_id": jobs.producer_job_id}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +51,8 @@ def digest() -> str:
 
 
 @pytest.fixture(scope="module")
-def planned(program):
-    return plan.run_plan("dev", program=program)
+def planned():
+    return plan.run_components("dev", declare_jobs)
 
 
 def jobs(planned) -> dict[str, plan.PlannedResource]:
@@ -210,28 +203,28 @@ def test_jobs_run_the_release_files(planned, digest):
         assert pyspark["pythonFileUris"] == [f"{base}/hydrostream_jobs.zip"]
 
 
-def test_a_pin_that_differs_warns_in_preview_and_deploys_the_pin(program, digest, caplog):
+def test_a_pin_that_differs_warns_in_preview_and_deploys_the_pin(digest, caplog):
     assert digest != PIN
     with caplog.at_level(logging.WARNING):
-        planned = plan.run_plan("staging", program=program, preview=True)
+        planned = plan.run_components("staging", declare_jobs, preview=True)
     assert planned.outputs["release"] == PIN
     assert any(f"pins jobs release {PIN}" in record.getMessage() for record in caplog.records)
     names = {r.inputs["name"] for r in planned.of_type(OBJECT)}
     assert all(name.startswith(f"releases/{PIN}/") for name in names)
 
 
-def test_a_pin_that_differs_refuses_the_update(program, digest):
+def test_a_pin_that_differs_refuses_the_update(digest):
     with pytest.raises(pulumi.RunError) as refused:
-        plan.run_plan("staging", program=program, preview=False)
+        plan.run_components("staging", declare_jobs, preview=False)
     message = str(refused.value)
     assert f"stack 'staging' pins jobs release {PIN}" in message
     assert f"bundle is release {digest}" in message
     assert "make promote FROM=dev TO=staging" in message
 
 
-def test_a_matching_pin_deploys_on_update(program, digest):
+def test_a_matching_pin_deploys_on_update(digest):
     config = plan.stack_config("staging")
     config["hydrostream:jobs"] = {**config["hydrostream:jobs"], "release": digest}
-    planned = plan.run_plan("staging", config, program=program, preview=False)
+    planned = plan.run_components("staging", declare_jobs, config, preview=False)
     assert planned.outputs["release"] == digest
     assert len(planned.of_type(JOB)) == 2

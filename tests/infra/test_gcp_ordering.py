@@ -44,3 +44,25 @@ def test_the_walk_sees_only_real_waits(planned):
     (nat,) = planned.of_type(NAT)
     assert cluster.urn not in depends_on(planned, nat.urn)
     assert depends_on(planned, nat.urn)
+
+
+def test_the_cluster_and_each_vm_wait_for_the_grants_they_run_with(planned):
+    # An account without its project roles, a bucket or secret without its grant: Dataproc refuses the
+    # cluster, a VM fails to fetch its secret at boot. What each runs with resolves only after its grants.
+    grants = {r.urn: r for r in planned.resources if r.type.lower().endswith("iammember")}
+
+    def members(urns: set[str]) -> set[tuple[str, str]]:
+        return {(grants[u].inputs["member"].split("@")[0].removeprefix("serviceAccount:"),
+                 grants[u].type.split("/")[0]) for u in urns if u in grants}
+
+    (cluster,) = planned.of_type(CLUSTER)
+    waited = members(depends_on(planned, cluster.urn))
+    # Its account's project roles and its buckets' grants.
+    assert {("hydro-dataproc", "gcp:projects"), ("hydro-dataproc", "gcp:storage")} <= waited
+    for vm in planned.of_type("gcp:compute/instance:Instance"):
+        role = vm.inputs["tags"][0]
+        assert (f"hydro-{role}", "gcp:projects") in members(depends_on(planned, vm.urn)), vm.name
+    # The InfluxDB VM reads its admin password and token only once they are granted to it.
+    (influxdb,) = [vm for vm in planned.of_type("gcp:compute/instance:Instance")
+                   if "tsdb" in vm.inputs["tags"]]
+    assert ("hydro-tsdb", "gcp:secretmanager") in members(depends_on(planned, influxdb.urn))

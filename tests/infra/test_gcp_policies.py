@@ -7,6 +7,7 @@ broken through monkeypatching, or a hand-built plan), so each policy is shown to
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -19,8 +20,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra import catalog
-from infra.gcp import firewall, identity, service_vm, storage
+from infra import catalog, roles
+from infra.gcp import firewall, service_vm, storage
 from infra.gcp import secrets as gcp_secrets
 from infra.gcp import stack as gcp_stack
 from infra.settings import RECEIVER_SECRET_KEYS, STACKS, StackSettings, parse_settings
@@ -353,8 +354,8 @@ def backup_violations(p: plan.Plan) -> list[str]:
     """One versioned backup bucket with the stack's expiry; only the backup account may create objects
     there and do nothing else; it holds no project role; only the InfluxDB VM's account may borrow it."""
     project = p.settings.gcp.project
-    backup_email = f"{identity.account_id(identity.BACKUP)}@{project}.iam.gserviceaccount.com"
-    tsdb_email = f"{identity.account_id(catalog.TSDB)}@{project}.iam.gserviceaccount.com"
+    backup_email = f"hydro-tsdb-backup@{project}.iam.gserviceaccount.com"
+    tsdb_email = f"hydro-tsdb@{project}.iam.gserviceaccount.com"
     bucket_name = storage.bucket_name(project, storage.BACKUPS)
     found = []
     buckets = [b for b in p.of_type(BUCKET) if b.inputs.get("name") == bucket_name]
@@ -482,8 +483,8 @@ def vm(name: str = "kafka-vm", **overrides: Any) -> plan.PlannedResource:
 def test_a_flow_from_the_internet_is_reported(monkeypatch):
     real_flows = firewall.flows
     world = firewall.SourceRange("anyone", ("0.0.0.0/0",))
-    monkeypatch.setattr(firewall, "flows", lambda settings: (
-        *real_flows(settings),
+    monkeypatch.setattr(firewall, "flows", lambda *args: (
+        *real_flows(*args),
         firewall.Flow("ssh-from-anyone", target_tags=(catalog.BROKER,), ports=(22,), source_range=world)))
     broken = plan.run_plan("dev")
     assert firewall_source_violations(broken) == [
@@ -551,7 +552,8 @@ def test_the_default_service_account_is_reported():
 
 
 def test_a_broad_project_role_is_reported(monkeypatch):
-    monkeypatch.setitem(identity.PROJECT_ROLES, catalog.BROKER, ("roles/editor", "roles/storage.objectAdmin"))
+    broad = dataclasses.replace(roles.BROKER, project_roles=("roles/editor", "roles/storage.objectAdmin"))
+    monkeypatch.setattr(roles, "ACCOUNTS", tuple(broad if r == roles.BROKER else r for r in roles.ACCOUNTS))
     # Registration order of sibling resources is not part of the contract.
     assert sorted(iam_role_violations(plan.run_plan("dev"))) == [
         "identity-broker-editor: basic role roles/editor",
@@ -721,10 +723,16 @@ def test_prod_snapshots_follow_the_stack_retention(plans):
 
 
 def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_reported(monkeypatch):
-    monkeypatch.setitem(storage.BINDINGS, storage.BACKUPS, (
-        (identity.BACKUP, "roles/storage.objectAdmin"), (catalog.TSDB, storage.OBJECT_CREATOR)))
-    monkeypatch.setattr(identity, "project_roles", lambda role: identity.BASE_ROLES)
-    monkeypatch.setattr(identity, "IMPERSONATORS", {identity.BACKUP: catalog.MONITORING})
+    changed = {
+        roles.TSDB_BACKUP.name: dataclasses.replace(
+            roles.TSDB_BACKUP, buckets=((roles.Bucket.BACKUPS, roles.BucketAccess.ADMIN),),
+            borrowed_by=roles.MONITORING.name),
+        roles.TSDB.name: dataclasses.replace(
+            roles.TSDB, buckets=((roles.Bucket.BACKUPS, roles.BucketAccess.CREATE),)),
+    }
+    monkeypatch.setattr(roles, "ACCOUNTS", tuple(changed.get(r.name, r) for r in roles.ACCOUNTS))
+    # Every account, the borrowed one too, holds the base project roles.
+    monkeypatch.setattr(roles.Role, "all_project_roles", property(lambda role: roles.BASE_PROJECT_ROLES))
     broken = plan.run_plan("dev")
     found = backup_violations(broken)
     backup = "hydro-tsdb-backup@hydrostream-dev.iam.gserviceaccount.com"
@@ -742,7 +750,7 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
 
 def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
     monkeypatch.setattr(storage, "VERSIONED", frozenset({storage.ARTIFACTS}))
-    monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, settings: [])
+    monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, retention_days: [])
     assert backup_violations(plan.run_plan("prod")) == [
         "buckets-influxdb-backups: not versioned",
         "buckets-influxdb-backups: backups expire at ages [], expected 30",

@@ -14,13 +14,18 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog, sizing
+from infra import catalog, roles, sizing
 from infra.gcp import monitoring, service_vm
-from infra.gcp.influxdb import InfluxDbArgs
-from infra.gcp.kafka import KafkaBrokerArgs
+from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
+from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
+from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
+from infra.gcp.secrets import Secrets, SecretsArgs
+from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.render import cloud_init, grafana_config, prometheus_volume
+from infra.services import service_specs
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
+from infra.settings import StackSettings, receiver_secret_values
 from infra.tools import plan
 
 INSTANCE = "gcp:compute/instance:Instance"
@@ -30,16 +35,45 @@ SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 MASTER = "fake-cluster-m.europe-west1-b.c.fake.internal"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
-# The VM components built directly from their Args (tests/infra/vm_components.py), with the platform's
-# real generated secrets (mock values `mock-<name>-value`) so that a leak of a value into metadata would
-# show.
-VM_COMPONENTS = Path(__file__).resolve().parent / "vm_components.py"
+BACKUP_ACCOUNT = "fake-backup@fake.iam.gserviceaccount.com"
+
+
+def vm_components(settings: StackSettings, master: str) -> dict[str, object]:
+    """The three VM components built directly from their Args, with fixed stand-ins for what other
+    components give (subnet, accounts, buckets) and the platform's real generated secrets (mock values
+    `mock-<name>-value`), so that a leak of a value into metadata would show."""
+    specs = service_specs(settings)
+    stack, gcp = settings.stack, settings.gcp
+    emails = {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
+    secrets = Secrets("secrets", SecretsArgs(gcp.project, settings.labels, settings.protect, roles.ACCOUNTS,
+                                             emails, receiver_secret_values(settings.alerting)))
+    site = VmSite(region=gcp.region, subnet=SUBNET, labels=settings.labels, protect=settings.protect,
+                  snapshot_retention_days=settings.backups.snapshot_retention_days)
+    kafka = KafkaBroker("kafka", KafkaBrokerArgs(
+        spec=specs.kafka, min_insync_replicas=settings.kafka.min_isr, site=site,
+        hosts=tuple(VmHost(name, zone, settings.kafka.machine, settings.kafka.disk_gb, emails[catalog.BROKER])
+                    for name, zone in zip(broker_names(stack, settings.kafka.brokers), settings.broker_zones,
+                                          strict=True))))
+    influxdb = InfluxDb("influxdb", InfluxDbArgs(
+        spec=specs.influxdb, site=site,
+        host=VmHost(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
+                    settings.influxdb.disk_gb, emails[catalog.TSDB]),
+        secret_ids=secrets.ids, backup_bucket="fake-backups", backup_account_email=BACKUP_ACCOUNT))
+    vm = MonitoringVm("monitoring", MonitoringVmArgs(
+        stack=stack, project=gcp.project, influxdb_org=specs.influxdb.org,
+        influxdb_bucket=specs.influxdb.bucket, alerting=settings.alerting, site=site,
+        host=VmHost(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
+                    settings.monitoring.disk_gb, emails[catalog.MONITORING]),
+        secret_ids=secrets.ids, config_bucket="fake-config", kafka_ips=kafka.internal_ips,
+        influxdb_ip=influxdb.internal_ip, dataproc_master=master))
+    return {"bootstrap_servers": kafka.bootstrap_servers, "kafka_ips": kafka.internal_ips,
+            "influx_url": influxdb.url, "influxdb_ip": influxdb.internal_ip,
+            "monitoring_ip": vm.internal_ip, "grafana_url": vm.grafana_url, "iap_command": vm.iap_command}
 
 
 def plan_vms(stack: str, master: str = MASTER) -> plan.Plan:
     """The VM components of `stack` under mocks, the job drivers' host being `master`."""
-    config = {**plan.stack_config(stack), "hydrostream-test:dataproc_master": master}
-    return plan.run_plan(stack, config, program=VM_COMPONENTS)
+    return plan.run_components(stack, lambda settings: vm_components(settings, master))
 
 
 # role -> its section of the stack file
@@ -451,7 +485,7 @@ def test_vm_component_args_name_what_they_use_not_the_whole_settings(args):
 def test_the_narrow_inputs_check_catches_a_settings_field():
     @dataclasses.dataclass(frozen=True)
     class Wide:
-        settings: "StackSettings"  # noqa: F821  (only its annotation is read)
+        settings: "StackSettings"
         subnet: str
 
     assert whole_settings_fields(Wide) == ["settings"]

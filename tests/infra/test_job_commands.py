@@ -2,8 +2,9 @@
 
 import pytest
 from hydrostream_jobs import cli, contract
+from hydrostream_jobs.token import TokenSource
 
-from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.job_commands import consumer_args, producer_args, token_flags
 from infra.settings import JobsSettings
 
 JOBS = JobsSettings(rate=750, farms=4, devices_per_farm=25, trigger="45s", window="10m", slide="2m",
@@ -13,7 +14,7 @@ JOBS = JobsSettings(rate=750, farms=4, devices_per_farm=25, trigger="45s", windo
 def test_consumer_command_line_parses_with_the_jobs_parser():
     argv = consumer_args(JOBS, bootstrap_servers="10.0.0.5:9092", influx_url="http://10.0.0.6:8086",
                          influx_org="hydro", influx_bucket="readings",
-                         token=TokenSource(secret_version="projects/p/secrets/influxdb-token/versions/latest"),
+                         token=TokenSource(secret="projects/p/secrets/influxdb-token/versions/latest"),
                          checkpoint_root="gs://ckpt/abc", handover_root="gs://ckpt")
     args = cli.parse_consumer_args(argv)
     assert (args.source, args.sink, args.bootstrap_servers) == ("kafka", "influxdb", "10.0.0.5:9092")
@@ -53,8 +54,21 @@ def test_producer_command_line_parses_with_the_jobs_parser():
 
 
 def test_token_source_is_exactly_one_of_file_or_secret():
-    assert TokenSource(file="/run/secrets/t").flags() == ["--influx-token-file", "/run/secrets/t"]
+    assert token_flags(TokenSource(file="/run/secrets/t")) == ["--influx-token-file", "/run/secrets/t"]
+    assert token_flags(TokenSource(secret="projects/p/secrets/s/versions/1")) == [
+        "--influx-token-secret", "projects/p/secrets/s/versions/1"]
     with pytest.raises(ValueError, match="not both or neither"):
-        TokenSource()
+        token_flags(TokenSource())
     with pytest.raises(ValueError, match="not both or neither"):
-        TokenSource(file="/f", secret_version="projects/p/secrets/s/versions/1")
+        token_flags(TokenSource(file="/f", secret="projects/p/secrets/s/versions/1"))
+
+
+@pytest.mark.parametrize("token", [TokenSource(file="/run/secrets/t"),
+                                   TokenSource(secret="projects/p/secrets/s/versions/latest")])
+def test_the_job_reads_back_the_token_source_infra_gave(token):
+    argv = consumer_args(JOBS, bootstrap_servers="kafka:9092", influx_url="http://influxdb:8086",
+                         influx_org="hydro", influx_bucket="hydro", token=token,
+                         checkpoint_root="/ckpt/r1", handover_root="/ckpt")
+    args = cli.parse_consumer_args(argv)
+    # As the consumer job builds it (jobs/hydrostream_jobs/consumer_job.py): one class, the same value.
+    assert TokenSource(file=args.influx_token_file, secret=args.influx_token_secret) == token

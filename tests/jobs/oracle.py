@@ -1,6 +1,6 @@
 """Independent plain-Python reading of the data contract: what the consumer must accept and write.
 
-Written from DESIGN.md, not from the implementation, so the tests compare two readings of the contract.
+Written from the prose contract (docs/jobs.md), not from the code, so the tests compare two readings of it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Job command lines as DESIGN.md fixes them, and the Kafka options the consumer and producer pass."""
+"""Job command lines as docs/jobs.md fixes them, and the Kafka options the consumer and producer pass."""
 
 import pytest
 from hydrostream_jobs.cli import parse_consumer_args, parse_producer_args

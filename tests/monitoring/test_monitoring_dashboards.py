@@ -33,7 +33,7 @@ from monitoring import dashboards
 REGENERATE = ".venv/bin/python -m monitoring.dashboards"
 NAMES = ("farm-overview", "pipeline-health")
 
-# What DESIGN.md says InfluxDB holds: sensor_readings with the seven values and three id tags;
+# What the data contract says InfluxDB holds: sensor_readings with the seven values and three id tags;
 # sensor_window_stats with <value>_mean/_min/_max, readings and devices, tagged farm and zone.
 FIELDS = {
     contract.READINGS_MEASUREMENT: set(contract.VALUE_FIELDS),

@@ -39,7 +39,7 @@ LOCAL_TARGETS = ScrapeTargets.for_hosts(
     node_hosts=("node-exporter",),
     prometheus_host="prometheus",
 )
-# The same layouts written out by hand, with DESIGN.md's ports (8000, 8001) and the exporters'
+# The same layouts written out by hand, with the jobs' metrics ports (8000, 8001) and the exporters'
 # well-known ones (kafka_exporter 9308, node_exporter 9100, Prometheus 9090).
 EXPECTED_TARGETS = {
     "gcp": {

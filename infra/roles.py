@@ -1,0 +1,120 @@
+"""Who acts in the environment, each with everything it may do: its service account, the project roles
+that account holds, the secrets it reads or fills, and the buckets it uses.
+
+A role's name is its network tag (VMs and the Dataproc nodes carry it), its service account's id
+(`hydro-<name>`) and its part of resource names. `TSDB_BACKUP` runs nowhere: the InfluxDB VM borrows it
+for each backup upload (infra/gcp/identity.py says why), so it holds no project role and may only create
+objects in the backup bucket. Nothing else in the program keys access by a role's name: identity,
+secrets and storage read it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from infra import catalog
+
+# Every workload writes its logs and host metrics to Cloud Logging and Cloud Monitoring.
+BASE_PROJECT_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+
+
+class Bucket(StrEnum):
+    """The environment's buckets, by purpose (infra/gcp/storage.py)."""
+
+    STAGING = "dataproc-staging"
+    TEMP = "dataproc-temp"
+    ARTIFACTS = "artifacts"
+    CHECKPOINTS = "checkpoints"
+    CONFIG = "config"
+    BACKUPS = "influxdb-backups"
+
+
+class BucketAccess(StrEnum):
+    """What a role may do with a bucket's objects, as the bucket-level IAM role that grants it."""
+
+    ADMIN = "roles/storage.objectAdmin"
+    READ = "roles/storage.objectViewer"
+    # Create only: no read, no overwrite, no delete (the backup account).
+    CREATE = "roles/storage.objectCreator"
+
+
+@dataclass(frozen=True)
+class Role:
+    """One identity and everything it is granted; `borrowed_by` names the role that mints its tokens."""
+
+    name: str
+    description: str
+    project_roles: tuple[str, ...] = ()      # beyond BASE_PROJECT_ROLES
+    reads: tuple[str, ...] = ()              # logical secrets (catalog) it reads
+    adds_versions: tuple[str, ...] = ()      # logical secrets it writes versions of, never reading them
+    buckets: tuple[tuple[Bucket, BucketAccess], ...] = ()
+    borrowed_by: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.reads + self.adds_versions) - set(catalog.SECRETS))
+        if unknown:
+            raise ValueError(f"role {self.name}: {unknown} are not catalog secrets")
+        if self.borrowed_by is not None and self.project_roles:
+            raise ValueError(f"role {self.name}: a borrowed account holds no project role")
+
+    @property
+    def account_id(self) -> str:
+        """The service account id (6-30 characters)."""
+        return f"hydro-{self.name}"
+
+    @property
+    def all_project_roles(self) -> tuple[str, ...]:
+        """Every project role its account holds: none for a borrowed account, which only uploads."""
+        if self.borrowed_by is not None:
+            return ()
+        return (*BASE_PROJECT_ROLES, *self.project_roles)
+
+
+DATAPROC = Role(
+    catalog.DATAPROC, "Dataproc cluster nodes running the Spark jobs",
+    # Dataproc requires it on the cluster's VM service account (agent heartbeats, job state).
+    project_roles=("roles/dataproc.worker",),
+    reads=(catalog.INFLUXDB_WRITE_TOKEN,),
+    buckets=((Bucket.STAGING, BucketAccess.ADMIN), (Bucket.TEMP, BucketAccess.ADMIN),
+             (Bucket.ARTIFACTS, BucketAccess.READ), (Bucket.CHECKPOINTS, BucketAccess.ADMIN)),
+)
+BROKER = Role(catalog.BROKER, "Kafka broker VM")
+TSDB = Role(
+    catalog.TSDB, "InfluxDB VM",
+    # InfluxDB's setup takes the operator token; only the InfluxDB VM uses it (to create the others).
+    reads=(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
+    # InfluxDB creates the scoped tokens; this VM stores them.
+    adds_versions=tuple(token.secret for token in catalog.SCOPED_TOKENS),
+)
+MONITORING = Role(
+    catalog.MONITORING, "Prometheus and Grafana VM",
+    reads=(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN,
+           catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD),
+    # The Prometheus and Grafana bundle alone: job artifacts stay readable by Dataproc only.
+    buckets=((Bucket.CONFIG, BucketAccess.READ),),
+)
+TSDB_BACKUP = Role(
+    "tsdb-backup", "InfluxDB backup uploads (object create on the backup bucket only)",
+    buckets=((Bucket.BACKUPS, BucketAccess.CREATE),),
+    borrowed_by=TSDB.name,
+)
+
+# Every identity, each with its own service account.
+ACCOUNTS: tuple[Role, ...] = (DATAPROC, BROKER, TSDB, MONITORING, TSDB_BACKUP)
+
+
+def readers(secret: str, accounts: tuple[Role, ...] = ACCOUNTS) -> tuple[Role, ...]:
+    """The roles that read a logical secret."""
+    return tuple(role for role in accounts if secret in role.reads)
+
+
+def version_adders(secret: str, accounts: tuple[Role, ...] = ACCOUNTS) -> tuple[Role, ...]:
+    """The roles that add a logical secret's versions."""
+    return tuple(role for role in accounts if secret in role.adds_versions)
+
+
+def bucket_grants(bucket: Bucket,
+                  accounts: tuple[Role, ...] = ACCOUNTS) -> tuple[tuple[Role, BucketAccess], ...]:
+    """Who may do what with a bucket's objects."""
+    return tuple((role, access) for role in accounts for purpose, access in role.buckets if purpose == bucket)
