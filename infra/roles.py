@@ -104,6 +104,14 @@ TSDB_BACKUP = Role(
 ACCOUNTS: tuple[Role, ...] = (DATAPROC, BROKER, TSDB, MONITORING, TSDB_BACKUP)
 
 
+def of(name: str) -> Role:
+    """The role named `name` (a catalog role, e.g. a service's `role`)."""
+    for role in ACCOUNTS:
+        if role.name == name:
+            return role
+    raise KeyError(f"no role {name!r}: one of {[role.name for role in ACCOUNTS]}")
+
+
 def readers(secret: str, accounts: tuple[Role, ...] = ACCOUNTS) -> tuple[Role, ...]:
     """The roles that read a logical secret."""
     return tuple(role for role in accounts if secret in role.reads)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pulumi
 from hydrostream_jobs import contract
 
-from infra import catalog
+from infra import catalog, roles
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
@@ -37,8 +37,8 @@ ENTRY_PATH = "/opt/hydrostream/bin/spark-jobs.sh"
 JOBS_PATH = "/opt/hydrostream/jobs"
 JARS_PATH = "/opt/hydrostream/jars"
 PYTHON_DEPS_PATH = "/opt/hydrostream/python"
-# What the jobs read from the container's secrets volume (the consumer's InfluxDB token).
-SECRETS = (catalog.INFLUXDB_WRITE_TOKEN,)
+# What the jobs read from the container's secrets volume: what Dataproc reads on GCP (the write token).
+SECRETS = roles.of(catalog.SPARK.role).reads
 TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 

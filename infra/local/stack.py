@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infra import catalog, sizing
+from infra import catalog, roles, sizing
 from infra.local.jobs import SECRETS as SPARK_SECRETS
 from infra.local.jobs import SPARK_UID, SparkJobs, SparkJobsArgs
 from infra.local.network import LocalNetwork, LocalNetworkArgs
@@ -68,11 +68,22 @@ SECRET_READER_UIDS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catal
 
 
 def secret_readers() -> tuple[SecretReader, ...]:
-    """Every container that reads secrets: the catalog services with secret files, and the Spark jobs."""
+    """Every container that reads secrets: the catalog services with secret files, and the Spark jobs.
+
+    Each reads no more than its role reads on GCP (infra/roles.py): a container granted a secret its
+    role may not read is refused here, before anything is declared.
+    """
     # Optional secret files are the alert receivers': none on the local stack (settings refuse them).
     services = [s for s in catalog.SERVICES.values() if any(not f.optional for f in s.secret_files)]
-    return (*(SecretReader.of(s, SECRET_READER_UIDS[s.name]) for s in services),
-            SecretReader(catalog.SPARK.name, SPARK_UID, SPARK_SECRETS))
+    readers = (*(SecretReader.of(s, SECRET_READER_UIDS[s.name]) for s in services),
+               SecretReader(catalog.SPARK.name, SPARK_UID, SPARK_SECRETS))
+    for reader in readers:
+        role = roles.of(catalog.SERVICES[reader.service].role)
+        beyond = sorted(set(reader.secrets) - set(role.reads))
+        if beyond:
+            raise ValueError(f"{reader.service} would read {beyond}, which its role {role.name} does not "
+                             f"read (infra/roles.py)")
+    return readers
 
 
 def kafka_service(spec: KafkaSpec, bind_address: str) -> catalog.Service:

@@ -121,7 +121,7 @@ def docker_run(unit: str) -> dict:
 
 
 def role_services(role: str) -> list[catalog.Service]:
-    return [s for s in catalog.SERVICES.values() if s.role in (role, "host")]
+    return [s for s in catalog.SERVICES.values() if s.role in (role, catalog.EVERY_VM)]
 
 
 def container_units(document: str) -> dict[str, dict]:

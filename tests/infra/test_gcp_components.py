@@ -107,7 +107,7 @@ def test_flow_ports_are_the_catalog_and_contract_ports():
     for service in catalog.SERVICES.values():
         for port in service.ports:
             if port.name == "metrics" or service is catalog.SPARK:
-                roles = catalog.ROLES if service.role == "host" else (service.role,)
+                roles = catalog.ROLES if service.role == catalog.EVERY_VM else (service.role,)
                 for role in roles:
                     assert ("monitoring", role, "tcp", str(port.number)) in flows, (service.name, role)
 

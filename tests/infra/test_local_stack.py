@@ -4,6 +4,7 @@ Expected values come from the catalog, the settings, `infra.job_commands` and re
 never from the local stack's own modules, so a change there that breaks a rule fails here.
 """
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -23,8 +24,9 @@ from hydrostream_jobs import cli, contract
 from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
 
-from infra import catalog
+from infra import catalog, roles
 from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.release.bundle import JOBS_DIR, build_bundle
 from infra.tools.plan import run_plan
@@ -798,3 +800,17 @@ def test_the_tokens_script_writes_each_token_for_its_reader_and_never_shows_it(p
         for value in (*tokens.values(), OPERATOR_TOKEN):
             assert value not in output.stdout + output.stderr
     assert not [p for p in directory.rglob("*.*")], "a temporary file was left behind"
+
+
+def test_each_container_reads_the_secrets_its_role_reads_on_gcp_and_no_more():
+    readers = {reader.service: set(reader.secrets) for reader in local_stack.secret_readers()}
+    assert readers[catalog.SPARK.name] == {catalog.INFLUXDB_WRITE_TOKEN}
+    assert readers[catalog.INFLUXDB.name] == {catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN}
+    assert readers[catalog.GRAFANA.name] == {catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN}
+
+
+def test_a_container_granted_a_secret_its_role_does_not_read_is_refused(monkeypatch):
+    narrowed = dataclasses.replace(roles.TSDB, reads=(catalog.INFLUXDB_ADMIN_PASSWORD,))
+    monkeypatch.setattr(roles, "ACCOUNTS", tuple(narrowed if r is roles.TSDB else r for r in roles.ACCOUNTS))
+    with pytest.raises(ValueError, match=r"influxdb would read \['influxdb-token'\].*role tsdb"):
+        local_stack.secret_readers()
