@@ -271,13 +271,19 @@ GRAFANA = Service(
     user="472",
 )
 
+NODE_EXPORTER_TEXTFILE = Volume("node-exporter-textfile", "/var/lib/node-exporter/textfile")
+
 NODE_EXPORTER = Service(
     name="node-exporter",
     image="prom/node-exporter:v1.9.1",
     role="host",  # runs on every service VM
     ports=(Port("metrics", 9100),),
     # Reads the host's filesystems, processes and network through /host and the host's PID namespace.
-    command=("--path.rootfs=/host",),
+    # Host jobs that Prometheus cannot scrape (the daily InfluxDB backup) leave their metrics as
+    # *.prom files in the textfile volume; a volume, not a host path, so the folder always exists.
+    command=("--path.rootfs=/host",
+             f"--collector.textfile.directory={NODE_EXPORTER_TEXTFILE.container_path}"),
+    volumes=(NODE_EXPORTER_TEXTFILE,),
     host_mounts=(HostMount("/", "/host"),),
     host_pid=True,
     health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9100/metrics")),

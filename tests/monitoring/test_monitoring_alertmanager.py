@@ -70,16 +70,22 @@ def test_receiver_secrets_appear_as_file_paths_only(rendered):
 # Written down by hand from the issue: critical -> the pager (where there is one) and the team,
 # warning -> the team (e-mail, webhook), the watchdog -> the heartbeat only.
 ROUTES = {
-    "prod": {"critical": "pager,team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team"},
-    "staging": {"critical": "team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team"},
-    "dev": {"critical": "team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team"},
-    "local": {"critical": "team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team"},
+    "prod": {"critical": "pager,team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team",
+             "backup": "team"},
+    "staging": {"critical": "team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team",
+                "backup": "team"},
+    "dev": {"critical": "team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team",
+            "backup": "team"},
+    "local": {"critical": "team", "warning": "team", "watchdog": "heartbeat", "unlabelled": "team",
+              "backup": "team"},
 }
 CASES = {
     "critical": ("alertname=HydroTargetDown", "severity=critical", "stack=prod", "job=hydro-consumer"),
     "warning": ("alertname=HydroSinkErrors", "severity=warning", "stack=prod"),
     "watchdog": ("alertname=HydroWatchdog", "severity=none", "stack=prod"),
     "unlabelled": ("alertname=SomethingNew", "stack=prod"),
+    # A stale backup is the team's to fix in working hours, never a page (its rule says warning).
+    "backup": ("alertname=HydroInfluxDBBackupStale", "severity=warning", "stack=prod"),
 }
 
 
