@@ -12,6 +12,7 @@ heartbeat receiver (the webhook).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,29 @@ RECEIVERS = (PAGER, TEAM, HEARTBEAT)
 WATCHDOG = "HydroWatchdog"
 TARGET_DOWN = "HydroTargetDown"
 NO_READINGS = "HydroNoReadingsWritten"
-HEARTBEAT_INTERVAL = "5m"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long Alertmanager holds a new group, waits between a group's updates and before repeating.
+
+    The defaults are every stack's; the delivery test shortens them so it runs in seconds, never
+    minutes, on the same template."""
+
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    pager_repeat_interval: str = "1h"
+    heartbeat_group_interval: str = "1m"
+    heartbeat_interval: str = "5m"   # the watchdog's repeat: how often the dead man's switch hears of us
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not re.fullmatch(r"[0-9]+(ms|s|m|h)", value):
+                raise ValueError(f"alertmanager timing {name}={value!r}: a duration like 30s, 5m or 4h")
+
+
+HEARTBEAT_INTERVAL = Timing().heartbeat_interval
 
 
 def secret_path(secret: str) -> str:
@@ -59,7 +82,7 @@ class _Pager:
     routing_key_file: str
 
 
-def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
+def render_alertmanager_config(stack: str, alerting: AlertingSettings, timing: Timing = Timing()) -> str:
     """alertmanager.yml for `stack`, with the receivers `alerting` configures."""
     email = None
     if alerting.email:
@@ -73,7 +96,7 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     return environment.get_template(TEMPLATE).render(
         stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
-        webhook_url=alerting.webhook_url, watchdog=WATCHDOG, heartbeat_interval=HEARTBEAT_INTERVAL,
+        webhook_url=alerting.webhook_url, watchdog=WATCHDOG, timing=timing,
         target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER)
 
 
