@@ -106,7 +106,9 @@ INFLUXDB_READ_TOKEN = "influxdb-read-token"
 # infra/settings.py RECEIVER_SECRET_KEYS), stored in Secret Manager, read only by Alertmanager.
 PAGERDUTY_ROUTING_KEY = "pagerduty-routing-key"
 SMTP_PASSWORD = "smtp-password"
-RECEIVER_SECRETS = (PAGERDUTY_ROUTING_KEY, SMTP_PASSWORD)
+# Alertmanager 0.28 reads the webhook's URL from a file (`url_file`), again for every notification.
+WEBHOOK_URL = "webhook-url"
+RECEIVER_SECRETS = (PAGERDUTY_ROUTING_KEY, SMTP_PASSWORD, WEBHOOK_URL)
 SECRETS = (*GENERATED_SECRETS, INFLUXDB_WRITE_TOKEN, INFLUXDB_READ_TOKEN, *RECEIVER_SECRETS)
 
 

@@ -37,6 +37,7 @@ READERS: dict[str, tuple[str, ...]] = {
     catalog.INFLUXDB_READ_TOKEN: (catalog.MONITORING,),
     catalog.PAGERDUTY_ROUTING_KEY: (catalog.MONITORING,),
     catalog.SMTP_PASSWORD: (catalog.MONITORING,),
+    catalog.WEBHOOK_URL: (catalog.MONITORING,),
 }
 # logical secret -> roles whose service account adds its versions (it never reads them back).
 VERSION_ADDERS: dict[str, tuple[str, ...]] = {

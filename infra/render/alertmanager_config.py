@@ -96,7 +96,8 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings, timing: T
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     return environment.get_template(TEMPLATE).render(
         stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
-        webhook_url=alerting.webhook_url, watchdog=WATCHDOG, timing=timing,
+        webhook_url_file=secret_path(catalog.WEBHOOK_URL) if alerting.webhook else None,
+        watchdog=WATCHDOG, timing=timing,
         target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER)
 
 
@@ -107,11 +108,12 @@ def alertmanager_config_files(stack: str, alerting: AlertingSettings) -> dict[st
 
 def receiver_summary(alerting: AlertingSettings) -> dict[str, list[str]]:
     """Receiver -> where it delivers, for the plan and the stack outputs (secrets named, never shown)."""
+    webhook = f"webhook, URL in secret {catalog.WEBHOOK_URL}"
     team = ([f"email {alerting.email_to} via {alerting.smarthost}"] if alerting.email else []) + (
-        [f"webhook {alerting.webhook_url}"] if alerting.webhook_url else [])
+        [webhook] if alerting.webhook else [])
     summary = {
         TEAM: team or ["none: Alertmanager's UI only"],
-        HEARTBEAT: [f"webhook {alerting.webhook_url} every {HEARTBEAT_INTERVAL}"] if alerting.webhook_url
+        HEARTBEAT: [f"{webhook} every {HEARTBEAT_INTERVAL}"] if alerting.webhook
         else ["none: the watchdog shows in Alertmanager's UI only"],
     }
     if alerting.pagerduty:

@@ -1,10 +1,11 @@
 """Alertmanager as code: the rendered config of every stack, its routes, and alerts delivered for real.
 
-amtool (Debian's `prometheus-alertmanager`, 0.25) checks each stack's rendered config and resolves
-routes against receivers written down here by hand; a route that drops critical alerts must make
-those cases fail. Then a real Prometheus evaluates the rules, sends what fires to a real
-Alertmanager, which posts to a webhook this test runs: the watchdog reaches the heartbeat receiver,
-a critical alert the team, and a dead target holds back the alerts that depend on it.
+amtool (the catalog's Alertmanager version, built by alertmanager_build.py) checks each stack's
+rendered config and resolves routes against receivers written down here by hand; a route that
+drops critical alerts must make those cases fail. Then a real Prometheus evaluates the rules, sends
+what fires to a real Alertmanager, which posts to a webhook this test runs (its URL read from a
+file, as on the VMs): the watchdog reaches the heartbeat receiver, a critical alert the team, and a
+dead target holds back the alerts that depend on it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def test_receiver_secrets_appear_as_file_paths_only(rendered):
     for email in receivers[TEAM].get("email_configs", []):
         assert "auth_password" not in email
         assert email["auth_password_file"] == f"{catalog.SECRETS_DIR}/{catalog.SMTP_PASSWORD}"
+    # The webhook's URL (a dead man's switch's carries a token) is a secret file too, for the team and
+    # the heartbeat alike; staging and prod have one.
+    hooks = [hook for name in (TEAM, HEARTBEAT) for hook in receivers[name].get("webhook_configs", [])]
+    assert all("url" not in hook for hook in hooks)
+    assert [hook["url_file"] for hook in hooks] == (
+        [f"{catalog.SECRETS_DIR}/{catalog.WEBHOOK_URL}"] * 2 if stack in ("staging", "prod") else [])
 
 
 # Written down by hand from the issue: critical -> the pager (where there is one) and the team,
@@ -213,8 +220,15 @@ def delivery(tmp_path_factory, prometheus_binary, alertmanager_binary) -> Iterat
     """A webhook, an Alertmanager with the template rendered for it (no pager: dev's shape), and a
     Prometheus with the rendered config, the shipped rules and one rule that fires at once."""
     with webhook_server() as hook:
-        config = render_alertmanager_config("verify", AlertingSettings(webhook_url=hook.url), FAST)
         am_dir = tmp_path_factory.mktemp("alertmanager")
+        # The URL reaches Alertmanager as the monitoring VM delivers it: a secret file (`url_file`), here
+        # at a test path instead of the container's.
+        url_file = am_dir / catalog.WEBHOOK_URL
+        url_file.write_text(hook.url + "\n")
+        config = render_alertmanager_config("verify", AlertingSettings(webhook=True), FAST)
+        secret = alertmanager_config.secret_path(catalog.WEBHOOK_URL)
+        assert config.count(f'"{secret}"') == 2 and hook.url not in config
+        config = config.replace(f'"{secret}"', f'"{url_file}"')
         with alertmanager_server(alertmanager_binary, am_dir, config) as am, \
                 prometheus_server(prometheus_binary, tmp_path_factory.mktemp("prometheus-e2e"),
                                   alertmanager=am.address, extra_rules={"end-to-end.yml": E2E_RULES},
