@@ -107,7 +107,9 @@ INFLUXDB_READ_TOKEN = "influxdb-read-token"
 # infra/settings.py RECEIVER_SECRET_KEYS), stored in Secret Manager, read only by Alertmanager.
 PAGERDUTY_ROUTING_KEY = "pagerduty-routing-key"
 SMTP_PASSWORD = "smtp-password"
-RECEIVER_SECRETS = (PAGERDUTY_ROUTING_KEY, SMTP_PASSWORD)
+# Alertmanager 0.28 reads the webhook's URL from a file (`url_file`), again for every notification.
+WEBHOOK_URL = "webhook-url"
+RECEIVER_SECRETS = (PAGERDUTY_ROUTING_KEY, SMTP_PASSWORD, WEBHOOK_URL)
 SECRETS = (*GENERATED_SECRETS, INFLUXDB_WRITE_TOKEN, INFLUXDB_READ_TOKEN, *RECEIVER_SECRETS)
 
 
@@ -304,13 +306,19 @@ GRAFANA = Service(
     user="472",
 )
 
+NODE_EXPORTER_TEXTFILE = Volume("node-exporter-textfile", "/var/lib/node-exporter/textfile")
+
 NODE_EXPORTER = Service(
     name="node-exporter",
     image="prom/node-exporter:v1.9.1",
     role=EVERY_VM,
     ports=(Port("metrics", 9100),),
     # Reads the host's filesystems, processes and network through /host and the host's PID namespace.
-    command=("--path.rootfs=/host",),
+    # Host jobs that Prometheus cannot scrape (the daily InfluxDB backup) leave their metrics as
+    # *.prom files in the textfile volume; a volume, not a host path, so the folder always exists.
+    command=("--path.rootfs=/host",
+             f"--collector.textfile.directory={NODE_EXPORTER_TEXTFILE.container_path}"),
+    volumes=(NODE_EXPORTER_TEXTFILE,),
     host_mounts=(HostMount("/", "/host"),),
     host_pid=True,
     health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9100/metrics")),

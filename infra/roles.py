@@ -90,7 +90,7 @@ TSDB = Role(
 MONITORING = Role(
     catalog.MONITORING, "Prometheus and Grafana VM",
     reads=(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN,
-           catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD),
+           catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD, catalog.WEBHOOK_URL),
     # The Prometheus and Grafana bundle alone: job artifacts stay readable by Dataproc only.
     buckets=((Bucket.CONFIG, BucketAccess.READ),),
 )

@@ -14,7 +14,7 @@ Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     influxdb         machine, disk_gb, org, bucket, retention_days
     monitoring       machine, disk_gb
     backups          snapshot_retention_days, influxdb_retention_days   (prod: at least 14 each)
-    alerting         email_to, email_from, smarthost, smtp_username, webhook_url, pagerduty
+    alerting         email_to, email_from, smarthost, smtp_username, webhook, pagerduty
                      (the receivers' secrets are separate secret keys: RECEIVER_SECRET_KEYS)
     jobs             release, rate, farms, devices_per_farm, trigger, window, slide, watermark,
                      max_offsets_per_trigger, max_failures_per_hour, max_failures_total
@@ -184,15 +184,12 @@ def _smarthost(value: str | None) -> str | None:
     return value
 
 
-def _webhook_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    url = urllib.parse.urlsplit(value)
-    # Alertmanager 0.25 (Debian's, which the tests run) has no `url_file`: the URL sits in the
-    # config bundle, so it must not carry a credential.
-    if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password or url.query:
-        raise _Invalid("an http(s) URL without user, password or query string (it is not a secret: put "
-                       "no token in it)")
+def _check_webhook_url(value: str) -> str:
+    """The webhook URL secret's value, refused (without showing it) unless an http(s) URL."""
+    url = urllib.parse.urlsplit(value.strip())
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise SettingsError(f"{NAMESPACE}:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}: not an http(s) URL "
+                            f"(the value is a secret and not shown)")
     return value
 
 
@@ -283,7 +280,9 @@ class AlertingSettings:
     smarthost: str | None = _setting(None, _smarthost)
     # With a username the relay's password is the secret key RECEIVER_SECRET_KEYS[SMTP_PASSWORD].
     smtp_username: str | None = _setting(None)
-    webhook_url: str | None = _setting(None, _webhook_url)
+    # Warnings, criticals and the watchdog's heartbeat go to a webhook whose URL (a dead man's switch's
+    # often carries a token) is the secret key RECEIVER_SECRET_KEYS[WEBHOOK_URL].
+    webhook: bool = _setting(False)
     # The routing key is the secret key RECEIVER_SECRET_KEYS[PAGERDUTY_ROUTING_KEY].
     pagerduty: bool = _setting(False)
 
@@ -296,7 +295,8 @@ class AlertingSettings:
     def secrets(self) -> tuple[str, ...]:
         """The catalog receiver secrets this configuration needs, in catalog order."""
         wanted = {catalog.PAGERDUTY_ROUTING_KEY: self.pagerduty,
-                  catalog.SMTP_PASSWORD: self.email and self.smtp_username is not None}
+                  catalog.SMTP_PASSWORD: self.email and self.smtp_username is not None,
+                  catalog.WEBHOOK_URL: self.webhook}
         return tuple(secret for secret in catalog.RECEIVER_SECRETS if wanted[secret])
 
 
@@ -305,6 +305,7 @@ class AlertingSettings:
 RECEIVER_SECRET_KEYS: dict[str, str] = {
     catalog.PAGERDUTY_ROUTING_KEY: "pagerduty_routing_key",
     catalog.SMTP_PASSWORD: "smtp_password",
+    catalog.WEBHOOK_URL: "webhook_url",
 }
 
 
@@ -525,7 +526,7 @@ def _check_prod_backups(backups: BackupsSettings, errors: list[tuple[str, Any, s
 def _check_alerting(alerting: AlertingSettings, target: str, errors: list[tuple[str, Any, str]]) -> None:
     """E-mail needs a sender and a relay; receivers are GCP's (the local stack has no secret store)."""
     key = f"{NAMESPACE}:alerting"
-    configured = alerting.email or alerting.pagerduty or alerting.webhook_url is not None
+    configured = alerting.email or alerting.pagerduty or alerting.webhook
     if target == "local" and configured:
         errors.append((key, "receivers", "none on the local stack: alerts show in Alertmanager's UI only"))
     mail = {"email_from": alerting.email_from, "smarthost": alerting.smarthost}
@@ -551,7 +552,7 @@ def receiver_secret_values(alerting: AlertingSettings) -> dict[str, pulumi.Outpu
             raise SettingsError(f"stack {pulumi.get_stack()!r}: {NAMESPACE}:alerting needs the secret "
                                 f"{NAMESPACE}:{key}: set it with `pulumi config set --secret "
                                 f"{NAMESPACE}:{key}` (its value is never written to the stack file in clear)")
-        values[secret] = value
+        values[secret] = value.apply(_check_webhook_url) if secret == catalog.WEBHOOK_URL else value
     return values
 
 

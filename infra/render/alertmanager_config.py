@@ -12,6 +12,7 @@ heartbeat receiver (the webhook).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,29 @@ RECEIVERS = (PAGER, TEAM, HEARTBEAT)
 WATCHDOG = "HydroWatchdog"
 TARGET_DOWN = "HydroTargetDown"
 NO_READINGS = "HydroNoReadingsWritten"
-HEARTBEAT_INTERVAL = "5m"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long Alertmanager holds a new group, waits between a group's updates and before repeating.
+
+    The defaults are every stack's; the delivery test shortens them so it runs in seconds, never
+    minutes, on the same template."""
+
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    pager_repeat_interval: str = "1h"
+    heartbeat_group_interval: str = "1m"
+    heartbeat_interval: str = "5m"   # the watchdog's repeat: how often the dead man's switch hears of us
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not re.fullmatch(r"[0-9]+(ms|s|m|h)", value):
+                raise ValueError(f"alertmanager timing {name}={value!r}: a duration like 30s, 5m or 4h")
+
+
+HEARTBEAT_INTERVAL = Timing().heartbeat_interval
 
 
 def secret_path(secret: str) -> str:
@@ -59,7 +82,7 @@ class _Pager:
     routing_key_file: str
 
 
-def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
+def render_alertmanager_config(stack: str, alerting: AlertingSettings, timing: Timing = Timing()) -> str:
     """alertmanager.yml for `stack`, with the receivers `alerting` configures."""
     email = None
     if alerting.email:
@@ -73,7 +96,8 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings) -> str:
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     return environment.get_template(TEMPLATE).render(
         stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
-        webhook_url=alerting.webhook_url, watchdog=WATCHDOG, heartbeat_interval=HEARTBEAT_INTERVAL,
+        webhook_url_file=secret_path(catalog.WEBHOOK_URL) if alerting.webhook else None,
+        watchdog=WATCHDOG, timing=timing,
         target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER)
 
 
@@ -84,11 +108,12 @@ def alertmanager_config_files(stack: str, alerting: AlertingSettings) -> dict[st
 
 def receiver_summary(alerting: AlertingSettings) -> dict[str, list[str]]:
     """Receiver -> where it delivers, for the plan and the stack outputs (secrets named, never shown)."""
+    webhook = f"webhook, URL in secret {catalog.WEBHOOK_URL}"
     team = ([f"email {alerting.email_to} via {alerting.smarthost}"] if alerting.email else []) + (
-        [f"webhook {alerting.webhook_url}"] if alerting.webhook_url else [])
+        [webhook] if alerting.webhook else [])
     summary = {
         TEAM: team or ["none: Alertmanager's UI only"],
-        HEARTBEAT: [f"webhook {alerting.webhook_url} every {HEARTBEAT_INTERVAL}"] if alerting.webhook_url
+        HEARTBEAT: [f"{webhook} every {HEARTBEAT_INTERVAL}"] if alerting.webhook
         else ["none: the watchdog shows in Alertmanager's UI only"],
     }
     if alerting.pagerduty:

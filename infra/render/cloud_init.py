@@ -302,7 +302,9 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         host_dir, container_dir = _influxdb_folder(data_disk, INFLUXDB_BACKUP_FOLDER)
         units.oneshot(INFLUXDB_BACKUP_UNIT, "back up InfluxDB to the backup bucket",
                       units.script("influxdb-backup.sh", database.name, _operator_token_path(), host_dir,
-                                   container_dir, backup.bucket, backup.account_email),
+                                   container_dir, backup.bucket, backup.account_email,
+                                   # Where node-exporter reads the last good backup's time (an alert).
+                                   data_disk.volume_path(catalog.NODE_EXPORTER_TEXTFILE)),
                       requires=[DATA_DISK_UNIT, unit_name(database)], timeout_s=INFLUXDB_BACKUP_TIMEOUT_S,
                       once_per_boot=False)
         units.calendar_timer(INFLUXDB_BACKUP_UNIT, "back up InfluxDB daily", INFLUXDB_BACKUP_CALENDAR)

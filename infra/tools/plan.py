@@ -244,7 +244,8 @@ def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
 # as Pulumi marks the real value.
 SECRET_CONFIG_KEYS = frozenset(
     f"{stack_settings.NAMESPACE}:{key}" for key in stack_settings.RECEIVER_SECRET_KEYS.values())
-SECRET_PLACEHOLDER = "plan-placeholder"
+# URL-shaped: settings check the webhook URL secret's value (a routing key or password takes any text).
+SECRET_PLACEHOLDER = "https://plan-placeholder.invalid/"
 
 
 def with_secret_placeholders(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,17 +41,27 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"host suites: inventory {path}"
 
 
-@pytest.fixture(scope="session")
-def inventory() -> Inventory:
+def _load_inventory() -> Inventory:
     path = _inventory_path()
     assert path is not None, "the suites are collected only with an inventory"
     return Inventory.from_json(path.read_text())
 
 
-@pytest.fixture(scope="module")
-def role(request: pytest.FixtureRequest, inventory: Inventory) -> RoleTarget:
-    """The role named by the suite's module-level ROLE, in the inventory's stack."""
-    name = request.module.ROLE
-    if name not in inventory.roles:
-        raise pytest.UsageError(f"inventory of stack {inventory.stack} has no role {name!r}")
-    return RoleTarget(inventory, name)
+@pytest.fixture(scope="session")
+def inventory() -> Inventory:
+    return _load_inventory()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`role`: every host of the suite's ROLES (module level; ROLE alone for a one-role suite), each
+    its own test id, so three brokers are three checked hosts."""
+    if "role" not in metafunc.fixturenames:
+        return
+    inventory = _load_inventory()
+    names = getattr(metafunc.module, "ROLES", None) or (metafunc.module.ROLE,)
+    targets = []
+    for name in names:
+        if name not in inventory.roles or not inventory.roles[name]:
+            raise pytest.UsageError(f"inventory of stack {inventory.stack} has no host of role {name!r}")
+        targets += [RoleTarget(inventory, name, index) for index in range(len(inventory.roles[name]))]
+    metafunc.parametrize("role", targets, ids=[t.id for t in targets], scope="module")

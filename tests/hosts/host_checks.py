@@ -11,13 +11,15 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import testinfra
 import yaml
-from inventory import Inventory, RoleHosts
+from hydrostream_jobs import contract
+from inventory import DATAPROC_MASTER, Inventory, RoleHosts
 
 from infra import catalog
+from infra.local.stack import KAFKA_HOST_PORT
 from infra.render import prometheus_volume
 from infra.render.cloud_init import DEFAULT_DATA_DISK, unit_name
 
@@ -61,14 +63,20 @@ def exposed_ports(host) -> set[int]:
 
 @dataclass(frozen=True)
 class RoleTarget:
-    """One role of one stack, ready to connect to."""
+    """One host of one role of one stack (broker 2 of 3, say), ready to connect to."""
 
     inventory: Inventory
     role: str
+    index: int = 0
 
     @property
     def hosts(self) -> RoleHosts:
-        return self.inventory.roles[self.role]
+        return self.inventory.roles[self.role][self.index]
+
+    @property
+    def id(self) -> str:
+        """The test id of this host: its role and, for a role with several hosts, its name."""
+        return self.role if len(self.inventory.roles[self.role]) == 1 else f"{self.role}-{self.hosts.name}"
 
     @property
     def on_gcp(self) -> bool:
@@ -169,6 +177,9 @@ def check_no_secret_in_world_readable_files(target: RoleTarget, search_dirs: Ite
             inside = target.connect(f"docker://{target.hosts.containers[service.name]}")
             mode = inside.file(secret.container_path).mode
             assert mode & 0o007 == 0, f"{service.name}: {secret.container_path} has mode {mode:o}"
+        # The whole command line, which the local Spark container's jobs run with.
+        args = " ".join(target.inspect(service).get("Args") or [])
+        assert "--influx-token " not in args, f"{service.name}: a token on a command line"
     if not target.on_gcp:
         return
     node = target.node
@@ -201,3 +212,84 @@ def check_prometheus_scrapes_every_job(fetch: Callable[[str], str], all_up: bool
     if all_up:
         down = {t["scrapeUrl"]: t["lastError"] for t in active if t["health"] != "up"}
         assert down == {}, f"targets down: {down}"
+
+
+# --- what every role's host is checked for, and what differs per role ---------------------------
+
+DATAPROC_AGENT = "google-dataproc-agent"
+JOB_METRICS_PORTS = {contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT}
+
+
+def _dataproc_running(target: RoleTarget) -> None:
+    agent = target.node.service(DATAPROC_AGENT)
+    assert agent.is_running, f"{DATAPROC_AGENT} is not running: jobs cannot be driven"
+    drivers = target.node.run("pgrep -af 'consumer.py|producer.py'")
+    assert "consumer.py" in drivers.stdout and "producer.py" in drivers.stdout, drivers.stdout
+
+
+def _dataproc_ports(target: RoleTarget) -> None:
+    # Dataproc's own daemons (YARN, HDFS, the agent) listen on ports the image decides: assert the
+    # jobs' metrics ports listen rather than an exhaustive list.
+    assert exposed_ports(target.node) >= JOB_METRICS_PORTS
+
+
+def _dataproc_disk(target: RoleTarget) -> None:
+    assert target.node.mount_point("/").exists
+    assert target.node.file("/hadoop/dfs").is_directory, "no HDFS data directory on the master"
+
+
+def _dataproc_restart(target: RoleTarget) -> None:
+    assert target.node.service(DATAPROC_AGENT).is_enabled
+
+
+def _dataproc_secrets(target: RoleTarget) -> None:
+    commands = target.node.run("ps -eo args")
+    assert "--influx-token " not in commands.stdout, "a token on a command line"
+    dirs = " ".join(PROFILES[target.role].search_dirs)
+    loose = target.node.run(f"find {dirs} -xdev -type f -iname '*token*' -perm -o=r 2>/dev/null")
+    assert loose.stdout.strip() == "", loose.stdout
+
+
+@dataclass(frozen=True)
+class RoleProfile:
+    """What the common checks need of one role beyond the catalog."""
+
+    search_dirs: tuple[str, ...]               # where a leaked secret value would be looked for
+    local_extra_ports: tuple[int, ...] = ()    # published by the local stack beyond the catalog's
+    # Checks done differently on GCP (the Dataproc master is Google's image, not our containers).
+    gcp_checks: dict[str, Callable[[RoleTarget], None]] = field(default_factory=dict)
+
+
+_SYSTEM_DIRS = ("/etc", "/home", "/tmp", "/var/tmp")
+_DISK = DEFAULT_DATA_DISK.mount_path
+PROFILES: dict[str, RoleProfile] = {
+    # Locally Kafka also advertises a listener for clients on the host (infra/local/stack.py).
+    catalog.BROKER: RoleProfile(_SYSTEM_DIRS, local_extra_ports=(KAFKA_HOST_PORT,)),
+    catalog.TSDB: RoleProfile((*_SYSTEM_DIRS, f"{_DISK}/influxdb-config")),
+    catalog.MONITORING: RoleProfile((*_SYSTEM_DIRS, f"{_DISK}/prometheus-config",
+                                     f"{_DISK}/grafana-provisioning")),
+    DATAPROC_MASTER: RoleProfile(("/etc/hydrostream", "/home", "/tmp", "/var/tmp"), gcp_checks={
+        "containers_running_and_healthy": _dataproc_running,
+        "ports_listening_only_where_expected": _dataproc_ports,
+        "data_disk_mounted": _dataproc_disk,
+        "services_restart_after_reboot": _dataproc_restart,
+        "no_secret_in_world_readable_files": _dataproc_secrets,
+    }),
+}
+
+# One line of the issue's host verification list each, run on every host of every role.
+COMMON_CHECKS: dict[str, Callable[[RoleTarget], None]] = {
+    "containers_running_and_healthy": check_containers_running_and_healthy,
+    "ports_listening_only_where_expected": lambda target: check_ports_listening_only_where_expected(
+        target, extra=() if target.on_gcp else PROFILES[target.role].local_extra_ports),
+    "data_disk_mounted": check_data_disk_mounted,
+    "services_restart_after_reboot": check_restarts_after_reboot,
+    "no_secret_in_world_readable_files": lambda target: check_no_secret_in_world_readable_files(
+        target, PROFILES[target.role].search_dirs),
+}
+
+
+def run_common_check(name: str, target: RoleTarget) -> None:
+    """The common check `name` on `target`, the role's GCP variant where it has one."""
+    overrides = PROFILES[target.role].gcp_checks if target.on_gcp else {}
+    overrides.get(name, COMMON_CHECKS[name])(target)

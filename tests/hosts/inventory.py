@@ -5,9 +5,11 @@
     HYDRO_VERIFY_INVENTORY=.verify/dev/inventory.json pytest tests/hosts
 
 GCP stacks: the outputs must hold `project`, `zone` and `instances` (role -> instance name for
-broker, tsdb, monitoring, dataproc_master). The VMs have no public IP: an ssh_config written next to
-the inventory reaches them through IAP (`gcloud compute start-iap-tunnel`), and testinfra's ssh
-backend uses it; docker and systemd are inspected with sudo (OS Login admin role).
+broker, tsdb, monitoring, dataproc_master); `kafka_brokers` (instance -> zone), when present, names
+every broker, and each one is checked (a stack of three brokers has three broker hosts). The VMs have
+no public IP: an ssh_config written next to the inventory reaches them through IAP (`gcloud compute
+start-iap-tunnel`, in each VM's own zone), and testinfra's ssh backend uses it; docker and systemd are
+inspected with sudo (OS Login admin role).
 The local stack: its `containers` output maps each catalog service to its container on this
 machine's Docker; testinfra inspects them from `local://` and runs commands in them with
 `docker://<container>`.
@@ -32,8 +34,9 @@ IAP_SSH_PORT = 22
 
 @dataclass(frozen=True)
 class RoleHosts:
-    """Where one role's checks run: the VM (GCP), the Docker engine, and the role's containers."""
+    """Where one host of a role is checked: the VM (GCP), the Docker engine, and its containers."""
 
+    name: str                              # the instance (GCP) or the stack's name for this machine
     node: str | None                       # testinfra spec of the VM; None on the local stack
     engine: str                            # testinfra spec of the host whose `docker` runs them
     containers: dict[str, str] = field(default_factory=dict)  # catalog service name -> container
@@ -41,20 +44,23 @@ class RoleHosts:
 
 @dataclass(frozen=True)
 class Inventory:
-    """Every role's hosts in one stack, and the ssh_config that reaches them (GCP)."""
+    """Every role's hosts in one stack (several brokers, one of each other role), and the ssh_config
+    that reaches them (GCP)."""
 
     stack: str
     target: str
-    roles: dict[str, RoleHosts]
+    roles: dict[str, tuple[RoleHosts, ...]]
     ssh_config: str | None = None
 
     def to_json(self) -> str:
+        """The inventory file `make verify` writes and the suites read."""
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Inventory:
+        """An inventory read back from `to_json`'s text."""
         raw = json.loads(text)
-        roles = {role: RoleHosts(**hosts) for role, hosts in raw.pop("roles").items()}
+        roles = {role: tuple(RoleHosts(**h) for h in hosts) for role, hosts in raw.pop("roles").items()}
         return cls(roles=roles, **raw)
 
 
@@ -64,19 +70,23 @@ def _service_names(role: str) -> list[str]:
     return [service.name for service in catalog.services_for_role(role)]
 
 
-def ssh_config(project: str, zone: str, instances: list[str], known_hosts: Path, user: str | None) -> str:
-    """ssh_config reaching private VMs through an IAP TCP tunnel (no public IP, no bastion)."""
-    lines = [f"Host {' '.join(sorted(instances))}",
-             f"  ProxyCommand gcloud compute start-iap-tunnel %h {IAP_SSH_PORT} --listen-on-stdin "
-             f"--zone {zone} --project {project} --verbosity=warning",
-             "  IdentityFile ~/.ssh/google_compute_engine",
-             "  HostKeyAlias %h",
-             f"  UserKnownHostsFile {known_hosts}",
-             "  StrictHostKeyChecking accept-new",
-             "  ConnectTimeout 30"]
-    if user:
-        lines.append(f"  User {user}")
-    return "\n".join(lines) + "\n"
+def ssh_config(project: str, zones: dict[str, str], known_hosts: Path, user: str | None) -> str:
+    """ssh_config reaching private VMs (instance -> zone) through an IAP TCP tunnel (no public IP, no
+    bastion): one Host block per zone, since the tunnel names the VM's zone."""
+    blocks = []
+    for zone in sorted(set(zones.values())):
+        lines = [f"Host {' '.join(sorted(name for name, z in zones.items() if z == zone))}",
+                 f"  ProxyCommand gcloud compute start-iap-tunnel %h {IAP_SSH_PORT} --listen-on-stdin "
+                 f"--zone {zone} --project {project} --verbosity=warning",
+                 "  IdentityFile ~/.ssh/google_compute_engine",
+                 "  HostKeyAlias %h",
+                 f"  UserKnownHostsFile {known_hosts}",
+                 "  StrictHostKeyChecking accept-new",
+                 "  ConnectTimeout 30"]
+        if user:
+            lines.append(f"  User {user}")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 def _require(outputs: dict[str, Any], key: str, stack: str) -> Any:
@@ -94,12 +104,18 @@ def gcp_inventory(stack: str, outputs: dict[str, Any], out_dir: Path, user: str 
     missing = [role for role in ROLES if role not in instances]
     if missing:
         raise SystemExit(f"stack {stack}: output 'instances' lacks roles {missing}")
+    brokers = outputs.get("kafka_brokers") or {instances[catalog.BROKER]: zone}
+    if not isinstance(brokers, dict) or instances[catalog.BROKER] not in brokers:
+        raise SystemExit(f"stack {stack}: output 'kafka_brokers' must map every broker instance to its zone, "
+                         f"{instances[catalog.BROKER]!r} (instances.broker) included; got {brokers!r}")
+    names = {role: [instances[role]] for role in ROLES}
+    names[catalog.BROKER] = sorted(brokers)
+    zones = {name: brokers.get(name, zone) for hosts in names.values() for name in hosts}
     config = out_dir / "ssh_config"
-    config.write_text(ssh_config(project, zone, [instances[r] for r in ROLES], out_dir / "known_hosts", user))
-    roles = {}
-    for role in ROLES:
-        spec = f"ssh://{instances[role]}"
-        roles[role] = RoleHosts(node=spec, engine=spec, containers={n: n for n in _service_names(role)})
+    config.write_text(ssh_config(project, zones, out_dir / "known_hosts", user))
+    roles = {role: tuple(RoleHosts(name=name, node=f"ssh://{name}", engine=f"ssh://{name}",
+                                   containers={n: n for n in _service_names(role)}) for name in hosts)
+             for role, hosts in names.items()}
     return Inventory(stack=stack, target="gcp", roles=roles, ssh_config=str(config))
 
 
@@ -118,12 +134,12 @@ def local_inventory(stack: str, outputs: dict[str, Any]) -> Inventory:
     # One machine: a single node-exporter, checked with the monitoring role; Spark stands in for Dataproc.
     node_exporter = catalog.NODE_EXPORTER.name
     roles = {
-        role: RoleHosts(node=None, engine="local://", containers=containers(
-            [n for n in _service_names(role) if n != node_exporter or role == catalog.MONITORING]))
+        role: (RoleHosts(name=stack, node=None, engine="local://", containers=containers(
+            [n for n in _service_names(role) if n != node_exporter or role == catalog.MONITORING])),)
         for role in ROLES if role != DATAPROC_MASTER
     }
-    roles[DATAPROC_MASTER] = RoleHosts(node=None, engine="local://",
-                                       containers=containers([catalog.SPARK.name]))
+    roles[DATAPROC_MASTER] = (RoleHosts(name=stack, node=None, engine="local://",
+                                        containers=containers([catalog.SPARK.name])),)
     return Inventory(stack=stack, target="local", roles=roles)
 
 

@@ -1,47 +1,20 @@
-"""Monitoring VM (GCP) or the local Prometheus and Grafana containers."""
+"""Monitoring VM (GCP) or the local Prometheus and Grafana containers: what is particular to them. The
+checks every role shares are in test_host_roles.py."""
 
 from __future__ import annotations
 
 import shlex
 
-from host_checks import (
-    check_containers_running_and_healthy,
-    check_data_disk_mounted,
-    check_no_secret_in_world_readable_files,
-    check_ports_listening_only_where_expected,
-    check_prometheus_loaded_every_rule_group,
-    check_prometheus_scrapes_every_job,
-    check_restarts_after_reboot,
-)
+from host_checks import check_prometheus_loaded_every_rule_group, check_prometheus_scrapes_every_job
 
 from infra import catalog
-from infra.render.cloud_init import DEFAULT_DATA_DISK
 
 ROLE = catalog.MONITORING
-SEARCH_DIRS = ("/etc", "/home", "/tmp", "/var/tmp", f"{DEFAULT_DATA_DISK.mount_path}/prometheus-config",
-               f"{DEFAULT_DATA_DISK.mount_path}/grafana-provisioning")
 
 
-def test_containers_running_and_healthy(role):
+def test_monitoring_runs_prometheus_grafana_and_node_exporter(role):
     assert {s.name for s in role.services()} >= {catalog.PROMETHEUS.name, catalog.GRAFANA.name,
                                                  catalog.NODE_EXPORTER.name}
-    check_containers_running_and_healthy(role)
-
-
-def test_ports_listening_only_where_expected(role):
-    check_ports_listening_only_where_expected(role)
-
-
-def test_data_disk_mounted(role):
-    check_data_disk_mounted(role)
-
-
-def test_services_restart_after_reboot(role):
-    check_restarts_after_reboot(role)
-
-
-def test_no_secret_in_world_readable_files(role):
-    check_no_secret_in_world_readable_files(role, SEARCH_DIRS)
 
 
 def _fetch(role):

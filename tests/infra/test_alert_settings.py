@@ -34,7 +34,9 @@ def test_each_receiver_needs_exactly_its_secrets():
     assert alerting(pagerduty=True).secrets == (catalog.PAGERDUTY_ROUTING_KEY,)
     assert alerting(**MAIL).secrets == ()  # a relay that takes the VM without a login
     assert alerting(**MAIL, smtp_username="am").secrets == (catalog.SMTP_PASSWORD,)
-    assert alerting(**MAIL, smtp_username="am", pagerduty=True).secrets == catalog.RECEIVER_SECRETS
+    assert alerting(webhook=True).secrets == (catalog.WEBHOOK_URL,)
+    everything = alerting(**MAIL, smtp_username="am", pagerduty=True, webhook=True)
+    assert everything.secrets == catalog.RECEIVER_SECRETS
 
 
 @pytest.mark.parametrize(("values", "named"), [
@@ -43,9 +45,9 @@ def test_each_receiver_needs_exactly_its_secrets():
     ({**MAIL, "email_to": "not-an-address"}, "hydrostream:alerting.email_to = 'not-an-address'"),
     ({**MAIL, "smarthost": "smtp.example.com:25"}, "GCP blocks 25"),
     ({**MAIL, "smarthost": "smtp.example.com"}, "host:port of an SMTP relay"),
-    ({"webhook_url": "https://hooks.example.com/x?token=abc"}, "without user, password or query string"),
-    ({"webhook_url": "https://user:pw@hooks.example.com/x"}, "without user, password or query string"),
-    ({"webhook_url": "ftp://hooks.example.com/x"}, "an http(s) URL"),
+    ({"webhook": "yes"}, "hydrostream:alerting.webhook = 'yes': expected true or false"),
+    # The URL is a secret key now, never a plain value in the alerting section.
+    ({"webhook_url": "https://hooks.example.com/x"}, "hydrostream:alerting.webhook_url = "),
     ({"pagerduty": "yes"}, "hydrostream:alerting.pagerduty = 'yes': expected true or false"),
     ({"slack": "x"}, "hydrostream:alerting.slack = 'x': expected one of the keys email_to"),
 ])
@@ -54,7 +56,7 @@ def test_bad_alerting_values_are_named(values, named):
 
 
 def test_the_local_stack_takes_no_receivers():
-    assert "none on the local stack" in problems("local", webhook_url="http://hooks.example.com/x")
+    assert "none on the local stack" in problems("local", webhook=True)
 
 
 SECRET_PROGRAM = '''
@@ -101,3 +103,23 @@ def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path, monkey
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(f"config:\n  {key}:\n    secure: AAABAJ0x\n")
     result = plan.run_plan("dev", config, program=program)
     assert result.settings.alerting.pagerduty is True
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://hooks.example.com/x"])
+def test_a_webhook_url_secret_that_is_no_http_url_is_refused_unshown(tmp_path, monkeypatch, url):
+    key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
+    program = project_with(tmp_path, f"config:\n  {key}:\n    secure: AAABAJ0x\n")
+    program.write_text(SECRET_PROGRAM + f"values[{catalog.WEBHOOK_URL!r}].apply(print)\n")
+    monkeypatch.setattr("sys.argv", [str(program)])
+    config = {**GCP, key: url, "hydrostream:alerting": {"webhook": True}}
+    with pytest.raises(Exception, match=r"hydrostream:webhook_url: not an http\(s\) URL") as caught:
+        plan.run_plan("dev", config, program=program)
+    assert url not in str(caught.value)
+
+
+def test_a_webhook_url_secret_that_is_an_http_url_passes(tmp_path, monkeypatch):
+    key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
+    program = project_with(tmp_path, f"config:\n  {key}:\n    secure: AAABAJ0x\n")
+    monkeypatch.setattr("sys.argv", [str(program)])
+    config = {**GCP, key: "https://hc.example.com/ping/0b1c", "hydrostream:alerting": {"webhook": True}}
+    assert plan.run_plan("dev", config, program=program).settings.alerting.webhook is True

@@ -111,6 +111,9 @@ def admits(rule: plan.PlannedResource, port: int) -> bool:
 # The operator's receiver secrets (`pulumi config set --secret`), one recognisable value per key.
 RECEIVER_VALUES = {key: f"receiver-{key.partition(':')[2]}-{secrets.token_hex(8)}"
                    for key in sorted(plan.SECRET_CONFIG_KEYS)}
+# Settings refuse a webhook URL secret that is no http(s) URL: the leak checks look for its host part.
+_WEBHOOK_KEY = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
+RECEIVER_VALUES[_WEBHOOK_KEY] = f"https://{RECEIVER_VALUES[_WEBHOOK_KEY].replace('_', '-')}.invalid/"
 
 
 def mock_secret_values(p: plan.Plan) -> dict[str, str]:

@@ -355,9 +355,11 @@ def test_monitoring_config_holds_no_secret_value(planned):
 
 def test_monitoring_user_data_is_the_renderers_document(planned):
     project = stack_file(planned.stack)["gcp:project"]
-    # The receiver secrets this stack configures (prod: both, staging: the SMTP password, dev: none).
-    receivers = {"dev": [], "staging": [catalog.SMTP_PASSWORD],
-                 "prod": [catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD]}[planned.stack]
+    # The receiver secrets this stack configures (prod: all three, staging: the SMTP password and the
+    # webhook URL, dev: none).
+    receivers = {"dev": [], "staging": [catalog.SMTP_PASSWORD, catalog.WEBHOOK_URL],
+                 "prod": [catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD,
+                          catalog.WEBHOOK_URL]}[planned.stack]
     refs = [cloud_init.SecretRef(name, f"projects/{project}/secrets/hydrostream-{name}")
             for name in sorted((catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN, *receivers))]
     expected = cloud_init.monitoring_cloud_init(

@@ -13,10 +13,12 @@ import secrets
 import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from test_cloud_init import SCOPED, TEMPLATES, calls, commands, files, refs, run_script, stub, units
 
 from infra import catalog
@@ -54,7 +56,13 @@ def test_the_tsdb_vm_backs_up_daily_to_the_bucket_as_the_backup_account():
                     "/run/secrets/hydrostream/influxdb-token",
                     "/mnt/disks/data/influxdb-data/hydrostream-backup",
                     "/var/lib/influxdb2/hydrostream-backup", "hydrostream-dev-influxdb-backups",
-                    "hydro-tsdb-backup@hydrostream-dev.iam.gserviceaccount.com"]
+                    "hydro-tsdb-backup@hydrostream-dev.iam.gserviceaccount.com",
+                    "/mnt/disks/data/node-exporter-textfile"]
+    # The folder the backup leaves its metrics in is the one node-exporter reads.
+    assert cloud_init.DEFAULT_DATA_DISK.volume_path(catalog.NODE_EXPORTER_TEXTFILE) == args[-1]
+    textfile = catalog.NODE_EXPORTER_TEXTFILE
+    assert f"--collector.textfile.directory={textfile.container_path}" in catalog.NODE_EXPORTER.command
+    assert textfile in catalog.NODE_EXPORTER.volumes
     lines = service.splitlines()
     # Started by its timer each day: not a once-per-boot unit, and it needs the disk and InfluxDB.
     assert "RemainAfterExit=yes" not in lines and "Type=oneshot" in lines
@@ -142,9 +150,11 @@ esac""")
 def run_backup(tmp_path: Path, stubs: Path) -> subprocess.CompletedProcess:
     (tmp_path / "operator-token").write_text(OPERATOR_TOKEN + "\n")
     staging = tmp_path / "data" / "hydrostream-backup"
+    (tmp_path / "textfile").mkdir(exist_ok=True)
     # Without a container the host folder and the container folder are one.
     return run_script("influxdb-backup.sh", "influxdb", str(tmp_path / "operator-token"), str(staging),
-                      str(staging), BACKUP.bucket, BACKUP.account_email, stubs=stubs,
+                      str(staging), BACKUP.bucket, BACKUP.account_email, str(tmp_path / "textfile"),
+                      stubs=stubs,
                       env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
 
 
@@ -178,6 +188,35 @@ def test_a_backup_is_tarred_and_uploaded_as_the_backup_account_never_overwriting
         assert secret not in everything
 
 
+def textfile_samples(path: Path) -> dict[str, float]:
+    """name -> value of every sample in a textfile-collector file, parsed as node-exporter would."""
+    return {sample.name: sample.value for family in text_string_to_metric_families(path.read_text())
+            for sample in family.samples}
+
+
+def test_a_good_backup_leaves_its_time_and_size_for_node_exporter(tmp_path):
+    before = time.time()
+    result = run_backup(tmp_path, backup_stubs(tmp_path))
+    after = time.time()
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "textfile").iterdir()) == ["influxdb-backup.prom"]
+    samples = textfile_samples(tmp_path / "textfile" / "influxdb-backup.prom")
+    assert set(samples) == {"hydro_influxdb_backup_last_success_timestamp_seconds",
+                            "hydro_influxdb_backup_last_size_bytes"}
+    assert int(before) <= samples["hydro_influxdb_backup_last_success_timestamp_seconds"] <= after
+    assert samples["hydro_influxdb_backup_last_size_bytes"] == (tmp_path / "uploaded.tar.gz").stat().st_size
+
+
+def test_a_failed_backup_leaves_the_last_good_backup_s_time_alone(tmp_path):
+    (tmp_path / "textfile").mkdir()
+    earlier = "hydro_influxdb_backup_last_success_timestamp_seconds 1764641820\n"
+    (tmp_path / "textfile" / "influxdb-backup.prom").write_text(earlier)
+    result = run_backup(tmp_path, backup_stubs(tmp_path, influx_fails=True))
+    assert result.returncode != 0
+    assert (tmp_path / "textfile" / "influxdb-backup.prom").read_text() == earlier
+    assert sorted(p.name for p in (tmp_path / "textfile").iterdir()) == ["influxdb-backup.prom"]
+
+
 @pytest.mark.parametrize(("case", "options", "message"), [
     ("influx fails", {"influx_fails": True}, "backup failed"),
     ("no manifest", {"manifest": False}, "wrote no manifest"),
@@ -196,8 +235,11 @@ def test_the_backup_script_refuses_bad_arguments(tmp_path):
     env = {"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)}
     assert run_script("influxdb-backup.sh", "influxdb", "f", "h", "c", stubs=stubs, env=env).returncode == 2
     bad = run_script("influxdb-backup.sh", "influxdb", "f", "h", "c", "gs://b", BACKUP.account_email,
-                     stubs=stubs, env=env)
+                     str(tmp_path), stubs=stubs, env=env)
     assert bad.returncode == 2 and "not a bucket name" in bad.stderr
+    missing = run_script("influxdb-backup.sh", "influxdb", "f", "h", "c", BACKUP.bucket, BACKUP.account_email,
+                         str(tmp_path / "no-such-dir"), stubs=stubs, env=env)
+    assert missing.returncode == 2 and "no textfile directory" in missing.stderr
     assert not calls(tmp_path / "calls.log", "docker")
 
 

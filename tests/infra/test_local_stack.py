@@ -37,7 +37,7 @@ VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 LOOPBACK = "127.0.0.1"
 DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-data", "grafana-data",
-                "spark-checkpoints", "alertmanager-data"}
+                "spark-checkpoints", "alertmanager-data", "node-exporter-textfile"}
 # The uid each container reads its secrets as: InfluxDB's entrypoint drops to `influxdb` (1000), the
 # Spark jobs run as the image's `spark` (185), Grafana as the catalog's user.
 SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}

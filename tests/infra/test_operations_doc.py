@@ -57,3 +57,17 @@ def test_every_unit_and_script_it_names_exists():
     assert f"{storage.BACKUPS}" in DOC and "hydro-tsdb-backup@" in DOC
     for section in ("Replication", "Snapshots", "Backups and restore", "Secrets rotation", "Alerts"):
         assert f"\n## {section}\n" in DOC
+
+
+def test_the_rotation_table_names_each_secret_s_readers_and_their_units():
+    rows = {cells[0].strip("`"): cells for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in DOC.splitlines()
+             if re.match(r"\| `[a-z-]+` \| ", line))}
+    assert set(rows) >= set(catalog.SECRETS)
+    for secret in catalog.SECRETS:
+        _, vm, restart = rows[secret]
+        readers = [s for s in catalog.SERVICES.values() if any(f.secret == secret for f in s.secret_files)]
+        if not readers:  # read by the Dataproc job, not by a unit
+            assert vm == "Dataproc" and "make resubmit" in restart, secret
+        for service in readers:
+            assert vm == service.role and f"`{cloud_init.unit_name(service)}`" in restart, secret

@@ -17,6 +17,7 @@ READERS = {
     catalog.INFLUXDB_READ_TOKEN: {"monitoring"},
     catalog.PAGERDUTY_ROUTING_KEY: {"monitoring"},
     catalog.SMTP_PASSWORD: {"monitoring"},
+    catalog.WEBHOOK_URL: {"monitoring"},
 }
 BUCKETS = {
     "dataproc-staging": {("dataproc", "roles/storage.objectAdmin")},

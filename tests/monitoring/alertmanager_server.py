@@ -1,21 +1,18 @@
-"""A real Alertmanager (Debian's 0.25) on a free loopback port, and a webhook receiver the tests read."""
+"""A real Alertmanager on a free loopback port, and a webhook receiver the tests read."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-from prometheus_server import free_port
+from local_server import LocalServer, free_port, local_server
 
 
 @dataclass
@@ -65,32 +62,8 @@ def webhook_server() -> Iterator[Webhook]:
         thread.join(timeout=10)
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str,
-               alive: Callable[[], bool] = lambda: True) -> Any:
-    """Poll `condition` until it returns something truthy; fail when time runs out or `alive` turns false."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            pytest.fail(f"a server died while waiting for {what}")
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-
-
-@dataclass(frozen=True)
-class AlertmanagerServer:
-    address: str   # host:port, what Prometheus's alerting section names
-    process: subprocess.Popen
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.address}"
-
-    def alive(self) -> bool:
-        """Whether the process still runs."""
-        return self.process.poll() is None
+class AlertmanagerServer(LocalServer):
+    """A running Alertmanager and its API v2."""
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """Send alerts the way Prometheus does (API v2)."""
@@ -111,26 +84,7 @@ def alertmanager_server(binary: str, workdir: Path, config_text: str) -> Iterato
     port = free_port()
     config = workdir / "alertmanager.yml"
     config.write_text(config_text)
-    with (workdir / "alertmanager.log").open("w") as log:
-        process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        server = AlertmanagerServer(f"127.0.0.1:{port}", process)
-        try:
-            def ready() -> bool:
-                try:
-                    with urllib.request.urlopen(f"{server.base}/-/ready", timeout=2) as response:
-                        return response.status == 200
-                except OSError:
-                    return False
-            wait_until(ready, 60, "Alertmanager's /-/ready", server.alive)
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    command = [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
+               f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+    with local_server("alertmanager", command, workdir, port, AlertmanagerServer) as server:
+        yield server

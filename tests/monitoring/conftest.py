@@ -1,20 +1,22 @@
-"""Fixtures of the monitoring tests: Debian's `prometheus` (promtool, a running server) and
-`prometheus-alertmanager` (amtool, the alertmanager server) packages."""
+"""Fixtures of the monitoring tests: Debian's `prometheus` package (promtool, a running server), and
+amtool and the alertmanager server of the catalog's version, built from the Go module proxy
+(alertmanager_build.py)."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 
+import alertmanager_build
 import pytest
 from prometheus_server import PrometheusServer, prometheus_server
 
 
-def _tool(name: str, package: str = "prometheus", *aliases: str) -> str:
-    for candidate in (name, *aliases):
-        path = shutil.which(candidate)
-        if path is not None:
-            return path
+def _tool(name: str, package: str = "prometheus") -> str:
+    path = shutil.which(name)
+    if path is not None:
+        return path
     pytest.fail(f"{name} is not installed: the monitoring tests need Debian's `{package}` package "
                 f"(`apt-get install {package}`; .ci/run installs it). Not skipping: an untested "
                 f"rule file or alerting config is a broken one.", pytrace=False)
@@ -40,12 +42,23 @@ def running_prometheus(tmp_path_factory, prometheus_binary) -> Iterator[Promethe
 
 
 @pytest.fixture(scope="session")
-def amtool() -> str:
-    """Path of amtool; the test fails (never skips) when it is missing."""
-    return _tool("amtool", "prometheus-alertmanager")
+def alertmanager_tools() -> dict[str, str]:
+    """amtool and alertmanager of the catalog's version, built once into the test cache; the test fails
+    (never skips) when they cannot be built."""
+    try:
+        return {tool: str(path) for tool, path in alertmanager_build.ensure_built().items()}
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        pytest.fail(f"no alertmanager {alertmanager_build.version()} to test with: {error}. Not skipping: "
+                    f"an untested alerting config is a broken one.", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def alertmanager_binary() -> str:
-    """Path of the Alertmanager server (Debian names it prometheus-alertmanager); fails when missing."""
-    return _tool("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
+def amtool(alertmanager_tools) -> str:
+    """Path of amtool (the catalog's Alertmanager version)."""
+    return alertmanager_tools["amtool"]
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary(alertmanager_tools) -> str:
+    """Path of the Alertmanager server (the catalog's version)."""
+    return alertmanager_tools["alertmanager"]

@@ -4,38 +4,39 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from local_server import LocalServer, free_port, local_server
 
-from infra.render.prometheus_volume import RULE_FILES, RULES_DIR, ScrapeTargets, render_prometheus_config
+from infra.render.prometheus_volume import (
+    EVALUATION_INTERVAL,
+    RULE_FILES,
+    RULES_DIR,
+    ScrapeTargets,
+    render_prometheus_config,
+)
 
 
-def write_config(directory: Path, targets: ScrapeTargets,
-                 extra_rules: Mapping[str, str] | None = None) -> Path:
-    """The rendered config beside a copy of the rules (and `extra_rules`: name -> text), loaded from there."""
+def write_config(directory: Path, targets: ScrapeTargets, extra_rules: Mapping[str, str] | None = None,
+                 evaluation_interval: str | None = None) -> Path:
+    """The rendered config beside a copy of the rules (and `extra_rules`: name -> text), loaded from there;
+    with `evaluation_interval`, rules are evaluated that often instead (a test's shortcut)."""
     rendered = render_prometheus_config(targets)
     assert rendered.count(RULE_FILES) == 1, "the config must load the rules from the container's rules dir"
+    if evaluation_interval is not None:
+        line = f"evaluation_interval: {EVALUATION_INTERVAL}"
+        assert rendered.count(line) == 1, rendered
+        rendered = rendered.replace(line, f"evaluation_interval: {evaluation_interval}")
     shutil.copytree(RULES_DIR, directory / "rules")
     for name, text in (extra_rules or {}).items():
         (directory / "rules" / name).write_text(text)
     path = directory / "prometheus.yml"
     path.write_text(rendered.replace(RULE_FILES, str(directory / "rules" / "*.yml")))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str) -> Any:
@@ -46,32 +47,14 @@ def get_json(url: str) -> Any:
     return body["data"]
 
 
-@dataclass(frozen=True)
-class PrometheusServer:
-    base: str
-    port: int
-    process: subprocess.Popen
-
-    def wait_for(self, condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-        """Poll `condition` until it returns something truthy; fail if the server dies or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"prometheus exited with {self.process.returncode} while waiting for {what}")
-            try:
-                value = condition()
-                if value:
-                    return value
-            except OSError as error:
-                last_error = error
-            time.sleep(0.5)
-        pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last error: {last_error})")
+# What the tests hold: a `LocalServer` (base, port, process, wait_for).
+PrometheusServer = LocalServer
 
 
 @contextmanager
 def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = None,
-                      extra_rules: Mapping[str, str] | None = None) -> Iterator[PrometheusServer]:
+                      extra_rules: Mapping[str, str] | None = None,
+                      evaluation_interval: str | None = None) -> Iterator[PrometheusServer]:
     """Prometheus scraping itself; the job targets point at a closed port, as on a fresh stack.
 
     Alerts go to `alertmanager` (host:port), by default to a closed port: never to whatever else
@@ -87,24 +70,12 @@ def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = Non
         prometheus=(f"127.0.0.1:{port}",),
         alertmanagers=(alertmanager or f"127.0.0.1:{closed}",),
     )
-    config = write_config(workdir, targets, extra_rules)
-    with (workdir / "prometheus.log").open("w") as log:
-        process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        server = PrometheusServer(f"http://127.0.0.1:{port}", port, process)
-        try:
-            def ready() -> bool:
-                with urllib.request.urlopen(f"{server.base}/-/ready", timeout=2) as response:
-                    return response.status == 200
-            server.wait_for(ready, 60, "/-/ready")
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    config = write_config(workdir, targets, extra_rules, evaluation_interval)
+    command = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+               f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    if evaluation_interval is not None:
+        # Alerts evaluated before the notifier knows its Alertmanager are dropped and only sent again
+        # after the resend delay (1 m by default): the fast test resends at its evaluation interval.
+        command.append(f"--rules.alert.resend-delay={evaluation_interval}")
+    with local_server("prometheus", command, workdir, port) as server:
+        yield server

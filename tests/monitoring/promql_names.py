@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from hydrostream_jobs import contract
 from hydrostream_jobs.consumer_job import CONSUMER_QUERY
@@ -25,6 +26,12 @@ EXPORTER_METRICS = frozenset({
     "kafka_topic_partition_current_offset",
     "kafka_brokers",
 })
+
+# Metrics host scripts leave for node-exporter's textfile collector, read from the scripts themselves
+# (each writes its metrics' `# TYPE` lines).
+TEXTFILE_SCRIPTS = (Path(__file__).resolve().parents[2] / "infra/render/templates/influxdb-backup.sh",)
+TEXTFILE_METRICS = frozenset(name for script in TEXTFILE_SCRIPTS
+                             for name in re.findall(r"^# TYPE (\w+) ", script.read_text(), re.MULTILINE))
 
 _KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
                        "group_left", "group_right", "inf", "nan"})
@@ -97,8 +104,8 @@ def unknown_references(expr: str) -> list[str]:
     exposed = exposed_metrics()
     problems = []
     for name in sorted(metric_names(expr)):
-        if name not in exposed and name not in EXPORTER_METRICS:
-            problems.append(f"metric {name!r} is exposed by neither the jobs nor a known exporter")
+        if name not in exposed and name not in EXPORTER_METRICS | TEXTFILE_METRICS:
+            problems.append(f"metric {name!r} is exposed by neither the jobs, an exporter nor a host script")
     for metric, label, op, value in label_matchers(expr):
         if metric not in exposed or label in TARGET_LABELS:
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.error
 import urllib.parse
 from itertools import product
@@ -329,3 +330,42 @@ def test_promql_check_rejects_a_broken_query(running_prometheus):
     url = f"{running_prometheus.base}/api/v1/query?{urllib.parse.urlencode({'query': 'sum(rate(up[1m])'})}"
     with pytest.raises(urllib.error.HTTPError):
         get_json(url)
+
+
+# --- the producer rate counts each message once, whatever the number of brokers ----------------
+
+# Partition -> messages appended per second; the exporters report the same offsets (each broker's
+# kafka_exporter reads the whole cluster's metadata). Another topic must not count.
+PARTITION_RATES = {0: 1, 1: 2, 2: 3}
+APPENDED_PER_SECOND = 6
+
+
+def offsets_series(exporters: int, minutes: int = 15) -> list[dict[str, str]]:
+    """kafka_topic_partition_current_offset as `exporters` kafka_exporters would expose it."""
+    series = []
+    for broker in range(1, exporters + 1):
+        for topic, rates in ((contract.READINGS_TOPIC, PARTITION_RATES), ("__consumer_offsets", {0: 50})):
+            for partition, per_second in rates.items():
+                labels = (f'instance="broker-{broker}:9308", job="kafka-exporter", stack="test", '
+                          f'topic="{topic}", partition="{partition}"')
+                series.append({"series": f"kafka_topic_partition_current_offset{{{labels}}}",
+                               "values": f"0+{per_second * 60}x{minutes}"})
+    return series
+
+
+@pytest.mark.parametrize("brokers", [1, 3])
+def test_the_producer_rate_panel_counts_each_appended_message_once(brokers, tmp_path, promtool):
+    (appended,) = [t["expr"] for t in by_title(load("pipeline-health"))["Producer rate"]["targets"]
+                   if "kafka_topic_partition_current_offset" in t["expr"]]
+    concrete = appended.replace("$__rate_interval", "5m").replace("$stack", "test")
+    cases = {"evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": offsets_series(brokers),
+        "promql_expr_test": [{"expr": concrete, "eval_time": "10m",
+                              "exp_samples": [{"labels": "{}", "value": APPENDED_PER_SECOND}]}],
+    }]}
+    path = tmp_path / "producer_rate_test.yml"
+    path.write_text(yaml.safe_dump(cases, sort_keys=False))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, f"{brokers} brokers: {concrete}\n{result.stdout}{result.stderr}"

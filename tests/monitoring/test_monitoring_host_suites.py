@@ -39,24 +39,33 @@ from inventory import (  # noqa: E402
     local_inventory,
 )
 
+# Role-particular suites; the common checks run on every host of every role from COMMON_SUITE.
 SUITES = {
     "broker": "test_host_broker.py",
     "tsdb": "test_host_tsdb.py",
     "monitoring": "test_host_monitoring.py",
-    "dataproc_master": "test_host_dataproc_master.py",
 }
-# One test per line of the issue's host verification list.
-REQUIRED_TESTS = (
-    "test_containers_running_and_healthy",
-    "test_ports_listening_only_where_expected",
-    "test_data_disk_mounted",
-    "test_services_restart_after_reboot",
-    "test_no_secret_in_world_readable_files",
+COMMON_SUITE = "test_host_roles.py"
+ROLES = ("broker", "tsdb", "monitoring", "dataproc_master")
+# One check per line of the issue's host verification list.
+REQUIRED_CHECKS = (
+    "containers_running_and_healthy",
+    "ports_listening_only_where_expected",
+    "data_disk_mounted",
+    "services_restart_after_reboot",
+    "no_secret_in_world_readable_files",
 )
 GCP_OUTPUTS = {
     "project": "hydrostream-dev", "zone": "europe-west1-b",
     "instances": {"broker": "hydro-dev-broker", "tsdb": "hydro-dev-tsdb",
                   "monitoring": "hydro-dev-monitoring", "dataproc_master": "hydro-dev-dataproc-m"},
+}
+# A three-broker stack (prod's shape): broker 1 in the stack's zone, the others in theirs.
+THREE_BROKERS = {
+    **GCP_OUTPUTS,
+    "instances": {**GCP_OUTPUTS["instances"], "broker": "hydro-prod-broker-1"},
+    "kafka_brokers": {"hydro-prod-broker-1": "europe-west1-b", "hydro-prod-broker-2": "europe-west1-c",
+                      "hydro-prod-broker-3": "europe-west1-d"},
 }
 LOCAL_OUTPUTS = {"containers": {name: f"hydrostream-{name}" for name in (
     "alertmanager", "grafana", "influxdb", "kafka", "kafka-exporter", "node-exporter", "prometheus",
@@ -64,7 +73,7 @@ LOCAL_OUTPUTS = {"containers": {name: f"hydrostream-{name}" for name in (
 
 
 def test_hosts_directory_holds_exactly_the_role_suites():
-    assert sorted(p.name for p in HOSTS_DIR.glob("test_*.py")) == sorted(SUITES.values())
+    assert sorted(p.name for p in HOSTS_DIR.glob("test_*.py")) == sorted([*SUITES.values(), COMMON_SUITE])
     assert not (HOSTS_DIR / "__init__.py").exists()
 
 
@@ -76,19 +85,31 @@ def load_suite(filename: str):
 
 
 @pytest.mark.parametrize("role, filename", sorted(SUITES.items()))
-def test_suite_compiles_names_its_role_and_covers_every_required_check(role, filename):
+def test_suite_compiles_names_its_role_and_checks_something(role, filename):
     source = (HOSTS_DIR / filename).read_text()
     tree = ast.parse(source, filename)
     compile(tree, filename, "exec")
     module = load_suite(filename)
     assert role == module.ROLE
-    for name in REQUIRED_TESTS:
-        test = getattr(module, name, None)
-        assert callable(test), f"{filename} has no {name}"
-        assert list(inspect.signature(test).parameters) == ["role"], f"{name} must take the role fixture"
-        body = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
-        calls = [n for n in ast.walk(body) if isinstance(n, ast.Call | ast.Assert)]
-        assert calls, f"{filename}::{name} checks nothing"
+    tests = [node for node in tree.body
+             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    assert tests, f"{filename} has no test"
+    for test in tests:
+        assert [a.arg for a in test.args.args] == ["role"], f"{test.name} must take the role fixture"
+        calls = [n for n in ast.walk(test) if isinstance(n, ast.Call | ast.Assert)]
+        assert calls, f"{filename}::{test.name} checks nothing"
+    # The common checks are not repeated in the role suites.
+    assert not {f"test_{name}" for name in REQUIRED_CHECKS} & {t.name for t in tests}
+
+
+def test_the_common_suite_runs_every_required_check_on_every_role():
+    module = load_suite(COMMON_SUITE)
+    assert tuple(module.ROLES) == ROLES
+    assert sorted(host_checks.COMMON_CHECKS) == sorted(REQUIRED_CHECKS)
+    assert set(host_checks.PROFILES) == set(ROLES)
+    for profile in host_checks.PROFILES.values():
+        assert set(profile.gcp_checks) <= set(REQUIRED_CHECKS)
+    assert list(inspect.signature(module.test_host).parameters) == ["role", "check"]
 
 
 def run_pytest(*args: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
@@ -99,12 +120,16 @@ def run_pytest(*args: str, inventory: Path | None = None) -> subprocess.Complete
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def suite_test_ids() -> set[str]:
+def suite_test_ids(hosts: dict[str, list[str]]) -> set[str]:
+    """The test ids the suites must collect for `hosts` (role -> the host ids of that role)."""
     ids = set()
-    for filename in SUITES.values():
+    for role, filename in SUITES.items():
         tree = ast.parse((HOSTS_DIR / filename).read_text())
-        ids |= {f"tests/hosts/{filename}::{node.name}" for node in tree.body
-                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+        names = [node.name for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+        ids |= {f"tests/hosts/{filename}::{name}[{host}]" for name in names for host in hosts[role]}
+    ids |= {f"tests/hosts/{COMMON_SUITE}::test_host[{host}-{check}]"
+            for role in ROLES for host in hosts[role] for check in REQUIRED_CHECKS}
     return ids
 
 
@@ -121,9 +146,19 @@ def test_suites_are_all_collected_with_an_inventory(tmp_path):
     result = run_pytest("--collect-only", "-q", "tests/hosts", inventory=path)
     assert result.returncode == 0, result.stdout + result.stderr
     collected = {line for line in result.stdout.splitlines() if line.startswith("tests/hosts/")}
-    assert collected == suite_test_ids()
+    assert collected == suite_test_ids({role: [role] for role in ROLES})
     verbose = run_pytest("--collect-only", "tests/hosts", inventory=path)
     assert f"host suites: inventory {path}" in verbose.stdout
+
+
+def test_every_broker_of_a_three_broker_stack_is_checked(tmp_path):
+    path = tmp_path / "inventory.json"
+    path.write_text(gcp_inventory("prod", THREE_BROKERS, tmp_path).to_json())
+    result = run_pytest("--collect-only", "-q", "tests/hosts", inventory=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    collected = {line for line in result.stdout.splitlines() if line.startswith("tests/hosts/")}
+    brokers = [f"broker-hydro-prod-broker-{n}" for n in (1, 2, 3)]
+    assert collected == suite_test_ids({"broker": brokers, **{role: [role] for role in ROLES[1:]}})
 
 
 def test_a_missing_inventory_stops_the_run_naming_it(tmp_path):
@@ -138,11 +173,11 @@ def test_a_missing_inventory_stops_the_run_naming_it(tmp_path):
 def test_gcp_inventory_reaches_each_role_over_ssh_through_iap(tmp_path):
     inventory = gcp_inventory("dev", GCP_OUTPUTS, tmp_path, user="alice_example_com")
     assert inventory.target == "gcp"
-    assert inventory.roles["broker"] == RoleHosts(
-        node="ssh://hydro-dev-broker", engine="ssh://hydro-dev-broker",
-        containers={"kafka": "kafka", "kafka-exporter": "kafka-exporter", "node-exporter": "node-exporter"})
-    assert inventory.roles["dataproc_master"].containers == {}
-    assert set(inventory.roles["monitoring"].containers) == {
+    assert inventory.roles["broker"] == (RoleHosts(
+        name="hydro-dev-broker", node="ssh://hydro-dev-broker", engine="ssh://hydro-dev-broker",
+        containers={"kafka": "kafka", "kafka-exporter": "kafka-exporter", "node-exporter": "node-exporter"}),)
+    assert inventory.roles["dataproc_master"][0].containers == {}
+    assert set(inventory.roles["monitoring"][0].containers) == {
         "prometheus", "alertmanager", "grafana", "node-exporter"}
     config = Path(inventory.ssh_config).read_text()
     assert config.splitlines()[0] == ("Host hydro-dev-broker hydro-dev-dataproc-m hydro-dev-monitoring "
@@ -152,6 +187,30 @@ def test_gcp_inventory_reaches_each_role_over_ssh_through_iap(tmp_path):
     assert "  User alice_example_com" in config.splitlines()
     assert f"  UserKnownHostsFile {tmp_path / 'known_hosts'}" in config.splitlines()
     assert Inventory.from_json(inventory.to_json()) == inventory
+
+
+def test_gcp_inventory_holds_every_broker_each_reached_in_its_zone(tmp_path):
+    inventory = gcp_inventory("prod", THREE_BROKERS, tmp_path)
+    assert [h.name for h in inventory.roles["broker"]] == [f"hydro-prod-broker-{n}" for n in (1, 2, 3)]
+    assert [h.node for h in inventory.roles["broker"]] == [f"ssh://hydro-prod-broker-{n}" for n in (1, 2, 3)]
+    for broker in inventory.roles["broker"]:
+        assert set(broker.containers) == {"kafka", "kafka-exporter", "node-exporter"}
+    lines = Path(inventory.ssh_config).read_text().splitlines()
+    hosts = [line for line in lines if line.startswith("Host ")]
+    tunnels = [line.split("--zone ")[1].split()[0] for line in lines if "ProxyCommand" in line]
+    # Written out by hand: broker 1 shares the stack's zone with the other roles.
+    assert dict(zip(hosts, tunnels, strict=True)) == {
+        "Host hydro-dev-dataproc-m hydro-dev-monitoring hydro-dev-tsdb hydro-prod-broker-1": "europe-west1-b",
+        "Host hydro-prod-broker-2": "europe-west1-c",
+        "Host hydro-prod-broker-3": "europe-west1-d",
+    }
+    assert Inventory.from_json(inventory.to_json()) == inventory
+
+
+def test_gcp_inventory_refuses_brokers_that_miss_instances_broker(tmp_path):
+    outputs = {**THREE_BROKERS, "kafka_brokers": {"hydro-prod-broker-2": "europe-west1-c"}}
+    with pytest.raises(SystemExit, match=r"'hydro-prod-broker-1' \(instances.broker\) included"):
+        gcp_inventory("prod", outputs, tmp_path)
 
 
 @pytest.mark.parametrize("missing", ["project", "zone", "instances"])
@@ -171,21 +230,21 @@ def test_gcp_inventory_names_a_missing_role(tmp_path):
 def test_local_inventory_uses_the_stack_s_container_names(tmp_path):
     inventory = build_inventory("local", LOCAL_OUTPUTS, tmp_path)
     assert inventory.target == "local" and inventory.ssh_config is None
-    assert inventory.roles["broker"] == RoleHosts(
-        node=None, engine="local://",
-        containers={"kafka": "hydrostream-kafka", "kafka-exporter": "hydrostream-kafka-exporter"})
-    assert inventory.roles["tsdb"].containers == {"influxdb": "hydrostream-influxdb"}
-    assert inventory.roles["monitoring"].containers == {
+    assert inventory.roles["broker"] == (RoleHosts(
+        name="local", node=None, engine="local://",
+        containers={"kafka": "hydrostream-kafka", "kafka-exporter": "hydrostream-kafka-exporter"}),)
+    assert inventory.roles["tsdb"][0].containers == {"influxdb": "hydrostream-influxdb"}
+    assert inventory.roles["monitoring"][0].containers == {
         "prometheus": "hydrostream-prometheus", "alertmanager": "hydrostream-alertmanager",
         "grafana": "hydrostream-grafana",
         "node-exporter": "hydrostream-node-exporter"}
-    assert inventory.roles["dataproc_master"].containers == {"spark": "hydrostream-spark"}
+    assert inventory.roles["dataproc_master"][0].containers == {"spark": "hydrostream-spark"}
     with pytest.raises(SystemExit, match=r"lacks \['kafka-exporter'\]"):
         local_inventory("local", {"containers": {"kafka": "hydrostream-kafka"}})
     with pytest.raises(SystemExit, match="must map service -> container"):
         local_inventory("local", {"containers": ["kafka"]})
     renamed = local_inventory("local", {"containers": {**LOCAL_OUTPUTS["containers"], "kafka": "hs-kafka"}})
-    assert renamed.roles["broker"].containers["kafka"] == "hs-kafka"
+    assert renamed.roles["broker"][0].containers["kafka"] == "hs-kafka"
 
 
 def test_inventory_command_writes_the_file_make_verify_reads(tmp_path):
@@ -196,7 +255,7 @@ def test_inventory_command_writes_the_file_make_verify_reads(tmp_path):
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     written = Inventory.from_json((tmp_path / "dev" / "inventory.json").read_text())
-    assert written.roles["tsdb"].node == "ssh://hydro-dev-tsdb"
+    assert written.roles["tsdb"][0].node == "ssh://hydro-dev-tsdb"
     assert (tmp_path / "dev" / "ssh_config").is_file()
 
 
@@ -278,6 +337,7 @@ def _broken(path: tuple, value) -> dict:
     ("data disk", ("kafka", "Mounts"), [], "/var/lib/kafka/data not mounted"),
     ("restart", ("kafka", "HostConfig", "RestartPolicy", "Name"), "no", "restart policy 'no'"),
     ("secrets", ("kafka", "Config", "Env"), ["INFLUX_TOKEN=abc"], "secret-looking variable INFLUX_TOKEN"),
+    ("secrets", ("kafka", "Args"), ["--influx-token", "abc"], "kafka: a token on a command line"),
 ])
 def test_each_local_check_fails_on_what_it_guards(check, path, value, message):
     with pytest.raises(AssertionError, match=message):
