@@ -136,7 +136,7 @@ def _message_checks() -> list[Check]:
         Check(F.col("j").isNull(), MALFORMED_JSON, not_a_json_object),
         Check(corrupt & ~syntax_ok(), MALFORMED_JSON, not_a_json_object, may_fail=corrupt),
         Check(
-            ~(one_brace_at_the_end | _more_after_the_object_probe()),
+            ~(one_brace_at_the_end | _nothing_after_the_object_probe()),
             MALFORMED_JSON,
             F.lit("data after the JSON object"),
             may_fail=~one_brace_at_the_end,
@@ -144,7 +144,7 @@ def _message_checks() -> list[Check]:
     ]
 
 
-def _more_after_the_object_probe() -> Column:
+def _nothing_after_the_object_probe() -> Column:
     """True when no data follows the message's first JSON value (Spark's parser ignores such data).
 
     For messages whose only `}` is not the last: the message is parsed again wrapped in `[...]`
