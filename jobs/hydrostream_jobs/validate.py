@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -25,63 +27,93 @@ TIMESTAMP_PATTERN = (
 )
 # InfluxDB stores int64 nanoseconds: whole seconds must stay strictly inside +-9223372036.
 MAX_ABS_EPOCH_SECONDS = 9_223_372_035
-# The text Spark's StringType gives a non-string JSON value starts like this (only then probe the type).
-_LOOKS_NON_STRING = r"^(-|[0-9]|true$|false$|Infinity$|NaN$|\[|\{)"
+# Spark's StringType gives a non-string JSON value as its text, which starts with one of these
+# (or is a literal below); only then is the message re-parsed to probe the type.
+_NON_STRING_FIRST_CHARACTERS = ("-", *"0123456789", "[", "{")
+_NON_STRING_LITERALS = ("true", "false", "Infinity", "NaN")
 # Line protocol cannot express a backslash before a separator (or at the end) of a tag value.
 _UNREPRESENTABLE_BACKSLASH = r"\\([,= \\]|$)"
+# What an id check can object to; absent from all three ids (the rule), no id check fails.
+_ID_SUSPECT_CHARACTERS = r"[\p{Cc}\\]"
 # The only `}` of the message is its last character before JSON whitespace: nothing follows the object.
 _ONE_CLOSING_BRACE_AT_THE_END = r"^[^}]*\}[ \t\r\n]*$"
+# Columns computed once per message before the checks, which reference them several times.
+_TS_SHAPE_OK = "ts_shape_ok"
+_EPOCH_SECONDS = "epoch_seconds"
+_IDS_SUSPECT = "ids_suspect"
+_SCREENED = "screened"
+_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule: `fails` is true when a message breaks it (reason, detail say how).
+
+    `may_fail` is a cheap condition that holds whenever `fails` does, for the rules whose `fails`
+    re-parses the message (from_json has no generated code: one such expression in a projection
+    makes Spark interpret the whole projection). None when `fails` is cheap itself.
+    """
+
+    fails: Column
+    reason: str
+    detail: Column
+    may_fail: Column | None = None
 
 
 def _j(name: str) -> Column:
     return F.col("j")[name]
 
 
-def _id_checks(name: str) -> list[tuple[Column, str, Column]]:
+def _looks_non_string(value: Column) -> Column:
+    return F.substring(value, 1, 1).isin(*_NON_STRING_FIRST_CHARACTERS) | value.isin(*_NON_STRING_LITERALS)
+
+
+def _id_checks(name: str) -> list[Check]:
     value = _j(name)
+    suspect = F.col(_IDS_SUSPECT)
+    looks_non_string = _looks_non_string(value)
     return [
-        (value.isNull(), MISSING_FIELD, F.lit(f"{name} is missing or null")),
-        (
-            value.rlike(_LOOKS_NON_STRING) & holds_non_string(name),
-            WRONG_TYPE,
-            F.lit(f"{name} must be a string"),
-        ),
-        (F.length(value) == 0, BAD_ID, F.lit(f"{name} is empty")),
-        (value.rlike(r"\p{Cc}"), BAD_ID, F.lit(f"{name} holds a control character")),
-        (
-            value.rlike(_UNREPRESENTABLE_BACKSLASH),
+        Check(value.isNull(), MISSING_FIELD, F.lit(f"{name} is missing or null")),
+        Check(looks_non_string & holds_non_string(name), WRONG_TYPE, F.lit(f"{name} must be a string"),
+              may_fail=looks_non_string),
+        Check(F.length(value) == 0, BAD_ID, F.lit(f"{name} is empty")),
+        Check(suspect & value.rlike(r"\p{Cc}"), BAD_ID, F.lit(f"{name} holds a control character")),
+        Check(
+            suspect & value.rlike(_UNREPRESENTABLE_BACKSLASH),
             BAD_ID,
             F.lit(f"{name} has a backslash before a separator or at its end"),
         ),
     ]
 
 
-def _time_checks() -> list[tuple[Column, str, Column]]:
+def _time_checks() -> list[Check]:
     value = _j(TIME_FIELD)
+    seconds = F.col(_EPOCH_SECONDS)
     return [
-        (value.isNull(), MISSING_FIELD, F.lit(f"{TIME_FIELD} is missing or null")),
-        (
-            ~value.rlike(TIMESTAMP_PATTERN),
+        Check(value.isNull(), MISSING_FIELD, F.lit(f"{TIME_FIELD} is missing or null")),
+        Check(
+            ~F.col(_TS_SHAPE_OK),
             BAD_TIMESTAMP,
             F.lit(f"{TIME_FIELD} is not an ISO-8601 instant with an explicit offset"),
         ),
-        (F.col("epoch_seconds").isNull(), BAD_TIMESTAMP, F.lit(f"{TIME_FIELD} is not a real instant")),
-        (
-            F.abs(F.col("epoch_seconds")) > MAX_ABS_EPOCH_SECONDS,
+        Check(seconds.isNull(), BAD_TIMESTAMP, F.lit(f"{TIME_FIELD} is not a real instant")),
+        Check(
+            F.abs(seconds) > MAX_ABS_EPOCH_SECONDS,
             BAD_TIMESTAMP,
             F.lit(f"{TIME_FIELD} is outside InfluxDB's time range"),
         ),
     ]
 
 
-def _value_checks(name: str) -> list[tuple[Column, str, Column]]:
+def _value_checks(name: str) -> list[Check]:
     value = _j(name)
     low, high = VALUE_RANGES[name]
-    corrupt = _j(CORRUPT_COLUMN).isNotNull()
+    null_in_a_corrupt_record = value.isNull() & _j(CORRUPT_COLUMN).isNotNull()
     return [
-        (value.isNull() & corrupt & field_present(name), WRONG_TYPE, F.lit(f"{name} must be a JSON number")),
-        (value.isNull(), MISSING_FIELD, F.lit(f"{name} is missing or null")),
-        (
+        Check(null_in_a_corrupt_record & field_present(name), WRONG_TYPE,
+              F.lit(f"{name} must be a JSON number"), may_fail=null_in_a_corrupt_record),
+        Check(value.isNull(), MISSING_FIELD, F.lit(f"{name} is missing or null")),
+        Check(
             ~((value >= low) & (value <= high)),
             OUT_OF_RANGE,
             F.format_string(f"{name}=%s outside [{low}, {high}]", value.cast("string")),
@@ -89,27 +121,33 @@ def _value_checks(name: str) -> list[tuple[Column, str, Column]]:
     ]
 
 
-def _message_checks() -> list[tuple[Column, str, Column]]:
+def _message_checks() -> list[Check]:
+    raw = F.col("raw")
+    corrupt = _j(CORRUPT_COLUMN).isNotNull()
+    one_brace_at_the_end = (F.instr(raw, "}") == F.length(raw)) | raw.rlike(_ONE_CLOSING_BRACE_AT_THE_END)
+    not_a_json_object = F.lit("not a JSON object")
     return [
-        (F.col("value_null") | (F.length("raw") == 0), EMPTY, F.lit("empty message")),
-        (
+        Check(F.col("value_null") | (F.length(raw) == 0), EMPTY, F.lit("empty message")),
+        Check(
             ~F.col("utf8_ok"),
             NOT_UTF8,
             F.concat(F.lit("not valid UTF-8; base64 of the bytes: "), "raw_base64"),
         ),
-        (
-            F.col("j").isNull() | (_j(CORRUPT_COLUMN).isNotNull() & ~syntax_ok()),
+        Check(F.col("j").isNull(), MALFORMED_JSON, not_a_json_object),
+        Check(corrupt & ~syntax_ok(), MALFORMED_JSON, not_a_json_object, may_fail=corrupt),
+        Check(
+            ~(one_brace_at_the_end | _nothing_after_the_object_probe()),
             MALFORMED_JSON,
-            F.lit("not a JSON object"),
+            F.lit("data after the JSON object"),
+            may_fail=~one_brace_at_the_end,
         ),
-        (~_nothing_after_the_object(), MALFORMED_JSON, F.lit("data after the JSON object")),
     ]
 
 
-def _nothing_after_the_object() -> Column:
+def _nothing_after_the_object_probe() -> Column:
     """True when no data follows the message's first JSON value (Spark's parser ignores such data).
 
-    Fast path: a single `}`, at the end. Otherwise the message is parsed again wrapped in `[...]`
+    For messages whose only `}` is not the last: the message is parsed again wrapped in `[...]`
     (one element: the next token after the value is `]`) and, when it holds a `]` that could close
     that wrapper early, wrapped as `{"v": ...}` too (`]` there is a syntax error).
     """
@@ -117,58 +155,80 @@ def _nothing_after_the_object() -> Column:
     length = F.json_array_length(F.concat(F.lit("["), raw, F.lit("]")))  # null when not JSON
     one_array_element = F.coalesce(length == 1, F.lit(False))
     one_object_value = F.json_object_keys(F.concat(F.lit('{"v":'), raw, F.lit("}"))).isNotNull()
-    return raw.rlike(_ONE_CLOSING_BRACE_AT_THE_END) | (
-        one_array_element & ((F.instr(raw, "]") == 0) | one_object_value)
-    )
+    return one_array_element & ((F.instr(raw, "]") == 0) | one_object_value)
 
 
-def _first_failed(checks: list[tuple[Column, str, Column]]) -> Column:
-    """1-based index of the first failing check, null when all pass.
+def _first_failed(conditions: list[Column], needs_probe: list[bool] | None = None) -> Column:
+    """1-based index of the first true condition, null when none is; negated where `needs_probe`.
 
-    CASE WHEN evaluates conditions lazily and in order, so the re-parsing probes run only for rows
-    that reach them (a rejected message's corrupt branch, an id that looks like a number).
+    CASE WHEN evaluates conditions lazily and in order, so a condition runs only for rows that
+    reach it.
     """
-    expression = F.when(checks[0][0], 1)
-    for index, (condition, _reason, _detail) in enumerate(checks[1:], start=2):
-        expression = expression.when(condition, index)
+    flags = needs_probe or [False] * len(conditions)
+    expression = None
+    for index, (condition, probe) in enumerate(zip(conditions, flags, strict=True), start=1):
+        value = -index if probe else index
+        expression = F.when(condition, value) if expression is None else expression.when(condition, value)
     return expression
 
 
 def _epoch_seconds() -> Column:
-    whole_seconds = F.regexp_replace(_j(TIME_FIELD), r"\.[0-9]+", "")
-    instant = F.try_to_timestamp(whole_seconds, F.lit("yyyy-MM-dd'T'HH:mm:ssXXX"))
-    return F.when(_j(TIME_FIELD).rlike(TIMESTAMP_PATTERN), F.unix_seconds(instant))
+    """Whole seconds since the epoch of a `ts` of the right shape (null otherwise, or not a real instant)."""
+    ts = _j(TIME_FIELD)
+    # The shape is fixed: 19 characters of date and time, an optional fraction, then the offset.
+    offset = F.when(ts.endswith("Z"), F.lit("Z")).otherwise(F.substring(ts, -6, 6))
+    instant = F.try_to_timestamp(F.concat(F.substring(ts, 1, 19), offset), F.lit("yyyy-MM-dd'T'HH:mm:ssXXX"))
+    return F.when(F.col(_TS_SHAPE_OK), F.unix_seconds(instant))
+
+
+def _fraction_ns() -> Column:
+    """The nanoseconds of a `ts` of the right shape: the digits between the seconds and the offset."""
+    ts = _j(TIME_FIELD)
+    offset_length = F.when(ts.endswith("Z"), 1).otherwise(6)
+    digits = ts.substr(F.lit(21), F.length(ts) - 20 - offset_length)
+    return F.rpad(digits, 9, "0").cast("long")
 
 
 def classify(parsed: DataFrame) -> DataFrame:
     """Add `reason` and `detail` (null when valid) and the typed reading columns to parsed messages.
 
-    Plain projections (the parse below them is materialized once): a filter on this frame is pushed
-    below them and re-runs the checks, so materialize it first (persist, or an exchange followed by
-    a generator, as the consumer does).
+    Three projections, each kept apart by the optimizer because the next references its expensive
+    column more than once: a screen with generated code runs every cheap check (and each re-parsing
+    check's cheap `may_fail`); only a message the screen sends to a re-parsing check goes through
+    the whole chain (interpreted); then reason, detail and typed columns.
+    A filter on this frame is pushed below them and re-runs the checks, so materialize it first
+    (persist, or an exchange followed by a generator, as the consumer does).
     """
-    with_seconds = parsed.withColumn("epoch_seconds", _epoch_seconds())
+    ids_text = F.concat_ws("", *[_j(name) for name in ID_FIELDS])
+    shaped = parsed.select(
+        "*",
+        _j(TIME_FIELD).rlike(TIMESTAMP_PATTERN).alias(_TS_SHAPE_OK),
+        ids_text.rlike(_ID_SUSPECT_CHARACTERS).alias(_IDS_SUSPECT),
+    )
+    with_seconds = shaped.select("*", _epoch_seconds().alias(_EPOCH_SECONDS))
     checks = _message_checks()
     for name in ID_FIELDS:
         checks += _id_checks(name)
     checks += _time_checks()
     for name in VALUE_FIELDS:
         checks += _value_checks(name)
-    fraction = F.rpad(F.regexp_extract(_j(TIME_FIELD), r"\.([0-9]+)", 1), 9, "0")
-    valid_seconds = F.when(F.abs(F.col("epoch_seconds")) <= MAX_ABS_EPOCH_SECONDS, F.col("epoch_seconds"))
-    # A projection of its own: the optimizer keeps an expensive column that is referenced several
-    # times (reason, detail) in the projection below instead of inlining it into each reference.
-    checked = with_seconds.select("*", _first_failed(checks).alias("failed"))
-    failed = F.col("failed")
-    detail = F.when(failed == 1, checks[0][2])
-    for index, (_condition, _reason, text) in enumerate(checks[1:], start=2):
-        detail = detail.when(failed == index, text)
+    screen = _first_failed([c.fails if c.may_fail is None else c.may_fail for c in checks],
+                           [c.may_fail is not None for c in checks])
+    screened = with_seconds.select("*", screen.alias(_SCREENED))
+    screened_index = F.col(_SCREENED)
+    exact = F.when(screened_index < 0, _first_failed([c.fails for c in checks])).otherwise(screened_index)
+    checked = screened.select("*", exact.alias(_FAILED))
+    failed = F.col(_FAILED)
+    detail = F.when(failed == 1, checks[0].detail)
+    for index, check in enumerate(checks[1:], start=2):
+        detail = detail.when(failed == index, check.detail)
+    valid_seconds = F.when(F.abs(F.col(_EPOCH_SECONDS)) <= MAX_ABS_EPOCH_SECONDS, F.col(_EPOCH_SECONDS))
     typed = checked.select(
         "raw",
-        F.element_at(F.array(*[F.lit(reason) for _c, reason, _d in checks]), failed).alias("reason"),
+        F.element_at(F.array(*[F.lit(c.reason) for c in checks]), failed).alias("reason"),
         detail.alias("detail"),
         *[_j(name).alias(name) for name in ID_FIELDS],
-        (valid_seconds * 1_000_000_000 + fraction.cast("long")).alias("time_ns"),
+        (valid_seconds * 1_000_000_000 + _fraction_ns()).alias("time_ns"),
         *[_j(name).alias(name) for name in VALUE_FIELDS],
     )
     return typed.select(

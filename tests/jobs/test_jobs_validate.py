@@ -8,6 +8,8 @@ import math
 import pytest
 from hydrostream_jobs.consumer_job import classified_messages
 
+from tests.jobs import oracle
+
 VALID = {
     "farm_id": "farm-01",
     "zone": "bay-3",
@@ -224,3 +226,49 @@ def test_extra_fields_are_ignored_and_details_name_the_field(spark):
     rows = classify(spark, [with_(extra={"nested": [1]}, note="x"), with_(humidity_pct=101)])
     assert rows[0].reason is None
     assert rows[1].detail == "humidity_pct=101.0 outside [0.0, 100.0]"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-11-22T10:15:03Z",
+        "2026-11-22T10:15:03.1Z",
+        "2026-11-22T10:15:03.123456789Z",
+        "2026-11-22T10:15:03+05:30",
+        "2026-11-22T10:15:03.5-08:00",
+        "1969-12-31T23:59:59.999999999+00:00",
+        "2026-02-29T00:00:00Z",
+        "2026-11-22T10:15:03+19:00",
+        "2026-11-22T10:15:03.Z",
+    ],
+)
+def test_event_time_of_every_timestamp_shape_matches_the_oracle(spark, ts):
+    [row] = classify(spark, [with_(ts=ts)])
+    expected = oracle.event_time_ns(ts)
+    assert row.time_ns == expected
+    assert row.reason == (None if expected is not None else "bad_timestamp")
+
+
+def _projections(plan: str) -> list[str]:
+    return [line.strip(" +-:") for line in plan.splitlines() if " Project [" in f" {line.strip(' +-:')}"]
+
+
+def test_the_cheap_checks_run_with_generated_code_and_only_the_probe_chain_is_interpreted(spark):
+    # from_json has no generated code: a projection holding it is interpreted whole, so the probes
+    # that re-parse a message must stay out of the projection every message goes through.
+    frame = spark.createDataFrame([(with_(),), (b"{}",)], "value binary")
+    classified = classified_messages(frame)
+    previous = spark.conf.get("spark.sql.adaptive.enabled")
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    try:
+        classified.collect()
+        plan = classified._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", previous)
+    projections = _projections(plan)
+    screen = [p for p in projections if "AS screened#" in p]
+    assert len(screen) == 1 and screen[0].startswith("*("), screen
+    assert "from_json" not in screen[0] and "json_array_length" not in screen[0]
+    with_probes = [p for p in projections if "from_json" in p]
+    assert len(with_probes) == 1 and "AS failed#" in with_probes[0], with_probes
+    assert "AS screened#" not in with_probes[0]
