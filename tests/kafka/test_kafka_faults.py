@@ -60,10 +60,8 @@ def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic,
 
     consumer.start()
     try:
-        # The gauge reads 0 until the source's first report: wait for the records as well.
-        consumer.wait_for(caught_up(consumer, count - resume_from))
-        time.sleep(5)  # a few more triggers: a consumer that started over would still be reading
-        scrapes = consumer.wait_for(lambda s: True)
+        # Until Spark committed every offset: a consumer that started over would have read more by then.
+        scrapes = consumer.wait_for(lambda _s: last_committed_end(consumer, topic) == count)
     finally:
         consumer.stop()
     # The restarted query read exactly what the killed one had not committed: the checkpoint was reused.
