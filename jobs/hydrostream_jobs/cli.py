@@ -110,6 +110,7 @@ class ProducerArgs:
     checkpoint_location: str | None
     metrics_port: int
     master: str | None
+    send_timeout: int  # seconds
 
 
 def _consumer_parser() -> argparse.ArgumentParser:
@@ -203,8 +204,17 @@ def _producer_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--metrics-port", type=int, default=PRODUCER_METRICS_PORT, help="0 disables")
     parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
+    parser.add_argument(
+        "--send-timeout", type=_positive_int, default=DEFAULT_SEND_TIMEOUT_S,
+        help="Kafka: seconds without an acknowledged write before the job fails (at least 5)",
+    )
     return parser
 
+
+# Kafka's own default delivery timeout; at least room for a request timeout and one retry within it
+# (kafka.kafka_writer_options).
+DEFAULT_SEND_TIMEOUT_S = 120
+MIN_SEND_TIMEOUT_S = 5
 
 DEFAULT_START_TIME = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 
@@ -217,6 +227,8 @@ def parse_producer_args(argv: list[str]) -> ProducerArgs:
         parser.error("--sink kafka needs --bootstrap-servers")
     if ns.sink == "files" and not (ns.output_path and ns.count):
         parser.error("--sink files needs --output-path and --count")
+    if ns.send_timeout < MIN_SEND_TIMEOUT_S:
+        parser.error(f"--send-timeout must be at least {MIN_SEND_TIMEOUT_S} seconds, got {ns.send_timeout}")
     if ns.start_time is None:
         ns.start_time = DEFAULT_START_TIME
     return ProducerArgs(**vars(ns))

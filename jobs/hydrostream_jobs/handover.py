@@ -8,6 +8,11 @@ later than the batch's own wall-clock time (a reading from the future must not m
 data nobody has read). Windows that begin before `start` are only partly re-read, and the previous
 release already wrote them whole, so the consumer does not write them (`complete_from_ms`).
 The decision is recorded beside the checkpoint, so a restart before or after the first commit keeps it.
+Releases are taken newest first by their newest planned batch (committed or not). One with no
+event-time position (stopped before its first commit, or it read only malformed messages) that was
+itself handed over still stands at its own start (its record); without either it tells nothing and the
+one before it decides. Only when none knows a position does the start fall back to `--starting-offsets`
+(what those releases did too), and the reason names them, so a replay from the start is never silent.
 docs/jobs.md ("Release handover") states the bound and its assumptions.
 """
 
@@ -151,11 +156,6 @@ def last_committed_batch(files: CheckpointFiles, checkpoint: str) -> CommittedBa
     )
 
 
-def newest(batches: list[CommittedBatch]) -> CommittedBatch | None:
-    """The batch committed last in wall-clock time (batch numbers of different releases do not compare)."""
-    return max(batches, key=lambda b: (b.batch_timestamp_ms, b.checkpoint), default=None)
-
-
 def start_position(previous: CommittedBatch | None, window_ms: int, watermark_ms: int) -> StartPosition:
     """Where to start after `previous`: its event-time position less one window and the watermark."""
     if previous is None:
@@ -176,6 +176,60 @@ def start_position(previous: CommittedBatch | None, window_ms: int, watermark_ms
         f"event-time position {seen}{capped}; less window {window_ms} and watermark {watermark_ms}",
         previous.checkpoint,
     )
+
+
+@dataclass(frozen=True)
+class ReleaseCheckpoint:
+    """What an earlier release's query checkpoint says about where that release stood."""
+
+    checkpoint: str
+    last_planned_ms: int  # batchTimestampMs of its newest offsets entry, committed or not
+    committed: CommittedBatch | None
+    record: StartPosition | None  # its own handover decision, if it was handed over
+
+
+def record_path(query_checkpoint: str) -> str:
+    """The handover record of a query checkpoint: beside it, in the release's checkpoint location."""
+    return f"{query_checkpoint.rstrip('/').rpartition('/')[0]}/{RECORD_NAME}"
+
+
+def read_release(files: CheckpointFiles, checkpoint: str) -> ReleaseCheckpoint | None:
+    """An earlier release's state, or None when it never planned a batch (it read nothing)."""
+    offsets = f"{checkpoint}/offsets"
+    planned = batch_ids(files.list_names(offsets)) if files.exists(offsets) else []
+    if not planned:
+        return None
+    newest_offsets = f"{offsets}/{planned[-1]}"
+    record = record_path(checkpoint)
+    return ReleaseCheckpoint(
+        checkpoint=checkpoint,
+        last_planned_ms=parse_offsets_entry(files.read_text(newest_offsets), newest_offsets),
+        committed=last_committed_batch(files, checkpoint),
+        record=StartPosition.from_json(files.read_text(record), record) if files.exists(record) else None,
+    )
+
+
+def hand_over(releases: list[ReleaseCheckpoint], window_ms: int, watermark_ms: int) -> StartPosition:
+    """The start after the latest release that knows where it stood: its position, else its own start."""
+    for release in sorted(releases, key=lambda r: (r.last_planned_ms, r.checkpoint), reverse=True):
+        committed = release.committed
+        if committed is not None and committed.next_watermark_ms > 0:
+            return start_position(committed, window_ms, watermark_ms)
+        if release.record is not None and release.record.starting_timestamp_ms is not None:
+            # Nothing committed with a watermark since its handover: it had not moved past its start.
+            state = ("committed no batch" if committed is None
+                     else f"has no watermark at batch {committed.batch_id} (no valid reading seen)")
+            return StartPosition(
+                release.record.starting_timestamp_ms,
+                f"{release.checkpoint} {state} since it was handed over: it stood at its own start "
+                f"(handed over from {release.record.previous})",
+                release.checkpoint,
+            )
+    if not releases:
+        return StartPosition(None, "no earlier release has planned a batch")
+    names = ", ".join(sorted(r.checkpoint for r in releases))
+    return StartPosition(None, f"no earlier release committed an event-time position or was handed one "
+                               f"({names}): starting at --starting-offsets as they did")
 
 
 @dataclass(frozen=True)
@@ -224,9 +278,9 @@ def decide(files: CheckpointFiles, root: str, checkpoint_location: str, query: s
     if last_committed_batch(files, own) is not None:
         # Started before without a handover: Spark resumes from the checkpoint; nothing to record.
         return StartPosition(None, f"{own} has committed batches: it resumes from its own checkpoint")
-    batches = [batch for path in CheckpointLayout.of(root, location).siblings(files, query)
-               if (batch := last_committed_batch(files, path)) is not None]
-    position = start_position(newest(batches), interval_ms(window), interval_ms(watermark))
+    releases = [release for path in CheckpointLayout.of(root, location).siblings(files, query)
+                if (release := read_release(files, path)) is not None]
+    position = hand_over(releases, interval_ms(window), interval_ms(watermark))
     files.write_text(record, position.to_json())
     return position
 

@@ -36,12 +36,30 @@ def kafka_reader_options(
     }
 
 
-def kafka_writer_options(bootstrap_servers: str, topic: str) -> dict[str, str]:
-    """Sink options: acknowledged by all in-sync replicas, idempotent, small batching delay."""
+LINGER_MS = 20
+# Kafka's default; a shorter send timeout shortens it so one retry still fits in the delivery timeout.
+REQUEST_TIMEOUT_MS = 30_000
+
+
+def kafka_writer_options(bootstrap_servers: str, topic: str, send_timeout_ms: int) -> dict[str, str]:
+    """Sink options: acknowledged by all in-sync replicas, idempotent, bounded in time.
+
+    `delivery.timeout.ms` (a record not acknowledged by then fails its write) and `max.block.ms` (a
+    send waiting for metadata) are the send timeout. They bound what Kafka's client bounds; its wait
+    for an idempotent producer id (no KRaft quorum, e.g. two brokers of three down) has no timeout,
+    which the producer job's watchdog covers (producer_job.SendWatchdog).
+    """
+    if send_timeout_ms < 1000:
+        raise ValueError(f"the send timeout must be at least 1000 ms, got {send_timeout_ms}")
+    # The client refuses delivery.timeout.ms < linger.ms + request.timeout.ms.
+    request_timeout_ms = min(REQUEST_TIMEOUT_MS, (send_timeout_ms - LINGER_MS) // 2)
     return {
         "kafka.bootstrap.servers": bootstrap_servers,
         "topic": topic,
         "kafka.acks": "all",
         "kafka.enable.idempotence": "true",
-        "kafka.linger.ms": "20",
+        "kafka.linger.ms": str(LINGER_MS),
+        "kafka.request.timeout.ms": str(request_timeout_ms),
+        "kafka.delivery.timeout.ms": str(send_timeout_ms),
+        "kafka.max.block.ms": str(send_timeout_ms),
     }

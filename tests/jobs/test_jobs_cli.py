@@ -65,7 +65,28 @@ def test_kafka_reader_options_are_set_deliberately():
 
 
 def test_kafka_writer_waits_for_all_replicas_and_is_idempotent():
-    options = kafka_writer_options("h:9092", "hydro.readings")
+    options = kafka_writer_options("h:9092", "hydro.readings", 120_000)
     assert options["kafka.acks"] == "all"
     assert options["kafka.enable.idempotence"] == "true"
     assert options["topic"] == "hydro.readings"
+
+
+def test_kafka_writer_is_bounded_by_the_send_timeout_within_the_clients_rules():
+    default = kafka_writer_options("h:9092", "t", 120_000)
+    assert (default["kafka.delivery.timeout.ms"], default["kafka.max.block.ms"]) == ("120000", "120000")
+    assert default["kafka.request.timeout.ms"] == "30000"  # Kafka's default fits
+    short = kafka_writer_options("h:9092", "t", 10_000)
+    # Kafka's client refuses delivery.timeout.ms < linger.ms + request.timeout.ms: (10000 - 20) / 2 fits.
+    assert short["kafka.request.timeout.ms"] == "4990"
+    assert int(short["kafka.linger.ms"]) + 4990 <= 10_000
+    with pytest.raises(ValueError, match="at least 1000 ms, got 999"):
+        kafka_writer_options("h:9092", "t", 999)
+
+
+def test_producer_send_timeout_defaults_to_kafkas_delivery_timeout_and_refuses_a_tiny_one(capsys):
+    base = ["--sink", "kafka", "--bootstrap-servers", "h:9092"]
+    assert parse_producer_args(base).send_timeout == 120
+    assert parse_producer_args([*base, "--send-timeout", "15"]).send_timeout == 15
+    with pytest.raises(SystemExit):
+        parse_producer_args([*base, "--send-timeout", "4"])
+    assert "--send-timeout must be at least 5 seconds, got 4" in capsys.readouterr().err

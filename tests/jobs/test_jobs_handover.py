@@ -95,11 +95,75 @@ def test_start_is_the_event_time_position_less_one_window_and_the_watermark():
     assert handover.start_position(no_watermark, 5 * MINUTE_MS, 10 * MINUTE_MS).starting_timestamp_ms is None
 
 
-def test_the_newest_is_the_last_committed_in_wall_clock_time_not_the_highest_batch_number():
-    old = CommittedBatch("a", 900, batch_timestamp_ms=1000, next_watermark_ms=1)
-    new = CommittedBatch("b", 2, batch_timestamp_ms=2000, next_watermark_ms=1)
-    assert handover.newest([old, new]) == new
-    assert handover.newest([]) is None
+def test_the_release_that_ran_last_is_the_last_planned_in_wall_clock_time_not_the_highest_batch_number():
+    old = CommittedBatch("a", 900, batch_timestamp_ms=T_0020 + 10 * MINUTE_MS,
+                         next_watermark_ms=T_0020 - 20 * MINUTE_MS)
+    new = CommittedBatch("b", 2, batch_timestamp_ms=T_0020 + 60 * MINUTE_MS, next_watermark_ms=T_0020)
+    releases = [handover.ReleaseCheckpoint("a", T_0020 + 10 * MINUTE_MS, old, None),
+                handover.ReleaseCheckpoint("b", T_0020 + 60 * MINUTE_MS, new, None)]
+    for order in (releases, releases[::-1]):
+        position = handover.hand_over(order, 5 * MINUTE_MS, 10 * MINUTE_MS)
+        # b: watermark 00:20 + 10 min = 00:30, less 15 min (a's would be 23:55).
+        assert (position.previous, position.starting_timestamp_ms) == ("b", T_0020 - 5 * MINUTE_MS)
+    assert handover.hand_over([], 1, 1) == StartPosition(None, "no earlier release has planned a batch")
+
+
+def record(start_ms: int | None, previous: str = "root/a/consumer/consumer") -> str:
+    return StartPosition(start_ms, "handed over", previous).to_json()
+
+
+def test_a_release_stopped_before_its_first_commit_hands_over_its_own_start(tmp_path):
+    root, files = tmp_path / "checkpoints", PathFiles()
+    decide = lambda release: handover.decide(  # noqa: E731
+        files, str(root), str(root / release / "consumer"), "consumer", "5 minutes", "10 minutes")
+    # a committed a position long ago (00:20 - 60 min watermark); b was handed over a start of 00:13
+    # (from a state of a since cleaned up), planned a batch at 00:50 and was stopped before committing it.
+    write_checkpoint(root / "a" / "consumer" / "consumer",
+                     {40: (T_0020 - 50 * MINUTE_MS, T_0020 - 60 * MINUTE_MS)})
+    b = root / "b" / "consumer"
+    write_checkpoint(b / "consumer", {}, uncommitted=(0,))
+    (b / handover.RECORD_NAME).write_text(record(T_0020 - 7 * MINUTE_MS))
+    position = decide("c")
+    # Not a's position (00:20 - 60 + 10 - 15 min): b re-reads from 00:13, so must c.
+    assert position.starting_timestamp_ms == T_0020 - 7 * MINUTE_MS
+    assert position.previous == f"{b}/consumer"
+    assert "committed no batch since it was handed over" in position.reason
+
+    # b committed its batch but read only malformed messages (no watermark): still its own start.
+    (b / "consumer" / "commits" / "0").write_text("v1\n{}")
+    assert decide("d").starting_timestamp_ms == T_0020 - 7 * MINUTE_MS
+    assert "has no watermark at batch 0" in decide("d").reason
+
+    # Without a's checkpoint (cleaned up) b alone still knows the start: no replay from the topic's start.
+    for path in sorted((root / "a").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    assert decide("e").starting_timestamp_ms == T_0020 - 7 * MINUTE_MS
+
+
+def test_a_release_that_knows_no_position_leaves_the_choice_to_the_one_before(tmp_path):
+    root, files = tmp_path / "checkpoints", PathFiles()
+    write_checkpoint(root / "a" / "consumer" / "consumer",
+                     {40: (T_0020 - 50 * MINUTE_MS, T_0020 - 60 * MINUTE_MS)})
+    # b ran last, without a handover (no record) and stopped before its first commit.
+    write_checkpoint(root / "b" / "consumer" / "consumer", {}, uncommitted=(0,))
+    position = handover.decide(files, str(root), str(root / "c" / "consumer"), "consumer", "5 minutes",
+                               "10 minutes")
+    # a: watermark 23:20 + 10 min = 23:30, less 15 min = 23:15 (00:20 - 65 min).
+    assert position.starting_timestamp_ms == T_0020 - 65 * MINUTE_MS
+    assert position.previous == f"{root}/a/consumer/consumer"
+
+
+def test_only_releases_without_a_position_start_at_the_starting_offsets_and_say_so(tmp_path):
+    # The first release started at --starting-offsets and was stopped after its sink wrote its first
+    # batch but before Spark committed it: the next one must read that batch again, and name why.
+    root = tmp_path / "checkpoints"
+    old = root / "old" / "consumer"
+    write_checkpoint(old / "consumer", {}, uncommitted=(0,))
+    (old / handover.RECORD_NAME).write_text(record(None, None))
+    position = handover.decide(PathFiles(), str(root), str(root / "new" / "consumer"), "consumer",
+                               "5 minutes", "10 minutes")
+    assert position.starting_timestamp_ms is None
+    assert f"({old}/consumer): starting at --starting-offsets" in position.reason
 
 
 def test_a_fresh_release_hands_over_from_the_release_that_ran_last_and_keeps_its_decision(tmp_path):
@@ -136,7 +200,7 @@ def test_no_earlier_release_starts_at_the_starting_offsets(tmp_path):
     root = tmp_path / "checkpoints"
     position = handover.decide(PathFiles(), str(root), str(root / "r1" / "consumer"), "consumer", "5 minutes",
                                "10 minutes")
-    assert position == StartPosition(None, "no earlier release has a committed batch")
+    assert position == StartPosition(None, "no earlier release has planned a batch")
     recorded = StartPosition.from_json((root / "r1" / "consumer" / handover.RECORD_NAME).read_text(), "r")
     assert recorded == position
 

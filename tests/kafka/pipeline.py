@@ -98,6 +98,10 @@ class Consumer:
     trigger: str = "1s"
     max_offsets_per_trigger: int = 300
     fail_on_data_loss: bool = True
+    window: str = "5m"
+    slide: str = "1m"
+    watermark: str = "10m"
+    handover_from: Path | None = None  # the root of every release's folder (workdir is one of them)
     process: subprocess.Popen | None = None
     metrics_port: int = 0
 
@@ -120,8 +124,9 @@ class Consumer:
             "--influx-bucket", self.influx_bucket, "--influx-token-file", str(token),
             "--influx-batch-lines", "500",
             "--dead-letter-path", str(self.dead_letter_path), "--checkpoint-location", str(self.checkpoint),
-            "--trigger", self.trigger, "--window", "5m", "--slide", "1m", "--watermark", "10m",
-            "--metrics-port", str(self.metrics_port),
+            "--trigger", self.trigger, "--window", self.window, "--slide", self.slide,
+            "--watermark", self.watermark, "--metrics-port", str(self.metrics_port),
+            *(["--handover-from", str(self.handover_from)] if self.handover_from else []),
         ]
 
     def start(self) -> None:
@@ -209,6 +214,29 @@ def committed_offsets(checkpoint: Path, topic: str) -> list[dict[int, int]]:
         source = json.loads(path.read_text().splitlines()[2])
         batches.append({int(partition): offset for partition, offset in source[topic].items()})
     return batches
+
+
+def timestamped_offsets(bootstrap: str, topic: str, count: int) -> list[tuple[int, int, int]]:
+    """(partition, offset, Kafka record timestamp in ms) of every message, from Kafka's console consumer."""
+    done = run_tool(
+        "kafka-console-consumer.sh", "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
+        "--max-messages", str(count), "--timeout-ms", "60000", "--property", "print.value=false",
+        "--property", "print.timestamp=true", "--property", "print.partition=true",
+        "--property", "print.offset=true", timeout=180,
+    )
+    found = []
+    for line in done.stdout.splitlines():
+        fields = dict(field.split(":", 1) for field in line.split("\t") if ":" in field)
+        found.append((int(fields["Partition"]), int(fields["Offset"]), int(fields["CreateTime"])))
+    assert len(found) == count, f"read {len(found)} of {count} messages:\n{done.stderr[-3000:]}"
+    return found
+
+
+def initial_offsets(checkpoint: Path, topic: str) -> dict[int, int]:
+    """Where the query's Kafka source started, by partition (Spark's `sources/0/0` of the checkpoint)."""
+    text = (checkpoint / "consumer" / "sources" / "0" / "0").read_text(errors="replace")
+    source = json.loads(text[text.index("{"):].splitlines()[0])
+    return {int(partition): offset for partition, offset in source[topic].items()}
 
 
 def dead_letters(folder: Path) -> list[dict]:

@@ -6,19 +6,23 @@ import json
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
 from infra.render import cloud_init
+from tests.jobs import oracle
 from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
 from tests.kafka.conftest import create_topics
 from tests.kafka.pipeline import (
     Consumer,
     committed_offsets,
     dead_letters,
+    initial_offsets,
     offsets,
     produce_to_kafka,
     send_lines,
+    timestamped_offsets,
     topic_messages,
 )
 from tests.kafka.test_kafka_end_to_end import BEHIND, consumer_for, expected_dead_letters
@@ -56,10 +60,8 @@ def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic,
 
     consumer.start()
     try:
-        # The gauge reads 0 until the source's first report: wait for the records as well.
-        consumer.wait_for(caught_up(consumer, count - resume_from))
-        time.sleep(5)  # a few more triggers: a consumer that started over would still be reading
-        scrapes = consumer.wait_for(lambda s: True)
+        # Until Spark committed every offset: a consumer that started over would have read more by then.
+        scrapes = consumer.wait_for(lambda _s: last_committed_end(consumer, topic) == count)
     finally:
         consumer.stop()
     # The restarted query read exactly what the killed one had not committed: the checkpoint was reused.
@@ -159,4 +161,80 @@ def test_data_deleted_by_retention_before_it_was_read_fails_the_consumer_loudly(
     consumer.start()
     assert consumer.wait_exit() == 0, consumer.log()
     readings, windows, _ = expected_points([m.encode() for m in read + later])
+    assert_matches(influx, readings, windows)
+
+
+def fresh_reading(i: int, now_ms: int) -> str:
+    """A valid reading stamped now (a producer's event time trails the Kafka record timestamp)."""
+    instant = datetime.fromtimestamp((now_ms + i) / 1000, tz=UTC)
+    return json.dumps({
+        "farm_id": "farm-01", "zone": "bay-1", "device_id": f"hp-{i % 4}",
+        "ts": instant.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "ph": 6.0 + i / 100, "ec_ms_cm": 1.5, "water_temp_c": 20.0, "air_temp_c": 22.0, "humidity_pct": 60.0,
+        "light_ppfd": 300.0, "dissolved_oxygen_mg_l": 8.0,
+    })
+
+
+def test_a_new_release_starts_where_the_old_one_stood_less_a_window_and_the_watermark(
+    broker, topic, influx, tmp_path
+):
+    # Rounds 8 s apart: longer than window + watermark, so the first round is older than the start.
+    window_s, slide_s, watermark_s, per_round, gap_s = 4, 2, 2, 40, 8
+    bootstrap, root = broker.bootstrap_servers, tmp_path / "releases"
+    sent: list[str] = []
+
+    def send_round() -> None:
+        lines = [fresh_reading(i, time.time_ns() // 1_000_000) for i in range(per_round)]
+        send_lines(bootstrap, topic, lines)
+        sent.extend(lines)
+
+    def release(name: str) -> Consumer:
+        return Consumer(root / name, bootstrap, topic, influx.url, influx.token, influx.org, influx.bucket,
+                        window=f"{window_s}s", slide=f"{slide_s}s", watermark=f"{watermark_s}s",
+                        handover_from=root)
+
+    def committed_all(consumer: Consumer):
+        # The sink's counters move before Spark commits the batch (foreachBatch runs first): a release
+        # stopped in between has committed nothing, and its successor rightly reads that batch again.
+        return lambda _s: last_committed_end(consumer, topic) == len(sent)
+
+    send_round()
+    time.sleep(gap_s)
+    send_round()
+    old = release("old")
+    old.start()
+    try:
+        old.wait_for(committed_all(old))
+    finally:
+        old.stop()
+    # Where the old release stood: the largest event time it read (its watermark + the delay).
+    position_ms = max(oracle.event_time_ns(json.loads(line)["ts"]) for line in sent) // 1_000_000
+    start_ms = position_ms - (window_s + watermark_s) * 1000
+    send_round()  # traffic while the release changes hands
+
+    new = release("new")
+    new.start()
+    try:
+        new.wait_for(lambda s: new.records(s) > 0)
+        send_round()  # and while the new release runs
+        scrapes = new.wait_for(committed_all(new))
+    finally:
+        new.stop()
+    assert json.loads((new.checkpoint / "handover.json").read_text())["starting_timestamp_ms"] == start_ms
+
+    # The new release started, per partition, at the first record stamped at or after the start.
+    records = timestamped_offsets(bootstrap, topic, len(sent))
+    latest = offsets(bootstrap, topic, "latest")
+    expected_start = {p: min((o for q, o, ts in records if q == p and ts >= start_ms), default=latest[p])
+                      for p in latest}
+    assert initial_offsets(new.checkpoint, topic) == expected_start
+    assert sum(expected_start.values()) >= per_round, "the first round is older than the handover bound"
+    assert new.records(scrapes[-1]) == len(sent) - sum(expected_start.values())
+
+    # No gap and no duplicate: the two releases together wrote every point once, windows whole.
+    valid = [reading for reason, reading in map(oracle.check, (m.encode() for m in sent)) if reason is None]
+    assert len(valid) == len(sent)
+    readings, _, _ = expected_points([m.encode() for m in sent])
+    windows = {("sensor_window_stats", (("farm_id", farm), ("zone", zone)), end): stats
+               for (farm, zone, end), stats in oracle.window_stats(valid, window_s, slide_s).items()}
     assert_matches(influx, readings, windows)
