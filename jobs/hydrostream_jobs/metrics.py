@@ -103,11 +103,8 @@ def watermark_lag_seconds(watermark_iso: str | None, now: float) -> float | None
     return None if watermark <= 0 else now - watermark
 
 
-class ConsumerProgressListener(StreamingQueryListener):
-    """Turns each micro-batch's progress into the consumer's gauges and histograms."""
-
-    def __init__(self, metrics: ConsumerMetrics):
-        self._metrics = metrics
+class _ProgressListener(StreamingQueryListener):
+    """A listener that reads only micro-batch progress (Spark requires the other three callbacks)."""
 
     def onQueryStarted(self, event) -> None:
         pass
@@ -117,6 +114,14 @@ class ConsumerProgressListener(StreamingQueryListener):
 
     def onQueryTerminated(self, event) -> None:
         pass
+
+
+
+class ConsumerProgressListener(_ProgressListener):
+    """Turns each micro-batch's progress into the consumer's gauges and histograms."""
+
+    def __init__(self, metrics: ConsumerMetrics):
+        self._metrics = metrics
 
     def onQueryProgress(self, event) -> None:
         progress = event.progress
@@ -138,20 +143,11 @@ class ConsumerProgressListener(StreamingQueryListener):
                 self._metrics.offsets_behind.set(float(behind))
 
 
-class ProducerProgressListener(StreamingQueryListener):
+class ProducerProgressListener(_ProgressListener):
     """Counts the rows each producer micro-batch wrote."""
 
     def __init__(self, metrics: ProducerMetrics):
         self._metrics = metrics
-
-    def onQueryStarted(self, event) -> None:
-        pass
-
-    def onQueryIdle(self, event) -> None:
-        pass
-
-    def onQueryTerminated(self, event) -> None:
-        pass
 
     def onQueryProgress(self, event) -> None:
         self._metrics.messages_sent.inc(event.progress.numInputRows)
