@@ -6,6 +6,7 @@ import base64
 import json
 import pickle
 import threading
+import time
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -67,7 +68,16 @@ def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(influx, t
 
 def test_retry_after_is_honoured(influx, target, monkeypatch):
     slept = []
-    monkeypatch.setattr(sink.time, "sleep", slept.append)
+    test_thread, real_sleep = threading.get_ident(), time.sleep
+
+    def sleep(seconds: float) -> None:
+        # `sink.time` is the time module: other threads (Spark's, the fake server's) sleep through it too.
+        if threading.get_ident() == test_thread:
+            slept.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(sink.time, "sleep", sleep)
     influx.fail_next(Fault("status", 503, retry_after="7"), Fault("status", 429))
     write_lines(lines(10), target)
     assert slept[0] == 7.0 and slept[1] <= target.backoff_max_seconds
