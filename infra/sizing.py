@@ -335,24 +335,20 @@ def local_container_mb(service: str) -> int:
 # Consumer throughput per executor core: readings/s that one core of the consumer turns into
 # InfluxDB points, validated and windowed. infra.capacity multiplies it by the consumer's executor
 # cores, and settings refuse a configured rate above half of that. Measured cold through the
-# consumer's own command line with one task slot (local[1], shuffle partitions 2 as sizing gives
-# a core) over real producer output (1,000 devices) into a local InfluxDB v2 write endpoint:
-# 400,000 readings in 62.3 s (6,424/s, rounded down) for the whole process, JVM start included,
-# so a lower bound for a running stream (200,000 took 42.1 s). Not pinned to a core (the JVM's
-# own threads and the Python worker may use the second one), on a 2-core machine shared with
-# other jobs (load average 3.5 at the start, 6.6 at the end): an order of magnitude, which is
-# why the limit is half of it.
-CONSUMER_READINGS_PER_CORE = 6400
+# consumer's own command line with one task slot (`local[1]`, mode `influxdb@1` of the benchmark)
+# over 1,000,000 readings of real producer output (1,000 devices) into a local InfluxDB v2 write
+# endpoint, on a quiet 2-core machine (load average 0.15 before): 27,150 readings/s of wall time,
+# JVM start included, for 52.6 CPU seconds per million readings over the whole process tree (the
+# JVM's own threads and the Python worker use the second core too). Per CPU second that is 19,011:
+# recorded rounded down, per core, so a lower bound for a running stream.
+CONSUMER_READINGS_PER_CORE = 19000
 CONSUMER_THROUGHPUT_MEASURED_ON = "2026-12-02"
 CONSUMER_THROUGHPUT_COMMAND = """\
-python jobs/producer.py --sink files --output-path in400k --count 400000 \\
-    --farms 5 --zones-per-farm 4 --devices-per-farm 200 --seed 7 --metrics-port 0
-python -c 'import sys, time; sys.path.insert(0, "tests/jobs"); from influx_fake import FakeInflux; \\
-    FakeInflux(strict=False, port=18086).start(); time.sleep(3600)' &
-echo test-token > token
-PYSPARK_SUBMIT_ARGS="--conf spark.sql.shuffle.partitions=2 pyspark-shell" \\
-python jobs/consumer.py --master 'local[1]' --source files --input-path in400k \\
-    --sink influxdb --influx-url http://127.0.0.1:18086 --influx-org hydro-org \\
+python benchmarks/consumer_throughput.py --profile --json throughput.json   # mode influxdb@1, which runs:
+python jobs/producer.py --sink files --output-path in1m --count 1000000 \\
+    --farms 5 --zones-per-farm 4 --devices-per-farm 200 --rate 67 --seed 7 --metrics-port 0
+python jobs/consumer.py --master 'local[1]' --source files --input-path in1m \\
+    --sink influxdb --influx-url http://127.0.0.1:PORT --influx-org hydro-org \\
     --influx-bucket hydro-bucket --influx-token-file token --dead-letter-path dlq \\
     --checkpoint-location ckpt --trigger available-now --metrics-port 0
 """
