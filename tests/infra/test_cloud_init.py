@@ -23,6 +23,7 @@ from infra import catalog
 from infra.render import cloud_init, systemd
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec, TopicSpec
+from tests.ports import free_port
 
 TEMPLATES = Path(cloud_init.__file__).resolve().parent / "templates"
 ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING)
@@ -667,12 +668,6 @@ def probe_exit(health_cmd: str, port: int, listening: bool) -> int:
         if listening:
             server.listen()
         return subprocess.run(["sh", "-c", command], capture_output=True, timeout=30).returncode
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_kafka_health_check_starts_no_jvm_and_fails_when_nothing_listens(documents):

@@ -11,7 +11,6 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from infra import catalog
 from infra.render.cloud_init import TopicSpec
+from tests.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -77,13 +77,6 @@ def fetch_connector() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"could not resolve {CONNECTOR}:\n{done.stderr[-3000:]}")
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cluster_id() -> str:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.render import cloud_init
-from tests.kafka.broker import HERE, Broker, cluster_id, free_port, run_tool, tools_env
+from tests.kafka.broker import HERE, Broker, cluster_id, run_tool, tools_env
+from tests.ports import free_port
 
 TOPICS_SCRIPT = HERE.parent.parent / "infra" / "render" / "templates" / "kafka-topics.sh"
 RACKS = ("zone-a", "zone-b", "zone-c")

@@ -17,7 +17,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.jobs.conftest import LOCAL_MASTER, SHUFFLE_PARTITIONS
-from tests.kafka.broker import ROOT, free_port, run_tool, spark_kafka_conf
+from tests.kafka.broker import ROOT, run_tool, spark_kafka_conf
+from tests.ports import free_port
 
 # Small and fixed, so every run of a test sends the same messages.
 FLEET = ("--farms", "2", "--devices-per-farm", "5", "--seed", "11", "--rate", "10")

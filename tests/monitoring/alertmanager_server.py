@@ -12,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from local_server import LocalServer, free_port, local_server
+from local_server import LocalServer, local_server
+
+from tests.ports import free_port
 
 
 @dataclass

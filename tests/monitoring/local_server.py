@@ -6,7 +6,6 @@ any later one. The server's output goes to `<name>.log` in its work directory.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,13 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now, on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

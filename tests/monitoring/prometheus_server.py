@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from local_server import LocalServer, free_port, local_server
+from local_server import LocalServer, local_server
 
 from infra.render.prometheus_volume import (
     EVALUATION_INTERVAL,
@@ -19,6 +19,7 @@ from infra.render.prometheus_volume import (
     ScrapeTargets,
     render_prometheus_config,
 )
+from tests.ports import free_port
 
 
 def write_config(directory: Path, targets: ScrapeTargets, extra_rules: Mapping[str, str] | None = None,
