@@ -193,6 +193,12 @@ def record_path(query_checkpoint: str) -> str:
     return f"{query_checkpoint.rstrip('/').rpartition('/')[0]}/{RECORD_NAME}"
 
 
+def read_record(files: CheckpointFiles, query_checkpoint: str) -> StartPosition | None:
+    """The handover decision recorded beside a query checkpoint, if one was made."""
+    record = record_path(query_checkpoint)
+    return StartPosition.from_json(files.read_text(record), record) if files.exists(record) else None
+
+
 def read_release(files: CheckpointFiles, checkpoint: str) -> ReleaseCheckpoint | None:
     """An earlier release's state, or None when it never planned a batch (it read nothing)."""
     offsets = f"{checkpoint}/offsets"
@@ -200,12 +206,11 @@ def read_release(files: CheckpointFiles, checkpoint: str) -> ReleaseCheckpoint |
     if not planned:
         return None
     newest_offsets = f"{offsets}/{planned[-1]}"
-    record = record_path(checkpoint)
     return ReleaseCheckpoint(
         checkpoint=checkpoint,
         last_planned_ms=parse_offsets_entry(files.read_text(newest_offsets), newest_offsets),
         committed=last_committed_batch(files, checkpoint),
-        record=StartPosition.from_json(files.read_text(record), record) if files.exists(record) else None,
+        record=read_record(files, checkpoint),
     )
 
 
@@ -271,17 +276,17 @@ def decide(files: CheckpointFiles, root: str, checkpoint_location: str, query: s
            window: str, watermark: str) -> StartPosition:
     """The consumer's start: its record if any, its own checkpoint if it has one, else a handover."""
     location = checkpoint_location.rstrip("/")
-    record = f"{location}/{RECORD_NAME}"
-    if files.exists(record):
-        return StartPosition.from_json(files.read_text(record), record)
     own = f"{location}/{query}"
+    recorded = read_record(files, own)
+    if recorded is not None:
+        return recorded
     if last_committed_batch(files, own) is not None:
         # Started before without a handover: Spark resumes from the checkpoint; nothing to record.
         return StartPosition(None, f"{own} has committed batches: it resumes from its own checkpoint")
     releases = [release for path in CheckpointLayout.of(root, location).siblings(files, query)
                 if (release := read_release(files, path)) is not None]
     position = hand_over(releases, interval_ms(window), interval_ms(watermark))
-    files.write_text(record, position.to_json())
+    files.write_text(record_path(own), position.to_json())
     return position
 
 
