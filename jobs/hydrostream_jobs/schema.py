@@ -46,7 +46,7 @@ def decode_messages(messages: DataFrame) -> DataFrame:
     """Binary `value` -> `raw` (UTF-8, U+FFFD for bad bytes), `utf8_ok`, and base64 of bad messages."""
     decoded = F.decode(F.col("value"), "UTF-8")
     # Decoding only replaces bad bytes with U+FFFD, so only messages holding one need the re-encode check.
-    utf8_ok = (F.instr(decoded, "\ufffd") == 0) | (F.encode(decoded, "UTF-8") == F.col("value"))
+    utf8_ok = ~decoded.contains("\ufffd") | (F.encode(decoded, "UTF-8") == F.col("value"))
     return messages.select(
         decoded.alias("raw"),
         F.col("value").isNull().alias("value_null"),

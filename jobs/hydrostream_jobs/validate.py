@@ -124,10 +124,14 @@ def _value_checks(name: str) -> list[Check]:
 def _message_checks() -> list[Check]:
     raw = F.col("raw")
     corrupt = _j(CORRUPT_COLUMN).isNotNull()
-    one_brace_at_the_end = (F.instr(raw, "}") == F.length(raw)) | raw.rlike(_ONE_CLOSING_BRACE_AT_THE_END)
+    # The first `}` is the last byte: one scan for it, and byte lengths (character counts scan the message).
+    first_brace_last = raw.endswith("}") & (
+        F.octet_length(F.substring_index(raw, "}", 1)) == F.octet_length(raw) - 1
+    )
+    one_brace_at_the_end = first_brace_last | raw.rlike(_ONE_CLOSING_BRACE_AT_THE_END)
     not_a_json_object = F.lit("not a JSON object")
     return [
-        Check(F.col("value_null") | (F.length(raw) == 0), EMPTY, F.lit("empty message")),
+        Check(F.col("value_null") | (raw == ""), EMPTY, F.lit("empty message")),
         Check(
             ~F.col("utf8_ok"),
             NOT_UTF8,
