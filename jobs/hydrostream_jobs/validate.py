@@ -76,7 +76,7 @@ def _id_checks(name: str) -> list[Check]:
         Check(value.isNull(), MISSING_FIELD, F.lit(f"{name} is missing or null")),
         Check(looks_non_string & holds_non_string(name), WRONG_TYPE, F.lit(f"{name} must be a string"),
               may_fail=looks_non_string),
-        Check(F.length(value) == 0, BAD_ID, F.lit(f"{name} is empty")),
+        Check(value == "", BAD_ID, F.lit(f"{name} is empty")),
         Check(suspect & value.rlike(r"\p{Cc}"), BAD_ID, F.lit(f"{name} holds a control character")),
         Check(
             suspect & value.rlike(_UNREPRESENTABLE_BACKSLASH),
@@ -159,7 +159,7 @@ def _nothing_after_the_object_probe() -> Column:
     length = F.json_array_length(F.concat(F.lit("["), raw, F.lit("]")))  # null when not JSON
     one_array_element = F.coalesce(length == 1, F.lit(False))
     one_object_value = F.json_object_keys(F.concat(F.lit('{"v":'), raw, F.lit("}"))).isNotNull()
-    return one_array_element & ((F.instr(raw, "]") == 0) | one_object_value)
+    return one_array_element & (~raw.contains("]") | one_object_value)
 
 
 def _first_failed(conditions: list[Column], needs_probe: list[bool] | None = None) -> Column:
