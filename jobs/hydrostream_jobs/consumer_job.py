@@ -43,6 +43,17 @@ KIND_READING = "reading"
 KIND_QUARANTINED = "quarantined"
 KIND_WINDOW = "window"
 
+# SQL settings of the consumer's query, read when it starts; a value the Spark conf sets wins.
+QUERY_CONF = {
+    # In update mode a batch without data writes nothing (a window's line goes out with the batch
+    # that updates it); it would only evict state, which the next data batch does as well. Off, an
+    # available-now run ends with its last data batch rather than one more whole micro-batch.
+    "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+    # Each batch is cached once and read three times (counts, dead letters, lines). Its lines are
+    # unique, so compressing the cache saves little memory and doubled its build time (measured).
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
+}
+
 
 def start_position(spark: SparkSession, args: ConsumerArgs) -> StartPosition:
     """Where a fresh Kafka checkpoint starts: handed over from the release that ran last (handover.py)."""
@@ -221,6 +232,10 @@ def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetric
     target = influx_target(args) if args.sink == "influxdb" else None
     checkpoint = f"{args.checkpoint_location.rstrip('/')}/{CONSUMER_QUERY}"
     warn_on_checkpoint_partitions(spark, checkpoint)
+    configured = spark.sparkContext.getConf()
+    for key, value in QUERY_CONF.items():
+        if configured.get(key) is None:
+            spark.conf.set(key, value)
     position = start_position(spark, args)
     print(position.describe(), file=sys.stderr, flush=True)
     output = consumer_output(read_messages(spark, args, position), args.window, args.slide, args.watermark,

@@ -135,6 +135,10 @@ def dead_letters(tmp_path) -> list[dict]:
     return records
 
 
+def committed_batches(checkpoint) -> list[int]:
+    return sorted(int(path.name) for path in (checkpoint / "commits").iterdir() if path.name.isdigit())
+
+
 @pytest.mark.slow
 def test_replay_through_the_command_lines_matches_independent_statistics(influx, tmp_path):
     messages = produce(str(tmp_path / "input"), 3000)
@@ -146,6 +150,8 @@ def test_replay_through_the_command_lines_matches_independent_statistics(influx,
     assert_matches(influx, readings, windows)
     assert len(dead_letters(tmp_path)) == quarantined
     assert influx.token not in done.stdout + done.stderr
+    # One folder read available-now is one micro-batch: no trailing batch without data.
+    assert committed_batches(tmp_path / "checkpoints" / "consumer") == [0]
 
     writes = influx.accepted_writes
     again = job("consumer.py", *consumer_argv(influx, tmp_path, str(tmp_path / "input")))
