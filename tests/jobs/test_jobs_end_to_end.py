@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 from hydrostream_jobs.cli import parse_consumer_args
-from hydrostream_jobs.consumer_job import consumer_output, run
+from hydrostream_jobs.consumer_job import apply_query_conf, consumer_output, run
 from hydrostream_jobs.metrics import ConsumerMetrics
 from pyspark.sql import functions as F
 
@@ -262,6 +262,7 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
 @pytest.mark.slow
 def test_each_message_is_read_parsed_and_checked_once_per_batch(spark, tmp_path, capsys):
     input_path, _messages = write_input(tmp_path, 20)
+    apply_query_conf(spark)  # the plan the consumer runs
     messages = (
         spark.readStream.format("text").load(input_path).select(F.col("value").cast("binary").alias("value"))
     )

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from hydrostream_jobs.cli import parse_consumer_args
+from hydrostream_jobs.consumer_job import QUERY_CONF, apply_query_conf
 from hydrostream_jobs.session import shuffle_partitions_in_offsets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,3 +105,29 @@ def test_the_shuffle_partitions_flag_takes_a_positive_count(capsys):
     with pytest.raises(SystemExit):
         parse_consumer_args([*argv, "--shuffle-partitions", "0"])
     assert "--shuffle-partitions" in capsys.readouterr().err
+
+
+class _Session:
+    """What apply_query_conf reads and writes: the Spark conf it was started with, the SQL conf."""
+
+    def __init__(self, spark_conf: dict[str, str]):
+        self.spark_conf = spark_conf
+        self.sql_conf: dict[str, str] = {}
+        self.sparkContext = self
+        self.conf = self
+
+    def getConf(self):  # noqa: N802 (PySpark's name)
+        return self.spark_conf
+
+    def set(self, key: str, value: str) -> None:
+        self.sql_conf[key] = value
+
+
+def test_the_query_settings_yield_to_the_spark_conf():
+    chosen = "spark.sql.streaming.noDataMicroBatches.enabled"
+    session = _Session({chosen: "true"})
+    apply_query_conf(session)
+    assert chosen not in session.sql_conf  # the cluster's (or spark-submit's) value stands
+    others = set(QUERY_CONF) - {chosen}
+    assert others and set(session.sql_conf) == others
+    assert session.sql_conf["spark.sql.constraintPropagation.enabled"] == "false"
