@@ -1,5 +1,6 @@
 """Shuffle partitions of a consumer started as a user starts it: derived from cores, overridable, and
-a warning when an existing checkpoint keeps another count."""
+a warning when an existing checkpoint keeps another count; the query's own settings yield to the
+Spark conf."""
 
 from __future__ import annotations
 
