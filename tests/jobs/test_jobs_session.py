@@ -117,7 +117,7 @@ class _Session:
         self.sparkContext = self
         self.conf = self
 
-    def getConf(self):  # noqa: N802 (PySpark's name)
+    def getConf(self):
         return self.spark_conf
 
     def set(self, key: str, value: str) -> None:
