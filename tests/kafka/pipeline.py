@@ -6,12 +6,14 @@ import contextlib
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,6 +58,33 @@ def produce_to_kafka(bootstrap: str, topic: str, count: int, start_time: str = F
     """`producer.py --sink kafka --count N`: N messages into the topic."""
     run_job("producer.py", "--sink", "kafka", "--bootstrap-servers", bootstrap, "--topic", topic,
             *producer_args(count, start_time))
+
+
+def fleet_messages(count: int, start_time: str = FIRST_EVENT) -> list[str]:
+    """`count` messages of the producer's test fleet shape without a Spark process: ten devices, ten
+    readings a second of event time from `start_time`; every 29th malformed, one of the producer's
+    ways in turn (cut in half, not JSON, a quoted number, no `ts`), every 97th out of range. For the
+    tests whose subject is the consumer; the producer's own messages go through the others."""
+    first = datetime.fromisoformat(start_time)
+    messages = []
+    for n in range(count):
+        device = n % 10
+        instant = first + timedelta(milliseconds=100 * n)
+        text = json.dumps({
+            "farm_id": f"farm-{device // 5 + 1:02d}", "zone": f"bay-{device % 2 + 1}",
+            "device_id": f"hp-{device + 1:04d}",
+            "ts": instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z",
+            "ph": round(5.5 + (n * 37 % 100) / 100, 2), "ec_ms_cm": round(1.2 + (n * 13 % 50) / 100, 2),
+            "water_temp_c": 85.0 if n % 97 == 96 else round(18 + (n * 7 % 40) / 10, 1),
+            "air_temp_c": 22.5, "humidity_pct": round(55 + (n * 11 % 200) / 10, 1),
+            "light_ppfd": float(n * 29 % 900), "dissolved_oxygen_mg_l": 8.1,
+        }, separators=(",", ":"))
+        if n % 29 == 28:
+            text = [text[: len(text) // 2], "sensor reboot: no json",
+                    re.sub(r'"ph":([0-9.]+)', r'"ph":"\1"', text),
+                    re.sub(r',"ts":"[^"]*"', "", text)][n // 29 % 4]
+        messages.append(text)
+    return messages
 
 
 def topic_messages(bootstrap: str, topic: str, count: int) -> list[bytes]:

@@ -78,7 +78,7 @@ def test_the_stack_topics_are_on_all_three_brokers_with_two_in_sync_required(clu
 
 
 def test_the_pipeline_rides_out_a_killed_broker_and_its_return(cluster, influx, tmp_path):
-    half, bound = 1200, 200
+    half, bound = 1200, 600
     bootstrap = cluster.bootstrap_servers
     produce_to_kafka(bootstrap, TOPIC, half)
     consumer = consumer_for(tmp_path, cluster, TOPIC, influx, max_offsets_per_trigger=bound, trigger="1s")

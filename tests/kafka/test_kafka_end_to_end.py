@@ -33,7 +33,7 @@ def expected_dead_letters(sent: list[bytes]) -> Counter:
 def test_every_message_goes_through_the_broker_once_with_independent_statistics(
     broker, topic, influx, tmp_path
 ):
-    count, bound = 3000, 300
+    count, bound = 3000, 600
     produce_to_kafka(broker.bootstrap_servers, topic, count)
     sent = topic_messages(broker.bootstrap_servers, topic, count)
     readings, windows, quarantined = expected_points(sent)

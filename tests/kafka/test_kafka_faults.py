@@ -18,6 +18,7 @@ from tests.kafka.pipeline import (
     Consumer,
     committed_offsets,
     dead_letters,
+    fleet_messages,
     initial_offsets,
     offsets,
     produce_to_kafka,
@@ -45,7 +46,7 @@ def last_committed_end(consumer: Consumer, topic: str) -> int:
 
 def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic, influx, tmp_path):
     count, bound = 2400, 200
-    produce_to_kafka(broker.bootstrap_servers, topic, count)
+    send_lines(broker.bootstrap_servers, topic, fleet_messages(count))
     sent = topic_messages(broker.bootstrap_servers, topic, count)
     readings, windows, _quarantined = expected_points(sent)
 
@@ -58,6 +59,8 @@ def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic,
     resume_from = last_committed_end(consumer, topic)
     assert 0 < resume_from < count, "the kill must land mid-stream"
 
+    # Larger batches from here: the checkpoint, not the options, says where the restart resumes.
+    consumer.max_offsets_per_trigger = 1000
     consumer.start()
     try:
         # Until Spark committed every offset: a consumer that started over would have read more by then.
@@ -72,8 +75,8 @@ def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic,
 
 
 def test_the_consumer_rides_out_a_broker_outage_longer_than_a_trigger(broker, topic, influx, tmp_path):
-    half, bound = 1200, 200
-    produce_to_kafka(broker.bootstrap_servers, topic, half)
+    half, bound = 1200, 600
+    send_lines(broker.bootstrap_servers, topic, fleet_messages(half))
     consumer = consumer_for(tmp_path, broker, topic, influx, max_offsets_per_trigger=bound, trigger="1s")
     consumer.start()
     try:
@@ -81,7 +84,7 @@ def test_the_consumer_rides_out_a_broker_outage_longer_than_a_trigger(broker, to
         broker.stop()
         time.sleep(10)  # ten triggers without a broker
         broker.start()
-        produce_to_kafka(broker.bootstrap_servers, topic, half, start_time="2026-01-01T00:02:00Z")
+        send_lines(broker.bootstrap_servers, topic, fleet_messages(half, start_time="2026-01-01T00:02:00Z"))
         consumer.wait_for(caught_up(consumer, 2 * half))
     finally:
         consumer.stop()
