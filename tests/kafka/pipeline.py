@@ -23,7 +23,9 @@ from tests.kafka.broker import ROOT, run_tool, spark_kafka_conf
 from tests.ports import free_port
 
 # Small and fixed, so every run of a test sends the same messages.
-FLEET = ("--farms", "2", "--devices-per-farm", "5", "--seed", "11", "--rate", "10")
+FARMS, DEVICES_PER_FARM, RATE = 2, 5, 10
+FLEET = ("--farms", str(FARMS), "--devices-per-farm", str(DEVICES_PER_FARM), "--seed", "11",
+         "--rate", str(RATE))
 SHARES = ("--malformed-share", "0.03", "--fault-share", "0.01")
 FIRST_EVENT = "2026-01-01T00:00:00Z"
 
@@ -61,17 +63,18 @@ def produce_to_kafka(bootstrap: str, topic: str, count: int, start_time: str = F
 
 
 def fleet_messages(count: int, start_time: str = FIRST_EVENT) -> list[str]:
-    """`count` messages of the producer's test fleet shape without a Spark process: ten devices, ten
-    readings a second of event time from `start_time`; every 29th malformed, one of the producer's
-    ways in turn (cut in half, not JSON, a quoted number, no `ts`), every 97th out of range. For the
-    tests whose subject is the consumer; the producer's own messages go through the others."""
+    """`count` messages of the producer's test fleet (FLEET) without a Spark process: RATE readings a
+    second of event time from `start_time`, the devices in turn; every 29th malformed, one of the
+    producer's ways in turn (cut in half, not JSON, a quoted number, no `ts`), every 97th out of
+    range. For the tests whose subject is the consumer; the producer's own messages go through the
+    others."""
     first = datetime.fromisoformat(start_time)
     messages = []
     for n in range(count):
-        device = n % 10
-        instant = first + timedelta(milliseconds=100 * n)
+        device = n % (FARMS * DEVICES_PER_FARM)
+        instant = first + timedelta(microseconds=n * 1_000_000 // RATE)
         text = json.dumps({
-            "farm_id": f"farm-{device // 5 + 1:02d}", "zone": f"bay-{device % 2 + 1}",
+            "farm_id": f"farm-{device // DEVICES_PER_FARM + 1:02d}", "zone": f"bay-{device % 2 + 1}",
             "device_id": f"hp-{device + 1:04d}",
             "ts": instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z",
             "ph": round(5.5 + (n * 37 % 100) / 100, 2), "ec_ms_cm": round(1.2 + (n * 13 % 50) / 100, 2),
