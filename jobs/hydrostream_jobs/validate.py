@@ -124,10 +124,11 @@ def _value_checks(name: str) -> list[Check]:
 def _message_checks() -> list[Check]:
     raw = F.col("raw")
     corrupt = _j(CORRUPT_COLUMN).isNotNull()
-    # The first `}` is the last byte: one scan for it, and byte lengths (character counts scan the message).
-    first_brace_last = raw.endswith("}") & (
-        F.octet_length(F.substring_index(raw, "}", 1)) == F.octet_length(raw) - 1
-    )
+    # The first `}` is the last byte: none in the bytes before it. Sliced as bytes (character
+    # positions count the message) and scanned by `contains`, which compares only where the first
+    # byte matches (substring_index's search compares the delimiter at every position).
+    before_last_byte = raw.cast("binary").substr(F.lit(1), F.octet_length(raw) - 1).cast("string")
+    first_brace_last = raw.endswith("}") & ~before_last_byte.contains("}")
     one_brace_at_the_end = first_brace_last | raw.rlike(_ONE_CLOSING_BRACE_AT_THE_END)
     not_a_json_object = F.lit("not a JSON object")
     return [

@@ -216,9 +216,11 @@ def test_data_after_the_json_object_is_malformed(spark):
         with_() + b"\x0c",
         with_(extra={"nested": ["]", "}", {"a": []}]}),
         with_(note="} ]") + b" ]",
+        with_(note="x").replace(b'"x"', '"r\u00e9sum\u00e9 \u2713"'.encode()),  # multibyte UTF-8
+        with_(note="x").replace(b'"x"', '"\u2713"'.encode()) + b"}",
     ]
     rows = classify(spark, messages)
-    assert [r.reason for r in rows] == [None] + ["malformed_json"] * 9 + [None, "malformed_json"]
+    assert [r.reason for r in rows] == [None] + ["malformed_json"] * 9 + [None, "malformed_json"] * 2
     assert {r.detail for r in rows if r.reason} == {"data after the JSON object"}
 
 
