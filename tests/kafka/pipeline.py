@@ -23,9 +23,9 @@ from tests.kafka.broker import ROOT, run_tool, spark_kafka_conf
 from tests.ports import free_port
 
 # Small and fixed, so every run of a test sends the same messages.
-FARMS, DEVICES_PER_FARM, RATE = 2, 5, 10
-FLEET = ("--farms", str(FARMS), "--devices-per-farm", str(DEVICES_PER_FARM), "--seed", "11",
-         "--rate", str(RATE))
+FARMS, ZONES_PER_FARM, DEVICES_PER_FARM, RATE = 2, 4, 5, 10
+FLEET = ("--farms", str(FARMS), "--zones-per-farm", str(ZONES_PER_FARM),
+         "--devices-per-farm", str(DEVICES_PER_FARM), "--seed", "11", "--rate", str(RATE))
 SHARES = ("--malformed-share", "0.03", "--fault-share", "0.01")
 FIRST_EVENT = "2026-01-01T00:00:00Z"
 
@@ -74,7 +74,8 @@ def fleet_messages(count: int, start_time: str = FIRST_EVENT) -> list[str]:
         device = n % (FARMS * DEVICES_PER_FARM)
         instant = first + timedelta(microseconds=n * 1_000_000 // RATE)
         text = json.dumps({
-            "farm_id": f"farm-{device // DEVICES_PER_FARM + 1:02d}", "zone": f"bay-{device % 2 + 1}",
+            "farm_id": f"farm-{device // DEVICES_PER_FARM + 1:02d}",
+            "zone": f"bay-{device % DEVICES_PER_FARM % ZONES_PER_FARM + 1}",
             "device_id": f"hp-{device + 1:04d}",
             "ts": instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z",
             "ph": round(5.5 + (n * 37 % 100) / 100, 2), "ec_ms_cm": round(1.2 + (n * 13 % 50) / 100, 2),
