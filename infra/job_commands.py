@@ -40,7 +40,7 @@ def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str
         "--source", "kafka",
         "--bootstrap-servers", bootstrap_servers,
         "--topic", contract.READINGS_TOPIC,
-        "--max-offsets-per-trigger", str(jobs.max_offsets_per_trigger),
+        "--max-offsets-per-trigger", str(jobs.read_cap),
         "--sink", "influxdb",
         "--influx-url", influx_url,
         "--influx-org", influx_org,

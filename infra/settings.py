@@ -21,6 +21,9 @@ Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     protect          true on prod: deletion protection and `protect` on stateful resources
     local            bind_address                               (local target only)
     gcp:project, gcp:region, gcp:zone                           (gcp target only)
+    docker:host                                                 (local target only: the Docker provider's)
+
+Any other namespace is refused (a typo such as `hydrostrem:jobs` would otherwise be dropped unread).
 """
 
 from __future__ import annotations
@@ -34,17 +37,15 @@ import typing
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
+import pulumi.runtime.config
 
 from infra import capacity, catalog, sizing
 from infra.release.bundle import is_release_digest
 
 NAMESPACE = "hydrostream"
-PROJECT_DIR = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
 STACKS = ("local", "dev", "staging", "prod")
 # A single broker, or three: the smallest KRaft quorum that survives the loss of one node.
 BROKER_COUNTS = (1, 3)
@@ -64,7 +65,31 @@ REGIONS: dict[str, tuple[str, ...]] = {
 # weekend plus a week of investigation can still be rolled back.
 PROD_MIN_BACKUP_DAYS = 14
 
-_DURATION = re.compile(r"([1-9][0-9]*)(s|m|h)")
+_DURATION = re.compile(r"([0-9]+)(s|m|h)")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+# A sliding window copies each reading into window / slide windows (Spark expands the row before the
+# aggregate), so the consumer's work per reading and its state grow with the ratio. The measured
+# capacity per core (sizing.CONSUMER_READINGS_PER_CORE) is for DESIGN's 5m / 1m, five windows; an hour
+# slid by the minute (60) is the most a stack may ask for: 24h / 1s would be 86,400 copies of a reading.
+MAX_WINDOWS_PER_READING = 60
+# The consumer's Kafka read cap per micro-batch when a stack sets none and its rate needs no more.
+DEFAULT_READ_CAP = 100_000
+# Grafana may be opened to operators' networks, never to a large part of the internet: together the
+# ranges cover at most a /16's worth of public addresses (65,536; a site or a cloud NAT range is far less).
+MAX_PUBLIC_GRAFANA_ADDRESSES = 2 ** 16
+# Addresses that are not on the public internet (RFC 1918, CGNAT, loopback, link-local): not counted.
+_NOT_PUBLIC = tuple(ipaddress.IPv4Network(cidr) for cidr in (
+    "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"))
+# Keys that only make sense on some stacks: set elsewhere they would be taken and do nothing, or harm.
+STACK_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    # Prod and staging run continuously; a deleted cluster there is an outage, not a saving.
+    "dataproc.idle_delete_minutes": ("dev",),
+}
+# Provider namespaces the program passes through, with the provider keys it accepts and its target.
+PROVIDER_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gcp": ("gcp", ("project", "region", "zone")),
+    "docker": ("local", ("host",)),
+}
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,61}[a-z0-9]")
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 
@@ -127,9 +152,20 @@ def _private_cidr(value: str) -> str:
 
 
 def _duration(value: str) -> str:
-    if not _DURATION.fullmatch(value):
+    match = _DURATION.fullmatch(value)
+    if not match:
         raise _Invalid("a duration such as 30s, 5m or 1h")
+    if int(match.group(1)) == 0:
+        raise _Invalid("a positive duration such as 30s, 5m or 1h (zero is not allowed)")
     return value
+
+
+def duration_seconds(value: str) -> int:
+    """A validated duration ('30s', '5m', '1h') in seconds."""
+    match = _DURATION.fullmatch(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
 def _trigger(value: str) -> str:
@@ -149,8 +185,22 @@ def _resource_name(value: str) -> str:
     return value
 
 
+def _public_addresses(network: ipaddress.IPv4Network) -> int:
+    """How many of `network`'s addresses are on the public internet (CIDRs nest or are disjoint)."""
+    hidden = sum(min(network.num_addresses, block.num_addresses) for block in _NOT_PUBLIC
+                 if network.subnet_of(block) or block.subnet_of(network))
+    return network.num_addresses - hidden
+
+
 def _cidrs(value: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(_cidr(item) for item in value)
+    ranges = tuple(_cidr(item) for item in value)
+    union = ipaddress.collapse_addresses(ipaddress.IPv4Network(cidr) for cidr in ranges)
+    public = sum(_public_addresses(network) for network in union)
+    if public > MAX_PUBLIC_GRAFANA_ADDRESSES:
+        raise _Invalid(f"ranges that together cover at most {MAX_PUBLIC_GRAFANA_ADDRESSES:,} public "
+                       f"addresses (a /16): these cover {public:,}, {public / 2 ** 32:.2%} of the IPv4 "
+                       f"internet; name the operators' networks, or leave it empty and use IAP forwarding")
+    return ranges
 
 
 def _loopback(value: str) -> str:
@@ -320,9 +370,18 @@ class JobsSettings:
     window: str = _setting("5m", _duration)
     slide: str = _setting("1m", _duration)
     watermark: str = _setting("10m", _duration)
-    max_offsets_per_trigger: int = _setting(100_000, _between(1, 100_000_000))
+    # The Kafka read cap per micro-batch; none: DEFAULT_READ_CAP or the least that drains, if larger.
+    max_offsets_per_trigger: int | None = _setting(
+        None, lambda v: v if v is None else _between(1, 100_000_000)(v))
     max_failures_per_hour: int = _setting(5, _between(1, 10))
     max_failures_total: int = _setting(20, _between(1, 240))
+
+    @property
+    def read_cap(self) -> int:
+        """`max_offsets_per_trigger`, or its default: DEFAULT_READ_CAP, raised to what drains a backlog."""
+        if self.max_offsets_per_trigger is not None:
+            return self.max_offsets_per_trigger
+        return max(DEFAULT_READ_CAP, min_read_cap(self) or 0)
 
 
 @dataclass(frozen=True)
@@ -386,7 +445,7 @@ SECTIONS: dict[str, type] = {
     "local": LocalSettings,
 }
 SCALARS = ("target", "protect")
-GCP_KEYS = ("project", "region", "zone")
+GCP_KEYS = PROVIDER_KEYS["gcp"][1]
 
 
 def _type_name(kind: Any) -> str:
@@ -456,26 +515,22 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
 
     if stack not in STACKS:
         errors.append(("stack", stack, "one of " + ", ".join(STACKS)))
-    for key in raw:
-        namespace, _, name = key.partition(":")
-        if namespace == NAMESPACE and name in RECEIVER_SECRET_KEYS.values():
-            # Read only as a secret; never echoed, even when misplaced.
-            continue
-        if namespace == NAMESPACE and name not in SECTIONS and name not in SCALARS:
-            errors.append((key, raw[key], "one of the keys " + ", ".join(
-                f"{NAMESPACE}:{k}" for k in (*SCALARS, *SECTIONS))))
-        elif namespace == "gcp" and name not in GCP_KEYS:
-            errors.append((key, raw[key], "one of gcp:" + ", gcp:".join(GCP_KEYS)))
-
     target = raw.get(f"{NAMESPACE}:target", "local" if stack == "local" else "gcp")
     if target not in TARGETS:
         errors.append((f"{NAMESPACE}:target", target, "one of " + ", ".join(TARGETS)))
+    _check_names(raw, target, errors)
     protect = raw.get(f"{NAMESPACE}:protect", False)
     if not isinstance(protect, bool):
         errors.append((f"{NAMESPACE}:protect", protect, "true or false"))
 
     sections = {name: _section(name, cls, raw.get(f"{NAMESPACE}:{name}"), errors)
                 for name, cls in SECTIONS.items()}
+    _check_stack_only_keys(stack, sections, errors)
+    if target == "gcp" and f"{NAMESPACE}:local" in raw:
+        errors.append((f"{NAMESPACE}:local", raw[f"{NAMESPACE}:local"],
+                       "no `local` section on the gcp target (it configures the local stack's Docker ports)"))
+    if sections["jobs"] is not None:
+        _check_jobs(sections["jobs"], errors)
     gcp = _gcp(raw, errors) if target == "gcp" else None
     if target == "gcp" and sections["dataproc"] is not None:
         dataproc = sections["dataproc"]
@@ -499,6 +554,73 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         lines += [f"  {key} = {value!r}: expected {allowed}" for key, value, allowed in errors]
         raise SettingsError("\n".join(lines))
     return StackSettings(stack=stack, target=target, gcp=gcp, protect=protect, **sections)
+
+
+def _check_names(raw: Mapping[str, Any], target: str, errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse a key outside this program's namespace and the providers' keys it passes through."""
+    own = ", ".join(f"{NAMESPACE}:{k}" for k in (*SCALARS, *SECTIONS))
+    for key, value in raw.items():
+        namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE:
+            if name in RECEIVER_SECRET_KEYS.values():
+                continue  # read only as a secret; never echoed, even when misplaced
+            if name not in SECTIONS and name not in SCALARS:
+                errors.append((key, value, "one of the keys " + own))
+        elif namespace in PROVIDER_KEYS:
+            provider_target, names = PROVIDER_KEYS[namespace]
+            if provider_target != target:
+                errors.append((key, value, f"no {namespace}: keys on the {target} target (they configure "
+                                           f"the {provider_target} target's provider)"))
+            elif name not in names:
+                errors.append((key, value, f"one of {namespace}:" + f", {namespace}:".join(names)))
+        else:
+            known = ", ".join(f"{space}:" for space in (NAMESPACE, *PROVIDER_KEYS))
+            errors.append((key, value, f"a key in a known namespace ({known}): `{namespace}:` is none "
+                                       f"of them, so nothing would read this key"))
+
+
+def _check_stack_only_keys(stack: str, sections: Mapping[str, Any],
+                           errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse a key set on a stack it does not belong to (STACK_ONLY_KEYS)."""
+    for dotted, stacks in STACK_ONLY_KEYS.items():
+        section, _, name = dotted.partition(".")
+        value = getattr(sections[section], name, None) if sections[section] is not None else None
+        if value is not None and stack not in stacks:
+            errors.append((f"{NAMESPACE}:{dotted}", value,
+                           f"unset on {stack}: it is for {' and '.join(stacks)} only"))
+
+
+def trigger_seconds(jobs: JobsSettings) -> int | None:
+    """The consumer's trigger interval in seconds; None for `available-now` (one run, then it stops)."""
+    return None if jobs.trigger == "available-now" else duration_seconds(jobs.trigger)
+
+
+def min_read_cap(jobs: JobsSettings) -> int | None:
+    """The least `max_offsets_per_trigger` that drains a backlog: the configured rate's readings in one
+    trigger, twice (as capacity.MAX_LOAD keeps half the cores for backlogs); None without a trigger."""
+    seconds = trigger_seconds(jobs)
+    return None if seconds is None else int(jobs.rate * seconds / capacity.MAX_LOAD)
+
+
+def _check_jobs(jobs: JobsSettings, errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse windows Spark rejects or that multiply the state, and a read cap the rate outruns."""
+    key = f"{NAMESPACE}:jobs"
+    window, slide = duration_seconds(jobs.window), duration_seconds(jobs.slide)
+    if window < slide:
+        errors.append((f"{key}.window", jobs.window,
+                       f"at least the slide ({jobs.slide}): Spark refuses a sliding window shorter than its "
+                       f"step, and readings between two windows would be counted in none"))
+    elif window / slide > MAX_WINDOWS_PER_READING:
+        least_slide = -(-window // MAX_WINDOWS_PER_READING)
+        errors.append((f"{key}.slide", jobs.slide,
+                       f"at least {least_slide}s with a {jobs.window} window: each reading is counted in "
+                       f"window / slide windows ({window / slide:,.0f} here), at most "
+                       f"{MAX_WINDOWS_PER_READING}, or the consumer's work and state grow with them"))
+    least = min_read_cap(jobs)
+    if least is not None and jobs.read_cap < least:
+        errors.append((f"{key}.max_offsets_per_trigger", jobs.read_cap,
+                       f"at least {least:,}: twice what {key}.rate ({jobs.rate}/s) brings in one trigger "
+                       f"({jobs.trigger}), so that a backlog drains; a lower cap lets the lag grow forever"))
 
 
 def _check_capacity(dataproc: DataprocSettings, jobs: JobsSettings,
@@ -592,30 +714,27 @@ def _gcp(raw: Mapping[str, Any], errors: list[tuple[str, Any, str]]) -> GcpSetti
     return GcpSettings(project, region, zone) if len(errors) == count else None
 
 
-def configured_keys(stack: str, project_dir: Path = PROJECT_DIR) -> list[str]:
-    """The `namespace:key` names a stack file sets (in `stackConfigDir` of Pulumi.yaml), in file order."""
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
-    path = project_dir / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        return []
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return [str(key) for key in document.get("config") or {}]
+def given_keys() -> list[str]:
+    """Every `namespace:key` the Pulumi engine gave this program: the CLI's PULUMI_CONFIG (the whole
+    stack configuration of `pulumi up`) and the config map a test or the offline plan sets."""
+    return [*pulumi.runtime.config.get_config_env(), *pulumi.runtime.config.CONFIG.get()]
 
 
-def load_settings(project_dir: Path = PROJECT_DIR) -> StackSettings:
+def load_settings() -> StackSettings:
     """Read this stack's configuration through `pulumi.Config` and validate it."""
     stack = pulumi.get_stack()
-    # pulumi.Config reads one named key and cannot list them, so the keys to read are this
-    # program's own plus whatever the stack file sets (`pulumi config set` writes there too): a
-    # misspelt key there is still named, and its value still comes from Pulumi.
-    names = [*(f"{NAMESPACE}:{key}" for key in (*SCALARS, *SECTIONS)), *(f"gcp:{key}" for key in GCP_KEYS)]
-    names += [key for key in configured_keys(stack, project_dir) if key not in names]
+    # pulumi.Config reads one named key and cannot list them, so the keys to read are this program's
+    # own plus every key the engine was given (the stack file the plan or the CLI read, and what
+    # `pulumi config set` wrote): a misspelt key is still named, and its value still comes from Pulumi.
+    names = [*(f"{NAMESPACE}:{key}" for key in (*SCALARS, *SECTIONS)),
+             *(f"{space}:{key}" for space, (_, keys) in PROVIDER_KEYS.items() for key in keys)]
+    names += [key for key in dict.fromkeys(given_keys()) if key not in names]
     secret_names = {f"{NAMESPACE}:{key}" for key in RECEIVER_SECRET_KEYS.values()}
     names = [key for key in names if key not in secret_names]
     config: dict[str, Any] = {}
     for key in names:
         namespace, _, name = key.partition(":")
-        if namespace in (NAMESPACE, "gcp") and name:
+        if namespace and name:
             value = pulumi.Config(namespace).get(name)
             if value is not None:
                 config[key] = value

@@ -56,12 +56,14 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra import settings as stack_settings
+from infra import stack_file
+from infra.stack_file import StackFileError, read_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = stack_file.PROJECT_DIR
 PROGRAM = ROOT / "infra" / "__main__.py"
-STACKS_DIR = ROOT / "stacks"
+STACKS_DIR = stack_file.stacks_dir()
 INVENTORIES_DIR = ROOT / "tests" / "inventories"
-PROJECT = "hydrostream"
+PROJECT = stack_file.project_name()
 
 # Input properties worth reviewing in an inventory, wherever they appear in a resource's inputs.
 KEY_FIELDS = frozenset({
@@ -234,9 +236,8 @@ def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
                        for p in stacks_dir.glob("Pulumi.*.yaml"))
-        raise SystemExit(f"no stack file {path}; known stacks: {', '.join(known)}")
-    document = yaml.safe_load(path.read_text()) or {}
-    return dict(document.get("config") or {})
+        raise StackFileError(f"no stack file {path}; known stacks: {', '.join(known)}")
+    return read_config(path, PROJECT)
 
 
 # The alert receivers' secret config keys. A stack file holds their values only as Pulumi ciphertext
@@ -504,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = run_plan(args.stack, stack_config(args.stack, args.stacks_dir))
-    except pulumi.RunError as error:
+    except (pulumi.RunError, StackFileError) as error:
         print(error, file=sys.stderr)
         return 1
     text = inventory_yaml(plan)

@@ -1,5 +1,7 @@
 """Stack settings: every stack file validates, and each kind of bad value is named in one message."""
 
+import json
+
 import pytest
 
 from infra import settings as settings_module
@@ -143,27 +145,20 @@ def test_invalid_settings_register_no_resource():
 
 
 SETTINGS_PROGRAM = '''
-import sys
-from pathlib import Path
 from infra.settings import load_settings
-settings = load_settings(Path(sys.argv[0]).parent)
+settings = load_settings()
 '''
 
 
-def project_with(tmp_path, stack_file_text: str | None):
-    """A project folder: Pulumi.yaml with its stackConfigDir, a stack file, and the settings program."""
-    (tmp_path / "Pulumi.yaml").write_text("name: hydrostream\nstackConfigDir: stacks\n")
-    (tmp_path / "stacks").mkdir()
-    if stack_file_text is not None:
-        (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(stack_file_text)
+def settings_program(tmp_path):
+    """A program that only loads the settings, as infra/__main__.py does first."""
     program = tmp_path / "program.py"
     program.write_text(SETTINGS_PROGRAM)
     return program
 
 
 def test_values_set_through_the_pulumi_config_reach_the_settings(tmp_path, monkeypatch):
-    program = project_with(tmp_path, None)
-    monkeypatch.setattr("sys.argv", [str(program)])
+    program = settings_program(tmp_path)
     config = {**GCP, "gcp:region": "us-east1", "gcp:zone": "us-east1-c",
               "hydrostream:jobs": {"rate": 777, "trigger": "available-now"}, "hydrostream:protect": True}
     settings = plan.run_plan("dev", config, program=program).settings
@@ -174,32 +169,31 @@ def test_values_set_through_the_pulumi_config_reach_the_settings(tmp_path, monke
     assert settings.jobs.window == "5m"  # unset: the default
 
 
-def test_an_unknown_key_in_the_stack_file_is_named_with_its_value_from_pulumi(tmp_path, monkeypatch):
-    program = project_with(tmp_path, "config:\n  hydrostream:kafak: {}\n  gcp:projet: x\n  aws:region: y\n")
-    monkeypatch.setattr("sys.argv", [str(program)])
+def test_every_key_the_engine_was_given_is_checked_with_its_value_from_pulumi(tmp_path):
+    program = settings_program(tmp_path)
     config = {**GCP, "hydrostream:kafak": {"partitions": 3}, "gcp:projet": "typo", "aws:region": "y"}
     with pytest.raises(SettingsError) as caught:
         plan.run_plan("dev", config, program=program)
     message = str(caught.value)
     assert "hydrostream:kafak = {'partitions': 3}: expected one of the keys hydrostream:target" in message
     assert "gcp:projet = 'typo': expected one of gcp:project, gcp:region, gcp:zone" in message
-    assert "aws:region" not in message
-    assert "2 problems" in message
+    assert "aws:region = 'y': expected a key in a known namespace (hydrostream:, gcp:, docker:)" in message
+    assert "3 problems" in message
 
 
-def test_the_keys_come_from_the_stack_config_dir_named_in_pulumi_yaml(tmp_path):
-    from infra.settings import configured_keys
-
-    project_with(tmp_path, "config:\n  gcp:project: p\n  hydrostream:jobs:\n    rate: 1\n")
-    assert configured_keys("dev", tmp_path) == ["gcp:project", "hydrostream:jobs"]
-    assert configured_keys("prod", tmp_path) == []
+def test_the_cli_s_whole_config_is_checked_as_pulumi_up_hands_it_over(tmp_path, monkeypatch):
+    # `pulumi up` passes the stack's whole configuration in PULUMI_CONFIG (JSON): a key only there, in a
+    # namespace nobody reads, is refused as well as one in the plan's config map.
+    program = settings_program(tmp_path)
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"hydrostrem:jobs": '{"rate": 10}'}))
+    with pytest.raises(SettingsError, match=r"hydrostrem:jobs = .*`hydrostrem:` is none of them"):
+        plan.run_plan("dev", dict(GCP), program=program)
 
 
 def test_every_source_pulumi_config_resolves_is_honoured(tmp_path, monkeypatch):
     # pulumi.Config also resolves PULUMI_CONFIG_<KEY> variables; a reader of the runtime's private
     # config map does not, which is why settings read through pulumi.Config.
-    program = project_with(tmp_path, None)
-    monkeypatch.setattr("sys.argv", [str(program)])
+    program = settings_program(tmp_path)
     monkeypatch.setenv("PULUMI_CONFIG_HYDROSTREAM_PROTECT", "true")
     assert plan.run_plan("dev", dict(GCP), program=program).settings.protect is True
 
