@@ -45,6 +45,11 @@ def load_document(path: Path) -> Any:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = " ".join(str(error.problem or error.context or "invalid YAML").split())
+        opened = error.context_mark
+        unclosed = error.problem and str(error.context).startswith("while parsing")
+        if unclosed and opened and mark.line != opened.line:
+            # An unclosed bracket is found at the end of the file: say where it was opened too.
+            problem += f" ({error.context} at line {opened.line + 1}, column {opened.column + 1})"
         raise StackFileError(f"{where}: {problem}") from None
     except YAMLError as error:
         raise StackFileError(f"{path}: {' '.join(str(error).split())}") from None

@@ -275,3 +275,76 @@ def test_three_brokers_need_a_region_with_three_zones(monkeypatch):
 def test_the_local_stack_stays_one_broker():
     message = error_for({"hydrostream:kafka": {"brokers": 3}}, stack="local")
     assert "hydrostream:kafka.brokers = 3: expected 1: the local stack runs one broker container" in message
+
+
+def test_a_window_shorter_than_its_slide_is_refused():
+    # Spark's window() refuses it at the consumer's start (an AnalysisException after a 15-minute deploy).
+    message = error_for({**GCP, "hydrostream:jobs": {"window": "1m", "slide": "5m"}})
+    assert "hydrostream:jobs.window = '1m': expected at least the slide (5m)" in message
+    tumbling = {"window": "5m", "slide": "5m"}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": tumbling}).jobs.slide == "5m"
+
+
+@pytest.mark.parametrize(("window", "slide", "copies"), [("24h", "1s", "86,400"), ("1h", "59s", "61")])
+def test_more_windows_per_reading_than_the_bound_are_refused(window, slide, copies):
+    message = error_for({**GCP, "hydrostream:jobs": {"window": window, "slide": slide}})
+    assert f"hydrostream:jobs.slide = '{slide}': expected at least" in message
+    assert f"window / slide windows ({copies} here), at most 60" in message
+    # An hour slid by the minute is the most: exactly 60 copies of each reading.
+    hourly = {"window": "1h", "slide": "1m"}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": hourly}).jobs.window == "1h"
+
+
+def test_a_read_cap_the_rate_outruns_is_refused_and_the_default_keeps_up():
+    # 500/s x 30 s = 15,000 readings a trigger; the cap must hold twice that.
+    message = error_for({**GCP, "hydrostream:jobs": {"max_offsets_per_trigger": 10}})
+    assert "hydrostream:jobs.max_offsets_per_trigger = 10: expected at least 30,000" in message
+    exact = {"max_offsets_per_trigger": 30_000}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": exact}).jobs.read_cap == 30_000
+    # Unset: 100,000, or what a faster rate needs (2,000/s x 60 s x 2).
+    assert parse_settings("dev", dict(GCP)).jobs.read_cap == 100_000
+    fast = {"rate": 2000, "trigger": "1m"}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": fast}).jobs.read_cap == 240_000
+    # available-now reads what is there, a cap only splits it into batches.
+    once = {"trigger": "available-now", "max_offsets_per_trigger": 10}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": once}).jobs.read_cap == 10
+
+
+@pytest.mark.parametrize("ranges", [["0.0.0.0/1", "128.0.0.0/1"], ["8.0.0.0/8"],
+                                    [f"203.{i}.0.0/16" for i in range(2)]])
+def test_grafana_ranges_that_together_cover_much_of_the_internet_are_refused(ranges):
+    message = error_for({**GCP, "hydrostream:network": {"grafana_source_ranges": ranges}})
+    assert f"hydrostream:network.grafana_source_ranges = {ranges!r}: expected ranges that together cover " \
+           f"at most 65,536 public addresses" in message
+
+
+def test_grafana_ranges_count_only_public_addresses():
+    # A /16 of public addresses is the most; private and CGNAT ranges are not the internet.
+    ranges = ["203.0.0.0/16", "10.0.0.0/8", "100.64.0.0/10", "192.168.1.0/24"]
+    network = parse_settings("dev", {**GCP, "hydrostream:network": {"grafana_source_ranges": ranges}}).network
+    assert network.grafana_source_ranges == tuple(ranges)
+
+
+def test_a_dev_only_key_is_refused_on_other_stacks():
+    for stack in ("staging", "prod"):
+        config = {**plan.stack_config(stack), "hydrostream:dataproc": {
+            **plan.stack_config(stack)["hydrostream:dataproc"], "idle_delete_minutes": 120}}
+        message = error_for(config, stack=stack)
+        assert f"hydrostream:dataproc.idle_delete_minutes = 120: expected unset on {stack}: it is for dev " \
+               f"only" in message
+    assert parse_settings("dev", plan.stack_config("dev")).dataproc.idle_delete_minutes == 120
+
+
+@pytest.mark.parametrize("key", ["window", "slide", "watermark", "trigger"])
+def test_zero_durations_are_refused_as_not_positive(key):
+    message = error_for({**GCP, "hydrostream:jobs": {key: "0s"}})
+    assert f"hydrostream:jobs.{key} = '0s': expected a positive duration" in message
+
+
+def test_keys_of_the_other_target_s_provider_or_sections_are_refused():
+    message = error_for({**GCP, "docker:host": "unix:///run/docker.sock", "hydrostream:local": {}})
+    assert "docker:host = 'unix:///run/docker.sock': expected no docker: keys on the gcp target" in message
+    assert "hydrostream:local = {}: expected no `local` section on the gcp target" in message
+    local = parse_settings("local", {"hydrostream:target": "local", "docker:host": "unix:///run/docker.sock"})
+    assert local.target == "local"
+    assert "no gcp: keys on the local target" in error_for({"gcp:project": "p"}, stack="local")
