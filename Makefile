@@ -30,8 +30,9 @@ test: lint
 plan: venv
 	$(BIN)/python -m infra.tools.plan $(STACK) $(if $(WRITE),--write)
 
+# The working tree's jobs release digest; ARGS=--help, ARGS="--commit-of <digest>" (the commit it was built from).
 bundle: venv
-	$(BIN)/python -m infra.release.bundle
+	$(BIN)/python -m infra.release.bundle $(ARGS)
 
 # Deploy a stack (default: local on Docker). Needs the Pulumi CLI (and Docker for local; gcloud for GCP).
 # GCP: PULUMI_BACKEND_URL=gs://..., SECRETS_PROVIDER=gcpkms://... (first up) or an explicit passphrase;
