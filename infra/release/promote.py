@@ -147,19 +147,20 @@ def set_release_pin(path: Path, text: str, release: str) -> str:
     if document.get("config") is None:
         document["config"] = CommentedMap()
     config = document["config"]
-    if config.fa.flow_style() or (JOBS_KEY in config and config[JOBS_KEY].fa.flow_style()):
+    jobs = config.get(JOBS_KEY)
+    if config.fa.flow_style() or (jobs is not None and jobs.fa.flow_style()):
         raise PromotionError(
             f"{path}: write config and {JOBS_KEY} in block style (one `key: value` a line) to promote into it"
         )
     # Always quoted: the Pulumi CLI reads stack files as YAML 1.2, where an unquoted digest such as
     # `1234e5...` or all digits is a number.
     pin = DoubleQuotedScalarString(release)
-    if JOBS_KEY not in config:
+    if jobs is None:
         config[JOBS_KEY] = CommentedMap([(RELEASE_KEY, pin)])
-    elif RELEASE_KEY in config[JOBS_KEY]:
-        config[JOBS_KEY][RELEASE_KEY] = pin
+    elif RELEASE_KEY in jobs:
+        jobs[RELEASE_KEY] = pin
     else:
-        config[JOBS_KEY].insert(0, RELEASE_KEY, pin)
+        jobs.insert(0, RELEASE_KEY, pin)
     yaml = _yaml()
     _, indent, offset = load_yaml_guess_indent(text)
     if indent is not None:
@@ -179,9 +180,9 @@ def write_release_pin(path: Path, release: str) -> str | None:
     """Pin `release` in the stack file at `path` if only the pin's line changes; returns the previous pin."""
     text = path.read_bytes().decode("utf-8")  # as is: read_text would turn "\r\n" into "\n"
     before = load_stack(path)
-    old = _jobs(before).get(RELEASE_KEY)
-    old = None if old is None else str(old)
-    if old == release:
+    pinned = _jobs(before).get(RELEASE_KEY)
+    old = None if pinned is None else str(pinned)
+    if isinstance(pinned, str) and pinned == release:  # digits YAML 1.2 reads as a number get quoted
         return old
     edited = set_release_pin(path, text, release)
     after = _yaml().load(edited)

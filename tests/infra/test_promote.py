@@ -457,6 +457,22 @@ def test_an_unquoted_pin_is_replaced_by_a_quoted_one_keeping_its_comment(tmp_pat
     assert path.read_text() == PROD.replace(f'"{ZERO}"', f'"{NEW}" # from staging')
 
 
+def test_an_unquoted_pin_of_the_same_digits_is_quoted_not_left_as_a_number(tmp_path):
+    path = tmp_path / "Pulumi.prod.yaml"
+    digits = "7" * 64
+    path.write_text(PROD.replace(f'"{ZERO}"', digits))
+    write_release_pin(path, digits)
+    assert path.read_text() == PROD.replace(ZERO, digits)
+
+
+def test_an_empty_jobs_block_gets_the_pin(tmp_path):
+    path = tmp_path / "Pulumi.prod.yaml"
+    text = "config:\n  hydrostream:jobs:   # filled by promotion\n  hydrostream:protect: true\n"
+    path.write_text(text)
+    assert write_release_pin(path, NEW) is None
+    assert path.read_text() == text.replace("promotion\n", f'promotion\n    release: "{NEW}"\n')
+
+
 def test_a_missing_release_line_is_added_first_under_the_jobs_block(tmp_path):
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(PROD.replace(f'    release: "{ZERO}"\n', ""))
