@@ -310,22 +310,24 @@ def test_staging_to_prod_pins_what_staging_pins_runs_and_verified(checkout):
 
 
 HOLES = [
-    # (staging's pin, what staging runs and verified, make variables, the refusal)
-    (ZERO, None, ["RELEASE=" + "ab" * 32],
+    # (staging's pin, the release staging runs, its verified tag, make variables, the refusal)
+    (ZERO, None, None, ["RELEASE=" + "ab" * 32],
      f"pins no release yet (hydrostream:jobs.release is {ZERO}): promote to staging and deploy it there"),
-    (ZERO, None, [], "pins no release yet (hydrostream:jobs.release is " + ZERO + ")"),
-    (NEW, NEW, [f"RELEASE={OTHER}"], f"--release {OTHER} is not the release staging pins ({NEW})"),
-    (NEW, OTHER, [], f"staging runs release {OTHER}, not {NEW}: deploy it there first (`make up STACK=stag"),
-    (NEW, "unverified", [], f"staging runs release {NEW} but has not verified it"),
+    (ZERO, ZERO, ZERO, [], f"pins no release yet (hydrostream:jobs.release is {ZERO})"),
+    (NEW, NEW, NEW, [f"RELEASE={OTHER}"], f"--release {OTHER} is not the release staging pins ({NEW})"),
+    (NEW, OTHER, OTHER, [], f"staging runs release {OTHER}, not {NEW}: deploy it there first (`make up"),
+    (NEW, NEW, "unverified", [], f"staging runs release {NEW} but has not verified it"),
+    (NEW, NEW, OTHER, [], f"staging runs release {NEW} but has not verified it (stack tag "
+                          f"hydrostream:verified-release is '{OTHER}')"),
 ]
 
 
-@pytest.mark.parametrize(("pin", "running", "variables", "message"), HOLES)
-def test_staging_to_prod_refuses_anything_staging_has_not_run_and_verified(checkout, pin, running, variables,
-                                                                          message):
+@pytest.mark.parametrize(("pin", "runs", "verified", "variables", "message"), HOLES)
+def test_staging_to_prod_refuses_anything_staging_has_not_run_and_verified(checkout, pin, runs, verified,
+                                                                          variables, message):
     pin_staging(checkout, pin)
-    if running is not None:
-        checkout.runs("staging", NEW if running == "unverified" else running, verified=running)
+    if runs is not None:
+        checkout.runs("staging", runs, verified=verified)
     before = checkout.files()
     args = [f"--release={variable.split('=', 1)[1]}" for variable in variables]
     for done in (checkout.promote("--from", "staging", "--to", "prod", *args),
@@ -338,8 +340,10 @@ def test_staging_to_prod_refuses_anything_staging_has_not_run_and_verified(check
         assert checkout.files() == before
 
 
-def test_the_all_zero_pin_is_refused_before_anything_is_asked(checkout):
-    done = checkout.promote("--from", "staging", "--to", "prod", "--release", "1" * 64)
+@pytest.mark.parametrize(("pin", "release"), [(ZERO, "1" * 64), (NEW, OTHER)])
+def test_the_all_zero_pin_and_another_release_are_refused_before_pulumi_is_asked(checkout, pin, release):
+    pin_staging(checkout, pin)
+    done = checkout.promote("--from", "staging", "--to", "prod", "--release", release)
     assert done.returncode == 1
     assert checkout.calls() == []
 
