@@ -243,7 +243,7 @@ def promote(source: str, target: str, repo: Path = REPO_ROOT, release: str | Non
         raise PromotionError(f"--release {release!r} is not a release digest ({_DIGEST_HELP})")
     stacks_dir = repo / "stacks"
     target_path = stack_file(stacks_dir, target)
-    load_stack(target_path)
+    load_stack(target_path)  # an unreadable target is refused before anything is asked or tagged
     commit = None
     if source == PROMOTION_ORDER[0]:
         try:
