@@ -30,8 +30,9 @@ test: lint
 plan: venv
 	$(BIN)/python -m infra.tools.plan $(STACK) $(if $(WRITE),--write)
 
+# The working tree's jobs release digest; ARGS=--help, ARGS="--commit-of <digest>" (the commit it was built from).
 bundle: venv
-	$(BIN)/python -m infra.release.bundle
+	$(BIN)/python -m infra.release.bundle $(ARGS)
 
 # Deploy a stack (default: local on Docker). Needs the Pulumi CLI (and Docker for local; gcloud for GCP).
 # GCP: PULUMI_BACKEND_URL=gs://..., SECRETS_PROVIDER=gcpkms://... (first up) or an explicit passphrase;
@@ -72,9 +73,10 @@ verify: venv tools
 	  --out .verify/$(STACK) $(if $(SSH_USER),--ssh-user $(SSH_USER))
 	HYDRO_VERIFY_INVENTORY=$(CURDIR)/.verify/$(STACK)/inventory.json $(BIN)/pytest -p no:cacheprovider tests/hosts
 
+# Pin in TO's stack file the release FROM runs and verified (RELEASE: only a check). Needs the Pulumi CLI.
 promote: venv
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" >&2; exit 2; }
-	$(BIN)/python -m infra.release.promote --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
+	$(BIN)/python -m infra.release.promote --repo "$(CURDIR)" --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -4,7 +4,9 @@
 # secrets passphrase is configured, one generated once into the state folder (never committed).
 # GCP stacks are shared by a team, so they need a gs:// backend and secrets that are not a file
 # next to the state: a gcpkms:// secrets provider or an explicit passphrase. After `up` on GCP it
-# waits until both Dataproc jobs run and the consumer has committed a batch (infra/tools/job_status.py).
+# waits until both Dataproc jobs run and the consumer has committed a batch (infra/tools/job_status.py),
+# then records the release it verified as a stack tag in the shared state, which promotion reads
+# (infra/release/promote.py). An update clears that record first: a failed wait leaves none.
 set -euo pipefail
 
 usage() {
@@ -25,6 +27,7 @@ esac
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 generated_passphrase=.pulumi-state/passphrase
+verified_tag=hydrostream:verified-release  # promote.VERIFIED_TAG
 stack_file=stacks/Pulumi.$stack.yaml
 
 # The secrets provider a stack was created with, as the CLI records it in the stack file.
@@ -75,13 +78,25 @@ else
   fi
 fi
 
-# Bounded wait for both Dataproc jobs (JOBS_TIMEOUT: 900, 90s, 15m, 1h).
+# Bounded wait for both Dataproc jobs (JOBS_TIMEOUT: 900, 90s, 15m, 1h); once it passes, the release of
+# the outputs it checked is the stack's verified release.
 wait_for_jobs() {
-  local region
+  local region outputs release
   region=$(pulumi config get gcp:region --stack "$stack")
-  pulumi stack output --json --stack "$stack" |
-    python -m infra.tools.job_status wait --stack "$stack" --region "$region" --timeout "${JOBS_TIMEOUT:-15m}" \
-      --interval "${JOBS_POLL_SECONDS:-15}"
+  outputs=$(pulumi stack output --json --stack "$stack")
+  python -m infra.tools.job_status wait --stack "$stack" --region "$region" --timeout "${JOBS_TIMEOUT:-15m}" \
+    --interval "${JOBS_POLL_SECONDS:-15}" <<<"$outputs"
+  release=$(python -c 'import json, sys; print(json.load(sys.stdin).get("release") or sys.exit(
+    "the stack has no release output to record as verified"))' <<<"$outputs")
+  pulumi stack tag set "$verified_tag" "$release" --stack "$stack"
+  echo "Verified: $stack runs jobs release $release (stack tag $verified_tag)."
+}
+
+# Before an update of a GCP stack: until its wait passes, it has no verified release.
+clear_verified() {
+  if [[ $stack != local ]]; then
+    pulumi stack tag set "$verified_tag" unverified --stack "$stack"
+  fi
 }
 
 select_stack() {
@@ -95,6 +110,7 @@ select_stack() {
 case $action in
   up)
     select_stack
+    clear_verified
     pulumi up --stack "$stack"
     pulumi stack output --stack "$stack"
     if [[ $stack != local ]]; then
@@ -109,6 +125,7 @@ case $action in
     # A job that died keeps its inputs, so a plain `up` leaves it dead: replace just that resource.
     [[ $stack != local ]] || { echo "resubmit: the local stack has no Dataproc jobs" >&2; exit 2; }
     urn=$(python -m infra.tools.job_status urn --stack "$stack" --job "$job")
+    clear_verified
     pulumi up --stack "$stack" --replace "$urn"
     wait_for_jobs
     ;;

@@ -1,21 +1,31 @@
 """The jobs release: a deterministic zip of `hydrostream_jobs` plus the entry files, named by digest.
 
 The same source gives the same bytes on any machine (sorted entries, fixed timestamps and
-permissions, stored rather than deflated so the zlib build cannot change them), so the digest
-names a release: staging and prod pin it, and deploying a pinned stack refuses any other tree.
+permissions, stored rather than deflated so the zlib build cannot change them). The digest covers
+everything that ships with the jobs: the three artifacts, the connector jars the lock pins and the
+Python packages the jobs install, so it names a release: staging and prod pin it, and deploying a
+pinned stack refuses any other tree.
+
+    python -m infra.release.bundle                       # the working tree's release digest
+    python -m infra.release.bundle --commit-of DIGEST    # the commit that release was built from
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import re
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-JOBS_DIR: Final = Path(__file__).resolve().parents[2] / "jobs"
+from infra.release import connector_jars, git_source
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+JOBS_DIR: Final = REPO_ROOT / "jobs"
 PACKAGE: Final = "hydrostream_jobs"
 PACKAGE_ZIP: Final = f"{PACKAGE}.zip"
 ENTRY_FILES: Final = ("consumer.py", "producer.py")
@@ -25,9 +35,18 @@ RELEASES_PREFIX: Final = "releases"
 JARS_FOLDER: Final = "jars"
 # Releases move one stage at a time; `dev` (and `local`) follow the working tree.
 PROMOTION_ORDER: Final = ("dev", "staging", "prod")
-REQUIREMENTS_LOCK: Final = Path(__file__).resolve().parents[2] / "requirements.lock"
+REQUIREMENTS_LOCK: Final = REPO_ROOT / "requirements.lock"
 # What the jobs import beyond pyspark (which Dataproc and the Spark image ship).
 JOB_PYTHON_PACKAGES: Final = ("prometheus-client",)
+# What a release is built from, relative to the checkout: a tree is clean for a release when none changed.
+RELEASE_SOURCES: Final = tuple(
+    path.relative_to(REPO_ROOT) for path in (JOBS_DIR, connector_jars.LOCK, REQUIREMENTS_LOCK)
+)
+# The pin the stack files ship with: no release has been promoted there yet.
+NOTHING_PROMOTED: Final = "0" * 64
+# Entries of the digest beside the artifacts (names no artifact can take: they have no extension).
+_JARS_ENTRY: Final = "connector-jars"
+_REQUIREMENTS_ENTRY: Final = "python-requirements"
 
 _ZIP_TIMESTAMP: Final = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 _ZIP_FILE_MODE: Final = 0o100644  # regular file, rw-r--r--
@@ -122,17 +141,31 @@ def release_digest(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def build_bundle(jobs_dir: Path) -> Bundle:
-    """Bundle `<jobs_dir>/hydrostream_jobs` and the entry files; the digest covers all three."""
+def build_bundle(jobs_dir: Path, jar_lock: Path = connector_jars.LOCK,
+                 requirements_lock: Path = REQUIREMENTS_LOCK) -> Bundle:
+    """Bundle `<jobs_dir>/hydrostream_jobs` and the entry files; the digest also covers jars and packages.
+
+    A jar counts by its coordinate and sha256 in lock order (the order of the jobs' classpath), a
+    package by the version the requirements lock pins: comments and other packages do not count.
+    """
     artifacts = {PACKAGE_ZIP: package_zip(jobs_dir / PACKAGE)}
     for name in ENTRY_FILES:
         artifacts[name] = (jobs_dir / name).read_bytes()
+    jars = "".join(f"{jar.coordinate} {jar.sha256}\n" for jar in connector_jars.locked_jars(jar_lock))
+    requirements = "".join(f"{pin}\n" for pin in pinned_requirements(lock=requirements_lock))
+    shipped = {**artifacts, _JARS_ENTRY: jars.encode(), _REQUIREMENTS_ENTRY: requirements.encode()}
     return Bundle(
         package_zip=artifacts[PACKAGE_ZIP],
         consumer=artifacts["consumer.py"],
         producer=artifacts["producer.py"],
-        digest=release_digest(artifacts),
+        digest=release_digest(shipped),
     )
+
+
+def checkout_bundle(root: Path) -> Bundle:
+    """The release of the checkout at `root`: its jobs/, connector-jar lock and requirements lock."""
+    jobs, jar_lock, requirements_lock = (root / source for source in RELEASE_SOURCES)
+    return build_bundle(jobs, jar_lock, requirements_lock)
 
 
 def previous_stage(stack: str) -> str | None:
@@ -162,17 +195,43 @@ def check_release_pin(stack: str, pin: str | None, digest: str) -> str:
         remedy = f"remove the pin so that {stack} follows the working tree"
     else:
         remedy = f"promote again from {previous}: `make promote FROM={previous} TO={stack}`"
+    if pin == NOTHING_PROMOTED:
+        raise ReleaseMismatch(
+            f"stack {stack!r} pins jobs release {pin} (hydrostream:jobs.release), the all-zero placeholder: "
+            f"no release has been promoted to it yet (the working tree's jobs bundle is release {digest}): "
+            f"{remedy}."
+        )
     raise ReleaseMismatch(
         f"stack {stack!r} pins jobs release {pin} (hydrostream:jobs.release) but the working tree's jobs "
         f"bundle is release {digest}: check out the commit the pinned release was built from "
-        f"(`python -m infra.release.bundle` prints a tree's release), or {remedy}."
+        f"(`git checkout {git_source.release_tag(pin)}`; `python -m infra.release.bundle --commit-of {pin}` "
+        f"prints it), or {remedy}."
     )
 
 
-def main() -> None:
-    """Print the working tree's release digest."""
-    print(build_bundle(JOBS_DIR).digest)
+def main(argv: list[str] | None = None) -> int:
+    """Command line: print the working tree's release digest, or the commit a release was built from."""
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.release.bundle",
+        description="Print the working tree's jobs release: the digest of jobs/, the connector jars "
+                    "(infra/release/connector-jars.lock) and the jobs' Python packages (requirements.lock).",
+    )
+    parser.add_argument(
+        "--commit-of", metavar="DIGEST",
+        help="print instead the commit that release was built from (its git tag release-<first 12 hex>, "
+             "created by `make promote FROM=dev TO=staging`); a prefix of 12 or more hex digits will do",
+    )
+    args = parser.parse_args(argv)
+    if args.commit_of is None:
+        print(checkout_bundle(REPO_ROOT).digest)
+        return 0
+    try:
+        print(git_source.commit_of(REPO_ROOT, args.commit_of))
+    except git_source.GitSourceError as error:
+        print(f"bundle: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,40 +1,57 @@
-"""Promote a jobs release one stage on: pin the release a stack runs in the next stack's file.
+"""Promote a jobs release one stage on: pin in the next stack file what the previous stage ran and verified.
 
-    python -m infra.release.promote --from dev --to staging [--release DIGEST] [--stacks-dir stacks]
+    python -m infra.release.promote --from dev --to staging [--release DIGEST] [--repo DIR]
+    python -m infra.release.promote --from staging --to prod [--release DIGEST] [--repo DIR]
 
-Only the `release` line under `hydrostream:jobs:` of the target stack file changes; the edit is
-textual (comments, order and every other key stay byte-for-byte) and checked by parsing the file
-again, which restores the original if anything else moved.
+The release is never chosen by hand. `dev -> staging` takes the release of the checkout, which must be
+a clean commit in everything a release is built from, and tags that commit `release-<12 hex>`;
+`staging -> prod` takes the release staging pins. Either way the source stack must run it (its
+`release` stack output) and have verified it (its stack tag `hydrostream:verified-release`, which
+scripts/deploy.sh sets once both jobs run and the consumer committed). `--release` only confirms.
+
+Stack files are read as the Pulumi CLI reads them (YAML 1.2, a duplicate key is an error) and edited
+round-trip with ruamel.yaml; the result is checked line by line: only the pin's line changes (or is
+added, with its `hydrostream:jobs:` header when there was none), else nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+from ruamel.yaml.util import load_yaml_guess_indent
 
-from infra.release.bundle import JOBS_DIR, PROMOTION_ORDER, is_release_digest, previous_stage
+from infra.release import git_source
+from infra.release.bundle import (
+    NOTHING_PROMOTED,
+    PROMOTION_ORDER,
+    RELEASE_SOURCES,
+    REPO_ROOT,
+    checkout_bundle,
+    is_release_digest,
+    previous_stage,
+)
 from infra.settings import STACKS
 
-REPO_ROOT: Final = JOBS_DIR.parent
-STACKS_DIR: Final = REPO_ROOT / "stacks"
 JOBS_KEY: Final = "hydrostream:jobs"
 RELEASE_KEY: Final = "release"
 RELEASE_OUTPUT: Final = "release"  # the stack output naming the release a deployed stack runs
-
-_CONFIG_HEADER = re.compile(r"config:[ \t]*(#.*)?")
-_JOBS_KEY = re.compile(r"[ ]+([\"']?)hydrostream:jobs\1:")
-_JOBS_HEADER = re.compile(r"[ ]+([\"']?)hydrostream:jobs\1:[ \t]*(#.*)?")
-_RELEASE_LINE = re.compile(r"(?P<lead>[ ]+release:[ \t]*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s#]*)(?P<trail>.*)")
+# Set by scripts/deploy.sh to the `release` output once the jobs' wait passed; "unverified" while an
+# update has not been waited for. Stack tags live in the state backend, which the whole team shares.
+VERIFIED_TAG: Final = "hydrostream:verified-release"
 _DIGEST_HELP: Final = "64 lowercase hex characters, as printed by `python -m infra.release.bundle`"
+_DUPLICATE_KEY: Final = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
 
 
 class PromotionError(ValueError):
@@ -43,18 +60,29 @@ class PromotionError(ValueError):
 
 @dataclass(frozen=True)
 class Promotion:
-    """The outcome of one promotion: the target stack's pin before and after."""
+    """One promotion: the target stack's pin before and after, and where the release came from."""
 
+    source: str
     stack: str
     path: Path
     old: str | None
     new: str
+    tag: git_source.ReleaseTag | None = None  # dev -> staging: the commit the release is built from
 
     def describe(self) -> str:
-        """One line for the operator: what changed in the target stack file."""
+        """For the operator: what changed in the target stack file, and the release's commit and tag."""
         if self.old == self.new:
-            return f"{self.stack}: {JOBS_KEY}.{RELEASE_KEY} unchanged ({self.new})"
-        return f"{self.stack}: {JOBS_KEY}.{RELEASE_KEY} {self.old or '(none)'} -> {self.new}"
+            lines = [f"{self.stack}: {JOBS_KEY}.{RELEASE_KEY} unchanged ({self.new})"]
+        else:
+            lines = [f"{self.stack}: {JOBS_KEY}.{RELEASE_KEY} {self.old or '(none)'} -> {self.new}"]
+        lines.append(f"release {self.new}: deployed and verified in {self.source}")
+        if self.tag is not None:
+            state = "tagged" if self.tag.created else "already tagged"
+            lines.append(
+                f"built from commit {self.tag.commit}, {state} {self.tag.name}: push the tag with the stack "
+                f"file (`git push origin {self.tag.name}`)"
+            )
+        return "\n".join(lines)
 
 
 def stack_file(stacks_dir: Path, stack: str) -> Path:
@@ -78,143 +106,199 @@ def check_promotion_order(source: str, target: str) -> None:
         )
 
 
+def load_stack(path: Path) -> CommentedMap:
+    """A stack file as the Pulumi CLI reads it (YAML 1.2, no duplicate keys), ready for round-trip edits."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = _yaml().load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark
+        duplicate = _DUPLICATE_KEY.match(error.problem or "")
+        problem = f"duplicate key {duplicate['key']!r}" if duplicate else error.problem
+        raise PromotionError(f"{path}:{mark.line + 1}:{mark.column + 1}: {problem}") from None
+    except YAMLError as error:
+        raise PromotionError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    if document is None:
+        document = CommentedMap()
+    if not isinstance(document, CommentedMap) or not isinstance(document.get("config") or {}, dict):
+        raise PromotionError(f"{path} is not a stack file: expected a mapping with a `config:` mapping")
+    jobs = (document.get("config") or {}).get(JOBS_KEY)
+    if jobs is not None and not isinstance(jobs, CommentedMap):
+        raise PromotionError(f"{path}: {JOBS_KEY} must be a mapping of job settings, not {jobs!r}")
+    return document
+
+
 def pinned_release(path: Path) -> str | None:
     """The release a stack file pins (`hydrostream:jobs.release`), or None when it pins none."""
-    release = _jobs_config(_load_stack(path.read_text(encoding="utf-8"), path), path).get(RELEASE_KEY)
+    release = _jobs(load_stack(path)).get(RELEASE_KEY)
     if release is not None and not is_release_digest(release):
         raise PromotionError(
-            f"{path}: {JOBS_KEY}.{RELEASE_KEY} {release!r} is not a release digest ({_DIGEST_HELP})"
+            f"{path}: {JOBS_KEY}.{RELEASE_KEY} {release!r} is not a release digest ({_DIGEST_HELP}; "
+            "quoted, or YAML 1.2 may read it as a number)"
         )
-    return release
+    return None if release is None else str(release)
 
 
-def pulumi_deployed_release(stack: str) -> str:
-    """The release a deployed stack runs, from its `release` stack output (needs the Pulumi CLI)."""
-    command = ["pulumi", "stack", "output", RELEASE_OUTPUT, "--stack", stack, "--non-interactive"]
-    unknown = f"{stack} pins no release in its stack file, so the release it runs comes from its deployment"
-    hint = ("pass --release <digest> instead (`python -m infra.release.bundle` prints it at the commit"
-            f" {stack} runs)")
-    try:
-        done = subprocess.run(
-            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
-        )
-    except FileNotFoundError:
+def set_release_pin(path: Path, text: str, release: str) -> str:
+    """The stack file text with the pin set (or added first under `hydrostream:jobs:`), all else unchanged."""
+    document = _yaml().load(text)
+    if document is None:
+        document = CommentedMap()
+    if document.get("config") is None:
+        document["config"] = CommentedMap()
+    config = document["config"]
+    jobs = config.get(JOBS_KEY)
+    if config.fa.flow_style() or (jobs is not None and jobs.fa.flow_style()):
         raise PromotionError(
-            f"{unknown}, but the Pulumi CLI is not installed (no `pulumi` on PATH); {hint}"
-        ) from None
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise PromotionError(
-            f"{unknown}, but `{' '.join(command)}` could not run ({error}); {hint}"
-        ) from None
-    if done.returncode != 0:
-        detail = (
-            done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+            f"{path}: write config and {JOBS_KEY} in block style (one `key: value` a line) to promote into it"
         )
-        raise PromotionError(
-            f"{unknown}, but it has no `{RELEASE_OUTPUT}` stack output "
-            f"(`{' '.join(command)}` said: {detail}); {hint}"
-        )
-    release = done.stdout.strip()
-    if not is_release_digest(release):
-        raise PromotionError(
-            f"{unknown}, but its `{RELEASE_OUTPUT}` output {release!r} is not a release digest; {hint}"
-        )
-    return release
-
-
-def set_release_pin(text: str, release: str) -> str:
-    """The stack file text with only the `release:` line under `hydrostream:jobs:` set (or added)."""
-    newline = "\r\n" if "\r\n" in text else "\n"
-    lines = text.splitlines(keepends=True)
-    value = _yaml_scalar(release)
-    config = next((i for i, line in enumerate(lines) if _CONFIG_HEADER.fullmatch(_body(line))), None)
-    if config is None:
-        return _inserted(lines, len(lines), ["config:", f"  {JOBS_KEY}:", f"    release: {value}"], newline)
-    config_end, step = _block(lines, config)
-    step = step or 2
-    children = [i for i in range(config + 1, config_end) if _indent(lines[i]) == step]
-    jobs = next((i for i in children if _JOBS_HEADER.fullmatch(_body(lines[i]))), None)
+    # Always quoted: the Pulumi CLI reads stack files as YAML 1.2, where an unquoted digest such as
+    # `1234e5...` or all digits is a number.
+    pin = DoubleQuotedScalarString(release)
     if jobs is None:
-        if any(_JOBS_KEY.match(_body(lines[i])) for i in children):
-            raise PromotionError(
-                f"write {JOBS_KEY} in block style (one `key: value` per line) to promote into it"
-            )
-        added = [f"{' ' * step}{JOBS_KEY}:", f"{' ' * 2 * step}release: {value}"]
-        return _inserted(lines, config_end, added, newline)
-    jobs_end, child = _block(lines, jobs)
-    child = child or 2 * step
-    for i in range(jobs + 1, jobs_end):
-        match = _RELEASE_LINE.fullmatch(_body(lines[i]))
-        if match and _indent(lines[i]) == child:
-            lines[i] = match["lead"] + value + match["trail"] + lines[i][len(_body(lines[i])) :]
-            return "".join(lines)
-    return _inserted(lines, jobs + 1, [f"{' ' * child}release: {value}"], newline)
+        config[JOBS_KEY] = CommentedMap([(RELEASE_KEY, pin)])
+    elif RELEASE_KEY in jobs:
+        jobs[RELEASE_KEY] = pin
+    else:
+        jobs.insert(0, RELEASE_KEY, pin)
+    yaml = _yaml()
+    _, indent, offset = load_yaml_guess_indent(text)
+    if indent is not None:
+        offset = offset or 0
+        yaml.indent(mapping=indent, sequence=max(indent, offset + 2), offset=offset)
+    written = io.StringIO()
+    yaml.dump(document, written)
+    result = written.getvalue()
+    if "\r\n" in text:  # ruamel writes "\n", except within the comments it keeps
+        result = result.replace("\r\n", "\n").replace("\n", "\r\n")
+    if text and not text.endswith("\n"):
+        result = result.removesuffix("\r\n" if "\r\n" in text else "\n")
+    return result
 
 
 def write_release_pin(path: Path, release: str) -> str | None:
-    """Pin `release` in the stack file at `path`, verified by parsing; returns the previous value."""
-    original = path.read_bytes()
-    text = original.decode("utf-8")
-    before = _load_stack(text, path)
-    jobs = _jobs_config(before, path)
-    old = None if jobs.get(RELEASE_KEY) is None else str(jobs[RELEASE_KEY])
-    if old == release:
+    """Pin `release` in the stack file at `path` if only the pin's line changes; returns the previous pin."""
+    text = path.read_bytes().decode("utf-8")  # as is: read_text would turn "\r\n" into "\n"
+    before = load_stack(path)
+    pinned = _jobs(before).get(RELEASE_KEY)
+    old = None if pinned is None else str(pinned)
+    if isinstance(pinned, str) and pinned == release:  # digits YAML 1.2 reads as a number get quoted
         return old
-    config = {**(before.get("config") or {}), JOBS_KEY: {**jobs, RELEASE_KEY: release}}
-    expected = {**before, "config": config}
-    path.write_bytes(set_release_pin(text, release).encode("utf-8"))
-    try:
-        after = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        after = error
-    if after != expected:
-        path.write_bytes(original)
+    edited = set_release_pin(path, text, release)
+    after = _yaml().load(edited)
+    kept_before = _lines_but_the_pin(text, before)
+    kept_after = _lines_but_the_pin(edited, after, added=_added_keys(before))
+    if _jobs(after).get(RELEASE_KEY) != release or kept_before != kept_after:
+        pairs = zip(kept_before, kept_after, strict=False)
+        changed = next((f"{a.rstrip()!r} -> {b.rstrip()!r}" for a, b in pairs if a != b),
+                       f"{len(kept_before)} lines -> {len(kept_after)}")
         raise PromotionError(
-            f"{path}: setting {JOBS_KEY}.{RELEASE_KEY} textually would have changed more than the pin, "
-            f"so the file was left as it was; set `release: {release}` under `{JOBS_KEY}:` by hand"
+            f"{path}: setting {JOBS_KEY}.{RELEASE_KEY} would also rewrite other lines ({changed}), so the "
+            f"file was left as it was; set `release: \"{release}\"` under `{JOBS_KEY}:` by hand"
         )
+    path.write_bytes(edited.encode("utf-8"))
     return old
 
 
-def promote(
-    source: str,
-    target: str,
-    stacks_dir: Path = STACKS_DIR,
-    release: str | None = None,
-    deployed_release: Callable[[str], str] = pulumi_deployed_release,
-) -> Promotion:
-    """Pin in `target` the release `source` runs (its pin, else its deployed output), or `release`."""
+def pulumi_stack_value(stack: str, repo: Path, *command: str) -> str:
+    """What `pulumi <command> --stack <stack>` prints (an output, a tag); refused with the CLI's reason."""
+    argv = ["pulumi", *command, "--stack", stack, "--non-interactive"]
+    shown = " ".join(argv)
+    try:
+        done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=120, check=False)
+    except FileNotFoundError:
+        raise PromotionError(
+            f"cannot check what {stack} runs: the Pulumi CLI is not installed (no `pulumi` on PATH)"
+        ) from None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PromotionError(f"cannot check what {stack} runs: `{shown}` could not run ({error})") from None
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        detail = said[-1] if said else f"exit status {done.returncode}"
+        raise PromotionError(f"cannot check what {stack} runs: `{shown}` said: {detail}")
+    return done.stdout.strip()
+
+
+def check_verified(stack: str, release: str, repo: Path) -> None:
+    """Refuse unless `stack` deployed `release` (its `release` output) and verified it (its verified tag)."""
+    deployed = pulumi_stack_value(stack, repo, "stack", "output", RELEASE_OUTPUT)
+    if deployed != release:
+        raise PromotionError(
+            f"{stack} runs release {deployed or '(none)'}, not {release}: deploy it there first "
+            f"(`make up STACK={stack}`), then promote"
+        )
+    verified = pulumi_stack_value(stack, repo, "stack", "tag", "get", VERIFIED_TAG)
+    if verified != release:
+        raise PromotionError(
+            f"{stack} runs release {release} but has not verified it (stack tag {VERIFIED_TAG} is "
+            f"{verified!r}): `make wait STACK={stack}` verifies it once both jobs run and the consumer "
+            "commits"
+        )
+
+
+def promote(source: str, target: str, repo: Path = REPO_ROOT, release: str | None = None) -> Promotion:
+    """Pin in `target` the release `source` runs and verified; `release`, when given, must be that one."""
     check_promotion_order(source, target)
     if release is not None and not is_release_digest(release):
         raise PromotionError(f"--release {release!r} is not a release digest ({_DIGEST_HELP})")
+    stacks_dir = repo / "stacks"
     target_path = stack_file(stacks_dir, target)
-    if release is None:
-        release = pinned_release(stack_file(stacks_dir, source)) or deployed_release(source)
-        if not is_release_digest(release):
+    load_stack(target_path)  # an unreadable target is refused before anything is asked or tagged
+    commit = None
+    if source == PROMOTION_ORDER[0]:
+        try:
+            commit = git_source.clean_commit(repo, RELEASE_SOURCES)
+        except git_source.GitSourceError as error:
+            raise PromotionError(str(error)) from None
+        candidate = checkout_bundle(repo).digest
+        origin = f"the release of commit {commit[:12]}, which {source} runs"
+    else:
+        source_path = stack_file(stacks_dir, source)
+        candidate = pinned_release(source_path)
+        if candidate is None or candidate == NOTHING_PROMOTED:
             raise PromotionError(
-                f"the release {source} runs, {release!r}, is not a release digest ({_DIGEST_HELP})"
+                f"{source_path} pins no release yet ({JOBS_KEY}.{RELEASE_KEY} is "
+                f"{candidate or '(none)'}): promote to {source} and deploy it there first "
+                f"(`make promote FROM={previous_stage(source)} TO={source}`, `make up STACK={source}`)"
             )
-    old = write_release_pin(target_path, release)
-    return Promotion(stack=target, path=target_path, old=old, new=release)
+        origin = f"the release {source} pins"
+    if release is not None and release != candidate:
+        raise PromotionError(
+            f"--release {release} is not {origin} ({candidate}): a promotion moves only what {source} "
+            "runs and verified"
+        )
+    check_verified(source, candidate, repo)
+    tag = None
+    if commit is not None:
+        try:
+            tag = git_source.tag_release(repo, commit, candidate)
+        except git_source.GitSourceError as error:
+            raise PromotionError(str(error)) from None
+    old = write_release_pin(target_path, candidate)
+    return Promotion(source=source, stack=target, path=target_path, old=old, new=candidate, tag=tag)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: promote, print what changed, exit 1 with the reason when refused."""
     parser = argparse.ArgumentParser(
         prog="python -m infra.release.promote",
-        description="Pin the jobs release a stack runs in the next stack's file (dev -> staging -> prod).",
+        description="Pin in the next stack's file the jobs release the previous stage runs and verified "
+                    "(dev -> staging: the clean checkout's release, which dev runs; its commit is tagged "
+                    "release-<12 hex>. staging -> prod: the release staging pins and runs).",
+    )
+    parser.add_argument("--from", dest="source", required=True, metavar="STACK", help="dev or staging")
+    parser.add_argument("--to", dest="target", required=True, metavar="STACK", help="staging or prod")
+    parser.add_argument(
+        "--release", metavar="DIGEST",
+        help="refuse unless this is the release promoted (a check: the release is never chosen by hand)",
     )
     parser.add_argument(
-        "--from", dest="source", required=True, metavar="STACK", help="the stack that runs it"
+        "--repo", type=Path, default=REPO_ROOT,
+        help="the checkout to promote in: its stacks/, jobs/ and git history (default: this one)",
     )
-    parser.add_argument("--to", dest="target", required=True, metavar="STACK", help="the stack to pin it in")
-    parser.add_argument(
-        "--release", metavar="DIGEST", help="promote this release instead (python -m infra.release.bundle)"
-    )
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help="folder of Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
     try:
-        promotion = promote(args.source, args.target, args.stacks_dir, args.release)
+        promotion = promote(args.source, args.target, args.repo, args.release)
     except PromotionError as error:
         print(f"promote: {error}", file=sys.stderr)
         return 1
@@ -222,58 +306,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _load_stack(text: str, path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PromotionError(f"{path} is not valid YAML: {error}") from None
-    if document is None:
-        return {}
-    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
-        raise PromotionError(f"{path} is not a stack file: expected a mapping with a `config:` mapping")
-    return document
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")  # round trip; YAML 1.2 unless a file says otherwise; duplicate keys are errors
+    yaml.preserve_quotes = True
+    yaml.width = 1 << 16  # never fold a long line
+    return yaml
 
 
-def _jobs_config(document: dict[str, Any], path: Path) -> dict[str, Any]:
-    jobs = (document.get("config") or {}).get(JOBS_KEY) or {}
-    if not isinstance(jobs, dict):
-        raise PromotionError(f"{path}: {JOBS_KEY} must be a mapping of job settings, not {jobs!r}")
-    return jobs
+def _jobs(document: CommentedMap) -> dict[str, Any]:
+    return (document.get("config") or {}).get(JOBS_KEY) or {}
 
 
-def _yaml_scalar(release: str) -> str:
-    # Always quoted: the Pulumi CLI parses stack files as YAML 1.2, where an unquoted digest such as
-    # `1234e5...` or all digits is a number (PyYAML's YAML 1.1 would still call the first a string).
-    return f'"{release}"'
+def _added_keys(before: CommentedMap) -> tuple[str, ...]:
+    """The headers a pin brings along into a file without them: `config:`, `hydrostream:jobs:`."""
+    if "config" not in before:
+        return ("config", JOBS_KEY)
+    return () if JOBS_KEY in (before["config"] or {}) else (JOBS_KEY,)
 
 
-def _body(line: str) -> str:
-    return line.rstrip("\r\n")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _block(lines: list[str], header: int) -> tuple[int, int | None]:
-    """End (after its last content line) of the mapping under lines[header], and its children's indent."""
-    own, end, child = _indent(lines[header]), header + 1, None
-    for i in range(header + 1, len(lines)):
-        stripped = lines[i].strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if _indent(lines[i]) <= own:
-            break
-        child = _indent(lines[i]) if child is None else child
-        end = i + 1
-    return end, child
-
-
-def _inserted(lines: list[str], at: int, added: list[str], newline: str) -> str:
-    if at > 0 and not lines[at - 1].endswith("\n"):
-        lines[at - 1] += newline
-    lines[at:at] = [line + newline for line in added]
-    return "".join(lines)
+def _lines_but_the_pin(text: str, document: CommentedMap, added: tuple[str, ...] = ()) -> list[str]:
+    """The file's lines without the pin's and without the lines of the `added` headers."""
+    skipped = set()
+    jobs = _jobs(document)
+    if RELEASE_KEY in jobs:
+        skipped.add(jobs.lc.key(RELEASE_KEY)[0])
+    if "config" in added:
+        skipped.add(document.lc.key("config")[0])
+    if JOBS_KEY in added:
+        skipped.add(document["config"].lc.key(JOBS_KEY)[0])
+    return [line for number, line in enumerate(text.splitlines(keepends=True)) if number not in skipped]
 
 
 if __name__ == "__main__":

@@ -15,13 +15,16 @@ import pytest
 
 from infra.release.bundle import (
     JOBS_DIR,
+    REQUIREMENTS_LOCK,
     Bundle,
     ReleaseMismatch,
     build_bundle,
     check_release_pin,
+    checkout_bundle,
     release_jar_object_name,
     release_object_name,
 )
+from infra.release.connector_jars import LOCK as JAR_LOCK
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = sorted(
@@ -54,13 +57,67 @@ def test_the_same_tree_gives_the_same_bytes_and_digest(jobs_copy):
     assert set(first.digest) <= set("0123456789abcdef")
 
 
-def test_the_digest_is_the_sha256_of_the_length_prefixed_names_and_bytes():
-    bundle = build_bundle(JOBS_DIR)
+def expected_digest(jobs: Path, jar_lock: Path, requirements_lock: Path) -> str:
+    """The release digest computed here from the files: artifacts, locked jars, the jobs' pinned packages."""
+    entries = {name: (jobs / name).read_bytes() for name in ("consumer.py", "producer.py")}
+    entries["hydrostream_jobs.zip"] = build_bundle(jobs, jar_lock, requirements_lock).package_zip
+    jar_lines = [line for line in jar_lock.read_text().splitlines() if line and not line.startswith("#")]
+    entries["connector-jars"] = "".join(f"{line}\n" for line in jar_lines).encode()
+    pins = [line for line in requirements_lock.read_text().splitlines()
+            if line.startswith("prometheus-client==")]
+    entries["python-requirements"] = "".join(f"{pin}\n" for pin in pins).encode()
+    assert len(jar_lines) == 4 and len(pins) == 1
     expected = hashlib.sha256()
-    for name, data in sorted(bundle.files.items()):
+    for name, data in sorted(entries.items()):
         for part in (name.encode(), data):
             expected.update(len(part).to_bytes(8, "big") + part)
-    assert bundle.digest == expected.hexdigest()
+    return expected.hexdigest()
+
+
+def test_the_digest_is_the_sha256_of_the_artifacts_the_locked_jars_and_the_pinned_packages():
+    assert build_bundle(JOBS_DIR).digest == expected_digest(JOBS_DIR, JAR_LOCK, REQUIREMENTS_LOCK)
+    assert checkout_bundle(ROOT).digest == build_bundle(JOBS_DIR).digest
+
+
+@pytest.fixture
+def locks(tmp_path: Path) -> tuple[Path, Path]:
+    jar_lock, requirements_lock = tmp_path / "connector-jars.lock", tmp_path / "requirements.lock"
+    shutil.copy(JAR_LOCK, jar_lock)
+    shutil.copy(REQUIREMENTS_LOCK, requirements_lock)
+    return jar_lock, requirements_lock
+
+
+def edited(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(("lock", "old", "new", "changes"), [
+    ("jars", "commons-pool2:2.11.1 ea05", "commons-pool2:2.11.1 fa05", True),      # another jar's bytes
+    ("jars", "kafka-clients:3.4.1", "kafka-clients:3.4.2", True),                  # another version
+    ("jars", "# sha256 computed here", "# sha256 (re)computed here", False),         # a comment
+    ("requirements", "prometheus-client==0.26.0", "prometheus-client==0.26.1", True),
+    ("requirements", "ruamel-yaml==0.19.1", "ruamel-yaml==0.19.2", False),  # not a package of the jobs
+])
+def test_the_jar_lock_and_the_jobs_packages_count_in_the_digest(locks, lock, old, new, changes):
+    jar_lock, requirements_lock = locks
+    before = build_bundle(JOBS_DIR, jar_lock, requirements_lock)
+    edited(jar_lock if lock == "jars" else requirements_lock, old, new)
+    after = build_bundle(JOBS_DIR, jar_lock, requirements_lock)
+    assert (after.digest != before.digest) is changes
+    assert after.digest == expected_digest(JOBS_DIR, jar_lock, requirements_lock)
+    assert after.files == before.files  # what is uploaded stays the code
+
+
+def test_the_order_of_the_locked_jars_counts_it_is_the_classpath(locks):
+    jar_lock, requirements_lock = locks
+    before = build_bundle(JOBS_DIR, jar_lock, requirements_lock).digest
+    lines = jar_lock.read_text().splitlines(keepends=True)
+    jars = [i for i, line in enumerate(lines) if not line.startswith("#")]
+    lines[jars[-1]], lines[jars[-2]] = lines[jars[-2]], lines[jars[-1]]
+    jar_lock.write_text("".join(lines))
+    assert build_bundle(JOBS_DIR, jar_lock, requirements_lock).digest != before
 
 
 @pytest.mark.parametrize(
@@ -181,12 +238,38 @@ def test_the_entry_files_run_from_the_bundle_alone_on_a_clean_path(tmp_path):
         assert option in done.stdout
 
 
+def bundle_command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "infra.release.bundle", *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+
+
 def test_the_command_prints_the_working_tree_digest():
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.release.bundle"], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
+    done = bundle_command()
     assert done.returncode == 0, done.stderr
-    assert done.stdout == build_bundle(JOBS_DIR).digest + "\n"
+    assert done.stdout == expected_digest(JOBS_DIR, JAR_LOCK, REQUIREMENTS_LOCK) + "\n"
+
+
+def test_help_prints_usage_not_a_digest():
+    done = bundle_command("--help")
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: python -m infra.release.bundle [-h] [--commit-of DIGEST]")
+    assert build_bundle(JOBS_DIR).digest not in done.stdout
+
+
+def test_make_bundle_passes_its_args():
+    done = subprocess.run(["make", "--no-print-directory", "-s", "bundle", "ARGS=--help"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "usage: python -m infra.release.bundle" in done.stdout
+
+
+def test_the_commit_of_an_untagged_release_is_refused_in_one_line():
+    digest = "ab" * 32
+    done = bundle_command("--commit-of", digest)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"bundle: no git tag release-{digest[:12]} in {ROOT}: fetch the release")
+    assert len(done.stderr.splitlines()) == 1
 
 
 DIGEST = "3f5a" + "0" * 60
@@ -210,8 +293,19 @@ def test_a_pinned_stack_refuses_another_tree_and_says_what_to_do(stack, previous
     assert DIGEST in message
     assert OTHER in message
     assert "check out the commit" in message
+    assert f"`git checkout release-{DIGEST[:12]}`" in message
+    assert f"`python -m infra.release.bundle --commit-of {DIGEST}`" in message
     assert f"make promote FROM={previous} TO={stack}" in message
     assert isinstance(raised.value, ValueError)
+
+
+def test_the_all_zero_pin_says_nothing_was_promoted_yet():
+    with pytest.raises(ReleaseMismatch) as raised:
+        check_release_pin("prod", "0" * 64, OTHER)
+    message = str(raised.value)
+    assert "the all-zero placeholder: no release has been promoted to it yet" in message
+    assert "make promote FROM=staging TO=prod" in message
+    assert "git checkout" not in message
 
 
 def test_a_pin_on_a_stack_without_a_previous_stage_says_to_remove_it():

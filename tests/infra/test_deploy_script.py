@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.release.promote import VERIFIED_TAG
 from infra.tools import job_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,10 +202,12 @@ def test_up_creates_the_stack_with_the_kms_provider_then_waits_for_running_jobs_
     assert done.returncode == 0, done.stderr
     assert deploy.argvs("pulumi") == [
         ["stack", "select", "--create", "--secrets-provider", KMS, "dev", "--non-interactive"],
+        ["stack", "tag", "set", VERIFIED_TAG, "unverified", "--stack", "dev"],
         ["up", "--stack", "dev"],
         ["stack", "output", "--stack", "dev"],
         ["config", "get", "gcp:region", "--stack", "dev"],
         ["stack", "output", "--json", "--stack", "dev"],
+        ["stack", "tag", "set", VERIFIED_TAG, OUTPUTS["release"], "--stack", "dev"],
     ]
     describes = [argv for argv in deploy.argvs("gcloud") if argv[:3] == ["dataproc", "jobs", "describe"]]
     assert describes[:2] == [
@@ -216,6 +219,35 @@ def test_up_creates_the_stack_with_the_kms_provider_then_waits_for_running_jobs_
     assert "consumer PENDING; producer RUNNING (YARN ACCEPTED); consumer batches committed: 0" in progress[0]
     assert "producer RUNNING (YARN RUNNING); consumer batches committed: 2" in progress[2]
     assert "the consumer has committed 2 batches" in done.stdout
+    assert f"Verified: dev runs jobs release {OUTPUTS['release']} (stack tag {VERIFIED_TAG})." in done.stdout
+
+
+def tags_set(deploy: Deploy) -> list[list[str]]:
+    return [argv[3:5] for argv in deploy.argvs("pulumi") if argv[:3] == ["stack", "tag", "set"]]
+
+
+def test_wait_records_the_release_of_the_outputs_it_checked_as_verified(deploy):
+    other = "1c0ffee0" + "9" * 56
+    (deploy.stub / "outputs.json").write_text(json.dumps({**OUTPUTS, "release": other}))
+    deploy.jobs(CONSUMER, "consumer-running")
+    deploy.jobs(PRODUCER, "producer-running")
+    deploy.commits(COMMITTED)
+    done = deploy.run("wait", "staging", **TEAM)
+    assert done.returncode == 0, done.stderr
+    assert tags_set(deploy) == [[VERIFIED_TAG, other]]
+    assert deploy.argvs("pulumi")[-1] == ["stack", "tag", "set", VERIFIED_TAG, other, "--stack", "staging"]
+
+
+@pytest.mark.parametrize("action", [("up", "dev"), ("wait", "dev"), ("resubmit", "dev", "consumer")])
+def test_a_failed_wait_leaves_no_verified_release(deploy, action):
+    deploy.jobs(CONSUMER, "consumer-pending", "consumer-error")
+    deploy.jobs(PRODUCER, "producer-running")
+    done = deploy.run(*action, **TEAM)
+    assert done.returncode == 1
+    # An update first marks the stack unverified; nothing records a release afterwards.
+    expected = [] if action[0] == "wait" else [[VERIFIED_TAG, "unverified"]]
+    assert tags_set(deploy) == expected
+    assert "Verified:" not in done.stdout
 
 
 def test_up_fails_when_the_consumer_dies_at_start_with_its_driver_output(deploy):
@@ -241,6 +273,7 @@ def test_a_failed_pulumi_up_stops_before_the_wait(deploy):
     done = deploy.run("up", "dev", **TEAM, STUB_PULUMI_UP_EXIT="255")
     assert done.returncode == 255
     assert deploy.argvs("gcloud") == []
+    assert tags_set(deploy) == [[VERIFIED_TAG, "unverified"]]
 
 
 def test_the_local_stack_does_not_wait_for_dataproc(deploy):
@@ -248,6 +281,7 @@ def test_the_local_stack_does_not_wait_for_dataproc(deploy):
     assert done.returncode == 0, done.stderr
     assert [argv[0] for argv in deploy.argvs("pulumi")] == ["stack", "up", "stack"]
     assert deploy.argvs("gcloud") == []
+    assert tags_set(deploy) == []
 
 
 def test_resubmit_replaces_the_one_job_by_urn_then_waits(deploy):
@@ -256,9 +290,11 @@ def test_resubmit_replaces_the_one_job_by_urn_then_waits(deploy):
     deploy.commits(COMMITTED)
     done = deploy.run("resubmit", "staging", "consumer", **TEAM)
     assert done.returncode == 0, done.stderr
-    assert deploy.argvs("pulumi")[0] == ["up", "--stack", "staging", "--replace",
-                                         job_status.job_urn("staging", "consumer")]
-    assert deploy.argvs("pulumi")[0][-1] == (
+    assert deploy.argvs("pulumi")[:2] == [
+        ["stack", "tag", "set", VERIFIED_TAG, "unverified", "--stack", "staging"],
+        ["up", "--stack", "staging", "--replace", job_status.job_urn("staging", "consumer")]]
+    assert tags_set(deploy) == [[VERIFIED_TAG, "unverified"], [VERIFIED_TAG, OUTPUTS["release"]]]
+    assert deploy.argvs("pulumi")[1][-1] == (
         "urn:pulumi:staging::hydrostream::hydrostream:jobs:StreamingJobs$gcp:dataproc/job:Job::jobs-consumer")
 
 
