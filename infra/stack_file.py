@@ -10,6 +10,7 @@ for the plan, and its errors are one line naming the file, the line and the colu
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -19,6 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 PROJECT_DIR: Final = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
+_DUPLICATE_KEY: Final = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
 
 
 class StackFileError(ValueError):
@@ -26,10 +28,13 @@ class StackFileError(ValueError):
 
 
 def yaml_1_2() -> YAML:
-    """A round-trip YAML 1.2 parser that refuses duplicate keys (the Pulumi CLI's reading)."""
+    """A round-trip parser of the Pulumi CLI's reading: YAML 1.2 (ruamel's default unless a file's
+    `%YAML` directive says otherwise; set explicitly, it would also be written out), duplicate keys
+    refused, quotes kept and no line folded when a document is written back."""
     parser = YAML(typ="rt")
-    parser.version = (1, 2)
     parser.allow_duplicate_keys = False
+    parser.preserve_quotes = True
+    parser.width = 1 << 16
     return parser
 
 
@@ -45,6 +50,9 @@ def load_document(path: Path) -> Any:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = " ".join(str(error.problem or error.context or "invalid YAML").split())
+        duplicate = _DUPLICATE_KEY.match(problem)
+        if duplicate:  # without the values ruamel quotes: a whole section would not fit on the line
+            problem = f"duplicate key {duplicate['key']!r}"
         opened = error.context_mark
         unclosed = error.problem and str(error.context).startswith("while parsing")
         if unclosed and opened and mark.line != opened.line:

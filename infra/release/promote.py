@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,9 +25,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -43,6 +40,7 @@ from infra.release.bundle import (
     previous_stage,
 )
 from infra.settings import STACKS
+from infra.stack_file import StackFileError, load_document, yaml_1_2
 
 JOBS_KEY: Final = "hydrostream:jobs"
 RELEASE_KEY: Final = "release"
@@ -51,7 +49,6 @@ RELEASE_OUTPUT: Final = "release"  # the stack output naming the release a deplo
 # update has not been waited for. Stack tags live in the state backend, which the whole team shares.
 VERIFIED_TAG: Final = "hydrostream:verified-release"
 _DIGEST_HELP: Final = "64 lowercase hex characters, as printed by `python -m infra.release.bundle`"
-_DUPLICATE_KEY: Final = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
 
 
 class PromotionError(ValueError):
@@ -108,16 +105,10 @@ def check_promotion_order(source: str, target: str) -> None:
 
 def load_stack(path: Path) -> CommentedMap:
     """A stack file as the Pulumi CLI reads it (YAML 1.2, no duplicate keys), ready for round-trip edits."""
-    text = path.read_text(encoding="utf-8")
     try:
-        document = _yaml().load(text)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark
-        duplicate = _DUPLICATE_KEY.match(error.problem or "")
-        problem = f"duplicate key {duplicate['key']!r}" if duplicate else error.problem
-        raise PromotionError(f"{path}:{mark.line + 1}:{mark.column + 1}: {problem}") from None
-    except YAMLError as error:
-        raise PromotionError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+        document = load_document(path)
+    except StackFileError as error:
+        raise PromotionError(str(error)) from None
     if document is None:
         document = CommentedMap()
     if not isinstance(document, CommentedMap) or not isinstance(document.get("config") or {}, dict):
@@ -141,7 +132,7 @@ def pinned_release(path: Path) -> str | None:
 
 def set_release_pin(path: Path, text: str, release: str) -> str:
     """The stack file text with the pin set (or added first under `hydrostream:jobs:`), all else unchanged."""
-    document = _yaml().load(text)
+    document = yaml_1_2().load(text)
     if document is None:
         document = CommentedMap()
     if document.get("config") is None:
@@ -161,7 +152,7 @@ def set_release_pin(path: Path, text: str, release: str) -> str:
         jobs[RELEASE_KEY] = pin
     else:
         jobs.insert(0, RELEASE_KEY, pin)
-    yaml = _yaml()
+    yaml = yaml_1_2()
     _, indent, offset = load_yaml_guess_indent(text)
     if indent is not None:
         offset = offset or 0
@@ -185,7 +176,7 @@ def write_release_pin(path: Path, release: str) -> str | None:
     if isinstance(pinned, str) and pinned == release:  # digits YAML 1.2 reads as a number get quoted
         return old
     edited = set_release_pin(path, text, release)
-    after = _yaml().load(edited)
+    after = yaml_1_2().load(edited)
     kept_before = _lines_but_the_pin(text, before)
     kept_after = _lines_but_the_pin(edited, after, added=_added_keys(before))
     if _jobs(after).get(RELEASE_KEY) != release or kept_before != kept_after:
@@ -304,13 +295,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(promotion.describe())
     return 0
-
-
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")  # round trip; YAML 1.2 unless a file says otherwise; duplicate keys are errors
-    yaml.preserve_quotes = True
-    yaml.width = 1 << 16  # never fold a long line
-    return yaml
 
 
 def _jobs(document: CommentedMap) -> dict[str, Any]:
