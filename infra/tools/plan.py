@@ -442,7 +442,8 @@ def _without_release(value: Any, releases: set[str]) -> Any:
 def inventory(plan: Plan) -> dict[str, Any]:
     """The reviewed form of a plan: counts per type, each resource's key values, options and outputs.
 
-    The jobs release (a digest of `jobs/`) reads `<release>`: promotion and the bundle tests own it.
+    The jobs release (a digest of what ships with the jobs) reads `<release>`: promotion and the bundle
+    tests own it.
     """
     names = {r.urn: r.name for r in plan.resources}
     resources = []
