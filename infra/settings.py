@@ -243,9 +243,11 @@ def _check_webhook_url(value: str) -> str:
     return value
 
 
-def _setting(default: Any, check: Callable[[Any], Any] | None = None, raw: type | None = None) -> Any:
-    """A dataclass field with its default, the validator and (when it differs) the raw YAML type."""
-    return field(default=default, metadata={"check": check, "raw": raw})
+def _setting(default: Any, check: Callable[[Any], Any] | None = None, raw: type | None = None,
+             wrong_type: str | None = None) -> Any:
+    """A dataclass field with its default, the validator, (when it differs) the raw YAML type, and
+    what to say instead of the type's name when a value of another type is given."""
+    return field(default=default, metadata={"check": check, "raw": raw, "wrong_type": wrong_type})
 
 
 # The sections. Defaults are the dev-sized values; a stack file overrides only what differs.
@@ -362,7 +364,9 @@ RECEIVER_SECRET_KEYS: dict[str, str] = {
 @dataclass(frozen=True)
 class JobsSettings:
     # None: follow the working tree (dev, local); staging and prod pin the promoted release.
-    release: str | None = _setting(None, _release)
+    release: str | None = _setting(None, _release, wrong_type=(
+        "a release digest in quotes: 64 lowercase hex characters (unquoted, YAML 1.2 reads one of "
+        "digits, or digits with a single e, as a number)"))
     rate: int = _setting(500, _between(1, 1_000_000))
     farms: int = _setting(3, _between(1, 1000))
     devices_per_farm: int = _setting(20, _between(1, 10_000))
@@ -488,6 +492,10 @@ def _section(name: str, cls: type, raw: Any, errors: list[tuple[str, Any, str]])
         kind = spec.metadata.get("raw") or hints[sub]
         try:
             typed = _coerce(value, kind)
+        except _Invalid as bad:
+            errors.append((f"{key}.{sub}", value, spec.metadata["wrong_type"] or bad.allowed))
+            continue
+        try:
             check = spec.metadata.get("check")
             values[sub] = check(typed) if check else typed
         except _Invalid as bad:

@@ -114,7 +114,7 @@ def test_missing_project_is_named():
 def test_release_pin_must_be_a_quoted_digest():
     # An all-digit digest left unquoted in YAML arrives as a number.
     message = error_for({**GCP, "hydrostream:jobs": {"release": 0}})
-    assert "hydrostream:jobs.release = 0: expected a string" in message
+    assert "hydrostream:jobs.release = 0: expected a release digest in quotes" in message
     assert "64 lowercase hex" in error_for({**GCP, "hydrostream:jobs": {"release": "ABC"}})
 
 
