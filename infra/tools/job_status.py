@@ -282,15 +282,16 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin) -> int:
                                      description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     wait = commands.add_parser("wait", help="wait for both jobs; stack outputs (JSON) on stdin")
-    wait.add_argument("--region", required=True)
-    wait.add_argument("--stack", default="<stack>", help="named in the resubmit hint")
+    wait.add_argument("--region", required=True, help="the GCP region the stack's Dataproc jobs run in")
+    wait.add_argument("--stack", default="<stack>", help="the stack, named in the resubmit hint "
+                                                         "(default: %(default)s)")
     wait.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_SECONDS,
                       help="give up after this long (900, 90s, 15m, 1h; default 15m)")
     wait.add_argument("--interval", type=_positive, default=DEFAULT_INTERVAL_SECONDS,
-                      help="seconds between polls")
+                      help="seconds between polls (default: %(default)s)")
     urn = commands.add_parser("urn", help="print one job's URN")
-    urn.add_argument("--stack", required=True)
-    urn.add_argument("--job", required=True, choices=JOBS)
+    urn.add_argument("--stack", required=True, help="the stack whose job it is")
+    urn.add_argument("--job", required=True, choices=JOBS, help="which job: %(choices)s")
     args = parser.parse_args(argv)
     if args.command == "urn":
         print(job_urn(args.stack, args.job))

@@ -500,9 +500,11 @@ def capacity_and_cost(plan: Plan) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stack")
-    parser.add_argument("--write", action="store_true", help="rewrite tests/inventories/<stack>.yaml")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help="where the stack files are")
+    parser.add_argument("stack", help="the stack to plan: its file is <stacks-dir>/Pulumi.<stack>.yaml")
+    parser.add_argument("--write", action="store_true",
+                        help="also rewrite tests/inventories/<stack>.yaml (default: only print)")
+    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR,
+                        help="where the stack files are (default: %(default)s, Pulumi.yaml's stackConfigDir)")
     args = parser.parse_args(argv)
     try:
         plan = run_plan(args.stack, stack_config(args.stack, args.stacks_dir))

@@ -152,7 +152,7 @@ def build_inventory(stack: str, outputs: dict[str, Any], out_dir: Path, user: st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True)
+    parser.add_argument("--stack", required=True, help="the deployed stack: local, dev, staging or prod")
     parser.add_argument("--outputs", required=True, type=Path,
                         help="`pulumi stack output --json` of the stack")
     parser.add_argument("--out", required=True, type=Path, help="folder for inventory.json and ssh_config")
