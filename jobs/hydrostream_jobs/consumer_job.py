@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -37,6 +37,8 @@ from hydrostream_jobs.validate import classify, event_time, valid_readings
 from hydrostream_jobs.windows import window_stats
 
 CONSUMER_QUERY = "consumer"
+
+log = logging.getLogger(__name__)
 
 # `kind` of a row of the consumer's output (columns kind, line, raw, reason, detail).
 KIND_READING = "reading"
@@ -245,7 +247,7 @@ def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetric
     warn_on_checkpoint_partitions(spark, checkpoint)
     apply_query_conf(spark)
     position = start_position(spark, args)
-    print(position.describe(), file=sys.stderr, flush=True)
+    log.info(position.describe())
     output = consumer_output(read_messages(spark, args, position), args.window, args.slide, args.watermark,
                              position.complete_from_ms)
     stream = (
