@@ -18,6 +18,7 @@ from hydrostream_jobs.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
+from hydrostream_jobs.progress import BatchLog
 from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql.streaming.listener import QueryProgressEvent
 
@@ -119,7 +120,7 @@ def test_a_progress_event_sets_every_gauge_and_the_endpoint_serves_them(monkeypa
     now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC).timestamp()
     monkeypatch.setattr(metrics_module.time, "time", lambda: now)
     metrics = ConsumerMetrics()
-    listener = ConsumerProgressListener(metrics)
+    listener = ConsumerProgressListener(metrics, BatchLog())
     listener.onQueryProgress(progress_event())
     listener.onQueryProgress(progress_event(batchId=8, batchDuration=700, inputRowsPerSecond=99.0))
 
@@ -143,7 +144,7 @@ def test_progress_without_a_watermark_rate_or_kafka_source_leaves_those_gauges_a
     now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC).timestamp()
     monkeypatch.setattr(metrics_module.time, "time", lambda: now)
     metrics = ConsumerMetrics()
-    listener = ConsumerProgressListener(metrics)
+    listener = ConsumerProgressListener(metrics, BatchLog())
     listener.onQueryProgress(progress_event())
     listener.onQueryProgress(
         progress_event(
