@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable
-from types import FrameType
 
 JOBS_LOGGER = "hydrostream_jobs"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -33,18 +31,13 @@ def configure_logging() -> None:
     logger.propagate = False
 
 
-def _stop_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def run_logged(main: Callable[[list[str]], None], argv: list[str], job: str) -> None:
     """Run an entry point's `main` with the jobs' logging; a failure is one ERROR line and exit status 1.
 
-    SIGTERM (docker stop, a cancelled cluster job) ends it as Ctrl-C does, through its `finally` blocks,
-    so its last lines (the producer's total, the consumer's summary) are logged and Spark is stopped.
+    SIGTERM keeps Python's default (the process ends at once): the stop scripts signal the Spark JVM
+    as well, so a graceful end would only wait on a JVM that is going away.
     """
     configure_logging()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         main(argv)
     except Exception:
