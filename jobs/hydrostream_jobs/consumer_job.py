@@ -285,22 +285,24 @@ def run(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics | None
     server = start_metrics_server(args.metrics_port, metrics.registry)
     listener = ConsumerProgressListener(metrics, batch_log)
     spark.streams.addListener(listener)
-    started, outcome, query = time.monotonic(), "stopped", None
+    started, outcome, query = time.monotonic(), "interrupted", None
     try:
         # Forget queries that ended earlier in this session, or their failure would be raised again.
         spark.streams.resetTerminated()
         query = start_query(spark, args, metrics, batch_log)
         try:
             query.awaitTermination()
-            outcome = "finished"
-        except Exception:
-            outcome = "failed"
-            raise
         finally:
             if query.isActive:
                 query.stop()
+        outcome = "finished"
+    except Exception:
+        outcome = "failed"
+        raise
     finally:
-        if query is not None and not listener.wait_terminated(query.id, LISTENER_DRAIN_S):
+        # Interrupted (Ctrl-C reaches the Spark JVM too), no more events are coming: do not wait for them.
+        if query is not None and outcome != "interrupted" and not listener.wait_terminated(query.id,
+                                                                                          LISTENER_DRAIN_S):
             log.warning("the query's last progress events did not arrive within %d s: the summary may "
                         "miss batches", LISTENER_DRAIN_S)
         batch_log.log_summary(time.monotonic() - started, outcome)
