@@ -98,6 +98,10 @@ class ProducerMetrics:
             PRODUCER_MESSAGES_SENT_TOTAL, "Messages written to the sink", registry=self.registry
         )
 
+    def sent(self) -> int:
+        """Messages written so far."""
+        return int(self.registry.get_sample_value(PRODUCER_MESSAGES_SENT_TOTAL) or 0)
+
 
 def watermark_lag_seconds(watermark_iso: str | None, now: float) -> float | None:
     """Seconds between `now` and an ISO watermark; None before the first watermark (the epoch)."""
@@ -108,41 +112,17 @@ def watermark_lag_seconds(watermark_iso: str | None, now: float) -> float | None
 
 
 class _ProgressListener(StreamingQueryListener):
-    """A listener that reads only micro-batch progress (Spark requires the other three callbacks)."""
+    """A listener of micro-batch progress that also knows which queries' ends it has received."""
+
+    def __init__(self) -> None:
+        self._terminated: set[str] = set()
+        self._changed = threading.Condition()
 
     def onQueryStarted(self, event) -> None:
         pass
 
     def onQueryIdle(self, event) -> None:
         pass
-
-    def onQueryTerminated(self, event) -> None:
-        pass
-
-
-
-class ConsumerProgressListener(_ProgressListener):
-    """Turns each micro-batch's progress into the consumer's gauges and histograms and its log line."""
-
-    def __init__(self, metrics: ConsumerMetrics, batch_log: BatchLog):
-        self._metrics = metrics
-        self._batch_log = batch_log
-        self._terminated: set[str] = set()
-        self._changed = threading.Condition()
-
-    def onQueryProgress(self, event) -> None:
-        progress = batch_progress(event.progress)
-        self._metrics.batch_duration.labels(query=progress.query).observe(progress.duration_s)
-        if progress.input_rows_per_second is not None:
-            self._metrics.input_rows_per_second.labels(query=progress.query).set(progress.input_rows_per_second)
-        if progress.late_rows_dropped:
-            self._metrics.late_rows_dropped.inc(progress.late_rows_dropped)
-        lag = watermark_lag_seconds(progress.watermark, time.time())
-        if lag is not None:
-            self._metrics.watermark_lag.set(lag)
-        if progress.offsets_behind is not None:
-            self._metrics.offsets_behind.set(float(progress.offsets_behind))
-        self._batch_log.progressed(progress)
 
     def onQueryTerminated(self, event) -> None:
         with self._changed:
@@ -159,10 +139,34 @@ class ConsumerProgressListener(_ProgressListener):
             return self._changed.wait_for(lambda: query_id in self._terminated, timeout_s)
 
 
+class ConsumerProgressListener(_ProgressListener):
+    """Turns each micro-batch's progress into the consumer's gauges and histograms and its log line."""
+
+    def __init__(self, metrics: ConsumerMetrics, batch_log: BatchLog):
+        super().__init__()
+        self._metrics = metrics
+        self._batch_log = batch_log
+
+    def onQueryProgress(self, event) -> None:
+        progress = batch_progress(event.progress)
+        self._metrics.batch_duration.labels(query=progress.query).observe(progress.duration_s)
+        if progress.input_rows_per_second is not None:
+            self._metrics.input_rows_per_second.labels(query=progress.query).set(progress.input_rows_per_second)
+        if progress.late_rows_dropped:
+            self._metrics.late_rows_dropped.inc(progress.late_rows_dropped)
+        lag = watermark_lag_seconds(progress.watermark, time.time())
+        if lag is not None:
+            self._metrics.watermark_lag.set(lag)
+        if progress.offsets_behind is not None:
+            self._metrics.offsets_behind.set(float(progress.offsets_behind))
+        self._batch_log.progressed(progress)
+
+
 class ProducerProgressListener(_ProgressListener):
     """Counts the rows each producer micro-batch wrote."""
 
     def __init__(self, metrics: ProducerMetrics):
+        super().__init__()
         self._metrics = metrics
 
     def onQueryProgress(self, event) -> None:
