@@ -300,9 +300,8 @@ def run(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics | None
         outcome = "failed"
         raise
     finally:
-        # Interrupted (Ctrl-C reaches the Spark JVM too), no more events are coming: do not wait for them.
-        if query is not None and outcome != "interrupted" and not listener.wait_terminated(query.id,
-                                                                                          LISTENER_DRAIN_S):
+        # Ctrl-C leaves the Spark JVM running (PySpark starts it ignoring SIGINT): its events still come.
+        if query is not None and not listener.wait_terminated(query.id, LISTENER_DRAIN_S):
             log.warning("the query's last progress events did not arrive within %d s: the summary may "
                         "miss batches", LISTENER_DRAIN_S)
         batch_log.log_summary(time.monotonic() - started, outcome)

@@ -335,8 +335,8 @@ def write_kafka(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetric
         outcome = "failed"
         raise
     finally:
-        # Interrupted (Ctrl-C reaches the Spark JVM too), no more events are coming: do not wait for them.
-        if query is not None and outcome != "interrupted":
+        # Ctrl-C leaves the Spark JVM running (PySpark starts it ignoring SIGINT): its events still come.
+        if query is not None:
             if query.isActive:
                 query.stop()
             listener.wait_terminated(query.id, LISTENER_DRAIN_S)

@@ -228,8 +228,8 @@ def test_a_live_stream_feeds_the_gauges(spark, tmp_path):
     metrics = run(spark, args, ConsumerMetrics())
     sample = metrics.registry.get_sample_value
     query = {"query": CONSUMER_QUERY}
-    # Three batches; the last one's event may still be queued when run() removes the listener.
-    assert sample("hydro_consumer_batch_duration_seconds_count", query) >= 2
+    # Three batches: run() waits for the query's last listener events before it returns.
+    assert sample("hydro_consumer_batch_duration_seconds_count", query) == 3
     assert sample("hydro_consumer_batch_duration_seconds_sum", query) > 0
     assert sample("hydro_consumer_input_rows_per_second", query) > 0
     assert sample("hydro_consumer_records_total", {"status": "valid"}) == 6
