@@ -19,16 +19,15 @@ class UtcIsoFormatter(logging.Formatter):
 
 
 def configure_logging() -> None:
-    """Send every `hydrostream_jobs.*` line from INFO up to stderr in LOG_FORMAT (entry points call it)."""
-    logger = logging.getLogger(JOBS_LOGGER)
-    if logger.handlers:
-        return
+    """Every Python log line of the driver to stderr in LOG_FORMAT: the jobs' from INFO, others' from WARNING.
+
+    The root logger gets the handler, so py4j's errors (logged to the root logger, which would otherwise
+    fall back to `ERROR:root:` without a time) share the format.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(UtcIsoFormatter(LOG_FORMAT))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    # A root handler (an embedding program's) would print each line a second time, in its own format.
-    logger.propagate = False
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger(JOBS_LOGGER).setLevel(logging.INFO)
 
 
 def run_logged(main: Callable[[list[str]], None], argv: list[str], job: str) -> None:

@@ -21,13 +21,13 @@ SPARK_NOTICES = {
 }
 JOB_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
-    r"hydrostream_jobs[\w.]*: (.*)$"
+    r"([\w.]+): (.*)$"
 )
 FIELD = re.compile(r"(\w+)=(\S+)")
 
 
 def job_messages(output: str, started: datetime) -> list[str]:
-    """The jobs' own messages in a run's output; fails on a line not Spark's that lacks time or level."""
+    """The jobs' messages in a run's output; fails on a line not log4j's that lacks time or level."""
     messages = []
     for line in output.splitlines():
         if not line.strip() or SPARK_LINE.match(line) or line in SPARK_NOTICES:
@@ -36,7 +36,8 @@ def job_messages(output: str, started: datetime) -> list[str]:
         assert match, f"a line without UTC time and level: {line!r}"
         stamp = datetime.fromisoformat(match[1]).replace(tzinfo=UTC)
         assert started - timedelta(seconds=1) <= stamp <= datetime.now(UTC), line
-        messages.append(match[3])
+        if match[3].startswith("hydrostream_jobs"):
+            messages.append(match[4])
     return messages
 
 
