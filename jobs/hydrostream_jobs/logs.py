@@ -33,8 +33,8 @@ def configure_logging() -> None:
 def run_logged(main: Callable[[list[str]], None], argv: list[str], job: str) -> None:
     """Run an entry point's `main` with the jobs' logging; a failure is one ERROR line and exit status 1.
 
-    SIGTERM keeps Python's default (the process ends at once): the stop scripts signal the Spark JVM
-    as well, so a graceful end would only wait on a JVM that is going away.
+    SIGTERM keeps Python's default (the process ends at once): a stop signals the whole process group,
+    the Spark JVM too, so a graceful end would only wait on a JVM that is going away.
     """
     configure_logging()
     try:
