@@ -4,6 +4,7 @@ import sys
 
 from hydrostream_jobs.cli import parse_consumer_args
 from hydrostream_jobs.consumer_job import run
+from hydrostream_jobs.logs import run_logged
 from hydrostream_jobs.session import spark_session
 
 
@@ -18,4 +19,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_logged(main, sys.argv[1:], "consumer")

@@ -113,51 +113,127 @@ class ProducerArgs:
     send_timeout: int  # seconds
 
 
-def _consumer_parser() -> argparse.ArgumentParser:
+def consumer_parser() -> argparse.ArgumentParser:
+    """The consumer's command line; every option's help says its meaning and its default (or why none)."""
     parser = argparse.ArgumentParser(prog="consumer.py", description="Validate, window, store readings.")
-    parser.add_argument("--source", choices=("kafka", "files"), required=True)
-    parser.add_argument("--bootstrap-servers")
-    parser.add_argument("--topic", default=READINGS_TOPIC)
     parser.add_argument(
-        "--starting-offsets", default="earliest", help="first run only; afterwards the checkpoint decides"
+        "--source", choices=("kafka", "files"), required=True,
+        help="where messages come from: kafka (needs --bootstrap-servers) or files (needs --input-path); "
+        "required, no default",
     )
-    parser.add_argument("--max-offsets-per-trigger", type=_positive_int, default=100_000)
-    parser.add_argument("--fail-on-data-loss", type=_bool, default=True)
-    parser.add_argument("--input-path")
-    parser.add_argument("--max-files-per-trigger", type=_positive_int)
-    parser.add_argument("--sink", choices=("influxdb", "console", "noop"), required=True)
-    parser.add_argument("--influx-url")
-    parser.add_argument("--influx-org")
-    parser.add_argument("--influx-bucket")
-    parser.add_argument("--influx-token-file")
-    parser.add_argument("--influx-token-secret", help="projects/P/secrets/S/versions/V")
-    parser.add_argument("--influx-batch-lines", type=_positive_int, default=5000)
-    parser.add_argument("--influx-max-attempts", type=_positive_int, default=8)
-    parser.add_argument("--influx-timeout-seconds", type=float, default=30.0)
-    parser.add_argument("--dead-letter-path", required=True)
-    parser.add_argument("--checkpoint-location", required=True)
+    parser.add_argument(
+        "--bootstrap-servers",
+        help="Kafka brokers, host:port[,host:port...]; required with --source kafka, no default",
+    )
+    parser.add_argument("--topic", default=READINGS_TOPIC, help="Kafka topic to read (default: %(default)s)")
+    parser.add_argument(
+        "--starting-offsets", default="earliest",
+        help="Kafka: where a fresh checkpoint without a handover starts, earliest or latest; afterwards the "
+        "checkpoint decides (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-offsets-per-trigger", type=_positive_int, default=100_000,
+        help="Kafka: most messages one micro-batch reads (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-on-data-loss", type=_bool, default="true",
+        help="Kafka: true stops the query when offsets it was to read were deleted (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--input-path",
+        help="folder of text files, one message per line; required with --source files, no default",
+    )
+    parser.add_argument(
+        "--max-files-per-trigger", type=_positive_int,
+        help="files: most new files one micro-batch reads (no default: every new file)",
+    )
+    parser.add_argument(
+        "--sink", choices=("influxdb", "console", "noop"), required=True,
+        help="where points go: influxdb (needs --influx-url, --influx-org, --influx-bucket and one token "
+        "option), console (shows a few lines per batch) or noop (does all the work, discards the output); "
+        "required, no default",
+    )
+    parser.add_argument(
+        "--influx-url",
+        help="InfluxDB base URL, e.g. http://influxdb:8086; required with --sink influxdb, no default",
+    )
+    parser.add_argument(
+        "--influx-org", help="InfluxDB organization name; required with --sink influxdb, no default"
+    )
+    parser.add_argument("--influx-bucket", help="InfluxDB bucket; required with --sink influxdb, no default")
+    parser.add_argument(
+        "--influx-token-file",
+        help="file holding the InfluxDB token (surrounding whitespace stripped); with --sink influxdb "
+        "exactly one of it and --influx-token-secret, no default",
+    )
+    parser.add_argument(
+        "--influx-token-secret",
+        help="Secret Manager version holding the token, projects/P/secrets/S/versions/V; with --sink "
+        "influxdb exactly one of it and --influx-token-file, no default",
+    )
+    parser.add_argument(
+        "--influx-batch-lines", type=_positive_int, default=5000,
+        help="most lines per InfluxDB write request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--influx-max-attempts", type=_positive_int, default=8,
+        help="attempts of one write request before the micro-batch fails (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--influx-timeout-seconds", type=float, default=30.0,
+        help="timeout of one InfluxDB request, in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dead-letter-path", required=True,
+        help="folder of quarantined messages, one JSON line each under batch=<id>/; required, no default",
+    )
+    parser.add_argument(
+        "--checkpoint-location", required=True,
+        help="folder of the query's checkpoint (its subfolder consumer/); required, no default",
+    )
     parser.add_argument(
         "--handover-from",
-        help="root of every release's checkpoint folder (<root>/<release>/...): a fresh checkpoint "
-        "starts where the release that ran last stood, less one window and the watermark",
+        help="Kafka: root of every release's checkpoint folder (<root>/<release>/...): a fresh checkpoint "
+        "starts where the release that ran last stood, less one window and the watermark (no default: no "
+        "handover, a fresh checkpoint starts at --starting-offsets)",
     )
-    parser.add_argument("--trigger", type=_trigger, default=AVAILABLE_NOW)
-    parser.add_argument("--window", type=spark_interval, default="5m")
-    parser.add_argument("--slide", type=spark_interval, default="1m")
-    parser.add_argument("--watermark", type=spark_interval, default="10m")
-    parser.add_argument("--metrics-port", type=int, default=CONSUMER_METRICS_PORT, help="0 disables")
-    parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
+    parser.add_argument(
+        "--trigger", type=_trigger, default=AVAILABLE_NOW,
+        help="available-now (read what is there in micro-batches, log a summary, stop) or a micro-batch "
+        "interval like 30s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--window", type=spark_interval, default="5m",
+        help="length of the sliding windows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--slide", type=spark_interval, default="1m",
+        help="interval between window starts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--watermark", type=spark_interval, default="10m",
+        help="how late a reading may arrive and still count in its windows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=CONSUMER_METRICS_PORT,
+        help="port of the Prometheus endpoint, 0 disables (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--master",
+        help="Spark master when not started by spark-submit, e.g. local[2] (no default: spark-submit's)",
+    )
     parser.add_argument(
         "--shuffle-partitions",
         type=_positive_int,
-        help="spark.sql.shuffle.partitions of a new checkpoint (default: the Spark conf's, else 2 x cores)",
+        help="spark.sql.shuffle.partitions of a new checkpoint (no default: the Spark conf's, else 2 x "
+        "cores)",
     )
     return parser
 
 
 def parse_consumer_args(argv: list[str]) -> ConsumerArgs:
     """Parse and cross-check the consumer's command line."""
-    parser = _consumer_parser()
+    parser = consumer_parser()
     ns = parser.parse_args(argv)
     if ns.source == "kafka" and not ns.bootstrap_servers:
         parser.error("--source kafka needs --bootstrap-servers")
@@ -177,36 +253,76 @@ def parse_consumer_args(argv: list[str]) -> ConsumerArgs:
     return ConsumerArgs(**vars(ns))
 
 
-def _producer_parser() -> argparse.ArgumentParser:
+def producer_parser() -> argparse.ArgumentParser:
+    """The producer's command line; every option's help says its meaning and its default (or why none)."""
     parser = argparse.ArgumentParser(prog="producer.py", description="Simulate hydroponic sensor readings.")
-    parser.add_argument("--sink", choices=("kafka", "files"), required=True)
-    parser.add_argument("--bootstrap-servers")
-    parser.add_argument("--topic", default=READINGS_TOPIC)
-    parser.add_argument("--rate", type=_positive_int, default=500, help="readings per second")
-    parser.add_argument("--output-path")
     parser.add_argument(
-        "--count", type=_positive_int, help="required with --sink files; with --sink kafka: send N and stop"
-    )
-    parser.add_argument("--farms", type=_positive_int, default=3)
-    parser.add_argument("--devices-per-farm", type=_positive_int, default=20)
-    parser.add_argument("--zones-per-farm", type=_positive_int, default=4)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--malformed-share", type=_share, default=0.0)
-    parser.add_argument("--fault-share", type=_share, default=0.001)
-    parser.add_argument(
-        "--start-time",
-        type=_instant,
-        default=None,
-        help="first event time with --count (default 2026-01-01T00:00:00Z)",
+        "--sink", choices=("kafka", "files"), required=True,
+        help="kafka (needs --bootstrap-servers; sends until stopped, or --count readings) or files (needs "
+        "--output-path and --count); required, no default",
     )
     parser.add_argument(
-        "--checkpoint-location", help="endless Kafka sink only; a fresh temporary folder by default"
+        "--bootstrap-servers",
+        help="Kafka brokers, host:port[,host:port...]; required with --sink kafka, no default",
     )
-    parser.add_argument("--metrics-port", type=int, default=PRODUCER_METRICS_PORT, help="0 disables")
-    parser.add_argument("--master", help="Spark master when not started by spark-submit, e.g. local[2]")
+    parser.add_argument("--topic", default=READINGS_TOPIC, help="Kafka topic to write (default: %(default)s)")
+    parser.add_argument(
+        "--rate", type=_positive_int, default=500,
+        help="readings per second: sent to Kafka until stopped, or the event-time spacing with --count "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output-path", help="folder the text files are appended to; required with --sink files, no default"
+    )
+    parser.add_argument(
+        "--count", type=_positive_int,
+        help="readings to write, then stop; required with --sink files (no default: --sink kafka sends until "
+        "stopped)",
+    )
+    parser.add_argument(
+        "--farms", type=_positive_int, default=3, help="farms simulated (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--devices-per-farm", type=_positive_int, default=20,
+        help="devices of each farm (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--zones-per-farm", type=_positive_int, default=4,
+        help="zones of each farm, its devices spread over them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=7, help="seed of every simulated value: same seed, same readings "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--malformed-share", type=_share, default=0.0,
+        help="share of messages replaced by malformed ones (tests, demos), 0 to 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fault-share", type=_share, default=0.001,
+        help="share of readings with a sensor fault (out of range, quarantined), 0 to 1 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--start-time", type=_instant, default="2026-01-01T00:00:00Z",
+        help="event time of the first reading with --count, ISO-8601 with an offset (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint-location",
+        help="endless --sink kafka only: the stream's checkpoint (no default: a fresh temporary folder)",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=PRODUCER_METRICS_PORT,
+        help="port of the Prometheus endpoint, 0 disables (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--master",
+        help="Spark master when not started by spark-submit, e.g. local[2] (no default: spark-submit's)",
+    )
     parser.add_argument(
         "--send-timeout", type=_positive_int, default=DEFAULT_SEND_TIMEOUT_S,
-        help="Kafka: seconds without an acknowledged write before the job fails (at least 5)",
+        help="Kafka: seconds without an acknowledged write before the job fails, at least "
+        f"{MIN_SEND_TIMEOUT_S} (default: %(default)s)",
     )
     return parser
 
@@ -216,12 +332,10 @@ def _producer_parser() -> argparse.ArgumentParser:
 DEFAULT_SEND_TIMEOUT_S = 120
 MIN_SEND_TIMEOUT_S = 5
 
-DEFAULT_START_TIME = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
-
 
 def parse_producer_args(argv: list[str]) -> ProducerArgs:
     """Parse and cross-check the producer's command line."""
-    parser = _producer_parser()
+    parser = producer_parser()
     ns = parser.parse_args(argv)
     if ns.sink == "kafka" and not ns.bootstrap_servers:
         parser.error("--sink kafka needs --bootstrap-servers")
@@ -229,6 +343,4 @@ def parse_producer_args(argv: list[str]) -> ProducerArgs:
         parser.error("--sink files needs --output-path and --count")
     if ns.send_timeout < MIN_SEND_TIMEOUT_S:
         parser.error(f"--send-timeout must be at least {MIN_SEND_TIMEOUT_S} seconds, got {ns.send_timeout}")
-    if ns.start_time is None:
-        ns.start_time = DEFAULT_START_TIME
     return ProducerArgs(**vars(ns))

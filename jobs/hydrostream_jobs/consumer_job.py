@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+import logging
+import time
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -29,6 +30,7 @@ from hydrostream_jobs.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
+from hydrostream_jobs.progress import BatchCounts, BatchLog
 from hydrostream_jobs.schema import decode_messages, parse_readings
 from hydrostream_jobs.session import warn_on_checkpoint_partitions
 from hydrostream_jobs.sink import InfluxTarget, write_line_frame
@@ -37,6 +39,11 @@ from hydrostream_jobs.validate import classify, event_time, valid_readings
 from hydrostream_jobs.windows import window_stats
 
 CONSUMER_QUERY = "consumer"
+
+log = logging.getLogger(__name__)
+
+# Spark delivers listener events asynchronously; the last batch's arrive within moments of the query's end.
+LISTENER_DRAIN_S = 30
 
 # `kind` of a row of the consumer's output (columns kind, line, raw, reason, detail).
 KIND_READING = "reading"
@@ -190,6 +197,7 @@ class ConsumerBatchWriter:
     target: InfluxTarget | None
     dead_letter_path: str
     metrics: ConsumerMetrics
+    batch_log: BatchLog
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         kind = F.col("kind")
@@ -222,6 +230,11 @@ class ConsumerBatchWriter:
             if row_kind == KIND_QUARANTINED:
                 self.metrics.quarantined.labels(reason=reason).inc(count)
         self.metrics.sink_errors.inc(retries)
+        self.batch_log.counted(batch_id, BatchCounts(
+            valid=counts.get(KIND_READING, 0),
+            quarantined=counts.get(KIND_QUARANTINED, 0),
+            points_written=counts.get(KIND_READING, 0) + counts.get(KIND_WINDOW, 0),
+        ))
         if points:  # InfluxDB accepted every line of the batch (a lost one raises)
             for measurement, rows in (
                 (READINGS_MEASUREMENT, KIND_READING),
@@ -238,20 +251,21 @@ def apply_query_conf(spark: SparkSession) -> None:
             spark.conf.set(key, value)
 
 
-def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics) -> StreamingQuery:
+def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics,
+                batch_log: BatchLog) -> StreamingQuery:
     """Start the consumer's one query; its checkpoint is the subfolder CONSUMER_QUERY."""
     target = influx_target(args) if args.sink == "influxdb" else None
     checkpoint = f"{args.checkpoint_location.rstrip('/')}/{CONSUMER_QUERY}"
     warn_on_checkpoint_partitions(spark, checkpoint)
     apply_query_conf(spark)
     position = start_position(spark, args)
-    print(position.describe(), file=sys.stderr, flush=True)
+    log.info(position.describe())
     output = consumer_output(read_messages(spark, args, position), args.window, args.slide, args.watermark,
                              position.complete_from_ms)
     stream = (
         output.writeStream.queryName(CONSUMER_QUERY)
         .outputMode("update")
-        .foreachBatch(ConsumerBatchWriter(args.sink, target, args.dead_letter_path, metrics))
+        .foreachBatch(ConsumerBatchWriter(args.sink, target, args.dead_letter_path, metrics, batch_log))
         .option("checkpointLocation", checkpoint)
     )
     if args.trigger == AVAILABLE_NOW:
@@ -262,21 +276,35 @@ def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetric
 
 
 def run(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics | None = None) -> ConsumerMetrics:
-    """Run the consumer until its query ends (available-now) or fails; returns its metrics."""
+    """Run the consumer until its query ends (available-now) or fails; returns its metrics.
+
+    Logs a line per micro-batch and, when the query ends, the run's summary.
+    """
     metrics = metrics or ConsumerMetrics()
+    batch_log = BatchLog()
     server = start_metrics_server(args.metrics_port, metrics.registry)
-    listener = ConsumerProgressListener(metrics)
+    listener = ConsumerProgressListener(metrics, batch_log)
     spark.streams.addListener(listener)
+    started, outcome, query = time.monotonic(), "interrupted", None
     try:
         # Forget queries that ended earlier in this session, or their failure would be raised again.
         spark.streams.resetTerminated()
-        query = start_query(spark, args, metrics)
+        query = start_query(spark, args, metrics, batch_log)
         try:
             query.awaitTermination()
         finally:
             if query.isActive:
                 query.stop()
+        outcome = "finished"
+    except Exception:
+        outcome = "failed"
+        raise
     finally:
+        # Ctrl-C leaves the Spark JVM running (PySpark starts it ignoring SIGINT): its events still come.
+        if query is not None and not listener.wait_terminated(query.id, LISTENER_DRAIN_S):
+            log.warning("the query's last progress events did not arrive within %d s: the summary may "
+                        "miss batches", LISTENER_DRAIN_S)
+        batch_log.log_summary(time.monotonic() - started, outcome)
         spark.streams.removeListener(listener)
         stop_metrics_server(server)
     return metrics

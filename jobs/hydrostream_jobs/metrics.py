@@ -1,10 +1,13 @@
 """Driver-side Prometheus metrics of the jobs, fed by StreamingQueryListeners and per-batch counts.
 
+The consumer's listener also hands each batch's progress to its log (progress.BatchLog).
+
 Nothing here is ever shipped to executors: executor-side counters would never reach this endpoint.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +30,7 @@ from hydrostream_jobs.contract import (
     STATUS_QUARANTINED,
     STATUS_VALID,
 )
+from hydrostream_jobs.progress import BatchLog, batch_progress
 from hydrostream_jobs.validate import REASONS
 
 _BATCH_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -94,6 +98,10 @@ class ProducerMetrics:
             PRODUCER_MESSAGES_SENT_TOTAL, "Messages written to the sink", registry=self.registry
         )
 
+    def sent(self) -> int:
+        """Messages written so far."""
+        return int(self.registry.get_sample_value(PRODUCER_MESSAGES_SENT_TOTAL) or 0)
+
 
 def watermark_lag_seconds(watermark_iso: str | None, now: float) -> float | None:
     """Seconds between `now` and an ISO watermark; None before the first watermark (the epoch)."""
@@ -104,7 +112,11 @@ def watermark_lag_seconds(watermark_iso: str | None, now: float) -> float | None
 
 
 class _ProgressListener(StreamingQueryListener):
-    """A listener that reads only micro-batch progress (Spark requires the other three callbacks)."""
+    """A listener of micro-batch progress that also knows which queries' ends it has received."""
+
+    def __init__(self) -> None:
+        self._terminated: set[str] = set()
+        self._changed = threading.Condition()
 
     def onQueryStarted(self, event) -> None:
         pass
@@ -113,40 +125,48 @@ class _ProgressListener(StreamingQueryListener):
         pass
 
     def onQueryTerminated(self, event) -> None:
-        pass
+        with self._changed:
+            self._terminated.add(str(event.id))
+            self._changed.notify_all()
 
+    def wait_terminated(self, query_id: str, timeout_s: float) -> bool:
+        """Wait until the query's end reached this listener, so every progress event before it did too.
+
+        Spark posts listener events asynchronously, in order: the query's last progress may still be
+        queued when awaitTermination() returns.
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: query_id in self._terminated, timeout_s)
 
 
 class ConsumerProgressListener(_ProgressListener):
-    """Turns each micro-batch's progress into the consumer's gauges and histograms."""
+    """Turns each micro-batch's progress into the consumer's gauges and histograms and its log line."""
 
-    def __init__(self, metrics: ConsumerMetrics):
+    def __init__(self, metrics: ConsumerMetrics, batch_log: BatchLog):
+        super().__init__()
         self._metrics = metrics
+        self._batch_log = batch_log
 
     def onQueryProgress(self, event) -> None:
-        progress = event.progress
-        name = progress.name or "unnamed"
-        self._metrics.batch_duration.labels(query=name).observe(progress.batchDuration / 1000.0)
-        rate = progress.inputRowsPerSecond
-        if rate == rate:  # NaN before the first batch with a previous one to compare with
-            self._metrics.input_rows_per_second.labels(query=name).set(rate)
-        dropped = sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
-        if dropped:
-            self._metrics.late_rows_dropped.inc(dropped)
-        if progress.stateOperators:
-            lag = watermark_lag_seconds(progress.eventTime.get("watermark"), time.time())
-            if lag is not None:
-                self._metrics.watermark_lag.set(lag)
-        for source in progress.sources:
-            behind = (source.metrics or {}).get("maxOffsetsBehindLatest")
-            if behind is not None:
-                self._metrics.offsets_behind.set(float(behind))
+        progress = batch_progress(event.progress)
+        self._metrics.batch_duration.labels(query=progress.query).observe(progress.duration_s)
+        if progress.input_rows_per_second is not None:
+            self._metrics.input_rows_per_second.labels(query=progress.query).set(progress.input_rows_per_second)
+        if progress.late_rows_dropped:
+            self._metrics.late_rows_dropped.inc(progress.late_rows_dropped)
+        lag = watermark_lag_seconds(progress.watermark, time.time())
+        if lag is not None:
+            self._metrics.watermark_lag.set(lag)
+        if progress.offsets_behind is not None:
+            self._metrics.offsets_behind.set(float(progress.offsets_behind))
+        self._batch_log.progressed(progress)
 
 
 class ProducerProgressListener(_ProgressListener):
     """Counts the rows each producer micro-batch wrote."""
 
     def __init__(self, metrics: ProducerMetrics):
+        super().__init__()
         self._metrics = metrics
 
     def onQueryProgress(self, event) -> None:

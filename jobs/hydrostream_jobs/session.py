@@ -14,16 +14,7 @@ SHUFFLE_PARTITIONS_KEY = "spark.sql.shuffle.partitions"
 # Spark's default 200 tasks per stage on a small micro-batch (measured about 6x slower here).
 PARTITIONS_PER_CORE = 2
 
-log = logging.getLogger("hydrostream_jobs")
-
-
-def _log_to_stderr() -> None:
-    """Send the jobs' INFO lines to stderr beside Spark's, unless the embedding program configured logging."""
-    if not logging.getLogger().handlers and not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+log = logging.getLogger(__name__)
 
 
 def spark_session(app_name: str, master: str | None, shuffle_partitions: int | None = None) -> SparkSession:
@@ -33,7 +24,6 @@ def spark_session(app_name: str, master: str | None, shuffle_partitions: int | N
     one (spark-submit --conf, spark-defaults, Dataproc properties), else PARTITIONS_PER_CORE x the
     cores Spark has (defaultParallelism). The choice is logged.
     """
-    _log_to_stderr()
     # Workers must run the interpreter the driver runs (same packages, same version) unless the
     # cluster says otherwise (Dataproc sets spark.pyspark.python / PYSPARK_PYTHON).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

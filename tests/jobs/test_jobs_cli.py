@@ -1,10 +1,68 @@
 """Job command lines as docs/jobs.md fixes them, and the Kafka options the consumer and producer pass."""
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
-from hydrostream_jobs.cli import parse_consumer_args, parse_producer_args
+from hydrostream_jobs.cli import consumer_parser, parse_consumer_args, parse_producer_args, producer_parser
 from hydrostream_jobs.kafka import kafka_reader_options, kafka_writer_options
 
 COMMON = ["--dead-letter-path", "/dl", "--checkpoint-location", "/ck"]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def help_by_option(entry: str) -> dict[str, str]:
+    """`jobs/<entry> --help` as a user runs it, split into each option's text (flag line and help)."""
+    # A fixed, wide terminal: argparse wraps at hyphens, which would split `available-now`.
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "jobs", entry), "--help"],
+                          env={**os.environ, "COLUMNS": "400"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    options = done.stdout.split("\noptions:\n", 1)[1]
+    blocks = re.split(r"\n(?=  -)", "\n" + options)
+    return {block.split()[0].rstrip(","): " ".join(block.split()) for block in blocks if block.strip()}
+
+
+@pytest.mark.parametrize(
+    ("entry", "parser"), [("consumer.py", consumer_parser), ("producer.py", producer_parser)]
+)
+def test_help_explains_every_option_and_names_its_default_or_why_it_has_none(entry, parser):
+    shown = help_by_option(entry)
+    options = [action for action in parser()._actions if action.option_strings != ["-h", "--help"]]
+    assert len(options) >= 17
+    for action in options:
+        flag = action.option_strings[0]
+        text = shown[flag].removeprefix(flag)
+        assert len(text.split()) >= 5, f"{flag} has no help: {text!r}"
+        if action.default is None:
+            assert "no default" in text, f"{flag}: {text}"
+        else:
+            assert f"(default: {action.default})" in text, f"{flag}: {text}"
+    for action in options:
+        if action.required:
+            assert "required" in shown[action.option_strings[0]]
+
+
+def test_help_shows_the_designs_defaults_and_which_options_go_together():
+    consumer, producer = help_by_option("consumer.py"), help_by_option("producer.py")
+    # DESIGN.md, "Job command lines".
+    for flag, default in (("--window", "5m"), ("--slide", "1m"), ("--watermark", "10m"),
+                          ("--metrics-port", "8001"), ("--topic", "hydro.readings"),
+                          ("--trigger", "available-now")):
+        assert f"(default: {default})" in consumer[flag], consumer[flag]
+    for flag, default in (("--rate", "500"), ("--farms", "3"), ("--zones-per-farm", "4"),
+                          ("--devices-per-farm", "20"), ("--seed", "7"), ("--metrics-port", "8000"),
+                          ("--send-timeout", "120")):
+        assert f"(default: {default})" in producer[flag], producer[flag]
+    for flag in ("--influx-url", "--influx-org", "--influx-bucket"):
+        assert "required with --sink influxdb" in consumer[flag]
+    assert "required with --source kafka" in consumer["--bootstrap-servers"]
+    assert "required with --source files" in consumer["--input-path"]
+    assert "exactly one of it and --influx-token-secret" in consumer["--influx-token-file"]
+    assert "required with --sink kafka" in producer["--bootstrap-servers"]
+    for flag in ("--output-path", "--count"):
+        assert "required with --sink files" in producer[flag]
 
 
 def test_consumer_defaults_follow_the_design():

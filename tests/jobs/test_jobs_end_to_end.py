@@ -28,12 +28,13 @@ ENV = {
 }
 
 
-def job(entry: str, *args: str) -> subprocess.CompletedProcess:
+def job(entry: str, *args: str, env: dict[str, str] = ENV) -> subprocess.CompletedProcess:
     command = [sys.executable, os.path.join(ROOT, "jobs", entry), *args, "--master", LOCAL_MASTER]
-    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def produce(output: str, count: int) -> list[bytes]:
+def produce_files(output: str, count: int, env: dict[str, str] = ENV) -> subprocess.CompletedProcess:
+    """`producer.py --sink files` of `count` readings of a small fleet, some malformed, some faulty."""
     done = job(
         "producer.py",
         "--sink",
@@ -56,12 +57,24 @@ def produce(output: str, count: int) -> list[bytes]:
         "0.01",
         "--metrics-port",
         "0",
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def produced_messages(output: str) -> list[bytes]:
+    """The message values the producer wrote under `output`, one per line."""
     messages = []
     for path in sorted(glob.glob(f"{output}/part-*")):
         with open(path, "rb") as handle:
             messages += handle.read().split(b"\n")[:-1]
+    return messages
+
+
+def produce(output: str, count: int) -> list[bytes]:
+    produce_files(output, count)
+    messages = produced_messages(output)
     assert len(messages) == count
     return messages
 

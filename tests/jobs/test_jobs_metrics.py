@@ -18,6 +18,7 @@ from hydrostream_jobs.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
+from hydrostream_jobs.progress import BatchLog
 from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql.streaming.listener import QueryProgressEvent
 
@@ -119,7 +120,7 @@ def test_a_progress_event_sets_every_gauge_and_the_endpoint_serves_them(monkeypa
     now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC).timestamp()
     monkeypatch.setattr(metrics_module.time, "time", lambda: now)
     metrics = ConsumerMetrics()
-    listener = ConsumerProgressListener(metrics)
+    listener = ConsumerProgressListener(metrics, BatchLog())
     listener.onQueryProgress(progress_event())
     listener.onQueryProgress(progress_event(batchId=8, batchDuration=700, inputRowsPerSecond=99.0))
 
@@ -143,7 +144,7 @@ def test_progress_without_a_watermark_rate_or_kafka_source_leaves_those_gauges_a
     now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC).timestamp()
     monkeypatch.setattr(metrics_module.time, "time", lambda: now)
     metrics = ConsumerMetrics()
-    listener = ConsumerProgressListener(metrics)
+    listener = ConsumerProgressListener(metrics, BatchLog())
     listener.onQueryProgress(progress_event())
     listener.onQueryProgress(
         progress_event(
@@ -227,8 +228,8 @@ def test_a_live_stream_feeds_the_gauges(spark, tmp_path):
     metrics = run(spark, args, ConsumerMetrics())
     sample = metrics.registry.get_sample_value
     query = {"query": CONSUMER_QUERY}
-    # Three batches; the last one's event may still be queued when run() removes the listener.
-    assert sample("hydro_consumer_batch_duration_seconds_count", query) >= 2
+    # Three batches: run() waits for the query's last listener events before it returns.
+    assert sample("hydro_consumer_batch_duration_seconds_count", query) == 3
     assert sample("hydro_consumer_batch_duration_seconds_sum", query) > 0
     assert sample("hydro_consumer_input_rows_per_second", query) > 0
     assert sample("hydro_consumer_records_total", {"status": "valid"}) == 6

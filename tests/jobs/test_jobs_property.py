@@ -9,6 +9,7 @@ import math
 
 from hydrostream_jobs.consumer_job import ConsumerBatchWriter, classified_messages, message_rows
 from hydrostream_jobs.metrics import ConsumerMetrics
+from hydrostream_jobs.progress import BatchLog
 from hydrostream_jobs.sink import InfluxTarget
 from hydrostream_jobs.token import TokenSource
 from hypothesis import HealthCheck, example, given, settings
@@ -153,7 +154,7 @@ def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_f
             max_attempts=1,
         )
         frame = spark.createDataFrame([(m,) for m in messages], "value binary")
-        ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics())(
+        ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics(), BatchLog())(
             message_rows(classified_messages(frame)), 7
         )
     finally:

@@ -18,7 +18,7 @@ from hydrostream_jobs.session import shuffle_partitions_in_offsets
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # As a user's shell has it: no PYSPARK_SUBMIT_ARGS, no spark-defaults, no --master.
 USER_ENV = {key: value for key, value in os.environ.items() if key != "PYSPARK_SUBMIT_ARGS"}
-CHOICE = re.compile(r"INFO hydrostream_jobs: spark\.sql\.shuffle\.partitions=(\d+) \((.*)\)")
+CHOICE = re.compile(r"INFO hydrostream_jobs\.session: spark\.sql\.shuffle\.partitions=(\d+) \((.*)\)")
 
 
 def _reading(device: int, second: int) -> str:
