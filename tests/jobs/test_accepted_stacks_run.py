@@ -18,6 +18,7 @@ import pytest
 from hydrostream_jobs.cli import parse_consumer_args, parse_producer_args
 from hydrostream_jobs.consumer_job import CONSUMER_QUERY, start_query
 from hydrostream_jobs.metrics import ConsumerMetrics
+from hydrostream_jobs.progress import BatchLog
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -108,7 +109,7 @@ def test_every_accepted_jobs_section_builds_parses_and_runs(spark, workspace, jo
                                 handover_from=None, checkpoint_location=str(case / "checkpoint"),
                                 dead_letter_path=str(case / "dead-letter"), metrics_port=0)
     spark.streams.resetTerminated()
-    query = start_query(spark, local, ConsumerMetrics())
+    query = start_query(spark, local, ConsumerMetrics(), BatchLog())
     try:
         # The first batch starts at once whatever the trigger; the test waits for its commit, not the next.
         deadline = time.monotonic() + BATCH_TIMEOUT_SECONDS
