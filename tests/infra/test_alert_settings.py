@@ -60,26 +60,21 @@ def test_the_local_stack_takes_no_receivers():
 
 
 SECRET_PROGRAM = '''
-import sys
-from pathlib import Path
 from infra.settings import load_settings, receiver_secret_values
-settings = load_settings(Path(sys.argv[0]).parent)
+settings = load_settings()
 values = receiver_secret_values(settings.alerting)
 '''
 
 
-def project_with(tmp_path, stack_file_text: str):
-    (tmp_path / "Pulumi.yaml").write_text("name: hydrostream\nstackConfigDir: stacks\n")
-    (tmp_path / "stacks").mkdir()
-    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(stack_file_text)
+def secret_program(tmp_path, extra: str = ""):
+    """A program that loads the settings and the receivers' secrets, as the stacks do."""
     program = tmp_path / "program.py"
-    program.write_text(SECRET_PROGRAM)
+    program.write_text(SECRET_PROGRAM + extra)
     return program
 
 
 def test_a_missing_receiver_secret_names_the_command_that_sets_it(tmp_path, monkeypatch):
-    program = project_with(tmp_path, "config:\n  hydrostream:alerting:\n    pagerduty: true\n")
-    monkeypatch.setattr("sys.argv", [str(program)])
+    program = secret_program(tmp_path)
     config = {**GCP, "hydrostream:alerting": {"pagerduty": True}}
     # plan.run_plan stands in a placeholder for unset secrets: call the runner without it.
     monkeypatch.setattr(plan, "with_secret_placeholders", dict)
@@ -87,12 +82,11 @@ def test_a_missing_receiver_secret_names_the_command_that_sets_it(tmp_path, monk
         plan.run_plan("dev", config, program=program)
 
 
-def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path, monkeypatch):
+def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path):
     value = f"routing-{secrets.token_hex(12)}"
     key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.PAGERDUTY_ROUTING_KEY]}"
-    # As `pulumi config set --secret` leaves it in the stack file, beside an invalid key.
-    program = project_with(tmp_path, f"config:\n  {key}:\n    secure: AAABAJ0x\n  hydrostream:kafak: {{}}\n")
-    monkeypatch.setattr("sys.argv", [str(program)])
+    # As the engine hands over a `pulumi config set --secret` value (decrypted), beside an invalid key.
+    program = secret_program(tmp_path)
     config = {**GCP, key: value, "hydrostream:alerting": {"pagerduty": True}, "hydrostream:kafak": {}}
     with pytest.raises(SettingsError) as caught:
         plan.run_plan("dev", config, program=program)
@@ -100,26 +94,22 @@ def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path, monkey
     assert value not in str(caught.value) and key not in str(caught.value)
 
     config.pop("hydrostream:kafak")
-    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(f"config:\n  {key}:\n    secure: AAABAJ0x\n")
     result = plan.run_plan("dev", config, program=program)
     assert result.settings.alerting.pagerduty is True
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://hooks.example.com/x"])
-def test_a_webhook_url_secret_that_is_no_http_url_is_refused_unshown(tmp_path, monkeypatch, url):
+def test_a_webhook_url_secret_that_is_no_http_url_is_refused_unshown(tmp_path, url):
     key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
-    program = project_with(tmp_path, f"config:\n  {key}:\n    secure: AAABAJ0x\n")
-    program.write_text(SECRET_PROGRAM + f"values[{catalog.WEBHOOK_URL!r}].apply(print)\n")
-    monkeypatch.setattr("sys.argv", [str(program)])
+    program = secret_program(tmp_path, f"values[{catalog.WEBHOOK_URL!r}].apply(print)\n")
     config = {**GCP, key: url, "hydrostream:alerting": {"webhook": True}}
     with pytest.raises(Exception, match=r"hydrostream:webhook_url: not an http\(s\) URL") as caught:
         plan.run_plan("dev", config, program=program)
     assert url not in str(caught.value)
 
 
-def test_a_webhook_url_secret_that_is_an_http_url_passes(tmp_path, monkeypatch):
+def test_a_webhook_url_secret_that_is_an_http_url_passes(tmp_path):
     key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
-    program = project_with(tmp_path, f"config:\n  {key}:\n    secure: AAABAJ0x\n")
-    monkeypatch.setattr("sys.argv", [str(program)])
+    program = secret_program(tmp_path)
     config = {**GCP, key: "https://hc.example.com/ping/0b1c", "hydrostream:alerting": {"webhook": True}}
     assert plan.run_plan("dev", config, program=program).settings.alerting.webhook is True
