@@ -31,7 +31,6 @@ CONFIG_MOUNT = next(v.container_path for v in catalog.ALERTMANAGER.volumes if v.
 PAGER = "pager"
 TEAM = "team"
 HEARTBEAT = "heartbeat"
-RECEIVERS = (PAGER, TEAM, HEARTBEAT)
 
 # Alert names the routes and inhibitions match (monitoring/prometheus/rules).
 WATCHDOG = "HydroWatchdog"

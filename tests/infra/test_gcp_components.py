@@ -12,7 +12,7 @@ import pytest
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.gcp import firewall, secrets, storage
+from infra.gcp import firewall, secrets
 from infra.tools import plan
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
@@ -200,9 +200,9 @@ def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, p
             assert inputs["uniformBucketLevelAccess"] is True
             assert inputs["publicAccessPrevention"] == "enforced"
     assert {purpose: i["forceDestroy"] for purpose, i in buckets(dev).items()} == dict.fromkeys(
-        storage.PURPOSES, True)
+        roles.Bucket, True)
     assert {purpose: i["forceDestroy"] for purpose, i in buckets(prod).items()} == dict.fromkeys(
-        storage.PURPOSES, False)
+        roles.Bucket, False)
     assert all(r.protect for r in prod.of_type("gcp:storage/bucket:Bucket"))
     assert not any(r.protect for r in dev.of_type("gcp:storage/bucket:Bucket"))
 
@@ -238,7 +238,7 @@ def test_bucket_grants_are_per_bucket_and_minimal(dev):
 
 
 def test_stack_outputs_name_the_buckets(dev):
-    assert dev.outputs["buckets"] == {purpose: f"{DEV}-{purpose}" for purpose in storage.PURPOSES}
+    assert dev.outputs["buckets"] == {purpose: f"{DEV}-{purpose}" for purpose in roles.Bucket}
 
 
 # --- secrets -----------------------------------------------------------------------------------

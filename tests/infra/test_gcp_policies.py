@@ -359,7 +359,7 @@ def backup_violations(p: plan.Plan) -> list[str]:
     project = p.settings.gcp.project
     backup_email = f"hydro-tsdb-backup@{project}.iam.gserviceaccount.com"
     tsdb_email = f"hydro-tsdb@{project}.iam.gserviceaccount.com"
-    bucket_name = storage.bucket_name(project, storage.BACKUPS)
+    bucket_name = storage.bucket_name(project, roles.Bucket.BACKUPS)
     found = []
     buckets = [b for b in p.of_type(BUCKET) if b.inputs.get("name") == bucket_name]
     if len(buckets) != 1:
@@ -422,7 +422,7 @@ def test_policies_see_what_they_govern(plans, stack):
     p = plans[stack]
     assert len(ingress_rules(p)) >= 7
     receivers = settings_of(stack).alerting.secrets
-    assert len(p.of_type(BUCKET)) == len(storage.PURPOSES)
+    assert len(p.of_type(BUCKET)) == len(roles.Bucket)
     assert len(p.of_type(SECRET)) == len(catalog.SECRETS) - len(catalog.RECEIVER_SECRETS) + len(receivers)
     # One VM per role, but kafka.brokers of them for the broker role (three on staging and prod).
     vms = len(catalog.ROLES) - 1 + p.settings.kafka.brokers
@@ -752,7 +752,7 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
 
 
 def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
-    monkeypatch.setattr(storage, "VERSIONED", frozenset({storage.ARTIFACTS}))
+    monkeypatch.setattr(storage, "VERSIONED", frozenset({roles.Bucket.ARTIFACTS}))
     monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, retention_days: [])
     assert backup_violations(plan.run_plan("prod")) == [
         "buckets-influxdb-backups: not versioned",

@@ -8,6 +8,7 @@ import pytest
 from infra import catalog
 from infra.gcp import service_vm, storage
 from infra.render import cloud_init
+from infra.roles import Bucket
 from infra.services.influxdb import InfluxDbSpec
 from infra.settings import PROD_MIN_BACKUP_DAYS, parse_settings
 from infra.tools import plan
@@ -54,7 +55,7 @@ def test_every_unit_and_script_it_names_exists():
     assert named and named <= known, named - known
     for script in re.findall(r"scripts/[a-z-]+\.sh", DOC):
         assert (ROOT / script).is_file(), script
-    assert f"{storage.BACKUPS}" in DOC and "hydro-tsdb-backup@" in DOC
+    assert f"{Bucket.BACKUPS}" in DOC and "hydro-tsdb-backup@" in DOC
     for section in ("Replication", "Snapshots", "Backups and restore", "Secrets rotation", "Alerts"):
         assert f"\n## {section}\n" in DOC
 
