@@ -39,7 +39,7 @@ THIS_HOST = "localhost"
 
 def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ips: Sequence[str],
                  influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
-    """Archive path (`<volume>/<file>`) -> text, for every file of the two config volumes."""
+    """Archive path (`<volume>/<file>`) -> text, for every file of the three CONFIG_VOLUMES."""
     targets = prometheus_volume.ScrapeTargets.for_hosts(
         stack=stack,
         spark_driver=dataproc_master,

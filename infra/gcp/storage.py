@@ -1,10 +1,10 @@
 """Cloud Storage buckets: Dataproc staging and temp, job artifacts, streaming checkpoints, monitoring config.
 
 All regional (next to the cluster), uniform bucket-level access, public access prevented, access
-granted per bucket to the one service account that uses it. The monitoring VM's Prometheus and
-Grafana bundle lives in its own `config` bucket, so the monitoring account can read that bundle
-and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups` bucket is
-versioned and written by the backup account alone (infra/roles.py), which may create objects and
+granted per bucket to the one service account that uses it. The monitoring VM's config bundle
+(Prometheus, Alertmanager and Grafana) lives in its own `config` bucket, so the monitoring account can
+read that bundle and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups`
+bucket is versioned and written by the backup account alone (infra/roles.py), which may create objects and
 nothing else (no read, overwrite or delete); backups expire after `backups.influxdb_retention_days`,
 and a backup deleted or replaced by hand stays recoverable NONCURRENT_BACKUP_DAYS longer.
 
