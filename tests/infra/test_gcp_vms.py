@@ -21,6 +21,7 @@ from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service_vm import VmHost, VmSite, instance_name
+from infra.paths import PROJECT_DIR
 from infra.render import cloud_init, grafana_config, prometheus_volume
 from infra.services import service_specs
 from infra.services.influxdb import InfluxDbSpec
@@ -320,7 +321,8 @@ def test_monitoring_config_is_one_archive_named_by_its_digest(planned):
     assert "alertmanager-config/alertmanager.yml" in members
     assert any(name.startswith("prometheus-config/rules/") for name in members)
     assert "grafana-provisioning/datasources/datasources.yaml" in members
-    dashboards = sorted(p.name for p in (plan.ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
+    shipped = PROJECT_DIR / "monitoring" / "grafana" / "dashboards"
+    dashboards = sorted(p.name for p in shipped.glob("*.json"))
     assert dashboards
     for dashboard in dashboards:
         assert f"grafana-provisioning/dashboards/hydrostream/{dashboard}" in members

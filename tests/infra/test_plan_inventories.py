@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from infra import catalog
+from infra.paths import PROJECT_DIR
 from infra.settings import STACKS
 from infra.tools import plan
 
@@ -63,7 +64,7 @@ def test_plan_of_a_bad_stack_file_fails_naming_the_key(tmp_path, section, text, 
                                               dev.replace(f"hydrostream:{section}:\n",
                                                           f"hydrostream:{section}:\n    {text}\n"))
     result = subprocess.run([sys.executable, "-m", "infra.tools.plan", "dev", "--stacks-dir", str(tmp_path)],
-                            capture_output=True, text=True, cwd=plan.ROOT, check=False)
+                            capture_output=True, text=True, cwd=PROJECT_DIR, check=False)
     assert result.returncode == 1
     assert named in result.stderr
     assert "stack 'dev'" in result.stderr and "nothing was deployed" in result.stderr
