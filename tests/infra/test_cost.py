@@ -8,14 +8,9 @@ import yaml
 
 from infra import cost, settings, sizing
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-GCP_STACKS = ("dev", "staging", "prod")
-
-
-@pytest.fixture(scope="module")
-def plans() -> dict[str, plan.Plan]:
-    return {stack: plan.run_plan(stack) for stack in GCP_STACKS}
 
 
 def test_dev_total_recomputed_by_hand(plans):

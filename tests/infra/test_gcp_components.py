@@ -24,21 +24,21 @@ def member(role: str, project: str = DEV) -> str:
 
 
 @pytest.fixture(scope="module")
-def dev() -> plan.Plan:
-    return plan.run_plan("dev")
+def dev(plans) -> plan.Plan:
+    return plans["dev"]
 
 
 @pytest.fixture(scope="module")
-def prod() -> plan.Plan:
-    return plan.run_plan("prod")
+def prod(plans) -> plan.Plan:
+    return plans["prod"]
 
 
 # --- network -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("stack", "cidr"), [("dev", "10.20.0.0/24"), ("staging", "10.30.0.0/24"),
                                              ("prod", "10.40.0.0/24")])
-def test_one_custom_subnet_with_private_google_access_behind_nat(stack, cidr):
-    p = plan.run_plan(stack)
+def test_one_custom_subnet_with_private_google_access_behind_nat(plans, stack, cidr):
+    p = plans[stack]
     [vpc] = p.of_type("gcp:compute/network:Network")
     [subnet] = p.of_type("gcp:compute/subnetwork:Subnetwork")
     [router] = p.of_type("gcp:compute/router:Router")
@@ -96,14 +96,14 @@ def test_the_planned_rules_admit_exactly_the_expected_flows(dev):
     assert reachable(dev) == EXPECTED_FLOWS
 
 
-def test_flow_ports_are_the_catalog_and_contract_ports():
+def test_flow_ports_are_the_catalog_and_contract_ports(plans):
     assert firewall.IAP_RANGE == IAP
     assert (contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT) == (8000, 8001)
     assert catalog.KAFKA.port("kafka") == 9092 and catalog.INFLUXDB.port("http") == 8086
     assert catalog.KAFKA_EXPORTER.port("metrics") == 9308 and catalog.NODE_EXPORTER.port("metrics") == 9100
     assert catalog.GRAFANA.port("http") == 3000
     # Every exporter Prometheus scrapes on another VM is admitted from the monitoring tag.
-    flows = reachable(plan.run_plan("staging"))
+    flows = reachable(plans["staging"])
     for service in catalog.SERVICES.values():
         for port in service.ports:
             if port.name == "metrics" or service is catalog.SPARK:

@@ -28,10 +28,10 @@ from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
 from infra.settings import StackSettings, receiver_secret_values
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS, stack_file
 
 INSTANCE = "gcp:compute/instance:Instance"
 DISK = "gcp:compute/disk:Disk"
-GCP_STACKS = ("dev", "staging", "prod")
 SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 MASTER = "fake-cluster-m.europe-west1-b.c.fake.internal"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -81,10 +81,6 @@ def plan_vms(stack: str, master: str = MASTER) -> plan.Plan:
 ROLES = {catalog.BROKER: "kafka", catalog.TSDB: "influxdb", catalog.MONITORING: "monitoring"}
 DEFAULT_MACHINE = "e2-standard-2"
 DEFAULT_DISK_GB = {"kafka": 50, "influxdb": 50, "monitoring": 30}
-
-
-def stack_file(stack: str) -> dict:
-    return yaml.safe_load((plan.STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)

@@ -29,7 +29,6 @@ from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.release.bundle import JOBS_DIR, build_bundle
-from infra.tools.plan import run_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = "docker:index/container:Container"
@@ -51,8 +50,8 @@ PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "alert
 
 
 @pytest.fixture(scope="module")
-def plan():
-    return run_plan("local")
+def plan(plans):
+    return plans["local"]
 
 
 def unwrap(value):

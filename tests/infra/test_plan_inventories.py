@@ -19,8 +19,8 @@ from infra.tools import plan
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def planned(request):
-    return plan.run_plan(request.param)
+def planned(request, plans):
+    return plans[request.param]
 
 
 def test_plan_matches_the_reviewed_inventory(planned):
@@ -45,10 +45,10 @@ def test_inventory_counts_agree_with_its_resource_list(planned):
     assert sum(counted.values()) == len(planned.resources) > 0
 
 
-def test_plan_command_prints_the_inventory(capsys):
+def test_plan_command_prints_the_inventory(plans, capsys):
     assert plan.main(["dev"]) == 0
     printed = capsys.readouterr().out
-    assert printed == plan.inventory_yaml(plan.run_plan("dev"))
+    assert printed == plan.inventory_yaml(plans["dev"])
     assert "machineType" in printed and "sizing:" in printed
 
 
@@ -85,16 +85,16 @@ def with_setting(stack: str, section: str, key: str, value) -> dict:
     return config
 
 
-def test_an_image_change_is_a_diff_line_of_the_vm_that_runs_it(monkeypatch):
-    before = plan.run_plan("dev")
+def test_an_image_change_is_a_diff_line_of_the_vm_that_runs_it(plans, monkeypatch):
+    before = plans["dev"]
     monkeypatch.setitem(catalog.SERVICES, "kafka",
                         dataclasses.replace(catalog.KAFKA, image="apache/kafka:9.9.9"))
     added = added_lines(before, plan.run_plan("dev"))
     assert "image: apache/kafka:9.9.9" in added
 
 
-def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing():
-    before = plan.run_plan("dev")
+def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing(plans):
+    before = plans["dev"]
     after = plan.run_plan("dev", with_setting("dev", "kafka", "machine", "e2-standard-8"))
     added = added_lines(before, after)
     (heap_opts,) = [line for line in added if line.startswith("KAFKA_HEAP_OPTS:")]
@@ -104,8 +104,8 @@ def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing():
     assert any(line.startswith("machine: e2-standard-8") for line in added)
 
 
-def test_cluster_and_job_properties_are_shown_whole():
-    before = plan.run_plan("dev")
+def test_cluster_and_job_properties_are_shown_whole(plans):
+    before = plans["dev"]
     inventory = plan.inventory(before)
     (cluster,) = [r for r in inventory["resources"] if r["type"] == "gcp:dataproc/cluster:Cluster"]
     (software,) = [v for k, v in cluster["values"].items()
@@ -124,8 +124,8 @@ def test_cluster_and_job_properties_are_shown_whole():
 
 
 @pytest.mark.parametrize("stack", ("dev", "prod"))
-def test_each_vm_lists_the_catalog_containers_of_its_role(stack):
-    planned = plan.run_plan(stack)
+def test_each_vm_lists_the_catalog_containers_of_its_role(plans, stack):
+    planned = plans[stack]
     vms = [r for r in plan.inventory(planned)["resources"] if r["type"] == "gcp:compute/instance:Instance"]
     # One VM per role, kafka.brokers of them for the broker role (three on staging and prod).
     assert len(vms) == len(catalog.ROLES) - 1 + planned.settings.kafka.brokers
