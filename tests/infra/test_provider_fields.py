@@ -13,11 +13,11 @@ import inspect
 import re
 from pathlib import Path
 
+from infra.paths import PROJECT_DIR
 from infra.settings import STACKS
 from infra.tools import plan
 
-ROOT = Path(__file__).resolve().parents[2]
-TABLE = ROOT / "docs" / "provider-fields.md"
+TABLE = PROJECT_DIR / "docs" / "provider-fields.md"
 SDK_PACKAGES = {"gcp": "pulumi_gcp", "docker": "pulumi_docker", "random": "pulumi_random"}
 _ROW = re.compile(r"\|\s*`([^`]+)`\s*\|\s*`([^`]+)`\s*\|\s*(yes|no)\s*\|\s*(.+?)\s*\|\s*")
 _TOKEN = re.compile(r"(\w+):([\w/]+)/\w+:(\w+)")
