@@ -69,9 +69,8 @@ from collections.abc import Mapping, Sequence
 from infra import catalog
 from infra.render.systemd import BASH, BIN_DIR, UNIT_DIR, Units, systemd_command
 from infra.render.templating import render_template, template_text
-from infra.render.vm_inputs import (  # noqa: F401  (what callers import from here)
+from infra.render.vm_inputs import (
     DEFAULT_DATA_DISK,
-    ConfigBundle,
     ConfigFile,
     DataDisk,
     InfluxBackup,
