@@ -2,9 +2,9 @@
 
 `pulumi up -s local` pulls the catalog images, writes the secrets the services read into their
 secrets volumes (generated the first time, `infra.local.secrets`), starts Kafka, InfluxDB,
-Prometheus, Grafana and the exporters (returning once each is healthy), creates the Kafka topics,
-then starts the Spark container with both jobs. Ports are published on the loopback address only.
-Grafana's admin password is in no output: the `grafana_admin_password_command` output prints it.
+Prometheus, Alertmanager, Grafana and the exporters (returning once each is healthy), creates the
+Kafka topics, then starts the Spark container with both jobs. Ports are published on the loopback
+address only. Grafana's admin password is in no output: the `grafana_admin_password_command` output prints it.
 
 `pulumi destroy -s local` removes everything except the data and secrets volumes (`retain_on_delete`),
 so the next `up` finds Kafka's log, the checkpoints, the stored series and the secrets InfluxDB and
