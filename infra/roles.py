@@ -88,10 +88,10 @@ TSDB = Role(
     adds_versions=tuple(token.secret for token in catalog.SCOPED_TOKENS),
 )
 MONITORING = Role(
-    catalog.MONITORING, "Prometheus and Grafana VM",
+    catalog.MONITORING, "Prometheus, Alertmanager and Grafana VM",
     reads=(catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN,
            catalog.PAGERDUTY_ROUTING_KEY, catalog.SMTP_PASSWORD, catalog.WEBHOOK_URL),
-    # The Prometheus and Grafana bundle alone: job artifacts stay readable by Dataproc only.
+    # The monitoring config bundle alone: job artifacts stay readable by Dataproc only.
     buckets=((Bucket.CONFIG, BucketAccess.READ),),
 )
 TSDB_BACKUP = Role(

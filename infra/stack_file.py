@@ -19,7 +19,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-PROJECT_DIR: Final = Path(__file__).resolve().parents[1]  # where Pulumi.yaml is
+from infra.paths import PROJECT_DIR
+
 _DUPLICATE_KEY: Final = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
 
 

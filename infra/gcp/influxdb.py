@@ -22,6 +22,7 @@ from infra.gcp import storage
 from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name, secret_refs
 from infra.render import cloud_init
+from infra.roles import Bucket
 from infra.services.influxdb import InfluxDbSpec
 from infra.settings import StackSettings, parse_settings
 
@@ -71,7 +72,7 @@ def restore_target(settings: StackSettings) -> dict[str, str]:
         "project": settings.gcp.project,
         "zone": settings.gcp.zone,
         "instance": instance_name(settings.stack, catalog.TSDB),
-        "backup_bucket": storage.bucket_name(settings.gcp.project, storage.BACKUPS),
+        "backup_bucket": storage.bucket_name(settings.gcp.project, Bucket.BACKUPS),
         "influxdb_bucket": settings.influxdb.bucket,
         "restore_command": shlex.join(cloud_init.influxdb_restore_command()),
         # Grafana reads the read token when its container starts: restarted after a full restore.

@@ -26,6 +26,7 @@ from infra.gcp.jobs import bytes_asset
 from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, secret_refs
 from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
+from infra.render.vm_inputs import ConfigBundle
 from infra.settings import AlertingSettings
 
 PROMETHEUS_CONFIG = catalog.PROMETHEUS_CONFIG
@@ -39,7 +40,7 @@ THIS_HOST = "localhost"
 
 def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ips: Sequence[str],
                  influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
-    """Archive path (`<volume>/<file>`) -> text, for every file of the two config volumes."""
+    """Archive path (`<volume>/<file>`) -> text, for every file of the three CONFIG_VOLUMES."""
     targets = prometheus_volume.ScrapeTargets.for_hosts(
         stack=stack,
         spark_driver=dataproc_master,
@@ -111,7 +112,7 @@ class MonitoringVm(pulumi.ComponentResource):
 
         refs = secret_refs(catalog.MONITORING, args.secret_ids)
         user_data = refs.apply(lambda values: cloud_init.monitoring_cloud_init(CONFIG_VOLUMES, values))
-        bundle_url = self.config_uri.apply(lambda uri: cloud_init.ConfigBundle(uri, CONFIG_VOLUMES).media_url)
+        bundle_url = self.config_uri.apply(lambda uri: ConfigBundle(uri, CONFIG_VOLUMES).media_url)
         vm = ServiceVm(name, ServiceVmArgs(
             role=catalog.MONITORING, host=args.host, site=args.site, user_data=user_data,
             metadata={cloud_init.CONFIG_BUNDLE_KEY: bundle_url},

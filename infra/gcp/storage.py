@@ -1,10 +1,10 @@
 """Cloud Storage buckets: Dataproc staging and temp, job artifacts, streaming checkpoints, monitoring config.
 
 All regional (next to the cluster), uniform bucket-level access, public access prevented, access
-granted per bucket to the one service account that uses it. The monitoring VM's Prometheus and
-Grafana bundle lives in its own `config` bucket, so the monitoring account can read that bundle
-and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups` bucket is
-versioned and written by the backup account alone (infra/roles.py), which may create objects and
+granted per bucket to the one service account that uses it. The monitoring VM's config bundle
+(Prometheus, Alertmanager and Grafana) lives in its own `config` bucket, so the monitoring account can
+read that bundle and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups`
+bucket is versioned and written by the backup account alone (infra/roles.py), which may create objects and
 nothing else (no read, overwrite or delete); backups expire after `backups.influxdb_retention_days`,
 and a backup deleted or replaced by hand stays recoverable NONCURRENT_BACKUP_DAYS longer.
 
@@ -23,14 +23,6 @@ import pulumi_gcp as gcp
 from infra.gcp.options import child_options, once
 from infra.roles import Bucket, Role, bucket_grants
 
-# Purposes by their old names: other modules name a bucket as `storage.BACKUPS`.
-STAGING = Bucket.STAGING
-TEMP = Bucket.TEMP
-ARTIFACTS = Bucket.ARTIFACTS
-CHECKPOINTS = Bucket.CHECKPOINTS
-CONFIG = Bucket.CONFIG
-BACKUPS = Bucket.BACKUPS
-PURPOSES: tuple[Bucket, ...] = tuple(Bucket)
 VERSIONED = frozenset({Bucket.ARTIFACTS, Bucket.BACKUPS})
 
 # Spark history and Dataproc scratch data: the TTL Dataproc gives the temp buckets it creates itself
@@ -50,7 +42,7 @@ def bucket_name(project: str, purpose: str) -> str:
 def lifecycle_rules(purpose: str, backup_retention_days: int) -> list[gcp.storage.BucketLifecycleRuleArgs]:
     """Object expiry: temp objects after TEMP_OBJECT_AGE_DAYS, replaced artifact versions after a while,
     backups after the stack's backup retention and their noncurrent versions a week later."""
-    if purpose == BACKUPS:
+    if purpose == Bucket.BACKUPS:
         return [
             gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
@@ -63,12 +55,12 @@ def lifecycle_rules(purpose: str, backup_retention_days: int) -> list[gcp.storag
                     days_since_noncurrent_time=NONCURRENT_BACKUP_DAYS),
             ),
         ]
-    if purpose == TEMP:
+    if purpose == Bucket.TEMP:
         return [gcp.storage.BucketLifecycleRuleArgs(
             action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
             condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=TEMP_OBJECT_AGE_DAYS),
         )]
-    if purpose == ARTIFACTS:
+    if purpose == Bucket.ARTIFACTS:
         return [gcp.storage.BucketLifecycleRuleArgs(
             action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
             condition=gcp.storage.BucketLifecycleRuleConditionArgs(
@@ -94,7 +86,7 @@ class Buckets(pulumi.ComponentResource):
     def __init__(self, name: str, args: BucketsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:storage:Buckets", name, None, opts)
         self.names: dict[str, pulumi.Output[str]] = {}
-        for purpose in PURPOSES:
+        for purpose in Bucket:
             bucket = gcp.storage.Bucket(
                 f"{name}-{purpose}",
                 name=bucket_name(args.project, purpose),
@@ -119,10 +111,10 @@ class Buckets(pulumi.ComponentResource):
             ]
             # Resolves once the bucket's grants exist: a cluster or VM never starts without access.
             self.names[str(purpose)] = once(bucket.name, *(grant.id for grant in grants))
-        self.staging = self.names[STAGING]
-        self.temp = self.names[TEMP]
-        self.artifacts = self.names[ARTIFACTS]
-        self.checkpoints = self.names[CHECKPOINTS]
-        self.config = self.names[CONFIG]
-        self.backups = self.names[BACKUPS]
+        self.staging = self.names[Bucket.STAGING]
+        self.temp = self.names[Bucket.TEMP]
+        self.artifacts = self.names[Bucket.ARTIFACTS]
+        self.checkpoints = self.names[Bucket.CHECKPOINTS]
+        self.config = self.names[Bucket.CONFIG]
+        self.backups = self.names[Bucket.BACKUPS]
         self.register_outputs({"names": self.names})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 from hydrostream_jobs import contract
@@ -23,11 +22,11 @@ from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.release import connector_jars
 from infra.release.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
+from infra.render.templating import TEMPLATES
 from infra.services.spark import LocalSparkSpec
 from infra.settings import JobsSettings
 
-ROOT = Path(__file__).resolve().parents[2]
-ENTRY_SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "spark-jobs.sh"
+ENTRY_SCRIPT = TEMPLATES / "local" / "spark-jobs.sh"
 
 MASTER = "local[*]"
 # The apache/spark image's unprivileged user; the entry script starts as root only to prepare folders.

@@ -20,20 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
 from infra import catalog
 from infra.local.services import RETAINED_LABEL, SCRIPT_DIR, Upload, one_shot_container
+from infra.render.templating import TEMPLATES
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
+SCRIPT = TEMPLATES / "local" / "generate-secrets.sh"
 SCRIPT_PATH = f"{SCRIPT_DIR}/{SCRIPT.name}"
-TOKENS_SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "create-scoped-tokens.sh"
+TOKENS_SCRIPT = TEMPLATES / "local" / "create-scoped-tokens.sh"
 # What create-scoped-tokens.sh runs for each token: the same script as on the InfluxDB VM.
-TOKEN_SCRIPT = ROOT / "infra" / "render" / "templates" / "influxdb-token.sh"
+TOKEN_SCRIPT = TEMPLATES / "influxdb-token.sh"
 # Letters and digits only (the values travel in HTTP headers and files read verbatim): 238 bits.
 SECRET_LENGTH = 40
 

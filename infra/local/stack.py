@@ -2,9 +2,9 @@
 
 `pulumi up -s local` pulls the catalog images, writes the secrets the services read into their
 secrets volumes (generated the first time, `infra.local.secrets`), starts Kafka, InfluxDB,
-Prometheus, Grafana and the exporters (returning once each is healthy), creates the Kafka topics,
-then starts the Spark container with both jobs. Ports are published on the loopback address only.
-Grafana's admin password is in no output: the `grafana_admin_password_command` output prints it.
+Prometheus, Alertmanager, Grafana and the exporters (returning once each is healthy), creates the
+Kafka topics, then starts the Spark container with both jobs. Ports are published on the loopback
+address only. Grafana's admin password is in no output: the `grafana_admin_password_command` output prints it.
 
 `pulumi destroy -s local` removes everything except the data and secrets volumes (`retain_on_delete`),
 so the next `up` finds Kafka's log, the checkpoints, the stored series and the secrets InfluxDB and
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from infra import catalog, roles, sizing
@@ -48,14 +47,14 @@ from infra.render.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG
 from infra.render.alertmanager_config import alertmanager_config_files
 from infra.render.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.render.prometheus_volume import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
+from infra.render.templating import TEMPLATES
 from infra.services import service_specs
 from infra.services.kafka import KafkaSpec
 from infra.services.spark import local_spark_spec
 from infra.settings import StackSettings
 
 PREFIX = "hydrostream"
-ROOT = Path(__file__).resolve().parents[2]
-KAFKA_TOPICS_SCRIPT = ROOT / "infra" / "render" / "templates" / "kafka-topics.sh"
+KAFKA_TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
 
 # Kafka advertises its in-network listener under its container name, which the host cannot
 # resolve; this extra listener advertises the loopback address for clients on the host.

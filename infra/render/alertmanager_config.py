@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 
 from infra import catalog
+from infra.paths import PROJECT_DIR
 from infra.render import prometheus_volume
 from infra.settings import AlertingSettings
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "alertmanager"
+TEMPLATE_DIR = PROJECT_DIR / "monitoring" / "alertmanager"
 TEMPLATE = "alertmanager.yml.j2"
 CONFIG_FILE = "alertmanager.yml"
 CONFIG_MOUNT = next(v.container_path for v in catalog.ALERTMANAGER.volumes if v.name == "alertmanager-config")
@@ -31,7 +31,6 @@ CONFIG_MOUNT = next(v.container_path for v in catalog.ALERTMANAGER.volumes if v.
 PAGER = "pager"
 TEAM = "team"
 HEARTBEAT = "heartbeat"
-RECEIVERS = (PAGER, TEAM, HEARTBEAT)
 
 # Alert names the routes and inhibitions match (monitoring/prometheus/rules).
 WATCHDOG = "HydroWatchdog"

@@ -69,9 +69,8 @@ from collections.abc import Mapping, Sequence
 from infra import catalog
 from infra.render.systemd import BASH, BIN_DIR, UNIT_DIR, Units, systemd_command
 from infra.render.templating import render_template, template_text
-from infra.render.vm_inputs import (  # noqa: F401  (what callers import from here)
+from infra.render.vm_inputs import (
     DEFAULT_DATA_DISK,
-    ConfigBundle,
     ConfigFile,
     DataDisk,
     InfluxBackup,
@@ -376,7 +375,7 @@ def tsdb_cloud_init(spec: InfluxDbSpec, secrets: Sequence[SecretRef], scoped_tok
 def monitoring_cloud_init(bundle_volumes: Sequence[str], secrets: Sequence[SecretRef],
                           config_files: Sequence[ConfigFile] = (),
                           data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
-    """Prometheus and Grafana, their config volumes filled from the bundle named in metadata
+    """Prometheus, Alertmanager and Grafana, their config volumes filled from the bundle named in metadata
     (`bundle_volumes`: the volumes it fills) and from `config_files`."""
     return _render(catalog.MONITORING, data_disk, secrets=secrets, bundle_volumes=tuple(bundle_volumes),
                    config_files=config_files)

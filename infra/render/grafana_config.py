@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 
 from infra import catalog
+from infra.paths import PROJECT_DIR
 from infra.render import prometheus_volume
 
-GRAFANA_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "grafana"
+GRAFANA_DIR = PROJECT_DIR / "monitoring" / "grafana"
 PROVISIONING_DIR = GRAFANA_DIR / "provisioning"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 DATASOURCES_TEMPLATE = "datasources/datasources.yaml.j2"

@@ -22,14 +22,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 from hydrostream_jobs import contract
 
 from infra import catalog
+from infra.paths import PROJECT_DIR
 
-MONITORING_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
+MONITORING_DIR = PROJECT_DIR / "monitoring" / "prometheus"
 TEMPLATE = "prometheus.yml.j2"
 RULES_DIR = MONITORING_DIR / "rules"
 

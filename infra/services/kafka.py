@@ -25,8 +25,6 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _HOST_PORT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
 _RACK = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _LISTENER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-# The catalog's environment keys a spec computes from its listeners, or a node from its cluster.
-_LISTENER_ENV = ("KAFKA_LISTENERS", "KAFKA_CONTROLLER_LISTENER_NAMES", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP")
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, TextIO
 
-import yaml
 from hydrostream_jobs.consumer_job import CONSUMER_QUERY
 
-PROJECT_FILE: Final = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
+from infra import stack_file
+
 JOBS: Final = ("consumer", "producer")
 OUTPUTS: Final = {job: f"{job}_job_id" for job in JOBS}  # stack outputs naming each job's id
 
@@ -253,7 +252,7 @@ def job_urn(stack: str, job: str, project: str | None = None) -> str:
     """The Pulumi URN of one job resource, for `pulumi up --replace`."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}: expected one of {', '.join(JOBS)}")
-    project = project or str(yaml.safe_load(PROJECT_FILE.read_text(encoding="utf-8"))["name"])
+    project = project or stack_file.project_name()
     return (f"urn:pulumi:{stack}::{project}::{JOBS_COMPONENT_TYPE}${JOB_TYPE}"
             f"::{JOBS_COMPONENT_NAME}-{job}")
 

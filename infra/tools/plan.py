@@ -57,12 +57,12 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra import settings as stack_settings
 from infra import stack_file
+from infra.paths import PROJECT_DIR
 from infra.stack_file import StackFileError, read_config
 
-ROOT = stack_file.PROJECT_DIR
-PROGRAM = ROOT / "infra" / "__main__.py"
+PROGRAM = PROJECT_DIR / "infra" / "__main__.py"
 STACKS_DIR = stack_file.stacks_dir()
-INVENTORIES_DIR = ROOT / "tests" / "inventories"
+INVENTORIES_DIR = PROJECT_DIR / "tests" / "inventories"
 PROJECT = stack_file.project_name()
 
 # Input properties worth reviewing in an inventory, wherever they appear in a resource's inputs.

@@ -9,12 +9,11 @@ import tomllib
 from pathlib import Path
 
 from infra import catalog
-
-ROOT = Path(__file__).resolve().parents[2]
+from infra.paths import PROJECT_DIR
 
 
 def pinned(package: str) -> str:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
     return next(d.split("==")[1] for d in deps if d.split("==")[0] == package)
 
 
@@ -61,7 +60,7 @@ def test_the_spark_image_runs_the_dataproc_spark_and_scala_on_java17():
 def test_the_jobs_parse_with_the_python_of_the_spark_image():
     version = tuple(int(part) for part in catalog.SPARK_IMAGE_PYTHON.split("."))
     assert version >= (3, 10), "prometheus-client and the jobs need Python 3.10 or newer"
-    sources = sorted((ROOT / "jobs").rglob("*.py"))
+    sources = sorted((PROJECT_DIR / "jobs").rglob("*.py"))
     assert sources
     for path in sources:
         ast.parse(path.read_text(), str(path), feature_version=version)
@@ -71,7 +70,7 @@ def test_the_jobs_use_no_library_feature_newer_than_the_spark_images_python():
     # The grammar check above misses library members such as datetime.UTC (3.11); vermin knows them.
     result = subprocess.run(
         [str(Path(sys.executable).with_name("vermin")), f"-t={catalog.SPARK_IMAGE_PYTHON}-", "--violations",
-         "--no-tips", "--eval-annotations", str(ROOT / "jobs")],
+         "--no-tips", "--eval-annotations", str(PROJECT_DIR / "jobs")],
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Minimum required versions" in result.stdout

@@ -20,7 +20,7 @@ import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog
-from infra.render import cloud_init, systemd
+from infra.render import cloud_init, systemd, vm_inputs
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec, TopicSpec
 from tests.ports import free_port
@@ -35,7 +35,7 @@ TOPICS = (
     cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=6, retention_ms=259_200_000),
     cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, partitions=2, retention_ms=1_209_600_000),
 )
-BUNDLE = cloud_init.ConfigBundle("gs://hydro-config/monitoring/sha256-ab12.tar.gz",
+BUNDLE = vm_inputs.ConfigBundle("gs://hydro-config/monitoring/sha256-ab12.tar.gz",
                                  volumes=("prometheus-config", "grafana-provisioning"))
 PROMETHEUS_YML = cloud_init.ConfigFile("prometheus-config", "prometheus.yml",
                                        "global:\n  scrape_interval: 15s\n")
@@ -1031,7 +1031,7 @@ def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_p
 
 @pytest.mark.parametrize(("build", "named"), [
     (lambda: cloud_init.ConfigFile("prometheus-config", "../etc/passwd", "x"), "../etc/passwd"),
-    (lambda: cloud_init.ConfigBundle("https://example.com/b.tgz", ("prometheus-config",)), "gs://"),
+    (lambda: vm_inputs.ConfigBundle("https://example.com/b.tgz", ("prometheus-config",)), "gs://"),
     (lambda: cloud_init.DataDisk(mount_path="/var/lib/data"), "/var/lib/data"),
     (lambda: cloud_init.DataDisk(device_name="Data Disk"), "Data Disk"),
     (lambda: cloud_init.broker_cloud_init(kafka(128, TOPICS)), "128"),

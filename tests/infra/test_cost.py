@@ -1,21 +1,16 @@
 """Monthly cost estimate: priced from the plan's own resources with the pinned price table."""
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from infra import cost, settings, sizing
+from infra.paths import PROJECT_DIR
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-GCP_STACKS = ("dev", "staging", "prod")
-
-
-@pytest.fixture(scope="module")
-def plans() -> dict[str, plan.Plan]:
-    return {stack: plan.run_plan(stack) for stack in GCP_STACKS}
+README = PROJECT_DIR / "README.md"
 
 
 def test_dev_total_recomputed_by_hand(plans):

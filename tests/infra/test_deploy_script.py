@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.paths import PROJECT_DIR
 from infra.release.promote import VERIFIED_TAG
 from infra.tools import job_status
 
-ROOT = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).parent / "dataproc_jobs"
 CONSUMER = "hydro-consumer-e6a4af49d96a07ab-1a2b3c4d"
 PRODUCER = "hydro-producer-e6a4af49d96a07ab-5e6f7a8b"
@@ -77,9 +77,9 @@ class Deploy:
     def __init__(self, tmp: Path):
         self.repo = tmp / "repo"
         (self.repo / "scripts").mkdir(parents=True)
-        shutil.copy2(ROOT / "scripts" / "deploy.sh", self.repo / "scripts" / "deploy.sh")
-        shutil.copytree(ROOT / "stacks", self.repo / "stacks")
-        (self.repo / ".venv").symlink_to(ROOT / ".venv")
+        shutil.copy2(PROJECT_DIR / "scripts" / "deploy.sh", self.repo / "scripts" / "deploy.sh")
+        shutil.copytree(PROJECT_DIR / "stacks", self.repo / "stacks")
+        (self.repo / ".venv").symlink_to(PROJECT_DIR / ".venv")
         self.stub = tmp / "stub"
         self.bin = tmp / "bin"
         self.stub.mkdir()

@@ -3,14 +3,13 @@
 import pytest
 
 from infra.gcp import apis
-from infra.tools import plan
 
 SERVICE = "gcp:projects/service:Service"
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
-def planned(request):
-    return plan.run_plan(request.param)
+def planned(request, plans):
+    return plans[request.param]
 
 
 def waits_for(planned, resource):

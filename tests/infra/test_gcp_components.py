@@ -12,7 +12,7 @@ import pytest
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.gcp import firewall, secrets, storage
+from infra.gcp import firewall, secrets
 from infra.tools import plan
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
@@ -24,21 +24,21 @@ def member(role: str, project: str = DEV) -> str:
 
 
 @pytest.fixture(scope="module")
-def dev() -> plan.Plan:
-    return plan.run_plan("dev")
+def dev(plans) -> plan.Plan:
+    return plans["dev"]
 
 
 @pytest.fixture(scope="module")
-def prod() -> plan.Plan:
-    return plan.run_plan("prod")
+def prod(plans) -> plan.Plan:
+    return plans["prod"]
 
 
 # --- network -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("stack", "cidr"), [("dev", "10.20.0.0/24"), ("staging", "10.30.0.0/24"),
                                              ("prod", "10.40.0.0/24")])
-def test_one_custom_subnet_with_private_google_access_behind_nat(stack, cidr):
-    p = plan.run_plan(stack)
+def test_one_custom_subnet_with_private_google_access_behind_nat(plans, stack, cidr):
+    p = plans[stack]
     [vpc] = p.of_type("gcp:compute/network:Network")
     [subnet] = p.of_type("gcp:compute/subnetwork:Subnetwork")
     [router] = p.of_type("gcp:compute/router:Router")
@@ -96,14 +96,14 @@ def test_the_planned_rules_admit_exactly_the_expected_flows(dev):
     assert reachable(dev) == EXPECTED_FLOWS
 
 
-def test_flow_ports_are_the_catalog_and_contract_ports():
+def test_flow_ports_are_the_catalog_and_contract_ports(plans):
     assert firewall.IAP_RANGE == IAP
     assert (contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT) == (8000, 8001)
     assert catalog.KAFKA.port("kafka") == 9092 and catalog.INFLUXDB.port("http") == 8086
     assert catalog.KAFKA_EXPORTER.port("metrics") == 9308 and catalog.NODE_EXPORTER.port("metrics") == 9100
     assert catalog.GRAFANA.port("http") == 3000
     # Every exporter Prometheus scrapes on another VM is admitted from the monitoring tag.
-    flows = reachable(plan.run_plan("staging"))
+    flows = reachable(plans["staging"])
     for service in catalog.SERVICES.values():
         for port in service.ports:
             if port.name == "metrics" or service is catalog.SPARK:
@@ -200,9 +200,9 @@ def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, p
             assert inputs["uniformBucketLevelAccess"] is True
             assert inputs["publicAccessPrevention"] == "enforced"
     assert {purpose: i["forceDestroy"] for purpose, i in buckets(dev).items()} == dict.fromkeys(
-        storage.PURPOSES, True)
+        roles.Bucket, True)
     assert {purpose: i["forceDestroy"] for purpose, i in buckets(prod).items()} == dict.fromkeys(
-        storage.PURPOSES, False)
+        roles.Bucket, False)
     assert all(r.protect for r in prod.of_type("gcp:storage/bucket:Bucket"))
     assert not any(r.protect for r in dev.of_type("gcp:storage/bucket:Bucket"))
 
@@ -238,7 +238,7 @@ def test_bucket_grants_are_per_bucket_and_minimal(dev):
 
 
 def test_stack_outputs_name_the_buckets(dev):
-    assert dev.outputs["buckets"] == {purpose: f"{DEV}-{purpose}" for purpose in storage.PURPOSES}
+    assert dev.outputs["buckets"] == {purpose: f"{DEV}-{purpose}" for purpose in roles.Bucket}
 
 
 # --- secrets -----------------------------------------------------------------------------------

@@ -4,15 +4,14 @@ workers, the jobs' Python packages, no Maven resolution, private nodes, no autos
 import importlib.metadata
 
 import pytest
-import yaml
 
 from infra import catalog, sizing
 from infra.gcp import dataproc
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS, stack_file
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
-GCP_STACKS = ("dev", "staging", "prod")
 SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 ACCOUNT = "fake-dataproc@fake.iam.gserviceaccount.com"
 
@@ -34,10 +33,6 @@ def declare_cluster(settings) -> dict:
 #   dev:  e2-standard-4 workers, 16384 MB, 4 vCPUs: 16384 - 3276 = 13108 -> 13056 for YARN.
 #   prod: n2-standard-8 workers, 32768 MB, 8 vCPUs: 32768 - 6553 = 26215 -> 26112 for YARN.
 YARN_MEMORY_MB = {"dev": 13056, "prod": 26112}
-
-
-def stack_file(stack: str) -> dict:
-    return yaml.safe_load((plan.STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)

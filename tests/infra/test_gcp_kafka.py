@@ -13,18 +13,13 @@ from hydrostream_jobs import contract
 
 from infra import catalog, settings
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS
 
 INSTANCE = "gcp:compute/instance:Instance"
 ADDRESS = "gcp:compute/address:Address"
 FIREWALL = "gcp:compute/firewall:Firewall"
-GCP_STACKS = ("dev", "staging", "prod")
 # What the stack files ask for, written out here rather than read back from the settings.
 BROKERS = {"dev": 1, "staging": 3, "prod": 3}
-
-
-@pytest.fixture(scope="module")
-def plans() -> dict[str, plan.Plan]:
-    return {stack: plan.run_plan(stack) for stack in GCP_STACKS}
 
 
 def brokers(p: plan.Plan) -> list[plan.PlannedResource]:

@@ -3,10 +3,10 @@
 import pytest
 
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
 NAT = "gcp:compute/routerNat:RouterNat"
-GCP_STACKS = ("dev", "staging", "prod")
 
 
 def depends_on(planned: plan.Plan, urn: str) -> set[str]:
@@ -26,8 +26,8 @@ def depends_on(planned: plan.Plan, urn: str) -> set[str]:
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
-def planned(request) -> plan.Plan:
-    return plan.run_plan(request.param)
+def planned(request, plans) -> plan.Plan:
+    return plans[request.param]
 
 
 def test_the_dataproc_cluster_waits_for_cloud_nat(planned):

@@ -359,7 +359,7 @@ def backup_violations(p: plan.Plan) -> list[str]:
     project = p.settings.gcp.project
     backup_email = f"hydro-tsdb-backup@{project}.iam.gserviceaccount.com"
     tsdb_email = f"hydro-tsdb@{project}.iam.gserviceaccount.com"
-    bucket_name = storage.bucket_name(project, storage.BACKUPS)
+    bucket_name = storage.bucket_name(project, roles.Bucket.BACKUPS)
     found = []
     buckets = [b for b in p.of_type(BUCKET) if b.inputs.get("name") == bucket_name]
     if len(buckets) != 1:
@@ -401,7 +401,9 @@ POLICIES = (
 # --- the real stacks pass ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def plans() -> dict[str, plan.Plan]:
+def receiver_plans() -> dict[str, plan.Plan]:
+    """The GCP stacks' plans with a value of its own for each receiver secret (the shared plans hold one
+    placeholder for all), so that the leak policy finds each one by its value."""
     return {stack: plan.run_plan(stack, {**plan.stack_config(stack), **RECEIVER_VALUES})
             for stack in GCP_STACKS}
 
@@ -412,17 +414,17 @@ def test_gcp_stacks_are_dev_staging_prod():
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
-def test_stack_satisfies_policy(plans, stack, policy):
-    assert policy(plans[stack]) == []
+def test_stack_satisfies_policy(receiver_plans, stack, policy):
+    assert policy(receiver_plans[stack]) == []
 
 
 @pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
-def test_policies_see_what_they_govern(plans, stack):
+def test_policies_see_what_they_govern(receiver_plans, stack):
     # A policy over an empty list passes; these are the resources the policies above must have read.
-    p = plans[stack]
+    p = receiver_plans[stack]
     assert len(ingress_rules(p)) >= 7
     receivers = settings_of(stack).alerting.secrets
-    assert len(p.of_type(BUCKET)) == len(storage.PURPOSES)
+    assert len(p.of_type(BUCKET)) == len(roles.Bucket)
     assert len(p.of_type(SECRET)) == len(catalog.SECRETS) - len(catalog.RECEIVER_SECRETS) + len(receivers)
     # One VM per role, but kafka.brokers of them for the broker role (three on staging and prod).
     vms = len(catalog.ROLES) - 1 + p.settings.kafka.brokers
@@ -445,8 +447,8 @@ def test_policies_see_what_they_govern(plans, stack):
     assert not labelable(FIREWALL) and not labelable("random:index/randomPassword:RandomPassword")
 
 
-def test_prod_is_the_protected_stack(plans):
-    assert plans["prod"].settings.protect and not plans["dev"].settings.protect
+def test_prod_is_the_protected_stack(receiver_plans):
+    assert receiver_plans["prod"].settings.protect and not receiver_plans["dev"].settings.protect
 
 
 # --- each policy fails when its rule is broken -------------------------------------------------
@@ -664,8 +666,9 @@ def test_a_dev_bucket_that_cannot_be_destroyed_is_reported():
 
 
 @pytest.mark.parametrize("stack", ("dev", "prod"))
-def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token_off_the_vm(plans, stack):
-    p = plans[stack]
+def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token_off_the_vm(
+        receiver_plans, stack):
+    p = receiver_plans[stack]
     project = p.settings.gcp.project
     (consumer,) = [j for j in p.of_type("gcp:dataproc/job:Job")
                    if "--influx-token-secret" in j.inputs["pysparkConfig"]["args"]]
@@ -712,11 +715,11 @@ def test_a_wrong_snapshot_schedule_is_reported():
         "kafka-data: attached to 'gone', which is no resource policy of the plan"]
 
 
-def test_prod_snapshots_follow_the_stack_retention(plans):
+def test_prod_snapshots_follow_the_stack_retention(receiver_plans):
     # Independently of the policy: the stack file's figure reaches every schedule, in days.
     for stack, days in (("dev", 3), ("staging", 7), ("prod", 14)):
-        schedules = plans[stack].of_type(SNAPSHOT_POLICY)
-        assert len(schedules) == len(plans[stack].of_type(DISK))
+        schedules = receiver_plans[stack].of_type(SNAPSHOT_POLICY)
+        assert len(schedules) == len(receiver_plans[stack].of_type(DISK))
         policies = [s.inputs["snapshotSchedulePolicy"] for s in schedules]
         retentions = {policy["retentionPolicy"]["maxRetentionDays"] for policy in policies}
         assert retentions == {days}
@@ -752,7 +755,7 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
 
 
 def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
-    monkeypatch.setattr(storage, "VERSIONED", frozenset({storage.ARTIFACTS}))
+    monkeypatch.setattr(storage, "VERSIONED", frozenset({roles.Bucket.ARTIFACTS}))
     monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, retention_days: [])
     assert backup_violations(plan.run_plan("prod")) == [
         "buckets-influxdb-backups: not versioned",

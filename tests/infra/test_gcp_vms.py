@@ -21,16 +21,17 @@ from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service_vm import VmHost, VmSite, instance_name
+from infra.paths import PROJECT_DIR
 from infra.render import cloud_init, grafana_config, prometheus_volume
 from infra.services import service_specs
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
 from infra.settings import StackSettings, receiver_secret_values
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS, stack_file
 
 INSTANCE = "gcp:compute/instance:Instance"
 DISK = "gcp:compute/disk:Disk"
-GCP_STACKS = ("dev", "staging", "prod")
 SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 MASTER = "fake-cluster-m.europe-west1-b.c.fake.internal"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -80,10 +81,6 @@ def plan_vms(stack: str, master: str = MASTER) -> plan.Plan:
 ROLES = {catalog.BROKER: "kafka", catalog.TSDB: "influxdb", catalog.MONITORING: "monitoring"}
 DEFAULT_MACHINE = "e2-standard-2"
 DEFAULT_DISK_GB = {"kafka": 50, "influxdb": 50, "monitoring": 30}
-
-
-def stack_file(stack: str) -> dict:
-    return yaml.safe_load((plan.STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
@@ -320,7 +317,8 @@ def test_monitoring_config_is_one_archive_named_by_its_digest(planned):
     assert "alertmanager-config/alertmanager.yml" in members
     assert any(name.startswith("prometheus-config/rules/") for name in members)
     assert "grafana-provisioning/datasources/datasources.yaml" in members
-    dashboards = sorted(p.name for p in (plan.ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
+    shipped = PROJECT_DIR / "monitoring" / "grafana" / "dashboards"
+    dashboards = sorted(p.name for p in shipped.glob("*.json"))
     assert dashboards
     for dashboard in dashboards:
         assert f"grafana-provisioning/dashboards/hydrostream/{dashboard}" in members

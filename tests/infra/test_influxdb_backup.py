@@ -23,12 +23,12 @@ from test_cloud_init import SCOPED, TEMPLATES, calls, commands, files, refs, run
 
 from infra import catalog
 from infra.gcp import influxdb as gcp_influxdb
+from infra.paths import PROJECT_DIR
 from infra.render import cloud_init
 from infra.services.influxdb import InfluxDbSpec
 from infra.tools import plan
 
-ROOT = Path(__file__).resolve().parents[2]
-RESTORE = ROOT / "scripts" / "restore-influxdb.sh"
+RESTORE = PROJECT_DIR / "scripts" / "restore-influxdb.sh"
 BACKUP = cloud_init.InfluxBackup("hydrostream-dev-influxdb-backups",
                                  "hydro-tsdb-backup@hydrostream-dev.iam.gserviceaccount.com")
 OPERATOR_TOKEN = f"operator-{secrets.token_hex(8)}"

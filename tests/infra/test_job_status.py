@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.tools import job_status, plan
+from infra.tools import job_status
 from infra.tools.job_status import CommandResult, JobsNotRunning, parse_job, wait_for_jobs
 
 RECORDED = Path(__file__).parent / "dataproc_jobs"
@@ -214,8 +214,8 @@ def test_a_bad_timeout_is_refused_by_name(bad, capsys):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_job_urns_are_the_ones_the_program_registers(stack):
-    registered = {r.name: r.urn for r in plan.run_plan(stack).of_type(job_status.JOB_TYPE)}
+def test_job_urns_are_the_ones_the_program_registers(plans, stack):
+    registered = {r.name: r.urn for r in plans[stack].of_type(job_status.JOB_TYPE)}
     assert registered == {f"jobs-{job}": job_status.job_urn(stack, job) for job in job_status.JOBS}
 
 

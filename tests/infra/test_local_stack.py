@@ -28,10 +28,9 @@ from infra import catalog, roles
 from infra.job_commands import TokenSource, consumer_args, producer_args
 from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
+from infra.paths import PROJECT_DIR
 from infra.release.bundle import JOBS_DIR, build_bundle
-from infra.tools.plan import run_plan
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -42,8 +41,8 @@ DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-da
 # Spark jobs run as the image's `spark` (185), Grafana as the catalog's user.
 SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}
 SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
-GENERATE_SECRETS = ROOT / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
-LOCK = ROOT / "infra" / "release" / "connector-jars.lock"
+GENERATE_SECRETS = PROJECT_DIR / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
+LOCK = PROJECT_DIR / "infra" / "release" / "connector-jars.lock"
 CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning", "alertmanager-config"}
 # What a person on the host reaches: container port -> service.
 PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "alertmanager": {9093},
@@ -51,8 +50,8 @@ PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "alert
 
 
 @pytest.fixture(scope="module")
-def plan():
-    return run_plan("local")
+def plan(plans):
+    return plans["local"]
 
 
 def unwrap(value):
@@ -361,7 +360,7 @@ def test_topics_are_created_once_with_the_stack_settings(plan):
                      f"{contract.DEAD_LETTER_TOPIC}:{kafka.partitions}:"
                      f"{kafka.dead_letter_retention_hours * 3_600_000}:1:1"]
     script = uploads_of(values)[values["entrypoints"][-1]]["content"]
-    assert script == (ROOT / "infra" / "render" / "templates" / "kafka-topics.sh").read_text()
+    assert script == (PROJECT_DIR / "infra" / "render" / "templates" / "kafka-topics.sh").read_text()
 
 
 def spark_command(plan):
@@ -430,17 +429,17 @@ def test_spark_submits_in_local_mode_with_the_connector_of_the_image_table(plan)
             assert uploads[jar]["sourceHash"] in LOCK.read_text()
             assert "content" not in uploads[jar] and "contentBase64" not in uploads[jar]
         assert pairs["--py-files"] in uploads and pairs["--py-files"].endswith("hydrostream_jobs.zip")
-        assert uploads[path]["content"] == (ROOT / "jobs" / entry).read_text()
+        assert uploads[path]["content"] == (PROJECT_DIR / "jobs" / entry).read_text()
     assert catalog.SPARK.image.split(":")[1].startswith(catalog.DATAPROC_IMAGE.spark + "-")
 
 
 def test_spark_installs_the_locked_prometheus_client(plan):
     values, entry, _, _ = spark_command(plan)
-    lock = (ROOT / "requirements.lock").read_text()
+    lock = (PROJECT_DIR / "requirements.lock").read_text()
     pinned = re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE).group(1)
     assert env_of(values)["HYDRO_PIP_REQUIREMENT"] == f"prometheus-client=={pinned}"
     script = uploads_of(values)[entry]
-    assert script["content"] == (ROOT / "infra/render/templates/local/spark-jobs.sh").read_text()
+    assert script["content"] == (PROJECT_DIR / "infra/render/templates/local/spark-jobs.sh").read_text()
     assert script["permissions"] == "0755"
 
 
@@ -516,7 +515,7 @@ def test_prometheus_scrapes_the_containers_by_name(plan):
     assert targets["hydro-consumer"] == [f"hydrostream-spark:{contract.CONSUMER_METRICS_PORT}"]
     assert targets["kafka-exporter"] == ["hydrostream-kafka-exporter:9308"]
     assert targets["node-exporter"] == ["hydrostream-node-exporter:9100"]
-    rules = sorted(p.name for p in (ROOT / "monitoring" / "prometheus" / "rules").glob("*.yml"))
+    rules = sorted(p.name for p in (PROJECT_DIR / "monitoring" / "prometheus" / "rules").glob("*.yml"))
     assert rules and all(f"/etc/prometheus/rules/{name}" in uploads for name in rules)
 
 
@@ -537,7 +536,7 @@ def test_grafana_is_provisioned_with_the_stack_data_sources_and_the_dashboards(p
     assert (catalog.GRAFANA.name, catalog.GRAFANA.user, catalog.INFLUXDB_TOKEN) not in secret_specs(plan)
     provider = yaml.safe_load(uploads[f"{provisioning}/dashboards/dashboards.yaml"]["content"])
     dashboards_path = provider["providers"][0]["options"]["path"]
-    dashboards = sorted((ROOT / "monitoring" / "grafana" / "dashboards").glob("*.json"))
+    dashboards = sorted((PROJECT_DIR / "monitoring" / "grafana" / "dashboards").glob("*.json"))
     assert dashboards
     for path in dashboards:
         assert uploads[f"{dashboards_path}/{path.name}"]["content"] == path.read_text()
@@ -570,7 +569,7 @@ def test_config_volume_names_follow_their_content():
         uploads_digest((Upload("/etc/b.yml", content=pulumi.Output.from_input("y: 2\n")),))
 
 
-SPARK_JOBS_SCRIPT = ROOT / "infra" / "render" / "templates" / "local" / "spark-jobs.sh"
+SPARK_JOBS_SCRIPT = PROJECT_DIR / "infra" / "render" / "templates" / "local" / "spark-jobs.sh"
 FAKE_SUBMIT = """#!/bin/bash
 # Records its arguments; the consumer serves a metrics file, the producer fails at once.
 job=$(basename "$(printf '%s\\n' "$@" | grep -E '(consumer|producer)[.]py$')" .py)
@@ -750,7 +749,7 @@ def test_the_scoped_tokens_reach_only_their_one_reader_after_influxdb_is_healthy
                       for v in inputs(r).get("volumes", []))}
     assert holders == {"hydrostream-influxdb", "hydrostream-influxdb-tokens", "hydrostream-secrets"}
     scripts = {u["file"].rsplit("/", 1)[-1]: u["content"] for u in values["uploads"]}
-    templates = ROOT / "infra" / "render" / "templates"
+    templates = PROJECT_DIR / "infra" / "render" / "templates"
     assert scripts == {
         "create-scoped-tokens.sh": (templates / "local" / "create-scoped-tokens.sh").read_text(),
         "influxdb-token.sh": (templates / "influxdb-token.sh").read_text()}
@@ -765,7 +764,7 @@ def test_the_tokens_script_writes_each_token_for_its_reader_and_never_shows_it(p
     bin_dir.mkdir()
     for script in ("infra/render/templates/local/create-scoped-tokens.sh",
                    "infra/render/templates/influxdb-token.sh"):
-        (bin_dir / Path(script).name).write_text((ROOT / script).read_text())
+        (bin_dir / Path(script).name).write_text((PROJECT_DIR / script).read_text())
     (tmp_path / "operator").write_text(OPERATOR_TOKEN)
     directory = tmp_path / "secrets"
     specs = sorted(":".join(spec) for spec in token_specs(plan))

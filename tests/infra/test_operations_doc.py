@@ -1,20 +1,20 @@
 """docs/operations.md stays true to the code: retention figures, times, units and scripts it names."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from infra import catalog
 from infra.gcp import service_vm, storage
+from infra.paths import PROJECT_DIR
 from infra.render import cloud_init
+from infra.roles import Bucket
 from infra.services.influxdb import InfluxDbSpec
 from infra.settings import PROD_MIN_BACKUP_DAYS, parse_settings
 from infra.tools import plan
+from tests.infra.conftest import GCP_STACKS
 
-ROOT = Path(__file__).resolve().parents[2]
-DOC = (ROOT / "docs" / "operations.md").read_text()
-STACKS = ("dev", "staging", "prod")
+DOC = (PROJECT_DIR / "docs" / "operations.md").read_text()
 
 
 def table_row(label: str) -> list[str]:
@@ -27,7 +27,7 @@ def table_row(label: str) -> list[str]:
                                             ("backups kept (", "influxdb_retention_days")])
 def test_the_retention_tables_give_each_stacks_setting(label, key):
     cells = table_row(label)
-    for stack, cell in zip(STACKS, cells, strict=True):
+    for stack, cell in zip(GCP_STACKS, cells, strict=True):
         days = getattr(parse_settings(stack, plan.stack_config(stack)).backups, key)
         assert re.match(rf"{days} days\b", cell), (stack, cell)
     assert f"settings refuse less than {PROD_MIN_BACKUP_DAYS}" in cells[2]
@@ -53,8 +53,8 @@ def test_every_unit_and_script_it_names_exists():
     named = set(re.findall(r"hydrostream-[a-z-]+\.(?:service|timer)", DOC))
     assert named and named <= known, named - known
     for script in re.findall(r"scripts/[a-z-]+\.sh", DOC):
-        assert (ROOT / script).is_file(), script
-    assert f"{storage.BACKUPS}" in DOC and "hydro-tsdb-backup@" in DOC
+        assert (PROJECT_DIR / script).is_file(), script
+    assert f"{Bucket.BACKUPS}" in DOC and "hydro-tsdb-backup@" in DOC
     for section in ("Replication", "Snapshots", "Backups and restore", "Secrets rotation", "Alerts"):
         assert f"\n## {section}\n" in DOC
 

@@ -13,13 +13,14 @@ import pytest
 import yaml
 
 from infra import catalog
+from infra.paths import PROJECT_DIR
 from infra.settings import STACKS
 from infra.tools import plan
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def planned(request):
-    return plan.run_plan(request.param)
+def planned(request, plans):
+    return plans[request.param]
 
 
 def test_plan_matches_the_reviewed_inventory(planned):
@@ -44,10 +45,10 @@ def test_inventory_counts_agree_with_its_resource_list(planned):
     assert sum(counted.values()) == len(planned.resources) > 0
 
 
-def test_plan_command_prints_the_inventory(capsys):
+def test_plan_command_prints_the_inventory(plans, capsys):
     assert plan.main(["dev"]) == 0
     printed = capsys.readouterr().out
-    assert printed == plan.inventory_yaml(plan.run_plan("dev"))
+    assert printed == plan.inventory_yaml(plans["dev"])
     assert "machineType" in printed and "sizing:" in printed
 
 
@@ -63,7 +64,7 @@ def test_plan_of_a_bad_stack_file_fails_naming_the_key(tmp_path, section, text, 
                                               dev.replace(f"hydrostream:{section}:\n",
                                                           f"hydrostream:{section}:\n    {text}\n"))
     result = subprocess.run([sys.executable, "-m", "infra.tools.plan", "dev", "--stacks-dir", str(tmp_path)],
-                            capture_output=True, text=True, cwd=plan.ROOT, check=False)
+                            capture_output=True, text=True, cwd=PROJECT_DIR, check=False)
     assert result.returncode == 1
     assert named in result.stderr
     assert "stack 'dev'" in result.stderr and "nothing was deployed" in result.stderr
@@ -84,16 +85,16 @@ def with_setting(stack: str, section: str, key: str, value) -> dict:
     return config
 
 
-def test_an_image_change_is_a_diff_line_of_the_vm_that_runs_it(monkeypatch):
-    before = plan.run_plan("dev")
+def test_an_image_change_is_a_diff_line_of_the_vm_that_runs_it(plans, monkeypatch):
+    before = plans["dev"]
     monkeypatch.setitem(catalog.SERVICES, "kafka",
                         dataclasses.replace(catalog.KAFKA, image="apache/kafka:9.9.9"))
     added = added_lines(before, plan.run_plan("dev"))
     assert "image: apache/kafka:9.9.9" in added
 
 
-def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing():
-    before = plan.run_plan("dev")
+def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing(plans):
+    before = plans["dev"]
     after = plan.run_plan("dev", with_setting("dev", "kafka", "machine", "e2-standard-8"))
     added = added_lines(before, after)
     (heap_opts,) = [line for line in added if line.startswith("KAFKA_HEAP_OPTS:")]
@@ -103,8 +104,8 @@ def test_a_heap_change_is_a_diff_line_in_the_vm_and_in_sizing():
     assert any(line.startswith("machine: e2-standard-8") for line in added)
 
 
-def test_cluster_and_job_properties_are_shown_whole():
-    before = plan.run_plan("dev")
+def test_cluster_and_job_properties_are_shown_whole(plans):
+    before = plans["dev"]
     inventory = plan.inventory(before)
     (cluster,) = [r for r in inventory["resources"] if r["type"] == "gcp:dataproc/cluster:Cluster"]
     (software,) = [v for k, v in cluster["values"].items()
@@ -123,8 +124,8 @@ def test_cluster_and_job_properties_are_shown_whole():
 
 
 @pytest.mark.parametrize("stack", ("dev", "prod"))
-def test_each_vm_lists_the_catalog_containers_of_its_role(stack):
-    planned = plan.run_plan(stack)
+def test_each_vm_lists_the_catalog_containers_of_its_role(plans, stack):
+    planned = plans[stack]
     vms = [r for r in plan.inventory(planned)["resources"] if r["type"] == "gcp:compute/instance:Instance"]
     # One VM per role, kafka.brokers of them for the broker role (three on staging and prod).
     assert len(vms) == len(catalog.ROLES) - 1 + planned.settings.kafka.brokers

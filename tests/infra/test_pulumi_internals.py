@@ -8,13 +8,13 @@ secret markers. Checked without importing infra.tools.plan, whose imports would 
 import importlib
 import importlib.metadata
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAN_SOURCE = (ROOT / "infra" / "tools" / "plan.py").read_text()
-LOCKED = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.lock").read_text(), re.MULTILINE).group(1)
+from infra.paths import PROJECT_DIR
+
+PLAN_SOURCE = (PROJECT_DIR / "infra" / "tools" / "plan.py").read_text()
+LOCKED = re.search(r"^pulumi==(\S+)$", (PROJECT_DIR / "requirements.lock").read_text(), re.MULTILINE).group(1)
 
 # (module, dotted attribute) for every non-public name plan.py uses.
 INTERNALS = (

@@ -2,11 +2,11 @@
 
 import dataclasses
 import re
-from pathlib import Path
 
 from infra import settings, sizing
+from infra.paths import PROJECT_DIR
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = PROJECT_DIR / "README.md"
 ROW = re.compile(r"^\| `hydrostream:(\w+)\.(\w+)` \| `([^`]*)` \|", re.MULTILINE)
 
 

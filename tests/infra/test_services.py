@@ -56,8 +56,8 @@ def heap_by_hand(memory_mb: int) -> int:
 
 # --- one function, both targets -----------------------------------------------------------------
 
-def test_kafka_heap_of_local_and_dev_is_one_rule_of_the_memory_given():
-    local, dev = plan.run_plan("local"), plan.run_plan("dev")
+def test_kafka_heap_of_local_and_dev_is_one_rule_of_the_memory_given(plans):
+    local, dev = plans["local"], plans["dev"]
     container_mb = sizing.LOCAL_CONTAINER_MB[catalog.KAFKA.name]
     local_heap = heap_by_hand(container_mb)
     assert local_env(local, "kafka")["KAFKA_HEAP_OPTS"] == f"-Xms{local_heap}m -Xmx{local_heap}m"
@@ -94,8 +94,8 @@ def test_topics_of_local_and_dev_come_from_the_same_function(monkeypatch):
     assert vm_topics(dev) == by_hand
 
 
-def test_topics_by_default_are_the_stack_settings_on_both_targets():
-    local, dev = plan.run_plan("local"), plan.run_plan("dev")
+def test_topics_by_default_are_the_stack_settings_on_both_targets(plans):
+    local, dev = plans["local"], plans["dev"]
     for planned in (local, dev):
         kafka = planned.settings.kafka
         hours = {contract.READINGS_TOPIC: kafka.retention_hours,
@@ -121,8 +121,8 @@ def test_influxdb_environment_of_local_and_dev_comes_from_the_same_function(monk
         assert env["GOMEMLIMIT"] == "777MiB", planned.stack
 
 
-def test_influxdb_setup_by_default_is_the_settings_and_sixty_percent_rounded():
-    local, dev = plan.run_plan("local"), plan.run_plan("dev")
+def test_influxdb_setup_by_default_is_the_settings_and_sixty_percent_rounded(plans):
+    local, dev = plans["local"], plans["dev"]
     container_mb = sizing.LOCAL_CONTAINER_MB[catalog.INFLUXDB.name]
     limits = {"local": int(container_mb * 0.6) // 256 * 256,
               "dev": int(dev.settings.influxdb.machine.memory_mb * 0.6) // 256 * 256}

@@ -4,26 +4,27 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from infra.paths import PROJECT_DIR
+
 SKIP = {".venv", ".git", ".pulumi-state", "node_modules"}
 
 
 def shell_scripts() -> list[Path]:
-    return sorted(p for p in ROOT.rglob("*.sh") if not SKIP & set(p.relative_to(ROOT).parts))
+    return sorted(p for p in PROJECT_DIR.rglob("*.sh") if not SKIP & set(p.relative_to(PROJECT_DIR).parts))
 
 
 def test_shellcheck_every_script():
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is not installed: .ci/run installs it (apt-get install shellcheck)"
     scripts = shell_scripts()
-    assert ROOT / "scripts" / "deploy.sh" in scripts
+    assert PROJECT_DIR / "scripts" / "deploy.sh" in scripts
     result = subprocess.run([shellcheck, "--severity=style", *map(str, scripts)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_deploy_script_refuses_bad_usage_before_touching_pulumi():
-    result = subprocess.run([str(ROOT / "scripts" / "deploy.sh"), "apply", "dev"],
+    result = subprocess.run([str(PROJECT_DIR / "scripts" / "deploy.sh"), "apply", "dev"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "usage:" in result.stderr

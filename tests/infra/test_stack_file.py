@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 
 from infra import stack_file
+from infra.paths import PROJECT_DIR
 from infra.stack_file import StackFileError, read_config
 from infra.tools import plan
 
-ROOT = Path(__file__).resolve().parents[2]
 DEV = (plan.STACKS_DIR / "Pulumi.dev.yaml").read_text()
 
 
 def run_plan_cli(stacks_dir: Path, stack: str = "dev") -> subprocess.CompletedProcess:
     """`make plan`'s command, on a stack file of the test's own."""
     return subprocess.run([sys.executable, "-m", "infra.tools.plan", stack, "--stacks-dir", str(stacks_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
 
 
 def stacks_with(tmp_path: Path, text: str, stack: str = "dev") -> Path:
@@ -96,4 +96,4 @@ def test_a_missing_stack_file_names_the_known_ones(tmp_path):
 
 def test_the_project_s_name_and_stack_folder_come_from_pulumi_yaml():
     assert stack_file.project_name() == "hydrostream"
-    assert stack_file.stacks_dir() == ROOT / "stacks"
+    assert stack_file.stacks_dir() == PROJECT_DIR / "stacks"

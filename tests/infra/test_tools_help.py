@@ -3,15 +3,14 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from infra.paths import PROJECT_DIR
 
 # command -> defaults its help must show (what an operator gets when leaving the option out).
 TOOLS = {
-    ("-m", "infra.tools.plan"): ["default: only print", f"default: {ROOT / 'stacks'}"],
+    ("-m", "infra.tools.plan"): ["default: only print", f"default: {PROJECT_DIR / 'stacks'}"],
     ("-m", "infra.tools.job_status", "wait"): ["default 15m", "default: <stack>", "default: 15.0"],
     ("-m", "infra.tools.job_status", "urn"): ["consumer, producer"],
     ("-m", "infra.release.bundle"): [],
@@ -40,8 +39,8 @@ def entries(help_text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("command", TOOLS, ids=lambda c: " ".join(c))
 def test_every_option_says_what_it_does_and_its_default(command):
-    done = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, *command, "--help"], cwd=PROJECT_DIR, capture_output=True,
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     options = {name: text for name, text in entries(done.stdout).items() if not name.startswith("-h")}
     assert options, done.stdout
