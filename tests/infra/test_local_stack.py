@@ -30,6 +30,7 @@ from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.paths import PROJECT_DIR
 from infra.release.bundle import JOBS_DIR, build_bundle
+from tests.ports import free_port
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -172,9 +173,7 @@ def test_the_kafka_health_check_starts_no_jvm_and_fails_when_nothing_listens(pla
     # Every Kafka CLI is a JVM that would inherit the broker's KAFKA_HEAP_OPTS every interval.
     assert not any(re.search(r"kafka-[a-z-]+\.sh|\bjava\b", word) for word in command), command
     port = catalog.KAFKA.port("kafka")
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        free = probe.getsockname()[1]
+    free = free_port()
     moved = [word.replace(f"/{port}", f"/{free}") for word in command]
     assert moved != command, "the probe does not name the broker's port"
     for listening in (True, False):
@@ -582,9 +581,7 @@ exit 3
 
 
 def test_spark_entry_script_starts_the_producer_after_the_consumer_and_ends_with_a_job(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     bin_dir = tmp_path / "bin"
     (tmp_path / "spark" / "bin").mkdir(parents=True)
     bin_dir.mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -21,6 +20,8 @@ from hydrostream_jobs.metrics import (
 from hydrostream_jobs.progress import BatchLog
 from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql.streaming.listener import QueryProgressEvent
+
+from tests.ports import free_port
 
 
 def progress_event(**changes) -> QueryProgressEvent:
@@ -104,16 +105,10 @@ def samples_of(body: str) -> dict[tuple[str, tuple], float]:
 
 
 def serve(registry) -> tuple[object, int]:
-    """The metrics server on a free port (another process may take a probed port first: retry)."""
-    for _attempt in range(5):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            return start_metrics_server(port, registry), port
-        except OSError:
-            continue
-    raise RuntimeError("no free port for the metrics server")
+    """The metrics server on a free port (port 0 disables it, so the test names one: tests/ports.py
+    chooses it outside the ephemeral range, where no other process is handed it before the bind)."""
+    port = free_port()
+    return start_metrics_server(port, registry), port
 
 
 def test_a_progress_event_sets_every_gauge_and_the_endpoint_serves_them(monkeypatch):
