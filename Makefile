@@ -75,7 +75,8 @@ verify: venv tools
 
 # Pin in TO's stack file the release FROM runs and verified (RELEASE: only a check). Needs the Pulumi CLI.
 promote: venv
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" >&2; exit 2; }
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" >&2; \
+	  $(BIN)/python -m infra.release.promote --help | sed 1,2d >&2; exit 2; }
 	$(BIN)/python -m infra.release.promote --repo "$(CURDIR)" --from "$(FROM)" --to "$(TO)" $(if $(RELEASE),--release "$(RELEASE)")
 
 clean:

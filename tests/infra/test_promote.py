@@ -362,6 +362,8 @@ def test_make_promote_without_from_and_to_prints_usage(checkout):
     done = checkout.make_promote("FROM=staging")
     assert done.returncode == 2
     assert "usage: make promote FROM=dev TO=staging [RELEASE=<digest>]" in done.stderr
+    # Then what each variable means, from the tool's own --help (its options without the usage line).
+    assert "the release is never chosen by hand" in " ".join(done.stderr.split())
 
 
 @pytest.mark.parametrize(("source", "target", "message"), [
