@@ -44,8 +44,8 @@ MEMORY_MB = 1024
 STOP_TIMEOUT_S = 30
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], int]
-_WRITE_REQUESTS = re.compile(r'^http_api_requests_total\{[^}]*path="/api/v2/write"[^}]*\} (\S+)$',
-                             re.MULTILINE)
+_ACCEPTED_WRITES = re.compile(
+    r'^http_api_requests_total\{[^}]*path="/api/v2/write",[^}]*status="2XX"[^}]*\} (\S+)$', re.MULTILINE)
 _TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
 
 
@@ -171,11 +171,11 @@ class InfluxServer:
         with urllib.request.urlopen(request, timeout=60) as response:
             return parse_annotated_csv(response.read().decode("utf-8"))
 
-    def write_requests(self) -> int:
-        """How many writes (/api/v2/write requests, any answer) the server has received so far."""
+    def accepted_writes(self) -> int:
+        """How many writes (/api/v2/write requests) the server has accepted so far, by its own metrics."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
             text = response.read().decode("utf-8")
-        return int(sum(float(value) for value in _WRITE_REQUESTS.findall(text)))
+        return int(sum(float(value) for value in _ACCEPTED_WRITES.findall(text)))
 
 
 def _healthy(url: str) -> bool:
@@ -196,7 +196,7 @@ def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[Influx
     spec = influxdb_spec(InfluxdbSettings(), MEMORY_MB)
     command = [str(binaries["influxd"]), "run", f"--http-bind-address=127.0.0.1:{port}",
                f"--bolt-path={workdir / 'influxd.bolt'}", f"--engine-path={workdir / 'engine'}",
-               f"--sqlite-path={workdir / 'influxd.sqlite'}", "--reporting-disabled", "--log-level=warn"]
+               f"--sqlite-path={workdir / 'influxd.sqlite'}", "--reporting-disabled", "--log-level=error"]
     env = {**os.environ, "GOMEMLIMIT": spec.env["GOMEMLIMIT"]}
     with (workdir / "influxd.log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)

@@ -172,10 +172,10 @@ def test_replay_through_the_command_lines_matches_independent_statistics(influxd
     # One folder read available-now is one micro-batch: no trailing batch without data.
     assert committed_batches(tmp_path / "checkpoints" / "consumer") == [0]
 
-    writes = influxd.write_requests()
+    writes = influxd.accepted_writes()
     again = job("consumer.py", *consumer_argv(influxdb, tmp_path, str(tmp_path / "input")))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert influxd.write_requests() == writes  # the checkpoint says everything was done
+    assert influxd.accepted_writes() == writes  # the checkpoint says everything was done
     assert_matches(influxdb, readings, windows)
 
 
