@@ -8,8 +8,9 @@ wrapper caps lints at warnings because flux's crates `deny(warnings)` and newer 
 (RUSTFLAGS would not reach build scripts, cargo being given --target). The `influx` CLI is the
 influx-cli version influxdb's own go.mod requires (an untagged pseudo-version).
 
-`.ci/run` builds them before the tests (`python -m tests.influxdb.influxdb_build`; about 8 minutes on
-2 cores with cold caches, nothing once built); a test that finds them missing builds them too.
+`.ci/run` builds them before the tests (`python -m tests.influxdb.influxdb_build`; 8 CPU-minutes with cold
+caches, 19 min on a busy 2-core machine; seconds with warm caches, nothing once built); a test that finds
+them missing builds them too.
 """
 
 from __future__ import annotations
