@@ -54,7 +54,7 @@ def bin_dir() -> Path:
 
 
 def _go() -> str:
-    go = shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if os.access(p, os.X_OK)), None)
+    go = shutil.which("go")
     if go is None:
         raise RuntimeError(f"`go` is not installed: the InfluxDB tests build influxd {version()} from the Go "
                            f"module proxy (the machine's Go 1.22+, see .ci/run)")
@@ -133,7 +133,7 @@ def ensure_built() -> dict[str, Path]:
     go, env, target = _go(), _go_env(), bin_dir()
     tools = target / "build-tools"
     tools.mkdir(parents=True, exist_ok=True)
-    (CARGO_HOME).mkdir(parents=True, exist_ok=True)
+    CARGO_HOME.mkdir(parents=True, exist_ok=True)
     wrapper = tools / "rustc-wrapper"
     wrapper.write_text(RUSTC_WRAPPER)
     wrapper.chmod(0o755)
