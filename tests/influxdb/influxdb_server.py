@@ -211,7 +211,7 @@ def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[Influx
             server = InfluxServer(url, spec, binaries["influx"], workdir, process,
                                   operator_token=secrets.token_hex(32))
             (workdir / "operator-token").write_text(server.operator_token)
-            # The image's entrypoint runs the same `influx setup` (its values on the command line, too).
+            # The image's entrypoint sets up with `influx setup` and the DOCKER_INFLUXDB_INIT_* values.
             server.cli("setup", "--force", "--org", spec.org, "--bucket", spec.bucket,
                        "--retention", spec.retention, "--username", spec.admin_user,
                        "--password", secrets.token_hex(16), "--token", server.operator_token)
