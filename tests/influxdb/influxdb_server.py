@@ -21,7 +21,6 @@ import secrets
 import signal
 import subprocess
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -157,8 +156,8 @@ class InfluxServer:
         name = f"test-{next(self._buckets)}"
         self.cli("bucket", "create", "--org", self.spec.org, "--name", name, "--retention", "0")
         return InfluxBucket(self, self.spec.org, name,
-                            token=self.scoped_token(name, "write", f"{name}-write"),
-                            read_token=self.scoped_token(name, "read", f"{name}-read"))
+                            token=self.scoped_token(name, WRITE.access, f"{WRITE.description}-{name}"),
+                            read_token=self.scoped_token(name, READ.access, f"{READ.description}-{name}"))
 
     def query(self, org: str, flux: str, token: str) -> list[dict[str, object]]:
         """Rows of a Flux query through the HTTP API (/api/v2/query)."""

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.influxdb.influxdb_server import time_ns
+from tests.influxdb.influxdb_server import WRITE, time_ns
 
 
 def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int:
@@ -51,7 +51,8 @@ def test_the_write_token_only_writes_its_bucket_and_the_read_token_only_reads_it
 
 def test_the_token_script_hands_out_the_same_token_again(influxd, influxdb):
     """A reboot or a new deploy runs influxdb-token.sh again: the consumer's token must not change."""
-    assert influxd.scoped_token(influxdb.bucket, "write", f"{influxdb.bucket}-write") == influxdb.token
+    description = f"{WRITE.description}-{influxdb.bucket}"
+    assert influxd.scoped_token(influxdb.bucket, "write", description) == influxdb.token
 
 
 def test_accepted_writes_are_counted_by_the_server(influxd, influxdb):
