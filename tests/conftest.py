@@ -1,9 +1,10 @@
-"""Shared by the jobs and Kafka suites: a real InfluxDB of the catalog's version, one bucket per test."""
+"""Shared fixtures: a real InfluxDB of the catalog's version (tests/influxdb), one bucket per test."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,15 +13,20 @@ from tests.influxdb.influxdb_server import InfluxBucket, InfluxServer, influxdb_
 
 
 @pytest.fixture(scope="session")
-def influxd(tmp_path_factory) -> Iterator[InfluxServer]:
-    """influxd and influx of the catalog's version (built once into the test cache), set up like the
-    stacks' InfluxDB, for the session; the test fails (never skips) when they cannot be built."""
+def influxdb_binaries() -> dict[str, Path]:
+    """influxd and influx of the catalog's version, built once into the test cache; the test fails (never
+    skips) when they cannot be built."""
     try:
-        binaries = influxdb_build.ensure_built()
+        return influxdb_build.ensure_built()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
         pytest.fail(f"no influxd {influxdb_build.version()} to test with: {error}. Not skipping: an "
                     f"untested write path is a broken one.", pytrace=False)
-    with influxdb_server(binaries, tmp_path_factory.mktemp("influxdb")) as server:
+
+
+@pytest.fixture(scope="session")
+def influxd(influxdb_binaries, tmp_path_factory) -> Iterator[InfluxServer]:
+    """The session's InfluxDB, set up like the stacks' one."""
+    with influxdb_server(influxdb_binaries, tmp_path_factory.mktemp("influxdb")) as server:
         yield server
 
 

@@ -9,7 +9,6 @@ import urllib.error
 
 import pytest
 
-from tests.influxdb import influxdb_build
 from tests.influxdb.influxdb_server import ROOT, InfluxBucket, InfluxServer, influxdb_server
 from tests.influxdb.test_influxdb_server import write
 
@@ -47,11 +46,10 @@ def test_a_backup_restores_one_bucket_into_a_new_bucket(influxd, influxdb, tmp_p
     assert influxdb.measurement("sensor_readings") == before
 
 
-def test_a_full_restore_brings_back_the_data_and_tokens_of_the_backup(tmp_path):
+def test_a_full_restore_brings_back_the_data_and_tokens_of_the_backup(influxdb_binaries, tmp_path):
     """On a server of its own: a full restore replaces every bucket and token of the session's server."""
-    binaries = influxdb_build.ensure_built()
     (tmp_path / "server").mkdir()
-    with influxdb_server(binaries, tmp_path / "server") as server:
+    with influxdb_server(influxdb_binaries, tmp_path / "server") as server:
         kept = server.new_bucket()
         assert write(kept, kept.token, lines(0)) == 204
         before = kept.measurement("sensor_readings")
