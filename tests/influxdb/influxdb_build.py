@@ -57,7 +57,7 @@ def _go() -> str:
     go = shutil.which("go")
     if go is None:
         raise RuntimeError(f"`go` is not installed: the InfluxDB tests build influxd {version()} from the Go "
-                           f"module proxy (the machine's Go 1.22+, see .ci/run)")
+                           f"module proxy (the machine's Go 1.23+: influxdb's go.mod asks for it)")
     return go
 
 
