@@ -1,4 +1,5 @@
-"""Fixtures of the jobs suite: one local SparkSession for the session, a fake InfluxDB per test."""
+"""Fixtures of the jobs suite: one local SparkSession for the session, a fake InfluxDB per test, and a
+fault-injecting proxy in front of the real one (tests/conftest.py's `influxdb`, a bucket per test)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def influx():
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def influx_proxy(influxdb):
+    """Scripted faults in front of the test's real InfluxDB bucket: `url`, `org`, `bucket` and `token`
+    (write-only) to give the consumer; read back through `influxdb`."""
+    proxy = FakeInflux(token=influxdb.token, org=influxdb.org, bucket=influxdb.bucket, upstream=influxdb.url)
+    proxy.start()
+    yield proxy
+    proxy.stop()

@@ -1,7 +1,9 @@
 """A local stand-in for InfluxDB 2.x's write API: token auth, gzip, strict line protocol, scripted faults.
 
 Points are stored by (measurement, tag set, time) with overwrite semantics, as InfluxDB does, so
-a replayed batch must not create anything new.
+a replayed batch must not create anything new. Given an `upstream` (a real InfluxDB), it stores
+nothing: it is a proxy that forwards each write unchanged and relays the answer, with its scripted
+faults in between, so a test of faults still writes to the real server.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], int]
+FORWARDED_HEADERS = ("Authorization", "Content-Encoding", "Content-Type")
 
 
 class LineProtocolError(ValueError):
@@ -126,6 +131,8 @@ class FakeInflux:
     port: int = 0
     # False: only count the lines (a benchmark's endpoint must not be the bottleneck).
     strict: bool = True
+    # A real InfluxDB's base URL: forward every write there instead of checking and storing it here.
+    upstream: str | None = None
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -158,6 +165,21 @@ class FakeInflux:
         with self._lock:
             self.requests += 1
             return self.faults.pop(0) if self.faults else None
+
+    def _forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, str | None]:
+        """(status, body, Retry-After) of the upstream's answer to the same request."""
+        request = urllib.request.Request(f"{self.upstream}{path}", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, message, retry_after = response.status, response.read().decode(), None
+        except urllib.error.HTTPError as error:
+            status, message, retry_after = error.code, error.read().decode(), error.headers.get("Retry-After")
+        if 200 <= status < 300:
+            with self._lock:
+                self.accepted_writes += 1
+        else:
+            self.rejected.append(message)
+        return status, message, retry_after
 
     def _store(self, lines: list[str]) -> tuple[int, str]:
         if not self.strict:
@@ -210,6 +232,13 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.seconds)
+        if self.fake.upstream is not None:
+            forwarded = {name: self.headers[name] for name in FORWARDED_HEADERS if name in self.headers}
+            status, message, retry_after = self.fake._forward(self.path, forwarded, body)
+            if fault is not None and fault.kind == "drop_after_store":
+                self.close_connection = True
+                return None
+            return self._answer(status, message, retry_after)
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         expected = {"org": [self.fake.org], "bucket": [self.fake.bucket], "precision": ["ns"]}

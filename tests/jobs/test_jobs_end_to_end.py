@@ -1,4 +1,5 @@
-"""Replay through the real command lines into the fake InfluxDB, faults, restarts and metrics."""
+"""Replay through the real command lines into a real InfluxDB (read back with Flux), faults through a
+proxy in front of it, restarts and metrics."""
 
 from __future__ import annotations
 
@@ -131,13 +132,18 @@ def expected_points(messages: list[bytes]):
 
 
 def assert_matches(influx, readings, windows):
-    assert influx.measurement("sensor_readings") == readings
+    """What `influx` (a real bucket read with Flux, or the fake) holds is what the oracle computed, each
+    field of the oracle's type (floats, but for the window counts: a field keeps one type forever)."""
+    stored_readings = influx.measurement("sensor_readings")
+    assert stored_readings == readings
+    assert {type(value) for fields in stored_readings.values() for value in fields.values()} <= {float}
     stored = influx.measurement("sensor_window_stats")
     assert stored.keys() == windows.keys()
     for key, stats in windows.items():
+        assert {n: type(v) for n, v in stored[key].items()} == {n: type(v) for n, v in stats.items()}, key
         for name, value in stats.items():
             assert stored[key][name] == pytest.approx(value, rel=1e-9, abs=1e-9), (key, name)
-    assert not influx.rejected
+    assert not getattr(influx, "rejected", [])
 
 
 def dead_letters(tmp_path) -> list[dict]:
@@ -153,24 +159,24 @@ def committed_batches(checkpoint) -> list[int]:
 
 
 @pytest.mark.slow
-def test_replay_through_the_command_lines_matches_independent_statistics(influx, tmp_path):
+def test_replay_through_the_command_lines_matches_independent_statistics(influxd, influxdb, tmp_path):
     messages = produce(str(tmp_path / "input"), 3000)
     readings, windows, quarantined = expected_points(messages)
     assert quarantined > 0 and len(readings) > 2500
 
-    done = job("consumer.py", *consumer_argv(influx, tmp_path, str(tmp_path / "input")))
+    done = job("consumer.py", *consumer_argv(influxdb, tmp_path, str(tmp_path / "input")))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
     assert len(dead_letters(tmp_path)) == quarantined
-    assert influx.token not in done.stdout + done.stderr
+    assert influxdb.token not in done.stdout + done.stderr
     # One folder read available-now is one micro-batch: no trailing batch without data.
     assert committed_batches(tmp_path / "checkpoints" / "consumer") == [0]
 
-    writes = influx.accepted_writes
-    again = job("consumer.py", *consumer_argv(influx, tmp_path, str(tmp_path / "input")))
+    writes = influxd.accepted_writes()
+    again = job("consumer.py", *consumer_argv(influxdb, tmp_path, str(tmp_path / "input")))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert influx.accepted_writes == writes  # the checkpoint says everything was done
-    assert_matches(influx, readings, windows)
+    assert influxd.accepted_writes() == writes  # the checkpoint says everything was done
+    assert_matches(influxdb, readings, windows)
 
 
 @pytest.mark.slow
@@ -223,8 +229,9 @@ def wait_until_quiet(influx, seconds: float) -> None:
 
 @pytest.mark.slow
 def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_duplicates(
-    spark, influx, tmp_path
+    spark, influx_proxy, influxdb, tmp_path
 ):
+    influx = influx_proxy  # the consumer writes through it; what it stored is read from `influxdb`
     input_path, messages = write_input(tmp_path, 1200)
     readings, windows, quarantined = expected_points(messages)
     args = parse_consumer_args([*consumer_argv(influx, tmp_path, input_path), "--influx-max-attempts", "3"])
@@ -250,7 +257,8 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
         [*consumer_argv(influx, tmp_path, input_path), "--influx-max-attempts", "8"]
     )
     metrics = run(spark, patient, ConsumerMetrics())
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
+    assert not influx.rejected
     assert len(dead_letters(tmp_path)) == quarantined == 2
     sample = metrics.registry.get_sample_value
     assert sample("hydro_consumer_records_total", {"status": "valid"}) == 1200
@@ -269,7 +277,7 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
     writes = influx.accepted_writes
     run(spark, args, ConsumerMetrics())
     assert influx.accepted_writes == writes
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""producer.py --sink kafka -> a real broker -> consumer.py --source kafka --sink influxdb, real connector."""
+"""producer.py --sink kafka -> a real broker -> consumer.py --source kafka --sink influxdb (a real InfluxDB,
+read back with Flux), real connector."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ BEHIND = ("hydro_consumer_kafka_offsets_behind_latest", ())
 
 
 def consumer_for(tmp_path, broker, topic, influx, **options) -> Consumer:
-    """A consumer of `topic` writing into the fake InfluxDB, its state under tmp_path."""
+    """A consumer of `topic` writing into `influx` (a real bucket, or the fake), its state under tmp_path."""
     return Consumer(tmp_path / "consumer", broker.bootstrap_servers, topic, influx.url, influx.token,
                     influx.org, influx.bucket, **options)
 
@@ -31,7 +32,7 @@ def expected_dead_letters(sent: list[bytes]) -> Counter:
 
 @pytest.mark.slow
 def test_every_message_goes_through_the_broker_once_with_independent_statistics(
-    broker, topic, influx, tmp_path
+    broker, topic, influxdb, tmp_path
 ):
     count, bound = 3000, 600
     produce_to_kafka(broker.bootstrap_servers, topic, count)
@@ -39,14 +40,14 @@ def test_every_message_goes_through_the_broker_once_with_independent_statistics(
     readings, windows, quarantined = expected_points(sent)
     assert quarantined > 50 and len(readings) > 2800
 
-    consumer = consumer_for(tmp_path, broker, topic, influx, max_offsets_per_trigger=bound)
+    consumer = consumer_for(tmp_path, broker, topic, influxdb, max_offsets_per_trigger=bound)
     consumer.start()
     try:
         scrapes = consumer.wait_for(lambda s: consumer.records(s) >= count and s.get(BEHIND) == 0)
     finally:
         consumer.stop()
 
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
     letters = dead_letters(consumer.dead_letter_path)
     assert Counter((d["raw"], d["reason"]) for d in letters) == expected_dead_letters(sent)
 

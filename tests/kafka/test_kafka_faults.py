@@ -44,13 +44,13 @@ def last_committed_end(consumer: Consumer, topic: str) -> int:
     return sum(committed_offsets(consumer.checkpoint, topic)[max(commits)].values())
 
 
-def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic, influx, tmp_path):
+def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic, influxdb, tmp_path):
     count, bound = 2400, 200
     send_lines(broker.bootstrap_servers, topic, fleet_messages(count))
     sent = topic_messages(broker.bootstrap_servers, topic, count)
     readings, windows, _quarantined = expected_points(sent)
 
-    consumer = consumer_for(tmp_path, broker, topic, influx, max_offsets_per_trigger=bound)
+    consumer = consumer_for(tmp_path, broker, topic, influxdb, max_offsets_per_trigger=bound)
     consumer.start()
     try:
         consumer.wait_for(lambda s: consumer.records(s) >= 2 * bound)
@@ -69,15 +69,15 @@ def test_a_consumer_killed_mid_stream_resumes_from_its_checkpoint(broker, topic,
         consumer.stop()
     # The restarted query read exactly what the killed one had not committed: the checkpoint was reused.
     assert consumer.records(scrapes[-1]) == count - resume_from
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
     letters = dead_letters(consumer.dead_letter_path)
     assert Counter((d["raw"], d["reason"]) for d in letters) == expected_dead_letters(sent)
 
 
-def test_the_consumer_rides_out_a_broker_outage_longer_than_a_trigger(broker, topic, influx, tmp_path):
+def test_the_consumer_rides_out_a_broker_outage_longer_than_a_trigger(broker, topic, influxdb, tmp_path):
     half, bound = 1200, 600
     send_lines(broker.bootstrap_servers, topic, fleet_messages(half))
-    consumer = consumer_for(tmp_path, broker, topic, influx, max_offsets_per_trigger=bound, trigger="1s")
+    consumer = consumer_for(tmp_path, broker, topic, influxdb, max_offsets_per_trigger=bound, trigger="1s")
     consumer.start()
     try:
         consumer.wait_for(lambda s: consumer.records(s) >= bound)
@@ -90,12 +90,12 @@ def test_the_consumer_rides_out_a_broker_outage_longer_than_a_trigger(broker, to
         consumer.stop()
     sent = topic_messages(broker.bootstrap_servers, topic, 2 * half)
     readings, windows, _quarantined = expected_points(sent)
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
     letters = dead_letters(consumer.dead_letter_path)
     assert Counter((d["raw"], d["reason"]) for d in letters) == expected_dead_letters(sent)
 
 
-def test_a_restarted_producer_sends_again_and_the_sink_stays_exact(broker, topic, influx, tmp_path):
+def test_a_restarted_producer_sends_again_and_the_sink_stays_exact(broker, topic, influxdb, tmp_path):
     count = 1200
     produce_to_kafka(broker.bootstrap_servers, topic, count)
     produce_to_kafka(broker.bootstrap_servers, topic, count)  # the restart: its whole range again
@@ -103,7 +103,7 @@ def test_a_restarted_producer_sends_again_and_the_sink_stays_exact(broker, topic
     sent = topic_messages(broker.bootstrap_servers, topic, 2 * count)
     assert all(copies % 2 == 0 for copies in Counter(sent).values())
 
-    consumer = consumer_for(tmp_path, broker, topic, influx, max_offsets_per_trigger=1000)
+    consumer = consumer_for(tmp_path, broker, topic, influxdb, max_offsets_per_trigger=1000)
     consumer.start()
     try:
         consumer.wait_for(caught_up(consumer, 2 * count))
@@ -111,7 +111,7 @@ def test_a_restarted_producer_sends_again_and_the_sink_stays_exact(broker, topic
         consumer.stop()
     readings, windows, quarantined = expected_points(sent)
     assert 2 * len(readings) == len(sent) - quarantined  # every valid reading twice in the topic, once here
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
     # Dead letters are per message: each copy of a malformed message is quarantined.
     letters = dead_letters(consumer.dead_letter_path)
     assert Counter((d["raw"], d["reason"]) for d in letters) == expected_dead_letters(sent)

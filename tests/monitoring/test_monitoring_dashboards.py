@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import urllib.error
 import urllib.parse
+import urllib.request
 from itertools import product
 
 import pytest
@@ -324,6 +326,80 @@ def test_every_dashboard_promql_query_runs_on_prometheus(running_prometheus):
             get_json(url)
         except urllib.error.HTTPError as error:
             pytest.fail(f"Prometheus rejects {concrete!r}: {error.read().decode()}")
+
+
+# A small fleet in the real InfluxDB (tests/conftest.py): farm -> zone -> devices, one reading a minute.
+FLEET = {"farm-a": {"bay 1": ("hp-1", "hp-2"), "bay,2": ("hp-3",)},
+         "farm-b": {"bay 1": ("hp-4", "hp-5", "hp-6")}}
+
+
+def write_fleet(influxdb, now_s: int) -> None:
+    """Points shaped as the consumer writes them (tags escaped) over the last ten minutes; write token."""
+    def tag(value: str) -> str:
+        return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    lines = []
+    for farm, zones in FLEET.items():
+        for zone, devices in zones.items():
+            for minute in range(10):
+                t_ns = (now_s - 60 * (10 - minute)) * 10**9
+                for device in devices:
+                    values = ",".join(f"{name}={float(minute + 1)}" for name in contract.VALUE_FIELDS)
+                    lines.append(f"{contract.READINGS_MEASUREMENT},device_id={tag(device)},farm_id={tag(farm)},"
+                                 f"zone={tag(zone)} {values} {t_ns}")
+                stats = ",".join(f"{name}_{stat}={float(minute)}" for name in contract.VALUE_FIELDS
+                                 for stat in ("mean", "min", "max"))
+                lines.append(f"{contract.WINDOW_STATS_MEASUREMENT},farm_id={tag(farm)},zone={tag(zone)} "
+                             f"{stats},readings={len(devices)}i,devices={len(devices)}i {t_ns}")
+    query = urllib.parse.urlencode({"org": influxdb.org, "bucket": influxdb.bucket, "precision": "ns"})
+    request = urllib.request.Request(f"{influxdb.url}/api/v2/write?{query}", data="\n".join(lines).encode(),
+                                     method="POST", headers={"Authorization": f"Token {influxdb.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 204
+
+
+def grafana_flux(query: str, bucket: str, farm: str = ".*", zone: str = ".*") -> str:
+    """A dashboard query as Grafana sends it: its variables replaced (`.*` is "All")."""
+    concrete = (query.replace("v.defaultBucket", json.dumps(bucket)).replace("v.timeRangeStart", "-1h")
+                .replace("v.timeRangeStop", "now()").replace("v.windowPeriod", "1m")
+                .replace("${farm:regex}", farm).replace("${zone:regex}", zone))
+    assert "v." not in concrete.replace("fn: (r) =>", "") and "$" not in concrete.replace("$/", ""), concrete
+    return concrete
+
+
+def by_panel(name: str) -> dict[str, str]:
+    """Panel title -> its Flux query; template variable name -> its query."""
+    board = load(name)
+    found = {panel["title"]: target["query"] for panel in panels(board)
+             for target in panel.get("targets", []) if target["datasource"]["type"] == "influxdb"}
+    found.update({variable["name"]: variable["query"]
+                  for variable in board.get("templating", {}).get("list", [])
+                  if variable["datasource"]["type"] == "influxdb"})
+    return found
+
+
+def test_every_dashboard_flux_query_runs_on_influxdb_and_finds_the_fleet(influxdb):
+    """Each Flux query of the dashboards, run with Grafana's read-only token on a real InfluxDB 2.7.12
+    holding a known fleet, answers with data; the stat panels and the variables count what was written."""
+    write_fleet(influxdb, int(time.time()))
+    flux = by_panel("farm-overview")
+    assert len(flux) >= 10 and not [q for q in queries(load("pipeline-health"), "influxdb")]
+    for title, query in flux.items():
+        assert influxdb.query(grafana_flux(query, influxdb.bucket)), f"{title}: no data"
+
+    def values(title: str, **selected: str) -> list[object]:
+        rows = influxdb.query(grafana_flux(flux[title], influxdb.bucket, **selected))
+        return [row["_value"] for row in rows]
+
+    all_devices = sum(len(devices) for zones in FLEET.values() for devices in zones.values())
+    assert values("Devices reporting") == [all_devices]
+    assert values("Devices reporting", farm="farm-a") == [3]
+    assert values("Readings stored") == [10 * all_devices]
+    assert sorted(values("farm")) == sorted(FLEET)
+    assert sorted(values("zone", farm="farm-a")) == sorted(FLEET["farm-a"])
+    latest = influxdb.query(grafana_flux(flux["Latest readings"], influxdb.bucket))
+    assert [row["device_id"] for row in latest] == sorted(
+        device for zones in FLEET.values() for devices in zones.values() for device in devices)
+    assert {row["ph"] for row in latest} == {10.0}
 
 
 def test_promql_check_rejects_a_broken_query(running_prometheus):

@@ -1,0 +1,224 @@
+"""A real influxd on a free loopback port, set up as the stacks set it up, and one bucket per test.
+
+The server is set up with the values the stacks give the image's setup (org, bucket, retention, admin
+user: infra/services/influxdb.py) and an operator token only the fixture holds. Each test gets its
+own bucket, kept forever (retention 0: the tests write event times of any age), with a write-only
+token for the consumer and a read-only one for the test, both made by the stacks' own script
+(infra/render/templates/influxdb-token.sh) through the `influx` CLI, as Grafana's and the jobs' are.
+Tests read back with Flux through the HTTP API, independently of the jobs' code.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import io
+import itertools
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from infra import catalog
+from infra.services.influxdb import InfluxDbSpec, influxdb_spec
+from infra.settings import InfluxdbSettings
+from tests.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN_SCRIPT = ROOT / "infra" / "render" / "templates" / "influxdb-token.sh"
+# The consumer's and Grafana's scoped tokens, as the stacks describe them.
+WRITE, READ = (next(t for t in catalog.SCOPED_TOKENS if t.access == access) for access in ("write", "read"))
+# Not the stacks' memory: only what GOMEMLIMIT is derived from, for the same setup values.
+MEMORY_MB = 1024
+STOP_TIMEOUT_S = 30
+
+SeriesKey = tuple[str, tuple[tuple[str, str], ...], int]
+_ACCEPTED_WRITES = re.compile(
+    r'^http_api_requests_total\{[^}]*path="/api/v2/write",[^}]*status="2XX"[^}]*\} (\S+)$', re.MULTILINE)
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
+
+
+def time_ns(text: str) -> int:
+    """Nanoseconds since the epoch of Flux's RFC 3339 UTC `_time`."""
+    match = _TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
+    seconds = calendar.timegm(datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").timetuple())
+    return seconds * 1_000_000_000 + int((match.group(2) or "").ljust(9, "0"))
+
+
+_TYPES = {"double": float, "long": int, "unsignedLong": int, "string": str,
+          "boolean": lambda text: text == "true"}
+
+
+def parse_annotated_csv(text: str) -> list[dict[str, object]]:
+    """Rows of a Flux CSV answer with the `datatype` annotation, values converted by their column type."""
+    rows: list[dict[str, object]] = []
+    types: list[str] = []
+    header: list[str] | None = None
+    for record in csv.reader(io.StringIO(text)):
+        if not record or record == [""]:
+            header = None  # a blank line ends a table; the next one brings its own annotations
+        elif record[0] == "#datatype":
+            types, header = record, None
+        elif header is None:
+            header = record
+        else:
+            row = {}
+            for name, kind, value in zip(header, types, record, strict=True):
+                if name and value != "":
+                    row[name] = _TYPES.get(kind, str)(value)
+            rows.append(row)
+    return rows
+
+
+@dataclass
+class InfluxBucket:
+    """One test's bucket: where the consumer writes (`token` is write-only) and how the test reads it."""
+
+    server: InfluxServer
+    org: str
+    bucket: str
+    token: str           # write-only, for this bucket
+    read_token: str      # read-only, for this bucket
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def query(self, flux: str, token: str | None = None) -> list[dict[str, object]]:
+        """The rows of a Flux query, asked with the read-only token unless told otherwise."""
+        return self.server.query(self.org, flux, token or self.read_token)
+
+    def measurement(self, name: str) -> dict[SeriesKey, dict[str, float | int]]:
+        """Every point of measurement `name`: (measurement, sorted tags, time ns) -> fields."""
+        flux = (f'from(bucket: {json.dumps(self.bucket)})'
+                f' |> range(start: 1970-01-01T00:00:00Z, stop: 2262-01-01T00:00:00Z)'
+                f' |> filter(fn: (r) => r._measurement == {json.dumps(name)})')
+        points: dict[SeriesKey, dict[str, float | int]] = {}
+        for row in self.query(flux):
+            tags = tuple(sorted((k, str(v)) for k, v in row.items()
+                                if not k.startswith("_") and k not in ("result", "table")))
+            key = (str(row["_measurement"]), tags, time_ns(str(row["_time"])))
+            points.setdefault(key, {})[str(row["_field"])] = row["_value"]  # type: ignore[assignment]
+        return points
+
+
+@dataclass
+class InfluxServer:
+    """A running influxd set up like the stacks' one; the operator token never leaves this object."""
+
+    url: str
+    spec: InfluxDbSpec
+    influx_cli: Path
+    workdir: Path
+    process: subprocess.Popen
+    operator_token: str = field(repr=False)
+    _buckets: Iterator[int] = field(default_factory=itertools.count)
+
+    def cli_env(self) -> dict[str, str]:
+        """The `influx` CLI's environment: this server, its own config folder (never ~/.influxdbv2)."""
+        return {**os.environ, "PATH": f"{self.influx_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "INFLUX_HOST": self.url, "INFLUX_CONFIGS_PATH": str(self.workdir / "influx-configs")}
+
+    def cli(self, *args: str) -> str:
+        """Run the `influx` CLI with the operator token (in its environment only); its stdout."""
+        env = {**self.cli_env(), "INFLUX_TOKEN": self.operator_token}
+        done = subprocess.run([str(self.influx_cli), *args], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"influx {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def scoped_token(self, bucket: str, access: str, description: str) -> str:
+        """A token that may only `access` `bucket`, from the stacks' influxdb-token.sh (found again by
+        `description` when it exists)."""
+        token_file = self.workdir / "operator-token"
+        done = subprocess.run(["bash", str(TOKEN_SCRIPT), str(token_file), self.spec.admin_user,
+                               self.spec.org, bucket, access, description],
+                              env=self.cli_env(), capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0 or not done.stdout:
+            raise RuntimeError(f"influxdb-token.sh {bucket} {access}: {done.stderr.strip()}")
+        return done.stdout
+
+    def new_bucket(self) -> InfluxBucket:
+        """A fresh bucket that keeps data forever, with its own write-only and read-only tokens."""
+        name = f"test-{next(self._buckets)}"
+        self.cli("bucket", "create", "--org", self.spec.org, "--name", name, "--retention", "0")
+        return InfluxBucket(self, self.spec.org, name,
+                            token=self.scoped_token(name, WRITE.access, f"{WRITE.description}-{name}"),
+                            read_token=self.scoped_token(name, READ.access, f"{READ.description}-{name}"))
+
+    def query(self, org: str, flux: str, token: str) -> list[dict[str, object]]:
+        """Rows of a Flux query through the HTTP API (/api/v2/query)."""
+        body = {"query": flux, "type": "flux", "dialect": {"annotations": ["datatype"], "header": True}}
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/query?{urllib.parse.urlencode({'org': org})}",
+            data=json.dumps(body).encode(), method="POST",
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json",
+                     "Accept": "application/csv"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return parse_annotated_csv(response.read().decode("utf-8"))
+
+    def accepted_writes(self) -> int:
+        """How many writes (/api/v2/write requests) the server has accepted so far, by its own metrics."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            text = response.read().decode("utf-8")
+        return int(sum(float(value) for value in _ACCEPTED_WRITES.findall(text)))
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return json.load(response).get("status") == "pass"
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[InfluxServer]:
+    """influxd on a free loopback port with its data under `workdir`, set up like the stacks' one (the
+    `influx setup` the image's entrypoint runs, with the stacks' org, bucket, retention and admin user),
+    until the block ends; then stopped with SIGINT (SIGTERM would kill it without closing its files)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    spec = influxdb_spec(InfluxdbSettings(), MEMORY_MB)
+    command = [str(binaries["influxd"]), "run", f"--http-bind-address=127.0.0.1:{port}",
+               f"--bolt-path={workdir / 'influxd.bolt'}", f"--engine-path={workdir / 'engine'}",
+               f"--sqlite-path={workdir / 'influxd.sqlite'}", "--reporting-disabled", "--log-level=error"]
+    env = {**os.environ, "GOMEMLIMIT": spec.env["GOMEMLIMIT"]}
+    with (workdir / "influxd.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while not _healthy(url):
+                if process.poll() is not None:
+                    raise RuntimeError(f"influxd exited with {process.returncode}: see {log.name}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"influxd on {url} was not healthy within 60 s")
+                time.sleep(0.2)
+            server = InfluxServer(url, spec, binaries["influx"], workdir, process,
+                                  operator_token=secrets.token_hex(32))
+            (workdir / "operator-token").write_text(server.operator_token)
+            # The image's entrypoint sets up with `influx setup` and the DOCKER_INFLUXDB_INIT_* values.
+            server.cli("setup", "--force", "--org", spec.org, "--bucket", spec.bucket,
+                       "--retention", spec.retention, "--username", spec.admin_user,
+                       "--password", secrets.token_hex(16), "--token", server.operator_token)
+            yield server
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

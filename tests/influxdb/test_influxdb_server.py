@@ -1,0 +1,68 @@
+"""The real InfluxDB the end-to-end tests write to: its scoped tokens do what the stacks rely on, and a point
+written in line protocol reads back through Flux as the tests' readers expect."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.influxdb.influxdb_server import WRITE, time_ns
+
+
+def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int:
+    """POST `lines` to /api/v2/write the way the consumer does (gzip, ns precision); the HTTP status."""
+    target = {"org": bucket.org, "bucket": bucket_name or bucket.bucket, "precision": "ns"}
+    query = urllib.parse.urlencode(target)
+    request = urllib.request.Request(f"{bucket.url}/api/v2/write?{query}", data=gzip.compress(lines.encode()),
+                                     method="POST", headers={"Authorization": f"Token {token}",
+                                                             "Content-Encoding": "gzip"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+LINE = "sensor_readings,device_id=hp\\ 1,farm_id=f\\,1,zone=b\\=ä ph=6.5,ec_ms_cm=2i 1767225600000000001\n"
+KEY = ("sensor_readings", (("device_id", "hp 1"), ("farm_id", "f,1"), ("zone", "b=ä")), 1767225600000000001)
+
+
+def test_a_point_reads_back_with_its_tags_time_and_field_types(influxdb):
+    assert write(influxdb, influxdb.token, LINE) == 204
+    assert influxdb.measurement("sensor_readings") == {KEY: {"ph": 6.5, "ec_ms_cm": 2}}
+    assert type(influxdb.measurement("sensor_readings")[KEY]["ec_ms_cm"]) is int
+
+
+def test_the_write_token_only_writes_its_bucket_and_the_read_token_only_reads_it(influxd, influxdb):
+    other = influxd.new_bucket()
+    assert write(influxdb, influxdb.token, LINE, bucket_name=other.bucket) in (401, 403, 404)
+    assert write(influxdb, influxdb.read_token, LINE) in (401, 403, 404)
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        influxdb.query(f'from(bucket: "{influxdb.bucket}") |> range(start: 0)', token=influxdb.token)
+    assert denied.value.code in (401, 403, 404)
+    with pytest.raises(urllib.error.HTTPError):
+        other.query(f'from(bucket: "{influxdb.bucket}") |> range(start: 0)')
+    assert influxdb.measurement("sensor_readings") == {} == other.measurement("sensor_readings")
+
+
+def test_the_token_script_hands_out_the_same_token_again(influxd, influxdb):
+    """A reboot or a new deploy runs influxdb-token.sh again: the consumer's token must not change."""
+    description = f"{WRITE.description}-{influxdb.bucket}"
+    assert influxd.scoped_token(influxdb.bucket, "write", description) == influxdb.token
+
+
+def test_accepted_writes_are_counted_by_the_server(influxd, influxdb):
+    before = influxd.accepted_writes()
+    assert write(influxdb, influxdb.token, LINE) == 204
+    assert write(influxdb, influxdb.read_token, LINE) != 204
+    assert influxd.accepted_writes() == before + 1
+
+
+def test_flux_times_convert_to_nanoseconds():
+    assert time_ns("1970-01-01T00:00:00Z") == 0
+    assert time_ns("2026-01-01T00:00:00.000000001Z") == 1767225600000000001
+    assert time_ns("2026-01-01T00:00:00.5Z") == 1767225600500000000
