@@ -483,6 +483,7 @@ def _section(name: str, cls: type, raw: Any, errors: list[tuple[str, Any, str]])
         return None
     known = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
+    count = len(errors)
     for sub, value in raw.items():
         if sub not in known:
             errors.append((f"{key}.{sub}", value, "one of the keys " + ", ".join(known)))
@@ -500,10 +501,11 @@ def _section(name: str, cls: type, raw: Any, errors: list[tuple[str, Any, str]])
             values[sub] = check(typed) if check else typed
         except _Invalid as bad:
             errors.append((f"{key}.{sub}", value, bad.allowed))
-    try:
-        return cls(**values)
-    except TypeError:  # a bad value was dropped above; the error list already says which
+    if len(errors) > count:
+        # A bad value was dropped: its default in its place would feed the checks across keys a value
+        # nobody wrote (a window '0s' refused, then '5m' reported shorter than the slide).
         return None
+    return cls(**values)
 
 
 def _decode(value: Any) -> Any:

@@ -348,3 +348,9 @@ def test_keys_of_the_other_target_s_provider_or_sections_are_refused():
     local = parse_settings("local", {"hydrostream:target": "local", "docker:host": "unix:///run/docker.sock"})
     assert local.target == "local"
     assert "no gcp: keys on the local target" in error_for({"gcp:project": "p"}, stack="local")
+
+
+def test_a_refused_value_is_not_replaced_by_its_default_in_the_checks_across_keys():
+    # window '0s' is refused; its default (5m) must not then be reported shorter than the slide.
+    message = error_for({**GCP, "hydrostream:jobs": {"window": "0s", "slide": "10m"}})
+    assert "1 problem)" in message and "'5m'" not in message
