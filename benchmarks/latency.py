@@ -31,6 +31,7 @@ ROOT = os.path.dirname(BENCHMARKS)
 sys.path[:0] = [ROOT, BENCHMARKS]
 
 from consumer_throughput import FleetShape, fleet_shape  # noqa: E402
+from hydrostream_jobs import durations  # noqa: E402
 
 from tests.jobs.influx_fake import FakeInflux  # noqa: E402
 
@@ -40,14 +41,12 @@ READING_TEMPLATE = (
     '"ph":5.9,"ec_ms_cm":1.6,"water_temp_c":19.5,"air_temp_c":22.0,"humidity_pct":68.0,'
     '"light_ppfd":400.0,"dissolved_oxygen_mg_l":8.6}}'
 )
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-
-def duration_seconds(text: str) -> int:
-    """'30s' -> 30, '10m' -> 600 (the consumer's own flag syntax)."""
-    if len(text) < 2 or text[-1] not in _SECONDS or not text[:-1].isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s or 10m")
-    return int(text[:-1]) * _SECONDS[text[-1]]
+def duration_seconds(text: str) -> float:
+    """'30s' -> 30.0, '10m' -> 600.0 (the consumer's own flag syntax: hydrostream_jobs.durations)."""
+    try:
+        return durations.milliseconds(text) / 1000
+    except durations.DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def iso_millis(epoch: float) -> str:

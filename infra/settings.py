@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import math
 import re
 import types
 import typing
@@ -41,6 +42,7 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime.config
+from hydrostream_jobs import durations
 
 from infra import capacity, catalog, sizing
 from infra.release.bundle import is_release_digest
@@ -65,8 +67,6 @@ REGIONS: dict[str, tuple[str, ...]] = {
 # weekend plus a week of investigation can still be rolled back.
 PROD_MIN_BACKUP_DAYS = 14
 
-_DURATION = re.compile(r"([0-9]+)(s|m|h)")
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
 # A sliding window copies each reading into window / slide windows (Spark expands the row before the
 # aggregate), so the consumer's work per reading and its state grow with the ratio. The measured
 # capacity per core (sizing.CONSUMER_READINGS_PER_CORE) is for DESIGN's 5m / 1m, five windows; an hour
@@ -152,20 +152,10 @@ def _private_cidr(value: str) -> str:
 
 
 def _duration(value: str) -> str:
-    match = _DURATION.fullmatch(value)
-    if not match:
-        raise _Invalid("a duration such as 30s, 5m or 1h")
-    if int(match.group(1)) == 0:
-        raise _Invalid("a positive duration such as 30s, 5m or 1h (zero is not allowed)")
-    return value
-
-
-def duration_seconds(value: str) -> int:
-    """A validated duration ('30s', '5m', '1h') in seconds."""
-    match = _DURATION.fullmatch(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    try:
+        return durations.check(value)
+    except durations.DurationError:
+        raise _Invalid(durations.GRAMMAR) from None
 
 
 def _trigger(value: str) -> str:
@@ -600,22 +590,19 @@ def _check_stack_only_keys(stack: str, sections: Mapping[str, Any],
                            f"unset on {stack}: it is for {' and '.join(stacks)} only"))
 
 
-def trigger_seconds(jobs: JobsSettings) -> int | None:
-    """The consumer's trigger interval in seconds; None for `available-now` (one run, then it stops)."""
-    return None if jobs.trigger == "available-now" else duration_seconds(jobs.trigger)
-
-
 def min_read_cap(jobs: JobsSettings) -> int | None:
     """The least `max_offsets_per_trigger` that drains a backlog: the configured rate's readings in one
-    trigger, twice (as capacity.MAX_LOAD keeps half the cores for backlogs); None without a trigger."""
-    seconds = trigger_seconds(jobs)
-    return None if seconds is None else int(jobs.rate * seconds / capacity.MAX_LOAD)
+    trigger, twice (as capacity.MAX_LOAD keeps half the cores for backlogs); None for `available-now`
+    (one run over what is there, then it stops)."""
+    if jobs.trigger == "available-now":
+        return None
+    return math.ceil(jobs.rate * durations.milliseconds(jobs.trigger) / 1000 / capacity.MAX_LOAD)
 
 
 def _check_jobs(jobs: JobsSettings, errors: list[tuple[str, Any, str]]) -> None:
     """Refuse windows Spark rejects or that multiply the state, and a read cap the rate outruns."""
     key = f"{NAMESPACE}:jobs"
-    window, slide = duration_seconds(jobs.window), duration_seconds(jobs.slide)
+    window, slide = durations.milliseconds(jobs.window), durations.milliseconds(jobs.slide)
     if window < slide:
         errors.append((f"{key}.window", jobs.window,
                        f"at least the slide ({jobs.slide}): Spark refuses a sliding window shorter than its "
@@ -623,8 +610,8 @@ def _check_jobs(jobs: JobsSettings, errors: list[tuple[str, Any, str]]) -> None:
     elif window / slide > MAX_WINDOWS_PER_READING:
         least_slide = -(-window // MAX_WINDOWS_PER_READING)
         errors.append((f"{key}.slide", jobs.slide,
-                       f"at least {least_slide}s with a {jobs.window} window: each reading is counted in "
-                       f"window / slide windows ({window / slide:,.0f} here), at most "
+                       f"at least {durations.text(least_slide)} with a {jobs.window} window: each reading is "
+                       f"counted in window / slide windows ({window / slide:,.0f} here), at most "
                        f"{MAX_WINDOWS_PER_READING}, or the consumer's work and state grow with them"))
     least = min_read_cap(jobs)
     if least is not None and jobs.read_cap < least:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
+from hydrostream_jobs import durations
 from hydrostream_jobs.consumer_job import CONSUMER_QUERY
 
 from infra import stack_file
@@ -55,7 +56,6 @@ DEFAULT_TIMEOUT_SECONDS: Final = 15 * 60
 DEFAULT_INTERVAL_SECONDS: Final = 15.0
 COMMAND_TIMEOUT_SECONDS: Final = 120
 MAX_DESCRIBE_ERRORS: Final = 3  # in a row, per job: a missing job or no credentials does not heal
-_DURATION = re.compile(r"([1-9][0-9]*)([smh]?)")
 _COMMIT = re.compile(r"/commits/[0-9]+$")
 
 
@@ -258,11 +258,15 @@ def job_urn(stack: str, job: str, project: str | None = None) -> str:
 
 
 def parse_duration(value: str) -> int:
-    """Seconds in `900`, `90s`, `15m` or `1h`."""
-    match = _DURATION.fullmatch(value)
-    if not match:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a duration such as 900, 90s, 15m or 1h")
-    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
+    """Whole seconds in `900` (seconds, as JOBS_TIMEOUT has always taken) or a duration such as `15m`."""
+    try:
+        milliseconds = int(value) * 1000 if value.isdigit() else durations.milliseconds(value)
+    except durations.DurationError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (900) or "
+                                         f"{durations.GRAMMAR}") from None
+    if milliseconds < 1000:
+        raise argparse.ArgumentTypeError(f"{value!r} is less than a second")
+    return milliseconds // 1000
 
 
 def _positive(value: str) -> float:

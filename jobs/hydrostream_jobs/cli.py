@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from hydrostream_jobs import durations
 from hydrostream_jobs.contract import CONSUMER_METRICS_PORT, PRODUCER_METRICS_PORT, READINGS_TOPIC
 from hydrostream_jobs.handover import CheckpointLayout, HandoverError
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_DURATION_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 AVAILABLE_NOW = "available-now"
 
 
 def spark_interval(duration: str) -> str:
     """'5m' -> '5 minutes': the interval text Spark's window, watermark and trigger accept."""
-    match = _DURATION.match(duration)
-    if not match:
-        raise argparse.ArgumentTypeError(f"{duration!r} is not a duration like 30s, 5m, 1h")
-    amount, unit = match.groups()
-    if int(amount) == 0:
-        raise argparse.ArgumentTypeError(f"{duration!r} must be longer than zero")
-    return f"{amount} {_DURATION_UNITS[unit]}"
+    try:
+        return durations.spark_interval(duration)
+    except durations.DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _trigger(value: str) -> str:

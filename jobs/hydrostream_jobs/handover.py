@@ -19,16 +19,15 @@ docs/jobs.md ("Release handover") states the bound and its assumptions.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
+from hydrostream_jobs import durations
+
 # Beside the query's checkpoint folder, inside `--checkpoint-location` (Spark owns the query folder).
 RECORD_NAME = "handover.json"
 
-_INTERVAL = re.compile(r"^(\d+) (milliseconds|seconds|minutes|hours|days)$")
-_UNIT_MS = {"milliseconds": 1, "seconds": 1000, "minutes": 60_000, "hours": 3_600_000, "days": 86_400_000}
 
 
 class HandoverError(ValueError):
@@ -96,10 +95,10 @@ class StartPosition:
 
 def interval_ms(interval: str) -> int:
     """'5 minutes' (the cli's Spark interval text) -> 300000."""
-    match = _INTERVAL.match(interval)
-    if not match:
-        raise HandoverError(f"{interval!r} is not an interval like '5 minutes'")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    try:
+        return durations.interval_ms(interval)
+    except durations.DurationError as error:
+        raise HandoverError(str(error)) from None
 
 
 def _metadata(text: str, path: str) -> dict:

@@ -201,16 +201,21 @@ def test_missing_job_outputs_are_named():
         job_status.job_ids({"consumer_job_id": "c"})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("900", 900), ("90s", 90), ("15m", 900), ("1h", 3600)])
+@pytest.mark.parametrize(("text", "seconds"), [("900", 900), ("90s", 90), ("15m", 900), ("1h", 3600),
+                                              ("1d", 86_400), ("1500ms", 1)])
 def test_timeouts_read_as_durations(text, seconds):
     assert job_status.parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["0", "15 m", "-5", "1d", ""])
-def test_a_bad_timeout_is_refused_by_name(bad, capsys):
+@pytest.mark.parametrize(("bad", "said"), [
+    ("15 m", "is not a number of seconds (900) or a positive duration such as 500ms, 30s, 5m, 1h or 1d"),
+    ("-5", "is not a number of seconds"), ("", "is not a number of seconds"), ("1.5h", "is not a number"),
+    ("0", "is less than a second"), ("500ms", "is less than a second"),
+])
+def test_a_bad_timeout_is_refused_by_name(bad, said, capsys):
     with pytest.raises(SystemExit):
         job_status.main(["wait", "--region", "europe-west1", "--timeout", bad], stdin=io.StringIO("{}"))
-    assert "is not a duration such as 900, 90s, 15m or 1h" in capsys.readouterr().err
+    assert f"{bad!r} {said}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -121,7 +121,11 @@ def test_release_pin_must_be_a_quoted_digest():
 def test_trigger_and_durations():
     assert parse_settings("dev", {**GCP, "hydrostream:jobs": {"trigger": "available-now"}}).jobs.trigger == \
         "available-now"
-    assert "a duration such as 30s" in error_for({**GCP, "hydrostream:jobs": {"window": "5 minutes"}})
+    assert "a positive duration such as 500ms, 30s, 5m, 1h or 1d" in error_for(
+        {**GCP, "hydrostream:jobs": {"window": "5 minutes"}})
+    # The jobs' own grammar (hydrostream_jobs.durations): what the settings take, the consumer takes.
+    daily = {"window": "1d", "slide": "1h", "trigger": "500ms"}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": daily}).jobs.window == "1d"
 
 
 def test_local_ports_stay_on_loopback():
@@ -285,10 +289,12 @@ def test_a_window_shorter_than_its_slide_is_refused():
     assert parse_settings("dev", {**GCP, "hydrostream:jobs": tumbling}).jobs.slide == "5m"
 
 
-@pytest.mark.parametrize(("window", "slide", "copies"), [("24h", "1s", "86,400"), ("1h", "59s", "61")])
-def test_more_windows_per_reading_than_the_bound_are_refused(window, slide, copies):
+@pytest.mark.parametrize(("window", "slide", "copies", "least"),
+                         [("24h", "1s", "86,400", "24m"), ("1h", "59s", "61", "1m"),
+                          ("61s", "1s", "61", "1017ms")])
+def test_more_windows_per_reading_than_the_bound_are_refused(window, slide, copies, least):
     message = error_for({**GCP, "hydrostream:jobs": {"window": window, "slide": slide}})
-    assert f"hydrostream:jobs.slide = '{slide}': expected at least" in message
+    assert f"hydrostream:jobs.slide = '{slide}': expected at least {least} with a {window} window" in message
     assert f"window / slide windows ({copies} here), at most 60" in message
     # An hour slid by the minute is the most: exactly 60 copies of each reading.
     hourly = {"window": "1h", "slide": "1m"}
