@@ -15,11 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import jinja2
-
 from infra import catalog
 from infra.paths import PROJECT_DIR
 from infra.render import prometheus_volume
+from infra.render.templating import render_file
 from infra.settings import AlertingSettings
 
 TEMPLATE_DIR = PROJECT_DIR / "monitoring" / "alertmanager"
@@ -90,10 +89,8 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings, timing: T
         email = _Email(alerting.email_to, alerting.email_from, alerting.smarthost, alerting.smtp_username,
                        secret_path(catalog.SMTP_PASSWORD))
     pager = _Pager(PAGER, secret_path(catalog.PAGERDUTY_ROUTING_KEY)) if alerting.pagerduty else None
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    return environment.get_template(TEMPLATE).render(
+    return render_file(
+        TEMPLATE_DIR / TEMPLATE,
         stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
         webhook_url_file=secret_path(catalog.WEBHOOK_URL) if alerting.webhook else None,
         watchdog=WATCHDOG, timing=timing,

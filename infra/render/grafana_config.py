@@ -18,11 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import jinja2
-
 from infra import catalog
 from infra.paths import PROJECT_DIR
 from infra.render import prometheus_volume
+from infra.render.templating import render_file
 
 GRAFANA_DIR = PROJECT_DIR / "monitoring" / "grafana"
 PROVISIONING_DIR = GRAFANA_DIR / "provisioning"
@@ -68,12 +67,8 @@ class GrafanaDataSources:
 
 def render_datasources(sources: GrafanaDataSources) -> str:
     """datasources.yaml for one stack."""
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(PROVISIONING_DIR),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    return environment.get_template(DATASOURCES_TEMPLATE).render(
+    return render_file(
+        PROVISIONING_DIR / DATASOURCES_TEMPLATE,
         stack=sources.stack,
         influxdb_url=sources.influxdb_url,
         influxdb_org=sources.org,

@@ -23,11 +23,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jinja2
 from hydrostream_jobs import contract
 
 from infra import catalog
 from infra.paths import PROJECT_DIR
+from infra.render.templating import render_file
 
 MONITORING_DIR = PROJECT_DIR / "monitoring" / "prometheus"
 TEMPLATE = "prometheus.yml.j2"
@@ -105,20 +105,11 @@ class ScrapeTargets:
         }
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(MONITORING_DIR),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_prometheus_config(targets: ScrapeTargets) -> str:
     """prometheus.yml for `targets`, loading the rules from `RULE_FILES` inside the container."""
     jobs = [{"name": name, "targets": addresses} for name, addresses in targets.by_job().items()]
-    return _environment().get_template(TEMPLATE).render(
+    return render_file(
+        MONITORING_DIR / TEMPLATE,
         stack=targets.stack,
         jobs=jobs,
         alertmanagers=list(targets.alertmanagers),

@@ -1,4 +1,9 @@
-"""Template plumbing for the renderers: the templates folder, Jinja with strict variables, block YAML."""
+"""Template plumbing for the renderers: the templates folder, Jinja with strict variables, block YAML.
+
+One Jinja environment renders every template of the repository (the VMs' files under
+infra/render/templates, and Prometheus', Alertmanager's and Grafana's under monitoring/), each named
+by its path.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ from pathlib import Path
 import jinja2
 import yaml
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+from infra.paths import PROJECT_DIR
+
+TEMPLATES = PROJECT_DIR / "infra" / "render" / "templates"
 
 _environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
+    loader=jinja2.FileSystemLoader(PROJECT_DIR),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
@@ -41,7 +48,12 @@ _environment.filters["to_yaml"] = to_yaml
 
 def render_template(name: str, **values: object) -> str:
     """One template of infra/render/templates, every variable it uses given."""
-    return _environment.get_template(name).render(**values)
+    return render_file(TEMPLATES / name, **values)
+
+
+def render_file(path: Path, **values: object) -> str:
+    """The template at `path` (anywhere in the repository), every variable it uses given."""
+    return _environment.get_template(path.relative_to(PROJECT_DIR).as_posix()).render(**values)
 
 
 def template_text(name: str) -> str:
