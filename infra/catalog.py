@@ -196,18 +196,9 @@ KAFKA = Service(
     user="1000",
 )
 
-# What differs between brokers and between cluster shapes: the values above are a single-node
-# cluster's (the local stack, a one-broker stack); infra.services.kafka.KafkaNode sets these per
-# broker of a larger cluster (its node id, the quorum, the replication of the internal topics).
-KAFKA_CLUSTER_ENV = (
-    "KAFKA_NODE_ID",
-    "KAFKA_CONTROLLER_QUORUM_VOTERS",
-    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
-    "KAFKA_DEFAULT_REPLICATION_FACTOR",
-    "KAFKA_MIN_INSYNC_REPLICAS",
-)
+# The node id, quorum and internal topics' replication above are a single-node cluster's (the local
+# stack, a one-broker stack); infra.services.kafka.KafkaNode.env replaces them for each broker of a
+# larger cluster.
 
 KAFKA_EXPORTER = Service(
     name="kafka-exporter",

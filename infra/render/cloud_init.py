@@ -34,7 +34,7 @@ rewritten and started on each boot, and every step is idempotent:
   its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
   directory on the data disk survives reboots and VM replacement. A `KafkaNode` places the broker
   in a larger cluster: its node id, `broker.rack`, the controller quorum and the replication of
-  the internal topics (`catalog.KAFKA_CLUSTER_ENV`). `hydrostream-kafka-topics` creates the topics
+  the internal topics (`KafkaNode.env`). `hydrostream-kafka-topics` creates the topics
   with `--if-not-exists` and their replication factor, converges retention.ms and
   min.insync.replicas, and fails when an existing topic has fewer replicas than asked.
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from

@@ -77,7 +77,7 @@ class KafkaNode:
 
     @property
     def env(self) -> dict[str, str]:
-        """The node's `catalog.KAFKA_CLUSTER_ENV` values and its rack."""
+        """What this broker sets in place of the catalog's single-node values, and its rack."""
         replicas = str(len(self.voters))
         return {
             "KAFKA_NODE_ID": str(self.node_id),

@@ -814,11 +814,16 @@ def test_topics_with_more_replicas_than_brokers_are_refused():
 
 def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
     node = cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 2)
-    assert set(node.env) - {"KAFKA_BROKER_RACK"} == set(catalog.KAFKA_CLUSTER_ENV)
-    assert set(catalog.KAFKA_CLUSTER_ENV) <= set(catalog.KAFKA.env)
+    # Every key a node sets but its rack replaces a single-node value of the catalog's.
+    assert set(node.env) - {"KAFKA_BROKER_RACK"} <= set(catalog.KAFKA.env)
+    assert {key: node.env[key] for key in ("KAFKA_NODE_ID", "KAFKA_DEFAULT_REPLICATION_FACTOR",
+                                           "KAFKA_MIN_INSYNC_REPLICAS")} == {
+        "KAFKA_NODE_ID": "1", "KAFKA_DEFAULT_REPLICATION_FACTOR": str(len(VOTERS)),
+        "KAFKA_MIN_INSYNC_REPLICAS": "2"}
     env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node))["kafka"]["env"]
-    kept = {key: value for key, value in catalog.KAFKA.env.items() if key not in catalog.KAFKA_CLUSTER_ENV}
+    kept = {key: value for key, value in catalog.KAFKA.env.items() if key not in node.env}
     assert {key: env[key] for key in kept} == kept
+    assert {key: env[key] for key in node.env} == node.env
     assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093"
 
 
