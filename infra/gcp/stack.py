@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -22,6 +23,27 @@ from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
 from infra.services import service_specs
 from infra.settings import StackSettings, receiver_secret_values
+
+
+def jobs_args(settings: StackSettings, *, cluster_name: pulumi.Input[str],
+              artifacts_bucket: pulumi.Input[str], checkpoint_bucket: pulumi.Input[str],
+              bootstrap_servers: pulumi.Input[str], influx_url: pulumi.Input[str],
+              secret_ids: Mapping[str, pulumi.Input[str]]) -> StreamingJobsArgs:
+    """The streaming jobs' Args from the settings and what they run against; the consumer is given the
+    write-only token's secret (never the operator token: DESIGN, "Tokens by need")."""
+    spark = settings.spark
+    return StreamingJobsArgs(
+        settings.stack, settings.gcp.region, settings.labels, settings.jobs,
+        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
+        consumer_properties=spark.job_properties(spark.consumer_executors),
+        producer_properties=spark.job_properties(spark.producer_executors),
+        cluster_name=cluster_name,
+        artifacts_bucket=artifacts_bucket,
+        checkpoint_bucket=checkpoint_bucket,
+        bootstrap_servers=bootstrap_servers,
+        influx_url=influx_url,
+        token_secret_id=secret_ids[catalog.INFLUXDB_WRITE_TOKEN],
+    )
 
 
 def deploy(settings: StackSettings) -> dict[str, Any]:
@@ -81,18 +103,10 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         influxdb_ip=influxdb.internal_ip,
         dataproc_master=cluster.master_hostname,
     ), after_apis)
-    jobs = StreamingJobs("jobs", StreamingJobsArgs(
-        stack, gcp.region, settings.labels, settings.jobs,
-        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
-        consumer_properties=spark.job_properties(spark.consumer_executors),
-        producer_properties=spark.job_properties(spark.producer_executors),
-        cluster_name=cluster.cluster_name,
-        artifacts_bucket=buckets.artifacts,
-        checkpoint_bucket=buckets.checkpoints,
-        bootstrap_servers=kafka.bootstrap_servers,
-        influx_url=influxdb.url,
-        token_secret_id=secrets.ids[catalog.INFLUXDB_WRITE_TOKEN],
-    ))
+    jobs = StreamingJobs("jobs", jobs_args(
+        settings, cluster_name=cluster.cluster_name, artifacts_bucket=buckets.artifacts,
+        checkpoint_bucket=buckets.checkpoints, bootstrap_servers=kafka.bootstrap_servers,
+        influx_url=influxdb.url, secret_ids=secrets.ids))
 
     return {
         "project": project,

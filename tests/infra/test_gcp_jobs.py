@@ -13,7 +13,8 @@ import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
+from infra.gcp import stack as gcp_stack
+from infra.gcp.jobs import StreamingJobs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.release import bundle, connector_jars
 from infra.tools import plan
@@ -24,23 +25,14 @@ PIN = "0" * 64
 
 
 def declare_jobs(settings) -> dict:
-    """The jobs alone, with the secrets whose id they read, from narrow Args as infra/gcp/stack.py builds."""
+    """The jobs alone, with the secrets whose id they read, from the Args infra/gcp/stack.py builds."""
     emails = {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
     secrets = Secrets("secrets", SecretsArgs(settings.gcp.project, settings.labels, settings.protect,
                                              roles.ACCOUNTS, emails, receiver_values={}))
-    spark = settings.spark
-    jobs = StreamingJobs("jobs", StreamingJobsArgs(
-        settings.stack, settings.gcp.region, settings.labels, settings.jobs,
-        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
-        consumer_properties=spark.job_properties(spark.consumer_executors),
-        producer_properties=spark.job_properties(spark.producer_executors),
-        cluster_name="fake-cluster",
-        artifacts_bucket="fake-artifacts",
-        checkpoint_bucket="fake-checkpoints",
-        bootstrap_servers="10.9.0.5:9092",
-        influx_url="http://10.9.0.6:8086",
-        token_secret_id=secrets.ids[catalog.INFLUXDB_TOKEN],
-    ))
+    jobs = StreamingJobs("jobs", gcp_stack.jobs_args(
+        settings, cluster_name="fake-cluster", artifacts_bucket="fake-artifacts",
+        checkpoint_bucket="fake-checkpoints", bootstrap_servers="10.9.0.5:9092",
+        influx_url="http://10.9.0.6:8086", secret_ids=secrets.ids))
     return {"release": jobs.release, "consumer_job_id": jobs.consumer_job_id,
             "producer_job_id": jobs.producer_job_id}
 
@@ -160,8 +152,9 @@ def test_no_secret_on_any_command_line(planned):
         assert not [value for value in values if value in text], job.name
         assert not job.secret_paths
     args = jobs(planned)["consumer"].inputs["pysparkConfig"]["args"]
+    # The write-only token's secret: the operator token never leaves the InfluxDB VM (DESIGN).
     assert arg_after(args, "--influx-token-secret") == (
-        "projects/hydrostream-dev/secrets/hydrostream-influxdb-token/versions/latest")
+        "projects/hydrostream-dev/secrets/hydrostream-influxdb-write-token/versions/latest")
     assert "--influx-token" not in args and "--influx-token-file" not in args
 
 
