@@ -3,8 +3,9 @@
 The CLI parses stack files as YAML 1.2 (`yes`, `on` and `no` are strings, not booleans) and refuses a
 key given twice; a key without a namespace belongs to the project. PyYAML reads YAML 1.1 and keeps
 the last of two equal keys, so `make plan` read `protect: yes` as true and silently dropped a section
-given twice, while `pulumi up` saw a string or failed. This module is the one reader of stack files
-for the plan, and its errors are one line naming the file, the line and the column.
+given twice, while `pulumi up` saw a string or failed. This module is the one reader of stack files,
+for the plan and for promotion (which also writes them back with `yaml_1_2`), and its errors are one
+line naming the file, the line and the column.
 """
 
 from __future__ import annotations
