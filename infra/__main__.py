@@ -1,15 +1,22 @@
-"""Pulumi program: validate the stack's settings, then declare its resources and export its outputs."""
+"""Pulumi program: check the stack's settings, derive its model, declare its resources, export its outputs."""
 
 import pulumi
 
-from infra.settings import load_settings
+from infra.model import derive
+from infra.settings import load_settings, receiver_secret_values
 
 settings = load_settings()  # raises before any resource is registered when the stack file is invalid
+model = derive(settings)
 
-if settings.target == "local":
-    from infra.local.stack import deploy
+if model.target == "local":
+    from infra.local.stack import deploy as deploy_local
+
+    outputs = deploy_local(model)
 else:
-    from infra.gcp.stack import deploy
+    from infra.gcp.stack import deploy as deploy_gcp
 
-for name, value in deploy(settings).items():
+    # The receivers' secrets come from Pulumi's secret config: read here, never part of the model.
+    outputs = deploy_gcp(model, receiver_secret_values(settings.alerting))
+
+for name, value in outputs.items():
     pulumi.export(name, value)

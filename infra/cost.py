@@ -1,6 +1,6 @@
 """Monthly cost estimate of a GCP stack: what its plan registers, priced from the pinned table in prices.yaml.
 
-The estimate reads the resources the program registered (`infra.tools.plan.run_plan`), so machine types,
+The estimate reads the resources the program registered (`infra.tools.mocks.run_plan`), so machine types,
 node counts, disk sizes and disk types are the ones that would be deployed, not a second copy;
 vCPUs and memory come from the sizing catalog. Prices are on-demand list prices for 730 hours.
 """
@@ -228,11 +228,11 @@ def estimate_resources(stack: str, region: str, resources: Iterable[Any],
 
 
 def estimate(plan: Any, prices: PriceTable | None = None) -> Estimate | None:
-    """The monthly estimate of a planned GCP stack (`infra.tools.plan.Plan`); None for the local target."""
-    settings = plan.settings
-    if settings is None or settings.target != "gcp":
+    """The monthly estimate of a planned GCP stack (`infra.tools.mocks.Plan`); None for the local target."""
+    model = plan.model
+    if model is None or model.gcp is None:
         return None
-    return estimate_resources(plan.stack, settings.gcp.region, plan.resources, prices)
+    return estimate_resources(plan.stack, model.gcp.region, plan.resources, prices)
 
 
 def _money(value: float) -> str:

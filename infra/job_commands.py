@@ -1,17 +1,31 @@
 """The two jobs' command lines, built once for both targets (Dataproc and the local Spark container).
 
 The jobs' argument parser (jobs/hydrostream_jobs/cli.py, docs/jobs.md) defines the flags; this module
-fills them from the stack settings and the deployed endpoints. The InfluxDB token never travels here:
-the consumer gets a file path (local) or a Secret Manager version name (GCP) as the jobs' own
+fills them from the stack model's `JobFlags` and the deployed endpoints. The InfluxDB token never
+travels here: the consumer gets a file path (local) or a Secret Manager version name (GCP) as the jobs' own
 `TokenSource`, and reads the value itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hydrostream_jobs import contract
 from hydrostream_jobs.token import TokenSource
 
-from infra.settings import JobsSettings
+
+@dataclass(frozen=True)
+class JobFlags:
+    """The stack's values of the jobs' own flags (docs/jobs.md), the same on every target."""
+
+    rate: int                   # producer: readings per second
+    farms: int
+    devices_per_farm: int
+    trigger: str                # consumer: durations in the jobs' grammar (hydrostream_jobs.durations)
+    window: str
+    slide: str
+    watermark: str
+    read_cap: int               # consumer: Kafka offsets read per micro-batch at most
 
 
 def token_flags(token: TokenSource) -> list[str]:
@@ -23,7 +37,7 @@ def token_flags(token: TokenSource) -> list[str]:
     return ["--influx-token-secret", str(token.secret)]
 
 
-def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str, influx_org: str,
+def consumer_args(jobs: JobFlags, *, bootstrap_servers: str, influx_url: str, influx_org: str,
                   influx_bucket: str, token: TokenSource, checkpoint_root: str,
                   handover_root: str) -> list[str]:
     """consumer.py arguments: Kafka in, InfluxDB out, checkpoints and dead letters under `checkpoint_root`.
@@ -57,7 +71,7 @@ def consumer_args(jobs: JobsSettings, *, bootstrap_servers: str, influx_url: str
     ]
 
 
-def producer_args(jobs: JobsSettings, *, bootstrap_servers: str, checkpoint_root: str) -> list[str]:
+def producer_args(jobs: JobFlags, *, bootstrap_servers: str, checkpoint_root: str) -> list[str]:
     """producer.py's arguments: simulated farms written to Kafka at the configured rate."""
     return [
         "--sink", "kafka",

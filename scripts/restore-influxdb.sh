@@ -42,9 +42,9 @@ command -v gcloud >/dev/null || fail "gcloud is not installed (https://cloud.goo
 declare -A target
 while IFS='=' read -r key value; do
   target[$key]=$value
-done < <("$python" -m infra.gcp.influxdb restore-target "$stack")
+done < <("$python" -m infra.tools.restore_target "$stack")
 for key in project zone instance backup_bucket influxdb_bucket restore_command monitoring_instance grafana_unit; do
-  [[ -n ${target[$key]:-} ]] || fail "infra.gcp.influxdb restore-target $stack printed no $key"
+  [[ -n ${target[$key]:-} ]] || fail "infra.tools.restore_target $stack printed no $key"
 done
 
 case $backup in

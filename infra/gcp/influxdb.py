@@ -3,28 +3,20 @@
 It also creates the scoped tokens (the consumer's write token, Grafana's read token) and adds them to
 their secrets: `secret_ids` names those secrets too. It backs everything up daily to the backup bucket
 as the backup account (infra/render/cloud_init.py, infra/gcp/identity.py).
-
-`python -m infra.gcp.influxdb restore-target STACK` prints, as KEY=VALUE lines, what
-scripts/restore-influxdb.sh needs to reach a stack's InfluxDB VM and its backups.
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 
 from infra import catalog
-from infra.gcp import storage
 from infra.gcp.options import child_options
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name, secret_refs
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, secret_refs
 from infra.render import cloud_init
-from infra.roles import Bucket
 from infra.services.influxdb import InfluxDbSpec
-from infra.settings import StackSettings, parse_settings
 
 
 @dataclass(frozen=True)
@@ -63,40 +55,3 @@ class InfluxDb(pulumi.ComponentResource):
         self.url: pulumi.Output[str] = vm.internal_ip.apply(lambda ip: f"http://{ip}:{port}")
         self.register_outputs({"url": self.url, "internal_ip": self.internal_ip})
 
-
-def restore_target(settings: StackSettings) -> dict[str, str]:
-    """Where a GCP stack's InfluxDB VM and backups are, and the VM's restore command (shell words)."""
-    if settings.gcp is None:
-        raise ValueError(f"stack {settings.stack!r} is not on GCP: its InfluxDB has no backups to restore")
-    return {
-        "project": settings.gcp.project,
-        "zone": settings.gcp.zone,
-        "instance": instance_name(settings.stack, catalog.TSDB),
-        "backup_bucket": storage.bucket_name(settings.gcp.project, Bucket.BACKUPS),
-        "influxdb_bucket": settings.influxdb.bucket,
-        "restore_command": shlex.join(cloud_init.influxdb_restore_command()),
-        # Grafana reads the read token when its container starts: restarted after a full restore.
-        "monitoring_instance": instance_name(settings.stack, catalog.MONITORING),
-        "grafana_unit": cloud_init.unit_name(catalog.GRAFANA),
-    }
-
-
-def main(argv: Sequence[str]) -> int:
-    """`restore-target STACK`: print restore_target as KEY=VALUE lines."""
-    from infra.tools import plan  # the stack files' reader; imported here, the component never needs it
-
-    if len(argv) != 2 or argv[0] != "restore-target":
-        print("usage: python -m infra.gcp.influxdb restore-target STACK", file=sys.stderr)
-        return 2
-    try:
-        target = restore_target(parse_settings(argv[1], plan.stack_config(argv[1])))
-    except (ValueError, pulumi.RunError) as error:
-        print(error, file=sys.stderr)
-        return 1
-    for key, value in target.items():
-        print(f"{key}={value}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,8 @@
 """The streaming jobs on Dataproc: the release's artifacts in Cloud Storage and the two running jobs.
 
-The working tree's `jobs/` bundle is uploaded under `releases/<digest>/`, the locked Kafka connector
-jars under `releases/<digest>/jars/` (`infra.release.connector_jars`): a job start never resolves from Maven.
+The release bundle (built once by the stack model from the working tree's `jobs/`) is uploaded
+under `releases/<digest>/`, the locked Kafka connector jars under `releases/<digest>/jars/`
+(`infra.release.connector_jars`): a job start never resolves from Maven.
 A pinned stack (staging, prod) deploys only the release it pins: `pulumi preview` warns about a tree
 that differs and `pulumi up` refuses it. The consumer is submitted first and the producer depends on
 it; a Dataproc Job resource is created once its job is RUNNING, so `pulumi up` never waits on a
@@ -23,9 +24,8 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.job_commands import JobFlags, TokenSource, consumer_args, producer_args
 from infra.release import bundle, connector_jars
-from infra.settings import JobsSettings
 
 CONSUMER = "consumer"
 PRODUCER = "producer"
@@ -72,11 +72,22 @@ def job_id(job: str, release: str, spec: object) -> str:
 
 
 @dataclass(frozen=True)
+class Restarts:
+    """Dataproc's restart policy for a job's driver: a job that keeps failing stays failed."""
+
+    max_failures_per_hour: int
+    max_failures_total: int
+
+
+@dataclass(frozen=True)
 class StreamingJobsArgs:
     stack: str
     region: str
     labels: Mapping[str, str]
-    jobs: JobsSettings                  # flags, restart policy and the pinned release
+    bundle: bundle.Bundle               # the working tree's release
+    release_pin: str | None             # the release a pinned stack deploys (None: the working tree's)
+    flags: JobFlags                     # the jobs' command-line values
+    restarts: Restarts
     influx_org: str
     influx_bucket: str
     # Spark properties of each job: the derived sizes (the connector comes as jar_file_uris, not packages).
@@ -95,12 +106,11 @@ class StreamingJobs(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StreamingJobsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:jobs:StreamingJobs", name, None, opts)
-        built = bundle.build_bundle(bundle.JOBS_DIR)
-        release = release_to_deploy(args.stack, args.jobs.release, built.digest)
+        release = release_to_deploy(args.stack, args.release_pin, args.bundle.digest)
         self.release = release
 
         uris: dict[str, pulumi.Output[str]] = {}
-        for file_name, data in built.files.items():
+        for file_name, data in args.bundle.files.items():
             uploaded = gcp.storage.BucketObject(
                 f"{name}-{file_name}",
                 bucket=args.artifacts_bucket,
@@ -132,7 +142,7 @@ class StreamingJobs(pulumi.ComponentResource):
         consumer_command = pulumi.Output.all(
             args.bootstrap_servers, args.influx_url, args.token_secret_id, checkpoint_root, handover_root,
         ).apply(lambda values: consumer_args(
-            args.jobs,
+            args.flags,
             bootstrap_servers=values[0],
             influx_url=values[1],
             influx_org=args.influx_org,
@@ -142,7 +152,7 @@ class StreamingJobs(pulumi.ComponentResource):
             handover_root=values[4],
         ))
         producer_command = pulumi.Output.all(args.bootstrap_servers, checkpoint_root).apply(
-            lambda values: producer_args(args.jobs, bootstrap_servers=values[0],
+            lambda values: producer_args(args.flags, bootstrap_servers=values[0],
                                          checkpoint_root=values[1]))
 
         consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, consumer_command,
@@ -181,8 +191,8 @@ class StreamingJobs(pulumi.ComponentResource):
             ),
             # Dataproc restarts a failed driver; a job that keeps failing stays failed for an operator.
             scheduling=gcp.dataproc.JobSchedulingArgs(
-                max_failures_per_hour=args.jobs.max_failures_per_hour,
-                max_failures_total=args.jobs.max_failures_total,
+                max_failures_per_hour=args.restarts.max_failures_per_hour,
+                max_failures_total=args.restarts.max_failures_total,
             ),
             labels={**args.labels, "job": job, "release": release[:RELEASE_LABEL_CHARS]},
             # Destroy and replacement cancel a running job instead of failing on it.

@@ -1,7 +1,7 @@
 """Prometheus, Alertmanager and Grafana on a private VM; their config ships as one archive in Cloud Storage.
 
 The archive holds the config volumes (`prometheus-config`: prometheus.yml for this stack's targets and
-the alert rules; `alertmanager-config`: the receivers and routes of the stack's alerting settings, which
+the alert rules; `alertmanager-config`: the stack's receivers and routes, which
 name the receiver secrets by file path only; `grafana-provisioning`: data sources, dashboard provider
 and dashboards) and is named
 by its digest, and the VM's `cloud_init.CONFIG_BUNDLE_KEY` metadata item names exactly one version of
@@ -27,7 +27,6 @@ from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, secret_refs
 from infra.render import alertmanager_config, cloud_init, grafana_config, prometheus_volume
 from infra.render.vm_inputs import ConfigBundle
-from infra.settings import AlertingSettings
 
 PROMETHEUS_CONFIG = catalog.PROMETHEUS_CONFIG
 GRAFANA_PROVISIONING = catalog.GRAFANA_PROVISIONING
@@ -38,8 +37,8 @@ CONFIG_PREFIX = "monitoring"
 THIS_HOST = "localhost"
 
 
-def config_files(stack: str, org: str, bucket: str, alerting: AlertingSettings, kafka_ips: Sequence[str],
-                 influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
+def config_files(stack: str, org: str, bucket: str, alerting: alertmanager_config.Receivers,
+                 kafka_ips: Sequence[str], influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
     """Archive path (`<volume>/<file>`) -> text, for every file of the three CONFIG_VOLUMES."""
     targets = prometheus_volume.ScrapeTargets.for_hosts(
         stack=stack,
@@ -79,7 +78,7 @@ class MonitoringVmArgs:
     project: str                                 # in the IAP command
     influxdb_org: str                            # Grafana's InfluxDB data source
     influxdb_bucket: str
-    alerting: AlertingSettings                   # Alertmanager's receivers and routes
+    alerting: alertmanager_config.Receivers      # Alertmanager's receivers and routes
     host: VmHost
     site: VmSite
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S

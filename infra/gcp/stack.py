@@ -1,42 +1,110 @@
-"""The GCP environment (dev, staging, prod): every component, wired together."""
+"""The GCP environment (dev, staging, prod): every component, wired together from the stack model.
+
+Wiring only: each builder below turns the model (infra/model.py) and what other components give
+(subnet, accounts, buckets, secret ids, addresses) into one component's Args. The component tests
+(tests/infra) declare components with these same builders, so a change here is a change there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
 
 from infra import catalog, roles
-from infra.gcp import dataproc, firewall
+from infra.gcp import firewall
 from infra.gcp.apis import ProjectApis, ProjectApisArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
-from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
+from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
 from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
-from infra.services import service_specs
-from infra.settings import StackSettings, receiver_secret_values
+from infra.model import Gcp, StackModel, Vm
+
+Emails = Mapping[str, pulumi.Input[str]]      # role name -> its service account's e-mail
+SecretIds = Mapping[str, pulumi.Input[str]]   # catalog secret name -> projects/P/secrets/S
 
 
-def jobs_args(settings: StackSettings, *, cluster_name: pulumi.Input[str],
+def _gcp(model: StackModel) -> Gcp:
+    if model.gcp is None:
+        raise ValueError(f"stack {model.stack!r} is not on the gcp target")
+    return model.gcp
+
+
+def host(vm: Vm, email: pulumi.Input[str]) -> VmHost:
+    return VmHost(vm.name, vm.zone, vm.machine, vm.disk_gb, email)
+
+
+def site(model: StackModel, subnet: pulumi.Input[str]) -> VmSite:
+    gcp = _gcp(model)
+    return VmSite(region=gcp.region, subnet=subnet, labels=model.labels, protect=model.protect,
+                  snapshot_retention_days=gcp.snapshot_retention_days)
+
+
+def secrets_args(model: StackModel, emails: Emails,
+                 receiver_values: Mapping[str, pulumi.Output[str]]) -> SecretsArgs:
+    """The secrets; `receiver_values`: the configured receivers' secret config (infra/__main__.py)."""
+    return SecretsArgs(_gcp(model).project, model.labels, model.protect, roles.ACCOUNTS, emails,
+                       receiver_values=receiver_values)
+
+
+def kafka_args(model: StackModel, vm_site: VmSite, emails: Emails) -> KafkaBrokerArgs:
+    gcp = _gcp(model)
+    return KafkaBrokerArgs(spec=model.services.kafka, min_insync_replicas=gcp.min_insync_replicas,
+                           site=vm_site, hosts=tuple(host(vm, emails[catalog.BROKER]) for vm in gcp.brokers))
+
+
+def influxdb_args(model: StackModel, vm_site: VmSite, emails: Emails, *, secret_ids: SecretIds,
+                  backup_bucket: pulumi.Input[str]) -> InfluxDbArgs:
+    return InfluxDbArgs(spec=model.services.influxdb, site=vm_site,
+                        host=host(_gcp(model).influxdb, emails[catalog.TSDB]),
+                        secret_ids=secret_ids, backup_bucket=backup_bucket,
+                        backup_account_email=emails[roles.TSDB_BACKUP.name])
+
+
+def dataproc_args(model: StackModel, *, subnet: pulumi.Input[str], service_account_email: pulumi.Input[str],
+                  staging_bucket: pulumi.Input[str], temp_bucket: pulumi.Input[str]) -> DataprocClusterArgs:
+    gcp = _gcp(model)
+    cluster = gcp.cluster
+    return DataprocClusterArgs(
+        cluster.name, gcp.project, gcp.region, gcp.zone, model.labels,
+        master=cluster.master, worker=cluster.worker, workers=cluster.workers,
+        boot_disk_gb=cluster.boot_disk_gb, idle_delete_minutes=cluster.idle_delete_minutes,
+        properties=cluster.properties, subnet=subnet, service_account_email=service_account_email,
+        staging_bucket=staging_bucket, temp_bucket=temp_bucket)
+
+
+def monitoring_args(model: StackModel, vm_site: VmSite, emails: Emails, *, secret_ids: SecretIds,
+                    config_bucket: pulumi.Input[str], kafka_ips: pulumi.Input[Sequence[str]],
+                    influxdb_ip: pulumi.Input[str], dataproc_master: pulumi.Input[str]) -> MonitoringVmArgs:
+    gcp, influxdb = _gcp(model), model.services.influxdb
+    return MonitoringVmArgs(
+        stack=model.stack, project=gcp.project, influxdb_org=influxdb.org, influxdb_bucket=influxdb.bucket,
+        alerting=model.receivers, host=host(gcp.monitoring, emails[catalog.MONITORING]), site=vm_site,
+        secret_ids=secret_ids, config_bucket=config_bucket, kafka_ips=kafka_ips, influxdb_ip=influxdb_ip,
+        dataproc_master=dataproc_master)
+
+
+def jobs_args(model: StackModel, *, cluster_name: pulumi.Input[str],
               artifacts_bucket: pulumi.Input[str], checkpoint_bucket: pulumi.Input[str],
               bootstrap_servers: pulumi.Input[str], influx_url: pulumi.Input[str],
-              secret_ids: Mapping[str, pulumi.Input[str]]) -> StreamingJobsArgs:
-    """The streaming jobs' Args from the settings and what they run against; the consumer is given the
-    write-only token's secret (never the operator token: DESIGN, "Tokens by need")."""
-    spark = settings.spark
+              secret_ids: SecretIds) -> StreamingJobsArgs:
+    """The streaming jobs' Args; the consumer is given the write-only token's secret (never the operator
+    token: DESIGN, "Tokens by need")."""
+    gcp, jobs, influxdb = _gcp(model), model.jobs, model.services.influxdb
     return StreamingJobsArgs(
-        settings.stack, settings.gcp.region, settings.labels, settings.jobs,
-        influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
-        consumer_properties=spark.job_properties(spark.consumer_executors),
-        producer_properties=spark.job_properties(spark.producer_executors),
+        model.stack, gcp.region, model.labels, bundle=model.bundle, release_pin=jobs.release_pin,
+        flags=jobs.flags, restarts=jobs.restarts,
+        influx_org=influxdb.org, influx_bucket=influxdb.bucket,
+        consumer_properties=jobs.consumer_properties,
+        producer_properties=jobs.producer_properties,
         cluster_name=cluster_name,
         artifacts_bucket=artifacts_bucket,
         checkpoint_bucket=checkpoint_bucket,
@@ -46,65 +114,39 @@ def jobs_args(settings: StackSettings, *, cluster_name: pulumi.Input[str],
     )
 
 
-def deploy(settings: StackSettings) -> dict[str, Any]:
+def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]]) -> dict[str, Any]:
     """Declare the environment's resources; return the stack outputs (no secret values among them)."""
-    gcp, stack = settings.gcp, settings.stack
+    gcp, stack = _gcp(model), model.stack
     project = gcp.project
     # Everything else waits on the network or the service accounts, so on the APIs.
     after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(project))])
-    network = Network("network", NetworkArgs(stack, gcp.region,
-                                             settings.network.subnet_cidr), after_apis)
+    network = Network("network", NetworkArgs(stack, gcp.region, gcp.subnet_cidr), after_apis)
     FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
-        settings.kafka.brokers, settings.network.grafana_source_ranges)))
+        len(gcp.brokers), gcp.grafana_source_ranges)))
     identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
     emails = identity.emails
     buckets = Buckets("buckets", BucketsArgs(
-        project, gcp.region, settings.labels, settings.protect,
-        backup_retention_days=settings.backups.influxdb_retention_days,
+        project, gcp.region, model.labels, model.protect,
+        backup_retention_days=gcp.backup_retention_days,
         accounts=roles.ACCOUNTS, service_account_emails=emails), after_apis)
-    secrets = Secrets("secrets", SecretsArgs(
-        project, settings.labels, settings.protect, roles.ACCOUNTS, emails,
-        receiver_values=receiver_secret_values(settings.alerting)), after_apis)
+    secrets = Secrets("secrets", secrets_args(model, emails, receiver_values), after_apis)
     subnet = network.subnet_self_link
 
-    specs = service_specs(settings)
-    site = VmSite(region=gcp.region, subnet=subnet, labels=settings.labels, protect=settings.protect,
-                  snapshot_retention_days=settings.backups.snapshot_retention_days)
-    brokers = tuple(VmHost(name, zone, settings.kafka.machine, settings.kafka.disk_gb, emails[catalog.BROKER])
-                    for name, zone in zip(broker_names(stack, settings.kafka.brokers), settings.broker_zones,
-                                          strict=True))
-    kafka = KafkaBroker("kafka", KafkaBrokerArgs(
-        spec=specs.kafka, hosts=brokers, min_insync_replicas=settings.kafka.min_isr, site=site), after_apis)
-    influxdb = InfluxDb("influxdb", InfluxDbArgs(
-        spec=specs.influxdb, site=site,
-        host=VmHost(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
-                    settings.influxdb.disk_gb, emails[catalog.TSDB]),
-        secret_ids=secrets.ids, backup_bucket=buckets.backups,
-        backup_account_email=emails[roles.TSDB_BACKUP.name]), after_apis)
-    spark = settings.spark
-    cluster = DataprocCluster("dataproc", DataprocClusterArgs(
-        dataproc.cluster_name(stack), project, gcp.region, gcp.zone,
-        settings.labels,
-        master=settings.dataproc.master, worker=settings.dataproc.worker,
-        workers=settings.dataproc.workers, boot_disk_gb=settings.dataproc.boot_disk_gb,
-        idle_delete_minutes=settings.dataproc.idle_delete_minutes,
-        properties=dataproc.cluster_properties(spark),
-        subnet=subnet, service_account_email=emails[catalog.DATAPROC],
+    vm_site = site(model, subnet)
+    kafka = KafkaBroker("kafka", kafka_args(model, vm_site, emails), after_apis)
+    influxdb = InfluxDb("influxdb", influxdb_args(
+        model, vm_site, emails, secret_ids=secrets.ids, backup_bucket=buckets.backups), after_apis)
+    cluster = DataprocCluster("dataproc", dataproc_args(
+        model, subnet=subnet, service_account_email=emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp),
         # Its init installs `dataproc:pip.packages` from PyPI: through NAT, so NAT must exist first.
         pulumi.ResourceOptions(depends_on=[network.nat]))
-    monitoring = MonitoringVm("monitoring", MonitoringVmArgs(
-        stack=stack, project=gcp.project, influxdb_org=specs.influxdb.org,
-        influxdb_bucket=specs.influxdb.bucket, alerting=settings.alerting,
-        host=VmHost(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
-                    settings.monitoring.disk_gb, emails[catalog.MONITORING]),
-        site=site, secret_ids=secrets.ids, config_bucket=buckets.config,
-        kafka_ips=kafka.internal_ips,
-        influxdb_ip=influxdb.internal_ip,
-        dataproc_master=cluster.master_hostname,
-    ), after_apis)
+    monitoring = MonitoringVm("monitoring", monitoring_args(
+        model, vm_site, emails, secret_ids=secrets.ids, config_bucket=buckets.config,
+        kafka_ips=kafka.internal_ips, influxdb_ip=influxdb.internal_ip,
+        dataproc_master=cluster.master_hostname), after_apis)
     jobs = StreamingJobs("jobs", jobs_args(
-        settings, cluster_name=cluster.cluster_name, artifacts_bucket=buckets.artifacts,
+        model, cluster_name=cluster.cluster_name, artifacts_bucket=buckets.artifacts,
         checkpoint_bucket=buckets.checkpoints, bootstrap_servers=kafka.bootstrap_servers,
         influx_url=influxdb.url, secret_ids=secrets.ids))
 

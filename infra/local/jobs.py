@@ -17,14 +17,13 @@ import pulumi
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.job_commands import JobFlags, TokenSource, consumer_args, producer_args
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.release import connector_jars
 from infra.release.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
 from infra.render.templating import TEMPLATES
 from infra.services.spark import LocalSparkSpec
-from infra.settings import JobsSettings
 
 ENTRY_SCRIPT = TEMPLATES / "local" / "spark-jobs.sh"
 
@@ -69,7 +68,7 @@ def submit_options(spark: LocalSparkSpec) -> list[str]:
 @dataclass(frozen=True)
 class SparkJobsArgs:
     spark: LocalSparkSpec                         # the container's memory, the drivers' heap, partitions
-    jobs: JobsSettings
+    flags: JobFlags                               # the jobs' command-line values
     bundle: Bundle
     bootstrap_servers: str                        # Kafka on the stack's network
     influx_url: str
@@ -91,11 +90,11 @@ class SparkJobs(pulumi.ComponentResource):
         # A folder per release, as on GCS: a new release hands over from the last one's checkpoint.
         release_root = f"{CHECKPOINT_ROOT}/{args.bundle.digest}"
         self.consumer_args = consumer_args(
-            args.jobs, bootstrap_servers=args.bootstrap_servers, influx_url=args.influx_url,
+            args.flags, bootstrap_servers=args.bootstrap_servers, influx_url=args.influx_url,
             influx_org=args.influx_org, influx_bucket=args.influx_bucket, token=TokenSource(file=TOKEN_PATH),
             checkpoint_root=release_root, handover_root=CHECKPOINT_ROOT)
         self.producer_args = producer_args(
-            args.jobs, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root)
+            args.flags, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root)
         shared = submit_options(args.spark)
         command = (ENTRY_PATH,
                    "--", *shared, f"{JOBS_PATH}/consumer.py", *self.consumer_args,

@@ -42,16 +42,14 @@ from infra.local.services import (
     container_name,
     uploads_digest,
 )
-from infra.release.bundle import JOBS_DIR, build_bundle, check_release_pin
+from infra.model import StackModel
+from infra.release.bundle import check_release_pin
 from infra.render.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG_MOUNT
 from infra.render.alertmanager_config import alertmanager_config_files
 from infra.render.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.render.prometheus_volume import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
 from infra.render.templating import TEMPLATES
-from infra.services import service_specs
 from infra.services.kafka import KafkaSpec
-from infra.services.spark import local_spark_spec
-from infra.settings import StackSettings
 
 PREFIX = "hydrostream"
 KAFKA_TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
@@ -110,12 +108,13 @@ def remove_volumes_command(labels: dict[str, str]) -> str:
     return f"docker volume rm $(docker volume ls --quiet {filters})"
 
 
-def deploy(settings: StackSettings) -> dict[str, Any]:
-    """Declare the local environment's resources; return the stack outputs."""
-    bind = settings.local.bind_address
-    labels = settings.labels
-    bundle = build_bundle(JOBS_DIR)
-    release = check_release_pin(settings.stack, settings.jobs.release, bundle.digest)
+def deploy(model: StackModel) -> dict[str, Any]:
+    """Declare the local environment's resources from the stack model; return the stack outputs."""
+    if model.local is None:
+        raise ValueError(f"stack {model.stack!r} is not on the local target")
+    bind = model.local.bind_address
+    labels = dict(model.labels)
+    release = check_release_pin(model.stack, model.jobs.release_pin, model.bundle.digest)
 
     network = LocalNetwork("network", LocalNetworkArgs(name=PREFIX, labels=labels))
 
@@ -131,7 +130,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
                                     labels=labels,
                                     **overrides)
 
-    specs = service_specs(settings)
+    specs = model.services
     kafka = kafka_service(specs.kafka, bind)
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
     broker = ServiceContainer("kafka", service_args(
@@ -165,7 +164,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
 
     spark_host = container_name(PREFIX, catalog.SPARK)
     targets = ScrapeTargets.for_hosts(
-        stack=settings.stack, spark_driver=spark_host,
+        stack=model.stack, spark_driver=spark_host,
         kafka_exporter_hosts=(container_name(PREFIX, catalog.KAFKA_EXPORTER),),
         node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),),
         alertmanager_host=container_name(PREFIX, catalog.ALERTMANAGER))
@@ -174,7 +173,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     alertmanager = ServiceContainer("alertmanager", service_args(
         dataclasses.replace(catalog.ALERTMANAGER, secret_files=()),
         config=(catalog.ALERTMANAGER_CONFIG, ALERTMANAGER_CONFIG_MOUNT,
-                alertmanager_config_files(settings.stack, settings.alerting)),
+                alertmanager_config_files(model.stack, model.receivers)),
         published=(PublishedPort(alertmanager_http),), wait=True))
     prometheus_http = catalog.PROMETHEUS.port("http")
     prometheus = ServiceContainer("prometheus", service_args(
@@ -186,7 +185,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
 
     provisioning = catalog.GRAFANA.env["GF_PATHS_PROVISIONING"]
     sources = GrafanaDataSources(
-        stack=settings.stack, influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
+        stack=model.stack, influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
         prometheus_host=container_name(PREFIX, catalog.PROMETHEUS),
         org=specs.influxdb.org, bucket=specs.influxdb.bucket)
     grafana_http = catalog.GRAFANA.port("http")
@@ -198,7 +197,8 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         depends_on=(secrets.succeeded, tokens.succeeded, influxdb.container, prometheus.container)))
 
     spark = SparkJobs("spark", SparkJobsArgs(
-        spark=local_spark_spec(), jobs=settings.jobs, bundle=bundle, bootstrap_servers=kafka_bootstrap,
+        spark=model.local.spark, flags=model.jobs.flags, bundle=model.bundle,
+        bootstrap_servers=kafka_bootstrap,
         influx_url=influx_url,
         influx_org=specs.influxdb.org, influx_bucket=specs.influxdb.bucket,
         secrets_volume=secrets.volume_names[catalog.SPARK.name], prefix=PREFIX,

@@ -1,9 +1,9 @@
-"""Alertmanager configuration: receivers from the stack's alerting settings, routes by severity, inhibitions.
+"""Alertmanager configuration: the stack's receivers, routes by severity, inhibitions.
 
 Pure: no Pulumi resources. Receiver secrets are named by their paths inside the container
 (catalog.ALERTMANAGER's secret files), never by value:
 
-    files = alertmanager_config_files("prod", settings.alerting)   # {"alertmanager.yml": ...}
+    files = alertmanager_config_files("prod", receivers)   # {"alertmanager.yml": ...}
 
 goes into the `alertmanager-config` volume (mounted at /etc/alertmanager). Critical alerts reach the
 pager (PagerDuty) and the team (e-mail, webhook); warnings the team; the always-firing watchdog the
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from infra import catalog
 from infra.paths import PROJECT_DIR
 from infra.render import prometheus_volume
 from infra.render.templating import render_file
-from infra.settings import AlertingSettings
 
 TEMPLATE_DIR = PROJECT_DIR / "monitoring" / "alertmanager"
 TEMPLATE = "alertmanager.yml.j2"
@@ -60,6 +60,17 @@ class Timing:
 HEARTBEAT_INTERVAL = Timing().heartbeat_interval
 
 
+class Receivers(Protocol):
+    """Where alerts go (the stack's `alerting` settings have it); none set: Alertmanager's UI only."""
+
+    email_to: str | None
+    email_from: str | None
+    smarthost: str | None
+    smtp_username: str | None   # with one, the relay's password is the catalog's SMTP_PASSWORD secret
+    webhook: bool               # its URL: the WEBHOOK_URL secret
+    pagerduty: bool             # its routing key: the PAGERDUTY_ROUTING_KEY secret
+
+
 def secret_path(secret: str) -> str:
     """Where Alertmanager reads a receiver secret inside its container."""
     return next(f.container_path for f in catalog.ALERTMANAGER.secret_files if f.secret == secret)
@@ -80,10 +91,10 @@ class _Pager:
     routing_key_file: str
 
 
-def render_alertmanager_config(stack: str, alerting: AlertingSettings, timing: Timing = Timing()) -> str:
+def render_alertmanager_config(stack: str, alerting: Receivers, timing: Timing = Timing()) -> str:
     """alertmanager.yml for `stack`, with the receivers `alerting` configures."""
     email = None
-    if alerting.email:
+    if alerting.email_to is not None:
         if alerting.email_from is None or alerting.smarthost is None:
             raise ValueError("alerting: e-mail needs email_from and smarthost (infra.settings checks this)")
         email = _Email(alerting.email_to, alerting.email_from, alerting.smarthost, alerting.smtp_username,
@@ -97,15 +108,15 @@ def render_alertmanager_config(stack: str, alerting: AlertingSettings, timing: T
         target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER)
 
 
-def alertmanager_config_files(stack: str, alerting: AlertingSettings) -> dict[str, str]:
+def alertmanager_config_files(stack: str, alerting: Receivers) -> dict[str, str]:
     """The whole alertmanager-config volume."""
     return {CONFIG_FILE: render_alertmanager_config(stack, alerting)}
 
 
-def receiver_summary(alerting: AlertingSettings) -> dict[str, list[str]]:
+def receiver_summary(alerting: Receivers) -> dict[str, list[str]]:
     """Receiver -> where it delivers, for the plan and the stack outputs (secrets named, never shown)."""
     webhook = f"webhook, URL in secret {catalog.WEBHOOK_URL}"
-    team = ([f"email {alerting.email_to} via {alerting.smarthost}"] if alerting.email else []) + (
+    team = ([f"email {alerting.email_to} via {alerting.smarthost}"] if alerting.email_to else []) + (
         [webhook] if alerting.webhook else [])
     summary = {
         TEAM: team or ["none: Alertmanager's UI only"],

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from infra import catalog, sizing
-from infra.settings import InfluxdbSettings
 
 MIN_MEMORY_LIMIT_MB = 64
 
@@ -59,7 +59,15 @@ class InfluxDbSpec:
         return self.service.env["DOCKER_INFLUXDB_INIT_USERNAME"]
 
 
-def influxdb_spec(influxdb: InfluxdbSettings, memory_mb: int) -> InfluxDbSpec:
+class SetupSettings(Protocol):
+    """What InfluxDB's one-time setup is made of (the stack's `influxdb` settings have it)."""
+
+    org: str
+    bucket: str
+    retention_days: int
+
+
+def influxdb_spec(influxdb: SetupSettings, memory_mb: int) -> InfluxDbSpec:
     """InfluxDB given `memory_mb` (its VM's or its container's): GOMEMLIMIT by sizing's one rule."""
     return InfluxDbSpec(service=catalog.INFLUXDB, org=influxdb.org, bucket=influxdb.bucket,
                         retention=f"{influxdb.retention_days}d",

@@ -12,11 +12,11 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from hydrostream_jobs import contract
 
 from infra import catalog, sizing
-from infra.settings import KafkaSettings
 
 MS_PER_HOUR = 3_600_000
 MIN_HEAP_MB = 256
@@ -155,7 +155,21 @@ class KafkaSpec:
         return env
 
 
-def topics(kafka: KafkaSettings) -> tuple[TopicSpec, ...]:
+class TopicSettings(Protocol):
+    """What the topics are made of (the stack's `kafka` settings have it)."""
+
+    partitions: int
+    retention_hours: int
+    dead_letter_retention_hours: int
+
+    @property
+    def replication_factor(self) -> int: ...
+
+    @property
+    def min_isr(self) -> int: ...
+
+
+def topics(kafka: TopicSettings) -> tuple[TopicSpec, ...]:
     """The readings topic and its dead-letter topic: the stack's partitions, retention and replication."""
     replication = {"replication_factor": kafka.replication_factor, "min_insync_replicas": kafka.min_isr}
     return (
@@ -166,6 +180,6 @@ def topics(kafka: KafkaSettings) -> tuple[TopicSpec, ...]:
     )
 
 
-def kafka_spec(kafka: KafkaSettings, memory_mb: int) -> KafkaSpec:
+def kafka_spec(kafka: TopicSettings, memory_mb: int) -> KafkaSpec:
     """Kafka for a broker given `memory_mb` (its VM's or its container's): the heap by sizing's one rule."""
     return KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(memory_mb), topics=topics(kafka))

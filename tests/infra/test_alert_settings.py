@@ -8,7 +8,7 @@ import pytest
 
 from infra import catalog
 from infra.settings import RECEIVER_SECRET_KEYS, AlertingSettings, SettingsError, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 
 GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
 MAIL = {"email_to": "oncall@example.com", "email_from": "am@example.com", "smarthost": "smtp.example.com:587"}
@@ -76,10 +76,10 @@ def secret_program(tmp_path, extra: str = ""):
 def test_a_missing_receiver_secret_names_the_command_that_sets_it(tmp_path, monkeypatch):
     program = secret_program(tmp_path)
     config = {**GCP, "hydrostream:alerting": {"pagerduty": True}}
-    # plan.run_plan stands in a placeholder for unset secrets: call the runner without it.
-    monkeypatch.setattr(plan, "with_secret_placeholders", dict)
+    # mocks.run_plan stands in a placeholder for unset secrets: call the runner without it.
+    monkeypatch.setattr(mocks, "with_secret_placeholders", dict)
     with pytest.raises(SettingsError, match=r"pulumi config set --secret hydrostream:pagerduty_routing_key"):
-        plan.run_plan("dev", config, program=program)
+        mocks.run_plan("dev", config, program=program)
 
 
 def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path):
@@ -89,12 +89,12 @@ def test_a_receiver_secret_is_read_as_a_secret_and_never_echoed(tmp_path):
     program = secret_program(tmp_path)
     config = {**GCP, key: value, "hydrostream:alerting": {"pagerduty": True}, "hydrostream:kafak": {}}
     with pytest.raises(SettingsError) as caught:
-        plan.run_plan("dev", config, program=program)
+        mocks.run_plan("dev", config, program=program)
     assert "hydrostream:kafak" in str(caught.value) and "1 problem" in str(caught.value)
     assert value not in str(caught.value) and key not in str(caught.value)
 
     config.pop("hydrostream:kafak")
-    result = plan.run_plan("dev", config, program=program)
+    result = mocks.run_plan("dev", config, program=program)
     assert result.settings.alerting.pagerduty is True
 
 
@@ -104,7 +104,7 @@ def test_a_webhook_url_secret_that_is_no_http_url_is_refused_unshown(tmp_path, u
     program = secret_program(tmp_path, f"values[{catalog.WEBHOOK_URL!r}].apply(print)\n")
     config = {**GCP, key: url, "hydrostream:alerting": {"webhook": True}}
     with pytest.raises(Exception, match=r"hydrostream:webhook_url: not an http\(s\) URL") as caught:
-        plan.run_plan("dev", config, program=program)
+        mocks.run_plan("dev", config, program=program)
     assert url not in str(caught.value)
 
 
@@ -112,4 +112,4 @@ def test_a_webhook_url_secret_that_is_an_http_url_passes(tmp_path):
     key = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
     program = secret_program(tmp_path)
     config = {**GCP, key: "https://hc.example.com/ping/0b1c", "hydrostream:alerting": {"webhook": True}}
-    assert plan.run_plan("dev", config, program=program).settings.alerting.webhook is True
+    assert mocks.run_plan("dev", config, program=program).settings.alerting.webhook is True

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from infra import capacity, settings, sizing
-from infra.tools import plan
+from infra.tools import mocks
 
 PER_CORE = sizing.CONSUMER_READINGS_PER_CORE
 
@@ -48,7 +48,7 @@ def test_the_measured_rate_is_recorded_with_its_command_and_date():
 
 
 def dev(**jobs_and_dataproc) -> dict:
-    config = plan.stack_config("dev")
+    config = mocks.stack_config("dev")
     for section in ("jobs", "dataproc"):
         values = {k.split("__")[1]: v for k, v in jobs_and_dataproc.items() if k.startswith(section)}
         if values:
@@ -95,6 +95,6 @@ def test_the_local_target_is_not_held_to_dataproc_executors():
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_every_gcp_stack_file_fits_its_consumer(stack):
-    loaded = settings.parse_settings(stack, plan.stack_config(stack))
+    loaded = settings.parse_settings(stack, mocks.stack_config(stack))
     consumer = capacity.consumer_capacity(loaded.spark, loaded.jobs.rate)
     assert consumer.headroom >= 2

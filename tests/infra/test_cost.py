@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from infra import cost, settings, sizing
+from infra.model import derive
 from infra.paths import PROJECT_DIR
-from infra.tools import plan
+from infra.tools import mocks, plan, reports
 from tests.infra.conftest import GCP_STACKS
 
 README = PROJECT_DIR / "README.md"
@@ -41,10 +42,10 @@ def test_dev_items_name_what_was_priced(plans):
 
 
 def test_the_estimate_follows_the_settings_the_program_deploys():
-    config = plan.stack_config("dev")
+    config = mocks.stack_config("dev")
     config["hydrostream:dataproc"] = {**config["hydrostream:dataproc"], "workers": 3, "boot_disk_gb": 200}
     config["hydrostream:kafka"] = {"machine": "n2-standard-4", "disk_gb": 80}
-    items = {i.item: i for i in cost.estimate(plan.run_plan("dev", config)).items}
+    items = {i.item: i for i in cost.estimate(mocks.run_plan("dev", config)).items}
     assert items["Dataproc workers"].monthly == pytest.approx(3 * (4 * 0.02399337 + 16 * 0.00321609) * 730)
     assert items["Dataproc boot disks"].monthly == pytest.approx(4 * 200 * 0.10)
     assert items["Dataproc premium"].monthly == pytest.approx(16 * 0.010 * 730)
@@ -87,7 +88,7 @@ def test_the_derived_family_rates_reproduce_other_listed_machine_prices():
 
 def test_every_catalog_family_is_priced_in_every_stack_region():
     prices = cost.load_prices()
-    regions = {settings.parse_settings(s, plan.stack_config(s)).gcp.region for s in GCP_STACKS}
+    regions = {settings.parse_settings(s, mocks.stack_config(s)).gcp.region for s in GCP_STACKS}
     for region in regions:
         for machine in sizing.SHAPES.values():
             assert prices.machine_hour(region, machine) > 0
@@ -99,10 +100,10 @@ def test_an_unpriced_region_is_refused_naming_it_and_the_priced_ones(plans):
 
 
 def test_the_plan_says_why_it_has_no_estimate_for_an_unpriced_region(plans):
-    config = {**plan.stack_config("dev"), "gcp:region": "us-central1", "gcp:zone": "us-central1-a"}
-    elsewhere = plan.Plan("dev", plans["dev"].resources, {}, frozenset(),
-                          settings.parse_settings("dev", config))
-    lines = plan.capacity_and_cost(elsewhere)
+    config = {**mocks.stack_config("dev"), "gcp:region": "us-central1", "gcp:zone": "us-central1-a"}
+    configured = settings.parse_settings("dev", config)
+    elsewhere = mocks.Plan("dev", plans["dev"].resources, {}, frozenset(), configured, derive(configured))
+    lines = reports.capacity_and_cost(elsewhere)
     assert lines[-1].startswith("cost: not estimated: no prices for region 'us-central1'")
     assert lines[0] == "capacity:"
 

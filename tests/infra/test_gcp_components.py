@@ -13,7 +13,7 @@ from hydrostream_jobs import contract
 
 from infra import catalog, roles
 from infra.gcp import firewall, secrets
-from infra.tools import plan
+from infra.tools import mocks
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 DEV = "hydrostream-dev"
@@ -24,12 +24,12 @@ def member(role: str, project: str = DEV) -> str:
 
 
 @pytest.fixture(scope="module")
-def dev(plans) -> plan.Plan:
+def dev(plans) -> mocks.Plan:
     return plans["dev"]
 
 
 @pytest.fixture(scope="module")
-def prod(plans) -> plan.Plan:
+def prod(plans) -> mocks.Plan:
     return plans["prod"]
 
 
@@ -57,7 +57,7 @@ def test_one_custom_subnet_with_private_google_access_behind_nat(plans, stack, c
 
 # --- firewall ----------------------------------------------------------------------------------
 
-def reachable(p: plan.Plan) -> set[tuple[str, str, str, str]]:
+def reachable(p: mocks.Plan) -> set[tuple[str, str, str, str]]:
     """(source, target tag, protocol, port or 'all') for every allow of every planned rule."""
     found = set()
     for rule in p.of_type("gcp:compute/firewall:Firewall"):
@@ -113,9 +113,9 @@ def test_flow_ports_are_the_catalog_and_contract_ports(plans):
 
 
 def test_grafana_is_reachable_directly_only_from_configured_ranges():
-    config = {**plan.stack_config("dev"),
+    config = {**mocks.stack_config("dev"),
               "hydrostream:network": {"grafana_source_ranges": ["198.51.100.0/24", "203.0.113.7/32"]}}
-    with_viewers = reachable(plan.run_plan("dev", config))
+    with_viewers = reachable(mocks.run_plan("dev", config))
     assert with_viewers - EXPECTED_FLOWS == {("198.51.100.0/24", "monitoring", "tcp", "3000"),
                                              ("203.0.113.7/32", "monitoring", "tcp", "3000")}
     assert not any(port == "3000" for *_, port in EXPECTED_FLOWS)
@@ -185,7 +185,7 @@ def test_project_roles_follow_the_role_table():
 
 # --- storage -----------------------------------------------------------------------------------
 
-def buckets(p: plan.Plan) -> dict[str, dict]:
+def buckets(p: mocks.Plan) -> dict[str, dict]:
     return {r.inputs["labels"]["purpose"]: r.inputs for r in p.of_type("gcp:storage/bucket:Bucket")}
 
 
@@ -298,12 +298,12 @@ def fake_emails() -> dict[str, str]:
 
 
 def test_secret_values_are_secret_outputs():
-    def declare(settings):
+    def declare(model):
         built = secrets.Secrets("secrets", secrets.SecretsArgs(
-            settings.gcp.project, settings.labels, False, roles.ACCOUNTS, fake_emails(), receiver_values={}))
+            model.gcp.project, model.labels, False, roles.ACCOUNTS, fake_emails(), receiver_values={}))
         return {"values": built.values, "ids": built.ids}
 
-    p = plan.run_components("dev", declare)
+    p = mocks.run_components("dev", declare)
     assert "values" in p.secret_outputs and "ids" not in p.secret_outputs
     assert p.outputs["values"] == {n: f"mock-secrets-{n}-value" for n in catalog.GENERATED_SECRETS}
     # No receiver configured, no receiver secret.

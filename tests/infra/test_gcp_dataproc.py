@@ -6,9 +6,9 @@ import importlib.metadata
 import pytest
 
 from infra import catalog, sizing
-from infra.gcp import dataproc
-from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
-from infra.tools import plan
+from infra.gcp import stack as gcp_stack
+from infra.gcp.dataproc import DataprocCluster
+from infra.tools import mocks
 from tests.infra.conftest import GCP_STACKS, stack_file
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
@@ -16,16 +16,12 @@ SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 ACCOUNT = "fake-dataproc@fake.iam.gserviceaccount.com"
 
 
-def declare_cluster(settings) -> dict:
-    """The cluster alone, from narrow Args filled from the stack's settings as infra/gcp/stack.py does."""
-    cluster = DataprocCluster("dataproc", DataprocClusterArgs(
-        dataproc.cluster_name(settings.stack), settings.gcp.project, settings.gcp.region,
-        settings.gcp.zone, settings.labels,
-        master=settings.dataproc.master, worker=settings.dataproc.worker,
-        workers=settings.dataproc.workers, boot_disk_gb=settings.dataproc.boot_disk_gb,
-        idle_delete_minutes=settings.dataproc.idle_delete_minutes,
-        properties=dataproc.cluster_properties(settings.spark),
-        subnet=SUBNET, service_account_email=ACCOUNT, staging_bucket="fake-staging", temp_bucket="fake-temp"))
+def declare_cluster(model) -> dict:
+    """The cluster alone, from the Args infra/gcp/stack.py builds, with stand-ins for the network's and
+    the other components' outputs."""
+    cluster = DataprocCluster("dataproc", gcp_stack.dataproc_args(
+        model, subnet=SUBNET, service_account_email=ACCOUNT, staging_bucket="fake-staging",
+        temp_bucket="fake-temp"))
     return {"cluster_name": cluster.cluster_name, "master_hostname": cluster.master_hostname}
 
 
@@ -37,7 +33,7 @@ YARN_MEMORY_MB = {"dev": 13056, "prod": 26112}
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
 def planned(request):
-    return plan.run_components(request.param, declare_cluster)
+    return mocks.run_components(request.param, declare_cluster)
 
 
 @pytest.fixture

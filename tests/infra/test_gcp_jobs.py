@@ -15,22 +15,21 @@ from hydrostream_jobs import contract
 from infra import catalog, roles
 from infra.gcp import stack as gcp_stack
 from infra.gcp.jobs import StreamingJobs
-from infra.gcp.secrets import Secrets, SecretsArgs
+from infra.gcp.secrets import Secrets
 from infra.release import bundle, connector_jars
-from infra.tools import plan
+from infra.tools import mocks
 
 JOB = "gcp:dataproc/job:Job"
 OBJECT = "gcp:storage/bucketObject:BucketObject"
 PIN = "0" * 64
 
 
-def declare_jobs(settings) -> dict:
+def declare_jobs(model) -> dict:
     """The jobs alone, with the secrets whose id they read, from the Args infra/gcp/stack.py builds."""
     emails = {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
-    secrets = Secrets("secrets", SecretsArgs(settings.gcp.project, settings.labels, settings.protect,
-                                             roles.ACCOUNTS, emails, receiver_values={}))
+    secrets = Secrets("secrets", gcp_stack.secrets_args(model, emails, receiver_values={}))
     jobs = StreamingJobs("jobs", gcp_stack.jobs_args(
-        settings, cluster_name="fake-cluster", artifacts_bucket="fake-artifacts",
+        model, cluster_name="fake-cluster", artifacts_bucket="fake-artifacts",
         checkpoint_bucket="fake-checkpoints", bootstrap_servers="10.9.0.5:9092",
         influx_url="http://10.9.0.6:8086", secret_ids=secrets.ids))
     return {"release": jobs.release, "consumer_job_id": jobs.consumer_job_id,
@@ -44,10 +43,10 @@ def digest() -> str:
 
 @pytest.fixture(scope="module")
 def planned():
-    return plan.run_components("dev", declare_jobs)
+    return mocks.run_components("dev", declare_jobs)
 
 
-def jobs(planned) -> dict[str, plan.PlannedResource]:
+def jobs(planned) -> dict[str, mocks.PlannedResource]:
     return {r.inputs["labels"]["job"]: r for r in planned.of_type(JOB)}
 
 
@@ -199,7 +198,7 @@ def test_jobs_run_the_release_files(planned, digest):
 def test_a_pin_that_differs_warns_in_preview_and_deploys_the_pin(digest, caplog):
     assert digest != PIN
     with caplog.at_level(logging.WARNING):
-        planned = plan.run_components("staging", declare_jobs, preview=True)
+        planned = mocks.run_components("staging", declare_jobs, preview=True)
     assert planned.outputs["release"] == PIN
     assert any(f"pins jobs release {PIN}" in record.getMessage() for record in caplog.records)
     names = {r.inputs["name"] for r in planned.of_type(OBJECT)}
@@ -208,7 +207,7 @@ def test_a_pin_that_differs_warns_in_preview_and_deploys_the_pin(digest, caplog)
 
 def test_a_pin_that_differs_refuses_the_update(digest):
     with pytest.raises(pulumi.RunError) as refused:
-        plan.run_components("staging", declare_jobs, preview=False)
+        mocks.run_components("staging", declare_jobs, preview=False)
     message = str(refused.value)
     assert f"stack 'staging' pins jobs release {PIN}" in message
     assert f"bundle is release {digest}" in message
@@ -216,8 +215,8 @@ def test_a_pin_that_differs_refuses_the_update(digest):
 
 
 def test_a_matching_pin_deploys_on_update(digest):
-    config = plan.stack_config("staging")
+    config = mocks.stack_config("staging")
     config["hydrostream:jobs"] = {**config["hydrostream:jobs"], "release": digest}
-    planned = plan.run_components("staging", declare_jobs, config, preview=False)
+    planned = mocks.run_components("staging", declare_jobs, config, preview=False)
     assert planned.outputs["release"] == digest
     assert len(planned.of_type(JOB)) == 2

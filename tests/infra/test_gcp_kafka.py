@@ -12,7 +12,7 @@ import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog, settings
-from infra.tools import plan
+from infra.tools import inventory, mocks
 from tests.infra.conftest import GCP_STACKS
 
 INSTANCE = "gcp:compute/instance:Instance"
@@ -22,18 +22,18 @@ FIREWALL = "gcp:compute/firewall:Firewall"
 BROKERS = {"dev": 1, "staging": 3, "prod": 3}
 
 
-def brokers(p: plan.Plan) -> list[plan.PlannedResource]:
+def brokers(p: mocks.Plan) -> list[mocks.PlannedResource]:
     return sorted((vm for vm in p.of_type(INSTANCE) if vm.inputs["tags"] == [catalog.BROKER]),
                   key=lambda vm: vm.inputs["name"])
 
 
-def kafka_env(vm: plan.PlannedResource) -> dict[str, str]:
-    return plan.cloud_config_summary(vm.inputs["metadata"]["user-data"])["containers"]["kafka"]["env"]
+def kafka_env(vm: mocks.PlannedResource) -> dict[str, str]:
+    return inventory.cloud_config_summary(vm.inputs["metadata"]["user-data"])["containers"]["kafka"]["env"]
 
 
-def topic_specs(vm: plan.PlannedResource) -> dict[str, tuple[int, int]]:
+def topic_specs(vm: mocks.PlannedResource) -> dict[str, tuple[int, int]]:
     """Topic -> (replication factor, min ISR) as the broker's topics unit creates it."""
-    units = plan.cloud_config_summary(vm.inputs["metadata"]["user-data"])["units"]
+    units = inventory.cloud_config_summary(vm.inputs["metadata"]["user-data"])["units"]
     words = units["hydrostream-kafka-topics.service"].split()
     specs = {}
     for spec in words[3:]:
@@ -42,13 +42,13 @@ def topic_specs(vm: plan.PlannedResource) -> dict[str, tuple[int, int]]:
     return specs
 
 
-def network_ip(vm: plan.PlannedResource) -> str:
+def network_ip(vm: mocks.PlannedResource) -> str:
     return vm.inputs["networkInterfaces"][0]["networkIp"]
 
 
 # --- the replication policy ---------------------------------------------------------------------
 
-def replication_violations(p: plan.Plan) -> list[str]:
+def replication_violations(p: mocks.Plan) -> list[str]:
     """Every topic and internal topic on every broker, a write acknowledged by all but one of them."""
     vms = brokers(p)
     count = len(vms)
@@ -87,7 +87,7 @@ def test_the_replication_policy_catches_replication_factor_one_with_three_broker
     prod, dev = plans["prod"], plans["dev"]
     single = brokers(dev)[0].inputs["metadata"]
     vms = [dataclasses.replace(vm, inputs={**vm.inputs, "metadata": single}) for vm in brokers(prod)]
-    found = replication_violations(plan.Plan("prod", vms, {}, frozenset(), prod.settings))
+    found = replication_violations(mocks.Plan("prod", vms, {}, frozenset(), prod.settings))
     assert any("topic hydro.readings replication factor 1 with 3 brokers" in line for line in found), found
     assert any("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR=1 with 3 brokers" in line for line in found), found
     assert any("KAFKA_MIN_INSYNC_REPLICAS=1" in line for line in found), found
@@ -154,7 +154,7 @@ def test_prod_broker_disks_are_protected_and_retained(plans):
 
 # --- firewall -------------------------------------------------------------------------------------
 
-def rule(p: plan.Plan, flow: str) -> plan.PlannedResource | None:
+def rule(p: mocks.Plan, flow: str) -> mocks.PlannedResource | None:
     return next((r for r in p.of_type(FIREWALL) if r.inputs["name"] == f"hydrostream-allow-{flow}"), None)
 
 

@@ -2,14 +2,14 @@
 
 import pytest
 
-from infra.tools import plan
+from infra.tools import mocks
 from tests.infra.conftest import GCP_STACKS
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
 NAT = "gcp:compute/routerNat:RouterNat"
 
 
-def depends_on(planned: plan.Plan, urn: str) -> set[str]:
+def depends_on(planned: mocks.Plan, urn: str) -> set[str]:
     """Every URN `urn` waits for, directly or through what it waits for (its parents' waits included)."""
     by_urn = {r.urn: r for r in planned.resources}
     seen: set[str] = set()
@@ -26,7 +26,7 @@ def depends_on(planned: plan.Plan, urn: str) -> set[str]:
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
-def planned(request, plans) -> plan.Plan:
+def planned(request, plans) -> mocks.Plan:
     return plans[request.param]
 
 

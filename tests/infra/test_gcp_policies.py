@@ -25,9 +25,9 @@ from infra.gcp import firewall, service_vm, storage
 from infra.gcp import secrets as gcp_secrets
 from infra.gcp import stack as gcp_stack
 from infra.settings import RECEIVER_SECRET_KEYS, STACKS, StackSettings, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 
-GCP_STACKS = tuple(s for s in STACKS if parse_settings(s, plan.stack_config(s)).target == "gcp")
+GCP_STACKS = tuple(s for s in STACKS if parse_settings(s, mocks.stack_config(s)).target == "gcp")
 PROTECTED_STACKS = ("prod",)
 DISPOSABLE_STACKS = ("dev",)
 
@@ -75,7 +75,7 @@ def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def plain_leaves(resource: plan.PlannedResource) -> Iterator[tuple[str, Any]]:
+def plain_leaves(resource: mocks.PlannedResource) -> Iterator[tuple[str, Any]]:
     """Leaves of the inputs outside the values the program marked secret."""
     def skip(path: str) -> bool:
         return any(path == s or path.startswith((f"{s}.", f"{s}[")) for s in resource.secret_paths)
@@ -88,12 +88,12 @@ def dig(value: Any, *keys: str) -> Any:
     return value
 
 
-def ingress_rules(p: plan.Plan) -> list[plan.PlannedResource]:
+def ingress_rules(p: mocks.Plan) -> list[mocks.PlannedResource]:
     return [r for r in p.of_type(FIREWALL) if r.inputs.get("direction", "INGRESS") == "INGRESS"
             and r.inputs.get("allows")]
 
 
-def admits(rule: plan.PlannedResource, port: int) -> bool:
+def admits(rule: mocks.PlannedResource, port: int) -> bool:
     """Whether a firewall rule's allow blocks admit TCP `port`."""
     for allow in rule.inputs.get("allows", []):
         if allow.get("protocol") not in ("tcp", "all", "6"):
@@ -110,13 +110,13 @@ def admits(rule: plan.PlannedResource, port: int) -> bool:
 
 # The operator's receiver secrets (`pulumi config set --secret`), one recognisable value per key.
 RECEIVER_VALUES = {key: f"receiver-{key.partition(':')[2]}-{secrets.token_hex(8)}"
-                   for key in sorted(plan.SECRET_CONFIG_KEYS)}
+                   for key in sorted(mocks.SECRET_CONFIG_KEYS)}
 # Settings refuse a webhook URL secret that is no http(s) URL: the leak checks look for its host part.
 _WEBHOOK_KEY = f"hydrostream:{RECEIVER_SECRET_KEYS[catalog.WEBHOOK_URL]}"
 RECEIVER_VALUES[_WEBHOOK_KEY] = f"https://{RECEIVER_VALUES[_WEBHOOK_KEY].replace('_', '-')}.invalid/"
 
 
-def mock_secret_values(p: plan.Plan) -> dict[str, str]:
+def mock_secret_values(p: mocks.Plan) -> dict[str, str]:
     """The generated values (HydroMocks makes them `mock-<resource name>-value`), by resource name,
     and the receiver secrets given as config, by config key."""
     generated = {r.name: f"mock-{r.name}-value" for r in p.resources
@@ -124,7 +124,7 @@ def mock_secret_values(p: plan.Plan) -> dict[str, str]:
     return {**generated, **RECEIVER_VALUES}
 
 
-def our_service_accounts(p: plan.Plan) -> set[str]:
+def our_service_accounts(p: mocks.Plan) -> set[str]:
     project = p.settings.gcp.project
     return {f"{r.inputs['accountId']}@{project}.iam.gserviceaccount.com" for r in p.of_type(ACCOUNT)}
 
@@ -141,7 +141,7 @@ def labelable(type_: str) -> bool:
 
 # --- policies ----------------------------------------------------------------------------------
 
-def firewall_source_violations(p: plan.Plan) -> list[str]:
+def firewall_source_violations(p: mocks.Plan) -> list[str]:
     """Ingress only from tags, the IAP range or the stack's Grafana CIDRs; never from the internet."""
     named = {firewall.IAP_RANGE, *p.settings.network.grafana_source_ranges}
     found = []
@@ -157,7 +157,7 @@ def firewall_source_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def ssh_violations(p: plan.Plan) -> list[str]:
+def ssh_violations(p: mocks.Plan) -> list[str]:
     """Port 22 is reachable only from the IAP range (and inside the Dataproc cluster, node to node)."""
     found = []
     for rule in ingress_rules(p):
@@ -174,7 +174,7 @@ def ssh_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def public_ip_violations(p: plan.Plan) -> list[str]:
+def public_ip_violations(p: mocks.Plan) -> list[str]:
     """No VM has an external address; every Dataproc cluster is internal-IP-only."""
     found = []
     for vm in p.of_type(INSTANCE) + p.of_type(INSTANCE_TEMPLATE):
@@ -187,7 +187,7 @@ def public_ip_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def service_account_violations(p: plan.Plan) -> list[str]:
+def service_account_violations(p: mocks.Plan) -> list[str]:
     """Every VM and cluster runs as one of the stack's own accounts; the default one appears nowhere."""
     ours = our_service_accounts(p)
     found = []
@@ -206,7 +206,7 @@ def service_account_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def iam_role_violations(p: plan.Plan) -> list[str]:
+def iam_role_violations(p: mocks.Plan) -> list[str]:
     """No basic role anywhere; storage and Secret Manager roles only on a bucket or a secret."""
     found = []
     for grant in p.resources:
@@ -230,7 +230,7 @@ TOKEN_HOLDERS = {
 }
 
 
-def token_scope_violations(p: plan.Plan) -> list[str]:
+def token_scope_violations(p: mocks.Plan) -> list[str]:
     """Each InfluxDB token's secret grants exactly the roles above, each to its one role's account."""
     found = []
     for grant in p.resources:
@@ -246,7 +246,7 @@ def token_scope_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def secret_leak_violations(p: plan.Plan) -> list[str]:
+def secret_leak_violations(p: mocks.Plan) -> list[str]:
     """Generated values appear only, marked secret, in the Secret Manager versions; never in plain
     inputs (metadata, startup scripts, job arguments included) or plain stack outputs."""
     values = mock_secret_values(p)
@@ -269,7 +269,7 @@ def secret_leak_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def label_violations(p: plan.Plan) -> list[str]:
+def label_violations(p: mocks.Plan) -> list[str]:
     """Every resource whose SDK type takes labels carries app and env."""
     expected = {"app": "hydrostream", "env": p.stack}
     found = []
@@ -284,7 +284,7 @@ def label_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def protection_violations(p: plan.Plan) -> list[str]:
+def protection_violations(p: mocks.Plan) -> list[str]:
     """Prod: VMs refuse deletion; data disks, buckets and secrets are protected; no bucket force-destroys.
     Dev: buckets force-destroy, so a dev stack can be torn down."""
     found = []
@@ -309,7 +309,7 @@ def protection_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def snapshot_violations(p: plan.Plan) -> list[str]:
+def snapshot_violations(p: mocks.Plan) -> list[str]:
     """Every data disk is attached to a daily snapshot schedule in the region that keeps the stack's
     retention and outlives the disk; prod protects the schedules and retains its disks."""
     backups, region = p.settings.backups, p.settings.gcp.region
@@ -353,7 +353,7 @@ def snapshot_violations(p: plan.Plan) -> list[str]:
     return found
 
 
-def backup_violations(p: plan.Plan) -> list[str]:
+def backup_violations(p: mocks.Plan) -> list[str]:
     """One versioned backup bucket with the stack's expiry; only the backup account may create objects
     there and do nothing else; it holds no project role; only the InfluxDB VM's account may borrow it."""
     project = p.settings.gcp.project
@@ -401,10 +401,10 @@ POLICIES = (
 # --- the real stacks pass ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def receiver_plans() -> dict[str, plan.Plan]:
+def receiver_plans() -> dict[str, mocks.Plan]:
     """The GCP stacks' plans with a value of its own for each receiver secret (the shared plans hold one
     placeholder for all), so that the leak policy finds each one by its value."""
-    return {stack: plan.run_plan(stack, {**plan.stack_config(stack), **RECEIVER_VALUES})
+    return {stack: mocks.run_plan(stack, {**mocks.stack_config(stack), **RECEIVER_VALUES})
             for stack in GCP_STACKS}
 
 
@@ -454,20 +454,20 @@ def test_prod_is_the_protected_stack(receiver_plans):
 # --- each policy fails when its rule is broken -------------------------------------------------
 
 def settings_of(stack: str) -> StackSettings:
-    return parse_settings(stack, plan.stack_config(stack))
+    return parse_settings(stack, mocks.stack_config(stack))
 
 
 def resource(type_: str, name: str, inputs: dict[str, Any], *, protect: bool = False,
-             secret_paths: frozenset[str] = frozenset()) -> plan.PlannedResource:
-    return plan.PlannedResource(type=type_, name=name, urn=f"urn:{type_}::{name}", parent="", custom=True,
+             secret_paths: frozenset[str] = frozenset()) -> mocks.PlannedResource:
+    return mocks.PlannedResource(type=type_, name=name, urn=f"urn:{type_}::{name}", parent="", custom=True,
                                 inputs=inputs, secret_paths=secret_paths, protect=protect,
                                 delete_before_replace=False, retain_on_delete=False, dependencies=(),
                                 ignore_changes=())
 
 
-def hand_built(stack: str, *resources: plan.PlannedResource, outputs: dict[str, Any] | None = None,
-               secret_outputs: frozenset[str] = frozenset()) -> plan.Plan:
-    return plan.Plan(stack, list(resources), outputs or {}, secret_outputs, settings_of(stack))
+def hand_built(stack: str, *resources: mocks.PlannedResource, outputs: dict[str, Any] | None = None,
+               secret_outputs: frozenset[str] = frozenset()) -> mocks.Plan:
+    return mocks.Plan(stack, list(resources), outputs or {}, secret_outputs, settings_of(stack))
 
 
 LABELS = {"app": "hydrostream", "env": "dev"}
@@ -478,7 +478,7 @@ PASSWORD = resource("random:index/randomPassword:RandomPassword", "secrets-grafa
 PASSWORD_VALUE = "mock-secrets-grafana-admin-password-value"
 
 
-def vm(name: str = "kafka-vm", **overrides: Any) -> plan.PlannedResource:
+def vm(name: str = "kafka-vm", **overrides: Any) -> mocks.PlannedResource:
     inputs = {"labels": LABELS, "serviceAccount": {"email": OUR_EMAIL, "scopes": ["cloud-platform"]},
               "networkInterfaces": [{"subnetwork": "subnet"}], "metadata": {"user-data": "#cloud-config"}}
     inputs.update(overrides)
@@ -491,7 +491,7 @@ def test_a_flow_from_the_internet_is_reported(monkeypatch):
     monkeypatch.setattr(firewall, "flows", lambda *args: (
         *real_flows(*args),
         firewall.Flow("ssh-from-anyone", target_tags=(catalog.BROKER,), ports=(22,), source_range=world)))
-    broken = plan.run_plan("dev")
+    broken = mocks.run_plan("dev")
     assert firewall_source_violations(broken) == [
         "firewall-ssh-from-anyone: open to the internet (0.0.0.0/0)"]
     assert ssh_violations(broken) == ["firewall-ssh-from-anyone: SSH from ['0.0.0.0/0'], not only "
@@ -509,8 +509,8 @@ def test_a_rule_without_source_or_from_an_unnamed_range_is_reported():
         "fw-office: source 203.0.113.0/24 is neither the IAP range nor a configured CIDR",
     ]
     # The same range is fine once the stack names it for Grafana.
-    configured = plan.Plan("dev", [office], {}, frozenset(), parse_settings("dev", {
-        **plan.stack_config("dev"), "hydrostream:network": {"grafana_source_ranges": ["203.0.113.0/24"]}}))
+    configured = mocks.Plan("dev", [office], {}, frozenset(), parse_settings("dev", {
+        **mocks.stack_config("dev"), "hydrostream:network": {"grafana_source_ranges": ["203.0.113.0/24"]}}))
     assert firewall_source_violations(configured) == []
 
 
@@ -560,7 +560,7 @@ def test_a_broad_project_role_is_reported(monkeypatch):
     broad = dataclasses.replace(roles.BROKER, project_roles=("roles/editor", "roles/storage.objectAdmin"))
     monkeypatch.setattr(roles, "ACCOUNTS", tuple(broad if r == roles.BROKER else r for r in roles.ACCOUNTS))
     # Registration order of sibling resources is not part of the contract.
-    assert sorted(iam_role_violations(plan.run_plan("dev"))) == [
+    assert sorted(iam_role_violations(mocks.run_plan("dev"))) == [
         "identity-broker-editor: basic role roles/editor",
         "identity-broker-storage.objectAdmin: roles/storage.objectAdmin on the whole project instead of "
         "a bucket or secret",
@@ -577,14 +577,14 @@ def test_a_secret_in_plain_stack_outputs_is_reported(monkeypatch):
 
     real_deploy = gcp_stack.deploy
 
-    def deploy_exporting_the_token(settings):
-        outputs = real_deploy(settings)
+    def deploy_exporting_the_token(model, receiver_values):
+        outputs = real_deploy(model, receiver_values)
         token = created[-1].values[catalog.INFLUXDB_TOKEN]
         return {**outputs, "influxdb_token": pulumi.Output.unsecret(token)}
 
     monkeypatch.setattr(gcp_stack, "Secrets", KeptSecrets)
     monkeypatch.setattr(gcp_stack, "deploy", deploy_exporting_the_token)
-    broken = plan.run_plan("dev")
+    broken = mocks.run_plan("dev")
     assert secret_leak_violations(broken) == [
         "stack output influxdb_token holds the value of secrets-influxdb-token in plain text"]
 
@@ -612,7 +612,7 @@ def test_a_token_readable_beyond_its_holder_is_reported(secret, role, account):
 def test_a_secret_in_metadata_is_reported():
     plain = vm("plain-vm", metadata={"user-data": f"password: {PASSWORD_VALUE}"})
     marked = resource(INSTANCE, "marked-vm", {**vm().inputs, "metadata": {"user-data": {
-        plan.rpc._special_sig_key: plan.rpc._special_secret_sig, "value": PASSWORD_VALUE}}},
+        mocks.rpc._special_sig_key: mocks.rpc._special_secret_sig, "value": PASSWORD_VALUE}}},
         secret_paths=frozenset({"metadata.user-data"}))
     stored = resource(SECRET_VERSION, "stored", {"secret": "s", "secretData": "[secret]"},
                       secret_paths=frozenset({"secretData"}))
@@ -628,7 +628,7 @@ def test_a_secret_in_metadata_is_reported():
 
 def test_missing_labels_are_reported(monkeypatch):
     monkeypatch.setattr(StackSettings, "labels", property(lambda self: {"app": "hydrostream"}))
-    broken = plan.run_plan("dev")
+    broken = mocks.run_plan("dev")
     found = label_violations(broken)
     unlabelled = {line.split(" ")[0] for line in found}
     assert unlabelled == {r.name for r in broken.resources if r.custom and labelable(r.type)}
@@ -640,7 +640,7 @@ def test_missing_labels_are_reported(monkeypatch):
 
 
 def test_prod_without_protection_is_reported():
-    unprotected = plan.run_plan("prod", {**plan.stack_config("prod"), "hydrostream:protect": False})
+    unprotected = mocks.run_plan("prod", {**mocks.stack_config("prod"), "hydrostream:protect": False})
     found = protection_violations(unprotected)
     rotated = {f"secrets-{n}" for n in catalog.RECEIVER_SECRETS}
     for kind in (BUCKET, SECRET, SECRET_VERSION):
@@ -683,7 +683,7 @@ def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token
 def test_a_data_disk_without_a_snapshot_schedule_is_reported(monkeypatch):
     # The real program with the attachment left out: each data disk is reported.
     monkeypatch.setattr(service_vm.gcp.compute, "DiskResourcePolicyAttachment", lambda *args, **kwargs: None)
-    broken = plan.run_plan("dev")
+    broken = mocks.run_plan("dev")
     assert sorted(snapshot_violations(broken)) == sorted(
         f"{disk.name}: 0 snapshot schedules attached, expected 1" for disk in broken.of_type(DISK))
     assert len(broken.of_type(DISK)) >= 3
@@ -739,7 +739,7 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
     monkeypatch.setattr(roles, "ACCOUNTS", tuple(changed.get(r.name, r) for r in roles.ACCOUNTS))
     # Every account, the borrowed one too, holds the base project roles.
     monkeypatch.setattr(roles.Role, "all_project_roles", property(lambda role: roles.BASE_PROJECT_ROLES))
-    broken = plan.run_plan("dev")
+    broken = mocks.run_plan("dev")
     found = backup_violations(broken)
     backup = "hydro-tsdb-backup@hydrostream-dev.iam.gserviceaccount.com"
     tsdb = "hydro-tsdb@hydrostream-dev.iam.gserviceaccount.com"
@@ -757,7 +757,7 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
 def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
     monkeypatch.setattr(storage, "VERSIONED", frozenset({roles.Bucket.ARTIFACTS}))
     monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, retention_days: [])
-    assert backup_violations(plan.run_plan("prod")) == [
+    assert backup_violations(mocks.run_plan("prod")) == [
         "buckets-influxdb-backups: not versioned",
         "buckets-influxdb-backups: backups expire at ages [], expected 30",
     ]

@@ -16,18 +16,18 @@ from hydrostream_jobs import contract
 
 from infra import catalog, roles, sizing
 from infra.gcp import monitoring, service_vm
+from infra.gcp import stack as gcp_stack
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
-from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs, broker_names
-from infra.gcp.monitoring import MonitoringVm, MonitoringVmArgs
-from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.gcp.service_vm import VmHost, VmSite, instance_name
+from infra.gcp.kafka import KafkaBroker, KafkaBrokerArgs
+from infra.gcp.monitoring import MonitoringVm
+from infra.gcp.secrets import Secrets
+from infra.model import StackModel
 from infra.paths import PROJECT_DIR
 from infra.render import cloud_init, grafana_config, prometheus_volume
-from infra.services import service_specs
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
-from infra.settings import StackSettings, receiver_secret_values
-from infra.tools import plan
+from infra.settings import receiver_secret_values
+from infra.tools import mocks
 from tests.infra.conftest import GCP_STACKS, stack_file
 
 INSTANCE = "gcp:compute/instance:Instance"
@@ -36,45 +36,30 @@ SUBNET = "projects/fake/regions/europe-west1/subnetworks/fake-subnet"
 MASTER = "fake-cluster-m.europe-west1-b.c.fake.internal"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
-BACKUP_ACCOUNT = "fake-backup@fake.iam.gserviceaccount.com"
 
 
-def vm_components(settings: StackSettings, master: str) -> dict[str, object]:
-    """The three VM components built directly from their Args, with fixed stand-ins for what other
-    components give (subnet, accounts, buckets) and the platform's real generated secrets (mock values
-    `mock-<name>-value`), so that a leak of a value into metadata would show."""
-    specs = service_specs(settings)
-    stack, gcp = settings.stack, settings.gcp
+def vm_components(model: StackModel, master: str) -> dict[str, object]:
+    """The three VM components declared with the builders infra/gcp/stack.py uses, with fixed stand-ins
+    for what other components give (subnet, accounts, buckets) and the platform's real generated secrets
+    (mock values `mock-<name>-value`), so that a leak of a value into metadata would show."""
     emails = {role.name: f"fake-{role.name}@fake.iam.gserviceaccount.com" for role in roles.ACCOUNTS}
-    secrets = Secrets("secrets", SecretsArgs(gcp.project, settings.labels, settings.protect, roles.ACCOUNTS,
-                                             emails, receiver_secret_values(settings.alerting)))
-    site = VmSite(region=gcp.region, subnet=SUBNET, labels=settings.labels, protect=settings.protect,
-                  snapshot_retention_days=settings.backups.snapshot_retention_days)
-    kafka = KafkaBroker("kafka", KafkaBrokerArgs(
-        spec=specs.kafka, min_insync_replicas=settings.kafka.min_isr, site=site,
-        hosts=tuple(VmHost(name, zone, settings.kafka.machine, settings.kafka.disk_gb, emails[catalog.BROKER])
-                    for name, zone in zip(broker_names(stack, settings.kafka.brokers), settings.broker_zones,
-                                          strict=True))))
-    influxdb = InfluxDb("influxdb", InfluxDbArgs(
-        spec=specs.influxdb, site=site,
-        host=VmHost(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
-                    settings.influxdb.disk_gb, emails[catalog.TSDB]),
-        secret_ids=secrets.ids, backup_bucket="fake-backups", backup_account_email=BACKUP_ACCOUNT))
-    vm = MonitoringVm("monitoring", MonitoringVmArgs(
-        stack=stack, project=gcp.project, influxdb_org=specs.influxdb.org,
-        influxdb_bucket=specs.influxdb.bucket, alerting=settings.alerting, site=site,
-        host=VmHost(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
-                    settings.monitoring.disk_gb, emails[catalog.MONITORING]),
-        secret_ids=secrets.ids, config_bucket="fake-config", kafka_ips=kafka.internal_ips,
-        influxdb_ip=influxdb.internal_ip, dataproc_master=master))
+    receivers = receiver_secret_values(model.receivers)  # what infra/__main__.py passes
+    secrets = Secrets("secrets", gcp_stack.secrets_args(model, emails, receivers))
+    site = gcp_stack.site(model, SUBNET)
+    kafka = KafkaBroker("kafka", gcp_stack.kafka_args(model, site, emails))
+    influxdb = InfluxDb("influxdb", gcp_stack.influxdb_args(
+        model, site, emails, secret_ids=secrets.ids, backup_bucket="fake-backups"))
+    vm = MonitoringVm("monitoring", gcp_stack.monitoring_args(
+        model, site, emails, secret_ids=secrets.ids, config_bucket="fake-config",
+        kafka_ips=kafka.internal_ips, influxdb_ip=influxdb.internal_ip, dataproc_master=master))
     return {"bootstrap_servers": kafka.bootstrap_servers, "kafka_ips": kafka.internal_ips,
             "influx_url": influxdb.url, "influxdb_ip": influxdb.internal_ip,
             "monitoring_ip": vm.internal_ip, "grafana_url": vm.grafana_url, "iap_command": vm.iap_command}
 
 
-def plan_vms(stack: str, master: str = MASTER) -> plan.Plan:
+def plan_vms(stack: str, master: str = MASTER) -> mocks.Plan:
     """The VM components of `stack` under mocks, the job drivers' host being `master`."""
-    return plan.run_components(stack, lambda settings: vm_components(settings, master))
+    return mocks.run_components(stack, lambda settings: vm_components(settings, master))
 
 
 # role -> its section of the stack file
@@ -88,21 +73,21 @@ def planned(request):
     return plan_vms(request.param)
 
 
-def instances(planned) -> dict[str, plan.PlannedResource]:
+def instances(planned) -> dict[str, mocks.PlannedResource]:
     """Role -> its (first) VM."""
-    first: dict[str, plan.PlannedResource] = {}
+    first: dict[str, mocks.PlannedResource] = {}
     for vm in sorted(planned.of_type(INSTANCE), key=lambda vm: vm.inputs["name"]):
         first.setdefault(vm.inputs["tags"][0], vm)
     return first
 
 
-def brokers(planned) -> list[plan.PlannedResource]:
+def brokers(planned) -> list[mocks.PlannedResource]:
     """The broker VMs in node id order (their names end in it when there are several)."""
     return sorted((vm for vm in planned.of_type(INSTANCE) if vm.inputs["tags"] == [catalog.BROKER]),
                   key=lambda vm: vm.inputs["name"])
 
 
-def network_ip(vm: plan.PlannedResource) -> str:
+def network_ip(vm: mocks.PlannedResource) -> str:
     return vm.inputs["networkInterfaces"][0]["networkIp"]
 
 
@@ -277,7 +262,8 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
                         memory_limit_mb=sizing.influxdb_memory_limit_mb(influxdb.machine))
     expected = cloud_init.tsdb_cloud_init(spec, refs, scoped_tokens=scoped,
                                           backup=cloud_init.InfluxBackup(
-                                              "fake-backups", "fake-backup@fake.iam.gserviceaccount.com"))
+                                              "fake-backups",
+                                              f"fake-{roles.TSDB_BACKUP.name}@fake.iam.gserviceaccount.com"))
     user_data = instances(planned)[catalog.TSDB].inputs["metadata"]["user-data"]
     assert user_data == expected
     assert all(ref.secret_id in user_data for ref in (*refs, *scoped))
@@ -293,7 +279,7 @@ def test_endpoints_use_the_vms_internal_ips(planned):
 
 
 
-def config_object(planned) -> plan.PlannedResource:
+def config_object(planned) -> mocks.PlannedResource:
     (uploaded,) = planned.of_type("gcp:storage/bucketObject:BucketObject")
     return uploaded
 
@@ -373,7 +359,7 @@ def test_monitoring_user_data_is_the_renderers_document(planned):
 
 # --- configuration changes are applied in place ---------------------------------------------------
 
-def plan_prod(tmp_path: Path, master: str = MASTER) -> plan.Plan:
+def plan_prod(tmp_path: Path, master: str = MASTER) -> mocks.Plan:
     return plan_vms("prod", master)
 
 
@@ -472,8 +458,9 @@ VM_ARGS = (service_vm.ServiceVmArgs, service_vm.VmHost, service_vm.VmSite, Kafka
 
 
 def whole_settings_fields(args: type) -> list[str]:
-    """The fields of a dataclass annotated with the whole StackSettings (annotations are source text)."""
-    return [f.name for f in dataclasses.fields(args) if "StackSettings" in str(f.type)]
+    """The fields of a dataclass annotated with the whole settings or model (annotations are source text)."""
+    return [f.name for f in dataclasses.fields(args)
+            if any(whole in str(f.type) for whole in ("StackSettings", "StackModel"))]
 
 
 @pytest.mark.parametrize("args", VM_ARGS, ids=lambda cls: cls.__name__)
@@ -485,7 +472,8 @@ def test_vm_component_args_name_what_they_use_not_the_whole_settings(args):
 def test_the_narrow_inputs_check_catches_a_settings_field():
     @dataclasses.dataclass(frozen=True)
     class Wide:
-        settings: "StackSettings"
+        settings: "StackSettings"  # noqa: F821 (the annotation's text is what is checked)
+        model: "StackModel"
         subnet: str
 
-    assert whole_settings_fields(Wide) == ["settings"]
+    assert whole_settings_fields(Wide) == ["settings", "model"]

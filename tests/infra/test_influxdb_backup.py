@@ -22,11 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_cloud_init import SCOPED, TEMPLATES, calls, commands, files, refs, run_script, stub, units
 
 from infra import catalog
-from infra.gcp import influxdb as gcp_influxdb
+from infra.model import derive
 from infra.paths import PROJECT_DIR
 from infra.render import cloud_init
 from infra.services.influxdb import InfluxDbSpec
-from infra.tools import plan
+from infra.settings import parse_settings
+from infra.tools import mocks, restore_target
 
 RESTORE = PROJECT_DIR / "scripts" / "restore-influxdb.sh"
 BACKUP = cloud_init.InfluxBackup("hydrostream-dev-influxdb-backups",
@@ -356,7 +357,7 @@ def test_the_latest_backup_is_downloaded_checked_confirmed_and_streamed_to_the_v
     log = calls(tmp_path / "calls.log", "gcloud")
     assert log[0] == f"gcloud storage ls {bucket}/influxdb-*.tar.gz"
     assert log[1].startswith(f"gcloud storage cp {bucket}/influxdb-20261202T021700Z.tar.gz ")
-    target = gcp_influxdb.restore_target(gcp_influxdb.parse_settings("dev", plan.stack_config("dev")))
+    target = restore_target.restore_target(derive(parse_settings("dev", mocks.stack_config("dev"))))
     assert log[2] == ("gcloud compute ssh hydrostream-dev-tsdb --project hydrostream-dev --zone "
                       f"{target['zone']} --tunnel-through-iap --command sudo {target['restore_command']} "
                       "influxdb-20261202T021700Z full")

@@ -4,11 +4,10 @@ import pytest
 from hydrostream_jobs import cli, contract
 from hydrostream_jobs.token import TokenSource
 
-from infra.job_commands import consumer_args, producer_args, token_flags
-from infra.settings import JobsSettings
+from infra.job_commands import JobFlags, consumer_args, producer_args, token_flags
 
-JOBS = JobsSettings(rate=750, farms=4, devices_per_farm=25, trigger="45s", window="10m", slide="2m",
-                    watermark="15m", max_offsets_per_trigger=5000)
+JOBS = JobFlags(rate=750, farms=4, devices_per_farm=25, trigger="45s", window="10m", slide="2m",
+                watermark="15m", read_cap=5000)
 
 
 def test_consumer_command_line_parses_with_the_jobs_parser():

@@ -385,11 +385,11 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
     _, _, producer = job_arguments(producer_submit, "producer.py")
     token_file = f"{catalog.SECRETS_DIR}/{catalog.INFLUXDB_WRITE_TOKEN}"
     assert consumer == consumer_args(
-        settings.jobs, bootstrap_servers="hydrostream-kafka:9092", influx_url="http://hydrostream-influxdb:8086",
+        plan.model.jobs.flags, bootstrap_servers="hydrostream-kafka:9092", influx_url="http://hydrostream-influxdb:8086",
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
         token=TokenSource(file=token_file), checkpoint_root=f"{checkpoints}/{release}",
         handover_root=checkpoints)
-    assert producer == producer_args(settings.jobs, bootstrap_servers="hydrostream-kafka:9092",
+    assert producer == producer_args(plan.model.jobs.flags, bootstrap_servers="hydrostream-kafka:9092",
                                      checkpoint_root=f"{checkpoints}/{release}")
     # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
     parsed = cli.parse_consumer_args(consumer)

@@ -11,7 +11,7 @@ from infra.render import cloud_init
 from infra.roles import Bucket
 from infra.services.influxdb import InfluxDbSpec
 from infra.settings import PROD_MIN_BACKUP_DAYS, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 from tests.infra.conftest import GCP_STACKS
 
 DOC = (PROJECT_DIR / "docs" / "operations.md").read_text()
@@ -28,7 +28,7 @@ def table_row(label: str) -> list[str]:
 def test_the_retention_tables_give_each_stacks_setting(label, key):
     cells = table_row(label)
     for stack, cell in zip(GCP_STACKS, cells, strict=True):
-        days = getattr(parse_settings(stack, plan.stack_config(stack)).backups, key)
+        days = getattr(parse_settings(stack, mocks.stack_config(stack)).backups, key)
         assert re.match(rf"{days} days\b", cell), (stack, cell)
     assert f"settings refuse less than {PROD_MIN_BACKUP_DAYS}" in cells[2]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from infra.paths import PROJECT_DIR
 from infra.settings import STACKS
-from infra.tools import plan
+from infra.tools import mocks
 
 TABLE = PROJECT_DIR / "docs" / "provider-fields.md"
 SDK_PACKAGES = {"gcp": "pulumi_gcp", "docker": "pulumi_docker", "random": "pulumi_random"}
@@ -91,7 +91,7 @@ def set_paths(resource_type: str, inputs: dict) -> set[str]:
     return paths
 
 
-def violations(planned: list[plan.Plan], table: dict[tuple[str, str], bool]) -> list[str]:
+def violations(planned: list[mocks.Plan], table: dict[tuple[str, str], bool]) -> list[str]:
     """What the plans set that the table does not list as configurable, each with the row to add or fix."""
     found = set()
     for one in planned:
@@ -128,9 +128,9 @@ def test_a_computed_or_unlisted_field_is_reported_with_the_row_to_add(plans, tmp
     cluster = next(r for r in plans["dev"].resources if r.type == "gcp:dataproc/cluster:Cluster")
     software = cluster.inputs["clusterConfig"]["softwareConfig"]
     wrong = dict(software, properties=software["overrideProperties"])
-    moved = plan.PlannedResource(**{**cluster.__dict__, "inputs": {
+    moved = mocks.PlannedResource(**{**cluster.__dict__, "inputs": {
         **cluster.inputs, "clusterConfig": {**cluster.inputs["clusterConfig"], "softwareConfig": wrong}}})
-    one = plan.Plan("dev", [moved], {}, frozenset())
+    one = mocks.Plan("dev", [moved], {}, frozenset())
     problems = violations([one], audit_table())
     assert problems == [
         "gcp:dataproc/cluster:Cluster sets `clusterConfig.softwareConfig.properties`, which "

@@ -1,8 +1,8 @@
-"""The private Pulumi internals the offline plan (infra/tools/plan.py) relies on are still there.
+"""The private Pulumi internals the offline plan (infra/tools/mocks.py) relies on are still there.
 
 A Pulumi upgrade may move or drop any of them without notice; this fails naming the internal and the
 pinned version, instead of an ImportError deep in the plan or, worse, a plan that silently misses
-secret markers. Checked without importing infra.tools.plan, whose imports would fail first.
+secret markers. Checked without importing infra.tools.mocks, whose imports would fail first.
 """
 
 import importlib
@@ -13,10 +13,10 @@ import pytest
 
 from infra.paths import PROJECT_DIR
 
-PLAN_SOURCE = (PROJECT_DIR / "infra" / "tools" / "plan.py").read_text()
+PLAN_SOURCE = (PROJECT_DIR / "infra" / "tools" / "mocks.py").read_text()
 LOCKED = re.search(r"^pulumi==(\S+)$", (PROJECT_DIR / "requirements.lock").read_text(), re.MULTILINE).group(1)
 
-# (module, dotted attribute) for every non-public name plan.py uses.
+# (module, dotted attribute) for every non-public name mocks.py uses.
 INTERNALS = (
     ("pulumi.runtime.rpc", "_special_sig_key"),
     ("pulumi.runtime.rpc", "_special_secret_sig"),
@@ -46,7 +46,7 @@ def test_each_internal_the_plan_uses_exists(module, attribute):
     for part in attribute.split("."):
         assert hasattr(found, part), (
             f"Pulumi internal {module}.{attribute} is gone (installed pulumi {installed()}, locked "
-            f"{LOCKED}): infra/tools/plan.py's comment at its import says what it did; find its "
+            f"{LOCKED}): infra/tools/mocks.py's comment at its import says what it did; find its "
             f"replacement in the new Pulumi before upgrading")
         found = getattr(found, part)
 
@@ -57,7 +57,7 @@ def test_the_registration_fields_the_monitor_reads_exist():
     fields = resource_pb2.RegisterResourceRequest.DESCRIPTOR.fields_by_name
     missing = [name for name in REQUEST_FIELDS if name not in fields]
     assert not missing, (f"RegisterResourceRequest lacks {missing} (installed pulumi {installed()}, "
-                         f"locked {LOCKED}): RecordingMonitor in infra/tools/plan.py reads them")
+                         f"locked {LOCKED}): RecordingMonitor in infra/tools/mocks.py reads them")
     assert all(f"request.{name}" in PLAN_SOURCE for name in REQUEST_FIELDS)
 
 
@@ -72,7 +72,7 @@ def test_the_list_covers_every_internal_the_plan_names():
                       if (module, attribute) not in listed
                       and (module, attribute.split(".")[0]) not in listed_prefixes
                       and not (module == "pulumi.runtime.mocks" and attribute in PUBLIC_MOCKS))
-    assert not unlisted, f"infra/tools/plan.py uses Pulumi internals this test does not check: {unlisted}"
+    assert not unlisted, f"infra/tools/mocks.py uses Pulumi internals this test does not check: {unlisted}"
 
 
 def test_the_installed_pulumi_is_the_locked_one():

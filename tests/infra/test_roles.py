@@ -6,7 +6,7 @@ import pytest
 
 from infra import catalog, roles
 from infra.gcp import identity
-from infra.tools import plan
+from infra.tools import mocks
 
 # Written out by hand from the access model (infra/gcp/secrets.py, storage.py docstrings).
 READERS = {
@@ -62,22 +62,22 @@ def test_a_borrowed_account_with_project_roles_is_refused():
 def test_an_account_borrowed_by_a_role_without_an_account_is_refused():
     orphan = dataclasses.replace(roles.TSDB_BACKUP, borrowed_by="grafana")
 
-    def declare(settings):
+    def declare(model):
         identity.ServiceAccounts("identity", identity.ServiceAccountsArgs(
-            settings.gcp.project, (roles.TSDB, orphan)))
+            model.gcp.project, (roles.TSDB, orphan)))
         return {}
 
     with pytest.raises(Exception, match="role tsdb-backup is borrowed by 'grafana', which has no account"):
-        plan.run_components("dev", declare)
+        mocks.run_components("dev", declare)
 
 
 def test_service_accounts_built_directly_expose_emails_that_wait_for_their_grants():
-    def declare(settings):
+    def declare(model):
         accounts = identity.ServiceAccounts("identity", identity.ServiceAccountsArgs(
-            settings.gcp.project, roles.ACCOUNTS))
+            model.gcp.project, roles.ACCOUNTS))
         return {"emails": accounts.emails}
 
-    p = plan.run_components("dev", declare)
+    p = mocks.run_components("dev", declare)
     assert p.outputs["emails"] == {
         name: f"hydro-{name}@hydrostream-dev.iam.gserviceaccount.com"
         for name in ("dataproc", "broker", "tsdb", "monitoring", "tsdb-backup")}

@@ -12,38 +12,38 @@ import pytest
 from hydrostream_jobs import contract
 
 from infra import catalog, sizing
+from infra.model import derive
 from infra.services import influxdb as influxdb_spec_module
 from infra.services import kafka as kafka_spec_module
-from infra.services import service_specs
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec, TopicSpec
 from infra.services.spark import LocalSparkSpec, local_spark_spec
 from infra.settings import parse_settings
-from infra.tools import plan
+from infra.tools import inventory, mocks
 
 CONTAINER = "docker:index/container:Container"
 INSTANCE = "gcp:compute/instance:Instance"
 
 
-def local_env(planned: plan.Plan, service: str) -> dict[str, str]:
+def local_env(planned: mocks.Plan, service: str) -> dict[str, str]:
     """The environment of the local container that runs `service`."""
     (resource,) = [r for r in planned.of_type(CONTAINER) if r.inputs.get("name") == f"hydrostream-{service}"]
     return dict(entry.split("=", 1) for entry in resource.inputs["envs"])
 
 
-def vm_summary(planned: plan.Plan, role: str) -> dict:
+def vm_summary(planned: mocks.Plan, role: str) -> dict:
     """What the role's (first) VM runs, read back from its rendered cloud-config."""
     vms = sorted((r for r in planned.of_type(INSTANCE) if r.inputs["tags"] == [role]), key=lambda r: r.name)
-    return plan.cloud_config_summary(vms[0].inputs["metadata"]["user-data"])
+    return inventory.cloud_config_summary(vms[0].inputs["metadata"]["user-data"])
 
 
-def local_topics(planned: plan.Plan) -> list[str]:
+def local_topics(planned: mocks.Plan) -> list[str]:
     (resource,) = [r for r in planned.of_type(CONTAINER)
                    if r.inputs.get("name") == "hydrostream-kafka-topics"]
     return resource.inputs["command"][1:]
 
 
-def vm_topics(planned: plan.Plan) -> list[str]:
+def vm_topics(planned: mocks.Plan) -> list[str]:
     words = vm_summary(planned, catalog.BROKER)["units"]["hydrostream-kafka-topics.service"].split()
     return words[3:]  # create-kafka-topics.sh CONTAINER BOOTSTRAP TOPIC...
 
@@ -76,7 +76,7 @@ def test_kafka_heap_of_local_and_dev_comes_from_the_same_function(monkeypatch):
         return 1234
 
     monkeypatch.setattr(sizing, "kafka_heap_mb", sentinel)
-    local, dev = plan.run_plan("local"), plan.run_plan("dev")
+    local, dev = mocks.run_plan("local"), mocks.run_plan("dev")
     assert local_env(local, "kafka")["KAFKA_HEAP_OPTS"] == "-Xms1234m -Xmx1234m"
     assert vm_summary(dev, catalog.BROKER)["containers"]["kafka"]["env"]["KAFKA_HEAP_OPTS"] == (
         "-Xms1234m -Xmx1234m")
@@ -88,7 +88,7 @@ def test_kafka_heap_of_local_and_dev_comes_from_the_same_function(monkeypatch):
 def test_topics_of_local_and_dev_come_from_the_same_function(monkeypatch):
     chosen = (TopicSpec(contract.READINGS_TOPIC, 5, 7_000), TopicSpec(contract.DEAD_LETTER_TOPIC, 3, 9_000))
     monkeypatch.setattr(kafka_spec_module, "topics", lambda kafka: chosen)
-    local, dev = plan.run_plan("local"), plan.run_plan("dev")
+    local, dev = mocks.run_plan("local"), mocks.run_plan("dev")
     by_hand = [f"{contract.READINGS_TOPIC}:5:7000:1:1", f"{contract.DEAD_LETTER_TOPIC}:3:9000:1:1"]
     assert local_topics(local) == by_hand
     assert vm_topics(dev) == by_hand
@@ -113,7 +113,7 @@ def test_influxdb_environment_of_local_and_dev_comes_from_the_same_function(monk
 
     monkeypatch.setattr(influxdb_spec_module.InfluxDbSpec, "env", property(marked))
     monkeypatch.setattr(sizing, "influxdb_memory_limit_mb", lambda memory: 777)
-    local, dev = plan.run_plan("local"), plan.run_plan("dev")
+    local, dev = mocks.run_plan("local"), mocks.run_plan("dev")
     local_influx = local_env(local, "influxdb")
     vm_influx = vm_summary(dev, catalog.TSDB)["containers"]["influxdb"]["env"]
     for env, planned in ((local_influx, local), (vm_influx, dev)):
@@ -143,10 +143,10 @@ def test_influxdb_setup_by_default_is_the_settings_and_sixty_percent_rounded(pla
 
 
 def test_specs_are_sized_by_the_vm_on_gcp_and_by_the_container_locally():
-    dev = parse_settings("dev", plan.stack_config("dev"))
-    local = parse_settings("local", plan.stack_config("local"))
-    assert service_specs(dev).kafka.heap_mb == heap_by_hand(dev.kafka.machine.memory_mb)
-    assert service_specs(local).kafka.heap_mb == heap_by_hand(sizing.LOCAL_CONTAINER_MB["kafka"])
+    dev = parse_settings("dev", mocks.stack_config("dev"))
+    local = parse_settings("local", mocks.stack_config("local"))
+    assert derive(dev).services.kafka.heap_mb == heap_by_hand(dev.kafka.machine.memory_mb)
+    assert derive(local).services.kafka.heap_mb == heap_by_hand(sizing.LOCAL_CONTAINER_MB["kafka"])
 
 
 # --- the specs refuse what cannot run -------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from infra import settings as settings_module
 from infra import sizing
 from infra.settings import STACKS, SettingsError, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 
 GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
 
@@ -20,7 +20,7 @@ def error_for(config, stack="dev"):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_file_validates(stack):
-    settings = parse_settings(stack, plan.stack_config(stack))
+    settings = parse_settings(stack, mocks.stack_config(stack))
     assert settings.stack == stack
     assert settings.labels == {"app": "hydrostream", "env": stack}
     assert settings.target == ("local" if stack == "local" else "gcp")
@@ -141,10 +141,10 @@ def test_unknown_stack_and_target():
 
 
 def test_invalid_settings_register_no_resource():
-    monitor = plan.RecordingMonitor(plan.HydroMocks())
-    config = {**plan.stack_config("dev"), "hydrostream:dataproc": {"worker": "e2-medium"}}
+    monitor = mocks.RecordingMonitor(mocks.HydroMocks())
+    config = {**mocks.stack_config("dev"), "hydrostream:dataproc": {"worker": "e2-medium"}}
     with pytest.raises(SettingsError, match=r"hydrostream:dataproc\.worker = 'e2-medium'"):
-        plan.run_plan("dev", config, monitor=monitor)
+        mocks.run_plan("dev", config, monitor=monitor)
     assert monitor.registered == []
 
 
@@ -165,7 +165,7 @@ def test_values_set_through_the_pulumi_config_reach_the_settings(tmp_path, monke
     program = settings_program(tmp_path)
     config = {**GCP, "gcp:region": "us-east1", "gcp:zone": "us-east1-c",
               "hydrostream:jobs": {"rate": 777, "trigger": "available-now"}, "hydrostream:protect": True}
-    settings = plan.run_plan("dev", config, program=program).settings
+    settings = mocks.run_plan("dev", config, program=program).settings
     assert settings.jobs.rate == 777
     assert settings.jobs.trigger == "available-now"
     assert settings.protect is True
@@ -177,7 +177,7 @@ def test_every_key_the_engine_was_given_is_checked_with_its_value_from_pulumi(tm
     program = settings_program(tmp_path)
     config = {**GCP, "hydrostream:kafak": {"partitions": 3}, "gcp:projet": "typo", "aws:region": "y"}
     with pytest.raises(SettingsError) as caught:
-        plan.run_plan("dev", config, program=program)
+        mocks.run_plan("dev", config, program=program)
     message = str(caught.value)
     assert "hydrostream:kafak = {'partitions': 3}: expected one of the keys hydrostream:target" in message
     assert "gcp:projet = 'typo': expected one of gcp:project, gcp:region, gcp:zone" in message
@@ -191,7 +191,7 @@ def test_the_cli_s_whole_config_is_checked_as_pulumi_up_hands_it_over(tmp_path, 
     program = settings_program(tmp_path)
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"hydrostrem:jobs": '{"rate": 10}'}))
     with pytest.raises(SettingsError, match=r"hydrostrem:jobs = .*`hydrostrem:` is none of them"):
-        plan.run_plan("dev", dict(GCP), program=program)
+        mocks.run_plan("dev", dict(GCP), program=program)
 
 
 def test_every_source_pulumi_config_resolves_is_honoured(tmp_path, monkeypatch):
@@ -199,18 +199,18 @@ def test_every_source_pulumi_config_resolves_is_honoured(tmp_path, monkeypatch):
     # config map does not, which is why settings read through pulumi.Config.
     program = settings_program(tmp_path)
     monkeypatch.setenv("PULUMI_CONFIG_HYDROSTREAM_PROTECT", "true")
-    assert plan.run_plan("dev", dict(GCP), program=program).settings.protect is True
+    assert mocks.run_plan("dev", dict(GCP), program=program).settings.protect is True
 
 
 def test_backup_retentions_per_stack():
     expected = {"dev": (3, 3), "staging": (7, 7), "prod": (14, 30)}
     for stack, (snapshots, backups) in expected.items():
-        settings = parse_settings(stack, plan.stack_config(stack)).backups
+        settings = parse_settings(stack, mocks.stack_config(stack)).backups
         assert (settings.snapshot_retention_days, settings.influxdb_retention_days) == (snapshots, backups)
 
 
 def test_prod_refuses_less_than_two_weeks_of_snapshots_or_backups_naming_each_key():
-    prod = {key: value for key, value in plan.stack_config("prod").items() if key != "hydrostream:backups"}
+    prod = {key: value for key, value in mocks.stack_config("prod").items() if key != "hydrostream:backups"}
     message = error_for({**prod, "hydrostream:backups": {"snapshot_retention_days": 13,
                                                         "influxdb_retention_days": 7}}, stack="prod")
     assert "stack 'prod'" in message and "(2 problems)" in message
@@ -230,9 +230,9 @@ def test_prod_refuses_less_than_two_weeks_of_snapshots_or_backups_naming_each_ke
 # --- Kafka brokers ------------------------------------------------------------------------------
 
 def test_staging_and_prod_run_three_brokers_in_three_zones_dev_and_local_one():
-    counts = {stack: parse_settings(stack, plan.stack_config(stack)).kafka.brokers for stack in STACKS}
+    counts = {stack: parse_settings(stack, mocks.stack_config(stack)).kafka.brokers for stack in STACKS}
     assert counts == {"local": 1, "dev": 1, "staging": 3, "prod": 3}
-    prod = parse_settings("prod", plan.stack_config("prod"))
+    prod = parse_settings("prod", mocks.stack_config("prod"))
     # Broker 1 in the stack's zone, then the region's other zones.
     assert prod.broker_zones == ("europe-west1-d", "europe-west1-b", "europe-west1-c")
     assert (prod.kafka.replication_factor, prod.kafka.min_isr) == (3, 2)
@@ -333,12 +333,12 @@ def test_grafana_ranges_count_only_public_addresses():
 
 def test_a_dev_only_key_is_refused_on_other_stacks():
     for stack in ("staging", "prod"):
-        config = {**plan.stack_config(stack), "hydrostream:dataproc": {
-            **plan.stack_config(stack)["hydrostream:dataproc"], "idle_delete_minutes": 120}}
+        config = {**mocks.stack_config(stack), "hydrostream:dataproc": {
+            **mocks.stack_config(stack)["hydrostream:dataproc"], "idle_delete_minutes": 120}}
         message = error_for(config, stack=stack)
         assert f"hydrostream:dataproc.idle_delete_minutes = 120: expected unset on {stack}: it is for dev " \
                f"only" in message
-    assert parse_settings("dev", plan.stack_config("dev")).dataproc.idle_delete_minutes == 120
+    assert parse_settings("dev", mocks.stack_config("dev")).dataproc.idle_delete_minutes == 120
 
 
 @pytest.mark.parametrize("key", ["window", "slide", "watermark", "trigger"])

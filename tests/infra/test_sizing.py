@@ -6,7 +6,7 @@ import pytest
 
 from infra import sizing
 from infra.settings import SettingsError, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 
 GIB = 1024
 
@@ -39,7 +39,7 @@ def test_workers_need_8_gb_and_masters_room_for_two_drivers():
 
 
 def test_a_master_too_small_for_both_drivers_is_refused_by_the_settings_naming_the_key():
-    config = {**plan.stack_config("dev"), "hydrostream:dataproc": {"master": "n2-standard-2"}}
+    config = {**mocks.stack_config("dev"), "hydrostream:dataproc": {"master": "n2-standard-2"}}
     with pytest.raises(SettingsError, match=r"hydrostream:dataproc\.master = 'n2-standard-2'.*both drivers"):
         parse_settings("dev", config)
 
@@ -146,7 +146,7 @@ def test_broker_heap_and_database_memory_limit_from_vm_size():
 
 def test_prod_is_at_least_staging_is_at_least_dev():
     def capacity(stack):
-        s = parse_settings(stack, plan.stack_config(stack))
+        s = parse_settings(stack, mocks.stack_config(stack))
         spark = s.spark
         return (spark.consumer_executors * spark.executor_cores,
                 spark.consumer_executors * spark.executor_memory_mb,

@@ -9,9 +9,9 @@ import pytest
 from infra import stack_file
 from infra.paths import PROJECT_DIR
 from infra.stack_file import StackFileError, read_config
-from infra.tools import plan
+from infra.tools import mocks
 
-DEV = (plan.STACKS_DIR / "Pulumi.dev.yaml").read_text()
+DEV = (mocks.STACKS_DIR / "Pulumi.dev.yaml").read_text()
 
 
 def run_plan_cli(stacks_dir: Path, stack: str = "dev") -> subprocess.CompletedProcess:

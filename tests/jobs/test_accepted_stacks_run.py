@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.model import derive
 from infra.settings import SettingsError, parse_settings
 
 GCP = {"gcp:project": "hydrostream-dev", "gcp:region": "europe-west1", "gcp:zone": "europe-west1-b"}
@@ -85,7 +86,7 @@ def workspace(tmp_path_factory):
 @example(jobs={"trigger": "available-now", "window": "10s", "slide": "10s"})
 def test_every_accepted_jobs_section_builds_parses_and_runs(spark, workspace, jobs):
     try:
-        accepted = parse_settings("dev", {**GCP, "hydrostream:jobs": jobs}).jobs
+        accepted = derive(parse_settings("dev", {**GCP, "hydrostream:jobs": jobs})).jobs.flags
     except SettingsError:
         return  # refused before any resource: nothing of it runs
     root = "gs://checkpoints/releases"

@@ -26,7 +26,7 @@ from infra import catalog
 from infra.render import alertmanager_config
 from infra.render.alertmanager_config import HEARTBEAT, PAGER, TEAM, render_alertmanager_config
 from infra.settings import STACKS, AlertingSettings, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "monitoring" / "prometheus" / "rules"
@@ -34,7 +34,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 
 
 def stack_alerting(stack: str) -> AlertingSettings:
-    return parse_settings(stack, plan.stack_config(stack)).alerting
+    return parse_settings(stack, mocks.stack_config(stack)).alerting
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from promql_names import TEXTFILE_METRICS, exposed_metrics, label_matchers, metr
 from infra.render import prometheus_volume
 from infra.render.prometheus_volume import JOBS, ScrapeTargets, render_prometheus_config
 from infra.settings import STACKS, parse_settings
-from infra.tools import plan
+from infra.tools import mocks
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 RULES_DIR = MONITORING / "rules"
@@ -198,7 +198,7 @@ def test_batch_duration_threshold_is_the_stack_s_trigger_interval(stack):
     """The rules are static: the threshold must equal every streaming stack's jobs.trigger."""
     threshold = re.search(r"> (\d+)$", alert_rules()["HydroBatchSlowerThanTrigger"]["expr"].strip())
     assert threshold is not None
-    trigger = parse_settings(stack, plan.stack_config(stack)).jobs.trigger
+    trigger = parse_settings(stack, mocks.stack_config(stack)).jobs.trigger
     assert trigger != "available-now", f"{stack} does not stream: the alert would never apply"
     assert int(threshold.group(1)) == _seconds(trigger), (
         f"stack {stack} triggers every {trigger}: change the threshold and summary of "
@@ -211,7 +211,7 @@ def test_watermark_lag_threshold_exceeds_the_stack_s_watermark_delay(stack):
     threshold = re.search(r"hydro_consumer_watermark_lag_seconds > (\d+)",
                           alert_rules()["HydroWatermarkLagGrowing"]["expr"])
     assert threshold is not None
-    watermark = parse_settings(stack, plan.stack_config(stack)).jobs.watermark
+    watermark = parse_settings(stack, mocks.stack_config(stack)).jobs.watermark
     assert int(threshold.group(1)) > _seconds(watermark)
 
 

@@ -1,0 +1,188 @@
+"""The stack model: every fact a stack's components need, derived once from its checked settings.
+
+`derive(settings)` is the only place the settings are read after checking: it computes each name, VM
+shape, service spec (heap, GOMEMLIMIT, topics, environment), Spark size and property, job flag, the
+jobs release and the consumer's capacity, once. The result is plain frozen data: printable
+(`StackModel.summary`, which `make plan` shows), testable without Pulumi, and what the stacks'
+wiring (infra/gcp/stack.py, infra/local/stack.py) turns into each component's Args. Components and
+renderers import neither this module nor infra/settings.py: each names, in its Args, only what it uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra import capacity, catalog, sizing
+from infra.gcp import dataproc, storage
+from infra.gcp.jobs import Restarts
+from infra.gcp.kafka import broker_names
+from infra.gcp.service_vm import instance_name
+from infra.job_commands import JobFlags
+from infra.release.bundle import JOBS_DIR, Bundle, build_bundle
+from infra.render.alertmanager_config import Receivers
+from infra.services import ServiceSpecs
+from infra.services.influxdb import influxdb_spec
+from infra.services.kafka import kafka_spec
+from infra.services.spark import LocalSparkSpec, local_spark_spec
+from infra.settings import StackSettings
+
+
+@dataclass(frozen=True)
+class Vm:
+    """A service VM: its name (also its internal DNS name), zone, shape and data disk."""
+
+    name: str
+    zone: str
+    machine: sizing.MachineShape
+    disk_gb: int
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The Dataproc cluster: shapes, worker count, disks and its properties (the derived YARN/Spark sizes)."""
+
+    name: str
+    master: sizing.MachineShape
+    worker: sizing.MachineShape
+    workers: int
+    boot_disk_gb: int
+    idle_delete_minutes: int | None
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The streaming jobs: their flags, the release to deploy and, on Dataproc, their restarts and sizes."""
+
+    flags: JobFlags
+    release_pin: str | None             # None: the working tree's release (dev, local)
+    restarts: Restarts
+    consumer_properties: Mapping[str, str]
+    producer_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Gcp:
+    """What only the GCP target has: the project, the network, the VMs, the cluster and its sizes."""
+
+    project: str
+    region: str
+    zone: str
+    subnet_cidr: str
+    grafana_source_ranges: tuple[str, ...]
+    brokers: tuple[Vm, ...]             # broker 1 first, in the stack's zone; the others in the next zones
+    min_insync_replicas: int
+    influxdb: Vm
+    monitoring: Vm
+    cluster: Cluster
+    spark: sizing.SparkSizing
+    capacity: capacity.ConsumerCapacity
+    snapshot_retention_days: int        # the daily snapshots of every data disk
+    backup_retention_days: int          # InfluxDB's daily backups in the backup bucket
+
+    def bucket(self, purpose: str) -> str:
+        """A bucket's name (infra.roles.Bucket: the purposes)."""
+        return storage.bucket_name(self.project, purpose)
+
+
+@dataclass(frozen=True)
+class Local:
+    """What only the local Docker target has."""
+
+    bind_address: str                   # published ports listen on this loopback address only
+    spark: LocalSparkSpec
+
+
+@dataclass(frozen=True)
+class StackModel:
+    stack: str
+    target: str                         # "gcp" or "local"
+    labels: Mapping[str, str]
+    protect: bool
+    services: ServiceSpecs
+    receivers: Receivers
+    receiver_secrets: tuple[str, ...]   # the catalog receiver secrets the receivers need
+    jobs: Jobs
+    bundle: Bundle = field(repr=False)  # the working tree's jobs release (its digest names it)
+    gcp: Gcp | None = None
+    local: Local | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The sizes the model chose, as `make plan` shows them (tests/inventories, `sizing:`)."""
+        if self.gcp is None:
+            return {}
+        gcp = self.gcp
+
+        def shape(machine: sizing.MachineShape) -> str:
+            return f"{machine.name} ({machine.vcpus} vCPU, {machine.memory_mb} MB)"
+
+        return {
+            **dataclasses.asdict(gcp.spark),
+            "dataproc_master": shape(gcp.cluster.master),
+            "dataproc_worker": f"{gcp.cluster.workers} x {shape(gcp.cluster.worker)}",
+            "kafka": {"machine": shape(gcp.brokers[0].machine), "heap_mb": self.services.kafka.heap_mb},
+            "influxdb": {"machine": shape(gcp.influxdb.machine),
+                         "gomemlimit_mb": self.services.influxdb.memory_limit_mb},
+            "monitoring": {"machine": shape(gcp.monitoring.machine)},
+        }
+
+
+def _gcp(settings: StackSettings) -> Gcp:
+    gcp, stack, kafka = settings.gcp, settings.stack, settings.kafka
+    assert gcp is not None
+    spark = settings.spark
+    brokers = tuple(Vm(name, zone, kafka.machine, kafka.disk_gb) for name, zone in zip(
+        broker_names(stack, kafka.brokers), settings.broker_zones, strict=True))
+    cluster, properties = settings.dataproc, dataproc.cluster_properties(spark)
+    return Gcp(
+        project=gcp.project, region=gcp.region, zone=gcp.zone,
+        subnet_cidr=settings.network.subnet_cidr,
+        grafana_source_ranges=settings.network.grafana_source_ranges,
+        brokers=brokers, min_insync_replicas=kafka.min_isr,
+        influxdb=Vm(instance_name(stack, catalog.TSDB), gcp.zone, settings.influxdb.machine,
+                    settings.influxdb.disk_gb),
+        monitoring=Vm(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
+                      settings.monitoring.disk_gb),
+        cluster=Cluster(dataproc.cluster_name(stack), cluster.master, cluster.worker, cluster.workers,
+                        cluster.boot_disk_gb, cluster.idle_delete_minutes, properties),
+        spark=spark,
+        capacity=capacity.consumer_capacity(spark, settings.jobs.rate),
+        snapshot_retention_days=settings.backups.snapshot_retention_days,
+        backup_retention_days=settings.backups.influxdb_retention_days,
+    )
+
+
+def derive(settings: StackSettings) -> StackModel:
+    """The stack's model from its checked settings."""
+    gcp = _gcp(settings) if settings.target == "gcp" else None
+    if gcp is None:
+        # The local stack's services are sized by their containers' limits.
+        kafka_mb = sizing.local_container_mb(catalog.KAFKA.name)
+        influxdb_mb = sizing.local_container_mb(catalog.INFLUXDB.name)
+    else:
+        kafka_mb, influxdb_mb = gcp.brokers[0].machine.memory_mb, gcp.influxdb.machine.memory_mb
+    jobs = settings.jobs
+    spark = gcp.spark if gcp is not None else None
+    return StackModel(
+        stack=settings.stack, target=settings.target, labels=settings.labels, protect=settings.protect,
+        services=ServiceSpecs(kafka=kafka_spec(settings.kafka, kafka_mb),
+                              influxdb=influxdb_spec(settings.influxdb, influxdb_mb)),
+        receivers=settings.alerting,
+        receiver_secrets=settings.alerting.secrets,
+        jobs=Jobs(
+            flags=JobFlags(rate=jobs.rate, farms=jobs.farms, devices_per_farm=jobs.devices_per_farm,
+                           trigger=jobs.trigger, window=jobs.window, slide=jobs.slide,
+                           watermark=jobs.watermark, read_cap=jobs.read_cap),
+            release_pin=jobs.release,
+            restarts=Restarts(jobs.max_failures_per_hour, jobs.max_failures_total),
+            consumer_properties=spark.job_properties(spark.consumer_executors) if spark else {},
+            producer_properties=spark.job_properties(spark.producer_executors) if spark else {},
+        ),
+        bundle=build_bundle(JOBS_DIR),
+        gcp=gcp,
+        local=Local(settings.local.bind_address, local_spark_spec()) if gcp is None else None,
+    )
+
