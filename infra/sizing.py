@@ -282,21 +282,16 @@ def spark_sizing(master: MachineShape, worker: MachineShape, workers: int) -> Sp
     )
 
 
-def _memory_mb(memory: MachineShape | int) -> int:
-    return memory.memory_mb if isinstance(memory, MachineShape) else memory
-
-
-def kafka_heap_mb(memory: MachineShape | int) -> int:
-    """Broker JVM heap for a VM or a container of `memory` (MB): a quarter of it, 1-6 GB; the rest is
+def kafka_heap_mb(memory_mb: int) -> int:
+    """Broker JVM heap for a VM or a container of `memory_mb`: a quarter of it, 1-6 GB; the rest is
     page cache, which Kafka lives on."""
-    memory_mb = _memory_mb(memory)
     return min(6 * MIB_PER_GIB, max(MIB_PER_GIB, _round_down(memory_mb / 4, YARN_ALLOCATION_MB)))
 
 
-def influxdb_memory_limit_mb(memory: MachineShape | int) -> int:
-    """InfluxDB's GOMEMLIMIT for a VM or a container of `memory` (MB): 60% of it, leaving the rest to
+def influxdb_memory_limit_mb(memory_mb: int) -> int:
+    """InfluxDB's GOMEMLIMIT for a VM or a container of `memory_mb`: 60% of it, leaving the rest to
     the page cache and the exporter."""
-    return _round_down(_memory_mb(memory) * 0.6, YARN_ALLOCATION_MB)
+    return _round_down(memory_mb * 0.6, YARN_ALLOCATION_MB)
 
 
 # The local stack: one machine's Docker engine. Each container gets a memory limit (MB), so that one

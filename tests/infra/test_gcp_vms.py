@@ -245,7 +245,8 @@ def test_broker_user_data_is_the_renderers_document(planned):
               else tuple(f"{network_ip(vm)}:9093" for vm in brokers(planned)))
     for node_id, vm in enumerate(brokers(planned), start=1):
         node = cloud_init.KafkaNode(node_id, vm.inputs["zone"], voters, min_isr)
-        spec = KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(kafka.machine), topics=topics)
+        spec = KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(kafka.machine.memory_mb),
+                         topics=topics)
         expected = cloud_init.broker_cloud_init(spec, node)
         assert vm.inputs["metadata"]["user-data"] == expected, vm.name
 
@@ -259,7 +260,7 @@ def test_tsdb_user_data_is_the_renderers_document_with_secret_names(planned):
               for name in (catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)]
     spec = InfluxDbSpec(service=catalog.INFLUXDB, org=influxdb.org, bucket=influxdb.bucket,
                         retention=f"{influxdb.retention_days}d",
-                        memory_limit_mb=sizing.influxdb_memory_limit_mb(influxdb.machine))
+                        memory_limit_mb=sizing.influxdb_memory_limit_mb(influxdb.machine.memory_mb))
     expected = cloud_init.tsdb_cloud_init(spec, refs, scoped_tokens=scoped,
                                           backup=cloud_init.InfluxBackup(
                                               "fake-backups",

@@ -137,11 +137,14 @@ def test_one_worker_is_refused():
 
 
 def test_broker_heap_and_database_memory_limit_from_vm_size():
-    assert sizing.kafka_heap_mb(sizing.SHAPES["e2-standard-2"]) == 2048        # 8 GB / 4
-    assert sizing.kafka_heap_mb(sizing.SHAPES["n2-standard-4"]) == 4096        # 16 GB / 4
-    assert sizing.kafka_heap_mb(sizing.SHAPES["n2-highmem-8"]) == 6144         # 64 GB / 4, capped at 6 GB
-    assert sizing.influxdb_memory_limit_mb(sizing.SHAPES["e2-standard-2"]) == 4864   # 8192 * 0.6 = 4915
-    assert sizing.influxdb_memory_limit_mb(sizing.SHAPES["n2-highmem-4"]) == 19456   # 32768 * 0.6 = 19660
+    def memory(shape: str) -> int:
+        return sizing.SHAPES[shape].memory_mb
+
+    assert sizing.kafka_heap_mb(memory("e2-standard-2")) == 2048              # 8 GB / 4
+    assert sizing.kafka_heap_mb(memory("n2-standard-4")) == 4096              # 16 GB / 4
+    assert sizing.kafka_heap_mb(memory("n2-highmem-8")) == 6144               # 64 GB / 4, capped at 6 GB
+    assert sizing.influxdb_memory_limit_mb(memory("e2-standard-2")) == 4864   # 8192 * 0.6 = 4915
+    assert sizing.influxdb_memory_limit_mb(memory("n2-highmem-4")) == 19456   # 32768 * 0.6 = 19660
 
 
 def test_prod_is_at_least_staging_is_at_least_dev():
