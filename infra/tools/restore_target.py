@@ -8,6 +8,7 @@ monitoring_instance, grafana_unit), all from the stack's model: the names the pr
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from collections.abc import Sequence
@@ -42,12 +43,12 @@ def restore_target(model: StackModel) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1 or args[0].startswith("-"):
-        print(__doc__.strip(), file=sys.stderr)
-        return 0 if args in (["-h"], ["--help"]) else 2
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack", help="a GCP stack (dev, staging, prod): stacks/Pulumi.<stack>.yaml")
+    stack = parser.parse_args(argv).stack
     try:
-        target = restore_target(derive(parse_settings(args[0], stack_config(args[0]))))
+        target = restore_target(derive(parse_settings(stack, stack_config(stack))))
     except (ValueError, pulumi.RunError, StackFileError) as error:
         print(error, file=sys.stderr)
         return 1

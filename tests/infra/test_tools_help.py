@@ -15,6 +15,7 @@ TOOLS = {
     ("-m", "infra.tools.job_status", "urn"): ["consumer, producer"],
     ("-m", "infra.release.bundle"): [],
     ("-m", "infra.release.promote"): ["default: this one"],
+    ("-m", "infra.tools.restore_target"): [],
     ("tests/hosts/inventory.py",): [],
 }
 ENTRY = re.compile(r"^  (\S.*)$")
