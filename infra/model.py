@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydrostream_jobs import contract, durations
+
 from infra import capacity, catalog, sizing
 from infra.gcp import dataproc, storage
 from infra.gcp.jobs import Restarts
@@ -106,9 +108,16 @@ class StackModel:
     receivers: Receivers
     receiver_secrets: tuple[str, ...]   # the catalog receiver secrets the receivers need
     jobs: Jobs
+    catch_up: capacity.CatchUp | None   # how a backlog drains; None: the consumer runs once (available-now)
     bundle: Bundle = field(repr=False)  # the working tree's jobs release (its digest names it)
     gcp: Gcp | None = None
     local: Local | None = None
+
+    @property
+    def retention_s(self) -> float:
+        """How long the readings topic keeps a reading (seconds): the longest outage nothing is lost in."""
+        (readings,) = [t for t in self.services.kafka.topics if t.name == contract.READINGS_TOPIC]
+        return readings.retention_ms / 1000
 
     def summary(self) -> dict[str, Any]:
         """The sizes the model chose, as `make plan` shows them (tests/inventories, `sizing:`)."""
@@ -166,6 +175,9 @@ def derive(settings: StackSettings) -> StackModel:
         kafka_mb, influxdb_mb = gcp.brokers[0].machine.memory_mb, gcp.influxdb.machine.memory_mb
     jobs = settings.jobs
     spark = gcp.spark if gcp is not None else None
+    catch_up = None if jobs.trigger == "available-now" else capacity.CatchUp(
+        jobs.rate, jobs.read_cap, durations.milliseconds(jobs.trigger) / 1000,
+        gcp.capacity.readings_per_second if gcp is not None else None)
     return StackModel(
         stack=settings.stack, target=settings.target, labels=settings.labels, protect=settings.protect,
         services=ServiceSpecs(kafka=kafka_spec(settings.kafka, kafka_mb),
@@ -181,6 +193,7 @@ def derive(settings: StackSettings) -> StackModel:
             consumer_properties=spark.job_properties(spark.consumer_executors) if spark else {},
             producer_properties=spark.job_properties(spark.producer_executors) if spark else {},
         ),
+        catch_up=catch_up,
         bundle=build_bundle(JOBS_DIR),
         gcp=gcp,
         local=Local(settings.local.bind_address, local_spark_spec()) if gcp is None else None,

@@ -364,7 +364,12 @@ class JobsSettings:
     window: str = _setting("5m", _duration)
     slide: str = _setting("1m", _duration)
     watermark: str = _setting("10m", _duration)
-    # The Kafka read cap per micro-batch; none: DEFAULT_READ_CAP or the least that drains, if larger.
+    # The outage the consumer must absorb (its readings wait in Kafka) and the time it may take to work
+    # the backlog off once it runs again: the read cap and the consumer's capacity must allow it.
+    catch_up_outage: str = _setting("1h", _duration)
+    catch_up_within: str = _setting("15m", _duration)
+    # The Kafka read cap per micro-batch; none: the least that meets the catch-up above (at least
+    # DEFAULT_READ_CAP and twice what `rate` brings in one trigger).
     max_offsets_per_trigger: int | None = _setting(
         None, lambda v: v if v is None else _between(1, 100_000_000)(v))
     max_failures_per_hour: int = _setting(5, _between(1, 10))
@@ -372,10 +377,18 @@ class JobsSettings:
 
     @property
     def read_cap(self) -> int:
-        """`max_offsets_per_trigger`, or its default: DEFAULT_READ_CAP, raised to what drains a backlog."""
+        """`max_offsets_per_trigger`, or its default: DEFAULT_READ_CAP, raised to what drains a backlog
+        and to what meets the catch-up target."""
         if self.max_offsets_per_trigger is not None:
             return self.max_offsets_per_trigger
-        return max(DEFAULT_READ_CAP, min_read_cap(self) or 0)
+        return max(DEFAULT_READ_CAP, min_read_cap(self) or 0, catch_up_read_cap(self) or 0)
+
+    @property
+    def catch_up_read_rate(self) -> float:
+        """Readings per second the consumer must read while behind to meet the catch-up target: the
+        arrivals, plus the outage's backlog spread over the time allowed."""
+        outage, within = (durations.milliseconds(d) for d in (self.catch_up_outage, self.catch_up_within))
+        return self.rate * (1 + outage / within)
 
 
 @dataclass(frozen=True)
@@ -531,6 +544,8 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
                        "no `local` section on the gcp target (it configures the local stack's Docker ports)"))
     if sections["jobs"] is not None:
         _check_jobs(sections["jobs"], errors)
+        if sections["kafka"] is not None:
+            _check_outage_kept(sections["jobs"], sections["kafka"], errors)
     gcp = _gcp(raw, errors) if target == "gcp" else None
     if target == "gcp" and sections["dataproc"] is not None:
         dataproc = sections["dataproc"]
@@ -599,6 +614,14 @@ def min_read_cap(jobs: JobsSettings) -> int | None:
     return math.ceil(jobs.rate * durations.milliseconds(jobs.trigger) / 1000 / capacity.MAX_LOAD)
 
 
+def catch_up_read_cap(jobs: JobsSettings) -> int | None:
+    """The least `max_offsets_per_trigger` that reads `catch_up_read_rate` (a batch that finishes early
+    waits for its trigger); None for `available-now`."""
+    if jobs.trigger == "available-now":
+        return None
+    return math.ceil(jobs.catch_up_read_rate * durations.milliseconds(jobs.trigger) / 1000)
+
+
 def _check_jobs(jobs: JobsSettings, errors: list[tuple[str, Any, str]]) -> None:
     """Refuse windows Spark rejects or that multiply the state, and a read cap the rate outruns."""
     key = f"{NAMESPACE}:jobs"
@@ -613,11 +636,29 @@ def _check_jobs(jobs: JobsSettings, errors: list[tuple[str, Any, str]]) -> None:
                        f"at least {durations.text(least_slide)} with a {jobs.window} window: each reading is "
                        f"counted in window / slide windows ({window / slide:,.0f} here), at most "
                        f"{MAX_WINDOWS_PER_READING}, or the consumer's work and state grow with them"))
-    least = min_read_cap(jobs)
+    least, target = min_read_cap(jobs), catch_up_read_cap(jobs)
     if least is not None and jobs.read_cap < least:
         errors.append((f"{key}.max_offsets_per_trigger", jobs.read_cap,
                        f"at least {least:,}: twice what {key}.rate ({jobs.rate}/s) brings in one trigger "
                        f"({jobs.trigger}), so that a backlog drains; a lower cap lets the lag grow forever"))
+    elif target is not None and jobs.read_cap < target:
+        errors.append((f"{key}.max_offsets_per_trigger", jobs.read_cap,
+                       f"at least {target:,} to work off a {jobs.catch_up_outage} outage's backlog within "
+                       f"{jobs.catch_up_within} ({key}.catch_up_outage, {key}.catch_up_within) at "
+                       f"{jobs.rate}/s, which reads {jobs.catch_up_read_rate:,.0f} readings/s while behind, "
+                       f"{target:,} per {jobs.trigger} trigger; raise the cap, or allow a longer catch-up"))
+    if durations.milliseconds(jobs.catch_up_within) < durations.milliseconds(jobs.catch_up_outage) / 100:
+        errors.append((f"{key}.catch_up_within", jobs.catch_up_within,
+                       f"at least a hundredth of {key}.catch_up_outage ({jobs.catch_up_outage}): faster "
+                       f"means reading over a hundred times the rate while behind"))
+
+
+def _check_outage_kept(jobs: JobsSettings, kafka: KafkaSettings, errors: list[tuple[str, Any, str]]) -> None:
+    """Refuse an outage to absorb that outlasts what the readings topic keeps: its start would be lost."""
+    if durations.milliseconds(jobs.catch_up_outage) > kafka.retention_hours * 3_600_000:
+        errors.append((f"{NAMESPACE}:jobs.catch_up_outage", jobs.catch_up_outage,
+                       f"at most {NAMESPACE}:kafka.retention_hours ({kafka.retention_hours}h): the readings "
+                       f"of a longer outage are deleted before the consumer reads them"))
 
 
 def _check_capacity(dataproc: DataprocSettings, jobs: JobsSettings,
@@ -630,6 +671,13 @@ def _check_capacity(dataproc: DataprocSettings, jobs: JobsSettings,
     consumer = capacity.consumer_capacity(spark, jobs.rate)
     if not consumer.fits:
         errors.append((capacity.RATE_KEY, jobs.rate, capacity.too_fast(consumer)))
+    elif consumer.readings_per_second < jobs.catch_up_read_rate:
+        key = f"{NAMESPACE}:jobs"
+        errors.append((f"{key}.catch_up_within", jobs.catch_up_within,
+                       f"a time the consumer can meet: a {jobs.catch_up_outage} outage's backlog within "
+                       f"{jobs.catch_up_within} needs {jobs.catch_up_read_rate:,.0f} readings/s, and its "
+                       f"executors process {consumer.readings_per_second:,}/s; allow longer, or give it "
+                       f"more cores with {' or '.join(capacity.SIZE_KEYS)}"))
 
 
 def _check_prod_backups(backups: BackupsSettings, errors: list[tuple[str, Any, str]]) -> None:

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from infra import capacity, settings, sizing
-from infra.tools import mocks
+from infra.tools import mocks, reports
 
 PER_CORE = sizing.CONSUMER_READINGS_PER_CORE
 
@@ -61,9 +61,19 @@ def dev(**jobs_and_dataproc) -> dict:
 DEV_MAX_RATE = 4 * PER_CORE // 2
 
 
+# Half the capacity is the bound when a backlog may take as long to drain as it took to build (an hour's
+# outage within an hour: 2x the rate while behind); the default catch-up (within 15 minutes) needs 5x.
+SLOW_CATCH_UP = "1h"
+
+
 def test_dev_accepts_a_rate_of_half_its_capacity():
-    accepted = settings.parse_settings("dev", dev(jobs__rate=DEV_MAX_RATE))
+    slow = dev(jobs__rate=DEV_MAX_RATE, jobs__catch_up_within=SLOW_CATCH_UP)
+    accepted = settings.parse_settings("dev", slow)
     assert accepted.jobs.rate == DEV_MAX_RATE
+    # The default catch-up needs 5x: a fifth of the capacity is then the most.
+    with pytest.raises(settings.SettingsError, match=re.escape("hydrostream:jobs.catch_up_within = '15m'")):
+        settings.parse_settings("dev", dev(jobs__rate=DEV_MAX_RATE))
+    assert settings.parse_settings("dev", dev(jobs__rate=4 * PER_CORE // 5)).jobs.rate == 4 * PER_CORE // 5
 
 
 def test_dev_refuses_a_rate_above_half_its_capacity_naming_the_keys_to_change():
@@ -82,7 +92,8 @@ def test_more_workers_lift_the_limit():
     rate = 6 * PER_CORE
     with pytest.raises(settings.SettingsError):
         settings.parse_settings("dev", dev(jobs__rate=rate))
-    assert settings.parse_settings("dev", dev(jobs__rate=rate, dataproc__workers=4)).jobs.rate == rate
+    wider = dev(jobs__rate=rate, dataproc__workers=4, jobs__catch_up_within=SLOW_CATCH_UP)
+    assert settings.parse_settings("dev", wider).jobs.rate == rate
 
 
 def test_the_local_target_is_not_held_to_dataproc_executors():
@@ -98,3 +109,36 @@ def test_every_gcp_stack_file_fits_its_consumer(stack):
     loaded = settings.parse_settings(stack, mocks.stack_config(stack))
     consumer = capacity.consumer_capacity(loaded.spark, loaded.jobs.rate)
     assert consumer.headroom >= 2
+
+
+# --- catch-up ----------------------------------------------------------------------------------------
+
+def test_a_backlog_drains_at_the_read_rate_less_the_arrivals():
+    # 1,000/s arriving; 90,000 per 30 s trigger = 3,000/s read while behind; 2,000/s net. An hour's
+    # backlog (3,600,000 readings) drains in 1,800 s.
+    capped = capacity.CatchUp(rate=1000, read_cap=90_000, trigger_s=30, capacity=12_000)
+    assert (capped.read_rate, capped.limited_by) == (3000, "read cap")
+    assert capped.seconds(3600) == 1800
+    # A capacity below the cap's rate is what limits: 2,500/s read, 1,500/s net, 2,400 s.
+    slow = capacity.CatchUp(rate=1000, read_cap=90_000, trigger_s=30, capacity=2500)
+    assert (slow.read_rate, slow.limited_by, slow.seconds(3600)) == (2500, "capacity", 2400)
+    # Reading no faster than readings arrive: never drains.
+    assert capacity.CatchUp(1000, 30_000, 30, None).seconds(60) == float("inf")
+    assert capacity.duration_text(float("inf")) == "never (the lag grows)"
+    assert (capacity.duration_text(1800), capacity.duration_text(4 * 3600)) == ("30 min", "4.0 h")
+
+
+def test_the_plan_prints_prods_catch_up_recomputed_by_hand(plans):
+    # prod: 2,000/s, 30 s trigger, 168 h retention; an hour's backlog within 15 minutes needs
+    # 2,000 x (1 + 3,600 / 900) = 10,000 readings/s while behind: a read cap of 300,000 per trigger.
+    # Its 4 consumer executors x 4 cores x 19,000 = 304,000/s do not limit it. Net 8,000/s: an hour's
+    # 7,200,000 readings drain in 900 s; the whole retention's 1,209,600,000 in 151,200 s = 42.0 h.
+    lines = "\n".join(reports.capacity_and_cost(plans["prod"]))
+    assert "reads 10,000 readings/s while behind (limited by the read cap: " \
+           "hydrostream:jobs.max_offsets_per_trigger 300,000 per 30 s trigger), 8,000/s net" in lines
+    assert "after 1 h down:    drained in 15 min" in lines
+    assert "a full retention:  168 h of readings drained in 42.0 h" in lines
+    (consumer,) = [r for r in plans["prod"].of_type("gcp:dataproc/job:Job")
+                   if r.inputs["labels"]["job"] == "consumer"]
+    args = consumer.inputs["pysparkConfig"]["args"]
+    assert args[args.index("--max-offsets-per-trigger") + 1] == "300000"

@@ -305,15 +305,53 @@ def test_a_read_cap_the_rate_outruns_is_refused_and_the_default_keeps_up():
     # 500/s x 30 s = 15,000 readings a trigger; the cap must hold twice that.
     message = error_for({**GCP, "hydrostream:jobs": {"max_offsets_per_trigger": 10}})
     assert "hydrostream:jobs.max_offsets_per_trigger = 10: expected at least 30,000" in message
-    exact = {"max_offsets_per_trigger": 30_000}
+    # (with a catch-up slow enough for it: an hour's backlog in two, 500 x 1.5 x 30 = 22,500 a trigger)
+    exact = {"max_offsets_per_trigger": 30_000, "catch_up_within": "2h"}
     assert parse_settings("dev", {**GCP, "hydrostream:jobs": exact}).jobs.read_cap == 30_000
-    # Unset: 100,000, or what a faster rate needs (2,000/s x 60 s x 2).
+    # Unset: 100,000, or what a faster rate needs to catch up: by default an hour's backlog in 15 minutes,
+    # so 2,000/s + 2,000 x 3,600 / 900 = 10,000 readings/s while behind, 600,000 per minute's trigger.
     assert parse_settings("dev", dict(GCP)).jobs.read_cap == 100_000
     fast = {"rate": 2000, "trigger": "1m"}
-    assert parse_settings("dev", {**GCP, "hydrostream:jobs": fast}).jobs.read_cap == 240_000
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": fast}).jobs.read_cap == 600_000
     # available-now reads what is there, a cap only splits it into batches.
     once = {"trigger": "available-now", "max_offsets_per_trigger": 10}
     assert parse_settings("dev", {**GCP, "hydrostream:jobs": once}).jobs.read_cap == 10
+
+
+def test_a_read_cap_that_misses_the_catch_up_target_is_refused_naming_both_keys():
+    # 500/s, an hour's backlog (1,800,000 readings) within 20 minutes: 500 + 1,500 = 2,000 readings/s
+    # while behind, 60,000 per 30 s trigger.
+    jobs = {"catch_up_within": "20m", "max_offsets_per_trigger": 59_999}
+    message = error_for({**GCP, "hydrostream:jobs": jobs})
+    assert "hydrostream:jobs.max_offsets_per_trigger = 59999: expected at least 60,000 to work off a 1h " \
+           "outage's backlog within 20m (hydrostream:jobs.catch_up_outage, " \
+           "hydrostream:jobs.catch_up_within)" in message
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": {**jobs, "max_offsets_per_trigger": 60_000}})
+
+
+def test_a_catch_up_the_executors_cannot_meet_is_refused_naming_the_sizes():
+    # dev's consumer processes 2 executors x 2 cores x 19,000 = 76,000 readings/s. At 20,000/s an hour's
+    # backlog within 15 minutes needs 20,000 x (1 + 4) = 100,000 readings/s; within 30 minutes, 60,000.
+    message = error_for({**GCP, "hydrostream:jobs": {"rate": 20_000}})
+    assert "hydrostream:jobs.catch_up_within = '15m': expected a time the consumer can meet: a 1h outage's " \
+           "backlog within 15m needs 100,000 readings/s, and its executors process 76,000/s" in message
+    assert "hydrostream:dataproc.worker or hydrostream:dataproc.workers" in message
+    slower = {"rate": 20_000, "catch_up_within": "30m"}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": slower}).jobs.read_cap == 60_000 * 30
+
+
+@pytest.mark.parametrize(("jobs", "key", "allowed"), [
+    ({"catch_up_outage": "73h"}, "catch_up_outage", "at most hydrostream:kafka.retention_hours (72h)"),
+    ({"catch_up_within": "35s"}, "catch_up_within",
+     "at least a hundredth of hydrostream:jobs.catch_up_outage"),
+])
+def test_an_outage_beyond_retention_or_a_catch_up_too_fast_is_refused(jobs, key, allowed):
+    message = error_for({**GCP, "hydrostream:jobs": jobs})
+    assert f"hydrostream:jobs.{key} = '{jobs[key]}': expected {allowed}" in message
+    # The edges are accepted: the whole retention, and a hundredth of the outage.
+    kept = {"catch_up_outage": "72h", "catch_up_within": "1d"}
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": kept}).jobs.catch_up_outage == "72h"
+    assert parse_settings("dev", {**GCP, "hydrostream:jobs": {"catch_up_within": "36s"}})
 
 
 @pytest.mark.parametrize("ranges", [["0.0.0.0/1", "128.0.0.0/1"], ["8.0.0.0/8"],
