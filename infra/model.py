@@ -17,7 +17,7 @@ from typing import Any
 
 from hydrostream_jobs import contract, durations
 
-from infra import capacity, catalog, sizing
+from infra import capacity, catalog, cost, right_size, sizing
 from infra.gcp import dataproc, storage
 from infra.gcp.jobs import Restarts
 from infra.gcp.kafka import broker_names
@@ -82,6 +82,7 @@ class Gcp:
     cluster: Cluster
     spark: sizing.SparkSizing
     capacity: capacity.ConsumerCapacity
+    right_size: right_size.Verdict | None   # the cluster against the cheapest for the load; None: unpriced
     snapshot_retention_days: int        # the daily snapshots of every data disk
     backup_retention_days: int          # InfluxDB's daily backups in the backup bucket
 
@@ -146,6 +147,16 @@ def _gcp(settings: StackSettings) -> Gcp:
     brokers = tuple(Vm(name, zone, kafka.machine, kafka.disk_gb) for name, zone in zip(
         broker_names(stack, kafka.brokers), settings.broker_zones, strict=True))
     cluster, properties = settings.dataproc, dataproc.cluster_properties(spark)
+    try:
+        prices = cost.load_prices()
+        priced = (cluster.boot_disk_gb, dataproc.BOOT_DISK_TYPE, gcp.region, prices)
+        verdict = right_size.Verdict(
+            need=right_size.need(settings.jobs.rate, settings.jobs.catch_up_read_rate),
+            configured=right_size.cluster(cluster.master, cluster.worker, cluster.workers, *priced),
+            choice=right_size.cheapest(right_size.need(settings.jobs.rate, settings.jobs.catch_up_read_rate),
+                                       *priced))
+    except cost.PriceError:
+        verdict = None  # the plan's cost report says what is missing
     return Gcp(
         project=gcp.project, region=gcp.region, zone=gcp.zone,
         subnet_cidr=settings.network.subnet_cidr,
@@ -159,6 +170,7 @@ def _gcp(settings: StackSettings) -> Gcp:
                         cluster.boot_disk_gb, cluster.idle_delete_minutes, properties),
         spark=spark,
         capacity=capacity.consumer_capacity(spark, settings.jobs.rate),
+        right_size=verdict,
         snapshot_retention_days=settings.backups.snapshot_retention_days,
         backup_retention_days=settings.backups.influxdb_retention_days,
     )

@@ -17,4 +17,7 @@ def capacity_and_cost(plan: Plan) -> list[str]:
         priced = cost.report(cost.estimate(plan))
     except cost.PriceError as error:  # a missing price must not stop a plan or a deploy
         priced = [f"cost: not estimated: {error}"]
-    return [*capacity.report(consumer, model.jobs.flags.rate, model.catch_up, model.retention_s), *priced]
+    verdict = model.gcp.right_size if model.gcp is not None else None
+    sized = verdict.report(cost.load_prices().currency) if verdict is not None else []
+    return [*capacity.report(consumer, model.jobs.flags.rate, model.catch_up, model.retention_s), *sized,
+            *priced]
