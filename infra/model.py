@@ -17,7 +17,7 @@ from typing import Any
 
 from hydrostream_jobs import contract, durations
 
-from infra import capacity, catalog, cost, right_size, sizing
+from infra import capacity, catalog, cost, disks, right_size, sizing
 from infra.gcp import dataproc, storage
 from infra.gcp.jobs import Restarts
 from infra.gcp.kafka import broker_names
@@ -83,6 +83,7 @@ class Gcp:
     spark: sizing.SparkSizing
     capacity: capacity.ConsumerCapacity
     right_size: right_size.Verdict | None   # the cluster against the cheapest for the load; None: unpriced
+    disk_fills: tuple[disks.DiskFill, ...]  # the brokers' and InfluxDB's data disks at the end of retention
     snapshot_retention_days: int        # the daily snapshots of every data disk
     backup_retention_days: int          # InfluxDB's daily backups in the backup bucket
 
@@ -171,6 +172,12 @@ def _gcp(settings: StackSettings) -> Gcp:
         spark=spark,
         capacity=capacity.consumer_capacity(spark, settings.jobs.rate),
         right_size=verdict,
+        disk_fills=(
+            disks.kafka_fill(settings.jobs.rate, kafka.retention_hours, kafka.disk_gb),
+            disks.influxdb_fill(settings.jobs.rate, settings.jobs.farms,
+                                durations.milliseconds(settings.jobs.slide) / 1000,
+                                settings.influxdb.retention_days, settings.influxdb.disk_gb),
+        ),
         snapshot_retention_days=settings.backups.snapshot_retention_days,
         backup_retention_days=settings.backups.influxdb_retention_days,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra import capacity, cost
+from infra import capacity, cost, disks
 from infra.tools.mocks import Plan
 
 
@@ -19,5 +19,6 @@ def capacity_and_cost(plan: Plan) -> list[str]:
         priced = [f"cost: not estimated: {error}"]
     verdict = model.gcp.right_size if model.gcp is not None else None
     sized = verdict.report(cost.load_prices().currency) if verdict is not None else []
+    fills = disks.report(model.gcp.disk_fills) if model.gcp is not None else []
     return [*capacity.report(consumer, model.jobs.flags.rate, model.catch_up, model.retention_s), *sized,
-            *priced]
+            *fills, *priced]

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from infra import cost, right_size, sizing
+from infra import cost, disks, right_size, sizing
 from infra.tools import reports
 
 PRICES = cost.load_prices()
@@ -70,3 +70,20 @@ def test_a_cluster_within_twice_the_cheapest_is_not_warned_about(plans, stack):
     assert (verdict.configured.capacity, verdict.choice.capacity) == (76_000, 38_000)
     assert not verdict.oversized
     assert "warning" not in "\n".join(reports.capacity_and_cost(plans[stack]))
+
+
+def test_the_data_disks_at_the_end_of_retention_by_hand(plans):
+    # prod InfluxDB: 2,000 readings/s x 7 fields = 14,000 values/s, plus 12 farms x 4 zones of 23-field
+    # window points a minute (18.4/s): 14,018.4 values/s x 3 B x 365 days = 1,326,252,787,200 B =
+    # 1,235.2 GiB of 2,000 GB: 62%. Each prod broker: 2,000/s x 243 B x 168 h = 293,932,800,000 B =
+    # 273.7 GiB of 500 GB: 55%.
+    fills = {fill.what: fill for fill in plans["prod"].model.gcp.disk_fills}
+    assert fills["influxdb"].stored_bytes == pytest.approx(1_326_252_787_200)
+    assert fills["kafka (each broker)"].stored_bytes == pytest.approx(293_932_800_000)
+    lines = "\n".join(reports.capacity_and_cost(plans["prod"]))
+    assert "influxdb:          1,235.2 GB of 2,000 GB (62%) at the end of retention" in lines
+    assert "kafka (each broker):273.7 GB of 500 GB (55%)" in lines
+    assert "warning: above 80%" not in lines
+    # The 500 GB prod had before would be 247% full: warned, with the size to give it.
+    small = disks.influxdb_fill(2000, 12, 60, 365, 500)
+    assert "(247%)" in small.line() and "give it at least 1,544 GB" in small.line()

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from infra import disks
 from tests.jobs import oracle
 from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
 from tests.kafka.pipeline import Consumer, committed_offsets, dead_letters, produce_to_kafka, topic_messages
@@ -37,6 +38,9 @@ def test_every_message_goes_through_the_broker_once_with_independent_statistics(
     count, bound = 3000, 600
     produce_to_kafka(broker.bootstrap_servers, topic, count)
     sent = topic_messages(broker.bootstrap_servers, topic, count)
+    # What the plan's disk fill counts a reading as (infra/disks.py), measured again on the broker's log.
+    stored = sum(path.stat().st_size for path in (broker.workdir / "data").glob(f"{topic}-*/*.log"))
+    assert stored / count == pytest.approx(disks.KAFKA_BYTES_PER_READING, rel=0.15)
     readings, windows, quarantined = expected_points(sent)
     assert quarantined > 50 and len(readings) > 2800
 
