@@ -53,6 +53,7 @@ would spill into the next); per core, that rate over the master's cores.
 from __future__ import annotations
 
 import argparse
+import bisect
 import calendar
 import contextlib
 import dataclasses
@@ -288,18 +289,22 @@ class TimedProxy(FakeInflux):
                 self.accepted_at.extend([accepted] * len(stamps))
         return status, message, retry_after
 
+    def _since(self, start: float) -> list[tuple[int, float]]:
+        """(event ns, accepted at) of the lines accepted since shortly before `start` (a line is accepted
+        after its event time; the slack covers threads that appended out of order)."""
+        with self._lock:
+            first = bisect.bisect_left(self.accepted_at, start - 5.0)
+            return list(zip(self.event_ns[first:], self.accepted_at[first:], strict=True))
+
     def delays(self, start: float, end: float) -> list[float]:
         """Accepted time less event time of the readings whose event time is in [start, end)."""
         low, high = int(start * 1e9), int(end * 1e9)
-        with self._lock:
-            pairs = list(zip(self.event_ns, self.accepted_at, strict=True))
-        return [accepted - stamp / 1e9 for stamp, accepted in pairs if low <= stamp < high]
+        return [accepted - stamp / 1e9 for stamp, accepted in self._since(start) if low <= stamp < high]
 
     def count(self, start: float, end: float) -> int:
         """Readings accepted so far whose event time is in [start, end)."""
         low, high = int(start * 1e9), int(end * 1e9)
-        with self._lock:
-            return sum(1 for stamp in self.event_ns if low <= stamp < high)
+        return sum(1 for stamp, _accepted in self._since(start) if low <= stamp < high)
 
 
 def _tree_cpu_seconds(root: int) -> float:

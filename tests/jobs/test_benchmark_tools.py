@@ -3,11 +3,13 @@ steady-state benchmark's batch log reading, step verdicts, sustainable rate and 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -20,6 +22,7 @@ from stage_profile import profile  # noqa: E402
 from steady_state import (  # noqa: E402
     Batch,
     Step,
+    TimedProxy,
     cores_of,
     failures,
     interpolate,
@@ -29,6 +32,8 @@ from steady_state import (  # noqa: E402
     table,
     warmed_up,
 )
+
+from tests.jobs.influx_fake import FakeInflux  # noqa: E402
 
 # A driver that leaves a grandchild behind (as a PySpark driver leaves its JVM): the grandchild
 # burns 3 s of CPU after the driver has exited and holds ~200 MB; the driver holds ~60 MB.
@@ -210,3 +215,20 @@ def test_a_master_is_warm_after_enough_batches_with_data_the_last_caught_up():
     assert not warmed_up([empty, cold, behind], 2)  # the read cap left a backlog
     assert warmed_up([empty, cold, behind, caught_up], 2)
     assert warmed_up([empty, cold], 1)
+
+
+def test_the_timing_proxy_times_reading_lines_only_by_their_event_time(monkeypatch):
+    answers = iter([(204, "", None), (503, "busy", "1")])
+    monkeypatch.setattr(FakeInflux, "_forward", lambda self, path, headers, body: next(answers))
+    now = time.time()
+    stamp = int((now - 2.5) * 1e9)  # 2.5 s before it is accepted
+    body = (f"sensor_readings,farm_id=a,zone=b,device_id=c ph=5.9 {stamp}\n"
+            f"sensor_window_stats,farm_id=a,zone=b ph_mean=5.9 {stamp}\n"
+            f"sensor_readings,farm_id=a,zone=b,device_id=d ph=6.1 {stamp - 10**10}\n").encode()
+    proxy = TimedProxy(strict=False, upstream="http://127.0.0.1:9")
+    for _ in range(2):  # the second write is refused: its lines are not timed
+        proxy._forward("/api/v2/write", {"Content-Encoding": "gzip"}, gzip.compress(body))
+    assert proxy.count(now - 5, now) == 1  # the window point and the reading 10 s earlier are outside
+    assert proxy.count(now - 15, now) == 2
+    (delay,) = proxy.delays(now - 5, now)
+    assert 2.5 <= delay < 3.5
