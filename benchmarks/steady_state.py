@@ -1,11 +1,12 @@
 """Steady-state consumer capacity: one warm consumer per Spark master, fed through Kafka at stepped rates.
 
-    .venv/bin/python benchmarks/steady_state.py --json /tmp/steady-state.json   # ~15 min, quiet, 2 cores
+    .venv/bin/python benchmarks/steady_state.py --json /tmp/steady-state.json   # ~14 min, quiet, 2 cores
     .venv/bin/python benchmarks/steady_state.py --quick                         # does it run: ~4 min
 
-The final figure comes from the defaults above (`--steps 2000,4000,8000 --step-seconds 60
---masters local[1],local[2]`), run once on a quiet machine (nothing else running, load average under
-1 before it starts).
+The recorded figure comes from the first command exactly as written (its defaults: `--steps
+2000,4000,8000 --step-seconds 60 --masters local[1],local[2] --warmup-batches 2 --producer-master
+local[1]`), run once on a quiet machine: nothing else running, load average under 1 before it
+starts. The times are estimates for such a machine; `--quick` took 13 min at load 14-34.
 
 What runs, each a process of its real command line: the test suite's KRaft broker (tests/kafka/broker.py)
 with the stacks' readings topic (`infra.services.kafka.topics` of the default Kafka settings: 6
