@@ -48,7 +48,8 @@ A step passes when its batches' p99 is within the trigger, its readings' p99 lat
 trigger + 10 s, the producer sent at least 95% of the rate, and every reading of the step reached
 InfluxDB within three triggers and a minute of its end. The sustainable rate of a master is the
 highest step below its first failing one (a master stops at its first failing step: its backlog
-would spill into the next); per core, that rate over the master's cores.
+would spill into the next; `--keep-going` runs the rest for a look); per core, that rate over the
+master's cores.
 """
 
 from __future__ import annotations
@@ -436,6 +437,7 @@ class Plan:
     warmup_batches: int
     producer_master: str
     fault_share: float
+    keep_going: bool = False        # past a failing step (its backlog spills into the next)
 
     @property
     def trigger_s(self) -> float:
@@ -500,7 +502,7 @@ def run_master(plan: Plan, master: str, index: int, broker: Broker, proxy: Timed
             start, end = first.start, first.start + step_s
             print(f"{time.strftime('%H:%M:%S')} {master} {rate:,}/s: step from batch {first.batch_id}, "
                   f"{step_s:g} s; {load()}", flush=True)
-            wait_for("the step's end", lambda e=end: time.time() >= e, end + 1, running)
+            wait_for("the step's end", lambda e=end: time.time() >= e, end + 60, running)
             window = (start - SEND_LAG_S, end - SEND_LAG_S)
             expected = round(rate * step_s * (1 - plan.fault_share))
 
@@ -530,7 +532,7 @@ def run_master(plan: Plan, master: str, index: int, broker: Broker, proxy: Timed
                         sampler.between(first.end, counted[-1].end) if counted else None,
                         last is not None)
             yield step
-            if failures(step, trigger_s):
+            if failures(step, trigger_s) and not plan.keep_going:
                 return
     finally:
         if producer is not None:
@@ -582,6 +584,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"a check that it runs: {QUICK['masters']}, steps {QUICK['steps']}, "
                              f"{QUICK['step_seconds']} s each, one warm-up batch")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every step, also after one failed (its backlog spills into the next: "
+                             "for a look, not for the figure)")
     parser.add_argument("--json", help="also write the steps and the sustainable rates to this file")
     args = parser.parse_args(argv)
     defaults = {"steps": DEFAULT_STEPS, "step_seconds": DEFAULT_STEP_SECONDS, "masters": DEFAULT_MASTERS,
@@ -593,7 +598,7 @@ def main(argv: list[str]) -> None:
     plan = Plan(jobs, args.trigger, JobsSettings(rate=steps[-1], trigger=args.trigger).read_cap, steps,
                 args.step_seconds or float(defaults["step_seconds"]),
                 args.warmup_batches if args.warmup_batches is not None else int(defaults["warmup_batches"]),
-                args.producer_master, producer_parser().get_default("fault_share"))
+                args.producer_master, producer_parser().get_default("fault_share"), args.keep_going)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     command = shlex.join([".venv/bin/python", "benchmarks/steady_state.py", *argv])
     started, load_before = time.time(), os.getloadavg()
