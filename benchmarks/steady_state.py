@@ -6,7 +6,8 @@
 The recorded figure comes from the first command exactly as written (its defaults: `--steps
 2000,4000,8000 --step-seconds 60 --masters local[1],local[2] --warmup-batches 2 --producer-master
 local[1]`), run once on a quiet machine: nothing else running, load average under 1 before it
-starts. The times are estimates for such a machine; `--quick` took 13 min at load 14-34.
+starts. The times are estimates for such a machine; `--quick` took 13 min at load 14-34, 21 min
+with `--keep-going` at load 27-35.
 
 What runs, each a process of its real command line: the test suite's KRaft broker (tests/kafka/broker.py)
 with the stacks' readings topic (`infra.services.kafka.topics` of the default Kafka settings: 6
