@@ -1,12 +1,15 @@
-"""The benchmarks' measuring tools: process-tree CPU and memory, fleet shapes, percentiles, profiles."""
+"""The benchmarks' measuring tools: process-tree CPU and memory, fleet shapes, percentiles, profiles, and the
+steady-state benchmark's batch log reading, step verdicts, sustainable rate and table."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -16,6 +19,21 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from consumer_throughput import FleetShape, fleet_shape, producer_rate  # noqa: E402
 from latency import duration_seconds, iso_millis, percentile  # noqa: E402
 from stage_profile import profile  # noqa: E402
+from steady_state import (  # noqa: E402
+    Batch,
+    Step,
+    TimedProxy,
+    cores_of,
+    failures,
+    interpolate,
+    parse_batches,
+    positive_ints,
+    sustainable_rate,
+    table,
+    warmed_up,
+)
+
+from tests.jobs.influx_fake import FakeInflux  # noqa: E402
 
 # A driver that leaves a grandchild behind (as a PySpark driver leaves its JVM): the grandchild
 # burns 3 s of CPU after the driver has exited and holds ~200 MB; the driver holds ~60 MB.
@@ -110,3 +128,107 @@ def test_the_ratios_printed_are_the_issues_targets(capsys):
     assert "CPU seconds seeds / influxdb                  3.00" in out
     assert "influxdb driver peak, 10x batch / 1x          1.05" in out
     assert "seeds driver peak, 10x batch / 1x             8.00" in out
+
+
+def _step(rate: int, batch: float = 5.0, latency: float = 33.0, sent: float | None = None,
+          drained: bool = True, master: str = "local[2]") -> Step:
+    """A step of 60 s at `rate` whose two batches took batch - 1 and `batch` s, 30 CPU s in all."""
+    return Step(master, int(master[6:-1]), rate, 60.0, rate if sent is None else sent, (batch - 1, batch),
+                rate * 60, rate * 60, rate * 60, latency - 10, latency, 0, 30.0, drained)
+
+
+def test_the_consumers_batch_lines_are_read_with_their_start_end_and_lag():
+    log = (
+        "2026-12-07T14:21:33.100Z INFO hydrostream_jobs.progress: batch 0: input_rows=1500 valid=1444 "
+        "quarantined=56 late_dropped=0 points_written=1500 duration_s=32.37 offsets_behind=n/a\n"
+        "26/12/07 14:21:34 WARN ProcessingTimeExecutor: Current batch is falling behind.\n"
+        "2026-12-07T14:21:39.863Z INFO hydrostream_jobs.progress: summary (finished): batches=2 "
+        "input_rows=3000 valid=2898 quarantined=102 late_dropped=0 points_written=3010 batch_s=39.37 "
+        "wall_s=46.20 offsets_behind=0\n"
+        "2026-12-07T14:21:40.000Z INFO hydrostream_jobs.progress: batch 1: input_rows=120000 valid=119880 "
+        "quarantined=120 late_dropped=3 points_written=120012 duration_s=7.00 offsets_behind=11494\n"
+    )
+    first, second = parse_batches(log)
+    assert (first.batch_id, first.input_rows, first.duration_s) == (0, 1500, 32.37)
+    assert first.offsets_behind is None
+    assert first.end == 1_796_653_293.1  # 2026-12-07T14:21:33.100Z, UTC
+    assert abs(first.start - (1_796_653_293.1 - 32.37)) < 1e-6
+    assert (second.batch_id, second.input_rows, second.offsets_behind) == (1, 120_000, 11_494)
+    assert abs(second.start - 1_796_653_293.0) < 1e-6
+
+
+def test_cpu_between_two_instants_is_interpolated_from_the_samples():
+    samples = [(10.0, 100.0), (11.0, 102.0), (13.0, 102.0)]
+    assert interpolate(samples, 10.5) == 101.0
+    assert interpolate(samples, 12.0) == 102.0
+    assert interpolate(samples, 13.0) == 102.0
+    with pytest.raises(ValueError, match="outside"):
+        interpolate(samples, 13.5)
+
+
+def test_a_step_fails_on_each_of_the_issues_conditions_and_says_which():
+    assert failures(_step(2000), 30.0) == []
+    assert failures(_step(2000, batch=30.0), 30.0) == []  # within the trigger, bounds included
+    assert failures(_step(2000, batch=30.5), 30.0) == ["batch p99 30.5 s > trigger 30 s"]
+    assert failures(_step(2000, latency=39.9), 30.0) == []
+    assert failures(_step(2000, latency=40.0), 30.0) == ["latency p99 40.0 s >= 40 s"]
+    assert failures(_step(2000, sent=1899), 30.0) == ["producer sent 1,899/s"]  # under 95% of 2,000
+    assert failures(_step(2000, sent=1900), 30.0) == []
+    assert failures(_step(2000, drained=False), 30.0) == ["not drained (120,000 of 120,000 readings)"]
+
+
+def test_the_sustainable_rate_is_the_highest_step_below_the_first_failing_one():
+    assert sustainable_rate([_step(1000), _step(2000), _step(4000, latency=45.0)], 30.0) == 2000
+    # A step that passes above a failing one does not count: the capacity ended at the failure.
+    assert sustainable_rate([_step(4000), _step(1000), _step(2000, batch=31.0)], 30.0) == 1000
+    assert sustainable_rate([_step(1000, drained=False), _step(2000)], 30.0) is None
+    assert sustainable_rate([_step(1000), _step(8000)], 30.0) == 8000
+
+
+def test_the_table_shows_each_step_its_verdict_and_the_rate_per_core():
+    steps = [_step(2000, master="local[1]"), _step(4000, latency=41.25, master="local[1]"),
+             _step(2000), _step(4000), _step(8000)]
+    lines = table(steps, 30.0).splitlines()
+    assert lines[0].split(" | ")[1:3] == ["rate/s", "sent/s"]
+    assert lines[2] == ("| local[1] | 2,000 | 2,000 | 2 | 4.0 s | 5.0 s | 23.0 s | 33.0 s | 0 | 250.0 | "
+                        "sustained |")  # 30 CPU s over 120,000 readings = 250 s per million
+    assert lines[3].endswith("| latency p99 41.2 s >= 40 s |")
+    assert lines[-2:] == ["local[1]: sustainable 2,000 readings/s, 2,000 per core",
+                          "local[2]: sustainable 8,000 readings/s, 4,000 per core"]
+
+
+def test_step_lists_and_masters_are_checked():
+    assert positive_ints("1000,2000,4000") == [1000, 2000, 4000]
+    assert cores_of("local[2]") == 2
+    for bad in ("2000,1000", "1000,1000", "0,1000", "1k"):
+        with pytest.raises(Exception, match=r"ascending|whole numbers"):
+            positive_ints(bad)
+    for bad in ("local[*]", "yarn", "local[0]"):
+        with pytest.raises(Exception, match="local"):
+            cores_of(bad)
+
+
+def test_a_master_is_warm_after_enough_batches_with_data_the_last_caught_up():
+    empty, cold, behind, caught_up = (Batch(0, 100.0, 90.0, 0, 0), Batch(1, 200.0, 99.0, 30_000, 0),
+                                      Batch(2, 260.0, 60.0, 120_000, 4_000), Batch(3, 290.0, 9.0, 34_000, 0))
+    assert not warmed_up([empty, cold], 2)  # an empty batch is no warm-up
+    assert not warmed_up([empty, cold, behind], 2)  # the read cap left a backlog
+    assert warmed_up([empty, cold, behind, caught_up], 2)
+    assert warmed_up([empty, cold], 1)
+
+
+def test_the_timing_proxy_times_reading_lines_only_by_their_event_time(monkeypatch):
+    answers = iter([(204, "", None), (503, "busy", "1")])
+    monkeypatch.setattr(FakeInflux, "_forward", lambda self, path, headers, body: next(answers))
+    now = time.time()
+    stamp = int((now - 2.5) * 1e9)  # 2.5 s before it is accepted
+    body = (f"sensor_readings,farm_id=a,zone=b,device_id=c ph=5.9 {stamp}\n"
+            f"sensor_window_stats,farm_id=a,zone=b ph_mean=5.9 {stamp}\n"
+            f"sensor_readings,farm_id=a,zone=b,device_id=d ph=6.1 {stamp - 10**10}\n").encode()
+    proxy = TimedProxy(strict=False, upstream="http://127.0.0.1:9")
+    for _ in range(2):  # the second write is refused: its lines are not timed
+        proxy._forward("/api/v2/write", {"Content-Encoding": "gzip"}, gzip.compress(body))
+    assert proxy.count(now - 5, now) == 1  # the window point and the reading 10 s earlier are outside
+    assert proxy.count(now - 15, now) == 2
+    (delay,) = proxy.delays(now - 5, now)
+    assert 2.5 <= delay < 3.5
