@@ -1,0 +1,54 @@
+"""The stack model is plain data derived from the settings, without Pulumi: names and sizes by hand."""
+
+import dataclasses
+
+import pulumi
+
+from infra.model import derive
+from infra.settings import parse_settings
+from infra.tools import mocks
+
+
+def values(value):
+    """Every leaf value of a model (dataclasses, mappings, sequences), depth first."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            yield from values(getattr(value, item.name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from values(item)
+    else:
+        yield value
+
+
+def test_prods_model_names_and_sizes_by_hand():
+    model = derive(parse_settings("prod", mocks.stack_config("prod")))
+    gcp = model.gcp
+    # Three brokers, numbered, broker 1 in the stack's zone (europe-west1-d), the others in the region's
+    # other zones in order.
+    assert [(vm.name, vm.zone) for vm in gcp.brokers] == [
+        ("hydrostream-prod-broker-1", "europe-west1-d"), ("hydrostream-prod-broker-2", "europe-west1-b"),
+        ("hydrostream-prod-broker-3", "europe-west1-c")]
+    assert (gcp.influxdb.name, gcp.monitoring.name, gcp.cluster.name) == (
+        "hydrostream-prod-tsdb", "hydrostream-prod-monitoring", "hydrostream-prod")
+    assert gcp.bucket("influxdb-backups") == "hydrostream-prod-influxdb-backups"
+    # n2-standard-4 brokers (16 GB): a quarter of it is the heap; n2-highmem-4 InfluxDB (32 GB): 60%.
+    assert model.services.kafka.heap_mb == 4096
+    assert model.services.influxdb.memory_limit_mb == 32768 * 6 // 10 // 256 * 256
+    assert model.jobs.flags.read_cap == 300_000 and model.jobs.release_pin == "0" * 64
+    assert model.local is None
+
+
+def test_the_model_holds_no_pulumi_value_and_cannot_be_changed():
+    for stack in ("local", "dev"):
+        model = derive(parse_settings(stack, mocks.stack_config(stack)))
+        assert not [v for v in values(model) if isinstance(v, pulumi.Output | pulumi.Resource)]
+        try:
+            model.stack = "other"  # type: ignore[misc]
+        except dataclasses.FrozenInstanceError:
+            pass
+        else:
+            raise AssertionError("the model must be frozen")
