@@ -139,8 +139,8 @@ class MiniYarn:
         classpath = f"{launcher_classes()}:{hadoop_libs()}/*"
         stderr = self.log_file.open("a")
         self.process = subprocess.Popen(
-            ["java", CLUSTER_HEAP, "-XX:+UseSerialGC", *ADD_OPENS, f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",
-             "-cp", classpath, "MiniYarn",
+            ["java", CLUSTER_HEAP, "-XX:+UseSerialGC", *ADD_OPENS,
+             f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}", "-cp", classpath, "MiniYarn",
              str(self.node_managers), str(properties), str(self.conf_dir / "yarn-site.xml")],
             cwd=self.workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
             start_new_session=True,
