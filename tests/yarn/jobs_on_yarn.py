@@ -193,7 +193,7 @@ class YarnProducer:
 
 
 def wait_for_application(yarn: MiniYarn, name: str, predicate, alive: subprocess.Popen | None,
-                         log, timeout: float = 300) -> dict:
+                         log, timeout: float = 600) -> dict:
     """Poll the ResourceManager until the newest application called `name` satisfies `predicate`."""
     deadline = time.time() + timeout
     last: dict | None = None

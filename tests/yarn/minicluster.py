@@ -91,10 +91,11 @@ class NodeShape:
     vcores: int
 
 
-def yarn_properties(shape: NodeShape, cluster_properties: dict[str, str]) -> dict[str, str]:
+def yarn_properties(shape: NodeShape, cluster_properties: dict[str, str],
+                    overrides: dict[str, str] | None = None) -> dict[str, str]:
     """The minicluster's configuration: the Dataproc cluster's YARN and capacity-scheduler properties
     (`yarn:` and `capacity-scheduler:` prefixes, which Dataproc writes to yarn-site.xml and
-    capacity-scheduler.xml) and the NodeManagers' size."""
+    capacity-scheduler.xml), the NodeManagers' size, then a test's own `overrides` (named in the test)."""
     config = {key.split(":", 1)[1]: value for key, value in cluster_properties.items()
               if key.split(":", 1)[0] in ("yarn", "capacity-scheduler")}
     config.update({
@@ -107,6 +108,7 @@ def yarn_properties(shape: NodeShape, cluster_properties: dict[str, str]) -> dic
         # A nearly full disk on the test machine would mark every node unhealthy and run nothing.
         "yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage": "100.0",
     })
+    config.update(overrides or {})
     return config
 
 
@@ -118,6 +120,7 @@ class MiniYarn:
     shape: NodeShape
     node_managers: int
     cluster_properties: dict[str, str]
+    overrides: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     node_ids: list[str] = field(default_factory=list)
 
@@ -132,7 +135,7 @@ class MiniYarn:
     def start(self) -> None:
         """Start the cluster and wait until every NodeManager has registered and yarn-site.xml exists."""
         self.conf_dir.mkdir(parents=True, exist_ok=True)
-        config = yarn_properties(self.shape, self.cluster_properties)
+        config = yarn_properties(self.shape, self.cluster_properties, self.overrides)
         properties = self.workdir / "yarn.properties"
         # java.util.Properties text: every key and value here is plain ASCII without separators.
         properties.write_text("".join(f"{key}={value}\n" for key, value in sorted(config.items())))

@@ -29,7 +29,7 @@ MB = {"k": 1 / 1024, "m": 1, "g": 1024}
 SENT_AT_LEAST = 300
 
 
-def wait_for_messages(bootstrap: str, topic: str, count: int, producer: YarnProducer, timeout: float = 180):
+def wait_for_messages(bootstrap: str, topic: str, count: int, producer: YarnProducer, timeout: float = 600):
     """Poll the topic's end offsets (Kafka's own tool) until it holds `count` messages."""
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -139,7 +139,7 @@ def test_both_jobs_get_every_executor_they_ask_for_and_the_stream_reaches_the_si
         finally:
             producer.stop()
         sent = sum(offsets(yarn_broker.bootstrap_servers, topic, "latest").values())
-        consumer.wait_for(lambda s: consumer.records(s) >= sent and s.get(BEHIND) == 0, timeout=300)
+        consumer.wait_for(lambda s: consumer.records(s) >= sent and s.get(BEHIND) == 0, timeout=600)
     finally:
         consumer.stop()
     assert sent >= SENT_AT_LEAST
@@ -162,7 +162,7 @@ def test_an_executor_one_allocation_step_above_the_nodemanager_fails_the_check(s
     try:
         with pytest.raises(AssertionError, match="above the max threshold"):
             wait_for_application(yarn, APP_NAMES["producer"], executors_granted(mutated), producer.process,
-                                 producer.log, timeout=240)
+                                 producer.log, timeout=600)
     finally:
         producer.stop()
     # Spark refused before asking YARN for anything.

@@ -70,7 +70,7 @@ def test_on_the_seeds_workers_the_producer_never_gets_yarn_resources(yarn_broker
         producer.start()
         held = wait_for_application(yarn, APP_NAMES["producer"],
                                     lambda app: "AM resource limit" in app["diagnostics"], producer.process,
-                                    producer.log, timeout=180)
+                                    producer.log, timeout=600)
         time.sleep(HELD_SECONDS)
         still = yarn.application(APP_NAMES["producer"])
         report = yarn.report()
