@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,11 +160,6 @@ class MiniYarn:
                 break
         self.stop()
         raise RuntimeError(f"the MiniYARNCluster did not start within {START_TIMEOUT}s:\n{self.tail()}")
-
-    def config(self) -> dict[str, str]:
-        """The cluster's yarn-site.xml as the clients read it."""
-        root = ET.parse(self.conf_dir / "yarn-site.xml").getroot()
-        return {prop.findtext("name"): prop.findtext("value") or "" for prop in root.iter("property")}
 
     def _command(self, command: str, answer: str) -> str:
         """Send one command to the launcher and return the rest of its answer line."""
