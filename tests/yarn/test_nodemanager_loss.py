@@ -62,7 +62,10 @@ def test_a_lost_worker_costs_executors_yarn_replaces_them_and_the_sink_loses_not
         executors_on = {node: [c["id"] for c in before["containers"]
                                if c["node"] == node and c["id"] != before["am_container"]]
                         for node in yarn.node_ids}
-        # A worker with executors and without the AM, if YARN placed one so; else the AM's own.
+        # A worker with executors and without the AM. The capacity scheduler hands out at most one
+        # off-switch container per node heartbeat (maximum-offswitch-assignments 1), so the two executors
+        # have landed on different workers in every run; should both sit beside the AM, the AM's worker
+        # goes, a path no run has taken yet (the AM's attempt fails with it).
         spare = [node for node in yarn.node_ids if node != am_node and executors_on[node]]
         lost = spare[0] if spare else am_node
         print(f"lost {lost}: AM there: {lost == am_node}, executors there: {executors_on[lost]}")
