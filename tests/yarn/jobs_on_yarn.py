@@ -22,7 +22,7 @@ from pathlib import Path
 import pyspark
 
 from infra.release import bundle, connector_jars
-from infra.tools import plan
+from infra.tools import mocks
 from tests.kafka.broker import ROOT
 from tests.kafka.pipeline import DEVICES_PER_FARM, FARMS, SHARES, ZONES_PER_FARM, Consumer
 from tests.ports import free_port
@@ -64,7 +64,7 @@ class PlannedDataproc:
 
 def planned_dataproc(stack: str) -> PlannedDataproc:
     """The Dataproc cluster's and the two jobs' inputs from `stack`'s plan (make plan's own program)."""
-    planned = plan.run_plan(stack)
+    planned = mocks.run_plan(stack)
     (cluster,) = planned.of_type(CLUSTER)
     config = cluster.inputs["clusterConfig"]
     jobs: dict[str, dict] = {}
