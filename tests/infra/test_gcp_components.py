@@ -162,19 +162,24 @@ def test_each_account_holds_only_its_project_roles(dev):
     granted = {(g.inputs["member"], g.inputs["role"]) for g in grants}
     base = {"roles/logging.logWriter", "roles/monitoring.metricWriter"}
     expected = {(member(role), r) for role in ("dataproc", "broker", "tsdb", "monitoring") for r in base}
-    expected.add((member("dataproc"), "roles/dataproc.worker"))
+    # Dataproc's agent and task permissions come in a custom role, not roles/dataproc.worker.
+    expected.add((member("dataproc"), f"projects/{DEV}/roles/hydrostreamDataprocNode"))
     assert granted == expected
     assert {g.inputs["project"] for g in grants} == {DEV}
     # The backup account holds no project role; only the InfluxDB VM's account may mint its tokens.
     (borrow,) = dev.of_type("gcp:serviceaccount/iAMMember:IAMMember")
     assert borrow.inputs == {
         "serviceAccountId": f"projects/{DEV}/serviceAccounts/hydro-tsdb-backup@{DEV}.iam.gserviceaccount.com",
-        "role": "roles/iam.serviceAccountTokenCreator", "member": member("tsdb")}
+        "role": f"projects/{DEV}/roles/hydrostreamAccessTokenMinter", "member": member("tsdb")}
+    custom = {r.inputs["roleId"]: r.inputs["permissions"] for r in dev.of_type(
+        "gcp:projects/iAMCustomRole:IAMCustomRole")}
+    assert custom["hydrostreamAccessTokenMinter"] == ["iam.serviceAccounts.getAccessToken"]
+    assert not [p for p in custom["hydrostreamDataprocNode"] if p.startswith("storage.objects.")]
 
 
 def test_project_roles_follow_the_role_table():
-    assert roles.DATAPROC.all_project_roles == (
-        "roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/dataproc.worker")
+    assert roles.DATAPROC.all_project_roles == ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+    assert roles.DATAPROC.custom_roles == (roles.DATAPROC_NODE,)
     assert roles.MONITORING.all_project_roles == ("roles/logging.logWriter", "roles/monitoring.metricWriter")
     # Borrowed for uploads only: no project role, not even the base ones.
     assert roles.TSDB_BACKUP.all_project_roles == ()

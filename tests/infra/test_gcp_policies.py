@@ -384,8 +384,8 @@ def backup_violations(p: plan.Plan) -> list[str]:
             found.append(f"{grant.name}: the backup account holds {role} beyond its bucket")
     borrowers = sorted((g.inputs.get("serviceAccountId"), g.inputs.get("role"), g.inputs.get("member"))
                        for g in p.of_type(ACCOUNT_GRANT))
-    expected = [(f"projects/{project}/serviceAccounts/{backup_email}", "roles/iam.serviceAccountTokenCreator",
-                 f"serviceAccount:{tsdb_email}")]
+    expected = [(f"projects/{project}/serviceAccounts/{backup_email}",
+                 roles.ACCESS_TOKEN_MINTER.name(project), f"serviceAccount:{tsdb_email}")]
     if borrowers != expected:
         found.append(f"service account grants {borrowers}, expected {expected}")
     return found
@@ -750,8 +750,8 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
     assert ("identity-tsdb-backup-logging.logWriter: the backup account holds roles/logging.logWriter "
             "beyond its bucket") in found
     assert found[-1].startswith("service account grants [('projects/hydrostream-dev/serviceAccounts/"
-                                + backup + "', 'roles/iam.serviceAccountTokenCreator', "
-                                "'serviceAccount:hydro-monitoring@")
+                                + backup + "', 'projects/hydrostream-dev/roles/"
+                                "hydrostreamAccessTokenMinter', 'serviceAccount:hydro-monitoring@")
 
 
 def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
