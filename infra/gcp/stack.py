@@ -11,7 +11,7 @@ from infra import catalog, roles
 from infra.gcp import dataproc, firewall
 from infra.gcp.apis import ProjectApis, ProjectApisArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
-from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
+from infra.gcp.firewall import EgressRules, EgressRulesArgs, FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
@@ -53,9 +53,11 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
     # Everything else waits on the network or the service accounts, so on the APIs.
     after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(project))])
     network = Network("network", NetworkArgs(stack, gcp.region,
-                                             settings.network.subnet_cidr), after_apis)
+                                             settings.network.subnet_cidr, settings.labels), after_apis)
     FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
         settings.kafka.brokers, settings.network.grafana_source_ranges)))
+    EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
+        settings.network.subnet_cidr, settings.alerting), after=network.private_apis_records))
     identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
     emails = identity.emails
     buckets = Buckets("buckets", BucketsArgs(

@@ -58,10 +58,14 @@ def test_one_custom_subnet_with_private_google_access_behind_nat(plans, stack, c
 # --- firewall ----------------------------------------------------------------------------------
 
 def reachable(p: plan.Plan) -> set[tuple[str, str, str, str]]:
-    """(source, target tag, protocol, port or 'all') for every allow of every planned rule."""
+    """(source, target tag, protocol, port or 'all') for every allow of every planned ingress rule (the
+    egress rules are listed in test_gcp_egress.py)."""
     found = set()
-    for rule in p.of_type("gcp:compute/firewall:Firewall"):
-        assert rule.inputs["direction"] == "INGRESS"
+    rules = p.of_type("gcp:compute/firewall:Firewall")
+    assert {rule.inputs["direction"] for rule in rules} == {"INGRESS", "EGRESS"}
+    for rule in rules:
+        if rule.inputs["direction"] == "EGRESS":
+            continue
         sources = rule.inputs.get("sourceTags", []) + rule.inputs.get("sourceRanges", [])
         for allow in rule.inputs["allows"]:
             for port in allow.get("ports") or ["all"]:
