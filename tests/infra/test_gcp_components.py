@@ -216,19 +216,21 @@ def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, p
     assert not any(r.protect for r in dev.of_type("gcp:storage/bucket:Bucket"))
 
 
-def test_temp_objects_expire_and_artifacts_are_versioned(dev):
+def test_temp_objects_expire_artifacts_are_versioned_and_backups_retained(dev):
     planned = buckets(dev)
     assert planned["dataproc-temp"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 90}}]
     assert planned["artifacts"]["versioning"] == {"enabled": True}
     assert planned["artifacts"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 30}}]
-    assert planned["influxdb-backups"]["versioning"] == {"enabled": True}
+    # A retention policy instead of versioning (Cloud Storage refuses both on one bucket): 3 days on dev.
+    assert planned["influxdb-backups"]["versioning"] == {"enabled": False}
+    assert planned["influxdb-backups"]["retentionPolicy"] == {"retentionPeriod": "259200", "isLocked": False}
     assert planned["influxdb-backups"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 3}},
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 7}}]
     for purpose in ("dataproc-staging", "checkpoints", "config"):
-        assert "lifecycleRules" not in planned[purpose] and "versioning" not in planned[purpose]
+        assert not {"lifecycleRules", "versioning", "retentionPolicy"} & set(planned[purpose])
 
 
 def test_bucket_grants_are_per_bucket_and_minimal(dev):

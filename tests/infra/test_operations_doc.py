@@ -37,7 +37,7 @@ def test_the_times_are_the_programs():
     assert f"daily, starting {service_vm.SNAPSHOT_START_TIME} UTC" in DOC
     hour, minute = re.search(r"(\d\d):(\d\d):00 UTC", cloud_init.INFLUXDB_BACKUP_CALENDAR).groups()
     assert f"daily at {hour}:{minute} UTC" in DOC
-    assert f"recoverable {storage.NONCURRENT_BACKUP_DAYS} more days" in DOC
+    assert f"expire {storage.NONCURRENT_BACKUP_DAYS} days after they became noncurrent" in DOC
 
 
 def test_every_unit_and_script_it_names_exists():
