@@ -10,6 +10,7 @@ import pulumi
 from infra import catalog, roles
 from infra.gcp import dataproc, firewall
 from infra.gcp.apis import ProjectApis, ProjectApisArgs
+from infra.gcp.audit import AuditLogs, AuditLogsArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
 from infra.gcp.firewall import EgressRules, EgressRulesArgs, FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
@@ -58,6 +59,7 @@ def deploy(settings: StackSettings) -> dict[str, Any]:
         settings.kafka.brokers, settings.network.grafana_source_ranges)))
     EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
         settings.network.subnet_cidr, settings.alerting), after=network.private_apis_records))
+    AuditLogs("audit", AuditLogsArgs(project), after_apis)
     identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
     emails = identity.emails
     buckets = Buckets("buckets", BucketsArgs(
