@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.options import child_options
+
 AUDITED_SERVICES = ("secretmanager.googleapis.com", "storage.googleapis.com")
 LOG_TYPES = ("ADMIN_READ", "DATA_READ", "DATA_WRITE")
 
@@ -35,6 +37,6 @@ class AuditLogs(pulumi.ComponentResource):
                 service=service,
                 audit_log_configs=[gcp.projects.IAMAuditConfigAuditLogConfigArgs(log_type=log_type)
                                    for log_type in LOG_TYPES],
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child_options(self, opts),
             )
         self.register_outputs({})
