@@ -368,3 +368,30 @@ class DataprocImage:
 # versioning/dataproc-release-2.2) was not readable here to find the 2.2.x that ships Spark 3.5.1
 # (2.2 launched on 3.5.0, later 2.2.x ship 3.5.3); see README, Known limits.
 DATAPROC_IMAGE = DataprocImage(version="2.2-debian12", spark="3.5.1", scala="2.12", python="3.11")
+
+
+# --- Egress: what leaves the VPC, by name (infra/gcp/firewall.py opens exactly this, nothing else) ---
+
+# Google APIs through Private Google Access: private.googleapis.com's four addresses, which a private
+# Cloud DNS zone (infra/gcp/network.py) answers for every *.googleapis.com name. Documented at
+# cloud.google.com/vpc/docs/configure-private-google-access#domain-options.
+PRIVATE_GOOGLE_APIS_HOST = "private.googleapis.com"
+PRIVATE_GOOGLE_APIS_RANGE = "199.36.153.8/30"
+HTTPS_PORT = 443
+# The public registry a container image without a registry host comes from.
+DOCKER_HUB = ("registry-1.docker.io", "auth.docker.io", "production.cloudflare.docker.com")
+# `dataproc:pip.packages` installs the jobs' Python dependencies from PyPI when the cluster is created.
+PYPI = ("pypi.org", "files.pythonhosted.org")
+# Alertmanager's PagerDuty receiver (Events API v2, its default URL).
+PAGERDUTY_EVENTS = ("events.pagerduty.com",)
+
+
+def image_registries(role: str) -> tuple[str, ...]:
+    """The registry hosts a VM role pulls its images from at boot (Docker Hub for an image without a
+    host part), in first-seen order."""
+    hosts: list[str] = []
+    for service in services_for_role(role):
+        first = service.image.split("/", 1)[0]
+        registry = (first,) if "/" in service.image and ("." in first or ":" in first) else DOCKER_HUB
+        hosts += [host for host in registry if host not in hosts]
+    return tuple(hosts)

@@ -21,12 +21,30 @@ CLUSTER = "gcp:dataproc/cluster:Cluster"
 INSTANCE = "gcp:compute/instance:Instance"
 DISK = "gcp:compute/disk:Disk"
 NAT = "gcp:compute/routerNat:RouterNat"
+SUBNET = "gcp:compute/subnetwork:Subnetwork"
+FIREWALL = "gcp:compute/firewall:Firewall"
+AUDIT_CONFIG = "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+DNS_ZONE = "gcp:dns/managedZone:ManagedZone"
+# Log volumes are assumptions, not measurements (issue 29's audit trail; re-measure once deployed with
+# `gcloud logging read ... --format=json | wc -c` over a day):
+# - VPC flow logs: about 25 long-lived connections per VM or node (Kafka clients and replication,
+#   scrapes, InfluxDB writes, YARN and Spark between nodes), one entry per connection and minute at
+#   the 1-minute aggregation, half of them sampled, ~1.5 KiB per entry with metadata:
+#   25 x 43,200 min x 0.5 x 1.5 KiB = 0.77 GiB per VM and month.
+FLOW_LOG_GIB_PER_VM_MONTH = 0.77
+# - Data Access audit logs: dominated by the consumer's checkpoint on Cloud Storage, ~50 object
+#   operations per micro-batch at a 30 s trigger, ~1.5 KiB per entry: 50 x 86,400 batches x 1.5 KiB
+#   = 6.2 GiB a month; Secret Manager reads (each VM and job start) are negligible beside it.
+AUDIT_LOG_GIB_MONTH = 6.2
+# - Firewall rule logs (SSH from IAP and refused egress only): rare events, 0.1 GiB a month at most.
+FIREWALL_LOG_GIB_MONTH = 0.1
 # What the provider creates when a disk type is not set (Dataproc nodes and VM boot disks alike).
 DEFAULT_DISK_TYPE = "pd-standard"
 # AUTO_ONLY allocates external addresses as the gateway needs them: one serves this project's few VMs.
 NAT_IPS = 1
 NOT_ESTIMATED = ("Cloud Storage (priced by what the buckets hold)", "NAT traffic per GiB",
-                 "network egress", "disk snapshots", "Secret Manager", "Cloud Logging and Monitoring")
+                 "network egress", "disk snapshots", "Secret Manager", "DNS queries",
+                 "Cloud Logging beyond flow, firewall and audit logs, and Monitoring")
 
 
 class PriceError(ValueError):
@@ -73,6 +91,8 @@ class PriceTable:
     dataproc_premium_per_vcpu_hour: float
     nat: NatPrices
     regions: Mapping[str, RegionPrices]
+    logging_per_gib: float
+    dns_zone_month: float
 
     def region(self, name: str) -> RegionPrices:
         """The prices of region `name`; a PriceError lists the priced regions."""
@@ -142,6 +162,8 @@ def load_prices(path: Path = PRICES_FILE) -> PriceTable:
         nat=NatPrices(*(_number(nat, key, "nat.") for key in (
             "per_vm_hour", "vm_cap", "capped_gateway_hour", "per_ip_hour", "per_gib_processed"))),
         regions=regions,
+        logging_per_gib=_number(raw, "logging_per_gib", ""),
+        dns_zone_month=_number(raw, "dns_zone_month", ""),
     )
 
 
@@ -198,7 +220,8 @@ def estimate_resources(stack: str, region: str, resources: Iterable[Any],
     prices = prices or load_prices()
     hours = prices.hours_per_month
     items: list[LineItem] = []
-    vms, gateways = 0, 0
+    vms, gateways, zones = 0, 0, 0
+    flow_logs = audited = firewall_logs = False
     order = {CLUSTER: 0, INSTANCE: 1, DISK: 2}
     for resource in sorted(resources, key=lambda r: (order.get(r.type, 3), r.name)):
         inputs = resource.inputs
@@ -221,9 +244,26 @@ def estimate_resources(stack: str, region: str, resources: Iterable[Any],
                                   prices.disk_month(region, kind, float(inputs["size"]))))
         elif resource.type == NAT:
             gateways += 1
+        elif resource.type == SUBNET:
+            flow_logs = flow_logs or bool(inputs.get("logConfig"))
+        elif resource.type == FIREWALL:
+            firewall_logs = firewall_logs or bool(inputs.get("logConfig"))
+        elif resource.type == AUDIT_CONFIG:
+            audited = True
+        elif resource.type == DNS_ZONE:
+            zones += 1
     if gateways:
         items.append(LineItem("Cloud NAT", f"{gateways} gateway x {vms} VMs + {NAT_IPS} IP",
                               gateways * prices.nat.gateway_hour(vms) * hours))
+    if zones:
+        items.append(LineItem("Cloud DNS zone", f"{zones} private zone", zones * prices.dns_zone_month))
+    logged = {"flow": FLOW_LOG_GIB_PER_VM_MONTH * vms if flow_logs else 0.0,
+              "audit": AUDIT_LOG_GIB_MONTH if audited else 0.0,
+              "firewall": FIREWALL_LOG_GIB_MONTH if firewall_logs else 0.0}
+    if any(logged.values()):
+        detail = " + ".join(f"{name} {gib:.1f}" for name, gib in logged.items() if gib)
+        items.append(LineItem("Flow, firewall and audit logs", f"{detail} GiB (assumed volumes)",
+                              sum(logged.values()) * prices.logging_per_gib))
     return Estimate(stack, region, tuple(items), prices)
 
 

@@ -6,10 +6,17 @@ A role's name is its network tag (VMs and the Dataproc nodes carry it), its serv
 for each backup upload (infra/gcp/identity.py says why), so it holds no project role and may only create
 objects in the backup bucket. Nothing else in the program keys access by a role's name: identity,
 secrets and storage read it from here.
+
+Project-level grants carry no data access: a predefined role is granted on the project only when none of
+its permissions reach a bucket's objects or a secret's values (roles/dataproc.worker does: it holds
+storage.objects.* on every bucket of the project, so the Dataproc nodes get `DATAPROC_NODE`, a custom
+role with the agent and task permissions alone). tests/infra/test_iam_reach.py expands every grant of
+the plan into permissions and checks them against the buckets and secrets listed here.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -40,12 +47,55 @@ class BucketAccess(StrEnum):
 
 
 @dataclass(frozen=True)
+class CustomRole:
+    """A project custom role: the few permissions a role needs where every predefined role carries more."""
+
+    role_id: str                  # camelCase, unique in the project
+    title: str
+    description: str
+    permissions: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-zA-Z0-9_.]{3,64}", self.role_id):
+            raise ValueError(f"custom role {self.role_id!r}: 3-64 letters, digits, `_` or `.`")
+        if not self.permissions or len(set(self.permissions)) != len(self.permissions):
+            raise ValueError(f"custom role {self.role_id}: give each permission once, at least one")
+
+    def name(self, project: str) -> str:
+        """The role's IAM name, as a grant names it."""
+        return f"projects/{project}/roles/{self.role_id}"
+
+
+# What a Dataproc cluster's VM service account needs of the Dataproc API: the node agents register and
+# heartbeat (dataproc.agents.*) and lease the jobs' driver tasks and report their state
+# (dataproc.tasks.*), the non-storage part of roles/dataproc.worker (tests/infra/predefined_roles.yaml).
+# storage.buckets.get reads bucket metadata (the connector checks the staging, temp and checkpoint
+# buckets exist), never an object; objects are granted on each bucket (`Role.buckets`).
+DATAPROC_NODE = CustomRole(
+    "hydrostreamDataprocNode", "Hydrostream Dataproc node",
+    "Dataproc agent and task permissions of roles/dataproc.worker, without its storage.objects.*",
+    ("dataproc.agents.create", "dataproc.agents.delete", "dataproc.agents.get", "dataproc.agents.list",
+     "dataproc.agents.update", "dataproc.tasks.lease", "dataproc.tasks.listInvalidatedLeases",
+     "dataproc.tasks.reportStatus", "storage.buckets.get"),
+)
+# A borrower mints the borrowed account's OAuth access tokens (iamcredentials generateAccessToken) and
+# nothing else: roles/iam.serviceAccountTokenCreator would also let it sign blobs and JWTs as that
+# account and mint ID tokens.
+ACCESS_TOKEN_MINTER = CustomRole(
+    "hydrostreamAccessTokenMinter", "Hydrostream access token minter",
+    "Mint OAuth access tokens of the one service account it is granted on",
+    ("iam.serviceAccounts.getAccessToken",),
+)
+
+
+@dataclass(frozen=True)
 class Role:
     """One identity and everything it is granted; `borrowed_by` names the role that mints its tokens."""
 
     name: str
     description: str
-    project_roles: tuple[str, ...] = ()      # beyond BASE_PROJECT_ROLES
+    project_roles: tuple[str, ...] = ()      # predefined, beyond BASE_PROJECT_ROLES
+    custom_roles: tuple[CustomRole, ...] = ()  # custom, granted on the project
     reads: tuple[str, ...] = ()              # logical secrets (catalog) it reads
     adds_versions: tuple[str, ...] = ()      # logical secrets it writes versions of, never reading them
     buckets: tuple[tuple[Bucket, BucketAccess], ...] = ()
@@ -55,7 +105,7 @@ class Role:
         unknown = sorted(set(self.reads + self.adds_versions) - set(catalog.SECRETS))
         if unknown:
             raise ValueError(f"role {self.name}: {unknown} are not catalog secrets")
-        if self.borrowed_by is not None and self.project_roles:
+        if self.borrowed_by is not None and (self.project_roles or self.custom_roles):
             raise ValueError(f"role {self.name}: a borrowed account holds no project role")
 
     @property
@@ -73,8 +123,8 @@ class Role:
 
 DATAPROC = Role(
     catalog.DATAPROC, "Dataproc cluster nodes running the Spark jobs",
-    # Dataproc requires it on the cluster's VM service account (agent heartbeats, job state).
-    project_roles=("roles/dataproc.worker",),
+    # Dataproc requires the agent and task permissions on the cluster's VM service account.
+    custom_roles=(DATAPROC_NODE,),
     reads=(catalog.INFLUXDB_WRITE_TOKEN,),
     buckets=((Bucket.STAGING, BucketAccess.ADMIN), (Bucket.TEMP, BucketAccess.ADMIN),
              (Bucket.ARTIFACTS, BucketAccess.READ), (Bucket.CHECKPOINTS, BucketAccess.ADMIN)),
@@ -102,6 +152,14 @@ TSDB_BACKUP = Role(
 
 # Every identity, each with its own service account.
 ACCOUNTS: tuple[Role, ...] = (DATAPROC, BROKER, TSDB, MONITORING, TSDB_BACKUP)
+
+
+def custom_roles(accounts: tuple[Role, ...] = ACCOUNTS) -> tuple[CustomRole, ...]:
+    """The custom roles the accounts are granted: each one's project roles, and the borrowers' minter."""
+    found = [custom for role in accounts for custom in role.custom_roles]
+    if any(role.borrowed_by is not None for role in accounts):
+        found.append(ACCESS_TOKEN_MINTER)
+    return tuple(dict.fromkeys(found))
 
 
 def of(name: str) -> Role:

@@ -14,6 +14,8 @@ SERVICES = (
     "cloudresourcemanager.googleapis.com",
     "compute.googleapis.com",
     "dataproc.googleapis.com",
+    # The private zone that sends *.googleapis.com to private.googleapis.com (infra/gcp/network.py).
+    "dns.googleapis.com",
     "iam.googleapis.com",
     # The InfluxDB VM mints the backup account's tokens (infra/gcp/identity.py).
     "iamcredentials.googleapis.com",

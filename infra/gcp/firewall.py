@@ -1,8 +1,17 @@
-"""VPC firewall as a table of flows: who (a network tag or a named range) may reach which tag on which ports.
+"""VPC firewall as tables of flows: who (a network tag or a named range) may reach which tag on which
+ports, and where each tag may send traffic out.
 
-Network tags are the catalog's role names. Every rule is an ingress allow with an explicit source:
+Network tags are the catalog's role names. Every ingress rule is an allow with an explicit source:
 GCP treats an ingress rule without source as 0.0.0.0/0, and nothing here is open to the internet.
 Ports come from the service catalog and the data contract, never from literals here.
+
+Egress is closed by default: one deny-all rule at EGRESS_DENY_PRIORITY (below every allow, above
+GCP's implied allow-all at 65535) and an allow per `EgressFlow` for what a role needs: the subnet
+(the ingress rules decide who receives), Google APIs through private.googleapis.com only, and the
+public hosts the catalog names (image registries, PyPI, alert relays), on their ports. VPC firewall
+rules match addresses, not names: Docker Hub, PyPI and the relays publish no stable ranges, so those
+flows admit their port to any address; `reaches` names who they are for. Traffic to the metadata
+server (169.254.169.254: tokens, DNS, NTP) is always allowed by GCP and needs no rule.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import pulumi_gcp as gcp
 from hydrostream_jobs import contract
 
 from infra import catalog
+from infra.render.alertmanager_config import Receivers
 
 # Google's IAP TCP forwarders: the only source of SSH (and of IAP port forwarding).
 IAP_RANGE = "35.235.240.0/20"
@@ -35,6 +45,13 @@ class SourceRange:
 
 
 IAP_FORWARDERS = SourceRange("iap-forwarders", (IAP_RANGE,))
+INTERNET = SourceRange("internet", ("0.0.0.0/0",))
+GOOGLE_APIS = SourceRange(catalog.PRIVATE_GOOGLE_APIS_HOST, (catalog.PRIVATE_GOOGLE_APIS_RANGE,))
+# Below every allow (default priority 1000), above GCP's implied allow-all egress (65535).
+EGRESS_DENY_PRIORITY = 65534
+# Firewall rule logging has no sampling (VPC flow logs do, infra/gcp/network.py): it is on only where
+# connections are rare and each one matters, SSH from IAP in and everything the egress deny refuses.
+FIREWALL_LOG = gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA")
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,7 @@ class Flow:
     source_tags: tuple[str, ...] = ()
     source_range: SourceRange | None = None
     protocols: tuple[str, ...] = ("tcp",)
+    logged: bool = False          # firewall rule logging: each connection the rule admits
 
     def __post_init__(self) -> None:
         if bool(self.source_tags) == (self.source_range is not None):
@@ -81,7 +99,9 @@ def flows(brokers: int, grafana_source_ranges: tuple[str, ...] = ()) -> tuple[Fl
         # Dataproc requires its nodes to reach each other on every port (YARN, HDFS, Spark shuffle).
         Flow("dataproc-internal", target_tags=(catalog.DATAPROC,), ports=(),
              source_tags=(catalog.DATAPROC,), protocols=("tcp", "udp", "icmp")),
-        Flow("ssh-from-iap", target_tags=ALL_TAGS, ports=(SSH_PORT,), source_range=IAP_FORWARDERS),
+        # Logged: who opened a shell or a tunnel, and when (rare connections, so cheap).
+        Flow("ssh-from-iap", target_tags=ALL_TAGS, ports=(SSH_PORT,), source_range=IAP_FORWARDERS,
+             logged=True),
     ]
     if brokers > 1:
         # Replication and client redirects (9092) and the KRaft quorum (9093) between the brokers.
@@ -95,7 +115,61 @@ def flows(brokers: int, grafana_source_ranges: tuple[str, ...] = ()) -> tuple[Fl
     return tuple(table)
 
 
-def allows(flow: Flow) -> list[gcp.compute.FirewallAllowArgs]:
+@dataclass(frozen=True)
+class EgressFlow:
+    """Where instances with `source_tags` may send: a named range, on protocols and ports (none: every
+    port), for the hosts `reaches` names."""
+
+    name: str
+    source_tags: tuple[str, ...]
+    destination: SourceRange
+    ports: tuple[int, ...]
+    reaches: tuple[str, ...]
+    protocols: tuple[str, ...] = ("tcp",)
+
+    def __post_init__(self) -> None:
+        if not self.source_tags:
+            raise ValueError(f"egress flow {self.name}: no source tag (it would apply to every instance)")
+        if not self.destination.cidrs:
+            raise ValueError(f"egress flow {self.name}: destination {self.destination.name} holds no CIDR")
+        if self.destination == INTERNET and not self.ports:
+            raise ValueError(f"egress flow {self.name}: to the internet only on named ports")
+        if self.ports and not set(self.protocols) <= set(PROTOCOLS_WITH_PORTS):
+            raise ValueError(f"egress flow {self.name}: ports apply only to "
+                             f"{', '.join(PROTOCOLS_WITH_PORTS)}")
+
+
+def smarthost_port(smarthost: str) -> int:
+    """The port of an SMTP relay `host:port`."""
+    return int(smarthost.rsplit(":", 1)[1])
+
+
+def egress_flows(subnet_cidr: str, alerting: Receivers) -> tuple[EgressFlow, ...]:
+    """Everything the environment may send outside its instances; the relays' flows only for the
+    receivers `alerting` configures."""
+    https = (catalog.HTTPS_PORT,)
+    table = [
+        # Kafka, InfluxDB, scrapes, the Dataproc cluster: the ingress rules say who may receive what.
+        EgressFlow("internal", ALL_TAGS, SourceRange("subnet", (subnet_cidr,)), (), ("the subnet",),
+                   protocols=("tcp", "udp", "icmp")),
+        EgressFlow("google-apis", ALL_TAGS, GOOGLE_APIS, https, ("*.googleapis.com",)),
+        *(EgressFlow(f"registries-{role}", (role,), INTERNET, https, catalog.image_registries(role))
+          for role in SERVICE_VM_TAGS),
+        EgressFlow("pypi", (catalog.DATAPROC,), INTERNET, https, catalog.PYPI),
+    ]
+    if alerting.pagerduty:
+        table.append(EgressFlow("pagerduty", (catalog.MONITORING,), INTERNET, https,
+                                catalog.PAGERDUTY_EVENTS))
+    if alerting.webhook:
+        table.append(EgressFlow("webhook", (catalog.MONITORING,), INTERNET, https,
+                                ("the webhook (secret hydrostream:webhook_url), https on 443",)))
+    if alerting.smarthost is not None:
+        table.append(EgressFlow("smtp-relay", (catalog.MONITORING,), INTERNET,
+                                (smarthost_port(alerting.smarthost),), (alerting.smarthost,)))
+    return tuple(table)
+
+
+def allows(flow: Flow | EgressFlow) -> list[gcp.compute.FirewallAllowArgs]:
     """The flow's protocols and ports as the provider's allow blocks."""
     ports = [str(port) for port in flow.ports] or None
     return [gcp.compute.FirewallAllowArgs(protocol=protocol, ports=ports) for protocol in flow.protocols]
@@ -127,7 +201,57 @@ class FirewallRules(pulumi.ComponentResource):
                 source_tags=list(flow.source_tags) or None,
                 source_ranges=list(flow.source_range.cidrs) if flow.source_range else None,
                 target_tags=list(flow.target_tags),
+                log_config=FIREWALL_LOG if flow.logged else None,
                 opts=child,
             )
             self.rule_names[flow.name] = rule.name
         self.register_outputs({"rule_names": self.rule_names})
+
+
+@dataclass(frozen=True)
+class EgressRulesArgs:
+    network: pulumi.Input[str]
+    flows: tuple[EgressFlow, ...]            # `egress_flows(...)` for the stack
+    # What must exist before egress closes (the private DNS zone for googleapis.com): a VM booting
+    # between the deny and these would lose the Google APIs.
+    after: tuple[pulumi.Resource, ...] = ()
+
+
+class EgressRules(pulumi.ComponentResource):
+    """An egress allow rule per flow and one deny-all below them, created last; exposes the names."""
+
+    def __init__(self, name: str, args: EgressRulesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hydrostream:network:EgressRules", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.rule_names: dict[str, pulumi.Output[str]] = {}
+        rules = []
+        for flow in args.flows:
+            rule = gcp.compute.Firewall(
+                f"{name}-{flow.name}",
+                name=f"hydrostream-egress-{flow.name}",
+                network=args.network,
+                direction="EGRESS",
+                description=(f"{flow.name}: tags {', '.join(flow.source_tags)} -> {flow.destination.name} "
+                             f"({', '.join(flow.reaches)})")[:2048],
+                allows=allows(flow),
+                destination_ranges=list(flow.destination.cidrs),
+                target_tags=list(flow.source_tags),
+                opts=child,
+            )
+            rules.append(rule)
+            self.rule_names[flow.name] = rule.name
+        deny = gcp.compute.Firewall(
+            f"{name}-deny-all",
+            name="hydrostream-egress-deny-all",
+            network=args.network,
+            direction="EGRESS",
+            description="deny-all: every egress the allow rules (priority 1000) do not admit",
+            priority=EGRESS_DENY_PRIORITY,
+            denies=[gcp.compute.FirewallDenyArgs(protocol="all")],
+            destination_ranges=list(INTERNET.cidrs),
+            log_config=FIREWALL_LOG,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*rules, *args.after]),
+        )
+        self.rule_names["deny-all"] = deny.name
+        self.register_outputs({"rule_names": self.rule_names})
+

@@ -15,8 +15,9 @@ import pulumi
 from infra import catalog, roles
 from infra.gcp import firewall
 from infra.gcp.apis import ProjectApis, ProjectApisArgs
+from infra.gcp.audit import AuditLogs, AuditLogsArgs
 from infra.gcp.dataproc import DataprocCluster, DataprocClusterArgs
-from infra.gcp.firewall import FirewallRules, FirewallRulesArgs
+from infra.gcp.firewall import EgressRules, EgressRulesArgs, FirewallRules, FirewallRulesArgs
 from infra.gcp.identity import ServiceAccounts, ServiceAccountsArgs
 from infra.gcp.influxdb import InfluxDb, InfluxDbArgs
 from infra.gcp.jobs import StreamingJobs, StreamingJobsArgs
@@ -120,9 +121,12 @@ def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]])
     project = gcp.project
     # Everything else waits on the network or the service accounts, so on the APIs.
     after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(project))])
-    network = Network("network", NetworkArgs(stack, gcp.region, gcp.subnet_cidr), after_apis)
+    network = Network("network", NetworkArgs(stack, gcp.region, gcp.subnet_cidr, model.labels), after_apis)
     FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
         len(gcp.brokers), gcp.grafana_source_ranges)))
+    EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
+        gcp.subnet_cidr, model.receivers), after=network.private_apis_records))
+    AuditLogs("audit", AuditLogsArgs(project), after_apis)
     identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
     emails = identity.emails
     buckets = Buckets("buckets", BucketsArgs(

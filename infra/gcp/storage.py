@@ -4,12 +4,16 @@ All regional (next to the cluster), uniform bucket-level access, public access p
 granted per bucket to the one service account that uses it. The monitoring VM's config bundle
 (Prometheus, Alertmanager and Grafana) lives in its own `config` bucket, so the monitoring account can
 read that bundle and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups`
-bucket is versioned and written by the backup account alone (infra/roles.py), which may create objects and
-nothing else (no read, overwrite or delete); backups expire after `backups.influxdb_retention_days`,
-and a backup deleted or replaced by hand stays recoverable NONCURRENT_BACKUP_DAYS longer.
+bucket is written by the backup account alone (infra/roles.py), which may create objects and nothing
+else (no read, overwrite or delete); backups expire after `backups.influxdb_retention_days`, and a
+retention policy of the same length refuses anyone's delete or overwrite of a younger backup (locked on
+prod: `protect`). A retention policy excludes Object Versioning on the same bucket (Cloud Storage,
+"Bucket Lock"), so the backup bucket is not versioned; versions kept from before stay protected and
+expire NONCURRENT_BACKUP_DAYS after they became noncurrent.
 
 Prod (`protect`) protects every bucket and never force-destroys one; elsewhere
-`pulumi destroy` empties and deletes them.
+`pulumi destroy` empties and deletes them (a backup younger than its retention cannot be deleted:
+`pulumi destroy` on dev or staging waits out or fails on it, see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import pulumi_gcp as gcp
 from infra.gcp.options import child_options, once
 from infra.roles import Bucket, Role, bucket_grants
 
-VERSIONED = frozenset({Bucket.ARTIFACTS, Bucket.BACKUPS})
+VERSIONED = frozenset({Bucket.ARTIFACTS})
+# Retention policies (no delete or overwrite of a younger object) instead of versioning.
+RETAINED = frozenset({Bucket.BACKUPS})
+SECONDS_PER_DAY = 86_400
 
 # Spark history and Dataproc scratch data: the TTL Dataproc gives the temp buckets it creates itself
 # (https://cloud.google.com/dataproc/docs/concepts/configuring-clusters/staging-bucket). Shorter would
@@ -69,12 +76,21 @@ def lifecycle_rules(purpose: str, backup_retention_days: int) -> list[gcp.storag
     return []
 
 
+def versioning(purpose: str) -> gcp.storage.BucketVersioningArgs | None:
+    """Versioning on for VERSIONED, explicitly off where a retention policy needs it off, else unset."""
+    if purpose in VERSIONED:
+        return gcp.storage.BucketVersioningArgs(enabled=True)
+    if purpose in RETAINED:
+        return gcp.storage.BucketVersioningArgs(enabled=False)
+    return None
+
+
 @dataclass(frozen=True)
 class BucketsArgs:
     project: str
     region: str
     labels: Mapping[str, str]
-    protect: bool                 # prod: protected, never force-destroyed
+    protect: bool                 # prod: protected, never force-destroyed, backup retention locked
     backup_retention_days: int    # how long an InfluxDB backup is kept
     accounts: tuple[Role, ...]    # infra.roles.ACCOUNTS: who may use which bucket
     service_account_emails: Mapping[str, pulumi.Input[str]]  # by role name
@@ -94,7 +110,11 @@ class Buckets(pulumi.ComponentResource):
                 uniform_bucket_level_access=True,
                 public_access_prevention="enforced",
                 force_destroy=not args.protect,
-                versioning=gcp.storage.BucketVersioningArgs(enabled=True) if purpose in VERSIONED else None,
+                versioning=versioning(purpose),
+                retention_policy=gcp.storage.BucketRetentionPolicyArgs(
+                    retention_period=str(args.backup_retention_days * SECONDS_PER_DAY),
+                    is_locked=args.protect,
+                ) if purpose in RETAINED else None,
                 lifecycle_rules=lifecycle_rules(purpose, args.backup_retention_days) or None,
                 labels={**args.labels, "purpose": str(purpose)},
                 opts=child_options(self, opts, protect=args.protect),

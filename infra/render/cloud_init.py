@@ -56,7 +56,9 @@ rewritten and started on each boot, and every step is idempotent:
   metadata value (`ConfigBundle.media_url`), not part of this document: `hydrostream-config-refresh.timer`
   re-reads it every `CONFIG_REFRESH_S` and, when it names a new bundle, refreshes the volumes and
   restarts the containers that mount them. A bundle that cannot be downloaded leaves an earlier
-  boot's config in place; with none, the containers restart until the download succeeds.
+  boot's config in place; with none, the containers restart until the download succeeds. A bundle
+  whose sha256 is not the one its object name gives is refused, nothing of it applied, and reported
+  to node-exporter's textfile collector (HydroConfigBundleRefused).
 A container whose data disk is not mounted never starts: below the mount point is a tmpfs.
 """
 
@@ -254,6 +256,9 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         raise ValueError("two config files have the same volume and path")
     bundle = f"metadata:{CONFIG_BUNDLE_KEY}" if bundle_volumes else "-"
     fetch_config = [data_disk.mount_path, INLINE_CONFIG_DIR, bundle, *sorted(config_volumes)]
+    if bundle_volumes:
+        # Where node-exporter reads whether the bundle passed its sha256 check (an alert).
+        fetch_config = ["--textfile", data_disk.volume_path(catalog.NODE_EXPORTER_TEXTFILE), *fetch_config]
     if config_volumes:
         units.oneshot(CONFIG_UNIT, "fill the config volumes", units.script("fetch-config.sh", *fetch_config),
                       requires=[DATA_DISK_UNIT])

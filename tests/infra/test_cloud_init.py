@@ -2,6 +2,7 @@
 boot scripts that pass shellcheck and behave (run here against stubbed system commands)."""
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -852,8 +853,10 @@ def test_influxdb_is_set_up_from_the_arguments(documents):
 def test_the_config_unit_fetches_the_bundle_and_the_inline_files(documents):
     document = documents[catalog.MONITORING]
     (args,) = commands(units(document)["hydrostream-config.service"], "ExecStart")
-    assert args[1:] == ["/etc/hydrostream/bin/fetch-config.sh", "/mnt/disks/data", "/etc/hydrostream/config",
-                        "metadata:hydrostream-config-bundle", "grafana-provisioning", "prometheus-config"]
+    assert args[1:] == ["/etc/hydrostream/bin/fetch-config.sh", "--textfile",
+                        "/mnt/disks/data/node-exporter-textfile", "/mnt/disks/data",
+                        "/etc/hydrostream/config", "metadata:hydrostream-config-bundle",
+                        "grafana-provisioning", "prometheus-config"]
     # The bundle's URL is read from metadata: a new bundle leaves this document as it is.
     assert "sha256-ab12" not in document and BUNDLE.media_url == (
         "https://storage.googleapis.com/storage/v1/b/hydro-config/o/monitoring%2Fsha256-ab12.tar.gz?alt=media")
@@ -880,8 +883,20 @@ def bundle(path: Path, members: dict[str, str]) -> Path:
     return path
 
 
+def named_by_digest(bundle_file: Path) -> str:
+    """The media URL of `bundle_file` uploaded as monitoring.py names it: by its content's sha256."""
+    digest = hashlib.sha256(bundle_file.read_bytes()).hexdigest()
+    return vm_inputs.ConfigBundle(f"gs://hydro-config/monitoring/{digest}.tar.gz", BUNDLE.volumes).media_url
+
+
 def fetch_config(tmp_path: Path, bundle_file: Path | None, *options: str,
-                 url: str = BUNDLE.media_url) -> subprocess.CompletedProcess:
+                 url: str | None = None, served: Path | None = None) -> subprocess.CompletedProcess:
+    """fetch-config.sh with curl stubbed: metadata names `url` (by default `bundle_file`'s digest name),
+    and the download copies `served` (by default `bundle_file`) from the local disk."""
+    if url is None:
+        url = (named_by_digest(bundle_file) if bundle_file
+               else BUNDLE.media_url.replace("sha256-ab12", "0" * 64))
+    served = served or bundle_file
     stubs = tmp_path / "bin"
     stub(stubs, "curl", """
 case "$*" in
@@ -897,10 +912,12 @@ esac""")
     inline = tmp_path / "inline" / "prometheus-config"
     inline.mkdir(parents=True, exist_ok=True)
     (inline / "prometheus.yml").write_text("inline\n")
-    return run_script("fetch-config.sh", *options, str(tmp_path / "data"), str(tmp_path / "inline"),
+    (tmp_path / "textfile").mkdir(exist_ok=True)
+    return run_script("fetch-config.sh", *options, "--textfile", str(tmp_path / "textfile"),
+                      str(tmp_path / "data"), str(tmp_path / "inline"),
                       "metadata:hydrostream-config-bundle", "grafana-provisioning", "prometheus-config",
                       stubs=stubs, env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_URL": url,
-                                        "STUB_BUNDLE": str(bundle_file or "")})
+                                        "STUB_BUNDLE": str(served or "")})
 
 
 def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path):
@@ -917,7 +934,7 @@ def test_fetch_config_unpacks_the_bundle_and_keeps_the_last_good_config(tmp_path
     inode = (data / "prometheus-config").stat().st_ino
     assert fetch_config(tmp_path, archive).returncode == 0
     assert (data / "prometheus-config").stat().st_ino == inode  # refreshed in place: mounts stay valid
-    result = fetch_config(tmp_path, None)  # the download fails on the next boot
+    result = fetch_config(tmp_path, None, url=named_by_digest(archive))  # the download fails next boot
     assert result.returncode == 0 and "keeping the config" in result.stderr
     assert (data / "prometheus-config" / "rules" / "alerts.yml").exists()
     assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == [
@@ -936,11 +953,11 @@ def test_the_config_refresh_applies_only_a_new_bundle_and_restarts_its_readers(t
     log = tmp_path / "calls.log"
     assert fetch_config(tmp_path, first).returncode == 0  # the boot
     rules = tmp_path / "data" / "prometheus-config" / "rules" / "a.yml"
-    result = fetch_config(tmp_path, second, *RESTART)  # same URL as at boot: nothing to do
+    result = fetch_config(tmp_path, second, *RESTART, url=named_by_digest(first))  # same URL as at boot
     assert result.returncode == 0 and "unchanged" in result.stdout
     assert rules.read_text() == "first\n" and calls(log, "systemctl") == []
 
-    new_url = BUNDLE.media_url.replace("sha256-ab12", "sha256-cd34")
+    new_url = named_by_digest(second)
     result = fetch_config(tmp_path, second, *RESTART, url=new_url)
     assert result.returncode == 0, result.stderr
     assert rules.read_text() == "second\n"
@@ -956,6 +973,50 @@ def test_the_config_refresh_refuses_a_url_that_is_not_cloud_storage(tmp_path):
     assert result.returncode != 0 and "not a Cloud Storage media URL" in result.stderr
 
 
+def refused_metric(tmp_path: Path) -> str:
+    return (tmp_path / "textfile" / "config-bundle.prom").read_text().splitlines()[-1]
+
+
+@pytest.mark.parametrize("options", [(), RESTART], ids=["boot", "refresh"])
+def test_a_tampered_bundle_is_refused_applied_nowhere_and_reported(tmp_path, options):
+    good = bundle(tmp_path / "good.tgz", {"prometheus-config/rules/a.yml": "good\n",
+                                          "grafana-provisioning/dashboards/d.json": "{}\n"})
+    assert fetch_config(tmp_path, good).returncode == 0
+    assert refused_metric(tmp_path) == "hydro_config_bundle_refused 0"
+    rules = tmp_path / "data" / "prometheus-config" / "rules" / "a.yml"
+    # A new bundle is uploaded and named in metadata; someone with write access to the bucket then
+    # replaces the object: the name (its digest) stays, the bytes change.
+    new = bundle(tmp_path / "new.tgz", {"prometheus-config/rules/a.yml": "new\n",
+                                        "grafana-provisioning/dashboards/d.json": "{}\n"})
+    tampered = bundle(tmp_path / "tampered.tgz", {"prometheus-config/rules/a.yml": "groups: [] # evil\n",
+                                                  "grafana-provisioning/dashboards/d.json": "{}\n"})
+    result = fetch_config(tmp_path, new, *options, served=tampered)
+    assert result.returncode != 0
+    digest = hashlib.sha256(new.read_bytes()).hexdigest()
+    actual = hashlib.sha256(tampered.read_bytes()).hexdigest()
+    assert (f"REFUSED config bundle {named_by_digest(new)}: its content's sha256 is {actual}, its name says "
+            f"{digest}; nothing of it applied") in result.stderr
+    assert rules.read_text() == "good\n"
+    assert (tmp_path / "data" / ".config-bundle-url").read_text() == named_by_digest(good)
+    assert calls(tmp_path / "calls.log", "systemctl") == []
+    assert refused_metric(tmp_path) == "hydro_config_bundle_refused 1"
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".config.")]  # no staging left
+    # The untampered object passes, and the metric clears.
+    result = fetch_config(tmp_path, new, *options)
+    assert result.returncode == 0, result.stderr
+    assert rules.read_text() == "new\n" and refused_metric(tmp_path) == "hydro_config_bundle_refused 0"
+
+
+def test_a_bundle_not_named_by_its_digest_is_refused_before_download(tmp_path):
+    archive = bundle(tmp_path / "b.tgz", {"prometheus-config/rules/a.yml": "x\n"})
+    result = fetch_config(tmp_path, archive, url=BUNDLE.media_url)  # .../monitoring%2Fsha256-ab12.tar.gz
+    assert result.returncode != 0
+    assert "its object is not named <sha256>.tar.gz" in result.stderr
+    assert not [c for c in calls(tmp_path / "calls.log", "curl") if "storage.googleapis.com" in c]
+    assert refused_metric(tmp_path) == "hydro_config_bundle_refused 1"
+    assert not (tmp_path / "data" / "prometheus-config").exists()
+
+
 def test_the_monitoring_vm_refreshes_its_config_on_a_timer(documents):
     found = units(documents[catalog.MONITORING])
     timer = found["hydrostream-config-refresh.timer"]
@@ -966,7 +1027,8 @@ def test_the_monitoring_vm_refreshes_its_config_on_a_timer(documents):
     (args,) = commands(refresh, "ExecStart")
     assert args[1] == "/etc/hydrostream/bin/fetch-config.sh"
     assert args[2:6] == list(RESTART)
-    assert args[6:] == ["/mnt/disks/data", "/etc/hydrostream/config", "metadata:hydrostream-config-bundle",
+    assert args[6:] == ["--textfile", "/mnt/disks/data/node-exporter-textfile", "/mnt/disks/data",
+                        "/etc/hydrostream/config", "metadata:hydrostream-config-bundle",
                         "grafana-provisioning", "prometheus-config"]
     assert "hydrostream-config-refresh.timer" in yaml.safe_load(documents[catalog.MONITORING])["runcmd"][1]
 

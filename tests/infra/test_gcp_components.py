@@ -58,10 +58,14 @@ def test_one_custom_subnet_with_private_google_access_behind_nat(plans, stack, c
 # --- firewall ----------------------------------------------------------------------------------
 
 def reachable(p: mocks.Plan) -> set[tuple[str, str, str, str]]:
-    """(source, target tag, protocol, port or 'all') for every allow of every planned rule."""
+    """(source, target tag, protocol, port or 'all') for every allow of every planned ingress rule (the
+    egress rules are listed in test_gcp_egress.py)."""
     found = set()
-    for rule in p.of_type("gcp:compute/firewall:Firewall"):
-        assert rule.inputs["direction"] == "INGRESS"
+    rules = p.of_type("gcp:compute/firewall:Firewall")
+    assert {rule.inputs["direction"] for rule in rules} == {"INGRESS", "EGRESS"}
+    for rule in rules:
+        if rule.inputs["direction"] == "EGRESS":
+            continue
         sources = rule.inputs.get("sourceTags", []) + rule.inputs.get("sourceRanges", [])
         for allow in rule.inputs["allows"]:
             for port in allow.get("ports") or ["all"]:
@@ -162,19 +166,24 @@ def test_each_account_holds_only_its_project_roles(dev):
     granted = {(g.inputs["member"], g.inputs["role"]) for g in grants}
     base = {"roles/logging.logWriter", "roles/monitoring.metricWriter"}
     expected = {(member(role), r) for role in ("dataproc", "broker", "tsdb", "monitoring") for r in base}
-    expected.add((member("dataproc"), "roles/dataproc.worker"))
+    # Dataproc's agent and task permissions come in a custom role, not roles/dataproc.worker.
+    expected.add((member("dataproc"), f"projects/{DEV}/roles/hydrostreamDataprocNode"))
     assert granted == expected
     assert {g.inputs["project"] for g in grants} == {DEV}
     # The backup account holds no project role; only the InfluxDB VM's account may mint its tokens.
     (borrow,) = dev.of_type("gcp:serviceaccount/iAMMember:IAMMember")
     assert borrow.inputs == {
         "serviceAccountId": f"projects/{DEV}/serviceAccounts/hydro-tsdb-backup@{DEV}.iam.gserviceaccount.com",
-        "role": "roles/iam.serviceAccountTokenCreator", "member": member("tsdb")}
+        "role": f"projects/{DEV}/roles/hydrostreamAccessTokenMinter", "member": member("tsdb")}
+    custom = {r.inputs["roleId"]: r.inputs["permissions"] for r in dev.of_type(
+        "gcp:projects/iAMCustomRole:IAMCustomRole")}
+    assert custom["hydrostreamAccessTokenMinter"] == ["iam.serviceAccounts.getAccessToken"]
+    assert not [p for p in custom["hydrostreamDataprocNode"] if p.startswith("storage.objects.")]
 
 
 def test_project_roles_follow_the_role_table():
-    assert roles.DATAPROC.all_project_roles == (
-        "roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/dataproc.worker")
+    assert roles.DATAPROC.all_project_roles == ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+    assert roles.DATAPROC.custom_roles == (roles.DATAPROC_NODE,)
     assert roles.MONITORING.all_project_roles == ("roles/logging.logWriter", "roles/monitoring.metricWriter")
     # Borrowed for uploads only: no project role, not even the base ones.
     assert roles.TSDB_BACKUP.all_project_roles == ()
@@ -207,19 +216,21 @@ def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, p
     assert not any(r.protect for r in dev.of_type("gcp:storage/bucket:Bucket"))
 
 
-def test_temp_objects_expire_and_artifacts_are_versioned(dev):
+def test_temp_objects_expire_artifacts_are_versioned_and_backups_retained(dev):
     planned = buckets(dev)
     assert planned["dataproc-temp"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 90}}]
     assert planned["artifacts"]["versioning"] == {"enabled": True}
     assert planned["artifacts"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 30}}]
-    assert planned["influxdb-backups"]["versioning"] == {"enabled": True}
+    # A retention policy instead of versioning (Cloud Storage refuses both on one bucket): 3 days on dev.
+    assert planned["influxdb-backups"]["versioning"] == {"enabled": False}
+    assert planned["influxdb-backups"]["retentionPolicy"] == {"retentionPeriod": "259200", "isLocked": False}
     assert planned["influxdb-backups"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 3}},
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 7}}]
     for purpose in ("dataproc-staging", "checkpoints", "config"):
-        assert "lifecycleRules" not in planned[purpose] and "versioning" not in planned[purpose]
+        assert not {"lifecycleRules", "versioning", "retentionPolicy"} & set(planned[purpose])
 
 
 def test_bucket_grants_are_per_bucket_and_minimal(dev):

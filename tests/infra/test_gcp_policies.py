@@ -354,7 +354,8 @@ def snapshot_violations(p: mocks.Plan) -> list[str]:
 
 
 def backup_violations(p: mocks.Plan) -> list[str]:
-    """One versioned backup bucket with the stack's expiry; only the backup account may create objects
+    """One backup bucket with the stack's expiry and a retention policy as long (locked on prod, and no
+    versioning, which a retention policy excludes); only the backup account may create objects
     there and do nothing else; it holds no project role; only the InfluxDB VM's account may borrow it."""
     project = p.settings.gcp.project
     backup_email = f"hydro-tsdb-backup@{project}.iam.gserviceaccount.com"
@@ -365,8 +366,15 @@ def backup_violations(p: mocks.Plan) -> list[str]:
     if len(buckets) != 1:
         return [f"{len(buckets)} buckets named {bucket_name}, expected 1"]
     (bucket,) = buckets
-    if dig(bucket.inputs, "versioning", "enabled") is not True:
-        found.append(f"{bucket.name}: not versioned")
+    retention = bucket.inputs.get("retentionPolicy") or {}
+    seconds = p.settings.backups.influxdb_retention_days * 86_400
+    if str(retention.get("retentionPeriod")) != str(seconds):
+        found.append(f"{bucket.name}: retention period {retention.get('retentionPeriod')!r}, "
+                     f"expected {seconds}")
+    if bool(retention.get("isLocked")) != (p.stack in PROTECTED_STACKS):
+        found.append(f"{bucket.name}: retention policy locked={bool(retention.get('isLocked'))} in {p.stack}")
+    if dig(bucket.inputs, "versioning", "enabled") is not False:
+        found.append(f"{bucket.name}: versioning not turned off (a retention policy refuses it)")
     ages = [dig(rule, "condition", "age") for rule in bucket.inputs.get("lifecycleRules") or []
             if dig(rule, "action", "type") == "Delete"]
     if p.settings.backups.influxdb_retention_days not in ages:
@@ -384,8 +392,8 @@ def backup_violations(p: mocks.Plan) -> list[str]:
             found.append(f"{grant.name}: the backup account holds {role} beyond its bucket")
     borrowers = sorted((g.inputs.get("serviceAccountId"), g.inputs.get("role"), g.inputs.get("member"))
                        for g in p.of_type(ACCOUNT_GRANT))
-    expected = [(f"projects/{project}/serviceAccounts/{backup_email}", "roles/iam.serviceAccountTokenCreator",
-                 f"serviceAccount:{tsdb_email}")]
+    expected = [(f"projects/{project}/serviceAccounts/{backup_email}",
+                 roles.ACCESS_TOKEN_MINTER.name(project), f"serviceAccount:{tsdb_email}")]
     if borrowers != expected:
         found.append(f"service account grants {borrowers}, expected {expected}")
     return found
@@ -750,14 +758,25 @@ def test_a_backup_bucket_others_may_write_or_an_account_with_more_rights_is_repo
     assert ("identity-tsdb-backup-logging.logWriter: the backup account holds roles/logging.logWriter "
             "beyond its bucket") in found
     assert found[-1].startswith("service account grants [('projects/hydrostream-dev/serviceAccounts/"
-                                + backup + "', 'roles/iam.serviceAccountTokenCreator', "
-                                "'serviceAccount:hydro-monitoring@")
+                                + backup + "', 'projects/hydrostream-dev/roles/"
+                                "hydrostreamAccessTokenMinter', 'serviceAccount:hydro-monitoring@")
 
 
-def test_an_unversioned_backup_bucket_that_keeps_backups_too_long_is_reported(monkeypatch):
-    monkeypatch.setattr(storage, "VERSIONED", frozenset({roles.Bucket.ARTIFACTS}))
+def test_a_backup_bucket_without_retention_that_keeps_backups_too_long_is_reported(monkeypatch):
+    # The bucket as it was before issue 29: versioned, no retention policy.
+    monkeypatch.setattr(storage, "VERSIONED", frozenset({roles.Bucket.ARTIFACTS, roles.Bucket.BACKUPS}))
+    monkeypatch.setattr(storage, "RETAINED", frozenset())
     monkeypatch.setattr(storage, "lifecycle_rules", lambda purpose, retention_days: [])
     assert backup_violations(mocks.run_plan("prod")) == [
-        "buckets-influxdb-backups: not versioned",
+        "buckets-influxdb-backups: retention period None, expected 2592000",
+        "buckets-influxdb-backups: retention policy locked=False in prod",
+        "buckets-influxdb-backups: versioning not turned off (a retention policy refuses it)",
         "buckets-influxdb-backups: backups expire at ages [], expected 30",
     ]
+
+
+def test_an_unlocked_prod_retention_or_a_locked_dev_one_is_reported():
+    unlocked = mocks.run_plan("prod", {**mocks.stack_config("prod"), "hydrostream:protect": False})
+    assert "buckets-influxdb-backups: retention policy locked=False in prod" in backup_violations(unlocked)
+    locked = mocks.run_plan("dev", {**mocks.stack_config("dev"), "hydrostream:protect": True})
+    assert backup_violations(locked) == ["buckets-influxdb-backups: retention policy locked=True in dev"]

@@ -221,7 +221,7 @@ def test_a_failed_backup_leaves_the_last_good_backup_s_time_alone(tmp_path):
 @pytest.mark.parametrize(("case", "options", "message"), [
     ("influx fails", {"influx_fails": True}, "backup failed"),
     ("no manifest", {"manifest": False}, "wrote no manifest"),
-    ("no token", {"minted": ""}, "serviceAccountTokenCreator"),
+    ("no token", {"minted": ""}, "iam.serviceAccounts.getAccessToken"),
 ])
 def test_a_failed_backup_uploads_nothing_and_leaves_no_staging(tmp_path, case, options, message):
     result = run_backup(tmp_path, backup_stubs(tmp_path, **options))

@@ -29,7 +29,8 @@ EXPORTER_METRICS = frozenset({
 
 # Metrics host scripts leave for node-exporter's textfile collector, read from the scripts themselves
 # (each writes its metrics' `# TYPE` lines).
-TEXTFILE_SCRIPTS = (Path(__file__).resolve().parents[2] / "infra/render/templates/influxdb-backup.sh",)
+TEXTFILE_SCRIPTS = tuple(Path(__file__).resolve().parents[2] / "infra/render/templates" / name
+                         for name in ("influxdb-backup.sh", "fetch-config.sh"))
 TEXTFILE_METRICS = frozenset(name for script in TEXTFILE_SCRIPTS
                              for name in re.findall(r"^# TYPE (\w+) ", script.read_text(), re.MULTILINE))
 

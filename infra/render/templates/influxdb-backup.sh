@@ -38,7 +38,7 @@ backup_token() {
       "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${account}:generateAccessToken")
   token=$(printf '%s' "${response}" | tr -d ' \t\r\n' | sed -n 's/.*"accessToken":"\([^"]*\)".*/\1/p')
   if [[ -z "${token}" ]]; then
-    echo "no access token for ${account} (does the VM's account hold roles/iam.serviceAccountTokenCreator on it?)" >&2
+    echo "no access token for ${account} (does the VM's account hold iam.serviceAccounts.getAccessToken on it?)" >&2
     return 1
   fi
   printf '%s' "${token}"
