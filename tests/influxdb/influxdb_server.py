@@ -186,10 +186,12 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[InfluxServer]:
+def influxdb_server(binaries: dict[str, Path], workdir: Path,
+                    operator_token: str | None = None) -> Iterator[InfluxServer]:
     """influxd on a free loopback port with its data under `workdir`, set up like the stacks' one (the
-    `influx setup` the image's entrypoint runs, with the stacks' org, bucket, retention and admin user),
-    until the block ends; then stopped with SIGINT (SIGTERM would kill it without closing its files)."""
+    `influx setup` the image's entrypoint runs, with the stacks' org, bucket, retention and admin user, and
+    `operator_token` as a VM takes it from Secret Manager; a new one by default), until the block ends;
+    then stopped with SIGINT (SIGTERM would kill it without closing its files)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     spec = influxdb_spec(InfluxdbSettings(), MEMORY_MB)
@@ -208,7 +210,7 @@ def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[Influx
                     raise RuntimeError(f"influxd on {url} was not healthy within 60 s")
                 time.sleep(0.2)
             server = InfluxServer(url, spec, binaries["influx"], workdir, process,
-                                  operator_token=secrets.token_hex(32))
+                                  operator_token=operator_token or secrets.token_hex(32))
             (workdir / "operator-token").write_text(server.operator_token)
             # The image's entrypoint sets up with `influx setup` and the DOCKER_INFLUXDB_INIT_* values.
             server.cli("setup", "--force", "--org", spec.org, "--bucket", spec.bucket,
