@@ -43,6 +43,9 @@ MEMORY_MB = 1024
 STOP_TIMEOUT_S = 30
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], int]
+# The first and last times InfluxDB can hold (int64 nanoseconds, less reserved extremes); the delete API
+# refuses a later stop, and a range stops before it.
+FIRST_TIME, LAST_TIME = "1677-09-21T00:12:43.145224194Z", "2262-04-11T23:47:16.854775806Z"
 _ACCEPTED_WRITES = re.compile(
     r'^http_api_requests_total\{[^}]*path="/api/v2/write",[^}]*status="2XX"[^}]*\} (\S+)$', re.MULTILINE)
 _TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
@@ -103,7 +106,7 @@ class InfluxBucket:
     def measurement(self, name: str) -> dict[SeriesKey, dict[str, float | int]]:
         """Every point of measurement `name`: (measurement, sorted tags, time ns) -> fields."""
         flux = (f'from(bucket: {json.dumps(self.bucket)})'
-                f' |> range(start: 1970-01-01T00:00:00Z, stop: 2262-01-01T00:00:00Z)'
+                f' |> range(start: {FIRST_TIME}, stop: {LAST_TIME})'
                 f' |> filter(fn: (r) => r._measurement == {json.dumps(name)})')
         points: dict[SeriesKey, dict[str, float | int]] = {}
         for row in self.query(flux):
@@ -112,6 +115,17 @@ class InfluxBucket:
             key = (str(row["_measurement"]), tags, time_ns(str(row["_time"])))
             points.setdefault(key, {})[str(row["_field"])] = row["_value"]  # type: ignore[assignment]
         return points
+
+    def empty(self) -> None:
+        """Delete every point of the bucket (with the operator token: the scoped ones may not)."""
+        body = {"start": FIRST_TIME, "stop": LAST_TIME}
+        target = urllib.parse.urlencode({"org": self.org, "bucket": self.bucket})
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/delete?{target}", data=json.dumps(body).encode(), method="POST",
+            headers={"Authorization": f"Token {self.server.operator_token}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60):
+            pass
 
 
 @dataclass
