@@ -199,11 +199,43 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def container_env(spec: InfluxDbSpec, secret_paths: dict[str, Path]) -> dict[str, str]:
+    """The InfluxDB container's environment as the stacks give it: the spec's values and each secret file's
+    `*_FILE` variable, pointing at `secret_paths` (secret -> file) instead of the container's paths."""
+    files = {f.env: str(secret_paths[f.secret]) for f in spec.service.secret_files if f.env is not None}
+    return {**spec.env, **files}
+
+
+def entrypoint_setup(env: dict[str, str]) -> list[str]:
+    """The `influx setup` arguments the influxdb:2.7 image's entrypoint makes of a container's environment
+    on first boot: DOCKER_INFLUXDB_INIT_<NAME>, or the file that DOCKER_INFLUXDB_INIT_<NAME>_FILE names."""
+    if env.get("DOCKER_INFLUXDB_INIT_MODE") != "setup":
+        raise ValueError("the container's environment does not ask the entrypoint to set InfluxDB up")
+
+    def value(name: str) -> str:
+        variable = f"DOCKER_INFLUXDB_INIT_{name}"
+        if f"{variable}_FILE" in env:
+            return Path(env[f"{variable}_FILE"]).read_text().rstrip("\n")  # the entrypoint's $(cat FILE)
+        return env.get(variable, "")
+
+    required = {"--username": value("USERNAME"), "--password": value("PASSWORD"),
+                "--org": value("ORG"), "--bucket": value("BUCKET")}
+    missing = [option for option, given in required.items() if not given]
+    if missing:
+        raise ValueError(f"the entrypoint would refuse to set up without {missing}")
+    args = ["setup", "--force"]
+    optional = {"--retention": value("RETENTION"), "--token": value("ADMIN_TOKEN")}
+    for option, given in {**required, **optional}.items():
+        if given:
+            args += [option, given]
+    return args
+
+
 @contextmanager
 def influxdb_server(binaries: dict[str, Path], workdir: Path,
                     operator_token: str | None = None) -> Iterator[InfluxServer]:
     """influxd on a free loopback port with its data under `workdir`, set up like the stacks' one (the
-    `influx setup` the image's entrypoint runs, with the stacks' org, bucket, retention and admin user, and
+    `influx setup` the image's entrypoint makes of the stacks' container environment and secret files, with
     `operator_token` as a VM takes it from Secret Manager; a new one by default), until the block ends;
     then stopped with SIGINT (SIGTERM would kill it without closing its files)."""
     port = free_port()
@@ -226,10 +258,10 @@ def influxdb_server(binaries: dict[str, Path], workdir: Path,
             server = InfluxServer(url, spec, binaries["influx"], workdir, process,
                                   operator_token=operator_token or secrets.token_hex(32))
             (workdir / "operator-token").write_text(server.operator_token)
-            # The image's entrypoint sets up with `influx setup` and the DOCKER_INFLUXDB_INIT_* values.
-            server.cli("setup", "--force", "--org", spec.org, "--bucket", spec.bucket,
-                       "--retention", spec.retention, "--username", spec.admin_user,
-                       "--password", secrets.token_hex(16), "--token", server.operator_token)
+            (workdir / "admin-password").write_text(secrets.token_hex(16))
+            secret_paths = {catalog.INFLUXDB_TOKEN: workdir / "operator-token",
+                            catalog.INFLUXDB_ADMIN_PASSWORD: workdir / "admin-password"}
+            server.cli(*entrypoint_setup(container_env(spec, secret_paths)))
             yield server
         finally:
             process.send_signal(signal.SIGINT)

@@ -11,7 +11,9 @@ import urllib.request
 
 import pytest
 
-from tests.influxdb.influxdb_server import READ, WRITE, time_ns
+from infra import catalog
+from infra.settings import InfluxdbSettings
+from tests.influxdb.influxdb_server import READ, WRITE, container_env, entrypoint_setup, time_ns
 
 
 def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int:
@@ -30,6 +32,30 @@ def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int
 
 LINE = "sensor_readings,device_id=hp\\ 1,farm_id=f\\,1,zone=b\\=ä ph=6.5,ec_ms_cm=2i 1767225600000000001\n"
 KEY = ("sensor_readings", (("device_id", "hp 1"), ("farm_id", "f,1"), ("zone", "b=ä")), 1767225600000000001)
+
+
+def test_the_first_boot_sets_up_the_stacks_org_bucket_retention_admin_and_operator_token(influxd):
+    """What the image's entrypoint made of the stacks' container environment (the session's server)."""
+    (bucket,) = json.loads(influxd.cli("bucket", "list", "--org", "hydro", "--name", "hydro", "--json"))
+    retention_s = InfluxdbSettings().retention_days * 86400
+    assert [rule["everySeconds"] for rule in bucket["retentionRules"]] == [retention_s]
+    assert [user["name"] for user in json.loads(influxd.cli("user", "list", "--json"))] == ["admin"]
+    (operator,) = [auth for auth in json.loads(influxd.cli("auth", "list", "--json"))
+                   if auth["token"] == influxd.operator_token]
+    assert "write:/authorizations" in operator["permissions"]
+
+
+def test_the_entrypoint_takes_the_password_and_operator_token_from_the_stacks_secret_files(influxd, tmp_path):
+    (tmp_path / "token").write_text("operator\n")
+    (tmp_path / "password").write_text("secret")
+    env = container_env(influxd.spec, {catalog.INFLUXDB_TOKEN: tmp_path / "token",
+                                       catalog.INFLUXDB_ADMIN_PASSWORD: tmp_path / "password"})
+    assert entrypoint_setup(env) == ["setup", "--force", "--username", "admin", "--password", "secret",
+                                     "--org", "hydro", "--bucket", "hydro", "--retention", "30d",
+                                     "--token", "operator"]
+    del env["DOCKER_INFLUXDB_INIT_PASSWORD_FILE"]
+    with pytest.raises(ValueError, match="--password"):
+        entrypoint_setup(env)
 
 
 def test_a_point_reads_back_with_its_tags_time_and_field_types(influxdb):
