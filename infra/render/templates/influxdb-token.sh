@@ -44,8 +44,10 @@ fi
 # id, and InfluxDB keeps the old tokens, which then get 403.
 # A failing CLI stops the script (set -e): never create a second token because a listing failed.
 auths=$(influx auth list --org "${org}" --json | compact)
-current=$(printf '%s' "${auths}" | grep -o "\"description\":\"${description}\",\"token\":\"[^\"]*\",\"status\":\"active\",\"userName\":\"[^\"]*\",\"userID\":\"[0-9a-f]*\",\"permissions\":\[\"${access}:orgs/[0-9a-f]*/buckets/${bucket_id}\"\]" \
-  | head -n 1 || true)
+wanted="\"description\":\"${description}\",\"token\":\"[^\"]*\",\"status\":\"active\","
+wanted+="\"userName\":\"[^\"]*\",\"userID\":\"[0-9a-f]*\","
+wanted+="\"permissions\":\[\"${access}:orgs/[0-9a-f]*/buckets/${bucket_id}\"\]"
+current=$(printf '%s' "${auths}" | grep -o "${wanted}" | head -n 1 || true)
 if [[ -n "${current}" ]]; then
   unset auths
   echo "reusing the ${access} token ${description}" >&2
