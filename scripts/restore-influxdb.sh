@@ -8,7 +8,8 @@
 #   default        `influx restore --full`: every bucket, user and token becomes the backup's; writes made
 #                  since the backup are lost. Asks for the stack name to be typed.
 #   --into-bucket  copies the backup's data of the stack's bucket into the new bucket NEW_BUCKET and changes
-#                  nothing else. Asks for "yes".
+#                  nothing else. Asks for "yes". NEW_BUCKET may be the stack's bucket once it is lost (deleted):
+#                  then its scoped tokens are made again, as after a full restore.
 # Needs gcloud signed in as someone who may read the backup bucket and SSH to the VM through IAP, and the
 # project's virtualenv (make venv): the stack's names come from infra/, not from this script.
 set -euo pipefail
@@ -90,7 +91,7 @@ fi
 gcloud compute ssh "$instance" --project "${target[project]}" --zone "${target[zone]}" --tunnel-through-iap \
   --command "$remote" <"$archive" || fail "the restore on $instance failed (its output is above); see docs/operations.md"
 echo "restore-influxdb: done."
-if [[ -z $new_bucket ]]; then
+if [[ -z $new_bucket || $new_bucket == "${target[influxdb_bucket]}" ]]; then
   echo "Next: the running consumer and Grafana still hold the tokens of before; see docs/operations.md:"
   echo "  make resubmit STACK=$stack JOB=consumer"
   echo "  gcloud compute ssh ${target[monitoring_instance]} --project ${target[project]} --zone ${target[zone]} \\"

@@ -43,6 +43,9 @@ MEMORY_MB = 1024
 STOP_TIMEOUT_S = 30
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], int]
+# The first and last times InfluxDB can hold (int64 nanoseconds, less reserved extremes); the delete API
+# refuses a later stop, and a range stops before it.
+FIRST_TIME, LAST_TIME = "1677-09-21T00:12:43.145224194Z", "2262-04-11T23:47:16.854775806Z"
 _ACCEPTED_WRITES = re.compile(
     r'^http_api_requests_total\{[^}]*path="/api/v2/write",[^}]*status="2XX"[^}]*\} (\S+)$', re.MULTILINE)
 _TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
@@ -103,7 +106,7 @@ class InfluxBucket:
     def measurement(self, name: str) -> dict[SeriesKey, dict[str, float | int]]:
         """Every point of measurement `name`: (measurement, sorted tags, time ns) -> fields."""
         flux = (f'from(bucket: {json.dumps(self.bucket)})'
-                f' |> range(start: 1970-01-01T00:00:00Z, stop: 2262-01-01T00:00:00Z)'
+                f' |> range(start: {FIRST_TIME}, stop: {LAST_TIME})'
                 f' |> filter(fn: (r) => r._measurement == {json.dumps(name)})')
         points: dict[SeriesKey, dict[str, float | int]] = {}
         for row in self.query(flux):
@@ -112,6 +115,17 @@ class InfluxBucket:
             key = (str(row["_measurement"]), tags, time_ns(str(row["_time"])))
             points.setdefault(key, {})[str(row["_field"])] = row["_value"]  # type: ignore[assignment]
         return points
+
+    def empty(self) -> None:
+        """Delete every point of the bucket (with the operator token: the scoped ones may not)."""
+        body = {"start": FIRST_TIME, "stop": LAST_TIME}
+        target = urllib.parse.urlencode({"org": self.org, "bucket": self.bucket})
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/delete?{target}", data=json.dumps(body).encode(), method="POST",
+            headers={"Authorization": f"Token {self.server.operator_token}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60):
+            pass
 
 
 @dataclass
@@ -185,11 +199,45 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def container_env(spec: InfluxDbSpec, secret_paths: dict[str, Path]) -> dict[str, str]:
+    """The InfluxDB container's environment as the stacks give it: the spec's values and each secret file's
+    `*_FILE` variable, pointing at `secret_paths` (secret -> file) instead of the container's paths."""
+    files = {f.env: str(secret_paths[f.secret]) for f in spec.service.secret_files if f.env is not None}
+    return {**spec.env, **files}
+
+
+def entrypoint_setup(env: dict[str, str]) -> list[str]:
+    """The `influx setup` arguments the influxdb:2.7 image's entrypoint makes of a container's environment
+    on first boot: DOCKER_INFLUXDB_INIT_<NAME>, or the file that DOCKER_INFLUXDB_INIT_<NAME>_FILE names."""
+    if env.get("DOCKER_INFLUXDB_INIT_MODE") != "setup":
+        raise ValueError("the container's environment does not ask the entrypoint to set InfluxDB up")
+
+    def value(name: str) -> str:
+        variable = f"DOCKER_INFLUXDB_INIT_{name}"
+        if f"{variable}_FILE" in env:
+            return Path(env[f"{variable}_FILE"]).read_text().rstrip("\n")  # the entrypoint's $(cat FILE)
+        return env.get(variable, "")
+
+    required = {"--username": value("USERNAME"), "--password": value("PASSWORD"),
+                "--org": value("ORG"), "--bucket": value("BUCKET")}
+    missing = [option for option, given in required.items() if not given]
+    if missing:
+        raise ValueError(f"the entrypoint would refuse to set up without {missing}")
+    args = ["setup", "--force"]
+    optional = {"--retention": value("RETENTION"), "--token": value("ADMIN_TOKEN")}
+    for option, given in {**required, **optional}.items():
+        if given:
+            args += [option, given]
+    return args
+
+
 @contextmanager
-def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[InfluxServer]:
+def influxdb_server(binaries: dict[str, Path], workdir: Path,
+                    operator_token: str | None = None) -> Iterator[InfluxServer]:
     """influxd on a free loopback port with its data under `workdir`, set up like the stacks' one (the
-    `influx setup` the image's entrypoint runs, with the stacks' org, bucket, retention and admin user),
-    until the block ends; then stopped with SIGINT (SIGTERM would kill it without closing its files)."""
+    `influx setup` the image's entrypoint makes of the stacks' container environment and secret files, with
+    `operator_token` as a VM takes it from Secret Manager; a new one by default), until the block ends;
+    then stopped with SIGINT (SIGTERM would kill it without closing its files)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     spec = influxdb_spec(InfluxdbSettings(), MEMORY_MB)
@@ -208,12 +256,12 @@ def influxdb_server(binaries: dict[str, Path], workdir: Path) -> Iterator[Influx
                     raise RuntimeError(f"influxd on {url} was not healthy within 60 s")
                 time.sleep(0.2)
             server = InfluxServer(url, spec, binaries["influx"], workdir, process,
-                                  operator_token=secrets.token_hex(32))
+                                  operator_token=operator_token or secrets.token_hex(32))
             (workdir / "operator-token").write_text(server.operator_token)
-            # The image's entrypoint sets up with `influx setup` and the DOCKER_INFLUXDB_INIT_* values.
-            server.cli("setup", "--force", "--org", spec.org, "--bucket", spec.bucket,
-                       "--retention", spec.retention, "--username", spec.admin_user,
-                       "--password", secrets.token_hex(16), "--token", server.operator_token)
+            (workdir / "admin-password").write_text(secrets.token_hex(16))
+            secret_paths = {catalog.INFLUXDB_TOKEN: workdir / "operator-token",
+                            catalog.INFLUXDB_ADMIN_PASSWORD: workdir / "admin-password"}
+            server.cli(*entrypoint_setup(container_env(spec, secret_paths)))
             yield server
         finally:
             process.send_signal(signal.SIGINT)

@@ -4,13 +4,16 @@ written in line protocol reads back through Flux as the tests' readers expect.""
 from __future__ import annotations
 
 import gzip
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.influxdb.influxdb_server import WRITE, time_ns
+from infra import catalog
+from infra.settings import InfluxdbSettings
+from tests.influxdb.influxdb_server import READ, WRITE, container_env, entrypoint_setup, time_ns
 
 
 def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int:
@@ -29,6 +32,30 @@ def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int
 
 LINE = "sensor_readings,device_id=hp\\ 1,farm_id=f\\,1,zone=b\\=ä ph=6.5,ec_ms_cm=2i 1767225600000000001\n"
 KEY = ("sensor_readings", (("device_id", "hp 1"), ("farm_id", "f,1"), ("zone", "b=ä")), 1767225600000000001)
+
+
+def test_the_first_boot_sets_up_the_stacks_org_bucket_retention_admin_and_operator_token(influxd):
+    """What the image's entrypoint made of the stacks' container environment (the session's server)."""
+    (bucket,) = json.loads(influxd.cli("bucket", "list", "--org", "hydro", "--name", "hydro", "--json"))
+    retention_s = InfluxdbSettings().retention_days * 86400
+    assert [rule["everySeconds"] for rule in bucket["retentionRules"]] == [retention_s]
+    assert [user["name"] for user in json.loads(influxd.cli("user", "list", "--json"))] == ["admin"]
+    (operator,) = [auth for auth in json.loads(influxd.cli("auth", "list", "--json"))
+                   if auth["token"] == influxd.operator_token]
+    assert "write:/authorizations" in operator["permissions"]
+
+
+def test_the_entrypoint_takes_the_password_and_operator_token_from_the_stacks_secret_files(influxd, tmp_path):
+    (tmp_path / "token").write_text("operator\n")
+    (tmp_path / "password").write_text("secret")
+    env = container_env(influxd.spec, {catalog.INFLUXDB_TOKEN: tmp_path / "token",
+                                       catalog.INFLUXDB_ADMIN_PASSWORD: tmp_path / "password"})
+    assert entrypoint_setup(env) == ["setup", "--force", "--username", "admin", "--password", "secret",
+                                     "--org", "hydro", "--bucket", "hydro", "--retention", "30d",
+                                     "--token", "operator"]
+    del env["DOCKER_INFLUXDB_INIT_PASSWORD_FILE"]
+    with pytest.raises(ValueError, match="--password"):
+        entrypoint_setup(env)
 
 
 def test_a_point_reads_back_with_its_tags_time_and_field_types(influxdb):
@@ -53,6 +80,31 @@ def test_the_token_script_hands_out_the_same_token_again(influxd, influxdb):
     """A reboot or a new deploy runs influxdb-token.sh again: the consumer's token must not change."""
     description = f"{WRITE.description}-{influxdb.bucket}"
     assert influxd.scoped_token(influxdb.bucket, "write", description) == influxdb.token
+
+
+def descriptions(server) -> list[str]:
+    """The description of every token of the server, as `influx auth list` gives them."""
+    return [auth["description"] for auth in json.loads(server.cli("auth", "list", "--json"))]
+
+
+def test_a_bucket_made_again_gets_new_tokens_and_the_dead_ones_go(influxd, influxdb):
+    """InfluxDB keeps a deleted bucket's tokens, which then get 403 on the new bucket of the same name (a
+    restore into the lost bucket's name): the token script replaces them rather than handing them out."""
+    influxd.cli("bucket", "delete", "--org", influxdb.org, "--name", influxdb.bucket)
+    influxd.cli("bucket", "create", "--org", influxdb.org, "--name", influxdb.bucket, "--retention", "0")
+    assert write(influxdb, influxdb.token, LINE) == 403
+    write_description, read_description = (f"{t.description}-{influxdb.bucket}" for t in (WRITE, READ))
+    token = influxd.scoped_token(influxdb.bucket, "write", write_description)
+    read_token = influxd.scoped_token(influxdb.bucket, "read", read_description)
+    assert token != influxdb.token and read_token != influxdb.read_token
+    assert write(influxdb, token, LINE) == 204
+    assert write(influxdb, read_token, LINE) == 403
+    counted = influxdb.query(f'from(bucket: "{influxdb.bucket}") |> range(start: 0) |> count()',
+                             token=read_token)
+    assert {row["_field"]: row["_value"] for row in counted} == {"ph": 1, "ec_ms_cm": 1}
+    found = descriptions(influxd)
+    assert found.count(write_description) == 1 == found.count(read_description)
+    assert influxd.scoped_token(influxdb.bucket, "write", write_description) == token
 
 
 def test_accepted_writes_are_counted_by_the_server(influxd, influxdb):

@@ -462,7 +462,8 @@ BUCKET_ID = "0a1b2c3d4e5f6a7b"
 
 
 def influx_stubs(tmp_path: Path) -> Path:
-    """`docker exec` runs the in-container script here; `influx` keeps its tokens in files."""
+    """`docker exec` runs the in-container script here; `influx` keeps its tokens in files and lists them as
+    the real CLI does (tests/influxdb runs the script against the real one)."""
     stubs = tmp_path / "bin"
     (tmp_path / "auths").mkdir(exist_ok=True)
     stub(stubs, "docker", 'while [[ $1 != bash ]]; do shift; done\nexec "$@"')
@@ -474,6 +475,7 @@ fi
 printable() {{
   printf '\\t{{\\n\\t\\t"id": "%s",\\n\\t\\t"description": "%s",\\n' "$1" "$2"
   printf '\\t\\t"token": "%s",\\n\\t\\t"status": "active",\\n\\t\\t"userName": "admin",\\n' "$3"
+  printf '\\t\\t"userID": "0c0c0c0c0c0c0c0c",\\n'
   printf '\\t\\t"permissions": [\\n\\t\\t\\t"%s"\\n\\t\\t]\\n\\t}}' "$4"
 }}
 case "$1 $2" in
@@ -494,7 +496,10 @@ case "$1 $2" in
     echo "]" ;;
   "auth create")
     while [[ $# -gt 0 ]]; do
-      case "$1" in --description) description=$2 ;; --write-bucket|--read-bucket) perm="${{1#--}}:$2" ;; esac
+      case "$1" in
+        --description) description=$2 ;;
+        --write-bucket|--read-bucket) perm="${{1:2:-7}}:orgs/ffffffffffffffff/buckets/$2" ;;
+      esac
       shift
     done
     n=$(ls "$STUB_DIR/auths" | wc -l)

@@ -1,5 +1,5 @@
-"""Fixtures of the jobs suite: one local SparkSession for the session, a fake InfluxDB per test, and a
-fault-injecting proxy in front of the real one (tests/conftest.py's `influxdb`, a bucket per test)."""
+"""Fixtures of the jobs suite: one local SparkSession for the session, and a fault-injecting proxy in front of
+the real InfluxDB (tests/conftest.py's `influxdb`, a bucket per test)."""
 
 from __future__ import annotations
 
@@ -35,14 +35,6 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
-
-
-@pytest.fixture
-def influx():
-    fake = FakeInflux()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

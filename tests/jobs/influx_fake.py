@@ -4,6 +4,11 @@ Points are stored by (measurement, tag set, time) with overwrite semantics, as I
 a replayed batch must not create anything new. Given an `upstream` (a real InfluxDB), it stores
 nothing: it is a proxy that forwards each write unchanged and relays the answer, with its scripted
 faults in between, so a test of faults still writes to the real server.
+
+The tests' happy paths write to the real InfluxDB (tests/influxdb). What still uses this module: the fault
+tests, through the proxy; the three-broker Kafka test (tests/kafka/test_kafka_cluster.py), storing; the
+benchmarks, count-only (`strict=False`: their endpoint must not be the bottleneck); and the window tests,
+whose reader of the jobs' lines is `parse_line`.
 """
 
 from __future__ import annotations

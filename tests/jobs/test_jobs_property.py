@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.jobs import oracle
-from tests.jobs.influx_fake import FakeInflux
 
 VALUE_NAMES = tuple(oracle.RANGES)
 ID_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
@@ -138,27 +137,25 @@ def received_bytes(record: dict) -> bytes:
 @example(messages=[b"\xed\xa0", b"\xff"], good=1)  # Java and Python render bad bytes differently
 @example(messages=[good_reading(1) + b"]", good_reading(2) + b' {"ph": 7}', good_reading(3) + b"\n"], good=0)
 @given(messages=st.lists(hostile(), min_size=1, max_size=20), good=st.integers(0, 3))
-def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_factory, messages, good):
+def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_factory, influxdb, messages,
+                                                                good):
+    """Into the real InfluxDB: one bucket for the test, emptied before each example."""
     messages = messages + [good_reading(i) for i in range(good)]
     dead_letters = tmp_path_factory.mktemp("dlq")
-    influx = FakeInflux()
-    influx.start()
-    try:
-        token_file = tmp_path_factory.mktemp("token") / "token"
-        token_file.write_text(influx.token)
-        target = InfluxTarget(
-            url=influx.url,
-            org=influx.org,
-            bucket=influx.bucket,
-            token=TokenSource(file=str(token_file)),
-            max_attempts=1,
-        )
-        frame = spark.createDataFrame([(m,) for m in messages], "value binary")
-        ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics(), BatchLog())(
-            message_rows(classified_messages(frame)), 7
-        )
-    finally:
-        influx.stop()
+    influxdb.empty()
+    token_file = tmp_path_factory.mktemp("token") / "token"
+    token_file.write_text(influxdb.token)
+    target = InfluxTarget(
+        url=influxdb.url,
+        org=influxdb.org,
+        bucket=influxdb.bucket,
+        token=TokenSource(file=str(token_file)),
+        max_attempts=1,
+    )
+    frame = spark.createDataFrame([(m,) for m in messages], "value binary")
+    ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics(), BatchLog())(
+        message_rows(classified_messages(frame)), 7
+    )
 
     expected = [oracle.check(m) for m in messages]
     quarantined = []
@@ -177,8 +174,8 @@ def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_f
             tags = tuple(sorted((name, reading[name]) for name in oracle.IDS))
             key = ("sensor_readings", tags, reading["time_ns"])
             expected_points[key] = {n: reading[n] for n in VALUE_NAMES}
-    assert influx.points.keys() == expected_points.keys()
+    stored = influxdb.measurement("sensor_readings")
+    assert stored.keys() == expected_points.keys()
     for key, fields in expected_points.items():
-        assert influx.points[key] == fields
-    assert not influx.rejected
-    assert all(not math.isnan(v) for fields in influx.points.values() for v in fields.values())
+        assert stored[key] == fields
+    assert all(not math.isnan(v) for fields in stored.values() for v in fields.values())

@@ -1,4 +1,5 @@
-"""The executor-side InfluxDB writer against the fake endpoint: batching, gzip, retries, loud failure."""
+"""The executor-side InfluxDB writer: batching and gzip into the real InfluxDB, and retries and loud failure
+through a proxy in front of it that scripts the faults."""
 
 from __future__ import annotations
 
@@ -23,14 +24,14 @@ def lines(n: int, start: int = 0) -> list[bytes]:
     return [f"m,device=d{i % 7} v={i}.5 {1_000_000_000 + i}".encode() for i in range(start, start + n)]
 
 
-@pytest.fixture
-def target(influx, tmp_path):
+def influx_target(url: str, influxdb, tmp_path) -> InfluxTarget:
+    """The writer's settings for the test's bucket (its write-only token, from a file), sent to `url`."""
     token_file = tmp_path / "token"
-    token_file.write_text(f"  {influx.token}\n")
+    token_file.write_text(f"  {influxdb.token}\n")
     return InfluxTarget(
-        url=influx.url,
-        org=influx.org,
-        bucket=influx.bucket,
+        url=url,
+        org=influxdb.org,
+        bucket=influxdb.bucket,
         token=TokenSource(file=str(token_file)),
         batch_lines=100,
         max_attempts=4,
@@ -40,10 +41,24 @@ def target(influx, tmp_path):
     )
 
 
-def test_lines_go_in_batches_of_the_configured_size(influx, target):
+@pytest.fixture
+def target(influxdb, tmp_path):
+    """Straight to the real InfluxDB."""
+    return influx_target(influxdb.url, influxdb, tmp_path)
+
+
+@pytest.fixture
+def proxied(influx_proxy, influxdb, tmp_path):
+    """Through the fault proxy (`influx_proxy`) in front of the real InfluxDB."""
+    return influx_target(influx_proxy.url, influxdb, tmp_path)
+
+
+def test_lines_go_in_batches_of_the_configured_size(influxd, influxdb, target):
+    before = influxd.accepted_writes()
     result = write_lines(lines(250), target)
     assert (result.points, result.retries) == (250, 0)
-    assert influx.accepted_writes == 3 and len(influx.points) == 250 and not influx.rejected
+    assert influxd.accepted_writes() == before + 3
+    assert len(influxdb.measurement("m")) == 250
 
 
 @pytest.mark.parametrize(
@@ -58,15 +73,17 @@ def test_lines_go_in_batches_of_the_configured_size(influx, target):
         Fault("drop_after_store"),
     ],
 )
-def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(influx, target, fault):
-    influx.fail_next(fault, fault)
-    result = write_lines(lines(250), target)
+def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(influx_proxy, influxdb, proxied,
+                                                                        fault):
+    influx_proxy.fail_next(fault, fault)
+    result = write_lines(lines(250), proxied)
     assert result.points == 250 and result.retries == 2
-    assert len(influx.points) == 250
-    assert {fields["v"] for fields in influx.points.values()} == {i + 0.5 for i in range(250)}
+    stored = influxdb.measurement("m")
+    assert len(stored) == 250
+    assert {fields["v"] for fields in stored.values()} == {i + 0.5 for i in range(250)}
 
 
-def test_retry_after_is_honoured(influx, target, monkeypatch):
+def test_retry_after_is_honoured(influx_proxy, proxied, monkeypatch):
     slept = []
     test_thread, real_sleep = threading.get_ident(), time.sleep
 
@@ -78,28 +95,29 @@ def test_retry_after_is_honoured(influx, target, monkeypatch):
             real_sleep(seconds)
 
     monkeypatch.setattr(sink.time, "sleep", sleep)
-    influx.fail_next(Fault("status", 503, retry_after="7"), Fault("status", 429))
-    write_lines(lines(10), target)
-    assert slept[0] == 7.0 and slept[1] <= target.backoff_max_seconds
+    influx_proxy.fail_next(Fault("status", 503, retry_after="7"), Fault("status", 429))
+    write_lines(lines(10), proxied)
+    assert slept[0] == 7.0 and slept[1] <= proxied.backoff_max_seconds
 
 
-def test_exhausted_retries_fail_loudly(influx, target):
-    influx.fail_next(*[Fault("status", 503)] * target.max_attempts)
+def test_exhausted_retries_fail_loudly(influx_proxy, proxied):
+    influx_proxy.fail_next(*[Fault("status", 503)] * proxied.max_attempts)
     with pytest.raises(SinkWriteError, match="after 4 attempts"):
-        write_lines(lines(10), target)
+        write_lines(lines(10), proxied)
 
 
-def test_rejected_batches_fail_at_once_without_retrying(influx, target):
-    influx.fail_next(Fault("status", 400))
+def test_rejected_batches_fail_at_once_without_retrying(influx_proxy, proxied):
+    influx_proxy.fail_next(Fault("status", 400))
     with pytest.raises(SinkWriteError, match="HTTP 400"):
-        write_lines(lines(10), target)
-    assert influx.requests == 1
+        write_lines(lines(10), proxied)
+    assert influx_proxy.requests == 1
 
 
-def test_a_field_changing_type_is_rejected_like_influxdb_does(influx, target):
+def test_a_field_changing_type_is_rejected_by_influxdb_at_once(influxdb, target):
     write_lines([b"m,t=a v=1.0 1"], target)
     with pytest.raises(SinkWriteError, match="HTTP 422"):
         write_lines([b"m,t=a v=1i 2"], target)
+    assert influxdb.measurement("m") == {("m", (("t", "a"),), 1): {"v": 1.0}}
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -118,10 +136,10 @@ def test_functions_handed_to_executors_pickle_by_reference(target):
         assert pickle.loads(cloudpickle.dumps(function)) is function
 
 
-def test_write_line_frame_writes_from_the_executors(spark, influx, target):
+def test_write_line_frame_writes_from_the_executors(spark, influxdb, target):
     frame = spark.createDataFrame([(line.decode(),) for line in lines(300)], "line string").repartition(3)
     result = sink.write_line_frame(frame, target)
-    assert result.points == 300 and len(influx.points) == 300
+    assert result.points == 300 and len(influxdb.measurement("m")) == 300
 
 
 class _SecretManager(BaseHTTPRequestHandler):

@@ -47,6 +47,8 @@ def topic(broker, request):
 
 @pytest.fixture
 def influx():
+    """The fake InfluxDB endpoint: only the three-broker test (test_kafka_cluster.py) still writes to it; the
+    others write to the real one (tests/conftest.py's `influxdb`)."""
     fake = FakeInflux()
     fake.start()
     yield fake

@@ -127,7 +127,12 @@ def reading(i: int, minute: int) -> str:
     })
 
 
-def test_data_deleted_by_retention_before_it_was_read_fails_the_consumer_loudly(broker, influx, tmp_path):
+def stored(influxdb) -> tuple[dict, dict]:
+    """Every point of the bucket: readings, window statistics."""
+    return influxdb.measurement("sensor_readings"), influxdb.measurement("sensor_window_stats")
+
+
+def test_data_deleted_by_retention_before_it_was_read_fails_the_consumer_loudly(broker, influxdb, tmp_path):
     topic, bootstrap = "hydro.test.retention", broker.bootstrap_servers
     # One partition; retention is changed the way a stack changes it: the topic script run again.
     keep, expire = cloud_init.TopicSpec(topic, 1, 3_600_000), cloud_init.TopicSpec(topic, 1, 2000)
@@ -137,11 +142,11 @@ def test_data_deleted_by_retention_before_it_was_read_fails_the_consumer_loudly(
     later = [reading(i, 40) for i in range(200)]
 
     send_lines(bootstrap, topic, read)
-    consumer = consumer_for(tmp_path, broker, topic, influx, trigger="available-now")
+    consumer = consumer_for(tmp_path, broker, topic, influxdb, trigger="available-now")
     consumer.start()
     assert consumer.wait_exit() == 0, consumer.log()
-    stored_before = dict(influx.points)
-    assert len(influx.measurement("sensor_readings")) == len(read)
+    stored_before = stored(influxdb)
+    assert len(stored_before[0]) == len(read)
 
     send_lines(bootstrap, topic, lost)
     create_topics(broker, expire)
@@ -157,14 +162,14 @@ def test_data_deleted_by_retention_before_it_was_read_fails_the_consumer_loudly(
     consumer.start()
     assert consumer.wait_exit() != 0
     assert "Some data may have been lost" in consumer.log(tail=None), consumer.log()
-    assert influx.points == stored_before
+    assert stored(influxdb) == stored_before
 
     # The operator's documented recovery: acknowledge the loss once, then the default again.
     consumer.fail_on_data_loss = False
     consumer.start()
     assert consumer.wait_exit() == 0, consumer.log()
     readings, windows, _ = expected_points([m.encode() for m in read + later])
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)
 
 
 def fresh_reading(i: int, now_ms: int) -> str:
@@ -179,7 +184,7 @@ def fresh_reading(i: int, now_ms: int) -> str:
 
 
 def test_a_new_release_starts_where_the_old_one_stood_less_a_window_and_the_watermark(
-    broker, topic, influx, tmp_path
+    broker, topic, influxdb, tmp_path
 ):
     # Rounds 8 s apart: longer than window + watermark, so the first round is older than the start.
     window_s, slide_s, watermark_s, per_round, gap_s = 4, 2, 2, 40, 8
@@ -192,9 +197,9 @@ def test_a_new_release_starts_where_the_old_one_stood_less_a_window_and_the_wate
         sent.extend(lines)
 
     def release(name: str) -> Consumer:
-        return Consumer(root / name, bootstrap, topic, influx.url, influx.token, influx.org, influx.bucket,
-                        window=f"{window_s}s", slide=f"{slide_s}s", watermark=f"{watermark_s}s",
-                        handover_from=root)
+        return Consumer(root / name, bootstrap, topic, influxdb.url, influxdb.token, influxdb.org,
+                        influxdb.bucket, window=f"{window_s}s", slide=f"{slide_s}s",
+                        watermark=f"{watermark_s}s", handover_from=root)
 
     def committed_all(consumer: Consumer):
         # The sink's counters move before Spark commits the batch (foreachBatch runs first): a release
@@ -240,4 +245,4 @@ def test_a_new_release_starts_where_the_old_one_stood_less_a_window_and_the_wate
     readings, _, _ = expected_points([m.encode() for m in sent])
     windows = {("sensor_window_stats", (("farm_id", farm), ("zone", zone)), end): stats
                for (farm, zone, end), stats in oracle.window_stats(valid, window_s, slide_s).items()}
-    assert_matches(influx, readings, windows)
+    assert_matches(influxdb, readings, windows)

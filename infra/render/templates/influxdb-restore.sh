@@ -5,7 +5,8 @@
 # (one folder NAME made by influxdb-backup.sh): unpacks it inside the container into CONTAINER_DIR
 # (HOST_DIR on the data disk), then `influx restore` (influx-archive.sh, shipped beside this script).
 # `full` replaces every bucket and the metadata (users, tokens) with the backup's and then re-publishes
-# the scoped tokens to Secret Manager; `bucket` copies BUCKET's data into NEW_BUCKET and changes nothing else.
+# the scoped tokens to Secret Manager; `bucket` copies BUCKET's data into NEW_BUCKET (which must not exist) and
+# changes nothing else, unless NEW_BUCKET is BUCKET (the bucket was lost): then its scoped tokens are made again.
 set -euo pipefail
 
 usage() {
@@ -50,5 +51,11 @@ if [[ ${mode} == full ]]; then
 else
   docker exec -i "${container}" bash -s -- "${token_file}" restore-bucket "${container_dir}/${name}" "$7" "$8" \
     <"${archive_script}"
-  echo "restored bucket $7 of ${name} into the new bucket $8"
+  if [[ $7 == "$8" ]]; then
+    # A lost bucket restored under its own name has a new id: its scoped tokens are made again.
+    systemctl restart hydrostream-influxdb-tokens.service
+    echo "restored the lost bucket $7 of ${name} under its name; scoped tokens re-created and published"
+  else
+    echo "restored bucket $7 of ${name} into the new bucket $8"
+  fi
 fi
