@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 from infra import catalog
-from infra.gcp import influxdb as gcp_influxdb
+from infra.model import derive
 from infra.paths import PROJECT_DIR
 from infra.render import cloud_init
 from infra.services.influxdb import influxdb_spec
-from infra.tools import plan
+from infra.settings import parse_settings
+from infra.tools import mocks, restore_target
 from tests.influxdb.influxdb_server import MEMORY_MB, READ, WRITE, InfluxBucket, InfluxServer, influxdb_server
 from tests.influxdb.test_influxdb_server import write
 from tests.infra.test_cloud_init import SCOPED, commands, files, refs, secret_id, units
@@ -131,8 +132,8 @@ def write_to(server: InfluxServer, bucket: str, token: str, lines: str) -> int:
 
 def tsdb_document() -> tuple[str, str]:
     """The dev stack's tsdb user-data as far as these scripts go, and its backup bucket."""
-    settings = gcp_influxdb.parse_settings(STACK, plan.stack_config(STACK))
-    target = gcp_influxdb.restore_target(settings)
+    settings = parse_settings(STACK, mocks.stack_config(STACK))
+    target = restore_target.restore_target(derive(settings))
     backup = cloud_init.InfluxBackup(target["backup_bucket"],
                                      f"hydro-tsdb-backup@{target['project']}.iam.gserviceaccount.com")
     spec = influxdb_spec(settings.influxdb, MEMORY_MB)

@@ -908,6 +908,7 @@ case "$*" in
   *computeMetadata*token*) echo '{"access_token":"ya29.T","expires_in":3599}' ;;
   *computeMetadata*/instance/attributes/hydrostream-config-bundle) printf '%s' "$STUB_URL" ;;
   *storage.googleapis.com*)
+    cat >/dev/null  # the Authorization header, as curl's --config - (unread, the writer may die of SIGPIPE)
     [[ -n "$STUB_BUNDLE" ]] || exit 22
     while [[ $# -gt 0 ]]; do [[ "$1" == --output ]] && cp "$STUB_BUNDLE" "$2"; shift; done ;;
   *) exit 22 ;;
