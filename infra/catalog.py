@@ -200,14 +200,16 @@ KAFKA = Service(
 # stack, a one-broker stack); infra.services.kafka.KafkaNode.env replaces them for each broker of a
 # larger cluster.
 
+KAFKA_EXPORTER_PORT = 9308
+
 KAFKA_EXPORTER = Service(
     name="kafka-exporter",
     image="danielqsj/kafka-exporter:v1.9.0",
     role=BROKER,
-    ports=(Port("metrics", 9308),),
-    command=("--kafka.server=localhost:9092",),
+    ports=(Port("metrics", KAFKA_EXPORTER_PORT),),
+    command=(f"--kafka.server=localhost:{KAFKA_PORT}",),
     health_check=HealthCheck(
-        command=("CMD-SHELL", "wget -qO- http://localhost:9308/metrics >/dev/null"),
+        command=("CMD-SHELL", f"wget -qO- http://localhost:{KAFKA_EXPORTER_PORT}/metrics >/dev/null"),
     ),
 )
 
@@ -232,10 +234,19 @@ INFLUXDB = Service(
 )
 
 ALERTMANAGER_PORT = 9093
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
+NODE_EXPORTER_PORT = 9100
 # The monitoring services' config volumes: filled from the config bundle on a VM, uploaded locally.
 PROMETHEUS_CONFIG = "prometheus-config"
 ALERTMANAGER_CONFIG = "alertmanager-config"
 GRAFANA_PROVISIONING = "grafana-provisioning"
+
+
+def _http_check(port: int, path: str) -> HealthCheck:
+    """Healthy while wget inside the container gets `path` on `port` of localhost."""
+    return HealthCheck(command=("CMD", "wget", "-qO-", f"http://localhost:{port}{path}"))
+
 
 # Beside Prometheus on the monitoring VM (Prometheus reaches it on localhost; nothing else does). One
 # instance: the gossip cluster listener is switched off. Its config (infra/render/alertmanager_config.py)
@@ -253,7 +264,7 @@ ALERTMANAGER = Service(
     volumes=(Volume("alertmanager-data", "/alertmanager"), Volume(ALERTMANAGER_CONFIG, "/etc/alertmanager")),
     secret_files=tuple(SecretFile(secret, f"{SECRETS_DIR}/{secret}", optional=True)
                        for secret in RECEIVER_SECRETS),
-    health_check=HealthCheck(command=("CMD", "wget", "-qO-", f"http://localhost:{ALERTMANAGER_PORT}/-/ready")),
+    health_check=_http_check(ALERTMANAGER_PORT, "/-/ready"),
     user="65534",
 )
 
@@ -261,14 +272,14 @@ PROMETHEUS = Service(
     name="prometheus",
     image="prom/prometheus:v2.55.1",
     role=MONITORING,
-    ports=(Port("http", 9090),),
+    ports=(Port("http", PROMETHEUS_PORT),),
     command=(
         "--config.file=/etc/prometheus/prometheus.yml",
         "--storage.tsdb.path=/prometheus",
         "--web.enable-lifecycle",
     ),
     volumes=(Volume("prometheus-data", "/prometheus"), Volume(PROMETHEUS_CONFIG, "/etc/prometheus")),
-    health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9090/-/ready")),
+    health_check=_http_check(PROMETHEUS_PORT, "/-/ready"),
     user="65534",
 )
 
@@ -276,7 +287,7 @@ GRAFANA = Service(
     name="grafana",
     image="grafana/grafana:11.6.3",
     role=MONITORING,
-    ports=(Port("http", 3000),),
+    ports=(Port("http", GRAFANA_PORT),),
     env={
         "GF_SECURITY_ADMIN_USER": "admin",
         "GF_USERS_ALLOW_SIGN_UP": "false",
@@ -293,7 +304,9 @@ GRAFANA = Service(
         Volume("grafana-data", "/var/lib/grafana"),
         Volume(GRAFANA_PROVISIONING, "/etc/grafana/provisioning"),
     ),
-    health_check=HealthCheck(command=("CMD-SHELL", "wget -qO- http://localhost:3000/api/health >/dev/null")),
+    health_check=HealthCheck(
+        command=("CMD-SHELL", f"wget -qO- http://localhost:{GRAFANA_PORT}/api/health >/dev/null"),
+    ),
     user="472",
 )
 
@@ -303,7 +316,7 @@ NODE_EXPORTER = Service(
     name="node-exporter",
     image="prom/node-exporter:v1.9.1",
     role=EVERY_VM,
-    ports=(Port("metrics", 9100),),
+    ports=(Port("metrics", NODE_EXPORTER_PORT),),
     # Reads the host's filesystems, processes and network through /host and the host's PID namespace.
     # Host jobs that Prometheus cannot scrape (the daily InfluxDB backup) leave their metrics as
     # *.prom files in the textfile volume; a volume, not a host path, so the folder always exists.
@@ -312,7 +325,7 @@ NODE_EXPORTER = Service(
     volumes=(NODE_EXPORTER_TEXTFILE,),
     host_mounts=(HostMount("/", "/host"),),
     host_pid=True,
-    health_check=HealthCheck(command=("CMD", "wget", "-qO-", "http://localhost:9100/metrics")),
+    health_check=_http_check(NODE_EXPORTER_PORT, "/metrics"),
 )
 
 # The Spark image's Python, which runs the jobs (and the pip package) on the local stack. spark-docker's

@@ -5,17 +5,14 @@ import sys
 from hydrostream_jobs.cli import parse_consumer_args
 from hydrostream_jobs.consumer_job import run
 from hydrostream_jobs.logs import run_logged
-from hydrostream_jobs.session import spark_session
+from hydrostream_jobs.session import job_session
 
 
 def main(argv: list[str]) -> None:
     """Parse the command line and run the consumer until its query ends or fails."""
     args = parse_consumer_args(argv)
-    spark = spark_session("hydrostream-consumer", args.master, args.shuffle_partitions)
-    try:
+    with job_session("hydrostream-consumer", args.master, args.shuffle_partitions) as spark:
         run(spark, args)
-    finally:
-        spark.stop()
 
 
 if __name__ == "__main__":

@@ -5,17 +5,14 @@ import sys
 from hydrostream_jobs.cli import parse_producer_args
 from hydrostream_jobs.logs import run_logged
 from hydrostream_jobs.producer_job import run
-from hydrostream_jobs.session import spark_session
+from hydrostream_jobs.session import job_session
 
 
 def main(argv: list[str]) -> None:
     """Parse the command line and produce readings to Kafka or to files."""
     args = parse_producer_args(argv)
-    spark = spark_session("hydrostream-producer", args.master)
-    try:
+    with job_session("hydrostream-producer", args.master) as spark:
         run(spark, args)
-    finally:
-        spark.stop()
 
 
 if __name__ == "__main__":

@@ -108,6 +108,29 @@ class ProducerArgs:
     send_timeout: int  # seconds
 
 
+def _add_kafka_options(parser: argparse.ArgumentParser, selector: str, verb: str) -> None:
+    """--bootstrap-servers and --topic, which both jobs take; `selector` is the option that picks Kafka."""
+    parser.add_argument(
+        "--bootstrap-servers",
+        help=f"Kafka brokers, host:port[,host:port...]; required with {selector} kafka, no default",
+    )
+    parser.add_argument(
+        "--topic", default=READINGS_TOPIC, help=f"Kafka topic to {verb} (default: %(default)s)"
+    )
+
+
+def _add_driver_options(parser: argparse.ArgumentParser, metrics_port: int) -> None:
+    """--metrics-port and --master, which both jobs' drivers take."""
+    parser.add_argument(
+        "--metrics-port", type=int, default=metrics_port,
+        help="port of the Prometheus endpoint, 0 disables (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--master",
+        help="Spark master when not started by spark-submit, e.g. local[2] (no default: spark-submit's)",
+    )
+
+
 def consumer_parser() -> argparse.ArgumentParser:
     """The consumer's command line; every option's help says its meaning and its default (or why none)."""
     parser = argparse.ArgumentParser(prog="consumer.py", description="Validate, window, store readings.")
@@ -116,11 +139,7 @@ def consumer_parser() -> argparse.ArgumentParser:
         help="where messages come from: kafka (needs --bootstrap-servers) or files (needs --input-path); "
         "required, no default",
     )
-    parser.add_argument(
-        "--bootstrap-servers",
-        help="Kafka brokers, host:port[,host:port...]; required with --source kafka, no default",
-    )
-    parser.add_argument("--topic", default=READINGS_TOPIC, help="Kafka topic to read (default: %(default)s)")
+    _add_kafka_options(parser, "--source", "read")
     parser.add_argument(
         "--starting-offsets", default="earliest",
         help="Kafka: where a fresh checkpoint without a handover starts, earliest or latest; afterwards the "
@@ -209,14 +228,7 @@ def consumer_parser() -> argparse.ArgumentParser:
         "--watermark", type=spark_interval, default="10m",
         help="how late a reading may arrive and still count in its windows (default: %(default)s)",
     )
-    parser.add_argument(
-        "--metrics-port", type=int, default=CONSUMER_METRICS_PORT,
-        help="port of the Prometheus endpoint, 0 disables (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--master",
-        help="Spark master when not started by spark-submit, e.g. local[2] (no default: spark-submit's)",
-    )
+    _add_driver_options(parser, CONSUMER_METRICS_PORT)
     parser.add_argument(
         "--shuffle-partitions",
         type=_positive_int,
@@ -256,11 +268,7 @@ def producer_parser() -> argparse.ArgumentParser:
         help="kafka (needs --bootstrap-servers; sends until stopped, or --count readings) or files (needs "
         "--output-path and --count); required, no default",
     )
-    parser.add_argument(
-        "--bootstrap-servers",
-        help="Kafka brokers, host:port[,host:port...]; required with --sink kafka, no default",
-    )
-    parser.add_argument("--topic", default=READINGS_TOPIC, help="Kafka topic to write (default: %(default)s)")
+    _add_kafka_options(parser, "--sink", "write")
     parser.add_argument(
         "--rate", type=_positive_int, default=500,
         help="readings per second: sent to Kafka until stopped, or the event-time spacing with --count "
@@ -306,14 +314,7 @@ def producer_parser() -> argparse.ArgumentParser:
         "--checkpoint-location",
         help="endless --sink kafka only: the stream's checkpoint (no default: a fresh temporary folder)",
     )
-    parser.add_argument(
-        "--metrics-port", type=int, default=PRODUCER_METRICS_PORT,
-        help="port of the Prometheus endpoint, 0 disables (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--master",
-        help="Spark master when not started by spark-submit, e.g. local[2] (no default: spark-submit's)",
-    )
+    _add_driver_options(parser, PRODUCER_METRICS_PORT)
     parser.add_argument(
         "--send-timeout", type=_positive_int, default=DEFAULT_SEND_TIMEOUT_S,
         help="Kafka: seconds without an acknowledged write before the job fails, at least "

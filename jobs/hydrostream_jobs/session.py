@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -40,6 +42,18 @@ def spark_session(app_name: str, master: str | None, shuffle_partitions: int | N
     spark.conf.set(SHUFFLE_PARTITIONS_KEY, str(count))
     log.info("%s=%d (%s)", SHUFFLE_PARTITIONS_KEY, count, why)
     return spark
+
+
+@contextmanager
+def job_session(
+    app_name: str, master: str | None, shuffle_partitions: int | None = None
+) -> Iterator[SparkSession]:
+    """An entry point's session (`spark_session`), stopped however the job ends."""
+    spark = spark_session(app_name, master, shuffle_partitions)
+    try:
+        yield spark
+    finally:
+        spark.stop()
 
 
 def shuffle_partitions_choice(spark: SparkSession, requested: int | None) -> tuple[int, str]:

@@ -41,9 +41,11 @@ class InfluxTarget:
     org: str
     bucket: str
     token: TokenSource
-    batch_lines: int = 5000
-    max_attempts: int = 8
-    timeout_seconds: float = 30.0
+    # No defaults: the consumer's command line holds them (--influx-batch-lines, --influx-max-attempts,
+    # --influx-timeout-seconds), one place for a value users set.
+    batch_lines: int
+    max_attempts: int
+    timeout_seconds: float
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     retry_after_max_seconds: float = 120.0

@@ -150,7 +150,9 @@ def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_f
         org=influxdb.org,
         bucket=influxdb.bucket,
         token=TokenSource(file=str(token_file)),
+        batch_lines=5000,
         max_attempts=1,
+        timeout_seconds=30.0,
     )
     frame = spark.createDataFrame([(m,) for m in messages], "value binary")
     ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics(), BatchLog())(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from hydrostream_jobs import session
 from hydrostream_jobs.cli import parse_consumer_args
 from hydrostream_jobs.consumer_job import QUERY_CONF, apply_query_conf
 from hydrostream_jobs.session import shuffle_partitions_in_offsets
@@ -132,3 +133,27 @@ def test_the_query_settings_yield_to_the_spark_conf():
     others = set(QUERY_CONF) - {chosen}
     assert others and set(session.sql_conf) == others
     assert session.sql_conf["spark.sql.constraintPropagation.enabled"] == "false"
+
+
+def test_an_entry_points_session_is_stopped_when_the_job_ends_or_fails(monkeypatch):
+    started: list[tuple] = []
+    stopped: list[str] = []
+
+    class _Stoppable:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def stop(self) -> None:
+            stopped.append(self.name)
+
+    def fake_session(app_name, master, shuffle_partitions=None):
+        started.append((app_name, master, shuffle_partitions))
+        return _Stoppable(app_name)
+
+    monkeypatch.setattr(session, "spark_session", fake_session)
+    with session.job_session("ended", "local[1]", 3) as spark:
+        assert spark.name == "ended" and stopped == []
+    with pytest.raises(RuntimeError, match="query failed"), session.job_session("failed", None):
+        raise RuntimeError("query failed")
+    assert started == [("ended", "local[1]", 3), ("failed", None, None)]
+    assert stopped == ["ended", "failed"]
