@@ -1,22 +1,31 @@
 """The Kafka cluster: one KRaft node, or three in three zones of the region, each log on its own data disk.
 
-With `kafka.brokers: 3` every node is a broker and a controller (combined mode), one per zone:
-three VMs already give a controller quorum that survives the loss of one node (two of three
-voters are a majority), so dedicated controllers would add machines without adding a loss the
-cluster survives. Each node's internal address is reserved before any VM exists, so every node's
-cloud-config names the whole quorum (`KAFKA_CONTROLLER_QUORUM_VOTERS`) by static IP and a replaced
+With `kafka.brokers: 3` every node is a broker and a controller (combined mode), one per zone: three VMs
+already give a controller quorum that survives the loss of one node (two of three voters are a
+majority), so dedicated controllers would add machines without adding a loss the cluster survives. Each
+node's internal address is reserved before any VM exists, so every node's cloud-config names the whole
+quorum (`KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS` and the initial voters) by static IP and a replaced
 VM keeps its address. `broker.rack` is the zone: Kafka places a partition's three replicas in three
-zones. Every topic (the readings and dead-letter topics, the offsets and transaction logs) has a
-replica on each broker and `min.insync.replicas` below that (settings: 2 of 3), so with producers
-on `acks=all` (jobs/hydrostream_jobs/kafka.py) a write is on two zones before it is acknowledged,
-one broker may be down, and with two down producers fail instead of losing data.
+zones. Every topic (the readings and dead-letter topics, the offsets and transaction logs) has a replica
+on each broker and `min.insync.replicas` below that (settings: 2 of 3), so with producers on `acks=all`
+(jobs/hydrostream_jobs/kafka.py) a write is on two zones before it is acknowledged, one broker may be
+down, and with two down producers fail instead of losing data.
 
-One cluster id (`catalog.KAFKA_CLUSTER_ID`) for every node. A static quorum cannot grow: going from
-one broker to three is a new cluster (new VMs and disks; prod retains the old disk).
+One cluster id (`catalog.KAFKA_CLUSTER_ID`) for every node. The quorum is dynamic (KIP-853): every node
+is first formatted with the same --initial-controllers (`KafkaNode.initial_controllers`), finds the
+controllers through `controller.quorum.bootstrap.servers`, and a node whose log was lost is removed and
+added again under a new directory id (scripts/replace-broker.sh). Going from one broker to three is
+still a new cluster (new VMs and disks; prod retains the old disk): the single node's voter is
+`localhost`, which the others cannot reach.
+
+`python -m infra.gcp.kafka replace-target STACK` prints, as KEY=VALUE lines, what
+scripts/kafka-broker-gcp.sh needs to reach a stack's brokers.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -30,6 +39,7 @@ from infra.services.kafka import KafkaNode, KafkaSpec
 
 # Re-exported: tests/kafka take the stack's topics from here.
 from infra.services.kafka import topics as topics
+from infra.settings import StackSettings, parse_settings
 
 
 def broker_names(stack: str, brokers: int) -> tuple[str, ...]:
@@ -107,3 +117,39 @@ class KafkaBroker(pulumi.ComponentResource):
         self.instances: dict[str, str] = dict(zip(names, zones, strict=True))
         self.register_outputs({"bootstrap_servers": self.bootstrap_servers, "internal_ips": self.internal_ips,
                                "instances": self.instances})
+
+
+def replace_target(settings: StackSettings) -> dict[str, str]:
+    """Where a GCP stack's brokers are: project, `broker_<n>` = VM name and zone, the broker's unit,
+    container and data folder on its VM."""
+    if settings.gcp is None:
+        raise ValueError(f"stack {settings.stack!r} is not on GCP: it has no broker VMs")
+    (data,) = catalog.KAFKA.volumes
+    target = {"project": settings.gcp.project, "unit": cloud_init.unit_name(catalog.KAFKA),
+              "container": catalog.KAFKA.name, "data": cloud_init.DEFAULT_DATA_DISK.volume_path(data),
+              "image": catalog.KAFKA.image}
+    names = broker_names(settings.stack, settings.kafka.brokers)
+    for node_id, (vm_name, zone) in enumerate(zip(names, settings.broker_zones, strict=True), start=1):
+        target[f"broker_{node_id}"] = f"{vm_name} {zone}"
+    return target
+
+
+def main(argv: Sequence[str]) -> int:
+    """`replace-target STACK`: print replace_target as KEY=VALUE lines."""
+    from infra.tools import plan  # the stack files' reader; imported here, the component never needs it
+
+    if len(argv) != 2 or argv[0] != "replace-target":
+        print("usage: python -m infra.gcp.kafka replace-target STACK", file=sys.stderr)
+        return 2
+    try:
+        target = replace_target(parse_settings(argv[1], plan.stack_config(argv[1])))
+    except (ValueError, pulumi.RunError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    for key, value in target.items():
+        print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -30,11 +30,14 @@ rewritten and started on each boot, and every step is idempotent:
   by the container's user, and mounted read-only at the catalog's path. Only secret resource names
   (`projects/P/secrets/S`) are in this document; values never are.
 - broker: Kafka advertises `<internal IP>:<port>` for its client listeners (the spec's); the IP is read
-  from the metadata server before each start (host-env.sh), never written here. The image formats
-  its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
-  directory on the data disk survives reboots and VM replacement. A `KafkaNode` places the broker
-  in a larger cluster: its node id, `broker.rack`, the controller quorum and the replication of
-  the internal topics (`KafkaNode.env`). `hydrostream-kafka-topics` creates the topics
+  from the metadata server before each start (host-env.sh), never written here. The KRaft storage is
+  formatted only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log directory on
+  the data disk survives reboots and VM replacement. A `KafkaNode` places the broker in a cluster: its
+  node id, `broker.rack`, the controller quorum and the replication of the internal topics
+  (`KafkaNode.env`); its quorum is dynamic (KIP-853), so its container runs kafka-start.sh, which
+  formats with kafka-format.sh (--initial-controllers at the cluster's first formation, else joining
+  with a new directory id) instead of the image's entrypoint. Without a node, the image formats the
+  catalog's single-node static quorum itself. `hydrostream-kafka-topics` creates the topics
   with `--if-not-exists` and their replication factor, converges retention.ms and
   min.insync.replicas, and fails when an existing topic has fewer replicas than asked.
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from

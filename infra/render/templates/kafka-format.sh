@@ -20,6 +20,8 @@ config=$1
 cluster_id=$2
 initial=$3
 bin=${KAFKA_BIN:-/opt/kafka/bin}
+# The tools run beside the broker's heap, not with it (the container's KAFKA_HEAP_OPTS is the broker's).
+export KAFKA_HEAP_OPTS=-Xmx256m
 
 property() {
   sed -n "s/^$1=//p" "${config}" | tail -n 1
