@@ -2,9 +2,9 @@
 # kafka-broker-gcp.sh VERB N [ARGS...]: scripts/replace-broker.sh's DRIVER for a GCP stack's brokers
 # (STACK=staging|prod in the environment), over IAP SSH to broker N's VM; tests/kafka/broker-driver.sh is the
 # test cluster's. The verbs are replace-broker.sh's. Tools run inside the broker's running container with a
-# small heap (the container's KAFKA_HEAP_OPTS is the broker's). `format` leaves the empty log directory to
-# the container's start (kafka-start.sh runs kafka-format.sh, which joins the answering quorum with
-# --no-initial-controllers and a new directory id), so `start` formats.
+# small heap (the container's KAFKA_HEAP_OPTS is the broker's). `format` leaves a join-quorum marker in the
+# empty log directory, and the container's start formats it (kafka-start.sh runs kafka-format.sh, which
+# sees the marker: --no-initial-controllers, a new directory id), so `start` formats.
 # Needs gcloud signed in as someone who may SSH to the VMs through IAP, and the project's virtualenv.
 set -euo pipefail
 
@@ -57,6 +57,9 @@ case $verb in
     on_vm "mountpoint -q ${target[data]%/*} && ! sudo docker inspect $container >/dev/null 2>&1 &&
       sudo find ${target[data]} -mindepth 1 -delete"
     ;;
-  format) echo "kafka-broker-gcp: broker $node formats its empty log directory as it starts (kafka-format.sh)" >&2 ;;
+  format)
+    # Owned by the container's user, as volume-dirs.sh makes the folder; formatted as the broker starts.
+    on_vm "sudo touch ${target[data]}/join-quorum && sudo chown ${target[user]} ${target[data]}/join-quorum"
+    ;;
   *) fail "unknown verb $verb" ;;
 esac

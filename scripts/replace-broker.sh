@@ -18,8 +18,8 @@
 #   bootstrap N          print the brokers' client host:port list as broker N reaches them
 #   stop N | start N     stop or start broker N's Kafka; start returns once it runs
 #   wipe N               empty broker N's log directory (it is stopped)
-#   format N CLUSTER_ID  format broker N's empty log directory with the cluster's format script
-#                        (kafka-format.sh: --no-initial-controllers while the quorum answers)
+#   format N CLUSTER_ID  have broker N's empty log directory formatted by the brokers' format script
+#                        (kafka-format.sh ... join: --no-initial-controllers, a new directory id)
 # REPLICATION_TIMEOUT_S (default 900): how long `add` and `wait` wait.
 set -euo pipefail
 

@@ -127,7 +127,7 @@ def replace_target(settings: StackSettings) -> dict[str, str]:
     (data,) = catalog.KAFKA.volumes
     target = {"project": settings.gcp.project, "unit": cloud_init.unit_name(catalog.KAFKA),
               "container": catalog.KAFKA.name, "data": cloud_init.DEFAULT_DATA_DISK.volume_path(data),
-              "image": catalog.KAFKA.image}
+              "user": catalog.KAFKA.user or "0"}
     names = broker_names(settings.stack, settings.kafka.brokers)
     for node_id, (vm_name, zone) in enumerate(zip(names, settings.broker_zones, strict=True), start=1):
         target[f"broker_{node_id}"] = f"{vm_name} {zone}"

@@ -35,7 +35,7 @@ case ${verb} in
   wipe) find "${node}/data" -mindepth 1 -delete ;;
   format)
     exec bash "${here}/../../infra/render/templates/kafka-format.sh" "${node}/server.properties" "$1" \
-      "$(cat "${HYDRO_CLUSTER_DIR}/initial-controllers")"
+      "$(cat "${HYDRO_CLUSTER_DIR}/initial-controllers")" join
     ;;
   start)
     offset=$(stat -c %s "${node}/broker.log" 2>/dev/null || echo 0)
