@@ -182,8 +182,8 @@ def voter_directories(status: str) -> dict[int, str]:
 
 
 # Node 3 fetches the test topic back at this rate (bytes/s) until it is a voter again while the procedure
-# still runs: then the test lifts the throttle. Meant to hold node 3's partitions behind a procedure that
-# stops waiting once node 3 votes; it does not yet (the test's docstring says why).
+# still runs: then the test lifts the throttle. About 0.7 MB to fetch, 4 kB a request: a procedure that
+# stops waiting once node 3 votes leaves its partitions under-replicated at the check right after it.
 REPLICA_CATCH_UP_RATE = 1_000
 # The procedure's last line once node 3 votes again takes well under this, unless it waits.
 WAITING_S = 10
@@ -212,11 +212,9 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
     - no new directory id (node 3 formatted with --initial-controllers again, its old directory id):
       node 3 never shows up as an observer under a new id, the procedure's `add` times out and fails: the
       return code check; the voters check too (node 3 is no voter);
-    - no `wait`: NOT caught yet (the mutant passed, twice). The throttle below was meant to keep node
-      3's partitions behind until the procedure waits; most likely a replica's first fetch brings up to
-      replica.fetch.max.bytes (1 MB) per partition before the quota applies, and this topic's partitions
-      are smaller, so node 3 is in sync within seconds. Next: a replica.fetch.max.bytes far below the
-      partitions' size on the test cluster (not tried: no time left)."""
+    - no `wait`: the procedure ends as node 3 votes again, before the test lifts the throttle on its
+      partitions (fetched at most 4 kB per partition and request: cluster-server.properties): the
+      under-replicated check right after the procedure (ISR 1,2 of replicas 1,2,3)."""
     half, bound = 1200, 600
     bootstrap = cluster.bootstrap_servers
     # A topic of its own, as the stack's readings topic is made (three replicas, two in sync).
