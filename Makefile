@@ -9,7 +9,7 @@ TEST_WORKERS ?= 2
 # Local file state by default; teams set PULUMI_BACKEND_URL=gs://<bucket> (see README).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: test lint venv plan up wait resubmit destroy promote verify bundle tools clean
+.PHONY: test lint venv plan up wait resubmit replace-broker destroy promote verify bundle tools clean
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,12 @@ wait: venv tools
 resubmit: venv tools
 	@test "$(JOB)" = consumer -o "$(JOB)" = producer || { echo "usage: make resubmit STACK=dev JOB=consumer|producer" >&2; exit 2; }
 	JOBS_TIMEOUT=$(JOBS_TIMEOUT) ./scripts/deploy.sh resubmit $(STACK) $(JOB)
+
+# GCP, three brokers: bring broker BROKER back as a KRaft voter after its VM, disk or zone was lost, or its
+# disk was restored from a snapshot (docs/operations.md, "Replace a broker"). Needs gcloud, not Pulumi.
+replace-broker: venv
+	@test -n "$(BROKER)" -a "$(STACK)" != local || { echo "usage: make replace-broker STACK=staging|prod BROKER=1|2|3" >&2; exit 2; }
+	STACK=$(STACK) ./scripts/replace-broker.sh ./scripts/kafka-broker-gcp.sh $(BROKER)
 
 # Local keeps its data volumes; PURGE=1 removes them too.
 destroy: venv tools

@@ -1,18 +1,25 @@
 """The Kafka cluster: one KRaft node, or three in three zones of the region, each log on its own data disk.
 
-With `kafka.brokers: 3` every node is a broker and a controller (combined mode), one per zone:
-three VMs already give a controller quorum that survives the loss of one node (two of three
-voters are a majority), so dedicated controllers would add machines without adding a loss the
-cluster survives. Each node's internal address is reserved before any VM exists, so every node's
-cloud-config names the whole quorum (`KAFKA_CONTROLLER_QUORUM_VOTERS`) by static IP and a replaced
+With `kafka.brokers: 3` every node is a broker and a controller (combined mode), one per zone: three VMs
+already give a controller quorum that survives the loss of one node (two of three voters are a
+majority), so dedicated controllers would add machines without adding a loss the cluster survives. Each
+node's internal address is reserved before any VM exists, so every node's cloud-config names the whole
+quorum (`KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS` and the initial voters) by static IP and a replaced
 VM keeps its address. `broker.rack` is the zone: Kafka places a partition's three replicas in three
-zones. Every topic (the readings and dead-letter topics, the offsets and transaction logs) has a
-replica on each broker and `min.insync.replicas` below that (settings: 2 of 3), so with producers
-on `acks=all` (jobs/hydrostream_jobs/kafka.py) a write is on two zones before it is acknowledged,
-one broker may be down, and with two down producers fail instead of losing data.
+zones. Every topic (the readings and dead-letter topics, the offsets and transaction logs) has a replica
+on each broker and `min.insync.replicas` below that (settings: 2 of 3), so with producers on `acks=all`
+(jobs/hydrostream_jobs/kafka.py) a write is on two zones before it is acknowledged, one broker may be
+down, and with two down producers fail instead of losing data.
 
-One cluster id (`catalog.KAFKA_CLUSTER_ID`) for every node. A static quorum cannot grow: going from
-one broker to three is a new cluster (new VMs and disks; prod retains the old disk).
+One cluster id (`catalog.KAFKA_CLUSTER_ID`) for every node. The quorum is dynamic (KIP-853): every node
+is first formatted with the same --initial-controllers (`KafkaNode.initial_controllers`), finds the
+controllers through `controller.quorum.bootstrap.servers`, and a node whose log was lost is removed and
+added again under a new directory id (scripts/replace-broker.sh). Going from one broker to three is
+still a new cluster (new VMs and disks; prod retains the old disk): the single node's voter is
+`localhost`, which the others cannot reach.
+
+`python -m infra.tools.replace_target STACK` prints what scripts/kafka-broker-gcp.sh needs to reach a
+stack's brokers.
 """
 
 from __future__ import annotations
@@ -107,3 +114,4 @@ class KafkaBroker(pulumi.ComponentResource):
         self.instances: dict[str, str] = dict(zip(names, zones, strict=True))
         self.register_outputs({"bootstrap_servers": self.bootstrap_servers, "internal_ips": self.internal_ips,
                                "instances": self.instances})
+

@@ -30,11 +30,14 @@ rewritten and started on each boot, and every step is idempotent:
   by the container's user, and mounted read-only at the catalog's path. Only secret resource names
   (`projects/P/secrets/S`) are in this document; values never are.
 - broker: Kafka advertises `<internal IP>:<port>` for its client listeners (the spec's); the IP is read
-  from the metadata server before each start (host-env.sh), never written here. The image formats
-  its KRaft storage only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log
-  directory on the data disk survives reboots and VM replacement. A `KafkaNode` places the broker
-  in a larger cluster: its node id, `broker.rack`, the controller quorum and the replication of
-  the internal topics (`KafkaNode.env`). `hydrostream-kafka-topics` creates the topics
+  from the metadata server before each start (host-env.sh), never written here. The KRaft storage is
+  formatted only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log directory on
+  the data disk survives reboots and VM replacement. A `KafkaNode` places the broker in a cluster: its
+  node id, `broker.rack`, the controller quorum and the replication of the internal topics
+  (`KafkaNode.env`); its quorum is dynamic (KIP-853), so its container runs kafka-start.sh, which
+  formats with kafka-format.sh (--initial-controllers at the cluster's first formation, else joining
+  with a new directory id) instead of the image's entrypoint. Without a node, the image formats the
+  catalog's single-node static quorum itself. `hydrostream-kafka-topics` creates the topics
   with `--if-not-exists` and their replication factor, converges retention.ms and
   min.insync.replicas, and fails when an existing topic has fewer replicas than asked.
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
@@ -64,6 +67,7 @@ A container whose data disk is not mounted never starts: below the mount point i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -123,6 +127,10 @@ USER_DATA_WATCH_S = 60
 CLOUD_INIT_USER_DATA = "/var/lib/cloud/instance/user-data.txt"
 # On COS's stateful /var: survives the reboot it records.
 USER_DATA_STATE = "/var/lib/hydrostream/rebooted-for-user-data"
+
+# Where a container whose command is a template script finds BIN_DIR; what such a script runs beside it.
+SCRIPTS_IN_CONTAINER = "/opt/hydrostream"
+CONTAINER_SCRIPT_NEEDS = {"kafka-start.sh": ("kafka-format.sh",)}
 
 # Host mounts follow mounts the host makes later (a disk attached after boot), as node-exporter's
 # README runs it; COS's / is a shared mount, so `rslave` works here (Docker Desktop refuses it).
@@ -224,9 +232,19 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
             envs: Mapping[str, Mapping[str, str]] | None = None,
             bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
             topics: Sequence[TopicSpec] = (), scoped_tokens: Sequence[SecretRef] = (),
-            influxdb: InfluxDbSpec | None = None, backup: InfluxBackup | None = None) -> str:
-    """The cloud-config of one role: every catalog service of the role, plus what they need."""
-    services = catalog.services_for_role(role)
+            influxdb: InfluxDbSpec | None = None, backup: InfluxBackup | None = None,
+            commands: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The cloud-config of one role: every catalog service of the role, plus what they need; `commands`:
+    service name -> a template script (and its arguments) that runs as the container's command, from
+    BIN_DIR mounted read-only at SCRIPTS_IN_CONTAINER."""
+    commands = commands or {}
+    scripts = catalog.HostMount(BIN_DIR, SCRIPTS_IN_CONTAINER)
+    services = tuple(
+        dataclasses.replace(service, command=("bash", f"{SCRIPTS_IN_CONTAINER}/{commands[service.name][0]}",
+                                              *commands[service.name][1:]),
+                            host_mounts=(*service.host_mounts, scripts))
+        if service.name in commands else service
+        for service in catalog.services_for_role(role))
     envs = envs or {}
     by_secret = {ref.secret: ref for ref in secrets}
     needed = {s.secret for service in services for s in service.secret_files}
@@ -243,6 +261,8 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         raise ValueError(f"role {role!r} runs no service {sorted(unknown)}")
 
     units = Units()
+    for script, *_args in commands.values():
+        units.scripts.update((script, *CONTAINER_SCRIPT_NEEDS.get(script, ())))
     ports = sorted({(p.number, p.protocol) for service in services for p in service.ports})
     units.oneshot(FIREWALL_UNIT, "accept the role's ports in the host firewall",
                   units.script("open-host-ports.sh", *(f"{number}/{protocol}" for number, protocol in ports)),
@@ -361,7 +381,10 @@ def broker_cloud_init(spec: KafkaSpec, node: KafkaNode | None = None,
     its exporter and node-exporter, as `spec` says; creates its topics."""
     # Clients reach each listener at the VM's internal address, read at each start (host-env.sh).
     env = spec.env({listener.name: HOST_INTERNAL_IP for listener in spec.client_listeners}, node)
-    return _render(catalog.BROKER, data_disk, envs={spec.service.name: env}, topics=spec.topics)
+    # A node of a dynamic quorum formats its storage with kafka-format.sh, not the image's entrypoint.
+    commands = {} if node is None else {spec.service.name: ("kafka-start.sh", node.initial_controllers)}
+    return _render(catalog.BROKER, data_disk, envs={spec.service.name: env}, topics=spec.topics,
+                   commands=commands)
 
 
 def tsdb_cloud_init(spec: InfluxDbSpec, secrets: Sequence[SecretRef], scoped_tokens: Sequence[SecretRef] = (),

@@ -8,8 +8,10 @@ decides how each listener is advertised and, on a larger cluster, the node's pla
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +21,7 @@ from hydrostream_jobs import contract
 from infra import catalog, sizing
 
 MS_PER_HOUR = 3_600_000
+STATIC_VOTERS = "KAFKA_CONTROLLER_QUORUM_VOTERS"
 MIN_HEAP_MB = 256
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -55,6 +58,20 @@ class TopicSpec:
                 f"{self.replication_factor}:{self.min_insync_replicas}")
 
 
+# KIP-853 (Kafka 3.9): the quorum's voters live in the metadata log (kraft.version 1), each voter named by its
+# node id and the directory id of its metadata log, so a voter whose log was lost can be removed and the
+# node added again under a new directory id. Every node is formatted with the same --initial-controllers
+# (`KafkaNode.initial_controllers`), and finds the quorum through controller.quorum.bootstrap.servers.
+_DIRECTORY_IDS = uuid.UUID("5d0f3c2e-9a41-4f57-8a7e-6b1c2d3e4f50")
+
+
+def initial_directory_id(node_id: int, voter: str) -> str:
+    """The metadata directory id node `node_id` at `voter` (host:port) is first formatted with, in Kafka's
+    Uuid text form; only the cluster's first formation uses it (a replaced node gets a random one)."""
+    drawn = uuid.uuid5(_DIRECTORY_IDS, f"{node_id}@{voter}").bytes
+    return base64.urlsafe_b64encode(drawn).rstrip(b"=").decode()
+
+
 @dataclass(frozen=True)
 class KafkaNode:
     """One broker's place in its KRaft cluster (every node is a broker and a controller)."""
@@ -76,14 +93,20 @@ class KafkaNode:
                              f"than the {len(self.voters)} brokers (1 for a single broker)")
 
     @property
+    def initial_controllers(self) -> str:
+        """`kafka-storage format --initial-controllers`: every voter as id@host:port:directory-id."""
+        return ",".join(f"{node_id}@{voter}:{initial_directory_id(node_id, voter)}"
+                        for node_id, voter in enumerate(self.voters, start=1))
+
+    @property
     def env(self) -> dict[str, str]:
-        """What this broker sets in place of the catalog's single-node values, and its rack."""
+        """What this broker sets in place of the catalog's single-node values, and its rack (the catalog's
+        static `KAFKA_CONTROLLER_QUORUM_VOTERS` is dropped: `KafkaSpec.env`)."""
         replicas = str(len(self.voters))
         return {
             "KAFKA_NODE_ID": str(self.node_id),
             "KAFKA_BROKER_RACK": self.rack,
-            "KAFKA_CONTROLLER_QUORUM_VOTERS": ",".join(
-                f"{node_id}@{voter}" for node_id, voter in enumerate(self.voters, start=1)),
+            "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS": ",".join(self.voters),
             "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": replicas,
             "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": replicas,
             "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": str(self.min_insync_replicas),
@@ -151,6 +174,8 @@ class KafkaSpec:
             for listener in self.client_listeners)
         env["KAFKA_HEAP_OPTS"] = self.heap_opts
         if node is not None:
+            # A dynamic quorum: the voters are in the metadata log, never in the configuration.
+            del env[STATIC_VOTERS]
             env.update(node.env)
         return env
 

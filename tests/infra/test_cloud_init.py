@@ -776,8 +776,9 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
     env = container_units(document)["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "2"
     assert env["KAFKA_BROKER_RACK"] == "europe-west1-c"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
-        "1@10.20.0.11:9093,2@10.20.0.12:9093,3@10.20.0.13:9093")
+    # A dynamic quorum (KIP-853): the voters are found through the controllers, never listed statically.
+    assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
+    assert env["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == ",".join(VOTERS)
     # The internal topics too: consumer offsets and transaction state on every broker, two in sync.
     assert (env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"],
             env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"],
@@ -789,11 +790,31 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
                         f"{contract.DEAD_LETTER_TOPIC}:2:1209600000:3:2"]
 
 
+def test_a_cluster_node_formats_its_storage_with_the_format_script_and_every_initial_controller():
+    node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node)
+    run = container_units(document)["kafka"]
+    # The image's own entrypoint would format without a quorum flag, which Kafka 3.9 refuses.
+    assert run["command"] == ["bash", "/opt/hydrostream/kafka-start.sh", node.initial_controllers]
+    assert f"{systemd.BIN_DIR}:/opt/hydrostream:ro,rslave" in run["volumes"]
+    shipped = files(document)
+    assert {f"{systemd.BIN_DIR}/kafka-start.sh", f"{systemd.BIN_DIR}/kafka-format.sh"} <= set(shipped)
+    # The same three voters, each with its own directory id, on every node.
+    voters = node.initial_controllers.split(",")
+    assert [v.rsplit(":", 1)[0] for v in voters] == [f"{i}@{v}" for i, v in enumerate(VOTERS, start=1)]
+    directories = [v.rsplit(":", 1)[1] for v in voters]
+    assert len(set(directories)) == 3 and all(re.fullmatch(r"[A-Za-z0-9_-]{22}", d) for d in directories)
+    other = cloud_init.KafkaNode(3, "europe-west1-d", VOTERS, min_insync_replicas=2)
+    assert other.initial_controllers == node.initial_controllers
+
+
 def test_without_a_node_the_broker_is_the_catalogs_single_node():
     env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS)))["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "1"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    # ... which the image's own entrypoint formats (a static quorum of one).
+    assert container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS)))["kafka"]["command"] == []
 
 
 @pytest.mark.parametrize(("node", "message"), [
@@ -820,14 +841,18 @@ def test_topics_with_more_replicas_than_brokers_are_refused():
 
 def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
     node = cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 2)
-    # Every key a node sets but its rack replaces a single-node value of the catalog's.
-    assert set(node.env) - {"KAFKA_BROKER_RACK"} <= set(catalog.KAFKA.env)
+    # Every key a node sets but its rack and the quorum's bootstrap replaces a single-node value of the
+    # catalog's; the catalog's static voters are dropped.
+    assert set(node.env) - {"KAFKA_BROKER_RACK", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"} <= set(
+        catalog.KAFKA.env)
     assert {key: node.env[key] for key in ("KAFKA_NODE_ID", "KAFKA_DEFAULT_REPLICATION_FACTOR",
                                            "KAFKA_MIN_INSYNC_REPLICAS")} == {
         "KAFKA_NODE_ID": "1", "KAFKA_DEFAULT_REPLICATION_FACTOR": str(len(VOTERS)),
         "KAFKA_MIN_INSYNC_REPLICAS": "2"}
     env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node))["kafka"]["env"]
-    kept = {key: value for key, value in catalog.KAFKA.env.items() if key not in node.env}
+    kept = {key: value for key, value in catalog.KAFKA.env.items()
+            if key not in node.env and key != "KAFKA_CONTROLLER_QUORUM_VOTERS"}
+    assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
     assert {key: env[key] for key in kept} == kept
     assert {key: env[key] for key in node.env} == node.env
     assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093"

@@ -31,6 +31,11 @@ def kafka_env(vm: mocks.PlannedResource) -> dict[str, str]:
     return inventory.cloud_config_summary(vm.inputs["metadata"]["user-data"])["containers"]["kafka"]["env"]
 
 
+def kafka_command(vm: mocks.PlannedResource) -> list[str]:
+    summary = inventory.cloud_config_summary(vm.inputs["metadata"]["user-data"])
+    return summary["containers"]["kafka"]["command"]
+
+
 def topic_specs(vm: mocks.PlannedResource) -> dict[str, tuple[int, int]]:
     """Topic -> (replication factor, min ISR) as the broker's topics unit creates it."""
     units = inventory.cloud_config_summary(vm.inputs["metadata"]["user-data"])["units"]
@@ -116,9 +121,16 @@ def test_brokers_are_in_distinct_zones_of_the_region_with_rack_the_zone(plans, s
 def test_every_broker_votes_in_one_quorum_of_all_three_reserved_addresses(plans, stack):
     p = plans[stack]
     vms = brokers(p)
-    voters = {kafka_env(vm)["KAFKA_CONTROLLER_QUORUM_VOTERS"] for vm in vms}
-    assert voters == {",".join(f"{i}@{network_ip(vm)}:9093" for i, vm in enumerate(vms, start=1))}
-    # The voters are static: each VM's address is reserved as its own resource, named after it.
+    # A dynamic quorum: every node finds the controllers at the same addresses, and is formatted with the
+    # same three initial voters (kafka-start.sh's argument), no static voters.
+    assert not any("KAFKA_CONTROLLER_QUORUM_VOTERS" in kafka_env(vm) for vm in vms)
+    controllers = {kafka_env(vm)["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] for vm in vms}
+    assert controllers == {",".join(f"{network_ip(vm)}:9093" for vm in vms)}
+    initial = {kafka_command(vm)[-1] for vm in vms}
+    (voters,) = initial
+    assert [v.rsplit(":", 1)[0] for v in voters.split(",")] == [
+        f"{i}@{network_ip(vm)}:9093" for i, vm in enumerate(vms, start=1)]
+    # The addresses are static: each VM's address is reserved as its own resource, named after it.
     reserved = {a.inputs["name"] for a in p.of_type(ADDRESS)}
     assert {f"{vm.inputs['name']}-ip" for vm in vms} <= reserved
     assert [vm.inputs["name"] for vm in vms] == [f"hydrostream-{stack}-broker-{i}" for i in (1, 2, 3)]
@@ -127,7 +139,8 @@ def test_every_broker_votes_in_one_quorum_of_all_three_reserved_addresses(plans,
 def test_a_single_broker_is_its_own_quorum_under_its_old_name(plans):
     (vm,) = brokers(plans["dev"])
     assert vm.inputs["name"] == "hydrostream-dev-broker"
-    assert kafka_env(vm)["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
+    assert kafka_env(vm)["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == "localhost:9093"
+    assert kafka_command(vm)[-1].startswith("1@localhost:9093:")
 
 
 @pytest.mark.parametrize("stack", GCP_STACKS)

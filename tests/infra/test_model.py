@@ -52,3 +52,15 @@ def test_the_model_holds_no_pulumi_value_and_cannot_be_changed():
             pass
         else:
             raise AssertionError("the model must be frozen")
+
+
+def test_the_broker_replacement_finds_prods_brokers_by_name_and_zone():
+    # What scripts/kafka-broker-gcp.sh reads: prod's three brokers, broker 1 in the stack's zone.
+    from infra.tools import replace_target
+
+    target = replace_target.replace_target(derive(parse_settings("prod", mocks.stack_config("prod"))))
+    assert target["project"] == "hydrostream-prod"
+    assert [target[f"broker_{n}"] for n in (1, 2, 3)] == [
+        "hydrostream-prod-broker-1 europe-west1-d", "hydrostream-prod-broker-2 europe-west1-b",
+        "hydrostream-prod-broker-3 europe-west1-c"]
+    assert (target["unit"], target["container"]) == ("hydrostream-kafka.service", "kafka")

@@ -16,6 +16,7 @@ TOOLS = {
     ("-m", "infra.release.bundle"): [],
     ("-m", "infra.release.promote"): ["default: this one"],
     ("-m", "infra.tools.restore_target"): [],
+    ("-m", "infra.tools.replace_target"): [],
     ("tests/hosts/inventory.py",): [],
 }
 ENTRY = re.compile(r"^  (\S.*)$")

@@ -1,13 +1,20 @@
 """Three real KRaft nodes (each a broker and a controller) on 127.0.0.1, as a three-broker stack runs them.
 
 Each node is a `tests.kafka.broker.Broker` process with its own ports and storage, formatted with
-one shared cluster id; its node id, rack, controller quorum and replication settings come from
-`infra.render.cloud_init.KafkaNode.env`, the values the stack puts on each broker VM.
+one shared cluster id by the brokers' own format script (infra/render/templates/kafka-format.sh: a
+dynamic quorum, every node formatted with the same --initial-controllers); its node id, rack,
+controller quorum and replication settings come from `infra.render.cloud_init.KafkaNode.env`, the
+values the stack puts on each broker VM. tests/kafka/broker-driver.sh reaches the nodes for
+scripts/replace-broker.sh, from the files `Cluster` writes into its folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shlex
+import signal
 import string
 import subprocess
 import time
@@ -16,10 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.render import cloud_init
-from tests.kafka.broker import HERE, Broker, cluster_id, run_tool, tools_env
+from tests.kafka.broker import BROKER_HEAP, HERE, Broker, cluster_id, run_tool, tools_env
 from tests.ports import free_port
 
-TOPICS_SCRIPT = HERE.parent.parent / "infra" / "render" / "templates" / "kafka-topics.sh"
+TEMPLATES = HERE.parent.parent / "infra" / "render" / "templates"
+TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
+FORMAT_SCRIPT = TEMPLATES / "kafka-format.sh"
+DRIVER = HERE / "broker-driver.sh"
+REPLACE_SCRIPT = HERE.parent.parent / "scripts" / "replace-broker.sh"
 RACKS = ("zone-a", "zone-b", "zone-c")
 # A partition line of `kafka-topics.sh --describe` (tabs between the fields).
 PARTITION_LINE = re.compile(
@@ -40,7 +51,8 @@ class ClusterNode(Broker):
     cluster: str = ""
 
     def format(self) -> None:
-        """Render this node's server.properties and format its storage with the cluster's id."""
+        """Render this node's server.properties and start.sh, and format its storage with the cluster's id
+        by the brokers' format script."""
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         template = string.Template((HERE / "cluster-server.properties").read_text())
@@ -48,14 +60,29 @@ class ClusterNode(Broker):
         config.write_text(template.substitute(
             broker_port=self.broker_port, controller_port=self.controller_port, log_dir=data,
             cluster_properties=properties(self.node.env)))
-        done = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "--cluster-id", self.cluster,
-                       "--config", str(config), heap="-Xmx256m"),
-            capture_output=True, text=True, timeout=120,
-        )
+        start = self._java("kafka.Kafka", str(config), heap=BROKER_HEAP)
+        (self.workdir / "start.sh").write_text(f"exec {shlex.join(start)}\n")
+        done = subprocess.run(["bash", str(FORMAT_SCRIPT), str(config), self.cluster,
+                               self.node.initial_controllers],
+                              env=tools_env(), capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"kafka-storage format of node {self.node.node_id} failed:\n"
                                f"{done.stdout}{done.stderr}")
+
+    @property
+    def directory_id(self) -> str:
+        """The directory id its log directory was formatted with (meta.properties)."""
+        meta = (self.workdir / "data" / "meta.properties").read_text()
+        return re.search(r"^directory\.id=(\S+)$", meta, re.MULTILINE).group(1)
+
+    def stop(self) -> None:
+        """As Broker.stop, and the process broker-driver.sh started in its place, if any."""
+        super().stop()
+        pid_file = self.workdir / "pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            pid_file.unlink()
 
     def kill(self) -> None:
         """SIGKILL, as a lost VM: no clean shutdown, no leadership handed over."""
@@ -86,6 +113,38 @@ class Cluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @property
+    def controllers(self) -> str:
+        return ",".join(self.nodes[0].node.voters)
+
+    def format(self) -> None:
+        """Format the nodes together (each probes the others' controllers first), and write what
+        broker-driver.sh reads."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            for formatted in [pool.submit(node.format) for node in self.nodes]:
+                formatted.result()
+        (self.workdir / "controllers").write_text(self.controllers)
+        (self.workdir / "bootstrap").write_text(self.bootstrap_servers)
+        (self.workdir / "initial-controllers").write_text(self.nodes[0].node.initial_controllers)
+
+    def replace_broker(self, node_id: int, *steps: str, replication_timeout_s: int = 240,
+                       timeout: float = 600) -> subprocess.CompletedProcess:
+        """scripts/replace-broker.sh with this cluster's driver (`steps`: all of them when none)."""
+        state = self.workdir / f"replace-{node_id}"
+        state.mkdir(exist_ok=True)
+        return subprocess.run(["bash", str(REPLACE_SCRIPT), str(DRIVER), str(node_id), *steps],
+                              env={**tools_env(), "HYDRO_CLUSTER_DIR": str(self.workdir),
+                                   "REPLACE_BROKER_STATE": str(state),
+                                   "REPLICATION_TIMEOUT_S": str(replication_timeout_s)},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def quorum(self, *args: str) -> str:
+        """kafka-metadata-quorum against the controllers; its output."""
+        done = run_tool("kafka-metadata-quorum.sh", "--bootstrap-controller", self.controllers, *args)
+        if done.returncode != 0:
+            raise AssertionError(done.stderr[-3000:])
+        return done.stdout
 
     def node(self, node_id: int) -> ClusterNode:
         return self.nodes[node_id - 1]

@@ -1,0 +1,55 @@
+"""Where a GCP stack's brokers are, for scripts/kafka-broker-gcp.sh (scripts/replace-broker.sh's driver).
+
+    python -m infra.tools.replace_target STACK
+
+prints KEY=VALUE lines: project; broker_<n> = the VM's name and zone, broker 1 first; the broker's
+systemd unit, container, data folder on its VM and the user it runs as; all from the stack's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import pulumi
+
+from infra import catalog
+from infra.model import StackModel, derive
+from infra.render import cloud_init
+from infra.settings import parse_settings
+from infra.stack_file import StackFileError
+from infra.tools.mocks import stack_config
+
+
+def replace_target(model: StackModel) -> dict[str, str]:
+    """Where a GCP stack's brokers are: project, `broker_<n>` = VM name and zone, the broker's unit,
+    container and data folder on its VM."""
+    if model.gcp is None:
+        raise ValueError(f"stack {model.stack!r} is not on GCP: it has no broker VMs")
+    (data,) = catalog.KAFKA.volumes
+    target = {"project": model.gcp.project, "unit": cloud_init.unit_name(catalog.KAFKA),
+              "container": catalog.KAFKA.name, "data": cloud_init.DEFAULT_DATA_DISK.volume_path(data),
+              "user": catalog.KAFKA.user or "0"}
+    for node_id, vm in enumerate(model.gcp.brokers, start=1):
+        target[f"broker_{node_id}"] = f"{vm.name} {vm.zone}"
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack", help="a GCP stack (dev, staging, prod): stacks/Pulumi.<stack>.yaml")
+    stack = parser.parse_args(argv).stack
+    try:
+        target = replace_target(derive(parse_settings(stack, stack_config(stack))))
+    except (ValueError, pulumi.RunError, StackFileError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    for key, value in target.items():
+        print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

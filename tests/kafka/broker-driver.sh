@@ -1,0 +1,58 @@
+#!/bin/bash
+# broker-driver.sh VERB N [ARGS...]: scripts/replace-broker.sh's DRIVER for the test cluster on this machine
+# (tests/kafka/cluster.py), the counterpart of scripts/kafka-broker-gcp.sh. HYDRO_CLUSTER_DIR: the cluster's
+# folder, node N's in node-N/ (server.properties, start.sh, data/, broker.log, pid); KAFKA_BIN: the tools.
+set -euo pipefail
+
+: "${HYDRO_CLUSTER_DIR:?HYDRO_CLUSTER_DIR must name the test cluster folder}"
+here=$(cd "$(dirname "$0")" && pwd)
+verb=$1
+node=${HYDRO_CLUSTER_DIR}/node-$2
+shift 2
+
+case ${verb} in
+  tool)
+    tool=$1
+    shift
+    args=()
+    for arg in "$@"; do
+      args+=("${arg/#@config/${node}/server.properties}")
+    done
+    exec "${KAFKA_BIN}/${tool}" "${args[@]}"
+    ;;
+  controllers) cat "${HYDRO_CLUSTER_DIR}/controllers" ;;
+  bootstrap) cat "${HYDRO_CLUSTER_DIR}/bootstrap" ;;
+  stop)
+    if [[ -f ${node}/pid ]] && kill -TERM "$(cat "${node}/pid")" 2>/dev/null; then
+      for _ in $(seq 60); do
+        kill -0 "$(cat "${node}/pid")" 2>/dev/null || break
+        sleep 0.5
+      done
+      kill -KILL "$(cat "${node}/pid")" 2>/dev/null || true
+    fi
+    rm -f "${node}/pid"
+    ;;
+  wipe) find "${node}/data" -mindepth 1 -delete ;;
+  format)
+    exec bash "${here}/../../infra/render/templates/kafka-format.sh" "${node}/server.properties" "$1" \
+      "$(cat "${HYDRO_CLUSTER_DIR}/initial-controllers")" join
+    ;;
+  start)
+    offset=$(stat -c %s "${node}/broker.log" 2>/dev/null || echo 0)
+    setsid bash "${node}/start.sh" >>"${node}/broker.log" 2>&1 </dev/null &
+    echo $! >"${node}/pid"
+    for _ in $(seq 240); do
+      if tail -c "+$((offset + 1))" "${node}/broker.log" | grep -q "Kafka Server started"; then
+        exit 0
+      fi
+      kill -0 "$(cat "${node}/pid")" 2>/dev/null || { tail -n 40 "${node}/broker.log" >&2; exit 1; }
+      sleep 0.5
+    done
+    echo "broker ${node} did not start within 120 s" >&2
+    exit 1
+    ;;
+  *)
+    echo "unknown verb ${verb}" >&2
+    exit 2
+    ;;
+esac
