@@ -172,6 +172,7 @@ class ServiceContainer(pulumi.ComponentResource):
             restart=RESTART_POLICY,
             memory=args.memory_mb,
             stop_timeout=STOP_TIMEOUT_S,
+            stop_signal=service.stop_signal,
             # Without it the provider removes a running container with a kill.
             destroy_grace_seconds=STOP_TIMEOUT_S,
             pid_mode="host" if service.host_pid else None,

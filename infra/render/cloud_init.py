@@ -175,6 +175,8 @@ def _container_unit(units: Units, data_disk: DataDisk, service: catalog.Service,
     lines = [[DOCKER, "run", "--rm", "--name", service.name, "--network", "host"]]
     if service.user is not None:
         lines.append(["--user", service.user])
+    if service.stop_signal is not None:
+        lines.append(["--stop-signal", service.stop_signal])
     host_access = ["--pid", "host"] if service.host_pid else []
     for mount in service.host_mounts:
         host_access += ["--volume", f"{mount.source}:{mount.target}:ro,{HOST_MOUNT_PROPAGATION}"]

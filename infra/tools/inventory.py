@@ -40,7 +40,7 @@ KEY_FIELDS = frozenset({
     "protocol", "enable-oslogin", "user-data", "secretData", "properties", "overrideProperties",
     "hydrostream-config-bundle", "envs",
     "maxRetentionDays", "onSourceDiskDelete", "startTime", "daysInCycle", "storageLocations", "disk",
-    "age", "daysSinceNoncurrentTime", "serviceAccountId",
+    "age", "daysSinceNoncurrentTime", "serviceAccountId", "stopSignal",
 })
 # Mapping-valued fields shown whole (their keys hold dots and colons, e.g. `spark:spark.executor.memory`).
 MAP_FIELDS = frozenset({"properties", "overrideProperties", "versioning"})
@@ -84,7 +84,7 @@ def _docker_run(words: list[str]) -> dict[str, Any]:
                 shown["env"][key] = value
             else:
                 shown["volumes"].append(item)
-        elif word in ("--user", "--health-cmd", "--network", "--pid"):
+        elif word in ("--user", "--health-cmd", "--network", "--pid", "--stop-signal"):
             shown[word[2:].replace("-cmd", "")] = next(rest)
         elif word.startswith("--") and word != "--rm":
             next(rest)

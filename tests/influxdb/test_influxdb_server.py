@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,6 +17,7 @@ import pytest
 from infra import catalog
 from infra.settings import InfluxdbSettings
 from tests.influxdb.influxdb_server import READ, WRITE, container_env, entrypoint_setup, time_ns
+from tests.ports import free_port
 
 
 def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int:
@@ -118,3 +122,30 @@ def test_flux_times_convert_to_nanoseconds():
     assert time_ns("1970-01-01T00:00:00Z") == 0
     assert time_ns("2026-01-01T00:00:00.000000001Z") == 1767225600000000001
     assert time_ns("2026-01-01T00:00:00.5Z") == 1767225600500000000
+
+
+@pytest.mark.parametrize(("stop", "clean"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_influxd_stops_cleanly_on_the_catalogs_stop_signal_only(influxdb_binaries, tmp_path, stop, clean):
+    """Why catalog.INFLUXDB stops with SIGINT (docker run --stop-signal on the VM, the local container's
+    stop_signal): influxd closes its engine on SIGINT and exits 0; docker's default SIGTERM kills it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(influxdb_binaries["influxd"]), "--bolt-path", str(tmp_path / "influxd.bolt"),
+         "--engine-path", str(tmp_path / "engine"), "--http-bind-address", f"127.0.0.1:{port}",
+         "--reporting-disabled"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        process.send_signal(stop)
+        log, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (process.returncode == 0) is clean, log[-2000:]
+    assert ('msg="Stopping"' in log or "msg=Stopping" in log) is clean
+    assert catalog.INFLUXDB.stop_signal == signal.Signals.SIGINT.name
