@@ -18,13 +18,9 @@ verb=$1 node=$2
 shift 2
 
 cd "$(dirname "$0")/.."
-python=${PYTHON:-.venv/bin/python}
-[[ -x $python ]] || fail "no $python: run 'make venv' first"
-command -v gcloud >/dev/null || fail "gcloud is not installed (https://cloud.google.com/sdk/docs/install)"
-declare -A target
-while IFS='=' read -r key value; do
-  target[$key]=$value
-done < <("$python" -m infra.tools.replace_target "$STACK")
+# shellcheck source=scripts/stack-target.sh
+source scripts/stack-target.sh
+load_target replace_target "$STACK" project container unit
 [[ -n ${target[broker_$node]:-} ]] || fail "stack $STACK has no broker $node"
 read -r instance zone <<<"${target[broker_$node]}"
 container=${target[container]} unit=${target[unit]}

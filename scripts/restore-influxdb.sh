@@ -36,17 +36,10 @@ if [[ $# -eq 4 && ! $new_bucket =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$ ]]; then
 fi
 
 cd "$(dirname "$0")/.."
-python=${PYTHON:-.venv/bin/python}
-[[ -x $python ]] || fail "no $python: run 'make venv' first"
-command -v gcloud >/dev/null || fail "gcloud is not installed (https://cloud.google.com/sdk/docs/install)"
-
-declare -A target
-while IFS='=' read -r key value; do
-  target[$key]=$value
-done < <("$python" -m infra.tools.restore_target "$stack")
-for key in project zone instance backup_bucket influxdb_bucket restore_command monitoring_instance grafana_unit; do
-  [[ -n ${target[$key]:-} ]] || fail "infra.tools.restore_target $stack printed no $key"
-done
+# shellcheck source=scripts/stack-target.sh
+source scripts/stack-target.sh
+load_target restore_target "$stack" project zone instance backup_bucket influxdb_bucket restore_command \
+  monitoring_instance grafana_unit
 
 case $backup in
   latest)

@@ -8,18 +8,13 @@ systemd unit, container, data folder on its VM and the user it runs as; all from
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-import pulumi
-
 from infra import catalog
-from infra.model import StackModel, derive
+from infra.model import StackModel
 from infra.render import cloud_init
-from infra.settings import parse_settings
-from infra.stack_file import StackFileError
-from infra.tools.mocks import stack_config
+from infra.tools import stack_target
 
 
 def replace_target(model: StackModel) -> dict[str, str]:
@@ -36,19 +31,9 @@ def replace_target(model: StackModel) -> dict[str, str]:
     return target
 
 
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stack", help="a GCP stack (dev, staging, prod): stacks/Pulumi.<stack>.yaml")
-    stack = parser.parse_args(argv).stack
-    try:
-        target = replace_target(derive(parse_settings(stack, stack_config(stack))))
-    except (ValueError, pulumi.RunError, StackFileError) as error:
-        print(error, file=sys.stderr)
-        return 1
-    for key, value in target.items():
-        print(f"{key}={value}")
-    return 0
+    return stack_target.main(__doc__, replace_target, argv)
 
 
 if __name__ == "__main__":

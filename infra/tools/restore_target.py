@@ -8,20 +8,15 @@ monitoring_instance, grafana_unit), all from the stack's model: the names the pr
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from collections.abc import Sequence
 
-import pulumi
-
 from infra import catalog
-from infra.model import StackModel, derive
+from infra.model import StackModel
 from infra.render import cloud_init
 from infra.roles import Bucket
-from infra.settings import parse_settings
-from infra.stack_file import StackFileError
-from infra.tools.mocks import stack_config
+from infra.tools import stack_target
 
 
 def restore_target(model: StackModel) -> dict[str, str]:
@@ -42,19 +37,9 @@ def restore_target(model: StackModel) -> dict[str, str]:
     }
 
 
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stack", help="a GCP stack (dev, staging, prod): stacks/Pulumi.<stack>.yaml")
-    stack = parser.parse_args(argv).stack
-    try:
-        target = restore_target(derive(parse_settings(stack, stack_config(stack))))
-    except (ValueError, pulumi.RunError, StackFileError) as error:
-        print(error, file=sys.stderr)
-        return 1
-    for key, value in target.items():
-        print(f"{key}={value}")
-    return 0
+    return stack_target.main(__doc__, restore_target, argv)
 
 
 if __name__ == "__main__":
