@@ -21,6 +21,7 @@ from pathlib import Path
 
 from infra import catalog
 from infra.render.cloud_init import TopicSpec
+from tests.maven import resolved_jars
 from tests.ports import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -39,27 +40,8 @@ STOP_GRACE_SECONDS = 30
 
 def kafka_libs() -> Path:
     """The folder of the broker's jars, resolved by Maven from Maven Central on first use."""
-    marker = KAFKA_LIBS / ".complete"
-    if marker.exists():
-        return KAFKA_LIBS
-    if shutil.which("mvn") is None:
-        raise RuntimeError("Maven (mvn) is needed to resolve the test broker's jars: apt-get install maven")
-    partial = KAFKA_LIBS.with_name(KAFKA_LIBS.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    command = [
-        "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"), f"-Dkafka.version={KAFKA_VERSION}",
-        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={partial}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        output = done.stdout[-3000:] + done.stderr[-3000:]
-        raise RuntimeError(f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{output}")
-    if not (partial / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
-        raise RuntimeError(f"mvn finished but {partial} has no kafka_2.13-{KAFKA_VERSION}.jar")
-    shutil.rmtree(KAFKA_LIBS, ignore_errors=True)
-    partial.rename(KAFKA_LIBS)
-    marker.touch()
-    return KAFKA_LIBS
+    return resolved_jars(KAFKA_LIBS, HERE / "pom.xml", {"kafka.version": KAFKA_VERSION},
+                         f"kafka_2.13-{KAFKA_VERSION}.jar", f"Kafka {KAFKA_VERSION}", timeout=900)
 
 
 def spark_kafka_conf() -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.kafka.broker import CACHE
+from tests.maven import resolved_jars
 
 HERE = Path(__file__).resolve().parent
 # Dataproc 2.2 images run Hadoop 3.3.6 (the image version list of Dataproc 2.2.x); the catalog pins
@@ -39,27 +40,9 @@ START_TIMEOUT = 240
 
 def hadoop_libs() -> Path:
     """The folder of the minicluster's jars, resolved by Maven from Maven Central on first use."""
-    marker = HADOOP_LIBS / ".complete"
-    if marker.exists():
-        return HADOOP_LIBS
-    if shutil.which("mvn") is None:
-        raise RuntimeError("Maven (mvn) is needed to resolve hadoop-minicluster: apt-get install maven")
-    partial = HADOOP_LIBS.with_name(HADOOP_LIBS.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    command = [
-        "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"), f"-Dhadoop.version={HADOOP_VERSION}",
-        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={partial}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        output = done.stdout[-3000:] + done.stderr[-3000:]
-        raise RuntimeError(f"mvn could not resolve hadoop-minicluster {HADOOP_VERSION}:\n{output}")
-    if not (partial / f"hadoop-yarn-server-tests-{HADOOP_VERSION}-tests.jar").exists():
-        raise RuntimeError(f"mvn finished but {partial} has no MiniYARNCluster (hadoop-yarn-server-tests)")
-    shutil.rmtree(HADOOP_LIBS, ignore_errors=True)
-    partial.rename(HADOOP_LIBS)
-    marker.touch()
-    return HADOOP_LIBS
+    return resolved_jars(HADOOP_LIBS, HERE / "pom.xml", {"hadoop.version": HADOOP_VERSION},
+                         f"hadoop-yarn-server-tests-{HADOOP_VERSION}-tests.jar",
+                         f"hadoop-minicluster {HADOOP_VERSION}", timeout=1800)
 
 
 def launcher_classes() -> Path:
