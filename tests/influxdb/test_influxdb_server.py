@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,7 +17,6 @@ import pytest
 from infra import catalog
 from infra.settings import InfluxdbSettings
 from tests.influxdb.influxdb_server import READ, WRITE, container_env, entrypoint_setup, time_ns
-from tests.ports import free_port
 
 
 def write(bucket, token: str, lines: str, bucket_name: str | None = None) -> int:
@@ -128,21 +127,23 @@ def test_flux_times_convert_to_nanoseconds():
 def test_influxd_stops_cleanly_on_the_catalogs_stop_signal_only(influxdb_binaries, tmp_path, stop, clean):
     """Why catalog.INFLUXDB stops with SIGINT (docker run --stop-signal on the VM, the local container's
     stop_signal): influxd closes its engine on SIGINT and exits 0; docker's default SIGTERM kills it."""
-    port = free_port()
+    # Port 0: influxd binds a free port itself and logs it (no port picked here that another may take).
     process = subprocess.Popen(
         [str(influxdb_binaries["influxd"]), "--bolt-path", str(tmp_path / "influxd.bolt"),
-         "--engine-path", str(tmp_path / "engine"), "--http-bind-address", f"127.0.0.1:{port}",
+         "--engine-path", str(tmp_path / "engine"), "--http-bind-address", "127.0.0.1:0",
          "--reporting-disabled"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
+        started = []
+        for line in process.stdout:  # until it listens
+            started.append(line)
+            if "msg=Listening" in line and "transport=http" in line:
+                break
+        port = re.search(r" port=([0-9]+)", started[-1]).group(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200
         process.send_signal(stop)
-        log, _ = process.communicate(timeout=60)
+        rest, _ = process.communicate(timeout=60)
+        log = "".join(started) + rest
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from infra.gcp.kafka import topics as stack_topics
@@ -14,10 +18,11 @@ from tests.kafka.broker import Broker, create_topics
 TEST_PARTITIONS = 2
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory):
-    """The session's broker, with the stack's topics (readings, dead letters) created by the script."""
-    broker = Broker(tmp_path_factory.mktemp("kafka-broker"))
+@contextlib.contextmanager
+def stack_broker(workdir: Path) -> Iterator[Broker]:
+    """A started broker in `workdir` with the stack's topics (readings, dead letters) made by the stacks'
+    script; stopped on leaving."""
+    broker = Broker(workdir)
     broker.format()
     broker.start()
     try:
@@ -25,6 +30,13 @@ def kafka_broker(tmp_path_factory):
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """The session's broker, with the stack's topics."""
+    with stack_broker(tmp_path_factory.mktemp("kafka-broker")) as broker:
+        yield broker
 
 
 @pytest.fixture
