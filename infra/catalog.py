@@ -7,9 +7,34 @@ Dataproc image table beside it ties the cluster image to its Spark line and the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydrostream_jobs import contract
+
+from infra.paths import PROJECT_DIR
+
+IMAGES_LOCK = PROJECT_DIR / "infra" / "images.lock"
+_IMAGE_LINE = re.compile(r"(\S+:[\w][\w.-]*)\s+(sha256:[0-9a-f]{64})")
+
+
+def locked_image_digests(lock: Path = IMAGES_LOCK) -> dict[str, str]:
+    """`name:tag` -> `sha256:...` as the images lock records them; a malformed line is named."""
+    digests: dict[str, str] = {}
+    for number, raw in enumerate(lock.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _IMAGE_LINE.fullmatch(line)
+        if match is None or match.group(1) in digests:
+            raise ValueError(f"{lock}:{number}: expected one `name:tag sha256:<64 hex>` per image, "
+                             f"got {line!r}")
+        digests[match.group(1)] = match.group(2)
+    return digests
+
+
+IMAGE_DIGESTS = locked_image_digests()
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,13 @@ class Service:
     host_mounts: tuple[HostMount, ...] = ()
     host_pid: bool = False                  # in the host's PID namespace (sees the host's processes)
     stop_signal: str | None = None          # what stops it cleanly, when not docker's SIGTERM
+
+    @property
+    def reference(self) -> str:
+        """What is pulled: `image@sha256:...` where infra/images.lock records the image's digest, else
+        the tag alone."""
+        digest = IMAGE_DIGESTS.get(self.image)
+        return f"{self.image}@{digest}" if digest else self.image
 
     def port(self, name: str) -> int:
         """The port number called `name`; a KeyError names the service when there is none."""
@@ -397,8 +429,6 @@ PRIVATE_GOOGLE_APIS_RANGE = "199.36.153.8/30"
 HTTPS_PORT = 443
 # The public registry a container image without a registry host comes from.
 DOCKER_HUB = ("registry-1.docker.io", "auth.docker.io", "production.cloudflare.docker.com")
-# `dataproc:pip.packages` installs the jobs' Python dependencies from PyPI when the cluster is created.
-PYPI = ("pypi.org", "files.pythonhosted.org")
 # Alertmanager's PagerDuty receiver (Events API v2, its default URL).
 PAGERDUTY_EVENTS = ("events.pagerduty.com",)
 

@@ -17,7 +17,6 @@ import pulumi_gcp as gcp
 from infra import catalog, sizing
 from infra.gcp.options import child_options
 from infra.gcp.service_vm import CLOUD_PLATFORM_SCOPE
-from infra.release import bundle
 
 BOOT_DISK_TYPE = "pd-balanced"
 
@@ -28,14 +27,13 @@ def cluster_name(stack: str) -> str:
 
 
 def cluster_properties(spark: sizing.SparkSizing) -> dict[str, str]:
-    """Cluster properties: the derived YARN/Spark sizes and the jobs' pip packages.
+    """Cluster properties: the derived YARN/Spark sizes.
 
-    No `spark.jars.packages`: the Kafka connector ships with each release as `jar_file_uris`.
+    No `spark.jars.packages` and no `dataproc:pip.packages`: the Kafka connector and the jobs' Python
+    wheels ship with each release (`jar_file_uris`, `python_file_uris`), so creating the cluster reaches
+    neither Maven Central nor PyPI.
     """
-    return {
-        **spark.cluster_properties(),
-        "dataproc:pip.packages": ",".join(bundle.pinned_requirements()),
-    }
+    return spark.cluster_properties()
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class DataprocClusterArgs:
     workers: int
     boot_disk_gb: int
     idle_delete_minutes: int | None     # dev only; None: the cluster stays
-    properties: Mapping[str, str]       # `cluster_properties(...)`: YARN/Spark sizes, pip packages
+    properties: Mapping[str, str]       # `cluster_properties(...)`: YARN/Spark sizes
     subnet: pulumi.Input[str]
     service_account_email: pulumi.Input[str]
     staging_bucket: pulumi.Input[str]       # bucket names, not gs:// URIs

@@ -8,8 +8,8 @@ Ports come from the service catalog and the data contract, never from literals h
 Egress is closed by default: one deny-all rule at EGRESS_DENY_PRIORITY (below every allow, above
 GCP's implied allow-all at 65535) and an allow per `EgressFlow` for what a role needs: the subnet
 (the ingress rules decide who receives), Google APIs through private.googleapis.com only, and the
-public hosts the catalog names (image registries, PyPI, alert relays), on their ports. VPC firewall
-rules match addresses, not names: Docker Hub, PyPI and the relays publish no stable ranges, so those
+public hosts the catalog names (image registries, alert relays), on their ports. VPC firewall
+rules match addresses, not names: Docker Hub and the relays publish no stable ranges, so those
 flows admit their port to any address; `reaches` names who they are for. Traffic to the metadata
 server (169.254.169.254: tokens, DNS, NTP) is always allowed by GCP and needs no rule.
 """
@@ -155,7 +155,6 @@ def egress_flows(subnet_cidr: str, alerting: Receivers) -> tuple[EgressFlow, ...
         EgressFlow("google-apis", ALL_TAGS, GOOGLE_APIS, https, ("*.googleapis.com",)),
         *(EgressFlow(f"registries-{role}", (role,), INTERNET, https, catalog.image_registries(role))
           for role in SERVICE_VM_TAGS),
-        EgressFlow("pypi", (catalog.DATAPROC,), INTERNET, https, catalog.PYPI),
     ]
     if alerting.pagerduty:
         table.append(EgressFlow("pagerduty", (catalog.MONITORING,), INTERNET, https,

@@ -136,6 +136,20 @@ class StreamingJobs(pulumi.ComponentResource):
             jar_uris.append(pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
                 lambda parts: f"gs://{parts[0]}/{parts[1]}"))
 
+        # The jobs' Python packages as zips on their PYTHONPATH: cluster creation never reaches PyPI.
+        wheel_uris: list[pulumi.Output[str]] = []
+        for wheel in args.bundle.wheels:
+            uploaded = gcp.storage.BucketObject(
+                f"{name}-python-{wheel.name}",
+                bucket=args.artifacts_bucket,
+                name=bundle.release_wheel_object_name(release, wheel),
+                source=pulumi.FileAsset(str(connector_jars.cached(wheel))),
+                content_type="application/zip",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            wheel_uris.append(pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
+                lambda parts: f"gs://{parts[0]}/{parts[1]}"))
+
         # Every release's checkpoints below the bucket's root: the consumer hands over from the last one.
         handover_root = pulumi.Output.concat("gs://", args.checkpoint_bucket)
         checkpoint_root = pulumi.Output.concat(handover_root, "/", release)
@@ -155,9 +169,9 @@ class StreamingJobs(pulumi.ComponentResource):
             lambda values: producer_args(args.flags, bootstrap_servers=values[0],
                                          checkpoint_root=values[1]))
 
-        consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, consumer_command,
+        consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, wheel_uris, consumer_command,
                              dict(args.consumer_properties), depends_on=[])
-        producer = self._job(name, PRODUCER, args, release, uris, jar_uris, producer_command,
+        producer = self._job(name, PRODUCER, args, release, uris, jar_uris, wheel_uris, producer_command,
                              dict(args.producer_properties), depends_on=[consumer])
 
         self.consumer_job_id: pulumi.Output[str] = consumer.reference.apply(lambda ref: ref.job_id)
@@ -170,12 +184,12 @@ class StreamingJobs(pulumi.ComponentResource):
 
     def _job(self, name: str, job: str, args: StreamingJobsArgs, release: str,
              uris: dict[str, pulumi.Output[str]], jar_uris: list[pulumi.Output[str]],
-             command: pulumi.Output[list[str]],
+             wheel_uris: list[pulumi.Output[str]], command: pulumi.Output[list[str]],
              properties: dict[str, str], depends_on: list[pulumi.Resource]) -> gcp.dataproc.Job:
         main_uri = uris[ENTRY_FILE[job]]
-        package_uri = uris[bundle.PACKAGE_ZIP]
+        python_uris = pulumi.Output.all(uris[bundle.PACKAGE_ZIP], *wheel_uris)
         jars = pulumi.Output.all(*jar_uris)
-        reference_id = pulumi.Output.all(args.cluster_name, main_uri, package_uri, command, jars).apply(
+        reference_id = pulumi.Output.all(args.cluster_name, main_uri, python_uris, command, jars).apply(
             lambda spec: job_id(job, release, {"spec": spec, "properties": properties}))
         return gcp.dataproc.Job(
             f"{name}-{job}",
@@ -184,7 +198,7 @@ class StreamingJobs(pulumi.ComponentResource):
             reference=gcp.dataproc.JobReferenceArgs(job_id=reference_id),
             pyspark_config=gcp.dataproc.JobPysparkConfigArgs(
                 main_python_file_uri=main_uri,
-                python_file_uris=[package_uri],
+                python_file_uris=python_uris,
                 jar_file_uris=jars,
                 args=command,
                 properties=properties,

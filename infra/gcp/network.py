@@ -6,11 +6,11 @@ No VM or Dataproc node has a public IP. Private Google Access lets them reach Go
 is closed by default (infra/gcp/firewall.py) and allowed to Google APIs only at private.googleapis.com
 (catalog.PRIVATE_GOOGLE_APIS_RANGE), so a private Cloud DNS zone for `googleapis.com.` answers every
 `*.googleapis.com` name with private.googleapis.com's four addresses: without it the default names
-resolve to public addresses the egress rules refuse. Cloud NAT lets the VMs pull container images
-(Docker Hub) and the Dataproc nodes install `dataproc:pip.packages` (PyPI), and the monitoring VM
-reach its alert relays, without being reachable from the internet. NAT covers the subnet, which every
-role is on and every role needs (all pull from public registries); the egress rules, not NAT, decide
-which role may leave on which port.
+resolve to public addresses the egress rules refuse. Cloud NAT lets the service VMs pull container
+images (Docker Hub) and the monitoring VM reach its alert relays, without being reachable from the
+internet. NAT covers the subnet, which every role is on; the egress rules, not NAT, decide which role
+may leave on which port, and the Dataproc nodes may not leave at all (the jobs' jars and Python wheels
+ship with the release: infra/gcp/jobs.py).
 
 The subnet keeps VPC flow logs, sampled (FLOW_LOG_SAMPLING of the flows, aggregated per
 FLOW_LOG_INTERVAL): who talked to whom, for an audit after the fact; infra/cost.py estimates their cost.
@@ -78,7 +78,7 @@ class Network(pulumi.ComponentResource):
             **regional,
         )
         router = gcp.compute.Router(f"{name}-router", network=vpc.id, **regional)
-        nat = gcp.compute.RouterNat(
+        gcp.compute.RouterNat(
             f"{name}-nat",
             router=router.name,
             nat_ip_allocate_option="AUTO_ONLY",
@@ -112,8 +112,6 @@ class Network(pulumi.ComponentResource):
 
         self.network_id = vpc.id
         self.subnet_self_link = subnet.self_link
-        # What needs the internet at boot (Dataproc's pip.packages, image pulls) waits for this.
-        self.nat = nat
         self.register_outputs({
             "network_id": self.network_id,
             "subnet_self_link": self.subnet_self_link,

@@ -124,7 +124,7 @@ def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]])
     network = Network("network", NetworkArgs(stack, gcp.region, gcp.subnet_cidr, model.labels), after_apis)
     FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
         len(gcp.brokers), gcp.grafana_source_ranges)))
-    EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
+    egress = EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
         gcp.subnet_cidr, model.receivers), after=network.private_apis_records))
     AuditLogs("audit", AuditLogsArgs(project), after_apis)
     identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
@@ -143,8 +143,9 @@ def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]])
     cluster = DataprocCluster("dataproc", dataproc_args(
         model, subnet=subnet, service_account_email=emails[catalog.DATAPROC],
         staging_bucket=buckets.staging, temp_bucket=buckets.temp),
-        # Its init installs `dataproc:pip.packages` from PyPI: through NAT, so NAT must exist first.
-        pulumi.ResourceOptions(depends_on=[network.nat]))
+        # Its nodes reach Cloud Storage at boot only through the egress rules and the private DNS zone
+        # they wait for: created beside rules still being written, the cluster's init could fail.
+        pulumi.ResourceOptions(depends_on=[egress]))
     monitoring = MonitoringVm("monitoring", monitoring_args(
         model, vm_site, emails, secret_ids=secrets.ids, config_bucket=buckets.config,
         kafka_ips=kafka.internal_ips, influxdb_ip=influxdb.internal_ip,

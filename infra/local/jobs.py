@@ -1,10 +1,10 @@
 """The local Spark container: consumer and producer in local-mode Spark, with Dataproc's command lines.
 
 The job arguments come from `infra.job_commands` (the same builder the Dataproc jobs use); the code
-is the jobs release bundle (`infra.release.bundle`), uploaded as the zip and entry files Dataproc gets,
-and the Kafka connector is the release's locked jars (`infra.release.connector_jars`), so no start
-downloads it. What differs is only how Spark is started: `spark-submit --master local[*]` by a small
-entry script.
+is the jobs release bundle (`infra.release.bundle`), uploaded as the zip, entry files and Python wheels
+Dataproc gets, and the Kafka connector is the release's locked jars (`infra.release.connector_jars`), so
+no start downloads anything. What differs is only how Spark is started: `spark-submit --master local[*]`
+by a small entry script.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from infra.job_commands import JobFlags, TokenSource, consumer_args, producer_ar
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.release import connector_jars
-from infra.release.bundle import PACKAGE_ZIP, Bundle, pinned_requirements
+from infra.release.bundle import PACKAGE_ZIP, Bundle
 from infra.render.templating import TEMPLATES
 from infra.services.spark import LocalSparkSpec
 
@@ -34,20 +34,14 @@ SPARK_UID = "185"
 ENTRY_PATH = "/opt/hydrostream/bin/spark-jobs.sh"
 JOBS_PATH = "/opt/hydrostream/jobs"
 JARS_PATH = "/opt/hydrostream/jars"
-PYTHON_DEPS_PATH = "/opt/hydrostream/python"
+PYTHON_PATH = "/opt/hydrostream/python"
 # What the jobs read from the container's secrets volume: what Dataproc reads on GCP (the write token).
 SECRETS = roles.of(catalog.SPARK.role).reads
 TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 
 
-def pip_requirement() -> str:
-    """The one pinned package the entry script installs (the Spark image lacks it)."""
-    (requirement,) = pinned_requirements()
-    return requirement
-
-
-def submit_options(spark: LocalSparkSpec) -> list[str]:
+def submit_options(spark: LocalSparkSpec, bundle: Bundle) -> list[str]:
     """spark-submit options shared by both jobs (before the entry file)."""
     image = spark.service.image
     image_spark = image.rpartition(":")[2].split("-")[0]
@@ -61,7 +55,9 @@ def submit_options(spark: LocalSparkSpec) -> list[str]:
         # The release's locked connector jars, uploaded into the container: nothing from Maven Central.
         "--jars", ",".join(f"{JARS_PATH}/{jar.file_name}" for jar in connector_jars.release_jars()),
         "--conf", f"spark.sql.shuffle.partitions={spark.shuffle_partitions}",
-        "--py-files", f"{JOBS_PATH}/{PACKAGE_ZIP}",
+        # The code and the release's wheels (the Spark image lacks prometheus-client): nothing from PyPI.
+        "--py-files", ",".join([f"{JOBS_PATH}/{PACKAGE_ZIP}",
+                                *(f"{PYTHON_PATH}/{wheel.shipped_name}" for wheel in bundle.wheels)]),
     ]
 
 
@@ -95,7 +91,7 @@ class SparkJobs(pulumi.ComponentResource):
             checkpoint_root=release_root, handover_root=CHECKPOINT_ROOT)
         self.producer_args = producer_args(
             args.flags, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root)
-        shared = submit_options(args.spark)
+        shared = submit_options(args.spark, args.bundle)
         command = (ENTRY_PATH,
                    "--", *shared, f"{JOBS_PATH}/consumer.py", *self.consumer_args,
                    "--", *shared, f"{JOBS_PATH}/producer.py", *self.producer_args)
@@ -108,12 +104,13 @@ class SparkJobs(pulumi.ComponentResource):
             *(Upload(f"{JARS_PATH}/{jar.file_name}", source=str(connector_jars.cached(jar)),
                      source_sha256=jar.sha256)
               for jar in connector_jars.release_jars()),
+            *(Upload(f"{PYTHON_PATH}/{wheel.shipped_name}", source=str(connector_jars.cached(wheel)),
+                     source_sha256=wheel.sha256)
+              for wheel in args.bundle.wheels),
         )
         env = {
             "HYDRO_SPARK_USER": SPARK_USER,
             "HYDRO_OWNED_DIRS": CHECKPOINT_ROOT,
-            "HYDRO_PYTHON_DEPS": PYTHON_DEPS_PATH,
-            "HYDRO_PIP_REQUIREMENT": pip_requirement(),
             "HYDRO_CONSUMER_READY_URL": f"http://localhost:{contract.CONSUMER_METRICS_PORT}/metrics",
         }
         self.service = ServiceContainer(name, ServiceContainerArgs(
@@ -131,7 +128,7 @@ class SparkJobs(pulumi.ComponentResource):
             init=True,
             uploads=uploads,
             secrets_volume=args.secrets_volume,
-            # Not gating `pulumi up`: the first start installs the pip package.
+            # Not gating `pulumi up`: the jobs start minutes after the container.
             wait=False,
             labels={**args.labels, "hydrostream.release": args.bundle.digest},
             depends_on=args.depends_on,

@@ -133,7 +133,7 @@ class ServiceContainer(pulumi.ComponentResource):
             raise ValueError(f"service {service.name!r} reads secret files: give it its secrets volume")
 
         image = docker.RemoteImage(
-            name, name=service.image,
+            name, name=service.reference,
             # Pulled images stay on destroy: the next `up` needs no registry.
             keep_locally=True, opts=child)
 

@@ -3,8 +3,8 @@
 The same source gives the same bytes on any machine (sorted entries, fixed timestamps and
 permissions, stored rather than deflated so the zlib build cannot change them). The digest covers
 everything that ships with the jobs: the three artifacts, the connector jars the lock pins and the
-Python packages the jobs install, so it names a release: staging and prod pin it, and deploying a
-pinned stack refuses any other tree.
+Python wheels (infra/release/python-wheels.lock), by their sha256, so it names a release: staging and
+prod pin it, and deploying a pinned stack refuses any other tree.
 
     python -m infra.release.bundle                       # the working tree's release digest
     python -m infra.release.bundle --commit-of DIGEST    # the commit that release was built from
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from infra.release import connector_jars, git_source
+from infra.release import connector_jars, git_source, python_wheels
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 JOBS_DIR: Final = REPO_ROOT / "jobs"
@@ -33,6 +33,8 @@ RELEASES_PREFIX: Final = "releases"
 # The connector jars ship beside the release's code (infra.release.connector_jars). Their file names carry
 # their versions, so a new lock never overwrites what an older release's jobs read.
 JARS_FOLDER: Final = "jars"
+# The jobs' Python packages beside the code, as zips on the jobs' PYTHONPATH (infra.release.python_wheels).
+PYTHON_FOLDER: Final = "python"
 # Releases move one stage at a time; `dev` (and `local`) follow the working tree.
 PROMOTION_ORDER: Final = ("dev", "staging", "prod")
 REQUIREMENTS_LOCK: Final = REPO_ROOT / "requirements.lock"
@@ -40,13 +42,14 @@ REQUIREMENTS_LOCK: Final = REPO_ROOT / "requirements.lock"
 JOB_PYTHON_PACKAGES: Final = ("prometheus-client",)
 # What a release is built from, relative to the checkout: a tree is clean for a release when none changed.
 RELEASE_SOURCES: Final = tuple(
-    path.relative_to(REPO_ROOT) for path in (JOBS_DIR, connector_jars.LOCK, REQUIREMENTS_LOCK)
+    path.relative_to(REPO_ROOT)
+    for path in (JOBS_DIR, connector_jars.LOCK, REQUIREMENTS_LOCK, python_wheels.LOCK)
 )
 # The pin the stack files ship with: no release has been promoted there yet.
 NOTHING_PROMOTED: Final = "0" * 64
 # Entries of the digest beside the artifacts (names no artifact can take: they have no extension).
 _JARS_ENTRY: Final = "connector-jars"
-_REQUIREMENTS_ENTRY: Final = "python-requirements"
+_WHEELS_ENTRY: Final = "python-wheels"
 
 _ZIP_TIMESTAMP: Final = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 _ZIP_FILE_MODE: Final = 0o100644  # regular file, rw-r--r--
@@ -56,11 +59,13 @@ _DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class Bundle:
-    """One jobs release: the package zip (for --py-files), the two entry files and their digest."""
+    """One jobs release: the package zip (for --py-files), the two entry files, the Python wheels they
+    import and their digest."""
 
     package_zip: bytes
     consumer: bytes
     producer: bytes
+    wheels: tuple[python_wheels.Wheel, ...]
     digest: str
 
     @property
@@ -100,6 +105,26 @@ def release_object_name(digest: str, file_name: str) -> str:
     if file_name not in (PACKAGE_ZIP, *ENTRY_FILES):
         raise ValueError(f"{file_name!r} is not a release artifact: {PACKAGE_ZIP}, {', '.join(ENTRY_FILES)}")
     return f"{RELEASES_PREFIX}/{digest}/{file_name}"
+
+
+def release_wheel_object_name(digest: str, wheel: python_wheels.Wheel) -> str:
+    """`releases/<digest>/python/<name>-<version>.zip`: where a wheel of that release lives in the bucket."""
+    if not is_release_digest(digest):
+        raise ValueError(f"{digest!r} is not a release digest (64 lowercase hex characters)")
+    return f"{RELEASES_PREFIX}/{digest}/{PYTHON_FOLDER}/{wheel.shipped_name}"
+
+
+def shipped_wheels(wheel_lock: Path = python_wheels.LOCK, requirements_lock: Path = REQUIREMENTS_LOCK,
+                   packages: tuple[str, ...] = JOB_PYTHON_PACKAGES) -> tuple[python_wheels.Wheel, ...]:
+    """The locked wheels, checked to be exactly the jobs' packages at the versions requirements.lock pins
+    (what the tests ran with)."""
+    wheels = python_wheels.locked_wheels(wheel_lock)
+    locked = sorted(wheel.coordinate for wheel in wheels)
+    pinned = sorted(pinned_requirements(packages, requirements_lock))
+    if locked != pinned:
+        raise python_wheels.WheelError(f"{wheel_lock} pins {locked}, but the jobs import {pinned} "
+                                       f"({requirements_lock.name}): lock exactly those wheels")
+    return wheels
 
 
 def release_jar_object_name(digest: str, jar_file_name: str) -> str:
@@ -142,30 +167,34 @@ def release_digest(files: dict[str, bytes]) -> str:
 
 
 def build_bundle(jobs_dir: Path, jar_lock: Path = connector_jars.LOCK,
-                 requirements_lock: Path = REQUIREMENTS_LOCK) -> Bundle:
-    """Bundle `<jobs_dir>/hydrostream_jobs` and the entry files; the digest also covers jars and packages.
+                 requirements_lock: Path = REQUIREMENTS_LOCK,
+                 wheel_lock: Path = python_wheels.LOCK) -> Bundle:
+    """Bundle `<jobs_dir>/hydrostream_jobs` and the entry files; the digest also covers jars and wheels.
 
-    A jar counts by its coordinate and sha256 in lock order (the order of the jobs' classpath), a
-    package by the version the requirements lock pins: comments and other packages do not count.
+    A jar counts by its coordinate and sha256 in lock order (the order of the jobs' classpath), a wheel
+    by its coordinate and sha256 (checked against the requirements lock's pins): comments, URLs and other
+    packages do not count.
     """
     artifacts = {PACKAGE_ZIP: package_zip(jobs_dir / PACKAGE)}
     for name in ENTRY_FILES:
         artifacts[name] = (jobs_dir / name).read_bytes()
     jars = "".join(f"{jar.coordinate} {jar.sha256}\n" for jar in connector_jars.locked_jars(jar_lock))
-    requirements = "".join(f"{pin}\n" for pin in pinned_requirements(lock=requirements_lock))
-    shipped = {**artifacts, _JARS_ENTRY: jars.encode(), _REQUIREMENTS_ENTRY: requirements.encode()}
+    wheels = shipped_wheels(wheel_lock, requirements_lock)
+    packages = "".join(f"{wheel.coordinate} {wheel.sha256}\n" for wheel in wheels)
+    shipped = {**artifacts, _JARS_ENTRY: jars.encode(), _WHEELS_ENTRY: packages.encode()}
     return Bundle(
         package_zip=artifacts[PACKAGE_ZIP],
         consumer=artifacts["consumer.py"],
         producer=artifacts["producer.py"],
+        wheels=wheels,
         digest=release_digest(shipped),
     )
 
 
 def checkout_bundle(root: Path) -> Bundle:
-    """The release of the checkout at `root`: its jobs/, connector-jar lock and requirements lock."""
-    jobs, jar_lock, requirements_lock = (root / source for source in RELEASE_SOURCES)
-    return build_bundle(jobs, jar_lock, requirements_lock)
+    """The release of the checkout at `root`: its jobs/, connector-jar lock, requirements and wheel locks."""
+    jobs, jar_lock, requirements_lock, wheel_lock = (root / source for source in RELEASE_SOURCES)
+    return build_bundle(jobs, jar_lock, requirements_lock, wheel_lock)
 
 
 def previous_stage(stack: str) -> str | None:
@@ -214,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.release.bundle",
         description="Print the working tree's jobs release: the digest of jobs/, the connector jars "
-                    "(infra/release/connector-jars.lock) and the jobs' Python packages (requirements.lock).",
+                    "(infra/release/connector-jars.lock) and the jobs' Python wheels "
+                    "(infra/release/python-wheels.lock).",
     )
     parser.add_argument(
         "--commit-of", metavar="DIGEST",

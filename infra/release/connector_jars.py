@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from infra import catalog
 
@@ -27,6 +27,21 @@ _LINE: Final = re.compile(r"([\w.-]+):([\w.-]+):([\w.-]+)\s+([0-9a-f]{64})")
 
 class JarError(ValueError):
     """A lock line, a cached file or a download that is not what the lock says; the message says which."""
+
+
+class Locked(Protocol):
+    """A pinned download, a jar of this lock or a wheel (infra.release.python_wheels): what `cached` reads."""
+
+    sha256: str
+
+    @property
+    def coordinate(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def file_name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,7 @@ def release_jars(lock: Path = LOCK, image: catalog.DataprocImage = catalog.DATAP
 
 
 def cache_dir() -> Path:
-    """Where downloaded jars are kept: $HYDRO_JAR_CACHE, else the user's cache folder."""
+    """Where downloaded jars (and the wheels) are kept: $HYDRO_JAR_CACHE, else the user's cache folder."""
     configured = os.environ.get("HYDRO_JAR_CACHE")
     if configured:
         return Path(configured)
@@ -101,8 +116,8 @@ def _download(url: str) -> bytes:
         return response.read()
 
 
-def cached(jar: Jar, directory: Path | None = None, fetch: Callable[[str], bytes] = _download) -> Path:
-    """The jar's file in the cache, downloaded first if missing; its sha256 must equal the lock's."""
+def cached(jar: Locked, directory: Path | None = None, fetch: Callable[[str], bytes] = _download) -> Path:
+    """The file in the cache, downloaded first if missing; its sha256 must equal the lock's."""
     directory = cache_dir() if directory is None else directory
     path = directory / jar.sha256 / jar.file_name
     if path.is_file():

@@ -194,7 +194,7 @@ def _container_unit(units: Units, data_disk: DataDisk, service: catalog.Service,
         ["--health-cmd", _health_command(service)],
         ["--health-interval", f"{check.interval_s}s", "--health-timeout", f"{check.timeout_s}s",
          "--health-retries", str(check.retries), "--health-start-period", f"{check.start_period_s}s"],
-        [service.image, *service.command],
+        [service.reference, *service.command],
     ]
 
     uses_host_env = any(HOST_INTERNAL_IP in value for value in env.values())

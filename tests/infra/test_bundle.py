@@ -25,6 +25,8 @@ from infra.release.bundle import (
     release_object_name,
 )
 from infra.release.connector_jars import LOCK as JAR_LOCK
+from infra.release.python_wheels import LOCK as WHEEL_LOCK
+from infra.release.python_wheels import WheelError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = sorted(
@@ -57,16 +59,18 @@ def test_the_same_tree_gives_the_same_bytes_and_digest(jobs_copy):
     assert set(first.digest) <= set("0123456789abcdef")
 
 
-def expected_digest(jobs: Path, jar_lock: Path, requirements_lock: Path) -> str:
-    """The release digest computed here from the files: artifacts, locked jars, the jobs' pinned packages."""
+def expected_digest(jobs: Path, jar_lock: Path, requirements_lock: Path,
+                    wheel_lock: Path = WHEEL_LOCK) -> str:
+    """The release digest computed here from the files: artifacts, locked jars, the jobs' locked wheels."""
     entries = {name: (jobs / name).read_bytes() for name in ("consumer.py", "producer.py")}
-    entries["hydrostream_jobs.zip"] = build_bundle(jobs, jar_lock, requirements_lock).package_zip
+    entries["hydrostream_jobs.zip"] = build_bundle(jobs, jar_lock, requirements_lock, wheel_lock).package_zip
     jar_lines = [line for line in jar_lock.read_text().splitlines() if line and not line.startswith("#")]
     entries["connector-jars"] = "".join(f"{line}\n" for line in jar_lines).encode()
-    pins = [line for line in requirements_lock.read_text().splitlines()
-            if line.startswith("prometheus-client==")]
-    entries["python-requirements"] = "".join(f"{pin}\n" for pin in pins).encode()
-    assert len(jar_lines) == 4 and len(pins) == 1
+    # A wheel counts by name==version and sha256, not by its URL.
+    wheels = [line.split() for line in wheel_lock.read_text().splitlines()
+              if line and not line.startswith("#")]
+    entries["python-wheels"] = "".join(f"{pin} {sha256}\n" for pin, _, sha256 in wheels).encode()
+    assert len(jar_lines) == 4 and len(wheels) == 1
     expected = hashlib.sha256()
     for name, data in sorted(entries.items()):
         for part in (name.encode(), data):
@@ -80,11 +84,13 @@ def test_the_digest_is_the_sha256_of_the_artifacts_the_locked_jars_and_the_pinne
 
 
 @pytest.fixture
-def locks(tmp_path: Path) -> tuple[Path, Path]:
+def locks(tmp_path: Path) -> tuple[Path, Path, Path]:
     jar_lock, requirements_lock = tmp_path / "connector-jars.lock", tmp_path / "requirements.lock"
+    wheel_lock = tmp_path / "python-wheels.lock"
     shutil.copy(JAR_LOCK, jar_lock)
     shutil.copy(REQUIREMENTS_LOCK, requirements_lock)
-    return jar_lock, requirements_lock
+    shutil.copy(WHEEL_LOCK, wheel_lock)
+    return jar_lock, requirements_lock, wheel_lock
 
 
 def edited(path: Path, old: str, new: str) -> None:
@@ -97,27 +103,38 @@ def edited(path: Path, old: str, new: str) -> None:
     ("jars", "commons-pool2:2.11.1 ea05", "commons-pool2:2.11.1 fa05", True),      # another jar's bytes
     ("jars", "kafka-clients:3.4.1", "kafka-clients:3.4.2", True),                  # another version
     ("jars", "# sha256 computed here", "# sha256 (re)computed here", False),         # a comment
-    ("requirements", "prometheus-client==0.26.0", "prometheus-client==0.26.1", True),
+    ("wheels", "none-any.whl fa93", "none-any.whl fb93", True),                    # another wheel's bytes
+    ("wheels", "/eb/a3/", "/eb/a4/", False),                                       # only where it is served
+    ("wheels", "# URL and sha256", "# The URL and sha256", False),                 # a comment
     ("requirements", "ruamel-yaml==0.19.1", "ruamel-yaml==0.19.2", False),  # not a package of the jobs
 ])
-def test_the_jar_lock_and_the_jobs_packages_count_in_the_digest(locks, lock, old, new, changes):
-    jar_lock, requirements_lock = locks
-    before = build_bundle(JOBS_DIR, jar_lock, requirements_lock)
-    edited(jar_lock if lock == "jars" else requirements_lock, old, new)
-    after = build_bundle(JOBS_DIR, jar_lock, requirements_lock)
+def test_the_jar_lock_and_the_jobs_wheels_count_in_the_digest(locks, lock, old, new, changes):
+    jar_lock, requirements_lock, wheel_lock = locks
+    before = build_bundle(JOBS_DIR, jar_lock, requirements_lock, wheel_lock)
+    edited({"jars": jar_lock, "wheels": wheel_lock, "requirements": requirements_lock}[lock], old, new)
+    after = build_bundle(JOBS_DIR, jar_lock, requirements_lock, wheel_lock)
     assert (after.digest != before.digest) is changes
-    assert after.digest == expected_digest(JOBS_DIR, jar_lock, requirements_lock)
+    assert after.digest == expected_digest(JOBS_DIR, jar_lock, requirements_lock, wheel_lock)
     assert after.files == before.files  # what is uploaded stays the code
 
 
+def test_a_wheel_other_than_the_tested_pin_is_refused(locks):
+    # The jobs are tested with requirements.lock's version: a release must ship that one.
+    jar_lock, requirements_lock, wheel_lock = locks
+    edited(requirements_lock, "prometheus-client==0.26.0", "prometheus-client==0.26.1")
+    with pytest.raises(WheelError, match=r"pins \['prometheus-client==0.26.0'\], but the jobs import "
+                                         r"\['prometheus-client==0.26.1'\]"):
+        build_bundle(JOBS_DIR, jar_lock, requirements_lock, wheel_lock)
+
+
 def test_the_order_of_the_locked_jars_counts_it_is_the_classpath(locks):
-    jar_lock, requirements_lock = locks
-    before = build_bundle(JOBS_DIR, jar_lock, requirements_lock).digest
+    jar_lock, requirements_lock, wheel_lock = locks
+    before = build_bundle(JOBS_DIR, jar_lock, requirements_lock, wheel_lock).digest
     lines = jar_lock.read_text().splitlines(keepends=True)
     jars = [i for i, line in enumerate(lines) if not line.startswith("#")]
     lines[jars[-1]], lines[jars[-2]] = lines[jars[-2]], lines[jars[-1]]
     jar_lock.write_text("".join(lines))
-    assert build_bundle(JOBS_DIR, jar_lock, requirements_lock).digest != before
+    assert build_bundle(JOBS_DIR, jar_lock, requirements_lock, wheel_lock).digest != before
 
 
 @pytest.mark.parametrize(

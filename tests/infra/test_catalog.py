@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from infra import catalog
 from infra.paths import PROJECT_DIR
 
@@ -26,6 +28,22 @@ def test_every_image_is_pinned_to_a_version_tag():
     for service in catalog.SERVICES.values():
         name, _, tag = service.image.rpartition(":")
         assert name and tag and tag != "latest", service.image
+
+
+def test_the_images_lock_pins_catalog_images_by_digest_and_names_a_bad_line(tmp_path):
+    images = {service.image for service in catalog.SERVICES.values()}
+    locked = catalog.locked_image_digests()
+    # Every line is an image the catalog runs (no stale line), and those pull by digest.
+    assert set(locked) <= images and "apache/kafka:3.9.1" in locked
+    assert catalog.KAFKA.reference == ("apache/kafka:3.9.1@sha256:"
+                                       "4ceccc577f03f51f6af8dbfda55194d0d892f4fa7913ffbded567ce3895622ed")
+    assert catalog.INFLUXDB.reference == "influxdb:2.7.12"  # not recorded yet: by tag
+    for lines in (["apache/kafka:3.9.1 sha256:abc"],                                  # not 64 hex
+                  ["apache/kafka:3.9.1 sha256:" + "a" * 64, "apache/kafka:3.9.1 sha256:" + "b" * 64]):
+        lock = tmp_path / "images.lock"
+        lock.write_text("# comment\n" + "\n".join(lines) + "\n")
+        with pytest.raises(ValueError, match=rf"images.lock:{len(lines) + 1}: expected one"):
+            catalog.locked_image_digests(lock)
 
 
 def test_ports_are_unique_per_role_and_lookup_names_the_service():

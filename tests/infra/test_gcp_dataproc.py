@@ -109,10 +109,12 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
     assert 2 * (spark.driver_memory_mb + spark.driver_overhead_mb + 512) + 7424 <= master.memory_mb
 
 
-def test_jobs_python_packages_are_pinned_to_the_installed_versions(config):
+def test_creating_the_cluster_installs_nothing_from_pypi(config):
+    # The jobs' Python packages ship with each release (python_file_uris: tests/infra/test_gcp_jobs.py);
+    # an init that installs from PyPI would fail the cluster whenever PyPI (or the egress to it) fails.
     properties = config["softwareConfig"]["overrideProperties"]
-    assert properties["dataproc:pip.packages"] == (
-        f"prometheus-client=={importlib.metadata.version('prometheus-client')}")
+    assert not [key for key in properties if key.startswith(("dataproc:pip.", "dataproc:conda."))]
+    assert "initializationActions" not in config
 
 
 def test_no_job_resolves_packages_from_maven_central(config):

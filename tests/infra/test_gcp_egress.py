@@ -101,8 +101,8 @@ def test_each_roles_egress_is_listed_and_nothing_else(plans, stack):
         catalog.BROKER: sorted([internal, apis, https]),
         catalog.TSDB: sorted([internal, apis, https]),
         catalog.MONITORING: sorted([internal, apis, https, *relays]),
-        # PyPI for dataproc:pip.packages at cluster creation.
-        catalog.DATAPROC: sorted([internal, apis, https]),
+        # Nothing on the internet: the jobs' jars and Python wheels ship with the release.
+        catalog.DATAPROC: sorted([internal, apis]),
     }
     listing = allowed_egress(p)
     print(f"\n{stack} egress by role:\n" + "\n".join(f"  {role}: {', '.join(items)}"
@@ -114,7 +114,7 @@ def test_each_roles_egress_is_listed_and_nothing_else(plans, stack):
 def test_what_each_internet_flow_is_for_is_named_in_its_rule(plans):
     rules = {r.inputs["name"]: r for r in egress_rules(plans["prod"])}
     assert "registry-1.docker.io" in rules["hydrostream-egress-registries-broker"].inputs["description"]
-    assert "pypi.org" in rules["hydrostream-egress-pypi"].inputs["description"]
+    assert "hydrostream-egress-pypi" not in rules  # the wheels ship with the release
     assert "events.pagerduty.com" in rules["hydrostream-egress-pagerduty"].inputs["description"]
     assert "smtp-relay.gmail.com:587" in rules["hydrostream-egress-smtp-relay"].inputs["description"]
     deny = rules["hydrostream-egress-deny-all"]

@@ -3,8 +3,10 @@ destroy behaviour, restart policy, the release's connector jars, no secret on a 
 
 import hashlib
 import importlib.metadata
+import io
 import logging
 import re
+import zipfile
 from pathlib import Path
 
 import pulumi
@@ -175,7 +177,8 @@ def test_command_lines_point_at_the_endpoints_and_release_checkpoints(planned, d
 def test_artifacts_are_uploaded_under_the_release(planned, digest):
     built = bundle.build_bundle(bundle.JOBS_DIR)
     objects = {r.inputs["name"]: r for r in planned.of_type(OBJECT)}
-    code = sorted(name for name in objects if not name.startswith(f"releases/{digest}/jars/"))
+    code = sorted(name for name in objects if not name.startswith((f"releases/{digest}/jars/",
+                                                                    f"releases/{digest}/python/")))
     assert code == sorted(f"releases/{digest}/{name}"
                           for name in ("hydrostream_jobs.zip", "consumer.py", "producer.py"))
     for name, data in (("hydrostream_jobs.zip", built.package_zip), ("consumer.py", built.consumer),
@@ -192,7 +195,24 @@ def test_jobs_run_the_release_files(planned, digest):
     for job, entry in (("consumer", "consumer.py"), ("producer", "producer.py")):
         pyspark = jobs(planned)[job].inputs["pysparkConfig"]
         assert pyspark["mainPythonFileUri"] == f"{base}/{entry}"
-        assert pyspark["pythonFileUris"] == [f"{base}/hydrostream_jobs.zip"]
+        # The code, then prometheus-client (the one package the jobs import beyond pyspark) as a zip:
+        # Dataproc puts both on the drivers' and executors' PYTHONPATH; the cluster installs nothing.
+        assert pyspark["pythonFileUris"] == [f"{base}/hydrostream_jobs.zip",
+                                             f"{base}/python/prometheus_client-0.26.0.zip"]
+
+
+def test_the_wheel_uploaded_is_the_locked_pure_python_wheel(planned, digest):
+    (uploaded,) = [r for r in planned.of_type(OBJECT)
+                   if r.inputs["name"].startswith(f"releases/{digest}/python/")]
+    data = Path(uploaded.inputs["source"].path).read_bytes()
+    lock = (Path(connector_jars.__file__).parent / "python-wheels.lock").read_text()
+    assert f"prometheus-client=={importlib.metadata.version('prometheus-client')} " in lock
+    assert f" {hashlib.sha256(data).hexdigest()}\n" in lock
+    assert uploaded.inputs["contentType"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    # A pure-Python package at the archive's root: zipimport finds it, and there is nothing to compile.
+    assert "prometheus_client/__init__.py" in names
+    assert not [name for name in names if name.endswith((".so", ".pyd"))]
 
 
 def test_a_pin_that_differs_warns_in_preview_and_deploys_the_pin(digest, caplog):

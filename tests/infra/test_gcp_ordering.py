@@ -6,7 +6,9 @@ from infra.tools import mocks
 from tests.infra.conftest import GCP_STACKS
 
 CLUSTER = "gcp:dataproc/cluster:Cluster"
-NAT = "gcp:compute/routerNat:RouterNat"
+EGRESS = "hydrostream:network:EgressRules"
+FIREWALL = "gcp:compute/firewall:Firewall"
+RECORDS = "gcp:dns/recordSet:RecordSet"
 
 
 def depends_on(planned: mocks.Plan, urn: str) -> set[str]:
@@ -30,20 +32,34 @@ def planned(request, plans) -> mocks.Plan:
     return plans[request.param]
 
 
-def test_the_dataproc_cluster_waits_for_cloud_nat(planned):
-    # Its init installs `dataproc:pip.packages` from PyPI, reachable only through NAT: a cluster created
-    # beside a NAT still being configured fails its init and is left in ERROR.
+def egress_rules(planned: mocks.Plan) -> list[mocks.PlannedResource]:
+    (egress,) = planned.of_type(EGRESS)
+    rules = [rule for rule in planned.of_type(FIREWALL) if rule.inputs.get("direction") == "EGRESS"]
+    assert rules and all(rule.parent == egress.urn for rule in rules)
+    return rules
+
+
+def test_the_dataproc_cluster_boots_into_the_final_egress_policy(planned):
+    # Its nodes reach Cloud Storage at boot only through the egress allow for Google APIs and the private
+    # DNS zone that sends *.googleapis.com there: a cluster created beside a deny-all rule whose allows (or
+    # whose DNS records) are still being written fails its init and is left in ERROR. Nothing it needs
+    # comes through NAT any more (no pip.packages), so NAT is no reason to wait.
     (cluster,) = planned.of_type(CLUSTER)
-    (nat,) = planned.of_type(NAT)
-    assert nat.urn in depends_on(planned, cluster.urn)
+    waits = depends_on(planned, cluster.urn)
+    rules = egress_rules(planned)
+    assert {rule.urn for rule in rules} <= waits
+    # Egress closes (the deny-all rule) only once the allows and the private zone's records exist.
+    (deny,) = [rule for rule in rules if "denies" in rule.inputs]
+    records = {record.urn for record in planned.of_type(RECORDS)}
+    assert records and records | {rule.urn for rule in rules if rule is not deny} <= depends_on(
+        planned, deny.urn)
 
 
 def test_the_walk_sees_only_real_waits(planned):
-    # The NAT itself is created without waiting for the cluster: no cycle, and the walk is not vacuous.
+    # The egress rules are created without waiting for the cluster: no cycle, and the walk is not vacuous.
     (cluster,) = planned.of_type(CLUSTER)
-    (nat,) = planned.of_type(NAT)
-    assert cluster.urn not in depends_on(planned, nat.urn)
-    assert depends_on(planned, nat.urn)
+    for rule in egress_rules(planned):
+        assert cluster.urn not in depends_on(planned, rule.urn)
 
 
 def test_the_cluster_and_each_vm_wait_for_the_grants_they_run_with(planned):

@@ -30,6 +30,7 @@ from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.paths import PROJECT_DIR
 from infra.release.bundle import JOBS_DIR, build_bundle
+from infra.release.python_wheels import LOCK as WHEEL_LOCK
 from tests.ports import free_port
 
 CONTAINER = "docker:index/container:Container"
@@ -140,20 +141,21 @@ def secrets_mount(values):
 @pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
 def test_every_catalog_service_runs_its_pinned_image(plan, service):
     resource, values = service_container(plan, service)
-    images = [r for r in plan.of_type(IMAGE) if inputs(r)["name"] == service.image]
-    assert len(images) == 1, f"one RemoteImage pulls {service.image}"
+    images = [r for r in plan.of_type(IMAGE) if inputs(r)["name"] == service.reference]
+    assert len(images) == 1, f"one RemoteImage pulls {service.reference}"
     image = images[0]
     assert inputs(image)["keepLocally"] is True
     assert image.urn in resource.dependencies
     # HydroMocks gives a pulled image the id sha256(<image name>).
-    assert values["image"] == "sha256:" + hashlib.sha256(service.image.encode()).hexdigest()
+    assert values["image"] == "sha256:" + hashlib.sha256(service.reference.encode()).hexdigest()
     assert values["restart"] == "unless-stopped"
     assert resource.delete_before_replace, "a fixed container name cannot exist twice during a replace"
 
 
 def test_nothing_but_the_catalog_runs(plan):
     assert set(containers(plan)) == {f"hydrostream-{name}" for name in catalog.SERVICES}
-    assert {inputs(r)["name"] for r in plan.of_type(IMAGE)} == {s.image for s in catalog.SERVICES.values()}
+    pulled = {inputs(r)["name"] for r in plan.of_type(IMAGE)}
+    assert pulled == {s.reference for s in catalog.SERVICES.values()}
 
 
 @pytest.mark.parametrize("service", catalog.SERVICES.values(), ids=lambda s: s.name)
@@ -427,25 +429,34 @@ def test_spark_submits_in_local_mode_with_the_connector_of_the_image_table(plan)
             assert hashlib.sha256(source.read_bytes()).hexdigest() == uploads[jar]["sourceHash"]
             assert uploads[jar]["sourceHash"] in LOCK.read_text()
             assert "content" not in uploads[jar] and "contentBase64" not in uploads[jar]
-        assert pairs["--py-files"] in uploads and pairs["--py-files"].endswith("hydrostream_jobs.zip")
+        package, *wheels = pairs["--py-files"].split(",")
+        assert package in uploads and package.endswith("/hydrostream_jobs.zip")
+        # prometheus-client, which the Spark image lacks, as the release's locked wheel: no PyPI at start.
+        assert [Path(wheel).name for wheel in wheels] == [f"prometheus_client-{pinned_version()}.zip"]
+        for wheel in wheels:
+            source = Path(uploads[wheel]["source"])
+            assert hashlib.sha256(source.read_bytes()).hexdigest() == uploads[wheel]["sourceHash"]
+            assert uploads[wheel]["sourceHash"] in WHEEL_LOCK.read_text()
         assert uploads[path]["content"] == (PROJECT_DIR / "jobs" / entry).read_text()
     assert catalog.SPARK.image.split(":")[1].startswith(catalog.DATAPROC_IMAGE.spark + "-")
 
 
-def test_spark_installs_the_locked_prometheus_client(plan):
-    values, entry, _, _ = spark_command(plan)
+def pinned_version() -> str:
     lock = (PROJECT_DIR / "requirements.lock").read_text()
-    pinned = re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE).group(1)
-    assert env_of(values)["HYDRO_PIP_REQUIREMENT"] == f"prometheus-client=={pinned}"
+    return re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE).group(1)
+
+
+def test_spark_runs_the_entry_script_without_a_package_install(plan):
+    values, entry, _, _ = spark_command(plan)
     script = uploads_of(values)[entry]
     assert script["content"] == (PROJECT_DIR / "infra/render/templates/local/spark-jobs.sh").read_text()
     assert script["permissions"] == "0755"
+    assert "pip install" not in script["content"] and not [key for key in env_of(values) if "PIP" in key]
 
 
-def test_the_locked_pip_package_supports_the_python_of_the_spark_image(plan):
-    values, _, _, _ = spark_command(plan)
-    name, _, version = env_of(values)["HYDRO_PIP_REQUIREMENT"].partition("==")
-    # The venv is installed from the same lock, so its metadata is that of the pinned release.
+def test_the_shipped_wheel_supports_the_python_of_the_spark_image():
+    name, version = "prometheus-client", pinned_version()
+    # The venv is installed from the same requirements lock, so its metadata is that of the shipped wheel.
     assert importlib.metadata.version(name) == version
     requires = SpecifierSet(importlib.metadata.metadata(name)["Requires-Python"] or "")
     assert catalog.SPARK_IMAGE_PYTHON in requires, f"{name}=={version} needs Python {requires}"
@@ -597,8 +608,6 @@ def test_spark_entry_script_starts_the_producer_after_the_consumer_and_ends_with
         "FAKE_LOG": str(tmp_path), "FAKE_PORT": str(port),
         "HYDRO_SPARK_USER": subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip(),
         "HYDRO_OWNED_DIRS": f"{tmp_path}/checkpoints {tmp_path}/cache",
-        "HYDRO_PYTHON_DEPS": str(tmp_path / "deps"),
-        "HYDRO_PIP_REQUIREMENT": f"pyyaml=={yaml.__version__}",  # installed here: no pip run
         "HYDRO_CONSUMER_READY_URL": f"http://127.0.0.1:{port}/metrics",
     }
     consumer = ["--master", "local[*]", "/jobs/consumer.py", "--source", "kafka", "--window", "5m"]
@@ -623,8 +632,8 @@ def test_spark_entry_script_starts_the_producer_after_the_consumer_and_ends_with
 def test_spark_entry_script_refuses_arguments_without_both_jobs():
     result = subprocess.run(["bash", str(SPARK_JOBS_SCRIPT), "--", "consumer.py"], capture_output=True,
                             text=True, check=False,
-                            env={"HYDRO_SPARK_USER": "x", "HYDRO_OWNED_DIRS": "/x", "HYDRO_PYTHON_DEPS": "/x",
-                                 "HYDRO_PIP_REQUIREMENT": "a==1", "HYDRO_CONSUMER_READY_URL": "http://x",
+                            env={"HYDRO_SPARK_USER": "x", "HYDRO_OWNED_DIRS": "/x",
+                                 "HYDRO_CONSUMER_READY_URL": "http://x",
                                  "SPARK_HOME": "/x", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "usage:" in result.stderr
 

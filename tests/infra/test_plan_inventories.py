@@ -139,7 +139,7 @@ def test_each_vm_lists_the_catalog_containers_of_its_role(plans, stack):
         (role,) = vm["values"]["tags"]
         shown = vm["cloud_config"]["containers"]
         assert {name: c["image"] for name, c in shown.items()} == {
-            s.name: s.image for s in catalog.services_for_role(role)}
+            s.name: s.reference for s in catalog.services_for_role(role)}
         for service in catalog.services_for_role(role):
             # The cluster keys are each broker's own (node id, quorum: tests/infra/test_gcp_kafka.py).
             own = BROKER_OWN_ENV if service is catalog.KAFKA else ()

@@ -89,13 +89,14 @@ else:
 
 
 class Checkout:
-    """A git repository with jobs/, the two locks, stacks/ and the Makefile; the stub pulumi beside it."""
+    """A git repository with jobs/, the release's locks, stacks/ and the Makefile; a stub pulumi beside it."""
 
     def __init__(self, tmp: Path):
         self.repo = tmp / "repo"
         shutil.copytree(ROOT / "jobs", self.repo / "jobs", ignore=shutil.ignore_patterns("__pycache__"))
         (self.repo / "infra" / "release").mkdir(parents=True)
-        shutil.copy2(ROOT / "infra" / "release" / "connector-jars.lock", self.repo / "infra" / "release")
+        for lock in ("connector-jars.lock", "python-wheels.lock"):
+            shutil.copy2(ROOT / "infra" / "release" / lock, self.repo / "infra" / "release")
         for name in ("requirements.lock", "pyproject.toml", "Makefile"):
             shutil.copy2(ROOT / name, self.repo / name)
         self.stacks = self.repo / "stacks"

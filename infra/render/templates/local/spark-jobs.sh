@@ -1,17 +1,15 @@
 #!/bin/bash
 # spark-jobs.sh -- CONSUMER_SUBMIT_ARGS... -- PRODUCER_SUBMIT_ARGS...: the local stack's Spark
 # container (catalog image, local-mode Spark). Started as root: hands the writable folders to the
-# Spark user and installs the one pinned Python requirement the jobs import beyond pyspark. Then,
-# as the Spark user, runs spark-submit with the consumer's arguments and, once the consumer's
+# Spark user. Then, as the Spark user, runs spark-submit with the consumer's arguments and, once the consumer's
 # metrics endpoint answers (Dataproc submits the producer once the consumer runs), with the
-# producer's. The Kafka connector comes as uploaded jars (--jars): nothing is resolved from Maven. When either job
+# producer's. The Kafka connector comes as uploaded jars (--jars), the Python packages the jobs import beyond
+# pyspark as uploaded wheels (--py-files): nothing is resolved from Maven or PyPI. When either job
 # ends the script stops the other and exits with its status; the restart policy starts both again.
 #
-# Environment: HYDRO_SPARK_USER, HYDRO_OWNED_DIRS (space-separated), HYDRO_PYTHON_DEPS (a pip
-# --target folder), HYDRO_PIP_REQUIREMENT (name==version), HYDRO_CONSUMER_READY_URL.
+# Environment: HYDRO_SPARK_USER, HYDRO_OWNED_DIRS (space-separated), HYDRO_CONSUMER_READY_URL.
 set -euo pipefail
-: "${HYDRO_SPARK_USER:?}" "${HYDRO_OWNED_DIRS:?}" "${HYDRO_PYTHON_DEPS:?}"
-: "${HYDRO_PIP_REQUIREMENT:?}" "${HYDRO_CONSUMER_READY_URL:?}" "${SPARK_HOME:?}"
+: "${HYDRO_SPARK_USER:?}" "${HYDRO_OWNED_DIRS:?}" "${HYDRO_CONSUMER_READY_URL:?}" "${SPARK_HOME:?}"
 
 usage() {
   echo "usage: $0 -- CONSUMER_SUBMIT_ARGS... -- PRODUCER_SUBMIT_ARGS..." >&2
@@ -28,20 +26,11 @@ done
 shift
 producer=("$@")
 
-as_spark() { gosu "${HYDRO_SPARK_USER}" "$@"; }
-
 read -r -a owned <<<"${HYDRO_OWNED_DIRS}"
-mkdir -p "${owned[@]}" "${HYDRO_PYTHON_DEPS}"
-chown "${HYDRO_SPARK_USER}:" "${owned[@]}" "${HYDRO_PYTHON_DEPS}"
+mkdir -p "${owned[@]}"
+chown "${HYDRO_SPARK_USER}:" "${owned[@]}"
 
-export PYTHONPATH="${HYDRO_PYTHON_DEPS}" PYSPARK_PYTHON=python3
-name=${HYDRO_PIP_REQUIREMENT%%==*}
-version=${HYDRO_PIP_REQUIREMENT#*==}
-if ! as_spark python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version(sys.argv[1]) != sys.argv[2])' \
-    "${name}" "${version}" 2>/dev/null; then
-  as_spark python3 -m pip install --no-cache-dir --disable-pip-version-check --upgrade \
-    --target "${HYDRO_PYTHON_DEPS}" "${HYDRO_PIP_REQUIREMENT}"
-fi
+export PYSPARK_PYTHON=python3
 
 pids=()
 stop_jobs() {
