@@ -87,6 +87,8 @@ def flows(brokers: int, grafana_source_ranges: tuple[str, ...] = ()) -> tuple[Fl
     table = [
         Flow("kafka-from-dataproc", target_tags=(catalog.BROKER,), ports=(kafka_port,),
              source_tags=(catalog.DATAPROC,)),
+        # The consumer writes; from the monitoring VM Grafana queries and Prometheus scrapes /metrics on
+        # the same port. Alertmanager and Grafana are scraped on the monitoring VM's loopback: no rule.
         Flow("influxdb-from-clients", target_tags=(catalog.TSDB,), ports=(catalog.INFLUXDB.port("http"),),
              source_tags=(catalog.DATAPROC, catalog.MONITORING)),
         Flow("job-metrics-from-monitoring", target_tags=(catalog.DATAPROC,),

@@ -45,8 +45,10 @@ def config_files(stack: str, org: str, bucket: str, alerting: alertmanager_confi
         spark_driver=dataproc_master,
         kafka_exporter_hosts=tuple(kafka_ips),
         node_hosts=(*kafka_ips, influxdb_ip, THIS_HOST),
+        influxdb_host=influxdb_ip,
         prometheus_host=THIS_HOST,
         alertmanager_host=THIS_HOST,
+        grafana_host=THIS_HOST,
     )
     sources = grafana_config.GrafanaDataSources(
         stack=stack, influxdb_host=influxdb_ip, prometheus_host=THIS_HOST, org=org, bucket=bucket)
@@ -84,7 +86,7 @@ class MonitoringVmArgs:
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
     config_bucket: pulumi.Input[str]             # bucket name the monitoring account may read
     kafka_ips: pulumi.Input[Sequence[str]]       # every broker (each runs a kafka-exporter)
-    influxdb_ip: pulumi.Input[str]
+    influxdb_ip: pulumi.Input[str]               # its /metrics is scraped, Grafana queries it
     dataproc_master: pulumi.Input[str]           # host of the job drivers (their metrics endpoints)
 
 

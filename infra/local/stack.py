@@ -167,7 +167,9 @@ def deploy(model: StackModel) -> dict[str, Any]:
         stack=model.stack, spark_driver=spark_host,
         kafka_exporter_hosts=(container_name(PREFIX, catalog.KAFKA_EXPORTER),),
         node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),),
-        alertmanager_host=container_name(PREFIX, catalog.ALERTMANAGER))
+        influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
+        alertmanager_host=container_name(PREFIX, catalog.ALERTMANAGER),
+        grafana_host=container_name(PREFIX, catalog.GRAFANA))
     # No receivers on the local stack: alerts show in Alertmanager's UI (and the watchdog with them).
     alertmanager_http = catalog.ALERTMANAGER.port("http")
     alertmanager = ServiceContainer("alertmanager", service_args(

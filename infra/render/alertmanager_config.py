@@ -35,6 +35,8 @@ HEARTBEAT = "heartbeat"
 WATCHDOG = "HydroWatchdog"
 TARGET_DOWN = "HydroTargetDown"
 NO_READINGS = "HydroNoReadingsWritten"
+SINK_ERRORS = "HydroSinkErrors"
+INFLUXDB_FAILING = ("HydroInfluxDBDown", "HydroInfluxDBWriteErrors")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def render_alertmanager_config(stack: str, alerting: Receivers, timing: Timing =
         stack=stack, team=TEAM, heartbeat=HEARTBEAT, pager=pager, email=email,
         webhook_url_file=secret_path(catalog.WEBHOOK_URL) if alerting.webhook else None,
         watchdog=WATCHDOG, timing=timing,
-        target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER)
+        target_down=TARGET_DOWN, no_readings=NO_READINGS, consumer_job=prometheus_volume.JOB_CONSUMER,
+        sink_errors=SINK_ERRORS, influxdb_failing=INFLUXDB_FAILING)
 
 
 def alertmanager_config_files(stack: str, alerting: Receivers) -> dict[str, str]:

@@ -8,11 +8,13 @@ Callers (the GCP monitoring VM, the local Docker stack) resolve their Outputs fi
         spark_driver="10.20.0.7",                   # where the producer and consumer drivers run
         kafka_exporter_hosts=("10.20.0.5",),        # the broker VMs
         node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
+        influxdb_host="10.20.0.6",                  # the tsdb VM
     )
     files = prometheus_config_files(targets)      # {"prometheus.yml": ..., "rules/<name>.yml": ...}
 
 and put `files` into the `prometheus-config` volume (mounted at /etc/prometheus). Ports come from
-the data contract (job metrics) and the service catalog (exporters, Prometheus); a `ScrapeTargets`
+the data contract (job metrics) and the service catalog (exporters, Prometheus, and InfluxDB,
+Alertmanager and Grafana, each scraped on its own HTTP port at /metrics); a `ScrapeTargets`
 built by hand takes full `host:port` addresses. Job names are stable (`JOBS`): the alert rules,
 the dashboards and the host checks refer to them.
 """
@@ -42,7 +44,12 @@ JOB_CONSUMER = "hydro-consumer"
 JOB_KAFKA_EXPORTER = "kafka-exporter"
 JOB_NODE_EXPORTER = "node-exporter"
 JOB_PROMETHEUS = "prometheus"
-JOBS = (JOB_PRODUCER, JOB_CONSUMER, JOB_KAFKA_EXPORTER, JOB_NODE_EXPORTER, JOB_PROMETHEUS)
+# The services' own /metrics endpoints (InfluxDB's on its HTTP port, unauthenticated in 2.7).
+JOB_INFLUXDB = "influxdb"
+JOB_ALERTMANAGER = "alertmanager"
+JOB_GRAFANA = "grafana"
+JOBS = (JOB_PRODUCER, JOB_CONSUMER, JOB_KAFKA_EXPORTER, JOB_NODE_EXPORTER, JOB_PROMETHEUS, JOB_INFLUXDB,
+        JOB_ALERTMANAGER, JOB_GRAFANA)
 
 SCRAPE_INTERVAL = "15s"
 SCRAPE_TIMEOUT = "10s"
@@ -61,7 +68,11 @@ class ScrapeTargets:
     consumer: tuple[str, ...]
     kafka_exporter: tuple[str, ...]
     node_exporter: tuple[str, ...]
+    influxdb: tuple[str, ...]
     prometheus: tuple[str, ...] = (f"localhost:{catalog.PROMETHEUS.port('http')}",)
+    # Beside Prometheus on the monitoring VM by default, like Prometheus itself.
+    alertmanager: tuple[str, ...] = (f"localhost:{catalog.ALERTMANAGER.port('http')}",)
+    grafana: tuple[str, ...] = (f"localhost:{catalog.GRAFANA.port('http')}",)
     # Where Prometheus sends firing alerts (not a scrape job).
     alertmanagers: tuple[str, ...] = (f"localhost:{catalog.ALERTMANAGER.port('http')}",)
 
@@ -80,8 +91,8 @@ class ScrapeTargets:
 
     @classmethod
     def for_hosts(cls, stack: str, spark_driver: str, kafka_exporter_hosts: Sequence[str],
-                  node_hosts: Sequence[str], prometheus_host: str = "localhost",
-                  alertmanager_host: str = "localhost") -> ScrapeTargets:
+                  node_hosts: Sequence[str], influxdb_host: str, prometheus_host: str = "localhost",
+                  alertmanager_host: str = "localhost", grafana_host: str = "localhost") -> ScrapeTargets:
         """Targets from host names or IPs, with every port taken from the contract and the catalog."""
         exporter_port = catalog.KAFKA_EXPORTER.port("metrics")
         return cls(
@@ -90,7 +101,10 @@ class ScrapeTargets:
             consumer=(f"{spark_driver}:{contract.CONSUMER_METRICS_PORT}",),
             kafka_exporter=tuple(f"{host}:{exporter_port}" for host in kafka_exporter_hosts),
             node_exporter=tuple(f"{host}:{catalog.NODE_EXPORTER.port('metrics')}" for host in node_hosts),
+            influxdb=(f"{influxdb_host}:{catalog.INFLUXDB.port('http')}",),
             prometheus=(f"{prometheus_host}:{catalog.PROMETHEUS.port('http')}",),
+            alertmanager=(f"{alertmanager_host}:{catalog.ALERTMANAGER.port('http')}",),
+            grafana=(f"{grafana_host}:{catalog.GRAFANA.port('http')}",),
             alertmanagers=(f"{alertmanager_host}:{catalog.ALERTMANAGER.port('http')}",),
         )
 
@@ -102,6 +116,9 @@ class ScrapeTargets:
             JOB_KAFKA_EXPORTER: self.kafka_exporter,
             JOB_NODE_EXPORTER: self.node_exporter,
             JOB_PROMETHEUS: self.prometheus,
+            JOB_INFLUXDB: self.influxdb,
+            JOB_ALERTMANAGER: self.alertmanager,
+            JOB_GRAFANA: self.grafana,
         }
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.gcp import firewall, secrets
+from infra.gcp import firewall, monitoring, secrets
+from infra.settings import parse_settings
 from infra.tools import mocks
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
@@ -114,6 +116,39 @@ def test_flow_ports_are_the_catalog_and_contract_ports(plans):
                 roles = catalog.ROLES if service.role == catalog.EVERY_VM else (service.role,)
                 for role in roles:
                     assert ("monitoring", role, "tcp", str(port.number)) in flows, (service.name, role)
+
+
+# Who the monitoring VM's Prometheus scrapes, written out by hand: (job, role of the host, port). The
+# services beside it (itself, Alertmanager, Grafana, its own node-exporter) on localhost, through no rule.
+SCRAPES = {
+    ("hydro-producer", "dataproc", 8000), ("hydro-consumer", "dataproc", 8001),
+    ("kafka-exporter", "broker", 9308),
+    ("node-exporter", "broker", 9100), ("node-exporter", "tsdb", 9100), ("node-exporter", "localhost", 9100),
+    ("influxdb", "tsdb", 8086),
+    ("prometheus", "localhost", 9090), ("alertmanager", "localhost", 9093), ("grafana", "localhost", 3000),
+}
+
+
+def test_every_scrape_of_another_vm_is_an_admitted_flow_and_nothing_more_is_opened_for_them(dev):
+    hosts = {"10.20.0.5": "broker", "10.20.0.6": "tsdb", "hydro-dev-dataproc-m": "dataproc",
+             monitoring.THIS_HOST: "localhost"}
+    settings = parse_settings("dev", mocks.stack_config("dev"))
+    files = monitoring.config_files("dev", "hydro", "hydro", settings.alerting, kafka_ips=["10.20.0.5"],
+                                    influxdb_ip="10.20.0.6", dataproc_master="hydro-dev-dataproc-m")
+    config = yaml.safe_load(files["prometheus-config/prometheus.yml"])
+    scraped = {(job["job_name"], hosts[target.rsplit(":", 1)[0]], int(target.rsplit(":", 1)[1]))
+               for job in config["scrape_configs"] for static in job["static_configs"]
+               for target in static["targets"]}
+    assert scraped == SCRAPES
+    needed = {("monitoring", role, "tcp", str(port)) for _, role, port in scraped if role != "localhost"}
+    from_monitoring = {flow for flow in reachable(dev) if flow[0] == "monitoring"}
+    # Beyond the scrapes: node-exporter's flow names every service VM's tag, the monitoring VM's own
+    # included (scraped on localhost here). Grafana's InfluxDB data source uses InfluxDB's scraped port.
+    assert from_monitoring - needed == {("monitoring", "monitoring", "tcp", "9100")}
+    assert needed <= from_monitoring
+    local_ports = {port for service in catalog.services_for_role(catalog.MONITORING) for port in
+                   (p.number for p in service.ports)}
+    assert {port for _, role, port in scraped if role == "localhost"} <= local_ports
 
 
 def test_grafana_is_reachable_directly_only_from_configured_ranges():

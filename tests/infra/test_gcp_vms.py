@@ -321,6 +321,11 @@ def test_prometheus_scrapes_this_stacks_hosts(planned):
     assert targets["kafka-exporter"] == [f"{ip}:9308" for ip in outputs["kafka_ips"]]
     assert sorted(targets["node-exporter"]) == sorted(
         [*(f"{ip}:9100" for ip in outputs["kafka_ips"]), f"{outputs['influxdb_ip']}:9100", "localhost:9100"])
+    # The services' own metrics: InfluxDB on the tsdb VM's HTTP port, Alertmanager and Grafana beside
+    # Prometheus.
+    assert targets["influxdb"] == [f"{outputs['influxdb_ip']}:8086"]
+    assert targets["alertmanager"] == ["localhost:9093"]
+    assert targets["grafana"] == ["localhost:3000"]
     assert prometheus["global"]["external_labels"] == {"stack": planned.stack}
     # Alertmanager runs beside Prometheus on the same VM: no firewall flow, localhost only.
     assert prometheus["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["localhost:9093"]}]}]

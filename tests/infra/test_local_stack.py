@@ -525,6 +525,10 @@ def test_prometheus_scrapes_the_containers_by_name(plan):
     assert targets["hydro-consumer"] == [f"hydrostream-spark:{contract.CONSUMER_METRICS_PORT}"]
     assert targets["kafka-exporter"] == ["hydrostream-kafka-exporter:9308"]
     assert targets["node-exporter"] == ["hydrostream-node-exporter:9100"]
+    # The services' own /metrics, by name on the one stack network (the test above): nothing to publish.
+    assert targets["influxdb"] == ["hydrostream-influxdb:8086"]
+    assert targets["alertmanager"] == ["hydrostream-alertmanager:9093"]
+    assert targets["grafana"] == ["hydrostream-grafana:3000"]
     rules = sorted(p.name for p in (PROJECT_DIR / "monitoring" / "prometheus" / "rules").glob("*.yml"))
     assert rules and all(f"/etc/prometheus/rules/{name}" in uploads for name in rules)
 

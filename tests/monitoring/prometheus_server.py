@@ -55,11 +55,12 @@ PrometheusServer = LocalServer
 @contextmanager
 def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = None,
                       extra_rules: Mapping[str, str] | None = None,
-                      evaluation_interval: str | None = None) -> Iterator[PrometheusServer]:
+                      evaluation_interval: str | None = None,
+                      influxdb: str | None = None) -> Iterator[PrometheusServer]:
     """Prometheus scraping itself; the job targets point at a closed port, as on a fresh stack.
 
     Alerts go to `alertmanager` (host:port), by default to a closed port: never to whatever else
-    listens on this machine's 9093.
+    listens on this machine's 9093. Given `alertmanager` or `influxdb` (host:port), their jobs scrape them.
     """
     port, closed = free_port(), free_port()
     targets = ScrapeTargets(
@@ -68,7 +69,10 @@ def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = Non
         consumer=(f"127.0.0.2:{closed}",),
         kafka_exporter=(f"127.0.0.3:{closed}",),
         node_exporter=(f"127.0.0.4:{closed}",),
+        influxdb=(influxdb or f"127.0.0.5:{closed}",),
         prometheus=(f"127.0.0.1:{port}",),
+        alertmanager=(alertmanager or f"127.0.0.6:{closed}",),
+        grafana=(f"127.0.0.7:{closed}",),
         alertmanagers=(alertmanager or f"127.0.0.1:{closed}",),
     )
     config = write_config(workdir, targets, extra_rules, evaluation_interval)

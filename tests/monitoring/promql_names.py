@@ -17,6 +17,8 @@ from hydrostream_jobs.metrics import ConsumerMetrics, ProducerMetrics
 from hydrostream_jobs.validate import REASONS
 from prometheus_client.metrics import MetricWrapperBase
 
+from infra.render.prometheus_volume import JOB_ALERTMANAGER, JOB_INFLUXDB
+
 # Exporter metrics the rules and dashboards use, as documented by the exporters (node_exporter
 # v1.9 filesystem collector, kafka_exporter v1.9 README) plus Prometheus' own `up`.
 EXPORTER_METRICS = frozenset({
@@ -26,6 +28,11 @@ EXPORTER_METRICS = frozenset({
     "kafka_topic_partition_current_offset",
     "kafka_brokers",
 })
+
+# Jobs whose metrics the rules take from a real server of the catalog's version: a metric selected with
+# `job="<one of these>"` is checked against that server's /metrics by test_monitoring_services.py (a real
+# influxd and a real Alertmanager), not here.
+SERVED_JOBS = frozenset({JOB_INFLUXDB, JOB_ALERTMANAGER})
 
 # Metrics host scripts leave for node-exporter's textfile collector, read from the scripts themselves
 # (each writes its metrics' `# TYPE` lines).
@@ -50,6 +57,20 @@ def metric_names(expr: str) -> set[str]:
     text = _BRACES.sub(" ", _STRING.sub('""', expr))
     text = _GROUPING.sub(" ", _RANGE.sub(" ", text))
     return {name for name, call in _IDENT.findall(text) if not call and name.lower() not in _KEYWORDS}
+
+
+def grouping_labels(expr: str) -> set[str]:
+    """Label names in `by`, `without`, `on`, `ignoring`, `group_left` and `group_right` clauses."""
+    text = _STRING.sub('""', expr)
+    return {label.strip() for clause in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*"
+                                                   r"\(([^)]*)\)", text)
+            for label in clause.split(",") if label.strip()}
+
+
+def served_metrics(expr: str) -> dict[str, str]:
+    """Metric -> the `SERVED_JOBS` job its selector names with `job="..."` (Prometheus' own `up` aside)."""
+    return {metric: value for metric, label, op, value in label_matchers(expr)
+            if label == "job" and op == "=" and value in SERVED_JOBS and metric != "up"}
 
 
 def label_matchers(expr: str) -> list[tuple[str, str, str, str]]:
@@ -103,9 +124,10 @@ TARGET_LABELS = frozenset({"job", "instance", "stack"})
 def unknown_references(expr: str) -> list[str]:
     """Every metric, label or label value in `expr` that nothing exposes, as readable problems."""
     exposed = exposed_metrics()
+    served = served_metrics(expr)
     problems = []
     for name in sorted(metric_names(expr)):
-        if name not in exposed and name not in EXPORTER_METRICS | TEXTFILE_METRICS:
+        if name not in exposed and name not in EXPORTER_METRICS | TEXTFILE_METRICS | set(served):
             problems.append(f"metric {name!r} is exposed by neither the jobs, an exporter nor a host script")
     for metric, label, op, value in label_matchers(expr):
         if metric not in exposed or label in TARGET_LABELS:

@@ -53,7 +53,7 @@ def test_amtool_accepts_every_stack_s_rendered_config(rendered, amtool):
     stack, path = rendered
     result = run(amtool, "check-config", str(path))
     assert result.returncode == 0, f"{stack}: {result.stdout}{result.stderr}"
-    assert re.search(r"- 2 inhibit rules", result.stdout), result.stdout
+    assert re.search(r"- 3 inhibit rules", result.stdout), result.stdout
 
 
 def test_receiver_secrets_appear_as_file_paths_only(rendered):
@@ -153,7 +153,8 @@ def test_every_alert_has_a_runbook_section_in_the_operations_guide():
 def test_the_routes_name_alerts_that_exist():
     names = set(alert_rules())
     assert {alertmanager_config.WATCHDOG, alertmanager_config.TARGET_DOWN,
-            alertmanager_config.NO_READINGS} <= names
+            alertmanager_config.NO_READINGS, alertmanager_config.SINK_ERRORS,
+            *alertmanager_config.INFLUXDB_FAILING} <= names
     watchdog = alert_rules()[alertmanager_config.WATCHDOG]
     assert watchdog["expr"].strip() == "vector(1)" and "for" not in watchdog
 
@@ -287,3 +288,30 @@ def test_a_dead_target_holds_back_the_alerts_that_depend_on_it(delivery):
                <= delivered(), 120, "the root alert and the unrelated one at the team webhook", am)
     time.sleep(3)  # the held-back alerts' groups flush at the same time: give a straggler its chance
     assert delivered() == {("HydroTargetDown", "driver-a:8001"), ("HydroSinkErrors", "driver-b:8001")}
+
+
+@pytest.mark.parametrize("cause", ["HydroInfluxDBDown", "HydroInfluxDBWriteErrors"])
+def test_influxdb_failing_holds_back_the_consumer_s_write_alerts_of_its_stack(delivery, cause):
+    hook, am, _ = delivery
+    stack, other = f"inhibit-{cause.lower()}", f"inhibit-{cause.lower()}-other"
+    am.post_alerts([
+        _alert(cause, "critical", stack=stack, job="influxdb", instance="tsdb:8086"),
+        _alert("HydroSinkErrors", "warning", stack=stack, job="hydro-consumer", instance="driver:8001"),
+        _alert("HydroNoReadingsWritten", "critical", stack=stack, measurement="sensor_readings"),
+        # Another stack's InfluxDB is fine: its consumer's alert is not held back.
+        _alert("HydroSinkErrors", "warning", stack=other, job="hydro-consumer", instance="driver:8001"),
+    ])
+
+    def states() -> dict[tuple[str, str], bool]:
+        return {(a["labels"]["alertname"], a["labels"]["stack"]): bool(a["status"]["inhibitedBy"])
+                for a in am.alerts() if a["labels"]["stack"] in (stack, other)}
+    held = wait_until(lambda: (s := states()) and len(s) == 4 and s, 30, "the posted alerts", am)
+    assert held == {(cause, stack): False, ("HydroSinkErrors", stack): True,
+                    ("HydroNoReadingsWritten", stack): True, ("HydroSinkErrors", other): False}
+
+    def delivered() -> set[tuple[str, str]]:
+        return {(a["alertname"], a["stack"]) for a in hook.alerts(TEAM) if a["stack"] in (stack, other)}
+    expected = {(cause, stack), ("HydroSinkErrors", other)}
+    wait_until(lambda: expected <= delivered(), 120, "the cause and the other stack's alert", am)
+    time.sleep(3)  # the held-back alerts' groups flush at the same time: give a straggler its chance
+    assert delivered() == expected

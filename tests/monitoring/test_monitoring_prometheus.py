@@ -31,16 +31,21 @@ GCP_TARGETS = ScrapeTargets.for_hosts(
     spark_driver="hydro-dev-dataproc-m",
     kafka_exporter_hosts=("10.20.0.5",),
     node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
+    influxdb_host="10.20.0.6",
 )
 LOCAL_TARGETS = ScrapeTargets.for_hosts(
     stack="local",
     spark_driver="spark",
     kafka_exporter_hosts=("kafka-exporter",),
     node_hosts=("node-exporter",),
+    influxdb_host="influxdb",
     prometheus_host="prometheus",
+    alertmanager_host="alertmanager",
+    grafana_host="grafana",
 )
 # The same layouts written out by hand, with the jobs' metrics ports (8000, 8001) and the exporters'
-# well-known ones (kafka_exporter 9308, node_exporter 9100, Prometheus 9090).
+# well-known ones (kafka_exporter 9308, node_exporter 9100, Prometheus 9090, and the HTTP ports of
+# InfluxDB 8086, Alertmanager 9093 and Grafana 3000, which serve their own /metrics).
 EXPECTED_TARGETS = {
     "gcp": {
         "hydro-producer": ["hydro-dev-dataproc-m:8000"],
@@ -48,6 +53,9 @@ EXPECTED_TARGETS = {
         "kafka-exporter": ["10.20.0.5:9308"],
         "node-exporter": ["10.20.0.5:9100", "10.20.0.6:9100", "10.20.0.8:9100"],
         "prometheus": ["localhost:9090"],
+        "influxdb": ["10.20.0.6:8086"],
+        "alertmanager": ["localhost:9093"],
+        "grafana": ["localhost:3000"],
     },
     "local": {
         "hydro-producer": ["spark:8000"],
@@ -55,6 +63,9 @@ EXPECTED_TARGETS = {
         "kafka-exporter": ["kafka-exporter:9308"],
         "node-exporter": ["node-exporter:9100"],
         "prometheus": ["prometheus:9090"],
+        "influxdb": ["influxdb:8086"],
+        "alertmanager": ["alertmanager:9093"],
+        "grafana": ["grafana:3000"],
     },
 }
 LAYOUTS = {"gcp": GCP_TARGETS, "local": LOCAL_TARGETS}
@@ -125,11 +136,13 @@ def test_promtool_rejects_a_config_whose_rules_do_not_parse(tmp_path, promtool):
     ({"node_exporter": ()}, "non-empty tuple"),
     ({"kafka_exporter": "broker:9308"}, "non-empty tuple"),
     ({"node_exporter": ("a:9100", "a:9100")}, "duplicate"),
+    ({"influxdb": ("tsdb",)}, "influxdb: 'tsdb' is not a host:port address"),
+    ({"grafana": ()}, "grafana: a non-empty tuple"),
     ({"stack": "Dev Stack"}, "stack 'Dev Stack'"),
 ])
 def test_scrape_targets_refuse_bad_values_naming_them(bad, problem):
     good = {"stack": "dev", "producer": ("d:8000",), "consumer": ("d:8001",), "kafka_exporter": ("b:9308",),
-            "node_exporter": ("b:9100",)}
+            "node_exporter": ("b:9100",), "influxdb": ("t:8086",)}
     with pytest.raises(ValueError, match=re.escape(problem)):
         ScrapeTargets(**{**good, **bad})
 
