@@ -19,13 +19,14 @@ checks refer to them.
 
 Rule files (monitoring/prometheus/rules/; the promtool unit tests in monitoring/prometheus/tests/ follow
 the same convention, rendered with the same values):
-- `<name>.yml`, a rule file without a per-stack value: shipped as it is written.
+- `<name>.yml`, a rule file without a per-stack value: shipped as it is written (but for its runbook
+  addresses, below).
 - `<name>.yml.j2`, a rule file with per-stack values: rendered by the one Jinja environment
   (infra/render/templating.py) with `alert` (the `AlertRules`), shipped as `<name>.yml`. Prometheus'
   own templates in its annotations (`{{ $labels.x }}`, `{{ $value }}`) are written inside
   `{% raw %}...{% endraw %}`; one left bare is a Jinja syntax error at render time (`$` and a leading
   `.` are not Jinja), never a silently mangled annotation.
-- In both, `runbook_url: docs/operations.md#<anchor>` names the runbook by its path in this
+- In both, `runbook_url: docs/operations.md#<anchor>` (unquoted) names the runbook by its path in this
   repository; the rendered file holds the absolute URL below the stack's `alerting.runbook_base_url`.
   A `runbook_url` that is not such a path refuses to render.
 So converting a plain rule file is nothing; giving it a per-stack value is renaming it to `.yml.j2`,
