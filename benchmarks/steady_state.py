@@ -89,6 +89,7 @@ from latency import duration_seconds, percentile  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from infra.job_commands import JobFlags, consumer_args, producer_args  # noqa: E402
+from infra.model import FRESHNESS_MARGIN_S, trigger_seconds  # noqa: E402
 from infra.services.kafka import topics  # noqa: E402
 from infra.settings import JobsSettings, KafkaSettings  # noqa: E402
 from tests.influxdb import influxdb_build  # noqa: E402
@@ -447,7 +448,8 @@ class Plan:
     def flags(self, rate: int) -> JobFlags:
         j = self.jobs
         return JobFlags(rate=rate, farms=j.farms, devices_per_farm=j.devices_per_farm, trigger=self.trigger,
-                        window=j.window, slide=j.slide, watermark=j.watermark, read_cap=self.read_cap)
+                        window=j.window, slide=j.slide, watermark=j.watermark, read_cap=self.read_cap,
+                        freshness_objective=f"{trigger_seconds(self.trigger) + FRESHNESS_MARGIN_S}s")
 
 
 def run_master(plan: Plan, master: str, index: int, broker: Broker, proxy: TimedProxy, token: str,

@@ -26,6 +26,7 @@ class JobFlags:
     slide: str
     watermark: str
     read_cap: int               # consumer: Kafka offsets read per micro-batch at most
+    freshness_objective: str    # consumer: readings in InfluxDB within this of their event time count on time
 
 
 def token_flags(token: TokenSource) -> list[str]:
@@ -67,6 +68,7 @@ def consumer_args(jobs: JobFlags, *, bootstrap_servers: str, influx_url: str, in
         "--window", jobs.window,
         "--slide", jobs.slide,
         "--watermark", jobs.watermark,
+        "--freshness-objective", jobs.freshness_objective,
         "--metrics-port", str(contract.CONSUMER_METRICS_PORT),
     ]
 

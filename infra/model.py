@@ -11,6 +11,7 @@ renderers import neither this module nor infra/settings.py: each names, in its A
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +26,18 @@ from infra.gcp.service_vm import instance_name
 from infra.job_commands import JobFlags
 from infra.release.bundle import JOBS_DIR, Bundle, build_bundle
 from infra.render.alertmanager_config import Receivers
+from infra.render.prometheus_volume import AlertRules
 from infra.services import ServiceSpecs
 from infra.services.influxdb import influxdb_spec
 from infra.services.kafka import kafka_spec
 from infra.services.spark import LocalSparkSpec, local_spark_spec
 from infra.settings import StackSettings
+
+# The freshness objective (issue 25): a reading is in InfluxDB within the trigger interval plus this margin
+# of its event time (it waits up to one trigger for its micro-batch; the margin covers the batch itself,
+# Kafka and the write), for FRESHNESS_TARGET of the readings.
+FRESHNESS_MARGIN_S = 30
+FRESHNESS_TARGET = 0.99
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class StackModel:
     receiver_secrets: tuple[str, ...]   # the catalog receiver secrets the receivers need
     jobs: Jobs
     catch_up: capacity.CatchUp | None   # how a backlog drains; None: the consumer runs once (available-now)
+    alerts: AlertRules                  # the stack's values in its alert rules
     bundle: Bundle = field(repr=False)  # the working tree's jobs release (its digest names it)
     gcp: Gcp | None = None
     local: Local | None = None
@@ -183,6 +192,39 @@ def _gcp(settings: StackSettings) -> Gcp:
     )
 
 
+def trigger_seconds(trigger: str) -> int:
+    """The micro-batch interval in whole seconds (rounded up); 0 for available-now (batches back to back)."""
+    return 0 if trigger == "available-now" else -(-durations.milliseconds(trigger) // 1000)
+
+
+def alert_rules(settings: StackSettings) -> AlertRules:
+    """The alert rules' thresholds from the stack's rate, partitions, trigger and watermark.
+
+    - Freshness objective: the trigger plus FRESHNESS_MARGIN_S.
+    - A batch slower than the trigger (available-now: than the margin) means the consumer falls behind.
+    - Watermark lag: wall clock minus the watermark is normally the watermark delay plus up to one
+      trigger (the watermark moves with the previous batch's events) plus the batch; beyond the delay
+      plus the trigger plus the freshness objective the newest readings are late.
+    - Offsets behind: the consumer exposes its largest per-partition lag, and a partition receives
+      rate / partitions readings a second: a lag of more than the freshness objective's worth of that
+      traffic means the readings at the partition's end can no longer reach InfluxDB within the
+      objective (a healthy consumer's lag is at most one trigger's worth).
+    """
+    jobs = settings.jobs
+    trigger_s = trigger_seconds(jobs.trigger)
+    objective_s = trigger_s + FRESHNESS_MARGIN_S
+    watermark_s = -(-durations.milliseconds(jobs.watermark) // 1000)
+    per_partition = jobs.rate / settings.kafka.partitions
+    return AlertRules(
+        runbook_base_url=settings.alerting.runbook_base_url,
+        batch_seconds=trigger_s or FRESHNESS_MARGIN_S,
+        watermark_lag_seconds=watermark_s + trigger_s + objective_s,
+        offsets_behind=math.ceil(per_partition * objective_s),
+        freshness_objective_seconds=objective_s,
+        freshness_target=FRESHNESS_TARGET,
+    )
+
+
 def derive(settings: StackSettings) -> StackModel:
     """The stack's model from its checked settings."""
     gcp = _gcp(settings) if settings.target == "gcp" else None
@@ -197,6 +239,7 @@ def derive(settings: StackSettings) -> StackModel:
     catch_up = None if jobs.trigger == "available-now" else capacity.CatchUp(
         jobs.rate, jobs.read_cap, durations.milliseconds(jobs.trigger) / 1000,
         gcp.capacity.readings_per_second if gcp is not None else None)
+    alerts = alert_rules(settings)
     return StackModel(
         stack=settings.stack, target=settings.target, labels=settings.labels, protect=settings.protect,
         services=ServiceSpecs(kafka=kafka_spec(settings.kafka, kafka_mb),
@@ -206,13 +249,15 @@ def derive(settings: StackSettings) -> StackModel:
         jobs=Jobs(
             flags=JobFlags(rate=jobs.rate, farms=jobs.farms, devices_per_farm=jobs.devices_per_farm,
                            trigger=jobs.trigger, window=jobs.window, slide=jobs.slide,
-                           watermark=jobs.watermark, read_cap=jobs.read_cap),
+                           watermark=jobs.watermark, read_cap=jobs.read_cap,
+                           freshness_objective=f"{alerts.freshness_objective_seconds}s"),
             release_pin=jobs.release,
             restarts=Restarts(jobs.max_failures_per_hour, jobs.max_failures_total),
             consumer_properties=spark.job_properties(spark.consumer_executors) if spark else {},
             producer_properties=spark.job_properties(spark.producer_executors) if spark else {},
         ),
         catch_up=catch_up,
+        alerts=alerts,
         bundle=build_bundle(JOBS_DIR),
         gcp=gcp,
         local=Local(settings.local.bind_address, local_spark_spec()) if gcp is None else None,

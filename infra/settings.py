@@ -14,7 +14,7 @@ Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     influxdb         machine, disk_gb, org, bucket, retention_days
     monitoring       machine, disk_gb
     backups          snapshot_retention_days, influxdb_retention_days   (prod: at least 14 each)
-    alerting         email_to, email_from, smarthost, smtp_username, webhook, pagerduty
+    alerting         email_to, email_from, smarthost, smtp_username, webhook, pagerduty, runbook_base_url
                      (the receivers' secrets are separate secret keys: RECEIVER_SECRET_KEYS)
     jobs             release, rate, farms, devices_per_farm, trigger, window, slide, watermark,
                      max_offsets_per_trigger, max_failures_per_hour, max_failures_total
@@ -74,6 +74,9 @@ PROD_MIN_BACKUP_DAYS = 14
 MAX_WINDOWS_PER_READING = 60
 # The consumer's Kafka read cap per micro-batch when a stack sets none and its rate needs no more.
 DEFAULT_READ_CAP = 100_000
+# Where this repository's files are published on the web: alerts link their runbook (docs/operations.md)
+# below it unless a stack names another copy (alerting.runbook_base_url).
+REPOSITORY_URL = "https://github.com/hydrostream/hydrostream/blob/main/"
 # Grafana may be opened to operators' networks, never to a large part of the internet: together the
 # ranges cover at most a /16's worth of public addresses (65,536; a site or a cloud NAT range is far less).
 MAX_PUBLIC_GRAFANA_ADDRESSES = 2 ** 16
@@ -224,6 +227,15 @@ def _smarthost(value: str | None) -> str | None:
     return value
 
 
+def _base_url(value: str) -> str:
+    url = urllib.parse.urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment \
+            or any(character.isspace() for character in value):
+        raise _Invalid("an absolute http(s) URL without query or fragment, under which docs/operations.md "
+                       f"is published, such as {REPOSITORY_URL}")
+    return value if value.endswith("/") else f"{value}/"
+
+
 def _check_webhook_url(value: str) -> str:
     """The webhook URL secret's value, refused (without showing it) unless an http(s) URL."""
     url = urllib.parse.urlsplit(value.strip())
@@ -327,6 +339,8 @@ class AlertingSettings:
     webhook: bool = _setting(False)
     # The routing key is the secret key RECEIVER_SECRET_KEYS[PAGERDUTY_ROUTING_KEY].
     pagerduty: bool = _setting(False)
+    # Every alert's runbook_url is docs/operations.md#<alert> below this address (ends with "/").
+    runbook_base_url: str = _setting(REPOSITORY_URL, _base_url)
 
     @property
     def email(self) -> bool:

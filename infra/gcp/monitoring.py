@@ -38,7 +38,8 @@ THIS_HOST = "localhost"
 
 
 def config_files(stack: str, org: str, bucket: str, alerting: alertmanager_config.Receivers,
-                 kafka_ips: Sequence[str], influxdb_ip: str, dataproc_master: str) -> dict[str, str]:
+                 alerts: prometheus_volume.AlertRules, kafka_ips: Sequence[str], influxdb_ip: str,
+                 dataproc_master: str) -> dict[str, str]:
     """Archive path (`<volume>/<file>`) -> text, for every file of the three CONFIG_VOLUMES."""
     targets = prometheus_volume.ScrapeTargets.for_hosts(
         stack=stack,
@@ -54,7 +55,7 @@ def config_files(stack: str, org: str, bucket: str, alerting: alertmanager_confi
         stack=stack, influxdb_host=influxdb_ip, prometheus_host=THIS_HOST, org=org, bucket=bucket)
     return {
         **{f"{PROMETHEUS_CONFIG}/{path}": text
-           for path, text in prometheus_volume.prometheus_config_files(targets).items()},
+           for path, text in prometheus_volume.prometheus_config_files(targets, alerts).items()},
         **{f"{ALERTMANAGER_CONFIG}/{path}": text
            for path, text in alertmanager_config.alertmanager_config_files(stack, alerting).items()},
         **{f"{GRAFANA_PROVISIONING}/{path}": text
@@ -81,6 +82,7 @@ class MonitoringVmArgs:
     influxdb_org: str                            # Grafana's InfluxDB data source
     influxdb_bucket: str
     alerting: alertmanager_config.Receivers      # Alertmanager's receivers and routes
+    alerts: prometheus_volume.AlertRules         # the stack's thresholds and runbook base in the alert rules
     host: VmHost
     site: VmSite
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
@@ -97,7 +99,7 @@ class MonitoringVm(pulumi.ComponentResource):
         super().__init__("hydrostream:monitoring:MonitoringVm", name, None, opts)
         archive = pulumi.Output.all(args.kafka_ips, args.influxdb_ip, args.dataproc_master).apply(
             lambda hosts: config_archive(config_files(
-                args.stack, args.influxdb_org, args.influxdb_bucket, args.alerting, *hosts)))
+                args.stack, args.influxdb_org, args.influxdb_bucket, args.alerting, args.alerts, *hosts)))
         object_name = archive.apply(
             lambda data: f"{CONFIG_PREFIX}/{hashlib.sha256(data).hexdigest()}.tar.gz")
         uploaded = gcp.storage.BucketObject(

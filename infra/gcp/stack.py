@@ -88,7 +88,8 @@ def monitoring_args(model: StackModel, vm_site: VmSite, emails: Emails, *, secre
     gcp, influxdb = _gcp(model), model.services.influxdb
     return MonitoringVmArgs(
         stack=model.stack, project=gcp.project, influxdb_org=influxdb.org, influxdb_bucket=influxdb.bucket,
-        alerting=model.receivers, host=host(gcp.monitoring, emails[catalog.MONITORING]), site=vm_site,
+        alerting=model.receivers, alerts=model.alerts, host=host(gcp.monitoring, emails[catalog.MONITORING]),
+        site=vm_site,
         secret_ids=secret_ids, config_bucket=config_bucket, kafka_ips=kafka_ips, influxdb_ip=influxdb_ip,
         dataproc_master=dataproc_master)
 

@@ -180,7 +180,7 @@ def deploy(model: StackModel) -> dict[str, Any]:
     prometheus_http = catalog.PROMETHEUS.port("http")
     prometheus = ServiceContainer("prometheus", service_args(
         catalog.PROMETHEUS,
-        config=(catalog.PROMETHEUS_CONFIG, CONFIG_MOUNT, prometheus_config_files(targets)),
+        config=(catalog.PROMETHEUS_CONFIG, CONFIG_MOUNT, prometheus_config_files(targets, model.alerts)),
         published=(PublishedPort(prometheus_http),), wait=True, depends_on=(alertmanager.container,)))
 
     node_exporter = ServiceContainer("node-exporter", service_args(catalog.NODE_EXPORTER, wait=True))

@@ -10,30 +10,50 @@ Callers (the GCP monitoring VM, the local Docker stack) resolve their Outputs fi
         node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
         influxdb_host="10.20.0.6",                  # the tsdb VM
     )
-    files = prometheus_config_files(targets)      # {"prometheus.yml": ..., "rules/<name>.yml": ...}
+    files = prometheus_config_files(targets, alerts)  # {"prometheus.yml": ..., "rules/<name>.yml": ...}
 
-and put `files` into the `prometheus-config` volume (mounted at /etc/prometheus). Ports come from
-the data contract (job metrics) and the service catalog (exporters, Prometheus, and InfluxDB,
-Alertmanager and Grafana, each scraped on its own HTTP port at /metrics); a `ScrapeTargets`
-built by hand takes full `host:port` addresses. Job names are stable (`JOBS`): the alert rules,
-the dashboards and the host checks refer to them.
+where `alerts` is the stack's `AlertRules` (derived once in infra/model.py), and put `files` into the
+`prometheus-config` volume (mounted at /etc/prometheus). Ports come from the data contract (job
+metrics) and the service catalog (exporters, Prometheus, and InfluxDB, Alertmanager and Grafana, each
+scraped on its own HTTP port at /metrics); a `ScrapeTargets` built by hand takes full `host:port`
+addresses. Job names are stable (`JOBS`): the alert rules, the dashboards and the host checks refer to
+them.
+
+Rule files (monitoring/prometheus/rules/; the promtool unit tests in monitoring/prometheus/tests/ follow
+the same convention, rendered with the same values):
+- `<name>.yml`, a rule file without a per-stack value: shipped as it is written (but for its runbook
+  addresses, below).
+- `<name>.yml.j2`, a rule file with per-stack values: rendered by the one Jinja environment
+  (infra/render/templating.py) with `alert` (the `AlertRules`), shipped as `<name>.yml`. Prometheus'
+  own templates in its annotations (`{{ $labels.x }}`, `{{ $value }}`) are written inside
+  `{% raw %}...{% endraw %}`; one left bare is a Jinja syntax error at render time (`$` and a leading
+  `.` are not Jinja), never a silently mangled annotation.
+- In both, `runbook_url: docs/operations.md#<anchor>` (unquoted) names the runbook by its path in this
+  repository; the rendered file holds the absolute URL below the stack's `alerting.runbook_base_url`.
+  A `runbook_url` that is not such a path refuses to render.
+So converting a plain rule file is nothing; giving it a per-stack value is renaming it to `.yml.j2`,
+wrapping its Prometheus templates in raw blocks and writing `{{ alert.<field> }}`.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from hydrostream_jobs import contract
 
 from infra import catalog
 from infra.paths import PROJECT_DIR
-from infra.render.templating import render_file
+from infra.render.templating import render_file, render_text
 
 MONITORING_DIR = PROJECT_DIR / "monitoring" / "prometheus"
 TEMPLATE = "prometheus.yml.j2"
 RULES_DIR = MONITORING_DIR / "rules"
+UNIT_TESTS_DIR = MONITORING_DIR / "tests"
+TEMPLATE_SUFFIX = ".j2"
 
 # Where the prometheus-config volume is mounted in the container (catalog.PROMETHEUS).
 CONFIG_MOUNT = next(v.container_path for v in catalog.PROMETHEUS.volumes if v.name == "prometheus-config")
@@ -122,6 +142,72 @@ class ScrapeTargets:
         }
 
 
+@dataclass(frozen=True)
+class AlertRules:
+    """A stack's values in its alert rules, derived once in infra/model.py (`derive`)."""
+
+    runbook_base_url: str               # absolute http(s), ending in "/": runbooks are below it
+    batch_seconds: int                  # a micro-batch longer than the trigger interval falls behind
+    watermark_lag_seconds: int          # normal: the watermark delay, a trigger and a batch
+    offsets_behind: int                 # the largest partition's lag worth of the freshness objective
+    freshness_objective_seconds: int    # a reading is in InfluxDB within this of its event time...
+    freshness_target: float             # ...this share of the time (0.99): the error budget is the rest
+
+    def __post_init__(self) -> None:
+        url = urllib.parse.urlsplit(self.runbook_base_url)
+        if url.scheme not in ("http", "https") or not url.hostname or not url.path.endswith("/"):
+            raise ValueError(f"runbook_base_url {self.runbook_base_url!r}: an absolute http(s) URL ending "
+                             f"in /")
+        for name in ("batch_seconds", "watermark_lag_seconds", "offsets_behind",
+                     "freshness_objective_seconds"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"{name}: a positive integer, got {getattr(self, name)!r}")
+        if not 0 < self.freshness_target < 1:
+            raise ValueError(f"freshness_target: a share between 0 and 1, got {self.freshness_target!r}")
+
+    @property
+    def error_budget(self) -> float:
+        """The share of readings that may miss the freshness objective."""
+        return round(1 - self.freshness_target, 6)
+
+
+_RUNBOOK = re.compile(r"^(?P<key>\s*runbook_url:[ \t]*)(?P<value>\S.*?)[ \t]*$", re.MULTILINE)
+_RUNBOOK_PATH = re.compile(r"docs/[a-z0-9_/-]+\.md#[a-z0-9-]+")
+
+
+def absolute_runbooks(text: str, base_url: str) -> str:
+    """`text` with every `runbook_url: docs/<file>.md#<anchor>` resolved below `base_url`."""
+    def resolve(match: re.Match[str]) -> str:
+        path = match.group("value")
+        if not _RUNBOOK_PATH.fullmatch(path):
+            raise ValueError(f"runbook_url {path!r}: expected a path in this repository such as "
+                             f"docs/operations.md#hydrosinkerrors (the stack's base URL is put before it)")
+        return f"{match.group('key')}{urllib.parse.urljoin(base_url, path)}"
+    return _RUNBOOK.sub(resolve, text)
+
+
+def rendered_name(path: Path) -> str:
+    """The file name Prometheus and promtool see: a template's without `.j2`."""
+    return path.name.removesuffix(TEMPLATE_SUFFIX)
+
+
+def render_monitoring_file(path: Path, alerts: AlertRules) -> str:
+    """A rule or unit-test file for a stack: a template rendered with `alert`, runbooks made absolute."""
+    text = path.read_text()
+    if path.name.endswith(TEMPLATE_SUFFIX):
+        text = render_text(text, str(path), alert=alerts)
+    return absolute_runbooks(text, alerts.runbook_base_url)
+
+
+def monitoring_files(folder: Path, alerts: AlertRules) -> dict[str, str]:
+    """Every `*.yml` and `*.yml.j2` of `folder`, rendered for a stack: rendered name -> text."""
+    paths = sorted([*folder.glob("*.yml"), *folder.glob(f"*.yml{TEMPLATE_SUFFIX}")])
+    files = {rendered_name(path): render_monitoring_file(path, alerts) for path in paths}
+    if len(files) != len(paths):
+        raise ValueError(f"{folder}: a file and a template render to the same name")
+    return dict(sorted(files.items()))
+
+
 def render_prometheus_config(targets: ScrapeTargets) -> str:
     """prometheus.yml for `targets`, loading the rules from `RULE_FILES` inside the container."""
     jobs = [{"name": name, "targets": addresses} for name, addresses in targets.by_job().items()]
@@ -137,11 +223,11 @@ def render_prometheus_config(targets: ScrapeTargets) -> str:
     )
 
 
-def rule_files() -> dict[str, str]:
-    """The alert rule files, as paths relative to the config volume -> their text."""
-    return {f"rules/{path.name}": path.read_text() for path in sorted(RULES_DIR.glob("*.yml"))}
+def rule_files(alerts: AlertRules) -> dict[str, str]:
+    """The alert rule files for a stack, as paths relative to the config volume -> their text."""
+    return {f"rules/{name}": text for name, text in monitoring_files(RULES_DIR, alerts).items()}
 
 
-def prometheus_config_files(targets: ScrapeTargets) -> dict[str, str]:
+def prometheus_config_files(targets: ScrapeTargets, alerts: AlertRules) -> dict[str, str]:
     """The whole prometheus-config volume: prometheus.yml and the rules it loads."""
-    return {"prometheus.yml": render_prometheus_config(targets), **rule_files()}
+    return {"prometheus.yml": render_prometheus_config(targets), **rule_files(alerts)}

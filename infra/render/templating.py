@@ -56,6 +56,14 @@ def render_file(path: Path, **values: object) -> str:
     return _environment.get_template(path.relative_to(PROJECT_DIR).as_posix()).render(**values)
 
 
+def render_text(text: str, origin: str, **values: object) -> str:
+    """A template given as text (a copy outside the repository too); `origin` names it in errors."""
+    try:
+        return _environment.from_string(text).render(**values)
+    except jinja2.TemplateError as error:
+        raise ValueError(f"{origin}: {type(error).__name__}: {error}") from error
+
+
 def template_text(name: str) -> str:
     """A template file's text as it is shipped (scripts are copied, not rendered)."""
     return (TEMPLATES / name).read_text()

@@ -21,6 +21,13 @@ def spark_interval(duration: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _duration(value: str) -> str:
+    try:
+        return durations.check(value)
+    except durations.DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _trigger(value: str) -> str:
     return value if value == AVAILABLE_NOW else spark_interval(value)
 
@@ -81,6 +88,7 @@ class ConsumerArgs:
     influx_batch_lines: int
     influx_max_attempts: int
     influx_timeout_seconds: float
+    freshness_objective: str
     master: str | None
     shuffle_partitions: int | None
 
@@ -196,6 +204,12 @@ def consumer_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--influx-timeout-seconds", type=float, default=30.0,
         help="timeout of one InfluxDB request, in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--freshness-objective", type=_duration, default="1m",
+        help="how soon after its event time a reading should be in InfluxDB: the readings written within it "
+        "are counted (hydro_consumer_readings_on_time_total), the freshness SLI; a deployed stack passes its "
+        "trigger plus 30s (default: %(default)s)",
     )
     parser.add_argument(
         "--dead-letter-path", required=True,

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from hydrostream_jobs import durations
 from hydrostream_jobs.cli import AVAILABLE_NOW, ConsumerArgs
 from hydrostream_jobs.contract import (
     ID_FIELDS,
@@ -33,7 +34,7 @@ from hydrostream_jobs.metrics import (
 from hydrostream_jobs.progress import BatchCounts, BatchLog
 from hydrostream_jobs.schema import decode_messages, parse_readings
 from hydrostream_jobs.session import warn_on_checkpoint_partitions
-from hydrostream_jobs.sink import InfluxTarget, write_line_frame
+from hydrostream_jobs.sink import InfluxTarget, PartitionResult, write_line_frame
 from hydrostream_jobs.token import TokenSource
 from hydrostream_jobs.validate import classify, event_time, valid_readings
 from hydrostream_jobs.windows import window_stats
@@ -161,8 +162,15 @@ def consumer_output(messages: DataFrame, window: str, slide: str, watermark: str
     return message_rows(shared).unionByName(window_rows(stats))
 
 
-def influx_target(args: ConsumerArgs) -> InfluxTarget:
-    """The sink's plain, picklable connection settings from the command line."""
+def influx_target(args: ConsumerArgs, position: StartPosition) -> InfluxTarget:
+    """The sink's plain, picklable connection settings from the command line, and where the previous
+    release's readings end when this one was handed over (`position`)."""
+    handed_over_until_ns = None
+    if position.starting_timestamp_ms is not None:
+        # The start is the previous release's event-time position less one window and the watermark.
+        until_ms = (position.starting_timestamp_ms + durations.interval_ms(args.window)
+                    + durations.interval_ms(args.watermark))
+        handed_over_until_ns = until_ms * 1_000_000
     return InfluxTarget(
         url=args.influx_url or "",
         org=args.influx_org or "",
@@ -171,19 +179,21 @@ def influx_target(args: ConsumerArgs) -> InfluxTarget:
         batch_lines=args.influx_batch_lines,
         max_attempts=args.influx_max_attempts,
         timeout_seconds=args.influx_timeout_seconds,
+        freshness_objective_seconds=durations.milliseconds(args.freshness_objective) / 1000,
+        handed_over_until_ns=handed_over_until_ns,
     )
 
 
-def _write_lines(lines: DataFrame, sink: str, target: InfluxTarget | None) -> tuple[int, int]:
-    """Write a one-column DataFrame of lines to the sink; returns (points written, retried attempts)."""
+def _write_lines(lines: DataFrame, sink: str, target: InfluxTarget | None) -> PartitionResult:
+    """Write a one-column DataFrame of lines to the sink; what the executors did (nothing counted but on
+    InfluxDB)."""
     if sink == "influxdb" and target is not None:
-        result = write_line_frame(lines, target)
-        return result.points, result.retries
+        return write_line_frame(lines, target)
     if sink == "noop":
         lines.write.format("noop").mode("overwrite").save()
     else:
         lines.show(20, truncate=False)
-    return 0, 0
+    return PartitionResult(points=0, retries=0)
 
 
 @dataclass
@@ -218,9 +228,12 @@ class ConsumerBatchWriter:
                 )
             try:
                 lines = staged.filter(kind != KIND_QUARANTINED).select("line")
-                points, retries = _write_lines(lines, self.sink, self.target)
+                written = _write_lines(lines, self.sink, self.target)
             except Exception:
+                # The failed partition's own attempts stay on its executor: one failed attempt stands for
+                # them, so a batch that fails counts in both the errors and the attempts.
                 self.metrics.sink_errors.inc()
+                self.metrics.sink_attempts.inc()
                 raise
         finally:
             staged.unpersist()
@@ -229,13 +242,15 @@ class ConsumerBatchWriter:
         for (row_kind, reason), count in by_reason.items():
             if row_kind == KIND_QUARANTINED:
                 self.metrics.quarantined.labels(reason=reason).inc(count)
-        self.metrics.sink_errors.inc(retries)
+        self.metrics.sink_errors.inc(written.retries)
+        self.metrics.sink_attempts.inc(written.attempts)
+        self.metrics.readings_on_time.inc(written.readings_on_time)
         self.batch_log.counted(batch_id, BatchCounts(
             valid=counts.get(KIND_READING, 0),
             quarantined=counts.get(KIND_QUARANTINED, 0),
             points_written=counts.get(KIND_READING, 0) + counts.get(KIND_WINDOW, 0),
         ))
-        if points:  # InfluxDB accepted every line of the batch (a lost one raises)
+        if written.points:  # InfluxDB accepted every line of the batch (a lost one raises)
             for measurement, rows in (
                 (READINGS_MEASUREMENT, KIND_READING),
                 (WINDOW_STATS_MEASUREMENT, KIND_WINDOW),
@@ -254,12 +269,12 @@ def apply_query_conf(spark: SparkSession) -> None:
 def start_query(spark: SparkSession, args: ConsumerArgs, metrics: ConsumerMetrics,
                 batch_log: BatchLog) -> StreamingQuery:
     """Start the consumer's one query; its checkpoint is the subfolder CONSUMER_QUERY."""
-    target = influx_target(args) if args.sink == "influxdb" else None
     checkpoint = f"{args.checkpoint_location.rstrip('/')}/{CONSUMER_QUERY}"
     warn_on_checkpoint_partitions(spark, checkpoint)
     apply_query_conf(spark)
     position = start_position(spark, args)
     log.info(position.describe())
+    target = influx_target(args, position) if args.sink == "influxdb" else None
     output = consumer_output(read_messages(spark, args, position), args.window, args.slide, args.watermark,
                              position.complete_from_ms)
     stream = (

@@ -56,6 +56,11 @@ METRIC_NAMES: Final = (
 # Beyond the contract's metric list (kept out of METRIC_NAMES): rows the window aggregation dropped because
 # they arrived later than the watermark ("dropped and counted").
 CONSUMER_LATE_ROWS_DROPPED_TOTAL: Final = "hydro_consumer_late_rows_dropped_total"
+# Every InfluxDB write attempt, failed or not: with CONSUMER_SINK_ERRORS_TOTAL, the sink's error ratio.
+CONSUMER_SINK_WRITE_ATTEMPTS_TOTAL: Final = "hydro_consumer_sink_write_attempts_total"
+# sensor_readings points InfluxDB accepted within the freshness objective (--freshness-objective) of their
+# event time; over the sensor_readings points written, the freshness SLI.
+CONSUMER_READINGS_ON_TIME_TOTAL: Final = "hydro_consumer_readings_on_time_total"
 # Quarantined messages by reason code (the dead-letter records' `reason`), for the on-call's first look.
 CONSUMER_QUARANTINED_TOTAL: Final = "hydro_consumer_quarantined_total"
 

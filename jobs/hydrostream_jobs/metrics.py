@@ -22,8 +22,10 @@ from hydrostream_jobs.contract import (
     CONSUMER_LATE_ROWS_DROPPED_TOTAL,
     CONSUMER_POINTS_WRITTEN_TOTAL,
     CONSUMER_QUARANTINED_TOTAL,
+    CONSUMER_READINGS_ON_TIME_TOTAL,
     CONSUMER_RECORDS_TOTAL,
     CONSUMER_SINK_ERRORS_TOTAL,
+    CONSUMER_SINK_WRITE_ATTEMPTS_TOTAL,
     CONSUMER_WATERMARK_LAG_SECONDS,
     MEASUREMENTS,
     PRODUCER_MESSAGES_SENT_TOTAL,
@@ -56,6 +58,16 @@ class ConsumerMetrics:
         self.sink_errors = Counter(
             CONSUMER_SINK_ERRORS_TOTAL,
             "Failed InfluxDB write attempts (retried, or failing the batch)",
+            registry=r,
+        )
+        self.sink_attempts = Counter(
+            CONSUMER_SINK_WRITE_ATTEMPTS_TOTAL,
+            "InfluxDB write attempts, failed or accepted (with sink errors: the error ratio)",
+            registry=r,
+        )
+        self.readings_on_time = Counter(
+            CONSUMER_READINGS_ON_TIME_TOTAL,
+            "sensor_readings points InfluxDB accepted within the freshness objective of their event time",
             registry=r,
         )
         self.batch_duration = Histogram(

@@ -1,11 +1,16 @@
 """Executor-side InfluxDB v2 writer: gzip batches of pre-built lines, retries with backoff, loud failure.
 
+Each partition also counts its write attempts (the sink error ratio's denominator) and, once InfluxDB has
+accepted a request, how many of its sensor_readings points are there within the freshness objective of
+their event time (the line's own timestamp): the freshness SLI, measured where the point lands.
+
 Everything handed to executors is a module-level function plus a frozen dataclass of plain values,
 so it pickles by reference and never drags a client, a lock or a metric along.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import gzip
 import http.client
@@ -13,7 +18,6 @@ import random
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import timezone
 from functools import partial
 
@@ -21,43 +25,54 @@ from pyspark.rdd import RDD
 from pyspark.serializers import NoOpSerializer
 from pyspark.sql import DataFrame
 
-from hydrostream_jobs.contract import INFLUX_PRECISION, INFLUX_WRITE_PATH
+from hydrostream_jobs.contract import INFLUX_PRECISION, INFLUX_WRITE_PATH, READINGS_MEASUREMENT
 from hydrostream_jobs.token import TokenSource, read_token
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Refused, reset, timed out or dropped mid-response (OSError covers socket timeouts).
 _RETRYABLE_ERRORS = (OSError, http.client.HTTPException)
+# A sensor_readings line starts with its measurement and a tag (sensor_window_stats lines do not).
+_READING_PREFIX = f"{READINGS_MEASUREMENT},".encode()
 
 
 class SinkWriteError(RuntimeError):
     """A batch could not be written; raised so Spark fails the micro-batch and replays it."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class InfluxTarget:
-    """Connection settings of one InfluxDB bucket. Plain values only: safe to ship to executors."""
+    """Connection settings of one InfluxDB bucket, and the freshness objective its readings are counted
+    against. Plain values only: safe to ship to executors."""
 
     url: str
     org: str
     bucket: str
     token: TokenSource
     # No defaults: the consumer's command line holds them (--influx-batch-lines, --influx-max-attempts,
-    # --influx-timeout-seconds), one place for a value users set.
+    # --influx-timeout-seconds, --freshness-objective), one place for a value users set.
     batch_lines: int
     max_attempts: int
     timeout_seconds: float
+    freshness_objective_seconds: float
+    # A release handover re-reads what the previous release wrote, on time, up to this event time
+    # (handover.py): rewriting those readings late does not make them late. None: no handover.
+    handed_over_until_ns: int | None = None
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     retry_after_max_seconds: float = 120.0
     gzip_level: int = 1
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PartitionResult:
-    """What one partition did: lines sent and retried attempts. Small and picklable."""
+    """What one partition did: lines sent, write attempts and those retried, and the sensor_readings
+    points among the lines with those accepted within the freshness objective. Small and picklable."""
 
     points: int
     retries: int
+    attempts: int = 0
+    readings: int = 0
+    readings_on_time: int = 0
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -152,26 +167,44 @@ def post_batch(connection: _Connection, body: bytes, target: InfluxTarget, lines
 def write_lines(lines: Iterable[bytes], target: InfluxTarget) -> PartitionResult:
     """Write UTF-8 line-protocol lines in gzip batches of `target.batch_lines`; raise when a batch is lost."""
     connection = _Connection(target)
-    points = retries = 0
+    result = PartitionResult(points=0, retries=0)
     batch: list[bytes] = []
     try:
         for line in lines:
             batch.append(line)
             if len(batch) >= target.batch_lines:
-                retries += _send(connection, batch, target)
-                points += len(batch)
+                result = add_results(result, _send(connection, batch, target))
                 batch = []
         if batch:
-            retries += _send(connection, batch, target)
-            points += len(batch)
+            result = add_results(result, _send(connection, batch, target))
     finally:
         connection.close()
-    return PartitionResult(points=points, retries=retries)
+    return result
 
 
-def _send(connection: _Connection, batch: list[bytes], target: InfluxTarget) -> int:
+def _send(connection: _Connection, batch: list[bytes], target: InfluxTarget) -> PartitionResult:
     body = gzip.compress(b"\n".join(batch), compresslevel=target.gzip_level)
-    return post_batch(connection, body, target, len(batch))
+    retries = post_batch(connection, body, target, len(batch))
+    readings, on_time = count_on_time(batch, time.time_ns(), target.freshness_objective_seconds,
+                                      target.handed_over_until_ns)
+    return PartitionResult(points=len(batch), retries=retries, attempts=retries + 1, readings=readings,
+                           readings_on_time=on_time)
+
+
+def count_on_time(lines: Iterable[bytes], accepted_ns: int, objective_seconds: float,
+                  handed_over_until_ns: int | None = None) -> tuple[int, int]:
+    """(sensor_readings lines, those on time): a reading is on time when its event time is at most
+    `objective_seconds` before `accepted_ns` (when InfluxDB accepted it), or before `handed_over_until_ns`
+    (the previous release wrote it). A line's event time is its last field, in nanoseconds."""
+    oldest_on_time = accepted_ns - int(objective_seconds * 1_000_000_000)
+    rewritten_before = handed_over_until_ns if handed_over_until_ns is not None else -1
+    readings = on_time = 0
+    for line in lines:
+        if line.startswith(_READING_PREFIX):
+            readings += 1
+            event_ns = int(line[line.rindex(b" ") + 1:])
+            on_time += event_ns >= oldest_on_time or event_ns < rewritten_before
+    return readings, on_time
 
 
 def write_partition(lines: Iterable[bytes], target: InfluxTarget) -> Iterator[PartitionResult]:
@@ -198,4 +231,5 @@ def write_line_frame(lines: DataFrame, target: InfluxTarget) -> PartitionResult:
 
 def add_results(left: PartitionResult, right: PartitionResult) -> PartitionResult:
     """Sum two partition results."""
-    return PartitionResult(points=left.points + right.points, retries=left.retries + right.retries)
+    return PartitionResult(*(a + b for a, b in zip(dataclasses.astuple(left), dataclasses.astuple(right),
+                                                   strict=True)))

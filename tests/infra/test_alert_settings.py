@@ -113,3 +113,18 @@ def test_a_webhook_url_secret_that_is_an_http_url_passes(tmp_path):
     program = secret_program(tmp_path)
     config = {**GCP, key: "https://hc.example.com/ping/0b1c", "hydrostream:alerting": {"webhook": True}}
     assert mocks.run_plan("dev", config, program=program).settings.alerting.webhook is True
+
+
+def test_runbooks_default_to_the_repository_s_web_address_and_a_stack_may_name_another():
+    assert alerting().runbook_base_url == "https://github.com/hydrostream/hydrostream/blob/main/"
+    assert alerting(runbook_base_url="https://docs.example.com/hydro").runbook_base_url == \
+        "https://docs.example.com/hydro/"
+    assert parse_settings("local", {}).alerting.runbook_base_url == alerting().runbook_base_url
+
+
+@pytest.mark.parametrize("url", ["docs/operations.md", "ftp://example.com/hydro/", "https:///path/",
+                                 "https://example.com/?page=1", "https://example.com/#ops",
+                                 "https://example.com/a b/", "file:///srv/hydro/"])
+def test_a_runbook_base_that_is_not_an_absolute_http_url_is_refused_naming_the_key(url):
+    message = problems("dev", runbook_base_url=url)
+    assert f"hydrostream:alerting.runbook_base_url = {url!r}: expected an absolute http(s) URL" in message

@@ -7,7 +7,7 @@ from hydrostream_jobs.token import TokenSource
 from infra.job_commands import JobFlags, consumer_args, producer_args, token_flags
 
 JOBS = JobFlags(rate=750, farms=4, devices_per_farm=25, trigger="45s", window="10m", slide="2m",
-                watermark="15m", read_cap=5000)
+                watermark="15m", read_cap=5000, freshness_objective="75s")
 
 
 def test_consumer_command_line_parses_with_the_jobs_parser():
@@ -27,6 +27,7 @@ def test_consumer_command_line_parses_with_the_jobs_parser():
     assert args.handover_from == "gs://ckpt"
     assert (args.window, args.slide, args.watermark) == ("10 minutes", "2 minutes", "15 minutes")
     assert args.max_offsets_per_trigger == 5000
+    assert args.freshness_objective == "75s"
     assert args.metrics_port == 8001
 
 

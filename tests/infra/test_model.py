@@ -64,3 +64,27 @@ def test_the_broker_replacement_finds_prods_brokers_by_name_and_zone():
         "hydrostream-prod-broker-1 europe-west1-d", "hydrostream-prod-broker-2 europe-west1-b",
         "hydrostream-prod-broker-3 europe-west1-c"]
     assert (target["unit"], target["container"]) == ("hydrostream-kafka.service", "kafka")
+
+
+def test_alert_thresholds_by_hand_from_the_stack_files():
+    dev = derive(parse_settings("dev", mocks.stack_config("dev")))
+    prod = derive(parse_settings("prod", mocks.stack_config("prod")))
+    # Both trigger every 30 s with a 10 min watermark: the objective is 60 s, the batch bound 30 s, and
+    # the watermark lag bound 600 + 30 + 60 s.
+    for model in (dev, prod):
+        assert (model.alerts.freshness_objective_seconds, model.alerts.batch_seconds,
+                model.alerts.watermark_lag_seconds) == (60, 30, 690)
+        assert model.jobs.flags.freshness_objective == "60s"
+        assert model.alerts.error_budget == 0.01
+    # A partition's 60 s of traffic: dev 500/s over 6 partitions, prod 2,000/s over 12.
+    assert (dev.alerts.offsets_behind, prod.alerts.offsets_behind) == (5000, 10000)
+
+
+def test_a_slower_trigger_and_more_partitions_move_the_thresholds():
+    config = {**mocks.stack_config("dev"), "hydrostream:jobs": {"trigger": "1m"},
+              "hydrostream:kafka": {"brokers": 1, "partitions": 7}}
+    alerts = derive(parse_settings("dev", config)).alerts
+    # Objective 60 + 30 = 90 s; 500 / 7 a second per partition, for 90 s: 6,428.6 -> 6,429.
+    assert (alerts.freshness_objective_seconds, alerts.batch_seconds) == (90, 60)
+    assert alerts.watermark_lag_seconds == 600 + 60 + 90
+    assert alerts.offsets_behind == 6429

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from hydrostream_jobs.cli import parse_consumer_args
@@ -227,6 +228,47 @@ def wait_until_quiet(influx, seconds: float) -> None:
             seen, since = influx.requests, time.time()
 
 
+def timed_readings(tmp_path, ages_s: list[float]) -> str:
+    """A folder with one valid reading per age: its event time that many seconds before now."""
+    now = time.time()
+    lines = []
+    for i, age in enumerate(ages_s):
+        moment = datetime.fromtimestamp(now - age, tz=UTC).isoformat(timespec="milliseconds")
+        lines.append(json.dumps({
+            "farm_id": "farm-1", "zone": "bay-1", "device_id": f"hp-{i}", "ts": moment, "ph": 6.0,
+            "ec_ms_cm": 1.5, "water_temp_c": 20.0, "air_temp_c": 21.0, "humidity_pct": 60.0,
+            "light_ppfd": 300.0, "dissolved_oxygen_mg_l": 8.0}))
+    folder = tmp_path / "timed"
+    folder.mkdir()
+    (folder / "part-0.txt").write_text("\n".join(lines) + "\n")
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_the_freshness_counters_tell_on_time_from_late_readings(spark, influxd, influxdb, tmp_path):
+    # 30 readings of now and 20 of an hour ago, against a 5-minute objective: the on-time ones reach
+    # InfluxDB well within it even on a loaded machine, the late ones cannot.
+    input_path = timed_readings(tmp_path, [0.0] * 30 + [3600.0] * 20)
+    argv = [*consumer_argv(influxdb, tmp_path, input_path), "--freshness-objective", "5m"]
+    writes = influxd.accepted_writes()
+    metrics = run(spark, parse_consumer_args(argv), ConsumerMetrics())
+    sample = metrics.registry.get_sample_value
+    assert len(influxdb.measurement("sensor_readings")) == 50
+    assert sample("hydro_consumer_points_written_total", {"measurement": "sensor_readings"}) == 50
+    assert sample("hydro_consumer_readings_on_time_total") == 30
+    assert sample("hydro_consumer_sink_errors_total") == 0
+    assert sample("hydro_consumer_sink_write_attempts_total") == influxd.accepted_writes() - writes > 0
+
+
+@pytest.mark.slow
+def test_a_tighter_objective_counts_the_same_readings_late(spark, influxdb, tmp_path):
+    """Control: the objective on the command line decides; 30-minute-old readings are late against 10m."""
+    input_path = timed_readings(tmp_path, [1800.0] * 10 + [0.0] * 5)
+    argv = [*consumer_argv(influxdb, tmp_path, input_path), "--freshness-objective", "10m"]
+    metrics = run(spark, parse_consumer_args(argv), ConsumerMetrics())
+    assert metrics.registry.get_sample_value("hydro_consumer_readings_on_time_total") == 5
+
+
 @pytest.mark.slow
 def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_duplicates(
     spark, influx_proxy, influxdb, tmp_path
@@ -238,8 +280,12 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
 
     # An outage longer than the retries: the batch fails loudly instead of being dropped.
     influx.fail_next(*[Fault("status", 503)] * 50)
+    failed = ConsumerMetrics()
     with pytest.raises(Exception, match="failed after 3 attempts"):
-        run(spark, args, ConsumerMetrics())
+        run(spark, args, failed)
+    # The failed batch counts as one failed attempt of one: an error ratio of 1.
+    assert failed.registry.get_sample_value("hydro_consumer_sink_errors_total") == 1
+    assert failed.registry.get_sample_value("hydro_consumer_sink_write_attempts_total") == 1
     # The failed batch's other task may still be retrying in its Python worker until Spark kills it:
     # let it finish, or it takes one of the faults scripted below.
     wait_until_quiet(influx, seconds=3)
@@ -256,6 +302,7 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
     patient = parse_consumer_args(
         [*consumer_argv(influx, tmp_path, input_path), "--influx-max-attempts", "8"]
     )
+    requests = influx.requests
     metrics = run(spark, patient, ConsumerMetrics())
     assert_matches(influxdb, readings, windows)
     assert not influx.rejected
@@ -272,6 +319,8 @@ def test_faults_are_retried_and_an_outage_fails_loudly_then_recovers_without_dup
         windows
     )
     assert sample("hydro_consumer_sink_errors_total") >= 5
+    # Every request the proxy received was one write attempt the consumer counted.
+    assert sample("hydro_consumer_sink_write_attempts_total") == influx.requests - requests
 
     # A restart from the checkpoint writes nothing again.
     writes = influx.accepted_writes

@@ -153,6 +153,7 @@ def test_every_message_is_written_or_quarantined_with_a_reason(spark, tmp_path_f
         batch_lines=5000,
         max_attempts=1,
         timeout_seconds=30.0,
+        freshness_objective_seconds=60.0,
     )
     frame = spark.createDataFrame([(m,) for m in messages], "value binary")
     ConsumerBatchWriter("influxdb", target, str(dead_letters), ConsumerMetrics(), BatchLog())(

@@ -13,6 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hydrostream_jobs import sink, token
+from hydrostream_jobs.cli import parse_consumer_args
+from hydrostream_jobs.consumer_job import influx_target as consumer_target
+from hydrostream_jobs.handover import StartPosition
 from hydrostream_jobs.sink import InfluxTarget, SinkWriteError, retry_after_seconds, write_lines
 from hydrostream_jobs.token import TokenError, TokenSource, read_token
 from pyspark import cloudpickle
@@ -36,6 +39,7 @@ def influx_target(url: str, influxdb, tmp_path) -> InfluxTarget:
         batch_lines=100,
         max_attempts=4,
         timeout_seconds=1.0,
+        freshness_objective_seconds=60.0,
         backoff_initial_seconds=0.01,
         backoff_max_seconds=0.05,
     )
@@ -56,7 +60,7 @@ def proxied(influx_proxy, influxdb, tmp_path):
 def test_lines_go_in_batches_of_the_configured_size(influxd, influxdb, target):
     before = influxd.accepted_writes()
     result = write_lines(lines(250), target)
-    assert (result.points, result.retries) == (250, 0)
+    assert (result.points, result.retries, result.attempts) == (250, 0, 3)
     assert influxd.accepted_writes() == before + 3
     assert len(influxdb.measurement("m")) == 250
 
@@ -78,6 +82,7 @@ def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(influx_pr
     influx_proxy.fail_next(fault, fault)
     result = write_lines(lines(250), proxied)
     assert result.points == 250 and result.retries == 2
+    assert result.attempts == influx_proxy.requests == 3 + 2
     stored = influxdb.measurement("m")
     assert len(stored) == 250
     assert {fields["v"] for fields in stored.values()} == {i + 0.5 for i in range(250)}
@@ -120,6 +125,52 @@ def test_a_field_changing_type_is_rejected_by_influxdb_at_once(influxdb, target)
     assert influxdb.measurement("m") == {("m", (("t", "a"),), 1): {"v": 1.0}}
 
 
+def reading_line(device: str, event_ns: int) -> bytes:
+    return f"sensor_readings,farm_id=f,zone=z,device_id={device} ph=6.0 {event_ns}".encode()
+
+
+def test_readings_accepted_within_the_objective_of_their_event_time_count_on_time(influxdb, target):
+    now = time.time_ns()
+    fresh = [reading_line(f"fresh-{i}", now - i * 1_000_000_000) for i in range(5)]   # 0-4 s old
+    late = [reading_line(f"late-{i}", now - (120 + i) * 1_000_000_000) for i in range(3)]  # 2 min old
+    window = b"sensor_window_stats,farm_id=f,zone=z ph_mean=6.0 " + str(now).encode()  # not a reading
+    result = write_lines([*fresh, window, *late], target)   # objective: 60 s
+    assert (result.points, result.readings, result.readings_on_time) == (9, 8, 5)
+    assert len(influxdb.measurement("sensor_readings")) == 8
+
+
+def test_on_time_is_measured_from_when_influxdb_accepted_the_batch():
+    objective_ns = 60 * 1_000_000_000
+    accepted = 1_767_225_600 * 1_000_000_000
+    lines = [reading_line("a", accepted - objective_ns), reading_line("b", accepted - objective_ns - 1),
+             reading_line("c", accepted + 5), b"sensor_window_stats,farm_id=f,zone=z n=1i 1",
+             b"sensor_readings_extra,farm_id=f v=1.0 1"]
+    assert sink.count_on_time(lines, accepted, 60.0) == (3, 2)
+    # After a handover, what the previous release wrote (event time before the handover point) is
+    # rewritten late but was in InfluxDB on time.
+    old = [reading_line("old", 1_000), reading_line("older", 999)]
+    assert sink.count_on_time(old, accepted, 60.0, handed_over_until_ns=1_000) == (2, 1)
+    assert sink.count_on_time(old, accepted, 60.0, handed_over_until_ns=None) == (2, 0)
+
+
+def test_a_handed_over_consumer_knows_where_the_previous_release_s_readings_end(tmp_path):
+    args = parse_consumer_args(["--source", "files", "--input-path", str(tmp_path), "--sink", "influxdb",
+                                "--influx-url", "http://i:8086", "--influx-org", "o", "--influx-bucket", "b",
+                                "--influx-token-file", "/t", "--dead-letter-path", "/d",
+                                "--checkpoint-location", "/c", "--window", "5m", "--watermark", "10m"])
+    assert consumer_target(args, StartPosition(None, "fresh")).handed_over_until_ns is None
+    # The start is the previous position less a 5 min window and a 10 min watermark.
+    start_ms = 1_767_225_600_000
+    handed = consumer_target(args, StartPosition(start_ms, "handed over"))
+    assert handed.handed_over_until_ns == (start_ms + 15 * 60_000) * 1_000_000
+
+
+def test_partition_results_add_up_field_by_field():
+    left = sink.PartitionResult(points=10, retries=1, attempts=3, readings=8, readings_on_time=7)
+    right = sink.PartitionResult(points=5, retries=0, attempts=1, readings=5, readings_on_time=1)
+    assert sink.add_results(left, right) == sink.PartitionResult(15, 1, 4, 13, 8)
+
+
 def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("12") == 12.0
     assert retry_after_seconds("Thu, 01 Jan 2026 00:00:30 GMT", now=1_767_225_600.0) == 30.0
@@ -140,6 +191,7 @@ def test_write_line_frame_writes_from_the_executors(spark, influxdb, target):
     frame = spark.createDataFrame([(line.decode(),) for line in lines(300)], "line string").repartition(3)
     result = sink.write_line_frame(frame, target)
     assert result.points == 300 and len(influxdb.measurement("m")) == 300
+    assert result.attempts == 3 and result.readings == 0  # one request per partition; no sensor_readings
 
 
 class _SecretManager(BaseHTTPRequestHandler):

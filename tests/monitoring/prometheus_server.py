@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -11,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from local_server import LocalServer, local_server
+from stack_rules import rule_texts
 
 from infra.render.prometheus_volume import (
     EVALUATION_INTERVAL,
     RULE_FILES,
-    RULES_DIR,
     ScrapeTargets,
     render_prometheus_config,
 )
@@ -23,17 +22,17 @@ from tests.ports import free_port
 
 
 def write_config(directory: Path, targets: ScrapeTargets, extra_rules: Mapping[str, str] | None = None,
-                 evaluation_interval: str | None = None) -> Path:
-    """The rendered config beside a copy of the rules (and `extra_rules`: name -> text), loaded from there;
-    with `evaluation_interval`, rules are evaluated that often instead (a test's shortcut)."""
+                 evaluation_interval: str | None = None, stack: str = "dev") -> Path:
+    """The rendered config beside the rules rendered for `stack` (and `extra_rules`: name -> text), loaded
+    from there; with `evaluation_interval`, rules are evaluated that often instead (a test's shortcut)."""
     rendered = render_prometheus_config(targets)
     assert rendered.count(RULE_FILES) == 1, "the config must load the rules from the container's rules dir"
     if evaluation_interval is not None:
         line = f"evaluation_interval: {EVALUATION_INTERVAL}"
         assert rendered.count(line) == 1, rendered
         rendered = rendered.replace(line, f"evaluation_interval: {evaluation_interval}")
-    shutil.copytree(RULES_DIR, directory / "rules")
-    for name, text in (extra_rules or {}).items():
+    (directory / "rules").mkdir()
+    for name, text in {**rule_texts(stack), **(extra_rules or {})}.items():
         (directory / "rules" / name).write_text(text)
     path = directory / "prometheus.yml"
     path.write_text(rendered.replace(RULE_FILES, str(directory / "rules" / "*.yml")))

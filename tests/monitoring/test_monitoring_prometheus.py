@@ -1,30 +1,38 @@
 """Prometheus as code: the rendered scrape config, the alert rules and their promtool unit tests.
 
 promtool and the prometheus server (Debian's `prometheus` package, 2.42) check what we ship: the
-config of a GCP-like and a local-like stack, every rule file, every unit test; each alert's unit
-test must fail when its expression is broken; a real server loads the config and rules.
+config of a GCP-like and a local-like stack, every rule file rendered for every stack, every unit test
+rendered with dev's and with prod's thresholds; each alert's unit test must fail when its expression
+is broken; a real server loads the config and rules.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_server import get_json, write_config
 from promql_names import TEXTFILE_METRICS, exposed_metrics, label_matchers, metric_names, unknown_references
+from stack_rules import UNIT_TEST_STACKS, rule_texts, stack_alerts, unit_test_texts, write_rules_and_tests
+from stack_rules import alert_rules as stack_alert_rules
+from stack_rules import rule_documents as stack_rule_documents
 
 from infra.render import prometheus_volume
-from infra.render.prometheus_volume import JOBS, ScrapeTargets, render_prometheus_config
+from infra.render.prometheus_volume import (
+    JOBS,
+    RULES_DIR,
+    AlertRules,
+    ScrapeTargets,
+    absolute_runbooks,
+    render_monitoring_file,
+    render_prometheus_config,
+)
 from infra.settings import STACKS, parse_settings
 from infra.tools import mocks
-
-MONITORING = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
-RULES_DIR = MONITORING / "rules"
-UNIT_TESTS_DIR = MONITORING / "tests"
 
 GCP_TARGETS = ScrapeTargets.for_hosts(
     stack="dev",
@@ -71,19 +79,14 @@ EXPECTED_TARGETS = {
 LAYOUTS = {"gcp": GCP_TARGETS, "local": LOCAL_TARGETS}
 
 
-def rule_documents() -> dict[str, dict]:
-    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(RULES_DIR.glob("*.yml"))}
+def rule_documents(stack: str = "dev") -> dict[str, dict]:
+    """The rule files rendered for `stack` (file, group and alert names are the same on every stack)."""
+    return stack_rule_documents(stack)
 
 
-def alert_rules() -> dict[str, dict]:
-    """alert name -> rule, over every rule file."""
-    alerts: dict[str, dict] = {}
-    for document in rule_documents().values():
-        for group in document["groups"]:
-            for rule in group["rules"]:
-                assert rule["alert"] not in alerts, f"alert {rule['alert']} is defined twice"
-                alerts[rule["alert"]] = rule
-    return alerts
+def alert_rules(stack: str = "dev") -> dict[str, dict]:
+    """alert name -> rule, over every rule file rendered for `stack`."""
+    return stack_alert_rules(stack)
 
 
 ALERTS = sorted(alert_rules())
@@ -116,7 +119,7 @@ def test_rendered_config_scrapes_each_job_at_the_expected_addresses(layout):
 def test_promtool_accepts_the_rendered_config_and_finds_every_rule_file(layout, tmp_path, promtool):
     result = run(promtool, "check", "config", str(write_config(tmp_path, LAYOUTS[layout])))
     assert result.returncode == 0, result.stdout + result.stderr
-    rule_file_count = len(list(RULES_DIR.glob("*.yml")))
+    rule_file_count = len(rule_texts("dev"))
     assert f"SUCCESS: {rule_file_count} rule files found" in result.stdout + result.stderr
 
 
@@ -148,20 +151,86 @@ def test_scrape_targets_refuse_bad_values_naming_them(bad, problem):
 
 
 def test_config_files_are_the_config_and_every_rule_file():
-    files = prometheus_volume.prometheus_config_files(GCP_TARGETS)
-    assert sorted(files) == ["prometheus.yml", *sorted(f"rules/{p.name}" for p in RULES_DIR.glob("*.yml"))]
-    assert files["rules/pipeline.yml"] == (RULES_DIR / "pipeline.yml").read_text()
+    alerts = stack_alerts("dev")
+    files = prometheus_volume.prometheus_config_files(GCP_TARGETS, alerts)
+    sources = sorted([*RULES_DIR.glob("*.yml"), *RULES_DIR.glob("*.yml.j2")])
+    rendered = sorted(f"rules/{path.name.removesuffix('.j2')}" for path in sources)
+    assert sorted(files) == ["prometheus.yml", *rendered]
+    assert {"rules/pipeline.yml", "rules/freshness.yml"} <= set(files)
+    # A plain rule file ships as written, but for its runbook's address.
+    assert files["rules/targets.yml"] == (RULES_DIR / "targets.yml").read_text().replace(
+        "runbook_url: docs/operations.md#", f"runbook_url: {alerts.runbook_base_url}docs/operations.md#")
 
 
 # --- the rules ----------------------------------------------------------------------------------
 
-def test_promtool_accepts_every_rule_file_and_counts_every_alert(promtool):
-    paths = sorted(RULES_DIR.glob("*.yml"))
+@pytest.mark.parametrize("stack", STACKS)
+def test_promtool_accepts_every_rule_file_and_counts_every_alert(stack, promtool, tmp_path):
+    paths = []
+    for name, text in rule_texts(stack).items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text(text)
     result = run(promtool, "check", "rules", *map(str, paths))
     assert result.returncode == 0, result.stdout + result.stderr
     counts = [int(n) for n in re.findall(r"SUCCESS: (\d+) rules found", result.stdout + result.stderr)]
     assert len(counts) == len(paths)
     assert sum(counts) == len(ALERTS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendering_keeps_prometheus_templates_and_leaves_no_jinja(stack):
+    texts = rule_texts(stack)
+    assert "{{ $labels.query }}" in texts["pipeline.yml"]
+    assert "{{ $value | humanizeDuration }}" in texts["pipeline.yml"]
+    for name, text in texts.items():
+        assert "{%" not in text and "{#" not in text, f"{stack} {name}"
+        assert not re.search(r"alert\.[a-z]", text), f"{stack} {name}: a Jinja value left unrendered"
+
+
+def test_a_bare_prometheus_template_in_a_rule_template_refuses_to_render(tmp_path):
+    template = tmp_path / "bare.yml.j2"
+    template.write_text('summary: "{{ $labels.instance }} above {{ alert.batch_seconds }}s"\n')
+    with pytest.raises(ValueError, match=r"bare\.yml\.j2: TemplateSyntaxError"):
+        render_monitoring_file(template, stack_alerts("dev"))
+    raw = "{% raw %}{{ $labels.instance }}{% endraw %}"
+    template.write_text(f'summary: "{raw} above {{{{ alert.batch_seconds }}}}s"')
+    rendered = render_monitoring_file(template, stack_alerts("dev"))
+    assert rendered == 'summary: "{{ $labels.instance }} above 30s"'
+
+
+@pytest.mark.parametrize("written", ["https://example.com/docs/operations.md#x", "operations.md#x",
+                                     "docs/operations.md", "'docs/operations.md#x'"])
+def test_a_runbook_url_that_is_not_a_repository_path_refuses_to_render(written):
+    with pytest.raises(ValueError, match="runbook_url"):
+        absolute_runbooks(f"  runbook_url: {written}\n", "https://example.com/repo/")
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ({"runbook_base_url": "ftp://example.com/"}, "runbook_base_url"),
+    ({"runbook_base_url": "https://example.com/repo"}, "ending in /"),
+    ({"offsets_behind": 0}, "offsets_behind"),
+    ({"freshness_target": 1.0}, "freshness_target"),
+])
+def test_alert_rules_refuse_bad_values_naming_them(bad, problem):
+    good = {"runbook_base_url": "https://example.com/", "batch_seconds": 30, "watermark_lag_seconds": 690,
+            "offsets_behind": 5000, "freshness_objective_seconds": 60, "freshness_target": 0.99}
+    AlertRules(**good)
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        AlertRules(**{**good, **bad})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rendered_runbook_url_is_absolute_and_names_a_runbook_heading(stack):
+    operations = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    # GitHub's heading anchors: lowercase, punctuation dropped, spaces to hyphens.
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+               for line in operations.splitlines() if line.startswith("#")}
+    base = parse_settings(stack, mocks.stack_config(stack)).alerting.runbook_base_url
+    for name, rule in alert_rules(stack).items():
+        url = urllib.parse.urlsplit(rule["annotations"]["runbook_url"])
+        assert url.scheme in ("http", "https") and url.hostname, (name, url)
+        assert f"{url.scheme}://{url.netloc}{url.path}" == f"{base}docs/operations.md", name
+        assert url.fragment == name.lower() and url.fragment in anchors, name
 
 
 def test_the_issue_s_alerts_are_all_there():
@@ -206,26 +275,49 @@ def _seconds(duration: str) -> int:
     return number * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_batch_duration_threshold_is_the_stack_s_trigger_interval(stack):
-    """The rules are static: the threshold must equal every streaming stack's jobs.trigger."""
-    threshold = re.search(r"> (\d+)$", alert_rules()["HydroBatchSlowerThanTrigger"]["expr"].strip())
-    assert threshold is not None
-    trigger = parse_settings(stack, mocks.stack_config(stack)).jobs.trigger
-    assert trigger != "available-now", f"{stack} does not stream: the alert would never apply"
-    assert int(threshold.group(1)) == _seconds(trigger), (
-        f"stack {stack} triggers every {trigger}: change the threshold and summary of "
-        f"HydroBatchSlowerThanTrigger in monitoring/prometheus/rules/pipeline.yml with it")
+def _threshold(expr: str, pattern: str) -> float:
+    match = re.search(pattern, expr)
+    assert match is not None, (pattern, expr)
+    return float(match.group(1))
+
+
+# Worked out by hand from the stack files: the offsets one partition receives in the freshness objective
+# (trigger 30 s + 30 s): local, dev and staging 500/s over 6 partitions, prod 2,000/s over 12.
+OFFSETS_BEHIND = {"local": 5000, "dev": 5000, "staging": 5000, "prod": 10000}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_watermark_lag_threshold_exceeds_the_stack_s_watermark_delay(stack):
-    """Lag below the watermark delay is normal; the alert must not fire on a healthy consumer."""
-    threshold = re.search(r"hydro_consumer_watermark_lag_seconds > (\d+)",
-                          alert_rules()["HydroWatermarkLagGrowing"]["expr"])
-    assert threshold is not None
-    watermark = parse_settings(stack, mocks.stack_config(stack)).jobs.watermark
-    assert int(threshold.group(1)) > _seconds(watermark)
+def test_thresholds_follow_the_stack_s_trigger_watermark_rate_and_partitions(stack):
+    settings = parse_settings(stack, mocks.stack_config(stack))
+    assert (settings.jobs.rate, settings.kafka.partitions, settings.jobs.trigger) == (
+        {"prod": (2000, 12, "30s")}.get(stack, (500, 6, "30s"))), "OFFSETS_BEHIND was worked out for others"
+    trigger, watermark = _seconds(settings.jobs.trigger), _seconds(settings.jobs.watermark)
+    rules = alert_rules(stack)
+    assert _threshold(rules["HydroBatchSlowerThanTrigger"]["expr"], r"> (\d+)\s*$") == trigger
+    assert f"above the {trigger}s trigger" in rules["HydroBatchSlowerThanTrigger"]["annotations"]["summary"]
+    # A healthy consumer's lag is the watermark delay plus up to a trigger and a batch: the alert allows
+    # the freshness objective (trigger + 30 s) on top.
+    lag = _threshold(rules["HydroWatermarkLagGrowing"]["expr"],
+                     r"hydro_consumer_watermark_lag_seconds > (\d+)")
+    assert lag == watermark + trigger + (trigger + 30)
+    offsets = _threshold(rules["HydroKafkaOffsetsBehindGrowing"]["expr"],
+                         r"hydro_consumer_kafka_offsets_behind_latest > (\d+)")
+    assert offsets == OFFSETS_BEHIND[stack]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_freshness_alerts_are_the_workbook_s_burn_rates_over_the_objective(stack):
+    rules = alert_rules(stack)
+    windows = {name: [(window, float(factor), float(budget)) for window, factor, budget in re.findall(
+        r"\[(\w+)\]\)\)\) > ([\d.]+) \* ([\d.]+)", rules[name]["expr"])]
+        for name in ("HydroFreshnessFastBurn", "HydroFreshnessSlowBurn")}
+    assert windows["HydroFreshnessFastBurn"] == [("1h", 14.4, 0.01), ("5m", 14.4, 0.01)]
+    assert windows["HydroFreshnessSlowBurn"] == [("6h", 6.0, 0.01), ("30m", 6.0, 0.01), ("3d", 1.0, 0.01),
+                                                 ("6h", 1.0, 0.01)]
+    assert rules["HydroFreshnessFastBurn"]["labels"]["severity"] == "critical"
+    assert rules["HydroFreshnessSlowBurn"]["labels"]["severity"] == "warning"
+    objective = _seconds(parse_settings(stack, mocks.stack_config(stack)).jobs.trigger) + 30
+    assert f"later than {objective}s" in rules["HydroFreshnessFastBurn"]["annotations"]["summary"]
 
 
 # --- names against the jobs ---------------------------------------------------------------------
@@ -267,26 +359,32 @@ def test_alert_refers_only_to_metrics_labels_and_values_that_exist(alert):
 
 # --- promtool unit tests ------------------------------------------------------------------------
 
-def unit_test_expectations() -> dict[str, list[list]]:
-    """alert name -> the exp_alerts lists of every alert_rule_test that names it."""
+def unit_test_expectations(stack: str) -> dict[str, list[list]]:
+    """alert name -> the exp_alerts lists of every alert_rule_test that names it (rendered for `stack`)."""
     found: dict[str, list[list]] = {}
-    for path in sorted(UNIT_TESTS_DIR.glob("*.yml")):
-        for case in yaml.safe_load(path.read_text())["tests"]:
+    for text in unit_test_texts(stack).values():
+        for case in yaml.safe_load(text)["tests"]:
             for check in case.get("alert_rule_test", []):
                 found.setdefault(check["alertname"], []).append(check.get("exp_alerts") or [])
     return found
 
 
-def test_promtool_unit_tests_pass(promtool):
-    paths = sorted(UNIT_TESTS_DIR.glob("*.yml"))
-    result = run(promtool, "test", "rules", *map(str, paths))
+def promtool_test(promtool: str, tests: Path) -> subprocess.CompletedProcess:
+    return run(promtool, "test", "rules", *sorted(p.name for p in tests.glob("*.yml")), cwd=tests)
+
+
+@pytest.mark.parametrize("stack", UNIT_TEST_STACKS)
+def test_promtool_unit_tests_pass(stack, promtool, tmp_path):
+    tests = write_rules_and_tests(tmp_path, stack)
+    result = promtool_test(promtool, tests)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(paths)
+    assert result.stdout.count("SUCCESS") == len(unit_test_texts(stack))
 
 
+@pytest.mark.parametrize("stack", UNIT_TEST_STACKS)
 @pytest.mark.parametrize("alert", CONDITION_ALERTS)
-def test_every_alert_has_a_firing_and_a_quiet_unit_test(alert):
-    expectations = unit_test_expectations().get(alert, [])
+def test_every_alert_has_a_firing_and_a_quiet_unit_test(alert, stack):
+    expectations = unit_test_expectations(stack).get(alert, [])
     assert any(expected for expected in expectations), f"{alert}: no unit test makes it fire"
     assert any(not expected for expected in expectations), f"{alert}: no unit test expects it silent"
 
@@ -307,17 +405,16 @@ MUTATIONS = {
 }
 
 
-def copy_with(tmp_path: Path, alert: str | None, mutate) -> Path:
-    """rules/ and tests/ copied side by side; `alert`'s expression replaced by `mutate(expr)`."""
-    shutil.copytree(UNIT_TESTS_DIR, tmp_path / "tests")
-    (tmp_path / "rules").mkdir()
-    for name, document in rule_documents().items():
+def copy_with(tmp_path: Path, alert: str | None, mutate, stack: str) -> Path:
+    """rules/ and tests/ rendered for `stack` side by side; `alert`'s expression becomes `mutate(expr)`."""
+    rules = {}
+    for name, document in rule_documents(stack).items():
         for group in document["groups"]:
             for rule in group["rules"]:
                 if rule["alert"] == alert:
                     rule["expr"] = mutate(rule["expr"])
-        (tmp_path / "rules" / name).write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
-    return tmp_path / "tests"
+        rules[name] = yaml.safe_dump(document, sort_keys=False, width=1000)
+    return write_rules_and_tests(tmp_path, stack, rules)
 
 
 def test_flip_inverts_the_first_comparison_only():
@@ -326,18 +423,18 @@ def test_flip_inverts_the_first_comparison_only():
     assert flip_first_comparison('x{m=~"a"} / y < 0.05') == 'x{m=~"a"} / y >= 0.05'
 
 
-def test_unmutated_copy_passes(tmp_path, promtool):
+@pytest.mark.parametrize("stack", UNIT_TEST_STACKS)
+def test_unmutated_copy_passes(stack, tmp_path, promtool):
     """Control for the mutation tests: copying and re-serializing the rules changes nothing."""
-    tests = copy_with(tmp_path, None, None)
-    result = run(promtool, "test", "rules", *sorted(p.name for p in tests.glob("*.yml")), cwd=tests)
+    result = promtool_test(promtool, copy_with(tmp_path, None, None, stack))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("stack", UNIT_TEST_STACKS)
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 @pytest.mark.parametrize("alert", CONDITION_ALERTS)
-def test_broken_expression_fails_its_unit_test(alert, mutation, tmp_path, promtool):
-    tests = copy_with(tmp_path, alert, MUTATIONS[mutation])
-    result = run(promtool, "test", "rules", *sorted(p.name for p in tests.glob("*.yml")), cwd=tests)
+def test_broken_expression_fails_its_unit_test(alert, mutation, stack, tmp_path, promtool):
+    result = promtool_test(promtool, copy_with(tmp_path, alert, MUTATIONS[mutation], stack))
     assert result.returncode != 0, f"{alert} with a {mutation} expression still passes its unit tests"
     failures = set(re.findall(r"alertname: (\w+),", result.stdout + result.stderr))
     assert failures == {alert}, result.stdout
