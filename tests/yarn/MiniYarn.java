@@ -11,6 +11,7 @@ import java.util.Map;
 import java.util.Properties;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.hadoop.service.Service;
 import org.apache.hadoop.yarn.api.records.ApplicationId;
 import org.apache.hadoop.yarn.api.records.NodeId;
 import org.apache.hadoop.yarn.api.records.Resource;
@@ -18,6 +19,7 @@ import org.apache.hadoop.yarn.api.records.ResourceRequest;
 import org.apache.hadoop.yarn.conf.YarnConfiguration;
 import org.apache.hadoop.yarn.server.MiniYARNCluster;
 import org.apache.hadoop.yarn.server.nodemanager.NodeManager;
+import org.apache.hadoop.yarn.server.nodemanager.containermanager.container.Container;
 import org.apache.hadoop.yarn.server.resourcemanager.ResourceManager;
 import org.apache.hadoop.yarn.server.resourcemanager.rmapp.RMApp;
 import org.apache.hadoop.yarn.server.resourcemanager.rmapp.attempt.RMAppAttempt;
@@ -40,9 +42,11 @@ import org.apache.hadoop.yarn.server.scheduler.SchedulerRequestKey;
  * "stop-nm <node id>" stops that NodeManager (as if its machine went away; it unregisters) and
  * prints "STOPPED <node id>"; "report" prints one line "REPORT <json>" of the ResourceManager's
  * state (its scheduler's limits, every node, every application with its live containers and
- * pending asks); end of input stops the cluster. The ResourceManager's REST API is not usable
- * here: its web services and the NodeManagers' share Guice's static filter in one JVM, and the
- * last NodeManager's wins (the ResourceManager's /ws/v1 answers 404).
+ * pending asks); end of input stops the cluster: at once when no container process is left (the
+ * tests stop their jobs first; their containers are given 30 s to end), else by stopping every
+ * service, which kills the containers. The ResourceManager's REST API is not usable here: its web
+ * services and the NodeManagers' share Guice's static filter in one JVM, and the last
+ * NodeManager's wins (the ResourceManager's /ws/v1 answers 404).
  */
 public final class MiniYarn {
     private MiniYarn() {
@@ -98,7 +102,42 @@ public final class MiniYarn {
                 System.out.flush();
             }
         }
+        // MiniYARNCluster.stop() spends about 17 s per NodeManager (7 s waiting for applications the
+        // ResourceManager has already finished, then 10 s for its log-deletion timer to drain): 34-51 s
+        // per cluster of waiting with nothing left to stop once every container has ended. The jobs'
+        // containers end within seconds of their drivers, which the tests have just stopped.
+        long quiet = System.currentTimeMillis() + 30_000;
+        while (anyContainerAlive(cluster, nodeManagers) && System.currentTimeMillis() < quiet) {
+            Thread.sleep(100);
+        }
+        if (!anyContainerAlive(cluster, nodeManagers)) {
+            System.out.flush();
+            Runtime.getRuntime().halt(0);
+        }
         cluster.stop();
+    }
+
+    /** Whether a started NodeManager holds a container whose process may still run (not yet ended). */
+    private static boolean anyContainerAlive(MiniYARNCluster cluster, int nodeManagers) {
+        for (int i = 0; i < nodeManagers; i++) {
+            NodeManager nm = cluster.getNodeManager(i);
+            if (nm.getServiceState() != Service.STATE.STARTED) {
+                continue;
+            }
+            for (Container container : nm.getNMContext().getContainers().values()) {
+                switch (container.getContainerState()) {
+                    case DONE:
+                    case EXITED_WITH_SUCCESS:
+                    case EXITED_WITH_FAILURE:
+                    case CONTAINER_CLEANEDUP_AFTER_KILL:
+                    case LOCALIZATION_FAILED:
+                        break;
+                    default:
+                        return true;
+                }
+            }
+        }
+        return false;
     }
 
     private static Map<String, Object> resource(Resource resource) {

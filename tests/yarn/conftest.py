@@ -1,4 +1,4 @@
-"""Fixtures of the YARN suite: a MiniYARNCluster shaped like a stack's Dataproc workers, a Kafka broker."""
+"""Fixtures of the YARN suite: a Kafka broker (the MiniYARNClusters are made by the test modules)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 from tests.kafka.conftest import stack_broker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def yarn_broker(tmp_path_factory):
-    """A broker for this module's jobs (tests/kafka's, started the same way), with the stacks' topics."""
+    """One broker for every YARN test of this process (tests/kafka's, started the same way), with the stacks'
+    topics; each test makes its own topic on it."""
     with stack_broker(tmp_path_factory.mktemp("yarn-kafka")) as broker:
         yield broker

@@ -11,15 +11,19 @@ yarn-site.xml from the minicluster, the Spark jars from pip's pyspark (`local:` 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyspark
+from hydrostream_jobs import contract
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.release import bundle, connector_jars
 from infra.tools import mocks
@@ -62,8 +66,10 @@ class PlannedDataproc:
         return {**defaults, **self.job_properties[job]}
 
 
+@functools.cache
 def planned_dataproc(stack: str) -> PlannedDataproc:
-    """The Dataproc cluster's and the two jobs' inputs from `stack`'s plan (make plan's own program)."""
+    """The Dataproc cluster's and the two jobs' inputs from `stack`'s plan (make plan's own program), planned
+    once per test process (the tests read it, never change it)."""
     planned = mocks.run_plan(stack)
     (cluster,) = planned.of_type(CLUSTER)
     config = cluster.inputs["clusterConfig"]
@@ -172,6 +178,17 @@ class YarnProducer:
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
+
+    def sent(self) -> float | None:
+        """Its own count of messages written (hydro_producer_messages_sent_total, from its metrics endpoint);
+        None while the endpoint does not answer. Cheap to poll, unlike Kafka's tools (a JVM per call)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   for sample in family.samples if sample.name == contract.PRODUCER_MESSAGES_SENT_TOTAL)
 
     def log(self, tail: int = 5000) -> str:
         path = self.workdir / "producer.log"

@@ -35,6 +35,9 @@ ADD_OPENS = [f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in (
     "sun.security.action", "jdk.internal.misc",
 )]
 CLUSTER_HEAP = "-Xmx768m"
+# The ResourceManager and NodeManagers do little work: the client compiler alone (no C2 threads competing
+# with the jobs' JVMs for the two cores) and one GC thread.
+CLUSTER_JIT = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 START_TIMEOUT = 240
 
 
@@ -124,7 +127,7 @@ class MiniYarn:
         classpath = f"{launcher_classes()}:{hadoop_libs()}/*"
         stderr = self.log_file.open("a")
         self.process = subprocess.Popen(
-            ["java", CLUSTER_HEAP, "-XX:+UseSerialGC", *ADD_OPENS,
+            ["java", CLUSTER_HEAP, *CLUSTER_JIT, *ADD_OPENS,
              f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}", "-cp", classpath, "MiniYarn",
              str(self.node_managers), str(properties), str(self.conf_dir / "yarn-site.xml")],
             cwd=self.workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
@@ -168,13 +171,15 @@ class MiniYarn:
         self._command(f"stop-nm {node_id}", f"STOPPED {node_id}")
 
     def stop(self) -> None:
-        """Close its input (it stops its services and exits); kill it if it does not."""
+        """Close its input (it exits, stopping its services first if a container still runs); kill it if it
+        does not."""
         if self.process is None:
             return
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
-            self.process.wait(60)
+            # Up to 30 s for the containers to end, then (if one did not) about 17 s per NodeManager.
+            self.process.wait(30 + 20 * self.node_managers)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
