@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,18 +55,21 @@ PrometheusServer = LocalServer
 @contextmanager
 def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = None,
                       extra_rules: Mapping[str, str] | None = None,
-                      evaluation_interval: str | None = None) -> Iterator[PrometheusServer]:
-    """Prometheus scraping itself; the job targets point at a closed port, as on a fresh stack.
+                      evaluation_interval: str | None = None,
+                      kafka: Sequence[str] = ()) -> Iterator[PrometheusServer]:
+    """Prometheus scraping itself; the other job targets point at a closed port, as on a fresh stack, but
+    for `kafka` (host:port of brokers' metrics agents) when given.
 
     Alerts go to `alertmanager` (host:port), by default to a closed port: never to whatever else
-    listens on this machine's 9093.
+    listens on this machine's 9093. `extra_rules` (file name -> text) are written into the rules folder
+    after the shipped ones, so one of the same name replaces its copy.
     """
     port, closed = free_port(), free_port()
     targets = ScrapeTargets(
         stack="verify",
         producer=(f"127.0.0.1:{closed}",),
         consumer=(f"127.0.0.2:{closed}",),
-        kafka_exporter=(f"127.0.0.3:{closed}",),
+        kafka=tuple(kafka) or (f"127.0.0.3:{closed}",),
         node_exporter=(f"127.0.0.4:{closed}",),
         prometheus=(f"127.0.0.1:{port}",),
         alertmanagers=(alertmanager or f"127.0.0.1:{closed}",),

@@ -29,30 +29,30 @@ UNIT_TESTS_DIR = MONITORING / "tests"
 GCP_TARGETS = ScrapeTargets.for_hosts(
     stack="dev",
     spark_driver="hydro-dev-dataproc-m",
-    kafka_exporter_hosts=("10.20.0.5",),
+    kafka_hosts=("10.20.0.5",),
     node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
 )
 LOCAL_TARGETS = ScrapeTargets.for_hosts(
     stack="local",
     spark_driver="spark",
-    kafka_exporter_hosts=("kafka-exporter",),
+    kafka_hosts=("kafka",),
     node_hosts=("node-exporter",),
     prometheus_host="prometheus",
 )
 # The same layouts written out by hand, with the jobs' metrics ports (8000, 8001) and the exporters'
-# well-known ones (kafka_exporter 9308, node_exporter 9100, Prometheus 9090).
+# catalog's (the brokers' metrics agent 9404, node_exporter 9100, Prometheus 9090).
 EXPECTED_TARGETS = {
     "gcp": {
         "hydro-producer": ["hydro-dev-dataproc-m:8000"],
         "hydro-consumer": ["hydro-dev-dataproc-m:8001"],
-        "kafka-exporter": ["10.20.0.5:9308"],
+        "kafka": ["10.20.0.5:9404"],
         "node-exporter": ["10.20.0.5:9100", "10.20.0.6:9100", "10.20.0.8:9100"],
         "prometheus": ["localhost:9090"],
     },
     "local": {
         "hydro-producer": ["spark:8000"],
         "hydro-consumer": ["spark:8001"],
-        "kafka-exporter": ["kafka-exporter:9308"],
+        "kafka": ["kafka:9404"],
         "node-exporter": ["node-exporter:9100"],
         "prometheus": ["prometheus:9090"],
     },
@@ -123,12 +123,12 @@ def test_promtool_rejects_a_config_whose_rules_do_not_parse(tmp_path, promtool):
     ({"consumer": ("spark:0",)}, "not a host:port address"),
     ({"consumer": ("spark:70000",)}, "not a host:port address"),
     ({"node_exporter": ()}, "non-empty tuple"),
-    ({"kafka_exporter": "broker:9308"}, "non-empty tuple"),
+    ({"kafka": "broker:9404"}, "non-empty tuple"),
     ({"node_exporter": ("a:9100", "a:9100")}, "duplicate"),
     ({"stack": "Dev Stack"}, "stack 'Dev Stack'"),
 ])
 def test_scrape_targets_refuse_bad_values_naming_them(bad, problem):
-    good = {"stack": "dev", "producer": ("d:8000",), "consumer": ("d:8001",), "kafka_exporter": ("b:9308",),
+    good = {"stack": "dev", "producer": ("d:8000",), "consumer": ("d:8001",), "kafka": ("b:9404",),
             "node_exporter": ("b:9100",)}
     with pytest.raises(ValueError, match=re.escape(problem)):
         ScrapeTargets(**{**good, **bad})
