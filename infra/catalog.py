@@ -86,6 +86,22 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class JavaAgent:
+    """A Java agent the service's JVM loads: its jar and config in one folder of the container (mounted
+    read-only on a VM, uploaded on the local stack), serving Prometheus metrics on `port`."""
+
+    folder: str
+    jar: str       # file names in `folder`
+    config: str
+    port: int
+
+    @property
+    def java_option(self) -> str:
+        """`-javaagent:<jar>=<port>:<config>`, as the JVM takes it (through KAFKA_OPTS for Kafka)."""
+        return f"-javaagent:{self.folder}/{self.jar}={self.port}:{self.folder}/{self.config}"
+
+
+@dataclass(frozen=True)
 class Service:
     """One containerized service: its pinned image and how it runs."""
 
@@ -102,6 +118,7 @@ class Service:
     host_mounts: tuple[HostMount, ...] = ()
     host_pid: bool = False                  # in the host's PID namespace (sees the host's processes)
     stop_signal: str | None = None          # what stops it cleanly, when not docker's SIGTERM
+    java_agent: JavaAgent | None = None     # a Java agent its JVM loads (the renderers ship its jar)
 
     @property
     def reference(self) -> str:
@@ -194,11 +211,21 @@ def kafka_listener_env(listeners: tuple[KafkaListener, ...]) -> dict[str, str]:
 
 _KAFKA_LISTENER_ENV = kafka_listener_env(KAFKA_LISTENERS)
 
+# The broker's own JMX metrics for Prometheus: the Prometheus JMX exporter's Java agent inside the
+# broker's JVM serves them on this port (/metrics).
+KAFKA_METRICS_PORT = 9404
+
+
+# The jar is the one infra/release/broker-agent.lock pins; the config is monitoring/kafka/jmx-exporter.yml.
+KAFKA_METRICS_AGENT = JavaAgent("/opt/kafka-metrics", "jmx_prometheus_javaagent.jar", "jmx-exporter.yml",
+                                KAFKA_METRICS_PORT)
+
 KAFKA = Service(
     name="kafka",
     image="apache/kafka:3.9.1",
     role=BROKER,
-    ports=(Port("kafka", KAFKA_PORT), Port("controller", KAFKA_CONTROLLER_PORT)),
+    ports=(Port("kafka", KAFKA_PORT), Port("controller", KAFKA_CONTROLLER_PORT),
+           Port("metrics", KAFKA_METRICS_PORT)),
     env={
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
@@ -217,6 +244,10 @@ KAFKA = Service(
         # takes the unpadded base64url form of a random 16-byte UUID (Uuid.randomUuid().toString(),
         # 22 characters, never starting with "-"); this one was generated once that way.
         "CLUSTER_ID": KAFKA_CLUSTER_ID,
+        # Every JVM started in the container reads KAFKA_OPTS (kafka-run-class.sh): a Kafka tool run with
+        # `docker exec` while the broker runs must clear it (`--env KAFKA_OPTS=`), or its agent finds the
+        # port taken and the tool does not start.
+        "KAFKA_OPTS": KAFKA_METRICS_AGENT.java_option,
     },
     volumes=(Volume("kafka-data", "/var/lib/kafka/data"),),
     # The broker's listener accepts connections. No Kafka CLI here: each would start a JVM that
@@ -227,24 +258,12 @@ KAFKA = Service(
         start_period_s=60,
     ),
     user="1000",
+    java_agent=KAFKA_METRICS_AGENT,
 )
 
 # The node id, quorum and internal topics' replication above are a single-node cluster's (the local
 # stack, a one-broker stack); infra.services.kafka.KafkaNode.env replaces them for each broker of a
 # larger cluster.
-
-KAFKA_EXPORTER_PORT = 9308
-
-KAFKA_EXPORTER = Service(
-    name="kafka-exporter",
-    image="danielqsj/kafka-exporter:v1.9.0",
-    role=BROKER,
-    ports=(Port("metrics", KAFKA_EXPORTER_PORT),),
-    command=(f"--kafka.server=localhost:{KAFKA_PORT}",),
-    health_check=HealthCheck(
-        command=("CMD-SHELL", f"wget -qO- http://localhost:{KAFKA_EXPORTER_PORT}/metrics >/dev/null"),
-    ),
-)
 
 INFLUXDB = Service(
     name="influxdb",
@@ -385,7 +404,7 @@ SPARK = Service(
 )
 
 SERVICES: dict[str, Service] = {
-    s.name: s for s in (KAFKA, KAFKA_EXPORTER, INFLUXDB, PROMETHEUS, ALERTMANAGER, GRAFANA, NODE_EXPORTER,
+    s.name: s for s in (KAFKA, INFLUXDB, PROMETHEUS, ALERTMANAGER, GRAFANA, NODE_EXPORTER,
                          SPARK)
 }
 

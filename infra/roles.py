@@ -35,6 +35,7 @@ class Bucket(StrEnum):
     CHECKPOINTS = "checkpoints"
     CONFIG = "config"
     BACKUPS = "influxdb-backups"
+    AGENTS = "broker-agents"
 
 
 class BucketAccess(StrEnum):
@@ -129,7 +130,11 @@ DATAPROC = Role(
     buckets=((Bucket.STAGING, BucketAccess.ADMIN), (Bucket.TEMP, BucketAccess.ADMIN),
              (Bucket.ARTIFACTS, BucketAccess.READ), (Bucket.CHECKPOINTS, BucketAccess.ADMIN)),
 )
-BROKER = Role(catalog.BROKER, "Kafka broker VM")
+BROKER = Role(
+    catalog.BROKER, "Kafka broker VM",
+    # The metrics agent's jar (infra/release/broker-agent.lock), which each broker checks and loads.
+    buckets=((Bucket.AGENTS, BucketAccess.READ),),
+)
 TSDB = Role(
     catalog.TSDB, "InfluxDB VM",
     # InfluxDB's setup takes the operator token; only the InfluxDB VM uses it (to create the others).

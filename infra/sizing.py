@@ -299,7 +299,6 @@ def influxdb_memory_limit_mb(memory_mb: int) -> int:
 # heap and InfluxDB's GOMEMLIMIT follow them by the rules above, as on a VM of that memory.
 LOCAL_CONTAINER_MB = {
     "kafka": 1536,
-    "kafka-exporter": 128,
     "influxdb": 1024,
     "prometheus": 512,
     "alertmanager": 128,

@@ -238,13 +238,13 @@ def pipeline_health() -> db.Dashboard:
     ).id(next_id()))
     board.with_panel(_series(
         "Producer rate",
-        "Messages the producer wrote, and the offsets Kafka appended to the readings topic "
-        "(kafka_exporter): the two lines should meet.", "rowsps",
+        "Messages the producer wrote, and the messages the brokers appended to the readings topic "
+        "(their own metrics): the two lines should meet.", "rowsps",
         _prom(f"sum(rate({contract.PRODUCER_MESSAGES_SENT_TOTAL}{s}{rate}))", "producer sent", "A"),
-        # Each broker's kafka_exporter reports every partition of the cluster: one series per partition
-        # (max over the exporters) before the sum, or three brokers count each message three times.
-        _prom(f'sum(max by (stack, topic, partition) (rate(kafka_topic_partition_current_offset{{'
-              f'stack=~"$stack", topic="{contract.READINGS_TOPIC}"}}{rate})))',
+        # A broker counts the messages produced to the partitions it leads (never the ones it copies as a
+        # follower), so the sum over the brokers counts each message once.
+        _prom(f'sum(rate(kafka_server_brokertopicmetrics_messagesin_total{{'
+              f'stack=~"$stack", topic="{contract.READINGS_TOPIC}"}}{rate}))',
               f"appended to {contract.READINGS_TOPIC}", "B"),
     ).id(next_id()))
 

@@ -2,7 +2,8 @@
 # kafka-broker-gcp.sh VERB N [ARGS...]: scripts/replace-broker.sh's DRIVER for a GCP stack's brokers
 # (STACK=staging|prod in the environment), over IAP SSH to broker N's VM; tests/kafka/broker-driver.sh is the
 # test cluster's. The verbs are replace-broker.sh's. Tools run inside the broker's running container with a
-# small heap (the container's KAFKA_HEAP_OPTS is the broker's). `format` leaves a join-quorum marker in the
+# small heap (the container's KAFKA_HEAP_OPTS is the broker's) and without KAFKA_OPTS (the broker's metrics
+# agent, whose port the broker holds). `format` leaves a join-quorum marker in the
 # empty log directory, and the container's start formats it (kafka-start.sh runs kafka-format.sh, which
 # sees the marker: --no-initial-controllers, a new directory id), so `start` formats.
 # Needs gcloud signed in as someone who may SSH to the VMs through IAP, and the project's virtualenv.
@@ -39,7 +40,7 @@ case $verb in
     for arg in "$@"; do
       words+=("$(printf %q "${arg/#@config//opt/kafka/config/server.properties}")")
     done
-    on_vm "sudo docker exec --env KAFKA_HEAP_OPTS=-Xmx256m $container /opt/kafka/bin/$tool ${words[*]}"
+    on_vm "sudo docker exec --env KAFKA_HEAP_OPTS=-Xmx256m --env KAFKA_OPTS= $container /opt/kafka/bin/$tool ${words[*]}"
     ;;
   controllers) on_vm "sudo docker exec $container printenv KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS" ;;
   bootstrap) echo "localhost:9092" ;;

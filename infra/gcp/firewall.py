@@ -94,8 +94,9 @@ def flows(brokers: int, grafana_source_ranges: tuple[str, ...] = ()) -> tuple[Fl
         Flow("job-metrics-from-monitoring", target_tags=(catalog.DATAPROC,),
              ports=(contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT),
              source_tags=(catalog.MONITORING,)),
-        Flow("kafka-exporter-from-monitoring", target_tags=(catalog.BROKER,),
-             ports=(catalog.KAFKA_EXPORTER.port("metrics"),), source_tags=(catalog.MONITORING,)),
+        # Each broker's own metrics (the JMX exporter agent in its JVM).
+        Flow("kafka-metrics-from-monitoring", target_tags=(catalog.BROKER,),
+             ports=(catalog.KAFKA.port("metrics"),), source_tags=(catalog.MONITORING,)),
         Flow("node-exporter-from-monitoring", target_tags=SERVICE_VM_TAGS,
              ports=(catalog.NODE_EXPORTER.port("metrics"),), source_tags=(catalog.MONITORING,)),
         # Dataproc requires its nodes to reach each other on every port (YARN, HDFS, Spark shuffle).

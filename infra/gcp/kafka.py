@@ -18,6 +18,11 @@ added again under a new directory id (scripts/replace-broker.sh). Going from one
 still a new cluster (new VMs and disks; prod retains the old disk): the single node's voter is
 `localhost`, which the others cannot reach.
 
+Each broker's Kafka loads the Prometheus JMX exporter agent (its own metrics, scraped by Prometheus on
+`catalog.KAFKA_METRICS_PORT`): the jar the agent lock pins is uploaded here to the `broker-agents` bucket
+under its sha256, which only the broker account reads, and each VM checks that sha256 before use
+(infra/render/cloud_init.py); nothing is fetched from Maven Central at boot.
+
 `python -m infra.tools.replace_target STACK` prints what scripts/kafka-broker-gcp.sh needs to reach a
 stack's brokers.
 """
@@ -32,7 +37,10 @@ import pulumi_gcp as gcp
 from infra import catalog
 from infra.gcp.options import child_options
 from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name
+from infra.release import connector_jars
+from infra.release.connector_jars import Jar
 from infra.render import cloud_init
+from infra.render.vm_inputs import AgentJar
 from infra.services.kafka import KafkaNode, KafkaSpec
 
 # Re-exported: tests/kafka take the stack's topics from here.
@@ -58,6 +66,11 @@ def nodes(zones: tuple[str, ...], ips: tuple[str, ...], min_insync_replicas: int
                  for node_id, zone in enumerate(zones, start=1))
 
 
+def agent_object_name(jar: Jar) -> str:
+    """`agents/<sha256>/<file>`: the agent jar's object, named by its content."""
+    return f"agents/{jar.sha256}/{jar.file_name}"
+
+
 def bootstrap_servers(ips: list[str] | tuple[str, ...]) -> str:
     """Every broker's client listener, comma-separated: clients reach the cluster while one is down."""
     port = catalog.KAFKA.port("kafka")
@@ -70,6 +83,8 @@ class KafkaBrokerArgs:
     hosts: tuple[VmHost, ...]                # node 1 first; named by `broker_names`, one zone each
     min_insync_replicas: int
     site: VmSite
+    agent_bucket: pulumi.Input[str]          # the bucket only the broker account reads
+    agent_jar: Jar                           # the metrics agent, from infra/release/broker-agent.lock
 
     def __post_init__(self) -> None:
         if not self.hosts:
@@ -100,10 +115,23 @@ class KafkaBroker(pulumi.ComponentResource):
                else pulumi.Output.from_input(["localhost"]))
         cluster = ips.apply(lambda values: nodes(zones, tuple(values), args.min_insync_replicas))
 
+        jar = args.agent_jar
+        uploaded = gcp.storage.BucketObject(
+            f"{name}-metrics-agent",
+            bucket=args.agent_bucket,
+            name=agent_object_name(jar),
+            source=pulumi.FileAsset(str(connector_jars.cached(jar))),
+            content_type="application/java-archive",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        agent = pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
+            lambda parts: AgentJar(f"gs://{parts[0]}/{parts[1]}", jar.sha256))
+
         vms = []
         for index, host in enumerate(args.hosts):
-            user_data = cluster.apply(
-                lambda all_nodes, i=index: cloud_init.broker_cloud_init(args.spec, all_nodes[i]))
+            user_data = pulumi.Output.all(cluster, agent).apply(
+                lambda values, i=index: cloud_init.broker_cloud_init(args.spec, values[0][i],
+                                                                     agent=values[1]))
             vms.append(ServiceVm(name if single else f"{name}-{index + 1}", ServiceVmArgs(
                 role=catalog.BROKER, host=host, site=args.site, user_data=user_data,
                 address=None if single else addresses[index],

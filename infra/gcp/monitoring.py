@@ -44,7 +44,7 @@ def config_files(stack: str, org: str, bucket: str, alerting: alertmanager_confi
     targets = prometheus_volume.ScrapeTargets.for_hosts(
         stack=stack,
         spark_driver=dataproc_master,
-        kafka_exporter_hosts=tuple(kafka_ips),
+        kafka_hosts=tuple(kafka_ips),
         node_hosts=(*kafka_ips, influxdb_ip, THIS_HOST),
         influxdb_host=influxdb_ip,
         prometheus_host=THIS_HOST,
@@ -87,7 +87,7 @@ class MonitoringVmArgs:
     site: VmSite
     secret_ids: Mapping[str, pulumi.Input[str]]  # catalog logical secret name -> projects/P/secrets/S
     config_bucket: pulumi.Input[str]             # bucket name the monitoring account may read
-    kafka_ips: pulumi.Input[Sequence[str]]       # every broker (each runs a kafka-exporter)
+    kafka_ips: pulumi.Input[Sequence[str]]       # every broker (each serves its own metrics)
     influxdb_ip: pulumi.Input[str]               # its /metrics is scraped, Grafana queries it
     dataproc_master: pulumi.Input[str]           # host of the job drivers (their metrics endpoints)
 

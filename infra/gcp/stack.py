@@ -28,6 +28,7 @@ from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service_vm import VmHost, VmSite, instance_name
 from infra.gcp.storage import Buckets, BucketsArgs
 from infra.model import Gcp, StackModel, Vm
+from infra.release import connector_jars
 
 Emails = Mapping[str, pulumi.Input[str]]      # role name -> its service account's e-mail
 SecretIds = Mapping[str, pulumi.Input[str]]   # catalog secret name -> projects/P/secrets/S
@@ -56,10 +57,12 @@ def secrets_args(model: StackModel, emails: Emails,
                        receiver_values=receiver_values)
 
 
-def kafka_args(model: StackModel, vm_site: VmSite, emails: Emails) -> KafkaBrokerArgs:
+def kafka_args(model: StackModel, vm_site: VmSite, emails: Emails, *,
+               agent_bucket: pulumi.Input[str]) -> KafkaBrokerArgs:
     gcp = _gcp(model)
     return KafkaBrokerArgs(spec=model.services.kafka, min_insync_replicas=gcp.min_insync_replicas,
-                           site=vm_site, hosts=tuple(host(vm, emails[catalog.BROKER]) for vm in gcp.brokers))
+                           site=vm_site, hosts=tuple(host(vm, emails[catalog.BROKER]) for vm in gcp.brokers),
+                           agent_bucket=agent_bucket, agent_jar=connector_jars.broker_agent())
 
 
 def influxdb_args(model: StackModel, vm_site: VmSite, emails: Emails, *, secret_ids: SecretIds,
@@ -138,7 +141,7 @@ def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]])
     subnet = network.subnet_self_link
 
     vm_site = site(model, subnet)
-    kafka = KafkaBroker("kafka", kafka_args(model, vm_site, emails), after_apis)
+    kafka = KafkaBroker("kafka", kafka_args(model, vm_site, emails, agent_bucket=buckets.agents), after_apis)
     influxdb = InfluxDb("influxdb", influxdb_args(
         model, vm_site, emails, secret_ids=secrets.ids, backup_bucket=buckets.backups), after_apis)
     cluster = DataprocCluster("dataproc", dataproc_args(

@@ -1,9 +1,11 @@
-"""Cloud Storage buckets: Dataproc staging and temp, job artifacts, streaming checkpoints, monitoring config.
+"""Cloud Storage buckets: Dataproc staging and temp, job artifacts, streaming checkpoints, monitoring config,
+InfluxDB backups and the brokers' agent.
 
 All regional (next to the cluster), uniform bucket-level access, public access prevented, access
 granted per bucket to the one service account that uses it. The monitoring VM's config bundle
 (Prometheus, Alertmanager and Grafana) lives in its own `config` bucket, so the monitoring account can
-read that bundle and nothing else (job artifacts stay readable by Dataproc only). The `influxdb-backups`
+read that bundle and nothing else (job artifacts stay readable by Dataproc only); likewise the brokers'
+metrics agent jar lives in `broker-agents`, which the broker account alone reads. The `influxdb-backups`
 bucket is written by the backup account alone (infra/roles.py), which may create objects and nothing
 else (no read, overwrite or delete); backups expire after `backups.influxdb_retention_days`, and a
 retention policy of the same length refuses anyone's delete or overwrite of a younger backup (locked on
@@ -137,4 +139,5 @@ class Buckets(pulumi.ComponentResource):
         self.checkpoints = self.names[Bucket.CHECKPOINTS]
         self.config = self.names[Bucket.CONFIG]
         self.backups = self.names[Bucket.BACKUPS]
+        self.agents = self.names[Bucket.AGENTS]
         self.register_outputs({"names": self.names})

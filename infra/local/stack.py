@@ -1,8 +1,9 @@
 """The local Docker environment: every catalog service on one network, wired together.
 
 `pulumi up -s local` pulls the catalog images, writes the secrets the services read into their
-secrets volumes (generated the first time, `infra.local.secrets`), starts Kafka, InfluxDB,
-Prometheus, Alertmanager, Grafana and the exporters (returning once each is healthy), creates the
+secrets volumes (generated the first time, `infra.local.secrets`), starts Kafka (with its metrics agent:
+the locked jar and its config uploaded into the container), InfluxDB, Prometheus, Alertmanager, Grafana
+and node-exporter (returning once each is healthy), creates the
 Kafka topics, then starts the Spark container with both jobs. Ports are published on the loopback
 address only. Grafana's admin password is in no output: the `grafana_admin_password_command` output prints it.
 
@@ -43,13 +44,14 @@ from infra.local.services import (
     uploads_digest,
 )
 from infra.model import StackModel
+from infra.release import connector_jars
 from infra.release.bundle import check_release_pin
 from infra.render.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG_MOUNT
 from infra.render.alertmanager_config import alertmanager_config_files
 from infra.render.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.render.prometheus_volume import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
 from infra.render.templating import TEMPLATES
-from infra.services.kafka import KafkaSpec
+from infra.services.kafka import KafkaSpec, metrics_agent_config
 
 PREFIX = "hydrostream"
 KAFKA_TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
@@ -92,13 +94,16 @@ def kafka_service(spec: KafkaSpec, bind_address: str) -> catalog.Service:
     return dataclasses.replace(local.service, env=env)
 
 
-def in_network_command(service: catalog.Service, kafka_bootstrap: str) -> tuple[str, ...]:
-    """The catalog command with `localhost:<kafka port>` (a VM's own broker) aimed at the Kafka container."""
-    local = f"localhost:{catalog.KAFKA.port('kafka')}"
-    command = tuple(arg.replace(local, kafka_bootstrap) for arg in service.command)
-    if command == service.command:
-        raise ValueError(f"{service.name}: no {local} in its catalog command {service.command}")
-    return command
+def metrics_agent_uploads(service: catalog.Service) -> tuple[Upload, ...]:
+    """The service's Java agent (the locked jar, its config) as files uploaded into its container: the jar
+    the VMs check by sha256, the config they mount."""
+    agent = service.java_agent
+    if agent is None:
+        raise ValueError(f"service {service.name!r} loads no Java agent")
+    jar = connector_jars.broker_agent()
+    return (Upload(f"{agent.folder}/{agent.jar}", source=str(connector_jars.cached(jar)),
+                   source_sha256=jar.sha256),
+            Upload(f"{agent.folder}/{agent.config}", content=metrics_agent_config()))
 
 
 def remove_volumes_command(labels: dict[str, str]) -> str:
@@ -134,15 +139,13 @@ def deploy(model: StackModel) -> dict[str, Any]:
     kafka = kafka_service(specs.kafka, bind)
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
     broker = ServiceContainer("kafka", service_args(
-        kafka, published=(PublishedPort(KAFKA_HOST_PORT),), wait=True))
+        kafka, published=(PublishedPort(KAFKA_HOST_PORT),), uploads=metrics_agent_uploads(kafka),
+        wait=True))
     # Any pulled image with bash would do: the Kafka image is pulled first.
     secrets = LocalSecrets("secrets", LocalSecretsArgs(
         readers=secret_readers(), image=broker.image_id, prefix=PREFIX,
         memory_mb=sizing.LOCAL_SECRETS_TOOLS_MB,
         labels=labels))
-    exporter = ServiceContainer("kafka-exporter", service_args(
-        catalog.KAFKA_EXPORTER, command=in_network_command(catalog.KAFKA_EXPORTER, kafka_bootstrap),
-        wait=True, depends_on=(broker.container,)))
     topics = KafkaTopics("kafka-topics", KafkaTopicsArgs(
         kafka_image=broker.image_id, network_name=network.network_name, bootstrap_servers=kafka_bootstrap,
         topics=specs.kafka.topics, script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX,
@@ -165,7 +168,7 @@ def deploy(model: StackModel) -> dict[str, Any]:
     spark_host = container_name(PREFIX, catalog.SPARK)
     targets = ScrapeTargets.for_hosts(
         stack=model.stack, spark_driver=spark_host,
-        kafka_exporter_hosts=(container_name(PREFIX, catalog.KAFKA_EXPORTER),),
+        kafka_hosts=(container_name(PREFIX, kafka),),
         node_hosts=(container_name(PREFIX, catalog.NODE_EXPORTER),),
         influxdb_host=container_name(PREFIX, catalog.INFLUXDB),
         alertmanager_host=container_name(PREFIX, catalog.ALERTMANAGER),
@@ -208,7 +211,7 @@ def deploy(model: StackModel) -> dict[str, Any]:
         depends_on=(secrets.succeeded, tokens.succeeded, broker.container, influxdb.container,
                     topics.succeeded)))
 
-    services = (broker, exporter, influxdb, prometheus, alertmanager, node_exporter, grafana, spark.service)
+    services = (broker, influxdb, prometheus, alertmanager, node_exporter, grafana, spark.service)
     data_volumes = sorted(name for service in services for name in service.data_volumes)
     password_file = next(s.container_path for s in catalog.GRAFANA.secret_files
                          if s.secret == catalog.GRAFANA_ADMIN_PASSWORD)

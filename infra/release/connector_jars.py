@@ -1,8 +1,11 @@
-"""The Kafka connector jars a release ships: pinned with sha256 in a lock file, cached from Maven Central.
+"""The Kafka connector jars a release ships, and the brokers' metrics agent: pinned with sha256 in lock files,
+cached from Maven Central.
 
 Jobs get the jars as `jar_file_uris` from the release's own folder in Cloud Storage (Dataproc) or as files
 in the container (local stack), so a job start never resolves anything from Maven Central. Only the
 deploying machine downloads them, once, into a cache; a jar whose bytes differ from the lock is refused.
+The brokers' Prometheus JMX exporter agent (`broker_agent`) is locked apart (broker-agent.lock): it is no
+part of a jobs release, so changing it changes no release digest.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Final, Protocol
 from infra import catalog
 
 LOCK: Final = Path(__file__).resolve().parent / "connector-jars.lock"
+AGENT_LOCK: Final = Path(__file__).resolve().parent / "broker-agent.lock"
+BROKER_AGENT_ARTIFACT: Final = "io.prometheus.jmx:jmx_prometheus_javaagent"
 MAVEN_CENTRAL: Final = "https://repo1.maven.org/maven2"
 DOWNLOAD_TIMEOUT_S: Final = 60
 _LINE: Final = re.compile(r"([\w.-]+):([\w.-]+):([\w.-]+)\s+([0-9a-f]{64})")
@@ -95,6 +100,15 @@ def release_jars(lock: Path = LOCK, image: catalog.DataprocImage = catalog.DATAP
     return jars
 
 
+def broker_agent(lock: Path = AGENT_LOCK) -> Jar:
+    """The one jar the agent lock pins, checked to be the Prometheus JMX exporter's Java agent."""
+    jars = locked_jars(lock)
+    if len(jars) != 1 or f"{jars[0].group}:{jars[0].artifact}" != BROKER_AGENT_ARTIFACT:
+        raise JarError(f"{lock} must pin exactly one {BROKER_AGENT_ARTIFACT}, got "
+                       f"{[jar.coordinate for jar in jars]}")
+    return jars[0]
+
+
 def cache_dir() -> Path:
     """Where downloaded jars (and the wheels) are kept: $HYDRO_JAR_CACHE, else the user's cache folder."""
     configured = os.environ.get("HYDRO_JAR_CACHE")
@@ -141,7 +155,7 @@ def cached(jar: Locked, directory: Path | None = None, fetch: Callable[[str], by
 def main() -> int:
     """Download (or check) every locked jar into the cache and print where each one is."""
     try:
-        for jar in release_jars():
+        for jar in (*release_jars(), broker_agent()):
             print(f"{jar.coordinate} {cached(jar)}")
     except (JarError, OSError) as error:
         print(f"connector jars: {error}", file=sys.stderr)

@@ -5,7 +5,7 @@ Pure functions, no Pulumi resources: callers resolve Outputs with `.apply` and p
 (infra/services/), rendered here as they are, unit by unit (infra/render/systemd.py). Each role
 builder returns the whole `#cloud-config` document, the value of the VM's `user-data` metadata key:
 
-    broker_cloud_init(spec: KafkaSpec, node=None, data_disk=DEFAULT_DATA_DISK) -> str
+    broker_cloud_init(spec: KafkaSpec, node=None, data_disk=DEFAULT_DATA_DISK, *, agent: AgentJar) -> str
     tsdb_cloud_init(spec: InfluxDbSpec, secrets, scoped_tokens=(), backup=None,
                     data_disk=DEFAULT_DATA_DISK) -> str
     monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
@@ -37,7 +37,12 @@ rewritten and started on each boot, and every step is idempotent:
   (`KafkaNode.env`); its quorum is dynamic (KIP-853), so its container runs kafka-start.sh, which
   formats with kafka-format.sh (--initial-controllers at the cluster's first formation, else joining
   with a new directory id) instead of the image's entrypoint. Without a node, the image formats the
-  catalog's single-node static quorum itself. `hydrostream-kafka-topics` creates the topics
+  catalog's single-node static quorum itself. Kafka loads the metrics agent (`catalog.KAFKA_METRICS_AGENT`,
+  through KAFKA_OPTS): before each start of the container, fetch-agent.sh puts the jar Pulumi uploaded
+  (`AgentJar`) beside the agent's config (written here) in AGENT_HOST_DIR/<service>, checked against the
+  lock's sha256 (a copy kept on the boot disk's /var spares the download after the first boot; a jar
+  whose sha256 differs is refused and the broker does not start), and that folder is mounted read-only
+  where the agent option points. `hydrostream-kafka-topics` creates the topics
   with `--if-not-exists` and their replication factor, converges retention.ms and
   min.insync.replicas, and fails when an existing topic has fewer replicas than asked.
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
@@ -77,13 +82,14 @@ from infra.render.systemd import BASH, BIN_DIR, UNIT_DIR, Units, systemd_command
 from infra.render.templating import render_template, template_text
 from infra.render.vm_inputs import (
     DEFAULT_DATA_DISK,
+    AgentJar,
     ConfigFile,
     DataDisk,
     InfluxBackup,
     SecretRef,
 )
 from infra.services.influxdb import InfluxDbSpec
-from infra.services.kafka import KafkaNode, KafkaSpec, TopicSpec
+from infra.services.kafka import KafkaNode, KafkaSpec, TopicSpec, metrics_agent_config
 
 # GCE refuses a metadata value larger than this.
 METADATA_VALUE_LIMIT_BYTES = 256 * 1024
@@ -131,6 +137,10 @@ USER_DATA_STATE = "/var/lib/hydrostream/rebooted-for-user-data"
 # Where a container whose command is a template script finds BIN_DIR; what such a script runs beside it.
 SCRIPTS_IN_CONTAINER = "/opt/hydrostream"
 CONTAINER_SCRIPT_NEEDS = {"kafka-start.sh": ("kafka-format.sh",)}
+# A service's Java agent: its jar and config in AGENT_HOST_DIR/<service> (/etc: a tmpfs, refilled each
+# boot), mounted read-only at the agent's folder; checked jars kept by sha256 in AGENT_CACHE_DIR.
+AGENT_HOST_DIR = "/etc/hydrostream/agents"
+AGENT_CACHE_DIR = "/var/lib/hydrostream/agents"
 
 # Host mounts follow mounts the host makes later (a disk attached after boot), as node-exporter's
 # README runs it; COS's / is a shared mount, so `rslave` works here (Docker Desktop refuses it).
@@ -167,9 +177,14 @@ def secret_host_path(service: catalog.Service, secret: str) -> str:
     return f"{catalog.SECRETS_DIR}/{service.name}/{secret}"
 
 
+def agent_host_dir(service: catalog.Service) -> str:
+    """The host folder that holds a service's Java agent jar and config."""
+    return f"{AGENT_HOST_DIR}/{service.name}"
+
+
 def _container_unit(units: Units, data_disk: DataDisk, service: catalog.Service,
                     secrets: Mapping[str, SecretRef], env: Mapping[str, str],
-                    config_volumes: frozenset[str]) -> str:
+                    config_volumes: frozenset[str], agent: AgentJar | None = None) -> str:
     """The unit that runs one service's container, `env` its whole environment (its spec's)."""
     check = service.health_check
     lines = [[DOCKER, "run", "--rm", "--name", service.name, "--network", "host"]]
@@ -212,6 +227,11 @@ def _container_unit(units: Units, data_disk: DataDisk, service: catalog.Service,
         wait = [str(SCOPED_TOKEN_WAIT_S)] if secret_file.secret in _SCOPED else []
         pre.append(units.script("fetch-secret.sh", secrets[secret_file.secret].secret_id,
                                 secret_host_path(service, secret_file.secret), _owner(service), *wait))
+    if service.java_agent is not None:
+        if agent is None:
+            raise ValueError(f"service {service.name!r} loads a Java agent: give its AgentJar")
+        pre.append(units.script("fetch-agent.sh", agent.media_url, agent.sha256, AGENT_CACHE_DIR,
+                                f"{agent_host_dir(service)}/{service.java_agent.jar}"))
     # A failed requirement stops the container for good (no data disk: never write to the tmpfs
     # below it); a wanted one may fail and retry while the container restarts until it can run.
     requires = ["docker.service", FIREWALL_UNIT] + ([DATA_DISK_UNIT] if service.volumes else [])
@@ -235,11 +255,14 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
             bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
             topics: Sequence[TopicSpec] = (), scoped_tokens: Sequence[SecretRef] = (),
             influxdb: InfluxDbSpec | None = None, backup: InfluxBackup | None = None,
-            commands: Mapping[str, Sequence[str]] | None = None) -> str:
+            commands: Mapping[str, Sequence[str]] | None = None,
+            agents: Mapping[str, tuple[AgentJar, str]] | None = None) -> str:
     """The cloud-config of one role: every catalog service of the role, plus what they need; `commands`:
     service name -> a template script (and its arguments) that runs as the container's command, from
-    BIN_DIR mounted read-only at SCRIPTS_IN_CONTAINER."""
+    BIN_DIR mounted read-only at SCRIPTS_IN_CONTAINER; `agents`: service name -> its Java agent's jar and
+    config text (every service with a `java_agent` needs one)."""
     commands = commands or {}
+    agents = agents or {}
     scripts = catalog.HostMount(BIN_DIR, SCRIPTS_IN_CONTAINER)
     services = tuple(
         dataclasses.replace(service, command=("bash", f"{SCRIPTS_IN_CONTAINER}/{commands[service.name][0]}",
@@ -247,6 +270,15 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                             host_mounts=(*service.host_mounts, scripts))
         if service.name in commands else service
         for service in catalog.services_for_role(role))
+    services = tuple(
+        dataclasses.replace(service, host_mounts=(
+            *service.host_mounts, catalog.HostMount(agent_host_dir(service), service.java_agent.folder)))
+        if service.java_agent is not None else service
+        for service in services)
+    with_agent = {service.name for service in services if service.java_agent is not None}
+    if set(agents) != with_agent:
+        raise ValueError(f"role {role!r}: give the Java agent of exactly {sorted(with_agent)}, got "
+                         f"{sorted(agents)}")
     envs = envs or {}
     by_secret = {ref.secret: ref for ref in secrets}
     needed = {s.secret for service in services for s in service.secret_files}
@@ -276,6 +308,8 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     inline_files = {f"{INLINE_CONFIG_DIR}/{f.volume}/{f.path}": f.content for f in config_files}
     if len(inline_files) != len(config_files):
         raise ValueError("two config files have the same volume and path")
+    agent_configs = {f"{agent_host_dir(s)}/{s.java_agent.config}": agents[s.name][1]
+                     for s in services if s.java_agent is not None}
     bundle = f"metadata:{CONFIG_BUNDLE_KEY}" if bundle_volumes else "-"
     fetch_config = [data_disk.mount_path, INLINE_CONFIG_DIR, bundle, *sorted(config_volumes)]
     if bundle_volumes:
@@ -298,7 +332,7 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                 USER_DATA_WATCH_S)
     for service in services:
         unit = _container_unit(units, data_disk, service, by_secret, envs.get(service.name, service.env),
-                               config_volumes)
+                               config_volumes, agents[service.name][0] if service.name in agents else None)
         units.units[unit_name(service)] = unit
         units.enabled.append(unit_name(service))
     if topics:
@@ -341,7 +375,8 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
     write_files = [_write_file(f"{BIN_DIR}/{name}", "0755", template_text(name))
                    for name in sorted(units.scripts)]
     write_files += [_write_file(f"{UNIT_DIR}/{unit}", "0644", text) for unit, text in units.units.items()]
-    write_files += [_write_file(path, "0644", content) for path, content in inline_files.items()]
+    write_files += [_write_file(path, "0644", content)
+                    for path, content in {**inline_files, **agent_configs}.items()]
     runcmd = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", *units.enabled]]
     document = render_template("cloud-config.yaml.j2", role=role, data_disk=data_disk,
                                 write_files=write_files, runcmd=runcmd)
@@ -378,15 +413,15 @@ def _write_file(path: str, permissions: str, content: str) -> dict[str, str]:
 
 
 def broker_cloud_init(spec: KafkaSpec, node: KafkaNode | None = None,
-                      data_disk: DataDisk = DEFAULT_DATA_DISK) -> str:
+                      data_disk: DataDisk = DEFAULT_DATA_DISK, *, agent: AgentJar) -> str:
     """Kafka (a KRaft broker+controller: the catalog's single node, or `node` of a larger cluster) with
-    its exporter and node-exporter, as `spec` says; creates its topics."""
+    its metrics agent (`agent`: the jar) and node-exporter, as `spec` says; creates its topics."""
     # Clients reach each listener at the VM's internal address, read at each start (host-env.sh).
     env = spec.env({listener.name: HOST_INTERNAL_IP for listener in spec.client_listeners}, node)
     # A node of a dynamic quorum formats its storage with kafka-format.sh, not the image's entrypoint.
     commands = {} if node is None else {spec.service.name: ("kafka-start.sh", node.initial_controllers)}
     return _render(catalog.BROKER, data_disk, envs={spec.service.name: env}, topics=spec.topics,
-                   commands=commands)
+                   commands=commands, agents={spec.service.name: (agent, metrics_agent_config())})
 
 
 def tsdb_cloud_init(spec: InfluxDbSpec, secrets: Sequence[SecretRef], scoped_tokens: Sequence[SecretRef] = (),

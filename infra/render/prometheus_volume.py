@@ -6,7 +6,7 @@ Callers (the GCP monitoring VM, the local Docker stack) resolve their Outputs fi
     targets = ScrapeTargets.for_hosts(
         stack="dev",
         spark_driver="10.20.0.7",                   # where the producer and consumer drivers run
-        kafka_exporter_hosts=("10.20.0.5",),        # the broker VMs
+        kafka_hosts=("10.20.0.5",),                 # the broker VMs (their metrics agent)
         node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
         influxdb_host="10.20.0.6",                  # the tsdb VM
     )
@@ -61,14 +61,14 @@ RULE_FILES = f"{CONFIG_MOUNT}/rules/*.yml"
 
 JOB_PRODUCER = "hydro-producer"
 JOB_CONSUMER = "hydro-consumer"
-JOB_KAFKA_EXPORTER = "kafka-exporter"
+JOB_KAFKA = "kafka"  # each broker's own metrics: the JMX exporter agent in its JVM
 JOB_NODE_EXPORTER = "node-exporter"
 JOB_PROMETHEUS = "prometheus"
 # The services' own /metrics endpoints (InfluxDB's on its HTTP port, unauthenticated in 2.7).
 JOB_INFLUXDB = "influxdb"
 JOB_ALERTMANAGER = "alertmanager"
 JOB_GRAFANA = "grafana"
-JOBS = (JOB_PRODUCER, JOB_CONSUMER, JOB_KAFKA_EXPORTER, JOB_NODE_EXPORTER, JOB_PROMETHEUS, JOB_INFLUXDB,
+JOBS = (JOB_PRODUCER, JOB_CONSUMER, JOB_KAFKA, JOB_NODE_EXPORTER, JOB_PROMETHEUS, JOB_INFLUXDB,
         JOB_ALERTMANAGER, JOB_GRAFANA)
 
 SCRAPE_INTERVAL = "15s"
@@ -86,7 +86,7 @@ class ScrapeTargets:
     stack: str
     producer: tuple[str, ...]
     consumer: tuple[str, ...]
-    kafka_exporter: tuple[str, ...]
+    kafka: tuple[str, ...]
     node_exporter: tuple[str, ...]
     influxdb: tuple[str, ...]
     prometheus: tuple[str, ...] = (f"localhost:{catalog.PROMETHEUS.port('http')}",)
@@ -110,16 +110,16 @@ class ScrapeTargets:
                 raise ValueError(f"{job}: duplicate addresses in {addresses!r}")
 
     @classmethod
-    def for_hosts(cls, stack: str, spark_driver: str, kafka_exporter_hosts: Sequence[str],
+    def for_hosts(cls, stack: str, spark_driver: str, kafka_hosts: Sequence[str],
                   node_hosts: Sequence[str], influxdb_host: str, prometheus_host: str = "localhost",
                   alertmanager_host: str = "localhost", grafana_host: str = "localhost") -> ScrapeTargets:
         """Targets from host names or IPs, with every port taken from the contract and the catalog."""
-        exporter_port = catalog.KAFKA_EXPORTER.port("metrics")
+        kafka_port = catalog.KAFKA.port("metrics")
         return cls(
             stack=stack,
             producer=(f"{spark_driver}:{contract.PRODUCER_METRICS_PORT}",),
             consumer=(f"{spark_driver}:{contract.CONSUMER_METRICS_PORT}",),
-            kafka_exporter=tuple(f"{host}:{exporter_port}" for host in kafka_exporter_hosts),
+            kafka=tuple(f"{host}:{kafka_port}" for host in kafka_hosts),
             node_exporter=tuple(f"{host}:{catalog.NODE_EXPORTER.port('metrics')}" for host in node_hosts),
             influxdb=(f"{influxdb_host}:{catalog.INFLUXDB.port('http')}",),
             prometheus=(f"{prometheus_host}:{catalog.PROMETHEUS.port('http')}",),
@@ -133,7 +133,7 @@ class ScrapeTargets:
         return {
             JOB_PRODUCER: self.producer,
             JOB_CONSUMER: self.consumer,
-            JOB_KAFKA_EXPORTER: self.kafka_exporter,
+            JOB_KAFKA: self.kafka,
             JOB_NODE_EXPORTER: self.node_exporter,
             JOB_PROMETHEUS: self.prometheus,
             JOB_INFLUXDB: self.influxdb,

@@ -78,10 +78,33 @@ class ConfigBundle:
     @property
     def media_url(self) -> str:
         """The Cloud Storage JSON API URL that downloads the object."""
-        match = _GCS_URI.fullmatch(self.gcs_uri)
-        assert match is not None
-        bucket, name = match.groups()
-        return f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
+        return _media_url(self.gcs_uri)
+
+
+def _media_url(gcs_uri: str) -> str:
+    match = _GCS_URI.fullmatch(gcs_uri)
+    assert match is not None
+    bucket, name = match.groups()
+    return f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
+
+
+@dataclass(frozen=True)
+class AgentJar:
+    """A Java agent's jar in Cloud Storage (uploaded from the lock), checked by its sha256 on the VM."""
+
+    gcs_uri: str  # gs://bucket/object
+    sha256: str   # the lock's
+
+    def __post_init__(self) -> None:
+        if not _GCS_URI.fullmatch(self.gcs_uri):
+            raise ValueError(f"agent jar {self.gcs_uri!r}: must be gs://BUCKET/OBJECT")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"agent jar {self.gcs_uri}: sha256 {self.sha256!r} is not 64 hex digits")
+
+    @property
+    def media_url(self) -> str:
+        """The Cloud Storage JSON API URL that downloads the jar."""
+        return _media_url(self.gcs_uri)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@
 given (`sizing.kafka_heap_mb`): the VM's shape on GCP, the container's limit on the local stack. The
 topics are validated here once; a renderer (infra/render/cloud_init.py, infra/local/stack.py) only
 decides how each listener is advertised and, on a larger cluster, the node's place in it.
+
+Every broker (a VM, the local container, the test brokers) loads the Prometheus JMX exporter agent
+(`catalog.KAFKA_METRICS_AGENT`, the jar infra/release/broker-agent.lock pins) with one config,
+`METRICS_AGENT_CONFIG`: the broker's own metrics, on its own port.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from typing import Protocol
 from hydrostream_jobs import contract
 
 from infra import catalog, sizing
+from infra.paths import PROJECT_DIR
 
 MS_PER_HOUR = 3_600_000
 STATIC_VOTERS = "KAFKA_CONTROLLER_QUORUM_VOTERS"
 MIN_HEAP_MB = 256
+# Which MBeans the metrics agent reads and how it names them: one file for every broker.
+METRICS_AGENT_CONFIG = PROJECT_DIR / "monitoring" / "kafka" / "jmx-exporter.yml"
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _HOST_PORT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
@@ -203,6 +210,11 @@ def topics(kafka: TopicSettings) -> tuple[TopicSpec, ...]:
         TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
                   kafka.dead_letter_retention_hours * MS_PER_HOUR, **replication),
     )
+
+
+def metrics_agent_config() -> str:
+    """The metrics agent's config text (`METRICS_AGENT_CONFIG`)."""
+    return METRICS_AGENT_CONFIG.read_text()
 
 
 def kafka_spec(kafka: TopicSettings, memory_mb: int) -> KafkaSpec:

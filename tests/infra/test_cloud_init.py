@@ -32,6 +32,10 @@ ROLES = (catalog.BROKER, catalog.TSDB, catalog.MONITORING)
 # A random stand-in for a secret value: it must never reach a document, a command line or a log.
 SECRET_VALUE = f"value-{secrets.token_hex(16)}"
 HEAP_MB = 1536
+# The metrics agent's jar as the broker component uploads it (named by the lock's sha256).
+AGENT_SHA256 = "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
+AGENT = vm_inputs.AgentJar(f"gs://hydro-broker-agents/agents/{AGENT_SHA256}/jmx_prometheus_javaagent-1.0.1.jar",
+                           AGENT_SHA256)
 TOPICS = (
     cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=6, retention_ms=259_200_000),
     cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, partitions=2, retention_ms=1_209_600_000),
@@ -66,7 +70,7 @@ SCOPED = refs(catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)
 
 def render(role: str) -> str:
     if role == catalog.BROKER:
-        return cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS))
+        return cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), agent=AGENT)
     if role == catalog.TSDB:
         return cloud_init.tsdb_cloud_init(influx("hydro-farm", "sensors", "30d", 700),
                                           refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
@@ -274,8 +278,11 @@ def test_only_the_catalog_host_mounts_reach_the_host_read_only_following_its_mou
         service = catalog.SERVICES[name]
         host = [v for v in run["volumes"]
                 if not v.startswith(("/mnt/disks/data/", catalog.SECRETS_DIR + "/"))]
+        # A Java agent's folder is the renderer's mount (the jar it checked, the config it wrote).
+        agent = ([catalog.HostMount(cloud_init.agent_host_dir(service), service.java_agent.folder)]
+                 if service.java_agent is not None else [])
         # rslave: a filesystem the host mounts later (a new disk) shows up inside too.
-        assert host == [f"{m.source}:{m.target}:ro,rslave" for m in service.host_mounts], name
+        assert host == [f"{m.source}:{m.target}:ro,rslave" for m in (*service.host_mounts, *agent)], name
         assert run.get("pid") == ("host" if service.host_pid else None), name
     assert "/:/host:ro,rslave" in container_units(documents[role])[catalog.NODE_EXPORTER.name]["volumes"]
 
@@ -644,7 +651,7 @@ def test_the_data_disk_unit_mounts_the_attached_disk(role, documents):
     assert args[1:] == ["/etc/hydrostream/bin/mount-data-disk.sh", "/dev/disk/by-id/google-data",
                         "/mnt/disks/data"]
     other = cloud_init.DataDisk(device_name="kafka-log", mount_path="/mnt/disks/kafka")
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), data_disk=other)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), data_disk=other, agent=AGENT)
     (args,) = commands(units(document)["hydrostream-data-disk.service"], "ExecStart")
     assert args[2:] == ["/dev/disk/by-id/google-kafka-log", "/mnt/disks/kafka"]
     kafka_volumes = container_units(document)["kafka"]["volumes"]
@@ -715,12 +722,14 @@ def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_ret
     # docker exec -i CONTAINER bash -s -- ARGS < kafka-topics.sh: the stub runs the piped script here,
     # against stubs of the image's Kafka tools.
     stubs, tools, log = tmp_path / "bin", tmp_path / "kafka-bin", tmp_path / "calls.log"
-    stub(stubs, "docker", 'shift 3; exec "$@"')
+    stub(stubs, "docker", 'shift 5; exec "$@"')
     stub_kafka_tools(tools, replication_factor=1)
     result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs,
                         env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
     assert result.returncode == 0, result.stderr
-    assert calls(log, "docker")[0].startswith(f"docker exec -i {catalog.KAFKA.name} bash -s -- ")
+    # KAFKA_OPTS cleared: the tools' JVMs must not start the broker's metrics agent on its taken port.
+    assert calls(log, "docker")[0].startswith(
+        f"docker exec --env KAFKA_OPTS= -i {catalog.KAFKA.name} bash -s -- ")
     creates = [shlex.split(c) for c in calls(log, "kafka-topics.sh") if "--create" in c]
     assert len(creates) == len(TOPICS)
     for topic, create in zip(TOPICS, creates, strict=True):
@@ -776,7 +785,7 @@ def test_a_topic_that_exists_with_fewer_replicas_fails_the_script_by_name(tmp_pa
 
 def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
     node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, agent=AGENT)
     env = container_units(document)["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "2"
     assert env["KAFKA_BROKER_RACK"] == "europe-west1-c"
@@ -796,7 +805,7 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
 
 def test_a_cluster_node_formats_its_storage_with_the_format_script_and_every_initial_controller():
     node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, agent=AGENT)
     run = container_units(document)["kafka"]
     # The image's own entrypoint would format without a quorum flag, which Kafka 3.9 refuses.
     assert run["command"] == ["bash", "/opt/hydrostream/kafka-start.sh", node.initial_controllers]
@@ -813,12 +822,13 @@ def test_a_cluster_node_formats_its_storage_with_the_format_script_and_every_ini
 
 
 def test_without_a_node_the_broker_is_the_catalogs_single_node():
-    env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS)))["kafka"]["env"]
+    single = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), agent=AGENT)
+    env = container_units(single)["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "1"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     # ... which the image's own entrypoint formats (a static quorum of one).
-    assert container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS)))["kafka"]["command"] == []
+    assert container_units(single)["kafka"]["command"] == []
 
 
 @pytest.mark.parametrize(("node", "message"), [
@@ -840,7 +850,8 @@ def test_a_bad_node_or_replication_is_refused_by_name(node, message):
 def test_topics_with_more_replicas_than_brokers_are_refused():
     with pytest.raises(ValueError, match="replication factor above the 1 brokers"):
         cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED),
-                                     cloud_init.KafkaNode(1, "europe-west1-b", ("localhost:9093",), 1))
+                                     cloud_init.KafkaNode(1, "europe-west1-b", ("localhost:9093",), 1),
+                                     agent=AGENT)
 
 
 def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
@@ -853,7 +864,8 @@ def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
                                            "KAFKA_MIN_INSYNC_REPLICAS")} == {
         "KAFKA_NODE_ID": "1", "KAFKA_DEFAULT_REPLICATION_FACTOR": str(len(VOTERS)),
         "KAFKA_MIN_INSYNC_REPLICAS": "2"}
-    env = container_units(cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node))["kafka"]["env"]
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, agent=AGENT)
+    env = container_units(document)["kafka"]["env"]
     kept = {key: value for key, value in catalog.KAFKA.env.items()
             if key not in node.env and key != "KAFKA_CONTROLLER_QUORUM_VOTERS"}
     assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
@@ -862,9 +874,103 @@ def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
     assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093"
 
 
+def test_kafka_loads_the_metrics_agent_checked_before_each_start(documents):
+    document = documents[catalog.BROKER]
+    unit = units(document)["hydrostream-kafka.service"]
+    pre = commands(unit, "ExecStartPre")
+    # Written out by hand: the jar's media URL (object name encoded), the lock's sha256, where checked jars
+    # are kept and where the container reads it.
+    assert ["/bin/bash", "/etc/hydrostream/bin/fetch-agent.sh",
+            "https://storage.googleapis.com/storage/v1/b/hydro-broker-agents/o/agents%2F"
+            f"{AGENT_SHA256}%2Fjmx_prometheus_javaagent-1.0.1.jar?alt=media", AGENT_SHA256,
+            "/var/lib/hydrostream/agents",
+            "/etc/hydrostream/agents/kafka/jmx_prometheus_javaagent.jar"] in pre
+    run = container_units(document)["kafka"]
+    assert "/etc/hydrostream/agents/kafka:/opt/kafka-metrics:ro,rslave" in run["volumes"]
+    assert run["env"]["KAFKA_OPTS"] == ("-javaagent:/opt/kafka-metrics/jmx_prometheus_javaagent.jar=9404:"
+                                        "/opt/kafka-metrics/jmx-exporter.yml")
+    shipped = files(document)
+    config = (Path(cloud_init.__file__).resolve().parents[2] / "monitoring" / "kafka" / "jmx-exporter.yml")
+    assert shipped["/etc/hydrostream/agents/kafka/jmx-exporter.yml"] == config.read_text()
+    assert "/etc/hydrostream/bin/fetch-agent.sh" in shipped
+    # The host firewall admits the agent's port (the VPC rule decides who reaches it).
+    (ports,) = commands(units(document)["hydrostream-host-firewall.service"], "ExecStart")
+    assert "9404/tcp" in ports
+
+
+def test_a_broker_without_its_agent_jar_is_refused():
+    with pytest.raises(TypeError, match="agent"):
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS))  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="64 hex"):
+        vm_inputs.AgentJar("gs://hydro-broker-agents/agents/x.jar", "abc")
+
+
+def agent_stubs(tmp_path: Path, served: bytes) -> Path:
+    """curl: the metadata token, and the jar bytes `served` for the agent object (counted)."""
+    (tmp_path / "served.jar").write_bytes(served)
+    stubs = tmp_path / "stubs"
+    stub(stubs, "curl", """
+case "$*" in
+  *computeMetadata*token*) echo '{"access_token":"ya29.TEST-TOKEN","expires_in":3599}' ;;
+  *storage.googleapis.com*)
+    echo x >>"$STUB_DIR/downloads"
+    out=; prev=; for arg in "$@"; do [[ "$prev" != --output ]] || out=$arg; prev=$arg; done
+    cp "$STUB_DIR/served.jar" "$out" ;;
+  *) exit 22 ;;
+esac""")
+    return stubs
+
+
+def fetch_agent(tmp_path: Path, stubs: Path, sha256: str) -> subprocess.CompletedProcess:
+    return run_script("fetch-agent.sh", AGENT.media_url, sha256, str(tmp_path / "cache"),
+                      str(tmp_path / "etc" / "jmx_prometheus_javaagent.jar"), stubs=stubs,
+                      env={"STUB_LOG": str(tmp_path / "calls.log"), "STUB_DIR": str(tmp_path)})
+
+
+def test_fetch_agent_installs_a_checked_jar_and_reuses_the_checked_copy(tmp_path):
+    jar = b"PK\x03\x04 a jar"
+    sha256 = hashlib.sha256(jar).hexdigest()
+    stubs = agent_stubs(tmp_path, jar)
+    dest = tmp_path / "etc" / "jmx_prometheus_javaagent.jar"
+    for _boot in range(2):
+        dest.unlink(missing_ok=True)  # /etc is a tmpfs: empty at each boot
+        result = fetch_agent(tmp_path, stubs, sha256)
+        assert result.returncode == 0, result.stderr
+        assert dest.read_bytes() == jar and stat.S_IMODE(dest.stat().st_mode) == 0o444
+    # The second boot used the copy kept on /var: one download in all.
+    assert (tmp_path / "downloads").read_text().count("x") == 1
+    assert "TEST-TOKEN" not in log_text(tmp_path)
+
+
+def log_text(tmp_path: Path) -> str:
+    return (tmp_path / "calls.log").read_text()
+
+
+def test_fetch_agent_refuses_a_jar_whose_sha256_differs_and_installs_nothing(tmp_path):
+    stubs = agent_stubs(tmp_path, b"another jar")
+    wanted = hashlib.sha256(b"the locked jar").hexdigest()
+    result = fetch_agent(tmp_path, stubs, wanted)
+    assert result.returncode != 0
+    served = hashlib.sha256(b"another jar").hexdigest()
+    assert f"REFUSED {AGENT.media_url}: its sha256 is {served}, the lock pins {wanted}" in result.stderr
+    assert not (tmp_path / "etc" / "jmx_prometheus_javaagent.jar").exists()
+    assert not any((tmp_path / "cache").iterdir())
+
+
+def test_fetch_agent_downloads_again_over_a_corrupted_cached_copy(tmp_path):
+    jar = b"the locked jar"
+    sha256 = hashlib.sha256(jar).hexdigest()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / f"{sha256}.jar").write_bytes(b"bit rot")
+    result = fetch_agent(tmp_path, agent_stubs(tmp_path, jar), sha256)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "jmx_prometheus_javaagent.jar").read_bytes() == jar
+    assert "does not have sha256" in result.stderr
+
+
 def test_the_broker_needs_both_contract_topics():
     with pytest.raises(ValueError, match=re.escape(contract.DEAD_LETTER_TOPIC)):
-        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS[:1]))
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS[:1]), agent=AGENT)
     with pytest.raises(ValueError, match="partitions"):
         cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=0, retention_ms=1000)
 
@@ -1136,7 +1242,7 @@ def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_p
     (lambda: vm_inputs.ConfigBundle("https://example.com/b.tgz", ("prometheus-config",)), "gs://"),
     (lambda: cloud_init.DataDisk(mount_path="/var/lib/data"), "/var/lib/data"),
     (lambda: cloud_init.DataDisk(device_name="Data Disk"), "Data Disk"),
-    (lambda: cloud_init.broker_cloud_init(kafka(128, TOPICS)), "128"),
+    (lambda: cloud_init.broker_cloud_init(kafka(128, TOPICS), agent=AGENT), "128"),
     (lambda: cloud_init.TopicSpec("hydro:readings", 1, 1000), "hydro:readings"),
     (lambda: cloud_init.tsdb_cloud_init(influx("", "b", "30d", 512), refs(catalog.INFLUXDB_ADMIN_PASSWORD,
                                                                   catalog.INFLUXDB_TOKEN)), "org"),

@@ -84,7 +84,7 @@ EXPECTED_FLOWS = {
     ("monitoring", "tsdb", "tcp", "8086"),
     ("monitoring", "dataproc", "tcp", "8000"),
     ("monitoring", "dataproc", "tcp", "8001"),
-    ("monitoring", "broker", "tcp", "9308"),
+    ("monitoring", "broker", "tcp", "9404"),
     ("monitoring", "broker", "tcp", "9100"),
     ("monitoring", "tsdb", "tcp", "9100"),
     ("monitoring", "monitoring", "tcp", "9100"),
@@ -106,7 +106,7 @@ def test_flow_ports_are_the_catalog_and_contract_ports(plans):
     assert firewall.IAP_RANGE == IAP
     assert (contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT) == (8000, 8001)
     assert catalog.KAFKA.port("kafka") == 9092 and catalog.INFLUXDB.port("http") == 8086
-    assert catalog.KAFKA_EXPORTER.port("metrics") == 9308 and catalog.NODE_EXPORTER.port("metrics") == 9100
+    assert catalog.KAFKA.port("metrics") == 9404 and catalog.NODE_EXPORTER.port("metrics") == 9100
     assert catalog.GRAFANA.port("http") == 3000
     # Every exporter Prometheus scrapes on another VM is admitted from the monitoring tag.
     flows = reachable(plans["staging"])
@@ -122,7 +122,7 @@ def test_flow_ports_are_the_catalog_and_contract_ports(plans):
 # services beside it (itself, Alertmanager, Grafana, its own node-exporter) on localhost, through no rule.
 SCRAPES = {
     ("hydro-producer", "dataproc", 8000), ("hydro-consumer", "dataproc", 8001),
-    ("kafka-exporter", "broker", 9308),
+    ("kafka", "broker", 9404),
     ("node-exporter", "broker", 9100), ("node-exporter", "tsdb", 9100), ("node-exporter", "localhost", 9100),
     ("influxdb", "tsdb", 8086),
     ("prometheus", "localhost", 9090), ("alertmanager", "localhost", 9093), ("grafana", "localhost", 3000),
@@ -237,7 +237,7 @@ def test_buckets_are_regional_private_and_named_after_project_and_purpose(dev, p
     for p, project in ((dev, DEV), (prod, "hydrostream-prod")):
         planned = buckets(p)
         assert set(planned) == {"dataproc-staging", "dataproc-temp", "artifacts", "checkpoints", "config",
-                                "influxdb-backups"}
+                                "influxdb-backups", "broker-agents"}
         for purpose, inputs in planned.items():
             assert inputs["name"] == f"{project}-{purpose}" and len(inputs["name"]) <= 63
             assert inputs["location"] == "europe-west1"
@@ -264,7 +264,7 @@ def test_temp_objects_expire_artifacts_are_versioned_and_backups_retained(dev):
     assert planned["influxdb-backups"]["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 3}},
         {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 7}}]
-    for purpose in ("dataproc-staging", "checkpoints", "config"):
+    for purpose in ("dataproc-staging", "checkpoints", "config", "broker-agents"):
         assert not {"lifecycleRules", "versioning", "retentionPolicy"} & set(planned[purpose])
 
 
@@ -280,6 +280,7 @@ def test_bucket_grants_are_per_bucket_and_minimal(dev):
         (f"{DEV}-artifacts", viewer, member("dataproc")),
         (f"{DEV}-config", viewer, member("monitoring")),
         (f"{DEV}-influxdb-backups", "roles/storage.objectCreator", backup),
+        (f"{DEV}-broker-agents", viewer, member("broker")),
     }
 
 

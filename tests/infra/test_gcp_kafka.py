@@ -5,13 +5,16 @@ dev runs one. The replication policy is a function of a plan, so a test also sho
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
 from hydrostream_jobs import contract
 
 from infra import catalog, settings
+from infra.paths import PROJECT_DIR
 from infra.tools import inventory, mocks
 from tests.infra.conftest import GCP_STACKS
 
@@ -181,9 +184,10 @@ def test_brokers_reach_each_other_on_the_client_and_controller_ports(plans, stac
     dataproc = rule(p, "kafka-from-dataproc")
     assert dataproc.inputs["sourceTags"] == [catalog.DATAPROC]
     assert dataproc.inputs["allows"] == [{"protocol": "tcp", "ports": ["9092"]}]
-    exporter = rule(p, "kafka-exporter-from-monitoring")
-    assert exporter.inputs["sourceTags"] == [catalog.MONITORING]
-    assert exporter.inputs["targetTags"] == [catalog.BROKER]
+    metrics = rule(p, "kafka-metrics-from-monitoring")
+    assert metrics.inputs["sourceTags"] == [catalog.MONITORING]
+    assert metrics.inputs["targetTags"] == [catalog.BROKER]
+    assert metrics.inputs["allows"] == [{"protocol": "tcp", "ports": ["9404"]}]
 
 
 def test_a_single_broker_opens_no_broker_to_broker_flow(plans):
@@ -200,5 +204,30 @@ def test_prometheus_scrapes_every_broker(plans, stack):
         text = archive.extractfile("prometheus-config/prometheus.yml").read().decode()
     jobs = {job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
             for job in yaml.safe_load(text)["scrape_configs"]}
-    assert jobs["kafka-exporter"] == [f"{ip}:9308" for ip in ips]
+    assert jobs["kafka"] == [f"{ip}:9404" for ip in ips]
     assert all(f"{ip}:9100" in jobs["node-exporter"] for ip in ips)
+
+
+# --- the metrics agent --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", GCP_STACKS)
+def test_the_locked_agent_jar_is_uploaded_once_and_every_broker_checks_it(plans, stack):
+    p = plans[stack]
+    project = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"][
+        "gcp:project"]
+    (jar,) = [o for o in p.of_type("gcp:storage/bucketObject:BucketObject")
+              if str(o.inputs["name"]).startswith("agents/")]
+    # The lock's sha256, read from the lock file itself, names the object and is the uploaded file's.
+    (line,) = [line for line in (PROJECT_DIR / "infra/release/broker-agent.lock").read_text().splitlines()
+               if line and not line.startswith("#")]
+    coordinate, sha256 = line.split()
+    assert coordinate == "io.prometheus.jmx:jmx_prometheus_javaagent:1.0.1"
+    assert jar.inputs["bucket"] == f"{project}-broker-agents"
+    assert jar.inputs["name"] == f"agents/{sha256}/jmx_prometheus_javaagent-1.0.1.jar"
+    assert hashlib.sha256(Path(jar.inputs["source"].path).read_bytes()).hexdigest() == sha256
+    url = (f"https://storage.googleapis.com/storage/v1/b/{project}-broker-agents/o/agents%2F{sha256}"
+           "%2Fjmx_prometheus_javaagent-1.0.1.jar?alt=media")
+    for vm in brokers(p):
+        user_data = vm.inputs["metadata"]["user-data"]
+        # As systemd reads it: the URL quoted, its `%` doubled.
+        assert f'fetch-agent.sh "{url.replace("%", "%%")}" {sha256} ' in user_data, vm.name

@@ -23,7 +23,7 @@ from infra.gcp.monitoring import MonitoringVm
 from infra.gcp.secrets import Secrets
 from infra.model import StackModel
 from infra.paths import PROJECT_DIR
-from infra.render import cloud_init, grafana_config, prometheus_volume
+from infra.render import cloud_init, grafana_config, prometheus_volume, vm_inputs
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
 from infra.settings import receiver_secret_values
@@ -46,7 +46,7 @@ def vm_components(model: StackModel, master: str) -> dict[str, object]:
     receivers = receiver_secret_values(model.receivers)  # what infra/__main__.py passes
     secrets = Secrets("secrets", gcp_stack.secrets_args(model, emails, receivers))
     site = gcp_stack.site(model, SUBNET)
-    kafka = KafkaBroker("kafka", gcp_stack.kafka_args(model, site, emails))
+    kafka = KafkaBroker("kafka", gcp_stack.kafka_args(model, site, emails, agent_bucket="fake-agents"))
     influxdb = InfluxDb("influxdb", gcp_stack.influxdb_args(
         model, site, emails, secret_ids=secrets.ids, backup_bucket="fake-backups"))
     vm = MonitoringVm("monitoring", gcp_stack.monitoring_args(
@@ -230,6 +230,12 @@ def test_the_leak_check_catches_a_value_in_user_data(planned):
     assert leaked_values(broken, values) == [values[0]]
 
 
+# The lock's one jar, in the bucket vm_components gives the brokers, under its sha256.
+AGENT_SHA256 = "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
+AGENT = vm_inputs.AgentJar(f"gs://fake-agents/agents/{AGENT_SHA256}/jmx_prometheus_javaagent-1.0.1.jar",
+                           AGENT_SHA256)
+
+
 def test_broker_user_data_is_the_renderers_document(planned):
     kafka = planned.settings.kafka
     count = len(brokers(planned))
@@ -247,7 +253,7 @@ def test_broker_user_data_is_the_renderers_document(planned):
         node = cloud_init.KafkaNode(node_id, vm.inputs["zone"], voters, min_isr)
         spec = KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(kafka.machine.memory_mb),
                          topics=topics)
-        expected = cloud_init.broker_cloud_init(spec, node)
+        expected = cloud_init.broker_cloud_init(spec, node, agent=AGENT)
         assert vm.inputs["metadata"]["user-data"] == expected, vm.name
 
 
@@ -281,7 +287,8 @@ def test_endpoints_use_the_vms_internal_ips(planned):
 
 
 def config_object(planned) -> mocks.PlannedResource:
-    (uploaded,) = planned.of_type("gcp:storage/bucketObject:BucketObject")
+    (uploaded,) = [o for o in planned.of_type("gcp:storage/bucketObject:BucketObject")
+                   if o.inputs["bucket"] == "fake-config"]
     return uploaded
 
 
@@ -318,7 +325,7 @@ def test_prometheus_scrapes_this_stacks_hosts(planned):
                for job in prometheus["scrape_configs"]}
     assert targets["hydro-consumer"] == [f"{MASTER}:8001"]
     assert targets["hydro-producer"] == [f"{MASTER}:8000"]
-    assert targets["kafka-exporter"] == [f"{ip}:9308" for ip in outputs["kafka_ips"]]
+    assert targets["kafka"] == [f"{ip}:9404" for ip in outputs["kafka_ips"]]
     assert sorted(targets["node-exporter"]) == sorted(
         [*(f"{ip}:9100" for ip in outputs["kafka_ips"]), f"{outputs['influxdb_ip']}:9100", "localhost:9100"])
     # The services' own metrics: InfluxDB on the tsdb VM's HTTP port, Alertmanager and Grafana beside

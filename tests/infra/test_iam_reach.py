@@ -206,6 +206,7 @@ def test_the_checker_sees_the_grants_it_judges(plans):
         ("dataproc", "bucket", "dataproc-staging"), ("dataproc", "bucket", "dataproc-temp"),
         ("dataproc", "bucket", "artifacts"), ("dataproc", "bucket", "checkpoints"),
         ("monitoring", "bucket", "config"), ("tsdb-backup", "bucket", "influxdb-backups"),
+        ("broker", "bucket", "broker-agents"),
         ("dataproc", "secret", catalog.INFLUXDB_WRITE_TOKEN),
         ("monitoring", "secret", catalog.GRAFANA_ADMIN_PASSWORD),
         ("monitoring", "secret", catalog.INFLUXDB_READ_TOKEN),

@@ -45,6 +45,7 @@ SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": 
 SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
 GENERATE_SECRETS = PROJECT_DIR / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
 LOCK = PROJECT_DIR / "infra" / "release" / "connector-jars.lock"
+AGENT_LOCK = PROJECT_DIR / "infra" / "release" / "broker-agent.lock"
 CONFIG_VOLUMES = {"prometheus-config", "grafana-provisioning", "alertmanager-config"}
 # What a person on the host reaches: container port -> service.
 PUBLISHED = {"grafana": {3000}, "influxdb": {8086}, "prometheus": {9090}, "alertmanager": {9093},
@@ -344,9 +345,18 @@ def test_kafka_advertises_its_container_name_in_the_network_and_loopback_to_the_
     assert "CONTROLLER" not in env["KAFKA_ADVERTISED_LISTENERS"]
 
 
-def test_kafka_exporter_scrapes_the_kafka_container(plan):
-    _, values = service_container(plan, catalog.KAFKA_EXPORTER)
-    assert values["command"] == ["--kafka.server=hydrostream-kafka:9092"]
+def test_kafka_loads_the_locked_metrics_agent_uploaded_with_its_config(plan):
+    _, values = service_container(plan, catalog.KAFKA)
+    uploads = uploads_of(values)
+    # Written out by hand: the agent's folder, its option and the lock's one jar.
+    jar = uploads["/opt/kafka-metrics/jmx_prometheus_javaagent.jar"]
+    assert hashlib.sha256(Path(jar["source"]).read_bytes()).hexdigest() == jar["sourceHash"]
+    assert f"io.prometheus.jmx:jmx_prometheus_javaagent:1.0.1 {jar['sourceHash']}" in AGENT_LOCK.read_text()
+    config = uploads["/opt/kafka-metrics/jmx-exporter.yml"]["content"]
+    assert config == (PROJECT_DIR / "monitoring" / "kafka" / "jmx-exporter.yml").read_text()
+    assert env_of(values)["KAFKA_OPTS"] == ("-javaagent:/opt/kafka-metrics/jmx_prometheus_javaagent.jar=9404:"
+                                            "/opt/kafka-metrics/jmx-exporter.yml")
+    assert not any(name.startswith("hydrostream-kafka-exporter") for name in containers(plan))
 
 
 def test_topics_are_created_once_with_the_stack_settings(plan):
@@ -473,7 +483,6 @@ def test_start_order_follows_health(plan):
             assert target.urn in urns, f"{name} must start after {other}"
 
     depends("spark", "kafka", "influxdb", "kafka-topics")
-    depends("kafka-exporter", "kafka")
     depends("grafana", "influxdb", "prometheus")
     assert by_name["hydrostream-kafka"].urn in topics.dependencies
     for gate in (catalog.KAFKA, catalog.INFLUXDB):
@@ -523,7 +532,7 @@ def test_prometheus_scrapes_the_containers_by_name(plan):
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     assert targets["hydro-producer"] == [f"hydrostream-spark:{contract.PRODUCER_METRICS_PORT}"]
     assert targets["hydro-consumer"] == [f"hydrostream-spark:{contract.CONSUMER_METRICS_PORT}"]
-    assert targets["kafka-exporter"] == ["hydrostream-kafka-exporter:9308"]
+    assert targets["kafka"] == ["hydrostream-kafka:9404"]
     assert targets["node-exporter"] == ["hydrostream-node-exporter:9100"]
     # The services' own /metrics, by name on the one stack network (the test above): nothing to publish.
     assert targets["influxdb"] == ["hydrostream-influxdb:8086"]

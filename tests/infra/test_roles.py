@@ -26,6 +26,7 @@ BUCKETS = {
     "checkpoints": {("dataproc", "roles/storage.objectAdmin")},
     "config": {("monitoring", "roles/storage.objectViewer")},
     "influxdb-backups": {("tsdb-backup", "roles/storage.objectCreator")},
+    "broker-agents": {("broker", "roles/storage.objectViewer")},
 }
 
 

@@ -1,7 +1,12 @@
 """A real single-node KRaft broker of the catalog's Kafka version, from Maven Central jars, for the tests.
 
-`python -m tests.kafka.broker --fetch` resolves the broker's jars and Spark's Kafka connector into
-the caches the tests reuse (CI runs it before the tests, so a test never waits on a download).
+Each broker loads the stacks' metrics agent (the Prometheus JMX exporter jar that
+infra/release/broker-agent.lock pins, sha256-checked in the cache, with the stacks' one config
+monitoring/kafka/jmx-exporter.yml) and serves its own metrics on `metrics_url`, as a broker VM does.
+
+`python -m tests.kafka.broker --fetch` resolves the broker's jars, the metrics agent and Spark's Kafka
+connector into the caches the tests reuse (CI runs it before the tests, so a test never waits on a
+download).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra import catalog
+from infra.release import connector_jars
 from infra.render.cloud_init import TopicSpec
+from infra.services.kafka import METRICS_AGENT_CONFIG
 from tests.maven import resolved_jars
 from tests.ports import free_port
 
@@ -42,6 +49,11 @@ def kafka_libs() -> Path:
     """The folder of the broker's jars, resolved by Maven from Maven Central on first use."""
     return resolved_jars(KAFKA_LIBS, HERE / "pom.xml", {"kafka.version": KAFKA_VERSION},
                          f"kafka_2.13-{KAFKA_VERSION}.jar", f"Kafka {KAFKA_VERSION}", timeout=900)
+
+
+def metrics_agent_jar() -> Path:
+    """The locked metrics agent jar in the jar cache (downloaded on first use, sha256-checked each time)."""
+    return connector_jars.cached(connector_jars.broker_agent())
 
 
 def spark_kafka_conf() -> list[str]:
@@ -106,6 +118,7 @@ class Broker:
     workdir: Path
     broker_port: int = field(default_factory=free_port)
     controller_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     starts: int = 0
 
@@ -114,12 +127,25 @@ class Broker:
         return f"127.0.0.1:{self.broker_port}"
 
     @property
+    def metrics_address(self) -> str:
+        """host:port of the broker's metrics agent, as a Prometheus target names it."""
+        return f"127.0.0.1:{self.metrics_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.metrics_address}/metrics"
+
+    @property
     def log_file(self) -> Path:
         return self.workdir / "broker.log"
 
     def _java(self, main: str, *args: str, heap: str) -> list[str]:
+        """A JVM command line over the Kafka jars; the broker's (kafka.Kafka) loads the metrics agent, as
+        KAFKA_OPTS makes it on a VM (`catalog.KAFKA_METRICS_AGENT`), on its own loopback port."""
+        agent = ([f"-javaagent:{metrics_agent_jar()}={self.metrics_address}:{METRICS_AGENT_CONFIG}"]
+                 if main == "kafka.Kafka" else [])
         return [
-            "java", *heap.split(), "-XX:+UseSerialGC",
+            "java", *heap.split(), "-XX:+UseSerialGC", *agent,
             f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",
             "-cp", f"{kafka_libs()}/*", main, *args,
         ]
@@ -184,11 +210,13 @@ class Broker:
 
 
 def main(argv: list[str]) -> None:
-    """--fetch: fill the caches the Kafka tests use (the broker's jars and Spark's connector)."""
+    """--fetch: fill the caches the Kafka tests use (the broker's jars, its metrics agent and Spark's
+    connector)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fetch", action="store_true", required=True)
     parser.parse_args(argv)
     print(f"Kafka {KAFKA_VERSION} jars: {kafka_libs()}")
+    print(f"metrics agent: {metrics_agent_jar()}")
     fetch_connector()
     print(f"{CONNECTOR}: {IVY_CACHE}")
 

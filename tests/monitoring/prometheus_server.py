@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,18 +55,22 @@ PrometheusServer = LocalServer
 def prometheus_server(binary: str, workdir: Path, alertmanager: str | None = None,
                       extra_rules: Mapping[str, str] | None = None,
                       evaluation_interval: str | None = None,
-                      influxdb: str | None = None) -> Iterator[PrometheusServer]:
-    """Prometheus scraping itself; the job targets point at a closed port, as on a fresh stack.
+                      influxdb: str | None = None,
+                      kafka: Sequence[str] = ()) -> Iterator[PrometheusServer]:
+    """Prometheus scraping itself; the other job targets point at a closed port, as on a fresh stack, but
+    for those given: `alertmanager` and `influxdb` (host:port) and `kafka` (host:port of the brokers'
+    metrics agents) are scraped.
 
     Alerts go to `alertmanager` (host:port), by default to a closed port: never to whatever else
-    listens on this machine's 9093. Given `alertmanager` or `influxdb` (host:port), their jobs scrape them.
+    listens on this machine's 9093. `extra_rules` (file name -> text) are written into the rules folder
+    after the shipped ones, so one of the same name replaces its copy.
     """
     port, closed = free_port(), free_port()
     targets = ScrapeTargets(
         stack="verify",
         producer=(f"127.0.0.1:{closed}",),
         consumer=(f"127.0.0.2:{closed}",),
-        kafka_exporter=(f"127.0.0.3:{closed}",),
+        kafka=tuple(kafka) or (f"127.0.0.3:{closed}",),
         node_exporter=(f"127.0.0.4:{closed}",),
         influxdb=(influxdb or f"127.0.0.5:{closed}",),
         prometheus=(f"127.0.0.1:{port}",),

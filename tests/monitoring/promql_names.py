@@ -7,6 +7,7 @@ tokenizer, tested on its own in test_monitoring_prometheus.py.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +18,22 @@ from hydrostream_jobs.metrics import ConsumerMetrics, ProducerMetrics
 from hydrostream_jobs.validate import REASONS
 from prometheus_client.metrics import MetricWrapperBase
 
+from stack_rules import rule_documents
+
 from infra.render.prometheus_volume import JOB_ALERTMANAGER, JOB_INFLUXDB
 
-# Exporter metrics the rules and dashboards use, as documented by the exporters (node_exporter
-# v1.9 filesystem collector, kafka_exporter v1.9 README) plus Prometheus' own `up`.
+# Exporter metrics the rules and dashboards use, as documented by the exporter (node_exporter v1.9
+# filesystem collector) plus Prometheus' own `up`.
 EXPORTER_METRICS = frozenset({
     "up",
     "node_filesystem_avail_bytes",
     "node_filesystem_size_bytes",
-    "kafka_topic_partition_current_offset",
-    "kafka_brokers",
 })
+# The brokers' own metrics (the JMX exporter agent, job `kafka`) are not listed here: every name with this
+# prefix in the rules and dashboards must be on a real broker's /metrics (tests/kafka/test_kafka_metrics.py).
+KAFKA_PREFIX = "kafka_"
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARDS_DIR = REPO / "monitoring" / "grafana" / "dashboards"
 
 # Jobs whose metrics the rules take from a real server of the catalog's version: a metric selected with
 # `job="<one of these>"` is checked against that server's /metrics by test_monitoring_services.py (a real
@@ -36,7 +42,7 @@ SERVED_JOBS = frozenset({JOB_INFLUXDB, JOB_ALERTMANAGER})
 
 # Metrics host scripts leave for node-exporter's textfile collector, read from the scripts themselves
 # (each writes its metrics' `# TYPE` lines).
-TEXTFILE_SCRIPTS = tuple(Path(__file__).resolve().parents[2] / "infra/render/templates" / name
+TEXTFILE_SCRIPTS = tuple(REPO / "infra/render/templates" / name
                          for name in ("influxdb-backup.sh", "fetch-config.sh"))
 TEXTFILE_METRICS = frozenset(name for script in TEXTFILE_SCRIPTS
                              for name in re.findall(r"^# TYPE (\w+) ", script.read_text(), re.MULTILINE))
@@ -127,6 +133,8 @@ def unknown_references(expr: str) -> list[str]:
     served = served_metrics(expr)
     problems = []
     for name in sorted(metric_names(expr)):
+        if name.startswith(KAFKA_PREFIX):
+            continue
         if name not in exposed and name not in EXPORTER_METRICS | TEXTFILE_METRICS | set(served):
             problems.append(f"metric {name!r} is exposed by neither the jobs, an exporter nor a host script")
     for metric, label, op, value in label_matchers(expr):
@@ -138,3 +146,37 @@ def unknown_references(expr: str) -> list[str]:
             problems.append(f"{metric}{{{label}={value!r}}}: the jobs never set that value "
                             f"({sorted(LABEL_VALUES[label])})")
     return problems
+
+
+def monitoring_promql() -> dict[str, str]:
+    """Every PromQL expression of the alert rules and the dashboards, by where it is (file and alert or
+    panel); a dashboard variable's label_values(metric, label) counts as its metric."""
+    found = {}
+    # The rules as prod ships them: the templates (*.yml.j2) rendered with its thresholds, which change
+    # numbers only, never a metric or a label.
+    for name, document in sorted(rule_documents("prod").items()):
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                found[f"{name} {rule.get('alert') or rule.get('record')}"] = rule["expr"]
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for number, target in enumerate(panel.get("targets", [])):
+                if target["datasource"]["type"] == "prometheus":
+                    found[f"{path.name} panel {panel['title']!r} #{number}"] = target["expr"]
+        for variable in board.get("templating", {}).get("list", []):
+            if variable["datasource"]["type"] == "prometheus":
+                query = variable["query"]
+                values = re.fullmatch(r"label_values\((\w+), *\w+\)", query)
+                found[f"{path.name} variable {variable['name']}"] = values.group(1) if values else query
+    return found
+
+
+def kafka_metric_references() -> dict[str, list[str]]:
+    """Every broker metric name (KAFKA_PREFIX) the rules and dashboards use -> where."""
+    names: dict[str, list[str]] = {}
+    for where, expr in monitoring_promql().items():
+        for name in sorted(metric_names(expr)):
+            if name.startswith(KAFKA_PREFIX):
+                names.setdefault(name, []).append(where)
+    return names

@@ -410,33 +410,38 @@ def test_promql_check_rejects_a_broken_query(running_prometheus):
 
 # --- the producer rate counts each message once, whatever the number of brokers ----------------
 
-# Partition -> messages appended per second; the exporters report the same offsets (each broker's
-# kafka_exporter reads the whole cluster's metadata). Another topic must not count.
+# Partition -> messages appended per second. Each broker counts the messages produced to the partitions it
+# leads (a follower copies them without counting them), per topic and in an all-topics total without a
+# topic label; neither another topic nor that total may count.
 PARTITION_RATES = {0: 1, 1: 2, 2: 3}
 APPENDED_PER_SECOND = 6
+MESSAGES_IN = "kafka_server_brokertopicmetrics_messagesin_total"
+OFFSETS_PER_SECOND = 50
 
 
-def offsets_series(exporters: int, minutes: int = 15) -> list[dict[str, str]]:
-    """kafka_topic_partition_current_offset as `exporters` kafka_exporters would expose it."""
+def messages_in_series(brokers: int, minutes: int = 15) -> list[dict[str, str]]:
+    """The brokers' messages-in counters as `brokers` metrics agents would expose them (partition p led by
+    broker p mod brokers)."""
     series = []
-    for broker in range(1, exporters + 1):
-        for topic, rates in ((contract.READINGS_TOPIC, PARTITION_RATES), ("__consumer_offsets", {0: 50})):
-            for partition, per_second in rates.items():
-                labels = (f'instance="broker-{broker}:9308", job="kafka-exporter", stack="test", '
-                          f'topic="{topic}", partition="{partition}"')
-                series.append({"series": f"kafka_topic_partition_current_offset{{{labels}}}",
-                               "values": f"0+{per_second * 60}x{minutes}"})
+    for broker in range(brokers):
+        readings = sum(rate for partition, rate in PARTITION_RATES.items() if partition % brokers == broker)
+        offsets = OFFSETS_PER_SECOND if broker == 0 else 0
+        labels = f'instance="broker-{broker + 1}:9404", job="kafka", stack="test"'
+        for topic, per_second in ((f', topic="{contract.READINGS_TOPIC}"', readings),
+                                  (', topic="__consumer_offsets"', offsets), ("", readings + offsets)):
+            series.append({"series": f"{MESSAGES_IN}{{{labels}{topic}}}",
+                           "values": f"0+{per_second * 60}x{minutes}"})
     return series
 
 
 @pytest.mark.parametrize("brokers", [1, 3])
 def test_the_producer_rate_panel_counts_each_appended_message_once(brokers, tmp_path, promtool):
     (appended,) = [t["expr"] for t in by_title(load("pipeline-health"))["Producer rate"]["targets"]
-                   if "kafka_topic_partition_current_offset" in t["expr"]]
+                   if MESSAGES_IN in t["expr"]]
     concrete = appended.replace("$__rate_interval", "5m").replace("$stack", "test")
     cases = {"evaluation_interval": "1m", "tests": [{
         "interval": "1m",
-        "input_series": offsets_series(brokers),
+        "input_series": messages_in_series(brokers),
         "promql_expr_test": [{"expr": concrete, "eval_time": "10m",
                               "exp_samples": [{"labels": "{}", "value": APPENDED_PER_SECOND}]}],
     }]}

@@ -68,7 +68,7 @@ THREE_BROKERS = {
                       "hydro-prod-broker-3": "europe-west1-d"},
 }
 LOCAL_OUTPUTS = {"containers": {name: f"hydrostream-{name}" for name in (
-    "alertmanager", "grafana", "influxdb", "kafka", "kafka-exporter", "node-exporter", "prometheus",
+    "alertmanager", "grafana", "influxdb", "kafka", "node-exporter", "prometheus",
     "spark")}}
 
 
@@ -175,7 +175,7 @@ def test_gcp_inventory_reaches_each_role_over_ssh_through_iap(tmp_path):
     assert inventory.target == "gcp"
     assert inventory.roles["broker"] == (RoleHosts(
         name="hydro-dev-broker", node="ssh://hydro-dev-broker", engine="ssh://hydro-dev-broker",
-        containers={"kafka": "kafka", "kafka-exporter": "kafka-exporter", "node-exporter": "node-exporter"}),)
+        containers={"kafka": "kafka", "node-exporter": "node-exporter"}),)
     assert inventory.roles["dataproc_master"][0].containers == {}
     assert set(inventory.roles["monitoring"][0].containers) == {
         "prometheus", "alertmanager", "grafana", "node-exporter"}
@@ -194,7 +194,7 @@ def test_gcp_inventory_holds_every_broker_each_reached_in_its_zone(tmp_path):
     assert [h.name for h in inventory.roles["broker"]] == [f"hydro-prod-broker-{n}" for n in (1, 2, 3)]
     assert [h.node for h in inventory.roles["broker"]] == [f"ssh://hydro-prod-broker-{n}" for n in (1, 2, 3)]
     for broker in inventory.roles["broker"]:
-        assert set(broker.containers) == {"kafka", "kafka-exporter", "node-exporter"}
+        assert set(broker.containers) == {"kafka", "node-exporter"}
     lines = Path(inventory.ssh_config).read_text().splitlines()
     hosts = [line for line in lines if line.startswith("Host ")]
     tunnels = [line.split("--zone ")[1].split()[0] for line in lines if "ProxyCommand" in line]
@@ -232,15 +232,16 @@ def test_local_inventory_uses_the_stack_s_container_names(tmp_path):
     assert inventory.target == "local" and inventory.ssh_config is None
     assert inventory.roles["broker"] == (RoleHosts(
         name="local", node=None, engine="local://",
-        containers={"kafka": "hydrostream-kafka", "kafka-exporter": "hydrostream-kafka-exporter"}),)
+        containers={"kafka": "hydrostream-kafka"}),)
     assert inventory.roles["tsdb"][0].containers == {"influxdb": "hydrostream-influxdb"}
     assert inventory.roles["monitoring"][0].containers == {
         "prometheus": "hydrostream-prometheus", "alertmanager": "hydrostream-alertmanager",
         "grafana": "hydrostream-grafana",
         "node-exporter": "hydrostream-node-exporter"}
     assert inventory.roles["dataproc_master"][0].containers == {"spark": "hydrostream-spark"}
-    with pytest.raises(SystemExit, match=r"lacks \['kafka-exporter'\]"):
-        local_inventory("local", {"containers": {"kafka": "hydrostream-kafka"}})
+    with pytest.raises(SystemExit, match=r"lacks \['kafka'\]"):
+        local_inventory("local", {"containers": {name: container for name, container
+                                                 in LOCAL_OUTPUTS["containers"].items() if name != "kafka"}})
     with pytest.raises(SystemExit, match="must map service -> container"):
         local_inventory("local", {"containers": ["kafka"]})
     renamed = local_inventory("local", {"containers": {**LOCAL_OUTPUTS["containers"], "kafka": "hs-kafka"}})
@@ -275,11 +276,10 @@ def healthy_container(service_ports: dict[str, str | None], mounts: list[dict], 
 
 
 LOCAL_BROKER = {
-    "kafka": healthy_container({"9092/tcp": "127.0.0.1", "9093/tcp": None},
+    "kafka": healthy_container({"9092/tcp": "127.0.0.1", "9093/tcp": None, "9404/tcp": None},
                                [{"Destination": "/var/lib/kafka/data", "Type": "volume",
                                  "Source": "/var/lib/docker/volumes/hydrostream-kafka-data/_data"}],
                                ["KAFKA_NODE_ID=1"]),
-    "kafka-exporter": healthy_container({"9308/tcp": None}, [], ["PATH=/bin"]),
 }
 
 
@@ -331,7 +331,7 @@ def _broken(path: tuple, value) -> dict:
     ("healthy", ("kafka", "State", "Running"), False, "kafka: running"),
     ("ports", ("kafka", "NetworkSettings", "Ports", "9092/tcp"), [{"HostIp": "0.0.0.0", "HostPort": "9092"}],
      "on 0.0.0.0: loopback only"),
-    ("ports", ("kafka-exporter", "NetworkSettings", "Ports", "8080/tcp"),
+    ("ports", ("kafka", "NetworkSettings", "Ports", "8080/tcp"),
      [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "publishes 8080/tcp"),
     ("data disk", ("kafka", "Mounts", 0, "Type"), "bind", "kafka-data is a bind"),
     ("data disk", ("kafka", "Mounts"), [], "/var/lib/kafka/data not mounted"),
@@ -398,11 +398,11 @@ def test_gcp_port_check_wants_exactly_the_catalog_s_ports_beside_ssh(tmp_path):
 
     check = host_checks.check_ports_listening_only_where_expected
     # PROC_TCP/PROC_TCP6 hold Kafka's 9092 and 9093, ssh, and 9090 on loopback (ignored).
-    with pytest.raises(AssertionError, match=r"not listening: \[9100, 9308\]"):
+    with pytest.raises(AssertionError, match=r"not listening: \[9100, 9404\]"):
         check(broker(PROC_TCP))
     with pytest.raises(AssertionError, match=r"beyond the catalog's ports: \[9300\]"):
-        check(broker(PROC_TCP + _rows(9308, 9100, 9300)))
-    check(broker(PROC_TCP + _rows(9308, 9100)))
+        check(broker(PROC_TCP + _rows(9404, 9100, 9300)))
+    check(broker(PROC_TCP + _rows(9404, 9100)))
 
 
 def _rows(*ports: int) -> str:

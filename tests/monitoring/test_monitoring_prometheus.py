@@ -37,14 +37,14 @@ from infra.tools import mocks
 GCP_TARGETS = ScrapeTargets.for_hosts(
     stack="dev",
     spark_driver="hydro-dev-dataproc-m",
-    kafka_exporter_hosts=("10.20.0.5",),
+    kafka_hosts=("10.20.0.5",),
     node_hosts=("10.20.0.5", "10.20.0.6", "10.20.0.8"),
     influxdb_host="10.20.0.6",
 )
 LOCAL_TARGETS = ScrapeTargets.for_hosts(
     stack="local",
     spark_driver="spark",
-    kafka_exporter_hosts=("kafka-exporter",),
+    kafka_hosts=("kafka",),
     node_hosts=("node-exporter",),
     influxdb_host="influxdb",
     prometheus_host="prometheus",
@@ -52,13 +52,13 @@ LOCAL_TARGETS = ScrapeTargets.for_hosts(
     grafana_host="grafana",
 )
 # The same layouts written out by hand, with the jobs' metrics ports (8000, 8001) and the exporters'
-# well-known ones (kafka_exporter 9308, node_exporter 9100, Prometheus 9090, and the HTTP ports of
+# catalog's (the brokers' metrics agent 9404, node_exporter 9100, Prometheus 9090, and the HTTP ports of
 # InfluxDB 8086, Alertmanager 9093 and Grafana 3000, which serve their own /metrics).
 EXPECTED_TARGETS = {
     "gcp": {
         "hydro-producer": ["hydro-dev-dataproc-m:8000"],
         "hydro-consumer": ["hydro-dev-dataproc-m:8001"],
-        "kafka-exporter": ["10.20.0.5:9308"],
+        "kafka": ["10.20.0.5:9404"],
         "node-exporter": ["10.20.0.5:9100", "10.20.0.6:9100", "10.20.0.8:9100"],
         "prometheus": ["localhost:9090"],
         "influxdb": ["10.20.0.6:8086"],
@@ -68,7 +68,7 @@ EXPECTED_TARGETS = {
     "local": {
         "hydro-producer": ["spark:8000"],
         "hydro-consumer": ["spark:8001"],
-        "kafka-exporter": ["kafka-exporter:9308"],
+        "kafka": ["kafka:9404"],
         "node-exporter": ["node-exporter:9100"],
         "prometheus": ["prometheus:9090"],
         "influxdb": ["influxdb:8086"],
@@ -137,14 +137,14 @@ def test_promtool_rejects_a_config_whose_rules_do_not_parse(tmp_path, promtool):
     ({"consumer": ("spark:0",)}, "not a host:port address"),
     ({"consumer": ("spark:70000",)}, "not a host:port address"),
     ({"node_exporter": ()}, "non-empty tuple"),
-    ({"kafka_exporter": "broker:9308"}, "non-empty tuple"),
+    ({"kafka": "broker:9404"}, "non-empty tuple"),
     ({"node_exporter": ("a:9100", "a:9100")}, "duplicate"),
     ({"influxdb": ("tsdb",)}, "influxdb: 'tsdb' is not a host:port address"),
     ({"grafana": ()}, "grafana: a non-empty tuple"),
     ({"stack": "Dev Stack"}, "stack 'Dev Stack'"),
 ])
 def test_scrape_targets_refuse_bad_values_naming_them(bad, problem):
-    good = {"stack": "dev", "producer": ("d:8000",), "consumer": ("d:8001",), "kafka_exporter": ("b:9308",),
+    good = {"stack": "dev", "producer": ("d:8000",), "consumer": ("d:8001",), "kafka": ("b:9404",),
             "node_exporter": ("b:9100",), "influxdb": ("t:8086",)}
     with pytest.raises(ValueError, match=re.escape(problem)):
         ScrapeTargets(**{**good, **bad})

@@ -21,6 +21,11 @@ refusal="Because controller.quorum.voters is not set on this controller"
 # shellcheck source=/dev/null
 . /etc/kafka/docker/configure
 
+# KAFKA_OPTS loads the metrics agent (infra/catalog.py) on the agent's port: the broker's JVM only, not
+# the setup and format JVMs before it.
+broker_opts=${KAFKA_OPTS-}
+export KAFKA_OPTS=
+
 # The wrapper writes server.properties from the KAFKA_* environment, then formats; only its format's
 # refusal above is expected here.
 if ! setup=$(/opt/kafka/bin/kafka-run-class.sh kafka.docker.KafkaDockerWrapper setup \
@@ -32,4 +37,5 @@ if ! setup=$(/opt/kafka/bin/kafka-run-class.sh kafka.docker.KafkaDockerWrapper s
   fi
 fi
 bash "${here}/kafka-format.sh" "${config}" "${CLUSTER_ID}" "$1"
+export KAFKA_OPTS=${broker_opts}
 exec /opt/kafka/bin/kafka-server-start.sh "${config}"
