@@ -153,10 +153,13 @@ def _dataproc_shapes(settings: StackSettings, region: str) -> tuple[Shapes, righ
     pins = {"master": cluster.master, "worker": cluster.worker, "workers": cluster.workers}
     try:
         priced = (cluster.boot_disk_gb, dataproc.BOOT_DISK_TYPE, region, cost.load_prices())
-        verdict = right_size.Verdict(
-            need=need, spare=cluster.spare_workers, pinned=cluster.pinned,
-            configured=right_size.cheapest(need, *priced, cluster.spare_workers, **pins),
-            choice=right_size.cheapest(need, *priced, cluster.spare_workers))
+        configured = right_size.cheapest(need, *priced, cluster.spare_workers, **pins)
+        try:
+            choice = right_size.cheapest(need, *priced, cluster.spare_workers)
+        except sizing.SizingError:
+            choice = configured  # pinned beyond what the search tries (more than MAX_WORKERS workers)
+        verdict = right_size.Verdict(need=need, spare=cluster.spare_workers, pinned=cluster.pinned,
+                                     configured=configured, choice=choice)
     except (cost.PriceError, sizing.SizingError) as error:
         if len(cluster.pinned) == 3 and isinstance(error, cost.PriceError):
             # The plan's cost report says what is missing; the pinned cluster was checked by the settings.

@@ -402,3 +402,25 @@ def test_a_refused_value_is_not_replaced_by_its_default_in_the_checks_across_key
     # window '0s' is refused; its default (5m) must not then be reported shorter than the slide.
     message = error_for({**GCP, "hydrostream:jobs": {"window": "0s", "slide": "10m"}})
     assert "1 problem)" in message and "'5m'" not in message
+
+
+def test_a_pinned_cluster_must_carry_the_load_with_its_spare_workers_lost():
+    # prod (2,000/s; 10,000 readings/s while behind) pinned to 4 x e2-standard-2 (6,144 MB of YARN, one
+    # 2-core executor each, none beside both AMs): 3 executors guaranteed, 2 for the consumer, 16,000/s
+    # with all four; with one lost, 3 workers guarantee 2 (0 + 1 + 1), 1 for the consumer: 8,000/s.
+    pinned = {"master": "e2-highmem-2", "worker": "e2-standard-2", "workers": 4}
+    config = {**mocks.stack_config("prod"), "hydrostream:dataproc": {**pinned, "spare_workers": 1}}
+    message = error_for(config, stack="prod")
+    assert "needs 10,000 readings/s, and its executors process 8,000/s" in message
+    # Without the spare worker the same cluster is accepted; with five workers, one lost leaves 16,000/s.
+    assert parse_settings("prod", {**config, "hydrostream:dataproc": pinned})
+    five = {**pinned, "workers": 5, "spare_workers": 1}
+    assert parse_settings("prod", {**config, "hydrostream:dataproc": five})
+
+
+def test_spare_workers_whose_loss_leaves_no_am_share_are_refused():
+    # 2 pinned workers, both spare: no worker left to start an AM on.
+    pinned = {"master": "e2-highmem-2", "worker": "n2-standard-8", "workers": 2, "spare_workers": 2}
+    message = error_for({**GCP, "hydrostream:dataproc": pinned})
+    assert "hydrostream:dataproc = '2 x n2-standard-8': expected 0 worker(s) of 26112 MB of YARN memory " \
+           "let the application masters hold 0 MB" in message
