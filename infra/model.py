@@ -31,7 +31,7 @@ from infra.services import ServiceSpecs
 from infra.services.influxdb import influxdb_spec
 from infra.services.kafka import kafka_spec
 from infra.services.spark import LocalSparkSpec, local_spark_spec
-from infra.settings import StackSettings
+from infra.settings import SettingsError, StackSettings
 
 # The freshness objective (issue 25): a reading is in InfluxDB within the trigger interval plus this margin
 # of its event time (it waits up to one trigger for its micro-batch; the margin covers the batch itself,
@@ -141,6 +141,7 @@ class StackModel:
 
         return {
             **dataclasses.asdict(gcp.spark),
+            "dataproc_shapes": gcp.right_size.reason if gcp.right_size else "pinned in the stack file",
             "dataproc_master": shape(gcp.cluster.master),
             "dataproc_worker": f"{gcp.cluster.workers} x {shape(gcp.cluster.worker)}",
             "kafka": {"machine": shape(gcp.brokers[0].machine), "heap_mb": self.services.kafka.heap_mb},
@@ -150,23 +151,47 @@ class StackModel:
         }
 
 
+Shapes = tuple[sizing.MachineShape, sizing.MachineShape, int]
+
+
+def _dataproc_shapes(settings: StackSettings, region: str) -> tuple[Shapes, right_size.Verdict | None]:
+    """The cluster's master, worker and worker count: those the stack pins, the cheapest for the load
+    (infra/right_size.py) for those it leaves out; and the verdict on them (None: unpriced and pinned)."""
+    cluster = settings.dataproc
+    need = right_size.need(settings.jobs.rate, settings.jobs.catch_up_read_rate)
+    pins = {"master": cluster.master, "worker": cluster.worker, "workers": cluster.workers}
+    try:
+        priced = (cluster.boot_disk_gb, dataproc.BOOT_DISK_TYPE, region, cost.load_prices())
+        configured = right_size.cheapest(need, *priced, cluster.spare_workers, **pins)
+        try:
+            choice = right_size.cheapest(need, *priced, cluster.spare_workers)
+        except sizing.SizingError:
+            choice = configured  # pinned beyond what the search tries (more than MAX_WORKERS workers)
+        verdict = right_size.Verdict(need=need, spare=cluster.spare_workers, pinned=cluster.pinned,
+                                     configured=configured, choice=choice)
+    except (cost.PriceError, sizing.SizingError) as error:
+        if len(cluster.pinned) == 3 and isinstance(error, cost.PriceError):
+            # The plan's cost report says what is missing; the pinned cluster was checked by the settings.
+            return (cluster.master, cluster.worker, cluster.workers), None
+        keys = ", ".join(f"hydrostream:dataproc.{key}" for key in ("master", "worker", "workers"))
+        raise SettingsError(
+            f"stack {settings.stack!r}: invalid configuration; nothing was deployed:\n  hydrostream:dataproc "
+            f"= {dict((k, getattr(v, 'name', v)) for k, v in pins.items() if v is not None)!r}: expected "
+            f"shapes that carry the load: {error}; pin {keys} or "
+            + ("price the region" if isinstance(error, cost.PriceError) else "lower hydrostream:jobs.rate")
+        ) from None
+    chosen = verdict.configured
+    return (chosen.master, chosen.worker, chosen.workers), verdict
+
+
 def _gcp(settings: StackSettings) -> Gcp:
     gcp, stack, kafka = settings.gcp, settings.stack, settings.kafka
     assert gcp is not None
-    spark = settings.spark
+    (master, worker, workers), verdict = _dataproc_shapes(settings, gcp.region)
+    spark = sizing.spark_sizing(master, worker, workers)
     brokers = tuple(Vm(name, zone, kafka.machine, kafka.disk_gb) for name, zone in zip(
         broker_names(stack, kafka.brokers), settings.broker_zones, strict=True))
     cluster, properties = settings.dataproc, dataproc.cluster_properties(spark)
-    try:
-        prices = cost.load_prices()
-        priced = (cluster.boot_disk_gb, dataproc.BOOT_DISK_TYPE, gcp.region, prices)
-        verdict = right_size.Verdict(
-            need=right_size.need(settings.jobs.rate, settings.jobs.catch_up_read_rate),
-            configured=right_size.cluster(cluster.master, cluster.worker, cluster.workers, *priced),
-            choice=right_size.cheapest(right_size.need(settings.jobs.rate, settings.jobs.catch_up_read_rate),
-                                       *priced))
-    except cost.PriceError:
-        verdict = None  # the plan's cost report says what is missing
     return Gcp(
         project=gcp.project, region=gcp.region, zone=gcp.zone,
         subnet_cidr=settings.network.subnet_cidr,
@@ -176,7 +201,7 @@ def _gcp(settings: StackSettings) -> Gcp:
                     settings.influxdb.disk_gb),
         monitoring=Vm(instance_name(stack, catalog.MONITORING), gcp.zone, settings.monitoring.machine,
                       settings.monitoring.disk_gb),
-        cluster=Cluster(dataproc.cluster_name(stack), cluster.master, cluster.worker, cluster.workers,
+        cluster=Cluster(dataproc.cluster_name(stack), master, worker, workers,
                         cluster.boot_disk_gb, cluster.idle_delete_minutes, properties),
         spark=spark,
         capacity=capacity.consumer_capacity(spark, settings.jobs.rate),

@@ -8,7 +8,8 @@ program calls it before declaring any resource, so an invalid stack registers no
 Keys (namespace `hydrostream:` unless noted; objects are YAML mappings):
     target           "gcp" | "local"                          (default "gcp")
     network          subnet_cidr, grafana_source_ranges
-    dataproc         master, worker, workers, boot_disk_gb, idle_delete_minutes
+    dataproc         master, worker, workers (left out: derived from the load), spare_workers,
+                     boot_disk_gb, idle_delete_minutes
     kafka            machine, disk_gb, partitions, retention_hours, dead_letter_retention_hours,
                      brokers, min_insync_replicas
     influxdb         machine, disk_gb, org, bucket, retention_days
@@ -263,12 +264,20 @@ class NetworkSettings:
 
 @dataclass(frozen=True)
 class DataprocSettings:
-    master: sizing.MachineShape = _setting(sizing.SHAPES["e2-standard-4"], _sized(sizing.master_shape), str)
-    worker: sizing.MachineShape = _setting(sizing.SHAPES["e2-standard-4"], _sized(sizing.worker_shape), str)
-    workers: int = _setting(2, _between(sizing.MIN_DATAPROC_WORKERS, 50))
+    # Left out: the stack model derives them, the cheapest cluster for the load (infra/right_size.py).
+    master: sizing.MachineShape | None = _setting(None, _sized(sizing.master_shape), str)
+    worker: sizing.MachineShape | None = _setting(None, _sized(sizing.worker_shape), str)
+    workers: int | None = _setting(None, _between(sizing.MIN_DATAPROC_WORKERS, 50))
+    # Workers the cluster may lose and still carry the load and start both jobs (prod: 1).
+    spare_workers: int = _setting(0, _between(0, 2))
     boot_disk_gb: int = _setting(100, _between(50, 1000))
     # Deletes an idle dev cluster; a running streaming job keeps it busy, so this never fires under load.
     idle_delete_minutes: int | None = _setting(None, lambda v: v if v is None else _between(10, 10080)(v))
+
+    @property
+    def pinned(self) -> tuple[str, ...]:
+        """The shape keys the stack file sets; the model derives the others."""
+        return tuple(key for key in ("master", "worker", "workers") if getattr(self, key) is not None)
 
 
 @dataclass(frozen=True)
@@ -436,11 +445,6 @@ class StackSettings:
     protect: bool
 
     @property
-    def spark(self) -> sizing.SparkSizing:
-        """Executor, driver and shuffle sizes derived from the Dataproc shapes."""
-        return sizing.spark_sizing(self.dataproc.master, self.dataproc.worker, self.dataproc.workers)
-
-    @property
     def broker_zones(self) -> tuple[str, ...]:
         """Each broker's zone: broker 1 in the stack's zone, the others in the region's next zones."""
         if self.gcp is None:
@@ -561,14 +565,18 @@ def parse_settings(stack: str, config: Mapping[str, Any]) -> StackSettings:
         if sections["kafka"] is not None:
             _check_outage_kept(sections["jobs"], sections["kafka"], errors)
     gcp = _gcp(raw, errors) if target == "gcp" else None
-    if target == "gcp" and sections["dataproc"] is not None:
+    # A cluster the stack pins whole is checked here; the model derives the rest and refuses, naming
+    # these keys, a load no cluster with the pinned shapes carries.
+    pinned = target == "gcp" and sections["dataproc"] is not None and len(sections["dataproc"].pinned) == 3
+    if pinned:
         dataproc = sections["dataproc"]
         try:
-            sizing.spark_sizing(dataproc.master, dataproc.worker, dataproc.workers)
+            spark = sizing.spark_sizing(dataproc.master, dataproc.worker, dataproc.workers)
+            sizing.check_application_masters(spark, dataproc.workers - dataproc.spare_workers)
         except sizing.SizingError as error:
             errors.append(
                 (f"{NAMESPACE}:dataproc", f"{dataproc.workers} x {dataproc.worker.name}", str(error)))
-    if target == "gcp" and sections["dataproc"] is not None and sections["jobs"] is not None:
+    if pinned and sections["jobs"] is not None:
         _check_capacity(sections["dataproc"], sections["jobs"], errors)
     if stack == "prod" and sections["backups"] is not None:
         _check_prod_backups(sections["backups"], errors)
@@ -683,6 +691,9 @@ def _check_capacity(dataproc: DataprocSettings, jobs: JobsSettings,
     except sizing.SizingError:
         return  # already reported under hydrostream:dataproc
     consumer = capacity.consumer_capacity(spark, jobs.rate)
+    if dataproc.spare_workers:  # the load must be carried with that many workers lost
+        consumer = dataclasses.replace(consumer, executors=sizing.surviving_consumer_executors(
+            spark, dataproc.workers, dataproc.spare_workers))
     if not consumer.fits:
         errors.append((capacity.RATE_KEY, jobs.rate, capacity.too_fast(consumer)))
     elif consumer.readings_per_second < jobs.catch_up_read_rate:

@@ -15,40 +15,42 @@ README = PROJECT_DIR / "README.md"
 
 
 def test_dev_total_recomputed_by_hand(plans):
-    # europe-west1 from infra/prices.yaml; dev: 1 + 2 e2-standard-4 Dataproc nodes with 100 GB boot
-    # disks, three e2-standard-2 service VMs with 20 GB boot disks and 50/50/30 GB data disks, all
-    # pd-balanced, one NAT gateway used by those 6 VMs with one address.
-    e2_standard_4 = 4 * 0.02399337 + 16 * 0.00321609
+    # europe-west1 from infra/prices.yaml; dev: 1 + 3 e2-highmem-2 Dataproc nodes (derived: the cheapest
+    # cluster for its load, tests/infra/test_right_size.py) with 100 GB boot disks, three e2-standard-2
+    # service VMs with 20 GB boot disks and 50/50/30 GB data disks, all pd-balanced, one NAT gateway used
+    # by those 7 VMs with one address.
+    e2_highmem_2 = 2 * 0.02399337 + 16 * 0.00321609
     e2_standard_2 = 2 * 0.02399337 + 8 * 0.00321609
-    dataproc_vms = 3 * e2_standard_4 * 730
-    premium = (4 + 2 * 4) * 0.010 * 730
-    dataproc_boot = 3 * 100 * 0.10
+    dataproc_vms = 4 * e2_highmem_2 * 730
+    premium = (2 + 3 * 2) * 0.010 * 730
+    dataproc_boot = 4 * 100 * 0.10
     service_vms = 3 * e2_standard_2 * 730
     service_boot = 3 * 20 * 0.10
     data_disks = (50 + 50 + 30) * 0.10
-    nat = (6 * 0.0014 + 1 * 0.005) * 730
+    nat = (7 * 0.0014 + 1 * 0.005) * 730
     dns_zone = 0.20
-    # Assumed log volumes (infra/cost.py): 0.77 GiB of flow logs per VM or node (6), 6.2 GiB of audit
+    # Assumed log volumes (infra/cost.py): 0.77 GiB of flow logs per VM or node (7), 6.2 GiB of audit
     # logs, 0.1 GiB of firewall logs, at $0.50 per GiB.
-    logs = (6 * 0.77 + 6.2 + 0.1) * 0.50
+    logs = (7 * 0.77 + 6.2 + 0.1) * 0.50
     by_hand = (dataproc_vms + premium + dataproc_boot + service_vms + service_boot + data_disks + nat
                + dns_zone + logs)
-    assert round(by_hand, 2) == 636.35
+    assert round(by_hand, 2) == 586.06
     assert cost.estimate(plans["dev"]).total == pytest.approx(by_hand, rel=1e-9)
 
 
 def test_dev_items_name_what_was_priced(plans):
     items = {i.item: i for i in cost.estimate(plans["dev"]).items}
-    assert items["Dataproc workers"].detail == "2 x e2-standard-4"
-    assert items["Dataproc workers"].monthly == pytest.approx(2 * (4 * 0.02399337 + 16 * 0.00321609) * 730)
-    assert items["Dataproc premium"].detail == "12 vCPU"
+    assert items["Dataproc workers"].detail == "3 x e2-highmem-2"
+    assert items["Dataproc workers"].monthly == pytest.approx(3 * (2 * 0.02399337 + 16 * 0.00321609) * 730)
+    assert items["Dataproc premium"].detail == "8 vCPU"
     assert items["kafka-data disk"].detail == "50 GB pd-balanced"
-    assert items["Cloud NAT"].detail == "1 gateway x 6 VMs + 1 IP"
+    assert items["Cloud NAT"].detail == "1 gateway x 7 VMs + 1 IP"
 
 
 def test_the_estimate_follows_the_settings_the_program_deploys():
     config = mocks.stack_config("dev")
-    config["hydrostream:dataproc"] = {**config["hydrostream:dataproc"], "workers": 3, "boot_disk_gb": 200}
+    config["hydrostream:dataproc"] = {**config["hydrostream:dataproc"], "master": "e2-standard-4",
+                                      "worker": "e2-standard-4", "workers": 3, "boot_disk_gb": 200}
     config["hydrostream:kafka"] = {"machine": "n2-standard-4", "disk_gb": 80}
     items = {i.item: i for i in cost.estimate(mocks.run_plan("dev", config)).items}
     assert items["Dataproc workers"].monthly == pytest.approx(3 * (4 * 0.02399337 + 16 * 0.00321609) * 730)
@@ -70,9 +72,8 @@ def test_the_plan_prints_capacity_and_cost_on_stderr(capsys):
     assert plan.main(["dev"]) == 0
     printed = capsys.readouterr()
     assert "cost (europe-west1, USD per month of 730 h" in printed.err
-    assert "  total" in printed.err and "636.35" in printed.err
-    per_core = sizing.CONSUMER_READINGS_PER_CORE
-    assert f"2 executors x 2 cores x {per_core} readings/s per core = {4 * per_core}" in printed.err
+    assert "  total" in printed.err and "586.06" in printed.err
+    assert "1 executors x 2 cores x 4000 readings/s per core = 8000 readings/s" in printed.err
     assert "cost (" not in printed.out and "capacity:" not in printed.out
 
 
@@ -106,6 +107,11 @@ def test_an_unpriced_region_is_refused_naming_it_and_the_priced_ones(plans):
 
 def test_the_plan_says_why_it_has_no_estimate_for_an_unpriced_region(plans):
     config = {**mocks.stack_config("dev"), "gcp:region": "us-central1", "gcp:zone": "us-central1-a"}
+    # Unpinned, the cluster cannot be chosen without prices: refused, naming what to do.
+    with pytest.raises(settings.SettingsError, match=r"no prices for region 'us-central1'.*pin "
+                                                      r"hydrostream:dataproc.master.*or price the region"):
+        derive(settings.parse_settings("dev", config))
+    config["hydrostream:dataproc"] = {"master": "e2-standard-4", "worker": "e2-standard-4", "workers": 2}
     configured = settings.parse_settings("dev", config)
     elsewhere = mocks.Plan("dev", plans["dev"].resources, {}, frozenset(), configured, derive(configured))
     lines = reports.capacity_and_cost(elsewhere)

@@ -25,10 +25,10 @@ def declare_cluster(model) -> dict:
     return {"cluster_name": cluster.cluster_name, "master_hostname": cluster.master_hostname}
 
 
-# Worked by hand from the shapes (MB; YARN rounds to 256 MB; a worker keeps max(2 GB, a fifth)):
-#   dev:  e2-standard-4 workers, 16384 MB, 4 vCPUs: 16384 - 3276 = 13108 -> 13056 for YARN.
-#   prod: n2-standard-8 workers, 32768 MB, 8 vCPUs: 32768 - 6553 = 26215 -> 26112 for YARN.
-YARN_MEMORY_MB = {"dev": 13056, "prod": 26112}
+# Worked by hand from the derived shapes (MB; YARN rounds to 256 MB; a worker keeps max(2 GB, a fifth)):
+#   dev:  e2-highmem-2 workers, 16384 MB, 2 vCPUs: 16384 - 3276 = 13108 -> 13056 for YARN.
+#   prod: e2-standard-2 workers, 8192 MB, 2 vCPUs: 8192 - 2048 = 6144 for YARN.
+YARN_MEMORY_MB = {"dev": 13056, "prod": 6144}
 
 
 @pytest.fixture(scope="module", params=GCP_STACKS)
@@ -53,12 +53,13 @@ def test_one_cluster_in_the_stack_region_and_zone(planned, config):
     assert cluster.inputs["labels"] == {"app": "hydrostream", "env": planned.stack}
 
 
-def test_shapes_and_worker_count_come_from_the_stack_file(planned, config):
+def test_shapes_and_worker_count_come_from_the_stack_file_or_the_derivation(planned, config):
     section = dataproc_section(planned.stack)
-    assert config["masterConfig"]["machineType"] == section.get("master", "e2-standard-4")
+    choice = planned.model.gcp.right_size.choice
+    assert config["masterConfig"]["machineType"] == section.get("master", choice.master.name)
     assert config["masterConfig"]["numInstances"] == 1
-    assert config["workerConfig"]["machineType"] == section.get("worker", "e2-standard-4")
-    assert config["workerConfig"]["numInstances"] == section.get("workers", 2) >= 2
+    assert config["workerConfig"]["machineType"] == section.get("worker", choice.worker.name)
+    assert config["workerConfig"]["numInstances"] == section.get("workers", choice.workers) >= 2
     for node in ("masterConfig", "workerConfig"):
         assert config[node]["diskConfig"]["bootDiskSizeGb"] == section.get("boot_disk_gb", 100)
     # Never the seeds' shared-core shapes.
@@ -80,7 +81,7 @@ def test_properties_go_to_the_configurable_field(config):
 
 def test_properties_carry_the_derived_sizes(planned, config):
     properties = config["softwareConfig"]["overrideProperties"]
-    spark = planned.settings.spark
+    spark = planned.model.gcp.spark
     assert properties["yarn:yarn.nodemanager.resource.memory-mb"] == str(spark.yarn_memory_mb)
     assert properties["yarn:yarn.nodemanager.resource.cpu-vcores"] == str(spark.yarn_vcores)
     assert properties["yarn:yarn.scheduler.minimum-allocation-mb"] == "256"
@@ -94,7 +95,7 @@ def test_executors_fit_the_workers_and_drivers_fit_the_master(planned, config):
     master = sizing.SHAPES[config["masterConfig"]["machineType"]]
     workers = config["workerConfig"]["numInstances"]
     yarn_mb = int(config["softwareConfig"]["overrideProperties"]["yarn:yarn.nodemanager.resource.memory-mb"])
-    spark = planned.settings.spark
+    spark = planned.model.gcp.spark
     # YARN leaves the OS and daemons at least 2 GB of each worker.
     assert yarn_mb <= worker.memory_mb - 2048
     # Each executor container (heap + overhead) fits its share of YARN's memory, and the cores add up.
@@ -161,11 +162,13 @@ def test_cluster_name_and_master_hostname(planned):
     assert cluster.delete_before_replace
 
 
-def test_prod_cluster_is_not_smaller_than_staging_or_dev():
-    def capacity(stack: str) -> tuple[int, int]:
-        section = dataproc_section(stack)
-        worker = sizing.SHAPES[section.get("worker", "e2-standard-4")]
-        workers = section.get("workers", 2)
-        return workers * worker.memory_mb, workers * worker.vcpus
+def test_prod_cluster_is_not_smaller_than_staging_or_dev(plans):
+    # What the load needs of a cluster (its consumer's capacity, with one worker lost too, and its
+    # vCPUs), not its memory: derived, dev's and staging's 2-vCPU workers are highmem so that an executor
+    # fits beside an AM, prod's more numerous ones standard.
+    def capacity(stack: str) -> tuple[int, int, int]:
+        verdict = plans[stack].model.gcp.right_size
+        cluster = verdict.configured
+        return cluster.capacity, cluster.one_lost, cluster.workers * cluster.worker.vcpus
     for prod, staging, dev in zip(capacity("prod"), capacity("staging"), capacity("dev"), strict=True):
         assert prod >= staging >= dev

@@ -120,16 +120,17 @@ def test_the_connector_jars_uploaded_are_the_locked_bytes(planned, digest):
 
 
 def test_executor_counts_fill_the_cluster(planned):
-    spark = planned.settings.spark
+    spark = planned.model.gcp.spark
     by_job = jobs(planned)
     consumer = by_job["consumer"].inputs["pysparkConfig"]["properties"]
     producer = by_job["producer"].inputs["pysparkConfig"]["properties"]
-    # dev: 2 workers x 2 executors, less one that both AMs on one worker crowd out, one for the producer.
-    assert consumer["spark.executor.instances"] == "2" and producer["spark.executor.instances"] == "1"
+    # dev: 3 e2-highmem-2 workers x 1 executor, less one that both AMs on one worker crowd out, one for
+    # the producer.
+    assert consumer["spark.executor.instances"] == "1" and producer["spark.executor.instances"] == "1"
     for properties in (consumer, producer):
         assert properties["spark.executor.memory"] == f"{spark.executor_memory_mb}m"
         assert properties["spark.executor.memoryOverhead"] == f"{spark.executor_overhead_mb}m"
-        assert properties["spark.sql.shuffle.partitions"] == "8"
+        assert properties["spark.sql.shuffle.partitions"] == "4"  # 2 x 1 consumer executor x 2 cores
 
 
 def test_job_ids_carry_the_release(planned, digest):

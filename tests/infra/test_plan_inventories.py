@@ -123,7 +123,7 @@ def test_cluster_and_job_properties_are_shown_whole(plans):
     assert len(jobs) == 2
     for job in jobs:
         assert job["values"]["pysparkConfig.properties"]["spark.executor.instances"]
-    workers = before.settings.dataproc.workers + 2
+    workers = before.model.gcp.cluster.workers + 2
     after = mocks.run_plan("dev", with_setting("dev", "dataproc", "workers", workers))
     assert any(line.startswith("spark.executor.instances:") for line in added_lines(before, after))
 

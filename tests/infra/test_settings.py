@@ -31,7 +31,8 @@ def test_stack_files_hold_only_differences_and_defaults_fill_the_rest():
     dev = parse_settings("dev", {**GCP, "hydrostream:kafka": {"partitions": 12}})
     assert dev.kafka.partitions == 12
     assert dev.kafka.machine == sizing.SHAPES["e2-standard-2"]
-    assert dev.dataproc.workers == 2
+    assert (dev.dataproc.master, dev.dataproc.worker, dev.dataproc.workers) == (None, None, None)  # derived
+    assert dev.dataproc.spare_workers == 0
     assert dev.jobs.release is None
     assert dev.protect is False
 
@@ -58,7 +59,8 @@ def test_unknown_machine_type_is_refused_listing_known_ones():
 
 
 def test_too_few_executor_slots_are_refused():
-    message = error_for({**GCP, "hydrostream:dataproc": {"worker": "e2-standard-2", "workers": 2}})
+    pinned = {"master": "e2-standard-4", "worker": "e2-standard-2", "workers": 2}
+    message = error_for({**GCP, "hydrostream:dataproc": pinned})
     assert "hydrostream:dataproc = '2 x e2-standard-2'" in message
     assert "guarantees 1 executor(s) beside the two application masters" in message
 
@@ -330,14 +332,16 @@ def test_a_read_cap_that_misses_the_catch_up_target_is_refused_naming_both_keys(
 
 
 def test_a_catch_up_the_executors_cannot_meet_is_refused_naming_the_sizes():
-    # dev's consumer processes 2 executors x 2 cores x 19,000 = 76,000 readings/s. At 20,000/s an hour's
-    # backlog within 15 minutes needs 20,000 x (1 + 4) = 100,000 readings/s; within 30 minutes, 60,000.
-    message = error_for({**GCP, "hydrostream:jobs": {"rate": 20_000}})
+    # A pinned master and 2 x e2-standard-4: 2 consumer executors x 2 cores x 4,000 = 16,000 readings/s
+    # (the rate may be 8,000). At 4,000/s an hour's backlog within 15 minutes needs 4,000 x (1 + 4) =
+    # 20,000 readings/s; within 30 minutes, 4,000 x (1 + 2) = 12,000.
+    pinned = {"hydrostream:dataproc": {"master": "e2-standard-4", "worker": "e2-standard-4", "workers": 2}}
+    message = error_for({**GCP, **pinned, "hydrostream:jobs": {"rate": 4_000}})
     assert "hydrostream:jobs.catch_up_within = '15m': expected a time the consumer can meet: a 1h outage's " \
-           "backlog within 15m needs 100,000 readings/s, and its executors process 76,000/s" in message
+           "backlog within 15m needs 20,000 readings/s, and its executors process 16,000/s" in message
     assert "hydrostream:dataproc.worker or hydrostream:dataproc.workers" in message
-    slower = {"rate": 20_000, "catch_up_within": "30m"}
-    assert parse_settings("dev", {**GCP, "hydrostream:jobs": slower}).jobs.read_cap == 60_000 * 30
+    slower = {"rate": 4_000, "catch_up_within": "30m"}
+    assert parse_settings("dev", {**GCP, **pinned, "hydrostream:jobs": slower}).jobs.read_cap == 12_000 * 30
 
 
 @pytest.mark.parametrize(("jobs", "key", "allowed"), [
@@ -372,7 +376,7 @@ def test_grafana_ranges_count_only_public_addresses():
 def test_a_dev_only_key_is_refused_on_other_stacks():
     for stack in ("staging", "prod"):
         config = {**mocks.stack_config(stack), "hydrostream:dataproc": {
-            **mocks.stack_config(stack)["hydrostream:dataproc"], "idle_delete_minutes": 120}}
+            **mocks.stack_config(stack).get("hydrostream:dataproc", {}), "idle_delete_minutes": 120}}
         message = error_for(config, stack=stack)
         assert f"hydrostream:dataproc.idle_delete_minutes = 120: expected unset on {stack}: it is for dev " \
                f"only" in message
@@ -398,3 +402,25 @@ def test_a_refused_value_is_not_replaced_by_its_default_in_the_checks_across_key
     # window '0s' is refused; its default (5m) must not then be reported shorter than the slide.
     message = error_for({**GCP, "hydrostream:jobs": {"window": "0s", "slide": "10m"}})
     assert "1 problem)" in message and "'5m'" not in message
+
+
+def test_a_pinned_cluster_must_carry_the_load_with_its_spare_workers_lost():
+    # prod (2,000/s; 10,000 readings/s while behind) pinned to 4 x e2-standard-2 (6,144 MB of YARN, one
+    # 2-core executor each, none beside both AMs): 3 executors guaranteed, 2 for the consumer, 16,000/s
+    # with all four; with one lost, 3 workers guarantee 2 (0 + 1 + 1), 1 for the consumer: 8,000/s.
+    pinned = {"master": "e2-highmem-2", "worker": "e2-standard-2", "workers": 4}
+    config = {**mocks.stack_config("prod"), "hydrostream:dataproc": {**pinned, "spare_workers": 1}}
+    message = error_for(config, stack="prod")
+    assert "needs 10,000 readings/s, and its executors process 8,000/s" in message
+    # Without the spare worker the same cluster is accepted; with five workers, one lost leaves 16,000/s.
+    assert parse_settings("prod", {**config, "hydrostream:dataproc": pinned})
+    five = {**pinned, "workers": 5, "spare_workers": 1}
+    assert parse_settings("prod", {**config, "hydrostream:dataproc": five})
+
+
+def test_spare_workers_whose_loss_leaves_no_am_share_are_refused():
+    # 2 pinned workers, both spare: no worker left to start an AM on.
+    pinned = {"master": "e2-highmem-2", "worker": "n2-standard-8", "workers": 2, "spare_workers": 2}
+    message = error_for({**GCP, "hydrostream:dataproc": pinned})
+    assert "hydrostream:dataproc = '2 x n2-standard-8': expected 0 worker(s) of 26112 MB of YARN memory " \
+           "let the application masters hold 0 MB" in message

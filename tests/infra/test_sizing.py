@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from infra import sizing
+from infra.model import derive
 from infra.settings import SettingsError, parse_settings
 from infra.tools import mocks
 
@@ -150,7 +151,7 @@ def test_broker_heap_and_database_memory_limit_from_vm_size():
 def test_prod_is_at_least_staging_is_at_least_dev():
     def capacity(stack):
         s = parse_settings(stack, mocks.stack_config(stack))
-        spark = s.spark
+        spark = derive(s).gcp.spark
         return (spark.consumer_executors * spark.executor_cores,
                 spark.consumer_executors * spark.executor_memory_mb,
                 spark.driver_memory_mb,

@@ -17,7 +17,6 @@ from hydrostream_jobs.consumer_job import CONSUMER_QUERY
 from hydrostream_jobs.metrics import ConsumerMetrics, ProducerMetrics
 from hydrostream_jobs.validate import REASONS
 from prometheus_client.metrics import MetricWrapperBase
-
 from stack_rules import rule_documents
 
 from infra.render.prometheus_volume import JOB_ALERTMANAGER, JOB_INFLUXDB
