@@ -17,10 +17,10 @@ def test_yarn_and_capacity_scheduler_properties_are_applied_and_the_rest_is_not(
         "yarn:yarn.scheduler.maximum-allocation-mb": "13056",
         "capacity-scheduler:yarn.scheduler.capacity.resource-calculator": "C",
         "spark:spark.dynamicAllocation.enabled": "false",
-        "dataproc:pip.packages": "x==1",
+        "dataproc:dataproc.logging.stackdriver.enable": "false",
     })
     assert config["yarn.scheduler.maximum-allocation-mb"] == "13056"
     assert config["yarn.scheduler.capacity.resource-calculator"] == "C"
     assert config["yarn.minicluster.yarn.nodemanager.resource.memory-mb"] == "13056"
     assert config["yarn.nodemanager.resource.cpu-vcores"] == "4"
-    assert not any("spark" in key or "pip" in key for key in config)
+    assert not any("spark" in key or "stackdriver" in key for key in config)
