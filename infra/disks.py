@@ -63,9 +63,14 @@ def kafka_fill(rate: int, retention_hours: float, disk_gb: int) -> DiskFill:
                     f"{rate}/s x {KAFKA_BYTES_PER_READING} B x {retention_hours:g} h")
 
 
+def influxdb_values_per_second(rate: int, farms: int, slide_s: float) -> float:
+    """The field values InfluxDB stores a second: each reading's values and each window's statistics."""
+    return rate * len(VALUE_FIELDS) + farms * ZONES_PER_FARM * WINDOW_FIELDS / slide_s
+
+
 def influxdb_fill(rate: int, farms: int, slide_s: float, retention_days: int, disk_gb: int) -> DiskFill:
     """InfluxDB's data at the end of the bucket's retention: readings' and windows' stored values."""
-    values_per_second = rate * len(VALUE_FIELDS) + farms * ZONES_PER_FARM * WINDOW_FIELDS / slide_s
+    values_per_second = influxdb_values_per_second(rate, farms, slide_s)
     stored = values_per_second * INFLUXDB_BYTES_PER_VALUE * retention_days * 86400
     return DiskFill("influxdb", disk_gb, stored,
                     f"{values_per_second:,.0f} values/s x {INFLUXDB_BYTES_PER_VALUE} B x {retention_days} d")

@@ -18,7 +18,7 @@ from typing import Any
 
 from hydrostream_jobs import contract, durations
 
-from infra import capacity, catalog, cost, disks, right_size, sizing
+from infra import capacity, catalog, cost, disks, influxdb_load, right_size, sizing
 from infra.gcp import dataproc, storage
 from infra.gcp.jobs import Restarts
 from infra.gcp.kafka import broker_names
@@ -92,6 +92,7 @@ class Gcp:
     capacity: capacity.ConsumerCapacity
     right_size: right_size.Verdict | None   # the cluster against the cheapest for the load; None: unpriced
     disk_fills: tuple[disks.DiskFill, ...]  # the brokers' and InfluxDB's data disks at the end of retention
+    influxdb_load: influxdb_load.InfluxDbLoad  # InfluxDB's VM against its band of InfluxData's guidelines
     snapshot_retention_days: int        # the daily snapshots of every data disk
     backup_retention_days: int          # InfluxDB's daily backups in the backup bucket
 
@@ -146,7 +147,8 @@ class StackModel:
             "dataproc_worker": f"{gcp.cluster.workers} x {shape(gcp.cluster.worker)}",
             "kafka": {"machine": shape(gcp.brokers[0].machine), "heap_mb": self.services.kafka.heap_mb},
             "influxdb": {"machine": shape(gcp.influxdb.machine),
-                         "gomemlimit_mb": self.services.influxdb.memory_limit_mb},
+                         "gomemlimit_mb": self.services.influxdb.memory_limit_mb,
+                         "load_band": gcp.influxdb_load.band.name},
             "monitoring": {"machine": shape(gcp.monitoring.machine)},
         }
 
@@ -212,9 +214,23 @@ def _gcp(settings: StackSettings) -> Gcp:
                                 durations.milliseconds(settings.jobs.slide) / 1000,
                                 settings.influxdb.retention_days, settings.influxdb.disk_gb),
         ),
+        influxdb_load=_influxdb_load(settings),
         snapshot_retention_days=settings.backups.snapshot_retention_days,
         backup_retention_days=settings.backups.influxdb_retention_days,
     )
+
+
+def _influxdb_load(settings: StackSettings) -> influxdb_load.InfluxDbLoad:
+    """InfluxDB's VM against the stack's writes and series; a load beyond one node is refused."""
+    jobs = settings.jobs
+    try:
+        return influxdb_load.influxdb_load(settings.influxdb.machine, jobs.rate, jobs.farms,
+                                           jobs.devices_per_farm, durations.milliseconds(jobs.slide) / 1000)
+    except sizing.SizingError as error:
+        raise SettingsError(
+            f"stack {settings.stack!r}: invalid configuration; nothing was deployed:\n  hydrostream:jobs "
+            f"rate {jobs.rate}, farms {jobs.farms}, devices_per_farm {jobs.devices_per_farm}: {error}"
+        ) from None
 
 
 def trigger_seconds(trigger: str) -> int:

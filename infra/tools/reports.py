@@ -20,5 +20,6 @@ def capacity_and_cost(plan: Plan) -> list[str]:
     verdict = model.gcp.right_size if model.gcp is not None else None
     sized = verdict.report(cost.load_prices().currency) if verdict is not None else []
     fills = disks.report(model.gcp.disk_fills) if model.gcp is not None else []
+    influxdb = model.gcp.influxdb_load.report() if model.gcp is not None else []
     return [*capacity.report(consumer, model.jobs.flags.rate, model.catch_up, model.retention_s), *sized,
-            *fills, *priced]
+            *fills, *influxdb, *priced]
