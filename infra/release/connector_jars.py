@@ -72,17 +72,25 @@ class Jar:
         return f"{MAVEN_CENTRAL}/{group}/{self.artifact}/{self.version}/{self.file_name}"
 
 
-def locked_jars(lock: Path = LOCK) -> tuple[Jar, ...]:
-    """The jars the lock file pins, in its order; a malformed line is named with its number."""
-    jars = []
+def lock_lines(lock: Path, pattern: re.Pattern[str], form: str,
+               error: type[ValueError] = JarError) -> list[tuple[str, re.Match[str]]]:
+    """Each line of a lock file that is neither blank nor a comment, matched by `pattern`, with where it
+    is (`path:number`); a line that does not match is refused, naming where and the `form` expected."""
+    lines = []
     for number, raw in enumerate(lock.read_text().splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        match = _LINE.fullmatch(line)
+        match = pattern.fullmatch(line)
         if match is None:
-            raise JarError(f"{lock}:{number}: expected `group:artifact:version sha256`, got {line!r}")
-        jars.append(Jar(*match.groups()))
+            raise error(f"{lock}:{number}: expected `{form}`, got {line!r}")
+        lines.append((f"{lock}:{number}", match))
+    return lines
+
+
+def locked_jars(lock: Path = LOCK) -> tuple[Jar, ...]:
+    """The jars the lock file pins, in its order; a malformed line is named with its number."""
+    jars = [Jar(*match.groups()) for _, match in lock_lines(lock, _LINE, "group:artifact:version sha256")]
     if not jars:
         raise JarError(f"{lock} pins no jar")
     return tuple(jars)

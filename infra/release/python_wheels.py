@@ -64,16 +64,8 @@ def _wheel(match: re.Match[str], where: str) -> Wheel:
 
 def locked_wheels(lock: Path = LOCK) -> tuple[Wheel, ...]:
     """The wheels the lock pins, in its order; a malformed line is named with its number."""
-    wheels = []
-    for number, raw in enumerate(lock.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.fullmatch(line)
-        if match is None:
-            raise WheelError(f"{lock}:{number}: expected `name==version url sha256`, got {line!r}")
-        wheels.append(_wheel(match, f"{lock}:{number}"))
-    return tuple(wheels)
+    return tuple(_wheel(match, where) for where, match in
+                 connector_jars.lock_lines(lock, _LINE, "name==version url sha256", WheelError))
 
 
 def main() -> int:
