@@ -12,7 +12,7 @@ import pytest
 import yaml
 from hydrostream_jobs import contract
 
-from infra import catalog, roles
+from infra import catalog, model, roles
 from infra.gcp import firewall, monitoring, secrets
 from infra.settings import parse_settings
 from infra.tools import mocks
@@ -133,8 +133,9 @@ def test_every_scrape_of_another_vm_is_an_admitted_flow_and_nothing_more_is_open
     hosts = {"10.20.0.5": "broker", "10.20.0.6": "tsdb", "hydro-dev-dataproc-m": "dataproc",
              monitoring.THIS_HOST: "localhost"}
     settings = parse_settings("dev", mocks.stack_config("dev"))
-    files = monitoring.config_files("dev", "hydro", "hydro", settings.alerting, kafka_ips=["10.20.0.5"],
-                                    influxdb_ip="10.20.0.6", dataproc_master="hydro-dev-dataproc-m")
+    files = monitoring.config_files("dev", "hydro", "hydro", settings.alerting, model.alert_rules(settings),
+                                    kafka_ips=["10.20.0.5"], influxdb_ip="10.20.0.6",
+                                    dataproc_master="hydro-dev-dataproc-m")
     config = yaml.safe_load(files["prometheus-config/prometheus.yml"])
     scraped = {(job["job_name"], hosts[target.rsplit(":", 1)[0]], int(target.rsplit(":", 1)[1]))
                for job in config["scrape_configs"] for static in job["static_configs"]

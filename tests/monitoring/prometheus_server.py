@@ -31,7 +31,7 @@ def write_config(directory: Path, targets: ScrapeTargets, extra_rules: Mapping[s
         line = f"evaluation_interval: {EVALUATION_INTERVAL}"
         assert rendered.count(line) == 1, rendered
         rendered = rendered.replace(line, f"evaluation_interval: {evaluation_interval}")
-    (directory / "rules").mkdir()
+    (directory / "rules").mkdir(parents=True)
     for name, text in {**rule_texts(stack), **(extra_rules or {})}.items():
         (directory / "rules" / name).write_text(text)
     path = directory / "prometheus.yml"

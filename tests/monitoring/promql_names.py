@@ -17,9 +17,9 @@ from hydrostream_jobs.consumer_job import CONSUMER_QUERY
 from hydrostream_jobs.metrics import ConsumerMetrics, ProducerMetrics
 from hydrostream_jobs.validate import REASONS
 from prometheus_client.metrics import MetricWrapperBase
-from stack_rules import rule_documents
 
 from infra.render.prometheus_volume import JOB_ALERTMANAGER, JOB_INFLUXDB
+from tests.monitoring.stack_rules import rule_documents
 
 # Exporter metrics the rules and dashboards use, as documented by the exporter (node_exporter v1.9
 # filesystem collector) plus Prometheus' own `up`.

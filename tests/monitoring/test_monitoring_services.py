@@ -200,10 +200,13 @@ def test_the_write_rule_counts_the_consumer_s_refused_writes_which_only_its_metr
     influxdb = expositions[JOB_INFLUXDB]
     counted = {s["status"] for s in influxdb["http_write_request_count"]
                if s["endpoint"] == contract.INFLUX_WRITE_PATH}
-    assert counted == {"204", "400"}
+    # The session's influxd is shared with the other tests of this worker: it may also count their
+    # refused writes (403 of a read-only token, 422 of a field type), never fewer than this module's.
+    assert counted >= {"204", "400"}
     on_the_api = {s["response_code"] for s in influxdb["http_api_requests_total"]
                   if s["path"] == contract.INFLUX_WRITE_PATH}
     assert on_the_api == {"204"}
+    assert "401" not in counted
     assert not [name for name, samples in influxdb.items() for sample in samples if "401" in sample.values()]
 
 

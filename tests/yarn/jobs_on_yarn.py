@@ -94,16 +94,22 @@ def planned_dataproc(stack: str) -> PlannedDataproc:
 
 def release_files(workdir: Path, jar_names: tuple[str, ...], python_file_names: tuple[str, ...]
                   ) -> tuple[list[Path], list[Path]]:
-    """The release's connector jars (from the locked cache) and the jobs' package zip, named as the plan
-    names them; a name the release does not have fails here."""
+    """The release's connector jars (from the locked cache), the jobs' package zip and the Python wheels
+    (from the locked cache, under the `.zip` names they ship as), named as the plan names them; a name the
+    release does not have fails here."""
     jars = {path.name: path for path in (connector_jars.cached(jar) for jar in connector_jars.release_jars())}
     missing = sorted(set(jar_names) - set(jars))
     assert not missing, f"the plan ships jars the release does not have: {missing}"
     workdir.mkdir(parents=True, exist_ok=True)
-    package = workdir / "hydrostream_jobs.zip"
+    package = workdir / bundle.PACKAGE_ZIP
     package.write_bytes(bundle.package_zip(ROOT / "jobs" / "hydrostream_jobs"))
-    assert list(python_file_names) == [package.name], python_file_names
-    return [jars[name] for name in jar_names], [package]
+    python_files = {package.name: package}
+    for wheel in bundle.shipped_wheels():
+        shipped = workdir / wheel.shipped_name
+        shipped.write_bytes(connector_jars.cached(wheel).read_bytes())
+        python_files[shipped.name] = shipped
+    assert sorted(python_file_names) == sorted(python_files), python_file_names
+    return [jars[name] for name in jar_names], [python_files[name] for name in python_file_names]
 
 
 @dataclass
