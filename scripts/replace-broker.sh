@@ -13,7 +13,8 @@
 #
 # DRIVER is an executable that knows how to reach the brokers (scripts/kafka-broker-gcp.sh on GCP,
 # tests/kafka/broker-driver.sh in the tests), called as `DRIVER VERB N [ARGS...]`:
-#   tool N TOOL ARGS...  run the Kafka tool TOOL on broker N's host; an argument @config is N's config file
+#   tool N TOOL ARGS...  run the Kafka tool TOOL on broker N's host, logged in as the admin where the
+#                        brokers authenticate; an argument @config is N's config file (with that login)
 #   controllers N        print the controllers' host:port list as broker N reaches them
 #   bootstrap N          print the brokers' client host:port list as broker N reaches them
 #   stop N | start N     stop or start broker N's Kafka; start returns once it runs

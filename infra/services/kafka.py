@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hydrostream_jobs import contract
+from hydrostream_jobs.kafka import SASL_MECHANISM
 
 from infra import catalog, sizing
 from infra.paths import PROJECT_DIR
@@ -210,6 +211,80 @@ def topics(kafka: TopicSettings) -> tuple[TopicSpec, ...]:
         TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
                   kafka.dead_letter_retention_hours * MS_PER_HOUR, **replication),
     )
+
+
+# Who may do what (issue 29): every client logs in with SASL/SCRAM-SHA-512 as a user of its own, and
+# Kafka's KRaft authorizer allows only what `access` lists. The admin (the brokers between themselves, the
+# operator's tools and the boot units that make topics and users) is the only super user; a job can
+# neither alter nor delete a topic. SCRAM rather than mTLS: the password never crosses the wire (a
+# challenge-response proves it), the credentials are Secret Manager secrets fetched to tmpfs like every
+# other secret here, and no certificate authority, issuance or rotation is needed; traffic stays
+# unencrypted by Kafka (SASL_PLAINTEXT), within a VPC that Google encrypts between VMs. KRaft stores SCRAM
+# credentials in its metadata log, which the controllers serve, so the controller listener takes PLAIN
+# with the admin alone, and only the brokers' own accounts reach its port (infra/gcp/firewall.py).
+ADMIN_USER = "hydro-admin"
+PRODUCER_USER = "hydro-producer"
+CONSUMER_USER = "hydro-consumer"
+CONTROLLER_MECHANISM = "PLAIN"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# Kafka's ACL operations this stack grants (AclCommand's spelling).
+_OPERATIONS = ("Read", "Write", "Describe")
+
+
+@dataclass(frozen=True)
+class TopicAccess:
+    """`user` may do `operations` on `topic` (an allow ACL; nothing else is allowed to anyone but the
+    admin)."""
+
+    user: str
+    operations: tuple[str, ...]
+    topic: str
+
+    def __post_init__(self) -> None:
+        if not set(self.operations) <= set(_OPERATIONS) or not self.operations:
+            raise ValueError(f"access of {self.user}: operations among {_OPERATIONS}, got {self.operations}")
+        if self.user == ADMIN_USER:
+            raise ValueError(f"{ADMIN_USER} is a super user: it needs no ACL")
+
+    @property
+    def spec(self) -> str:
+        """As kafka-access.sh takes it: USER:OPERATION[+OPERATION...]:TOPIC."""
+        return f"{self.user}:{'+'.join(self.operations)}:{self.topic}"
+
+
+def access() -> tuple[TopicAccess, ...]:
+    """The producer writes the readings topic, the consumer reads it (Describe: its offsets and partitions).
+    Nobody writes the dead-letter topic (the consumer's dead letters are files, DESIGN.md), so nobody but
+    the admin touches it. Spark's consumers read by assigned partitions and keep offsets in their checkpoint,
+    so no consumer group is joined or committed and none is granted."""
+    return (
+        TopicAccess(PRODUCER_USER, ("Write", "Describe"), contract.READINGS_TOPIC),
+        TopicAccess(CONSUMER_USER, ("Read", "Describe"), contract.READINGS_TOPIC),
+    )
+
+
+def login_users() -> tuple[str, ...]:
+    """Every Kafka user with a password: the admin first, then the jobs' users."""
+    return (ADMIN_USER, *dict.fromkeys(grant.user for grant in access()))
+
+
+def sasl_env(listeners: tuple[catalog.KafkaListener, ...]) -> dict[str, str]:
+    """The broker settings that authenticate every listener and authorize every request: the client
+    listeners (inter-broker traffic included) with SCRAM, the controller's with PLAIN; the admin super
+    user; everything else only by ACL (`access`)."""
+    controllers = [listener.name for listener in listeners if listener.controller]
+    return {
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": ",".join(f"{listener.name}:SASL_PLAINTEXT"
+                                                         for listener in listeners),
+        "KAFKA_SASL_ENABLED_MECHANISMS": SASL_MECHANISM,
+        "KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL": SASL_MECHANISM,
+        **{f"KAFKA_LISTENER_NAME_{name}_SASL_ENABLED_MECHANISMS": CONTROLLER_MECHANISM
+           for name in controllers},
+        "KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL": CONTROLLER_MECHANISM,
+        "KAFKA_AUTHORIZER_CLASS_NAME": AUTHORIZER,
+        "KAFKA_SUPER_USERS": f"User:{ADMIN_USER}",
+        "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND": "false",
+    }
 
 
 def metrics_agent_config() -> str:

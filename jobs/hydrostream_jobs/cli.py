@@ -75,6 +75,9 @@ class ConsumerArgs:
     metrics_port: int
     bootstrap_servers: str | None
     topic: str
+    kafka_user: str | None
+    kafka_password_file: str | None
+    kafka_password_secret: str | None
     starting_offsets: str
     max_offsets_per_trigger: int
     fail_on_data_loss: bool
@@ -100,6 +103,9 @@ class ProducerArgs:
     sink: str
     bootstrap_servers: str | None
     topic: str
+    kafka_user: str | None
+    kafka_password_file: str | None
+    kafka_password_secret: str | None
     rate: int
     output_path: str | None
     count: int | None
@@ -125,6 +131,31 @@ def _add_kafka_options(parser: argparse.ArgumentParser, selector: str, verb: str
     parser.add_argument(
         "--topic", default=READINGS_TOPIC, help=f"Kafka topic to {verb} (default: %(default)s)"
     )
+    parser.add_argument(
+        "--kafka-user",
+        help="Kafka user the job logs in as (SASL/SCRAM-SHA-512), with exactly one of --kafka-password-file, "
+        "--kafka-password-secret; no default: without it the job does not authenticate (a broker without "
+        "authentication)",
+    )
+    parser.add_argument(
+        "--kafka-password-file",
+        help="file holding --kafka-user's password (surrounding whitespace stripped); with --kafka-user "
+        "exactly one of it and --kafka-password-secret, no default",
+    )
+    parser.add_argument(
+        "--kafka-password-secret",
+        help="Secret Manager version holding --kafka-user's password, projects/P/secrets/S/versions/V; with "
+        "--kafka-user exactly one of it and --kafka-password-file, no default",
+    )
+
+
+def _check_kafka_login(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
+    """--kafka-user comes with exactly one password source, and a password source never without it."""
+    sources = [bool(ns.kafka_password_file), bool(ns.kafka_password_secret)]
+    if ns.kafka_user and sum(sources) != 1:
+        parser.error("--kafka-user needs exactly one of --kafka-password-file, --kafka-password-secret")
+    if not ns.kafka_user and any(sources):
+        parser.error("--kafka-password-file and --kafka-password-secret need --kafka-user")
 
 
 def _add_driver_options(parser: argparse.ArgumentParser, metrics_port: int) -> None:
@@ -260,6 +291,7 @@ def parse_consumer_args(argv: list[str]) -> ConsumerArgs:
         parser.error("--source kafka needs --bootstrap-servers")
     if ns.source == "files" and not ns.input_path:
         parser.error("--source files needs --input-path")
+    _check_kafka_login(parser, ns)
     if ns.sink == "influxdb":
         missing = [flag for flag in ("influx_url", "influx_org", "influx_bucket") if not getattr(ns, flag)]
         if missing:
@@ -351,6 +383,7 @@ def parse_producer_args(argv: list[str]) -> ProducerArgs:
         parser.error("--sink kafka needs --bootstrap-servers")
     if ns.sink == "files" and not (ns.output_path and ns.count):
         parser.error("--sink files needs --output-path and --count")
+    _check_kafka_login(parser, ns)
     if ns.send_timeout < MIN_SEND_TIMEOUT_S:
         parser.error(f"--send-timeout must be at least {MIN_SEND_TIMEOUT_S} seconds, got {ns.send_timeout}")
     return ProducerArgs(**vars(ns))

@@ -23,7 +23,7 @@ from hydrostream_jobs.contract import (
 )
 from hydrostream_jobs.dead_letter import dead_letter_folder, dead_letter_record
 from hydrostream_jobs.handover import HadoopFiles, StartPosition, decide
-from hydrostream_jobs.kafka import kafka_reader_options
+from hydrostream_jobs.kafka import kafka_reader_options, read_login
 from hydrostream_jobs.line_protocol import readings_line, window_stats_line
 from hydrostream_jobs.metrics import (
     ConsumerMetrics,
@@ -86,6 +86,7 @@ def kafka_source_options(args: ConsumerArgs, position: StartPosition) -> dict[st
         args.max_offsets_per_trigger,
         args.fail_on_data_loss,
         position.starting_timestamp_ms,
+        read_login(args.kafka_user, args.kafka_password_file, args.kafka_password_secret),
     )
 
 

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from hydrostream_jobs.cli import ProducerArgs
-from hydrostream_jobs.kafka import kafka_writer_options
+from hydrostream_jobs.kafka import kafka_writer_options, read_login
 from hydrostream_jobs.metrics import (
     ProducerMetrics,
     ProducerProgressListener,
@@ -257,6 +257,12 @@ def kafka_destination(args: ProducerArgs) -> str:
     return f"topic {args.topic} on {args.bootstrap_servers}"
 
 
+def writer_options(args: ProducerArgs) -> dict[str, str]:
+    """The Kafka sink's options for this command line, logged in as --kafka-user when given."""
+    login = read_login(args.kafka_user, args.kafka_password_file, args.kafka_password_secret)
+    return kafka_writer_options(args.bootstrap_servers or "", args.topic, args.send_timeout * 1000, login)
+
+
 def write_kafka_counted(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetrics) -> None:
     """Send `--count` messages to the Kafka topic and stop; fail if a write task stalls.
 
@@ -269,7 +275,7 @@ def write_kafka_counted(spark: SparkSession, args: ProducerArgs, metrics: Produc
     writer = (
         counted_messages(spark, args)
         .write.format("kafka")
-        .options(**kafka_writer_options(args.bootstrap_servers or "", args.topic, args.send_timeout * 1000))
+        .options(**writer_options(args))
     )
     message = stalled_message(args, "no write task of the --count messages was acknowledged")
 
@@ -318,8 +324,7 @@ def write_kafka(spark: SparkSession, args: ProducerArgs, metrics: ProducerMetric
         query = (
             messages.writeStream.queryName(PRODUCER_QUERY)
             .format("kafka")
-            .options(**kafka_writer_options(args.bootstrap_servers or "", args.topic,
-                                            args.send_timeout * 1000))
+            .options(**writer_options(args))
             .option("checkpointLocation", checkpoint)
             .trigger(processingTime="1 second")
             .start()

@@ -1,7 +1,8 @@
-"""The InfluxDB token, read from a file or Google Secret Manager (stdlib only), cached per process.
+"""A job's secrets (the InfluxDB token, the Kafka password), read from a file or Google Secret Manager
+(stdlib only), cached per process.
 
-A Secret Manager secret may have no version yet: a scoped token is created by the InfluxDB VM once
-InfluxDB is set up, which can be after the job starts. Reading it waits, bounded by
+A Secret Manager secret may have no version yet: the scoped InfluxDB token is created by the InfluxDB VM
+once InfluxDB is set up, which can be after the job starts. Reading it waits, bounded by
 `TokenSource.wait_seconds`, and then fails naming the secret.
 """
 
@@ -30,10 +31,12 @@ class TokenError(RuntimeError):
 
 @dataclass(frozen=True)
 class TokenSource:
-    """Where the token lives: a file path, or a Secret Manager version name. Plain and picklable."""
+    """Where a secret lives: a file path, or a Secret Manager version name. Plain and picklable."""
 
     file: str | None = None
     secret: str | None = None
+    what: str = "InfluxDB token"            # what the secret is, in messages
+    option: str = "--influx-token"          # the command line's option prefix (-file, -secret)
     metadata_token_url: str = METADATA_TOKEN_URL
     secret_manager_url: str = SECRET_MANAGER_URL
     wait_seconds: float = 600.0   # how long a secret without a version is waited for
@@ -51,7 +54,7 @@ def _get_json(request: urllib.request.Request) -> dict:
 def _read_secret(source: TokenSource) -> str:
     name = source.secret or ""
     if not name.startswith("projects/") or "/secrets/" not in name or "/versions/" not in name:
-        raise TokenError("--influx-token-secret must look like projects/P/secrets/S/versions/V")
+        raise TokenError(f"{source.option}-secret must look like projects/P/secrets/S/versions/V")
     metadata = urllib.request.Request(source.metadata_token_url, headers={"Metadata-Flavor": "Google"})
     deadline = time.monotonic() + source.wait_seconds
     while True:
@@ -69,8 +72,9 @@ def _read_secret(source: TokenSource) -> str:
                 raise TokenError(f"cannot read secret {name}: HTTP {error.code}") from None
             if time.monotonic() + source.retry_seconds > deadline:
                 raise TokenError(
-                    f"secret {name} has no enabled version after waiting {source.wait_seconds:g} s "
-                    f"(HTTP {error.code}); the InfluxDB VM adds it once InfluxDB is set up") from None
+                    f"secret {name} ({source.what}) has no enabled version after waiting "
+                    f"{source.wait_seconds:g} s (HTTP {error.code}); the InfluxDB VM adds the InfluxDB token "
+                    f"once InfluxDB is set up, the stack adds the Kafka passwords") from None
         except (OSError, KeyError, ValueError) as error:
             raise TokenError(f"cannot read secret {name}: {type(error).__name__}") from None
         _sleep(source.retry_seconds)
@@ -84,14 +88,14 @@ def _read_file(source: TokenSource) -> str:
         with open(source.file or "", encoding="utf-8") as handle:
             return handle.read().strip()
     except OSError as error:
-        raise TokenError(f"cannot read token file {source.file}: {error.strerror}") from None
+        raise TokenError(f"cannot read {source.what} file {source.file}: {error.strerror}") from None
 
 
 def read_token(source: TokenSource) -> str:
-    """The token, surrounding whitespace stripped; read once per process and source."""
+    """The secret, surrounding whitespace stripped; read once per process and source."""
     if source not in _cache:
         token = _read_secret(source) if source.secret else _read_file(source)
         if not token:
-            raise TokenError("the InfluxDB token is empty")
+            raise TokenError(f"the {source.what} is empty")
         _cache[source] = token
     return _cache[source]

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 from hydrostream_jobs.cli import consumer_parser, parse_consumer_args, parse_producer_args, producer_parser
-from hydrostream_jobs.kafka import kafka_reader_options, kafka_writer_options
+from hydrostream_jobs.kafka import KafkaLogin, kafka_reader_options, kafka_writer_options, read_login
+from hydrostream_jobs.token import TokenError
 
 COMMON = ["--dead-letter-path", "/dl", "--checkpoint-location", "/ck"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -148,3 +149,58 @@ def test_producer_send_timeout_defaults_to_kafkas_delivery_timeout_and_refuses_a
     with pytest.raises(SystemExit):
         parse_producer_args([*base, "--send-timeout", "4"])
     assert "--send-timeout must be at least 5 seconds, got 4" in capsys.readouterr().err
+
+
+KAFKA_CONSUMER = ["--source", "kafka", "--bootstrap-servers", "h:9092", "--sink", "noop", *COMMON]
+KAFKA_PRODUCER = ["--sink", "kafka", "--bootstrap-servers", "h:9092"]
+
+
+@pytest.mark.parametrize(("parse", "base"), [(parse_consumer_args, KAFKA_CONSUMER),
+                                             (parse_producer_args, KAFKA_PRODUCER)])
+@pytest.mark.parametrize(("login", "named"), [
+    (["--kafka-user", "u"],
+     "--kafka-user needs exactly one of --kafka-password-file, --kafka-password-secret"),
+    (["--kafka-user", "u", "--kafka-password-file", "/p", "--kafka-password-secret",
+      "projects/p/secrets/s/versions/1"], "exactly one of"),
+    (["--kafka-password-file", "/p"], "need --kafka-user"),
+])
+def test_a_kafka_login_is_a_user_and_exactly_one_password_source(parse, base, login, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse([*base, *login])
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_a_kafka_login_is_read_from_its_file_and_becomes_scram_options(tmp_path):
+    password = tmp_path / "password"
+    password.write_text("  s3cretPassw0rd\n")
+    args = parse_producer_args([*KAFKA_PRODUCER, "--kafka-user", "hydro-producer",
+                                "--kafka-password-file", str(password)])
+    login = read_login(args.kafka_user, args.kafka_password_file, args.kafka_password_secret)
+    assert (login.user, login.password) == ("hydro-producer", "s3cretPassw0rd")
+    assert "s3cretPassw0rd" not in repr(login)
+    expected = {
+        "kafka.security.protocol": "SASL_PLAINTEXT",
+        "kafka.sasl.mechanism": "SCRAM-SHA-512",
+        "kafka.sasl.jaas.config": 'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                                  'username="hydro-producer" password="s3cretPassw0rd";',
+    }
+    writer = kafka_writer_options("h:9092", "t", 120_000, login)
+    reader = kafka_reader_options("h:9092", "t", "latest", 5, True, login=login)
+    assert {k: writer[k] for k in expected} == expected == {k: reader[k] for k in expected}
+    # Without a login: no SASL option at all (a broker without authentication).
+    assert not {k for k in kafka_writer_options("h:9092", "t", 120_000) if "sasl" in k or "security" in k}
+    assert read_login(None, None, None) is None
+
+
+@pytest.mark.parametrize("password", ['pa"ss', "pa\\ss", "pa;ss", ""])
+def test_a_password_that_would_break_the_jaas_line_is_refused_without_showing_it(password):
+    with pytest.raises(ValueError) as error:
+        KafkaLogin("hydro-consumer", password)
+    assert "hydro-consumer" in str(error.value)
+    assert not password or password not in str(error.value)
+
+
+def test_a_missing_password_file_names_the_kafka_password(tmp_path):
+    with pytest.raises(TokenError, match="cannot read Kafka password file"):
+        read_login("hydro-consumer", str(tmp_path / "absent"), None)

@@ -245,5 +245,5 @@ def test_the_token_comes_from_secret_manager_through_the_metadata_server_once_pe
 
 
 def test_a_missing_token_file_is_an_error_naming_the_file_only(tmp_path):
-    with pytest.raises(TokenError, match="cannot read token file"):
+    with pytest.raises(TokenError, match="cannot read InfluxDB token file"):
         read_token(TokenSource(file=str(tmp_path / "absent")))

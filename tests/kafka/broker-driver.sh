@@ -1,7 +1,9 @@
 #!/bin/bash
 # broker-driver.sh VERB N [ARGS...]: scripts/replace-broker.sh's DRIVER for the test cluster on this machine
 # (tests/kafka/cluster.py), the counterpart of scripts/kafka-broker-gcp.sh. HYDRO_CLUSTER_DIR: the cluster's
-# folder, node N's in node-N/ (server.properties, start.sh, data/, broker.log, pid); KAFKA_BIN: the tools.
+# folder, node N's in node-N/ (server.properties, start.sh, data/, broker.log, pid), and sasl/ when the
+# brokers authenticate (kafka-sasl-files.sh's files: every tool then logs in as the admin, on the controller
+# listener with --bootstrap-controller, else on the client listener); KAFKA_BIN: the tools.
 set -euo pipefail
 
 : "${HYDRO_CLUSTER_DIR:?HYDRO_CLUSTER_DIR must name the test cluster folder}"
@@ -14,11 +16,24 @@ case ${verb} in
   tool)
     tool=$1
     shift
+    sasl=${HYDRO_CLUSTER_DIR}/sasl
+    config=${node}/server.properties
+    login=()
+    if [[ -d ${sasl} ]]; then
+      if [[ " $* " == *" --bootstrap-controller "* ]]; then
+        # The node's own config (add-controller reads its id and listeners there) with the admin's login.
+        config=${node}/server-login.properties
+        cat "${node}/server.properties" "${sasl}/controller.properties" >"${config}"
+        [[ " $* " == *" @config "* ]] || login=(--command-config "${sasl}/controller.properties")
+      else
+        login=(--command-config "${sasl}/admin.properties")
+      fi
+    fi
     args=()
     for arg in "$@"; do
-      args+=("${arg/#@config/${node}/server.properties}")
+      args+=("${arg/#@config/${config}}")
     done
-    exec "${KAFKA_BIN}/${tool}" "${args[@]}"
+    exec "${KAFKA_BIN}/${tool}" "${login[@]}" "${args[@]}"
     ;;
   controllers) cat "${HYDRO_CLUSTER_DIR}/controllers" ;;
   bootstrap) cat "${HYDRO_CLUSTER_DIR}/bootstrap" ;;
@@ -34,6 +49,9 @@ case ${verb} in
     ;;
   wipe) find "${node}/data" -mindepth 1 -delete ;;
   format)
+    if [[ -d ${HYDRO_CLUSTER_DIR}/sasl ]]; then
+      export KAFKA_SASL_DIR=${HYDRO_CLUSTER_DIR}/sasl
+    fi
     exec bash "${here}/../../infra/render/templates/kafka-format.sh" "${node}/server.properties" "$1" \
       "$(cat "${HYDRO_CLUSTER_DIR}/initial-controllers")" join
     ;;

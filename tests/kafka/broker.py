@@ -121,6 +121,7 @@ class Broker:
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     starts: int = 0
+    jaas: Path | None = None  # the broker JVM's JAAS file, on a broker that authenticates its clients
 
     @property
     def bootstrap_servers(self) -> str:
@@ -144,6 +145,8 @@ class Broker:
         KAFKA_OPTS makes it on a VM (`catalog.KAFKA_METRICS_AGENT`), on its own loopback port."""
         agent = ([f"-javaagent:{metrics_agent_jar()}={self.metrics_address}:{METRICS_AGENT_CONFIG}"]
                  if main == "kafka.Kafka" else [])
+        if main == "kafka.Kafka" and self.jaas is not None:
+            agent.append(f"-Djava.security.auth.login.config={self.jaas}")
         return [
             "java", *heap.split(), "-XX:+UseSerialGC", *agent,
             f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",

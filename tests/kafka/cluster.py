@@ -11,8 +11,10 @@ scripts/replace-broker.sh, from the files `Cluster` writes into its folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
+import secrets
 import shlex
 import signal
 import string
@@ -22,16 +24,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra import catalog
 from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from tests.kafka.broker import BROKER_HEAP, HERE, Broker, cluster_id, run_tool, tools_env
 from tests.ports import free_port
 
 TEMPLATES = HERE.parent.parent / "infra" / "render" / "templates"
 TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
 FORMAT_SCRIPT = TEMPLATES / "kafka-format.sh"
+SASL_FILES_SCRIPT = TEMPLATES / "kafka-sasl-files.sh"
+ACCESS_SCRIPT = TEMPLATES / "kafka-access.sh"
 DRIVER = HERE / "broker-driver.sh"
 REPLACE_SCRIPT = HERE.parent.parent / "scripts" / "replace-broker.sh"
 RACKS = ("zone-a", "zone-b", "zone-c")
+# The test nodes' listeners are the catalog's (cluster-server.properties lays them out on loopback).
+LISTENERS = catalog.KAFKA_LISTENERS
 # A partition line of `kafka-topics.sh --describe` (tabs between the fields).
 PARTITION_LINE = re.compile(
     r"Partition:\s*(\d+)\s+Leader:\s*(-?\d+)\s+Replicas:\s*([\d,]+)\s+Isr:\s*([\d,]*)")
@@ -43,12 +51,63 @@ def properties(env: dict[str, str]) -> str:
                      for key, value in sorted(env.items()))
 
 
+@dataclass(frozen=True)
+class Logins:
+    """The stack's Kafka users (infra/services/kafka.py) with a password each, one file per user in
+    `secrets` as a broker VM has them on tmpfs; `sasl` is what kafka-sasl-files.sh makes of the admin's."""
+
+    secrets: Path
+    sasl: Path
+
+    @classmethod
+    def create(cls, folder: Path) -> Logins:
+        """Fresh passwords (letters and digits, as the stacks generate them) and the admin's files."""
+        logins = cls(folder / "secrets", folder / "sasl")
+        logins.secrets.mkdir(parents=True, exist_ok=True)
+        for user in kafka_service.login_users():
+            logins.password_file(user).write_text(secrets.token_hex(16) + "\n")
+        done = subprocess.run(["bash", str(SASL_FILES_SCRIPT), kafka_service.ADMIN_USER,
+                               str(logins.password_file(kafka_service.ADMIN_USER)), str(logins.sasl)],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka-sasl-files.sh failed:\n{done.stderr}")
+        return logins
+
+    def password_file(self, user: str) -> Path:
+        return self.secrets / user
+
+    @property
+    def admin_config(self) -> Path:
+        """The admin's client config for the tools (--command-config)."""
+        return self.sasl / "admin.properties"
+
+    @property
+    def controller_config(self) -> Path:
+        """The admin's client config on the controller listener (--bootstrap-controller)."""
+        return self.sasl / "controller.properties"
+
+    def client_config(self, user: str, password: str | None = None) -> Path:
+        """A tool's client config logging in as `user` with its password (or with `password`)."""
+        password = password or self.password_file(user).read_text().strip()
+        path = self.sasl / f"{user}-{password[:6]}.properties"
+        path.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+                        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                        f'username="{user}" password="{password}";\n')
+        return path
+
+    def job_args(self, user: str) -> list[str]:
+        """A job's command-line login as `user`."""
+        return ["--kafka-user", user, "--kafka-password-file", str(self.password_file(user))]
+
+
 @dataclass
 class ClusterNode(Broker):
-    """One node of the test cluster: `node` says its id, rack and quorum; `cluster` its cluster id."""
+    """One node of the test cluster: `node` says its id, rack and quorum; `cluster` its cluster id;
+    `logins` (None: no authentication) the users its brokers authenticate and authorize."""
 
     node: cloud_init.KafkaNode | None = None
     cluster: str = ""
+    logins: Logins | None = None
 
     def format(self) -> None:
         """Render this node's server.properties and start.sh, and format its storage with the cluster's id
@@ -57,14 +116,20 @@ class ClusterNode(Broker):
         data.mkdir(parents=True, exist_ok=True)
         template = string.Template((HERE / "cluster-server.properties").read_text())
         config = self.workdir / "server.properties"
+        env = dict(self.node.env)
+        format_env = tools_env()
+        if self.logins is not None:
+            env.update(kafka_service.sasl_env(LISTENERS))
+            self.jaas = self.logins.sasl / "jaas.conf"
+            format_env["KAFKA_SASL_DIR"] = str(self.logins.sasl)
         config.write_text(template.substitute(
             broker_port=self.broker_port, controller_port=self.controller_port, log_dir=data,
-            cluster_properties=properties(self.node.env)))
+            cluster_properties=properties(env)))
         start = self._java("kafka.Kafka", str(config), heap=BROKER_HEAP)
         (self.workdir / "start.sh").write_text(f"exec {shlex.join(start)}\n")
         done = subprocess.run(["bash", str(FORMAT_SCRIPT), str(config), self.cluster,
                                self.node.initial_controllers],
-                              env=tools_env(), capture_output=True, text=True, timeout=120)
+                              env=format_env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"kafka-storage format of node {self.node.node_id} failed:\n"
                                f"{done.stdout}{done.stderr}")
@@ -98,17 +163,20 @@ class Cluster:
 
     workdir: Path
     min_insync_replicas: int = 2
+    racks: tuple[str, ...] = RACKS          # one node per rack
+    logins: Logins | None = None            # None: no authentication, no ACLs
     nodes: list[ClusterNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        controller_ports = [free_port() for _ in RACKS]
+        controller_ports = [free_port() for _ in self.racks]
         voters = tuple(f"127.0.0.1:{port}" for port in controller_ports)
         shared = cluster_id()
-        for node_id, (rack, port) in enumerate(zip(RACKS, controller_ports, strict=True), start=1):
+        for node_id, (rack, port) in enumerate(zip(self.racks, controller_ports, strict=True), start=1):
             node = cloud_init.KafkaNode(node_id, rack, voters, self.min_insync_replicas)
             folder = self.workdir / f"node-{node_id}"
             folder.mkdir(parents=True, exist_ok=True)
-            self.nodes.append(ClusterNode(folder, controller_port=port, node=node, cluster=shared))
+            self.nodes.append(ClusterNode(folder, controller_port=port, node=node, cluster=shared,
+                                          logins=self.logins))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -139,9 +207,42 @@ class Cluster:
                                    "REPLICATION_TIMEOUT_S": str(replication_timeout_s)},
                               capture_output=True, text=True, timeout=timeout)
 
+    def login(self, controller: bool = False) -> list[str]:
+        """The admin's --command-config for a tool (on the controller listener with `controller`)."""
+        if self.logins is None:
+            return []
+        config = self.logins.controller_config if controller else self.logins.admin_config
+        return ["--command-config", str(config)]
+
+    @property
+    def admin_config(self) -> Path | None:
+        """The admin's client config (None: no authentication)."""
+        return None if self.logins is None else self.logins.admin_config
+
+    def job_login(self, user: str) -> tuple[str, ...]:
+        """A job's --kafka-user options as `user` (none without authentication)."""
+        return () if self.logins is None else tuple(self.logins.job_args(user))
+
+    def tools_env(self) -> dict[str, str]:
+        """The scripts' environment, logged in as the admin on an authenticating cluster."""
+        env = tools_env()
+        if self.logins is not None:
+            env["KAFKA_CLIENT_CONFIG"] = str(self.logins.admin_config)
+        return env
+
+    def grant_access(self, *topics: str) -> subprocess.CompletedProcess:
+        """The stacks' users and ACLs (infra/services/kafka.py `access`) by the brokers' script, and the same
+        on each of `topics` (a test's own topics)."""
+        grants = kafka_service.access()
+        specs = [grant.spec for grant in grants]
+        specs += [dataclasses.replace(grant, topic=topic).spec for topic in topics for grant in grants]
+        return subprocess.run(["bash", str(ACCESS_SCRIPT), self.bootstrap_servers, str(self.logins.secrets),
+                               *specs], env=self.tools_env(), capture_output=True, text=True, timeout=300)
+
     def quorum(self, *args: str) -> str:
         """kafka-metadata-quorum against the controllers; its output."""
-        done = run_tool("kafka-metadata-quorum.sh", "--bootstrap-controller", self.controllers, *args)
+        done = run_tool("kafka-metadata-quorum.sh", "--bootstrap-controller", self.controllers,
+                        *self.login(controller=True), *args)
         if done.returncode != 0:
             raise AssertionError(done.stderr[-3000:])
         return done.stdout
@@ -165,12 +266,12 @@ class Cluster:
     def create_topics(self, *topics: cloud_init.TopicSpec) -> subprocess.CompletedProcess:
         """The stacks' topic script with the full specs (replication factor, min ISR) against the cluster."""
         return subprocess.run(["bash", str(TOPICS_SCRIPT), self.bootstrap_servers, *(t.spec for t in topics)],
-                              env=tools_env(), capture_output=True, text=True, timeout=600)
+                              env=self.tools_env(), capture_output=True, text=True, timeout=600)
 
     def describe(self, topic: str) -> dict[int, tuple[int, tuple[int, ...], tuple[int, ...]]]:
         """Partition -> (leader, replicas, in-sync replicas) as the cluster reports them."""
-        done = run_tool("kafka-topics.sh", "--bootstrap-server", self.bootstrap_servers, "--describe",
-                        "--topic", topic)
+        done = run_tool("kafka-topics.sh", "--bootstrap-server", self.bootstrap_servers, *self.login(),
+                        "--describe", "--topic", topic)
         if done.returncode != 0:
             raise AssertionError(done.stderr[-3000:])
         found = {}

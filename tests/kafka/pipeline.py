@@ -56,10 +56,12 @@ def producer_args(count: int, start_time: str = FIRST_EVENT) -> list[str]:
     return [*FLEET, *SHARES, "--count", str(count), "--start-time", start_time, "--metrics-port", "0"]
 
 
-def produce_to_kafka(bootstrap: str, topic: str, count: int, start_time: str = FIRST_EVENT) -> None:
-    """`producer.py --sink kafka --count N`: N messages into the topic."""
+def produce_to_kafka(bootstrap: str, topic: str, count: int, start_time: str = FIRST_EVENT,
+                     login: tuple[str, ...] = ()) -> None:
+    """`producer.py --sink kafka --count N`: N messages into the topic (logged in with `login`, the job's
+    --kafka-user options)."""
     run_job("producer.py", "--sink", "kafka", "--bootstrap-servers", bootstrap, "--topic", topic,
-            *producer_args(count, start_time))
+            *producer_args(count, start_time), *login)
 
 
 def fleet_messages(count: int, start_time: str = FIRST_EVENT) -> list[str]:
@@ -91,10 +93,13 @@ def fleet_messages(count: int, start_time: str = FIRST_EVENT) -> list[str]:
     return messages
 
 
-def topic_messages(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    """Every message value in the topic, read back with Kafka's own console consumer (not Spark)."""
+def topic_messages(bootstrap: str, topic: str, count: int, config: Path | None = None) -> list[bytes]:
+    """Every message value in the topic, read back with Kafka's own console consumer (not Spark), with the
+    client `config` (a login) when given."""
+    login = ["--consumer.config", str(config)] if config else []
     done = run_tool(
-        "kafka-console-consumer.sh", "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
+        "kafka-console-consumer.sh", "--bootstrap-server", bootstrap, *login, "--topic", topic,
+        "--from-beginning",
         "--max-messages", str(count), "--timeout-ms", "60000", "--property", "print.value=true",
         timeout=180,
     )
@@ -104,11 +109,13 @@ def topic_messages(bootstrap: str, topic: str, count: int) -> list[bytes]:
     return messages
 
 
-def offsets(bootstrap: str, topic: str, which: str) -> dict[int, int]:
-    """The topic's `earliest` or `latest` offset per partition, from Kafka's GetOffsetShell."""
+def offsets(bootstrap: str, topic: str, which: str, config: Path | None = None) -> dict[int, int]:
+    """The topic's `earliest` or `latest` offset per partition, from Kafka's GetOffsetShell (with the client
+    `config`, a login, when given)."""
     time_flag = {"earliest": "-2", "latest": "-1"}[which]
+    login = ["--command-config", str(config)] if config else []
     done = run_tool(
-        "kafka-get-offsets.sh", "--bootstrap-server", bootstrap, "--topic", topic, "--time", time_flag
+        "kafka-get-offsets.sh", "--bootstrap-server", bootstrap, *login, "--topic", topic, "--time", time_flag
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = {}
@@ -136,6 +143,7 @@ class Consumer:
     slide: str = "1m"
     watermark: str = "10m"
     handover_from: Path | None = None  # the root of every release's folder (workdir is one of them)
+    login: tuple[str, ...] = ()  # the job's --kafka-user options (none: a broker without authentication)
     process: subprocess.Popen | None = None
     metrics_port: int = 0
 
@@ -161,6 +169,7 @@ class Consumer:
             "--trigger", self.trigger, "--window", self.window, "--slide", self.slide,
             "--watermark", self.watermark, "--metrics-port", str(self.metrics_port),
             *(["--handover-from", str(self.handover_from)] if self.handover_from else []),
+            *self.login,
         ]
 
     def start(self) -> None:

@@ -1,7 +1,7 @@
-"""A real three-broker KRaft cluster (the stack's three-broker settings) loses a broker mid-run and gets
-it back: the jobs' producer and consumer carry every valid reading exactly once per series+time; with
-two brokers down a produce is refused instead of acknowledged: Kafka's client reports the error, and
-the jobs' producer fails within its send timeout."""
+"""A real three-broker KRaft cluster (the stack's three-broker settings, clients authenticated and
+authorized as on a stack) loses a broker mid-run and gets it back: the jobs' producer and consumer carry
+every valid reading exactly once per series+time; with two brokers down a produce is refused instead of
+acknowledged: Kafka's client reports the error, and the jobs' producer fails within its send timeout."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ import pytest
 from hydrostream_jobs import contract
 
 from infra.gcp.kafka import topics as stack_topics
+from infra.services.kafka import CONSUMER_USER, PRODUCER_USER
 from infra.settings import KafkaSettings
 from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
 from tests.kafka.broker import run_tool
-from tests.kafka.cluster import Cluster
+from tests.kafka.cluster import Cluster, Logins
 from tests.kafka.pipeline import (
     command,
     dead_letters,
@@ -41,12 +42,16 @@ PARTITIONS = 2
 # What a three-broker stack asks for: the settings' replication, the topics its VMs create.
 SETTINGS = KafkaSettings(brokers=3, partitions=PARTITIONS)
 TOPIC = contract.READINGS_TOPIC
+# The replace-broker test's own topic, granted to the jobs' users as the readings topic is.
+REPLACE_TOPIC = "hydro.replace-broker"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """Three nodes formatted with one cluster id, the stack's topics made by the stacks' script."""
-    cluster = Cluster(tmp_path_factory.mktemp("kafka-cluster"), min_insync_replicas=SETTINGS.min_isr)
+    """Three nodes formatted with one cluster id, authenticating and authorizing as a stack's brokers do,
+    the stack's topics, users and ACLs made by the stacks' scripts."""
+    workdir = tmp_path_factory.mktemp("kafka-cluster")
+    cluster = Cluster(workdir, min_insync_replicas=SETTINGS.min_isr, logins=Logins.create(workdir))
     cluster.format()
     try:
         cluster.start()
@@ -55,12 +60,14 @@ def cluster(tmp_path_factory):
         # overloaded machine: KAFKA-20839, https://github.com/apache/kafka/pull/22954). Such a cluster refuses
         # the controllers' API the procedure uses: say so here rather than in the middle of a test.
         status = run_tool("kafka-metadata-quorum.sh", "--bootstrap-controller", cluster.controllers,
-                          "describe", "--status")
+                          *cluster.login(controller=True), "describe", "--status")
         assert status.returncode == 0, (
             "the new cluster's quorum does not answer (metadata.version left at 3.0-IV1 by KAFKA-20839 "
             f"if it says 'Direct-to-controller communication is not supported'):\n{status.stderr[-2000:]}")
         done = cluster.create_topics(*stack_topics(SETTINGS))
         assert done.returncode == 0, done.stdout + done.stderr
+        granted = cluster.grant_access(REPLACE_TOPIC)
+        assert granted.returncode == 0, granted.stdout + granted.stderr
         yield cluster
     finally:
         cluster.stop()
@@ -76,8 +83,8 @@ def test_the_stack_topics_are_on_all_three_brokers_with_two_in_sync_required(clu
         assert len(partitions) == PARTITIONS
         for _leader, replicas, _isr in partitions.values():
             assert sorted(replicas) == [1, 2, 3]
-        configs = run_tool("kafka-configs.sh", "--bootstrap-server", cluster.bootstrap_servers, "--describe",
-                           "--entity-type", "topics", "--entity-name", topic)
+        configs = run_tool("kafka-configs.sh", "--bootstrap-server", cluster.bootstrap_servers,
+                           *cluster.login(), "--describe", "--entity-type", "topics", "--entity-name", topic)
         assert configs.returncode == 0, configs.stderr
         assert re.search(r"\bmin\.insync\.replicas=2\b", configs.stdout), configs.stdout
     done = cluster.create_topics(*stack_topics(SETTINGS))  # a reboot runs the script again: converges
@@ -91,8 +98,10 @@ def test_the_stack_topics_are_on_all_three_brokers_with_two_in_sync_required(clu
 def test_the_pipeline_rides_out_a_killed_broker_and_its_return(cluster, influx, tmp_path):
     half, bound = 1200, 600
     bootstrap = cluster.bootstrap_servers
-    produce_to_kafka(bootstrap, TOPIC, half)
-    consumer = consumer_for(tmp_path, cluster, TOPIC, influx, max_offsets_per_trigger=bound, trigger="1s")
+    producing = cluster.job_login(PRODUCER_USER)
+    produce_to_kafka(bootstrap, TOPIC, half, login=producing)
+    consumer = consumer_for(tmp_path, cluster, TOPIC, influx, max_offsets_per_trigger=bound, trigger="1s",
+                            login=cluster.job_login(CONSUMER_USER))
     consumer.start()
     try:
         consumer.wait_for(lambda s: consumer.records(s) >= bound)
@@ -103,15 +112,15 @@ def test_the_pipeline_rides_out_a_killed_broker_and_its_return(cluster, influx, 
                                               for leader, _replicas, isr in p.values()),
                          f"leadership leaving node {victim.node.node_id}")
         # acks=all with two of three in sync: the second half is acknowledged while the node is down.
-        produce_to_kafka(bootstrap, TOPIC, half, start_time="2026-01-01T00:02:00Z")
+        produce_to_kafka(bootstrap, TOPIC, half, start_time="2026-01-01T00:02:00Z", login=producing)
         cluster.start(victim)
         cluster.wait_for(TOPIC, all_in_sync, f"node {victim.node.node_id} back in sync")
         consumer.wait_for(lambda s: consumer.records(s) >= 2 * half and s.get(BEHIND) == 0, timeout=400)
     finally:
         consumer.stop()
     # The idempotent producer wrote each message once: no loss, no retried duplicate in the log.
-    assert sum(offsets(bootstrap, TOPIC, "latest").values()) == 2 * half
-    sent = topic_messages(bootstrap, TOPIC, 2 * half)
+    assert sum(offsets(bootstrap, TOPIC, "latest", cluster.admin_config).values()) == 2 * half
+    sent = topic_messages(bootstrap, TOPIC, 2 * half, cluster.admin_config)
     readings, windows, _quarantined = expected_points(sent)
     assert_matches(influx, readings, windows)
     letters = dead_letters(consumer.dead_letter_path)
@@ -123,7 +132,7 @@ SEND_TIMEOUT_S = 10
 
 def test_with_two_brokers_down_a_produce_is_refused_never_acknowledged(cluster):
     survivor, *lost = cluster.nodes
-    before = offsets(cluster.bootstrap_servers, TOPIC, "latest")
+    before = offsets(cluster.bootstrap_servers, TOPIC, "latest", cluster.admin_config)
     for node in lost:
         node.kill()
     try:
@@ -133,13 +142,14 @@ def test_with_two_brokers_down_a_produce_is_refused_never_acknowledged(cluster):
         producer = subprocess.Popen(
             command("producer.py", "--sink", "kafka", "--bootstrap-servers", cluster.bootstrap_servers,
                     "--topic", TOPIC, *producer_args(200, "2026-01-01T00:30:00Z"),
-                    "--send-timeout", str(SEND_TIMEOUT_S)),
+                    "--send-timeout", str(SEND_TIMEOUT_S), *cluster.job_login(PRODUCER_USER)),
             env=job_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
         # Meanwhile Kafka's own client with acks=all and bounded timeouts: every record fails with the
         # client's error (NotEnoughReplicas or the expiry of unacknowledged records), never acked.
         done = run_tool(
             "kafka-console-producer.sh", "--bootstrap-server", cluster.bootstrap_servers, "--topic", TOPIC,
+            "--producer.config", str(cluster.admin_config),
             *(word for prop in ("acks=all", "enable.idempotence=false", "linger.ms=0",
                                 "request.timeout.ms=5000", "delivery.timeout.ms=10000", "max.block.ms=10000")
               for word in ("--producer-property", prop)),
@@ -165,8 +175,8 @@ def test_with_two_brokers_down_a_produce_is_refused_never_acknowledged(cluster):
     # drop from the ISR without a quorum, and the returning followers copied it. Nothing acknowledged
     # is lost; what landed is only what was sent (a rerun sends it again: the consumer writes the same
     # points once per series+time).
-    after = offsets(cluster.bootstrap_servers, TOPIC, "latest")
-    landed = topic_messages(cluster.bootstrap_servers, TOPIC, sum(after.values()))
+    after = offsets(cluster.bootstrap_servers, TOPIC, "latest", cluster.admin_config)
+    landed = topic_messages(cluster.bootstrap_servers, TOPIC, sum(after.values()), cluster.admin_config)
     console = [m for m in landed if m.startswith(b"lost-")]
     assert set(console) <= {f"lost-{i}".encode() for i in range(20)}
     assert sum(after.values()) - sum(before.values()) - len(console) <= 200
@@ -189,8 +199,9 @@ REPLICA_CATCH_UP_RATE = 1_000
 WAITING_S = 10
 
 
-def unthrottle(bootstrap: str) -> None:
-    done = run_tool("kafka-configs.sh", "--bootstrap-server", bootstrap, "--alter", "--entity-type",
+def unthrottle(cluster: Cluster) -> None:
+    done = run_tool("kafka-configs.sh", "--bootstrap-server", cluster.bootstrap_servers, *cluster.login(),
+                    "--alter", "--entity-type",
                     "brokers", "--entity-name", "3", "--delete-config", "follower.replication.throttled.rate")
     assert done.returncode == 0, done.stderr
 
@@ -198,8 +209,8 @@ def unthrottle(bootstrap: str) -> None:
 def voted_back(cluster: Cluster, old_directory: str) -> bool:
     """Node 3 is a voter under another directory id (a controller still loading its metadata may refuse
     the question: not yet, then)."""
-    status = run_tool("kafka-metadata-quorum.sh", "--bootstrap-controller", cluster.controllers, "describe",
-                      "--status")
+    status = run_tool("kafka-metadata-quorum.sh", "--bootstrap-controller", cluster.controllers,
+                      *cluster.login(controller=True), "describe", "--status")
     return status.returncode == 0 and voter_directories(status.stdout).get(3, old_directory) != old_directory
 
 
@@ -219,14 +230,14 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
     bootstrap = cluster.bootstrap_servers
     # A topic of its own, as the stack's readings topic is made (three replicas, two in sync).
     (readings, *_dead_letters) = stack_topics(SETTINGS)
-    topic = dataclasses.replace(readings, name="hydro.replace-broker")
+    topic = dataclasses.replace(readings, name=REPLACE_TOPIC)
     done = cluster.create_topics(topic)
     assert done.returncode == 0, done.stdout + done.stderr
     for entity, config in (("brokers", f"follower.replication.throttled.rate={REPLICA_CATCH_UP_RATE}"),
                            ("topics", "follower.replication.throttled.replicas=*")):
         name = "3" if entity == "brokers" else topic.name
-        throttle = run_tool("kafka-configs.sh", "--bootstrap-server", bootstrap, "--alter", "--entity-type",
-                            entity, "--entity-name", name, "--add-config", config)
+        throttle = run_tool("kafka-configs.sh", "--bootstrap-server", bootstrap, *cluster.login(), "--alter",
+                            "--entity-type", entity, "--entity-name", name, "--add-config", config)
         assert throttle.returncode == 0, throttle.stderr
     throttled = True
     lost = cluster.node(3)
@@ -235,9 +246,10 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
     assert before == {node.node.node_id: node.directory_id for node in cluster.nodes}
     old_directory = before[3]
 
-    produce_to_kafka(bootstrap, topic.name, half)
+    producing = cluster.job_login(PRODUCER_USER)
+    produce_to_kafka(bootstrap, topic.name, half, login=producing)
     consumer = consumer_for(tmp_path, cluster, topic.name, influxdb, max_offsets_per_trigger=bound,
-                            trigger="1s")
+                            trigger="1s", login=cluster.job_login(CONSUMER_USER))
     consumer.start()
     try:
         consumer.wait_for(lambda s: consumer.records(s) >= bound)
@@ -245,7 +257,7 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
         lost.kill()
         shutil.rmtree(lost.workdir / "data")
         (lost.workdir / "data").mkdir()
-        produce_to_kafka(bootstrap, topic.name, half, start_time="2026-01-01T00:02:00Z")
+        produce_to_kafka(bootstrap, topic.name, half, start_time="2026-01-01T00:02:00Z", login=producing)
         started = time.monotonic()
         with ThreadPoolExecutor(1) as pool:
             procedure, voter_since = pool.submit(cluster.replace_broker, 3), None
@@ -254,7 +266,7 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
                     voter_since = time.monotonic()
                 # Still running well after node 3 voted again: the procedure waits for its partitions.
                 if voter_since is not None and time.monotonic() - voter_since > WAITING_S:
-                    unthrottle(bootstrap)
+                    unthrottle(cluster)
                     throttled = False
                     break
                 time.sleep(1)
@@ -271,7 +283,7 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
         assert re.search(rf"^3\s+{re.escape(new_directory)}\s+.*\b(Follower|Leader)\b", replication,
                          re.MULTILINE), replication
         # ... and every partition has its three replicas in sync again.
-        under = run_tool("kafka-topics.sh", "--bootstrap-server", bootstrap, "--describe",
+        under = run_tool("kafka-topics.sh", "--bootstrap-server", bootstrap, *cluster.login(), "--describe",
                          "--under-replicated-partitions")
         assert under.returncode == 0 and under.stdout.strip() == "", under.stdout + under.stderr
         assert all_in_sync(cluster.describe(topic.name))
@@ -279,9 +291,10 @@ def test_a_broker_whose_disk_is_lost_comes_back_as_a_voter_with_a_new_directory_
     finally:
         consumer.stop()
         if throttled:
-            unthrottle(bootstrap)
+            unthrottle(cluster)
     print(f"replace-broker.sh took {took:.0f} s:\n{done.stderr}")
     # Every reading once: the log holds each message sent once, the sink what the oracle computes.
-    assert sum(offsets(bootstrap, topic.name, "latest").values()) == 2 * half
-    points, windows, _quarantined = expected_points(topic_messages(bootstrap, topic.name, 2 * half))
+    assert sum(offsets(bootstrap, topic.name, "latest", cluster.admin_config).values()) == 2 * half
+    sent = topic_messages(bootstrap, topic.name, 2 * half, cluster.admin_config)
+    points, windows, _quarantined = expected_points(sent)
     assert_matches(influxdb, points, windows)

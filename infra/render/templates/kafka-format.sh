@@ -13,7 +13,11 @@
 # boot an empty broker while the others are down, and run the procedure after any empty-disk boot).
 # Formatting a returning node with --initial-controllers gives an empty log the directory id the voters
 # still count on.
-# KAFKA_BIN: where Kafka's tools are (the image's by default).
+# KAFKA_BIN: where Kafka's tools are (the image's by default). KAFKA_SASL_DIR: the folder kafka-sasl-files.sh
+# wrote, on a broker that authenticates its clients: the probe logs in on the controller listener, and the
+# format adds the admin's SCRAM credential to the metadata (the brokers log in to each other with it). The
+# storage tool takes it only on its command line, so its arguments go through a Java argument file on
+# tmpfs (`java @file`): the password never shows in a process list.
 set -euo pipefail
 
 if [[ $# -lt 3 || $# -gt 4 || ${4:-join} != join ]]; then
@@ -62,6 +66,9 @@ elif [[ ${#others[@]} -gt 0 ]]; then
   probe=$(mktemp)
   trap 'rm -f "${probe}"' EXIT
   printf 'request.timeout.ms=15000\ndefault.api.timeout.ms=30000\n' >"${probe}"
+  if [[ -n ${KAFKA_SASL_DIR:-} ]]; then
+    cat "${KAFKA_SASL_DIR}/controller.properties" >>"${probe}"
+  fi
   controllers=$(IFS=,; echo "${others[*]}")
   if status=$("${bin}/kafka-metadata-quorum.sh" --bootstrap-controller "${controllers}" \
       --command-config "${probe}" describe --status 2>/dev/null) && grep -q '^LeaderId:[[:space:]]*[0-9]' <<<"${status}"; then
@@ -69,5 +76,15 @@ elif [[ ${#others[@]} -gt 0 ]]; then
     flags=(--no-initial-controllers)
   fi
 fi
-"${bin}/kafka-storage.sh" format --cluster-id "${cluster_id}" --config "${config}" "${flags[@]}"
+if [[ -z ${KAFKA_SASL_DIR:-} ]]; then
+  "${bin}/kafka-storage.sh" format --cluster-id "${cluster_id}" --config "${config}" "${flags[@]}"
+else
+  args=$(umask 077 && mktemp -p "$(if [[ -d /dev/shm ]]; then echo /dev/shm; else echo "${TMPDIR:-/tmp}"; fi)")
+  trap 'rm -f "${probe:-}" "${args}"' EXIT
+  # One quoted argument a line (a Java argument file splits on blanks outside quotes).
+  printf '"%s"\n' kafka.tools.StorageTool format --cluster-id "${cluster_id}" --config "${config}" "${flags[@]}" \
+    >"${args}"
+  cat "${KAFKA_SASL_DIR}/format.args" >>"${args}"
+  "${bin}/kafka-run-class.sh" "@${args}"
+fi
 rm -f "${log_dir:?}/${marker}"

@@ -7,7 +7,8 @@
 # partitions but never remove them, and more replicas take a partition reassignment, so a topic that
 # exists with fewer replicas than asked fails this script instead of passing for replicated.
 # A create that fails while fewer brokers than replicas are up fails the script; its unit retries.
-# KAFKA_BIN: where the image keeps Kafka's tools.
+# KAFKA_BIN: where the image keeps Kafka's tools. KAFKA_CLIENT_CONFIG: the admin's client config
+# (kafka-sasl-files.sh's admin.properties) on a broker that authenticates its clients.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -17,9 +18,13 @@ fi
 bootstrap=$1
 shift
 bin=${KAFKA_BIN:-/opt/kafka/bin}
+login=()
+if [[ -n ${KAFKA_CLIENT_CONFIG:-} ]]; then
+  login=(--command-config "${KAFKA_CLIENT_CONFIG}")
+fi
 
 for attempt in $(seq 60); do
-  if "${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" --list >/dev/null; then
+  if "${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" "${login[@]}" --list >/dev/null; then
     break
   fi
   if [[ ${attempt} -eq 60 ]]; then
@@ -33,13 +38,13 @@ for spec in "$@"; do
   IFS=: read -r topic partitions retention_ms replicas min_isr <<<"${spec}"
   replicas=${replicas:-1}
   min_isr=${min_isr:-1}
-  "${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" --create --if-not-exists \
+  "${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" "${login[@]}" --create --if-not-exists \
     --topic "${topic}" --partitions "${partitions}" --replication-factor "${replicas}" \
     --config "retention.ms=${retention_ms}" --config "min.insync.replicas=${min_isr}"
-  "${bin}/kafka-configs.sh" --bootstrap-server "${bootstrap}" --alter --entity-type topics \
+  "${bin}/kafka-configs.sh" --bootstrap-server "${bootstrap}" "${login[@]}" --alter --entity-type topics \
     --entity-name "${topic}" --add-config "retention.ms=${retention_ms},min.insync.replicas=${min_isr}"
   # The summary line of --describe: "Topic: T  TopicId: ...  ReplicationFactor: N  Configs: ...".
-  described=$("${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" --describe --topic "${topic}")
+  described=$("${bin}/kafka-topics.sh" --bootstrap-server "${bootstrap}" "${login[@]}" --describe --topic "${topic}")
   actual=$(sed -n 's/.*ReplicationFactor: *\([0-9][0-9]*\).*/\1/p' <<<"${described}" | head -n 1)
   if [[ -z ${actual} ]]; then
     echo "topic ${topic}: --describe shows no replication factor" >&2
