@@ -107,7 +107,7 @@ class Service:
 
     name: str
     image: str
-    role: str                               # the VM role (network tag) that hosts it on GCP
+    role: str                               # the VM role that hosts it on GCP
     ports: tuple[Port, ...]
     health_check: HealthCheck
     env: dict[str, str] = field(default_factory=dict)
@@ -135,7 +135,7 @@ class Service:
         raise KeyError(f"service {self.name!r} has no port {name!r}")
 
 
-# Roles: one VM (and one network tag, one service account) per role on GCP.
+# Roles: one VM (and one service account, which the firewall rules select) per role on GCP.
 BROKER = "broker"
 TSDB = "tsdb"
 MONITORING = "monitoring"

@@ -1,11 +1,11 @@
 """Who acts in the environment, each with everything it may do: its service account, the project roles
 that account holds, the secrets it reads or fills, and the buckets it uses.
 
-A role's name is its network tag (VMs and the Dataproc nodes carry it), its service account's id
-(`hydro-<name>`) and its part of resource names. `TSDB_BACKUP` runs nowhere: the InfluxDB VM borrows it
-for each backup upload (infra/gcp/identity.py says why), so it holds no project role and may only create
-objects in the backup bucket. Nothing else in the program keys access by a role's name: identity,
-secrets and storage read it from here.
+A role's name gives its service account's id (`hydro-<name>`: the VMs and the Dataproc nodes run as that
+account, and the firewall rules select them by it) and its part of resource names. `TSDB_BACKUP` runs
+nowhere: the InfluxDB VM borrows it for each backup upload (infra/gcp/identity.py says why), so it holds
+no project role and may only create objects in the backup bucket. Nothing else in the program keys
+access by a role's name: identity, secrets and storage read it from here.
 
 Project-level grants carry no data access: a predefined role is granted on the project only when none of
 its permissions reach a bucket's objects or a secret's values (roles/dataproc.worker does: it holds

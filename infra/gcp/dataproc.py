@@ -81,7 +81,6 @@ class DataprocCluster(pulumi.ComponentResource):
                     internal_ip_only=True,
                     service_account=args.service_account_email,
                     service_account_scopes=[CLOUD_PLATFORM_SCOPE],
-                    tags=[catalog.DATAPROC],
                     metadata={"enable-oslogin": "TRUE"},
                     shielded_instance_config=(
                         gcp.dataproc.ClusterClusterConfigGceClusterConfigShieldedInstanceConfigArgs(

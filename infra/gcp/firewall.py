@@ -1,9 +1,13 @@
-"""VPC firewall as tables of flows: who (a network tag or a named range) may reach which tag on which
-ports, and where each tag may send traffic out.
+"""VPC firewall as tables of flows: who (a role or a named range) may reach which roles on which ports,
+and where each role may send traffic out.
 
-Network tags are the catalog's role names. Every ingress rule is an allow with an explicit source:
-GCP treats an ingress rule without source as 0.0.0.0/0, and nothing here is open to the internet.
-Ports come from the service catalog and the data contract, never from literals here.
+Flows name the catalog's roles; each rule selects a role's instances by the role's service account
+(`target_service_accounts`, `source_service_accounts`), never by network tag: anyone allowed to set an
+instance's tags could move it into a rule, while changing its service account takes stopping it and the
+right to act as the new account. GCP refuses tags and service accounts in one rule, so no rule names a
+tag. Every ingress rule is an allow with an explicit source: GCP treats an ingress rule without source as
+0.0.0.0/0, and nothing here is open to the internet. Ports come from the service catalog and the data
+contract, never from literals here.
 
 Egress is closed by default: one deny-all rule at EGRESS_DENY_PRIORITY (below every allow, above
 GCP's implied allow-all at 65535) and an allow per `EgressFlow` for what a role needs: the subnet
@@ -16,6 +20,7 @@ server (169.254.169.254: tokens, DNS, NTP) is always allowed by GCP and needs no
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -30,8 +35,11 @@ IAP_RANGE = "35.235.240.0/20"
 SSH_PORT = 22
 
 # VMs that run catalog services (node-exporter runs on each of them).
-SERVICE_VM_TAGS = catalog.ROLES
-ALL_TAGS = (*catalog.ROLES, catalog.DATAPROC)
+SERVICE_VM_ROLES = catalog.ROLES
+ALL_ROLES = (*catalog.ROLES, catalog.DATAPROC)
+# A rule names at most 10 source and 10 target service accounts (terraform-provider-google@07fc865
+# google/services/compute/resource_compute_firewall.go: MaxItems of both).
+MAX_SERVICE_ACCOUNTS = 10
 
 PROTOCOLS_WITH_PORTS = ("tcp", "udp")
 
@@ -56,26 +64,26 @@ FIREWALL_LOG = gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"
 
 @dataclass(frozen=True)
 class Flow:
-    """One allowed flow: from source tags or a named range, to target tags, on protocols and ports.
+    """One allowed flow: from source roles or a named range, to target roles, on protocols and ports.
 
     Empty `ports` admits every port of the protocols (only used within the Dataproc cluster).
     """
 
     name: str
-    target_tags: tuple[str, ...]
+    target_roles: tuple[str, ...]
     ports: tuple[int, ...]
-    source_tags: tuple[str, ...] = ()
+    source_roles: tuple[str, ...] = ()
     source_range: SourceRange | None = None
     protocols: tuple[str, ...] = ("tcp",)
     logged: bool = False          # firewall rule logging: each connection the rule admits
 
     def __post_init__(self) -> None:
-        if bool(self.source_tags) == (self.source_range is not None):
-            raise ValueError(f"flow {self.name}: give source tags or a source range, exactly one")
+        if bool(self.source_roles) == (self.source_range is not None):
+            raise ValueError(f"flow {self.name}: give source roles or a source range, exactly one")
         if self.source_range is not None and not self.source_range.cidrs:
             raise ValueError(f"flow {self.name}: source range {self.source_range.name} holds no CIDR")
-        if not self.target_tags:
-            raise ValueError(f"flow {self.name}: no target tag")
+        if not self.target_roles:
+            raise ValueError(f"flow {self.name}: no target role")
         if self.ports and not set(self.protocols) <= set(PROTOCOLS_WITH_PORTS):
             raise ValueError(f"flow {self.name}: ports apply only to {', '.join(PROTOCOLS_WITH_PORTS)}")
 
@@ -85,54 +93,54 @@ def flows(brokers: int, grafana_source_ranges: tuple[str, ...] = ()) -> tuple[Fl
     direct flow only when CIDRs are configured."""
     kafka_port = catalog.KAFKA.port("kafka")
     table = [
-        Flow("kafka-from-dataproc", target_tags=(catalog.BROKER,), ports=(kafka_port,),
-             source_tags=(catalog.DATAPROC,)),
+        Flow("kafka-from-dataproc", target_roles=(catalog.BROKER,), ports=(kafka_port,),
+             source_roles=(catalog.DATAPROC,)),
         # The consumer writes; from the monitoring VM Grafana queries and Prometheus scrapes /metrics on
         # the same port. Alertmanager and Grafana are scraped on the monitoring VM's loopback: no rule.
-        Flow("influxdb-from-clients", target_tags=(catalog.TSDB,), ports=(catalog.INFLUXDB.port("http"),),
-             source_tags=(catalog.DATAPROC, catalog.MONITORING)),
-        Flow("job-metrics-from-monitoring", target_tags=(catalog.DATAPROC,),
+        Flow("influxdb-from-clients", target_roles=(catalog.TSDB,), ports=(catalog.INFLUXDB.port("http"),),
+             source_roles=(catalog.DATAPROC, catalog.MONITORING)),
+        Flow("job-metrics-from-monitoring", target_roles=(catalog.DATAPROC,),
              ports=(contract.PRODUCER_METRICS_PORT, contract.CONSUMER_METRICS_PORT),
-             source_tags=(catalog.MONITORING,)),
+             source_roles=(catalog.MONITORING,)),
         # Each broker's own metrics (the JMX exporter agent in its JVM).
-        Flow("kafka-metrics-from-monitoring", target_tags=(catalog.BROKER,),
-             ports=(catalog.KAFKA.port("metrics"),), source_tags=(catalog.MONITORING,)),
-        Flow("node-exporter-from-monitoring", target_tags=SERVICE_VM_TAGS,
-             ports=(catalog.NODE_EXPORTER.port("metrics"),), source_tags=(catalog.MONITORING,)),
+        Flow("kafka-metrics-from-monitoring", target_roles=(catalog.BROKER,),
+             ports=(catalog.KAFKA.port("metrics"),), source_roles=(catalog.MONITORING,)),
+        Flow("node-exporter-from-monitoring", target_roles=SERVICE_VM_ROLES,
+             ports=(catalog.NODE_EXPORTER.port("metrics"),), source_roles=(catalog.MONITORING,)),
         # Dataproc requires its nodes to reach each other on every port (YARN, HDFS, Spark shuffle).
-        Flow("dataproc-internal", target_tags=(catalog.DATAPROC,), ports=(),
-             source_tags=(catalog.DATAPROC,), protocols=("tcp", "udp", "icmp")),
+        Flow("dataproc-internal", target_roles=(catalog.DATAPROC,), ports=(),
+             source_roles=(catalog.DATAPROC,), protocols=("tcp", "udp", "icmp")),
         # Logged: who opened a shell or a tunnel, and when (rare connections, so cheap).
-        Flow("ssh-from-iap", target_tags=ALL_TAGS, ports=(SSH_PORT,), source_range=IAP_FORWARDERS,
+        Flow("ssh-from-iap", target_roles=ALL_ROLES, ports=(SSH_PORT,), source_range=IAP_FORWARDERS,
              logged=True),
     ]
     if brokers > 1:
         # Replication and client redirects (9092) and the KRaft quorum (9093) between the brokers.
-        table.append(Flow("kafka-between-brokers", target_tags=(catalog.BROKER,),
+        table.append(Flow("kafka-between-brokers", target_roles=(catalog.BROKER,),
                           ports=(kafka_port, catalog.KAFKA.port("controller")),
-                          source_tags=(catalog.BROKER,)))
+                          source_roles=(catalog.BROKER,)))
     if grafana_source_ranges:
         viewers = SourceRange("grafana-viewers", tuple(grafana_source_ranges))
-        table.append(Flow("grafana-from-viewers", target_tags=(catalog.MONITORING,),
+        table.append(Flow("grafana-from-viewers", target_roles=(catalog.MONITORING,),
                           ports=(catalog.GRAFANA.port("http"),), source_range=viewers))
     return tuple(table)
 
 
 @dataclass(frozen=True)
 class EgressFlow:
-    """Where instances with `source_tags` may send: a named range, on protocols and ports (none: every
+    """Where the instances of `source_roles` may send: a named range, on protocols and ports (none: every
     port), for the hosts `reaches` names."""
 
     name: str
-    source_tags: tuple[str, ...]
+    source_roles: tuple[str, ...]
     destination: SourceRange
     ports: tuple[int, ...]
     reaches: tuple[str, ...]
     protocols: tuple[str, ...] = ("tcp",)
 
     def __post_init__(self) -> None:
-        if not self.source_tags:
-            raise ValueError(f"egress flow {self.name}: no source tag (it would apply to every instance)")
+        if not self.source_roles:
+            raise ValueError(f"egress flow {self.name}: no source role (it would apply to every instance)")
         if not self.destination.cidrs:
             raise ValueError(f"egress flow {self.name}: destination {self.destination.name} holds no CIDR")
         if self.destination == INTERNET and not self.ports:
@@ -153,11 +161,11 @@ def egress_flows(subnet_cidr: str, alerting: Receivers) -> tuple[EgressFlow, ...
     https = (catalog.HTTPS_PORT,)
     table = [
         # Kafka, InfluxDB, scrapes, the Dataproc cluster: the ingress rules say who may receive what.
-        EgressFlow("internal", ALL_TAGS, SourceRange("subnet", (subnet_cidr,)), (), ("the subnet",),
+        EgressFlow("internal", ALL_ROLES, SourceRange("subnet", (subnet_cidr,)), (), ("the subnet",),
                    protocols=("tcp", "udp", "icmp")),
-        EgressFlow("google-apis", ALL_TAGS, GOOGLE_APIS, https, ("*.googleapis.com",)),
+        EgressFlow("google-apis", ALL_ROLES, GOOGLE_APIS, https, ("*.googleapis.com",)),
         *(EgressFlow(f"registries-{role}", (role,), INTERNET, https, catalog.image_registries(role))
-          for role in SERVICE_VM_TAGS),
+          for role in SERVICE_VM_ROLES),
     ]
     if alerting.pagerduty:
         table.append(EgressFlow("pagerduty", (catalog.MONITORING,), INTERNET, https,
@@ -177,10 +185,29 @@ def allows(flow: Flow | EgressFlow) -> list[gcp.compute.FirewallAllowArgs]:
     return [gcp.compute.FirewallAllowArgs(protocol=protocol, ports=ports) for protocol in flow.protocols]
 
 
+def service_accounts(emails: Mapping[str, pulumi.Input[str]], roles: Sequence[str],
+                     flow: str) -> list[pulumi.Input[str]]:
+    """The service account e-mails of `roles`, for the rule of `flow`; a role without one is refused."""
+    missing = [role for role in roles if role not in emails]
+    if missing:
+        raise ValueError(f"flow {flow}: no service account for role {', '.join(missing)} "
+                         f"(accounts of: {', '.join(emails)})")
+    if len(roles) > MAX_SERVICE_ACCOUNTS:
+        raise ValueError(f"flow {flow}: {len(roles)} roles, a rule takes at most {MAX_SERVICE_ACCOUNTS} "
+                         f"service accounts")
+    return [emails[role] for role in roles]
+
+
+def accounts_of(roles: Sequence[str]) -> str:
+    """How a rule's description names the instances it selects."""
+    return f"service accounts of roles {', '.join(roles)}"
+
+
 @dataclass(frozen=True)
 class FirewallRulesArgs:
     network: pulumi.Input[str]
-    flows: tuple[Flow, ...]       # `flows(...)` for the stack
+    flows: tuple[Flow, ...]                              # `flows(...)` for the stack
+    service_accounts: Mapping[str, pulumi.Input[str]]    # role name -> its service account's e-mail
 
 
 class FirewallRules(pulumi.ComponentResource):
@@ -192,17 +219,18 @@ class FirewallRules(pulumi.ComponentResource):
         self.rule_names: dict[str, pulumi.Output[str]] = {}
         for flow in args.flows:
             source = (f"range {flow.source_range.name}" if flow.source_range
-                      else "tags " + ", ".join(flow.source_tags))
+                      else accounts_of(flow.source_roles))
             rule = gcp.compute.Firewall(
                 f"{name}-{flow.name}",
                 name=f"hydrostream-allow-{flow.name}",
                 network=args.network,
                 direction="INGRESS",
-                description=f"{flow.name}: {source} -> tags {', '.join(flow.target_tags)}",
+                description=f"{flow.name}: {source} -> {accounts_of(flow.target_roles)}",
                 allows=allows(flow),
-                source_tags=list(flow.source_tags) or None,
+                source_service_accounts=(service_accounts(args.service_accounts, flow.source_roles, flow.name)
+                                         or None),
                 source_ranges=list(flow.source_range.cidrs) if flow.source_range else None,
-                target_tags=list(flow.target_tags),
+                target_service_accounts=service_accounts(args.service_accounts, flow.target_roles, flow.name),
                 log_config=FIREWALL_LOG if flow.logged else None,
                 opts=child,
             )
@@ -213,7 +241,8 @@ class FirewallRules(pulumi.ComponentResource):
 @dataclass(frozen=True)
 class EgressRulesArgs:
     network: pulumi.Input[str]
-    flows: tuple[EgressFlow, ...]            # `egress_flows(...)` for the stack
+    flows: tuple[EgressFlow, ...]                        # `egress_flows(...)` for the stack
+    service_accounts: Mapping[str, pulumi.Input[str]]    # role name -> its service account's e-mail
     # What must exist before egress closes (the private DNS zone for googleapis.com): a VM booting
     # between the deny and these would lose the Google APIs.
     after: tuple[pulumi.Resource, ...] = ()
@@ -228,16 +257,17 @@ class EgressRules(pulumi.ComponentResource):
         self.rule_names: dict[str, pulumi.Output[str]] = {}
         rules = []
         for flow in args.flows:
+            # An egress rule takes no source_*: the sending instances are its targets.
             rule = gcp.compute.Firewall(
                 f"{name}-{flow.name}",
                 name=f"hydrostream-egress-{flow.name}",
                 network=args.network,
                 direction="EGRESS",
-                description=(f"{flow.name}: tags {', '.join(flow.source_tags)} -> {flow.destination.name} "
+                description=(f"{flow.name}: {accounts_of(flow.source_roles)} -> {flow.destination.name} "
                              f"({', '.join(flow.reaches)})")[:2048],
                 allows=allows(flow),
                 destination_ranges=list(flow.destination.cidrs),
-                target_tags=list(flow.source_tags),
+                target_service_accounts=service_accounts(args.service_accounts, flow.source_roles, flow.name),
                 opts=child,
             )
             rules.append(rule)

@@ -1,9 +1,9 @@
 """A private service VM on Container-Optimized OS with its data on a separate persistent disk.
 
-Shared by the broker, database and monitoring VMs: no public IP, the role's network tag and service
-account, Shielded VM, OS Login, and the role's cloud-config as `user-data`. The data disk is its own
-resource attached under the device name the cloud-config mounts, so replacing the VM keeps the data;
-prod protects the disk and turns on deletion protection.
+Shared by the broker, database and monitoring VMs: no public IP, the role's service account (the firewall
+rules select the VM by it; it carries no network tag), Shielded VM, OS Login, and the role's cloud-config
+as `user-data`. The data disk is its own resource attached under the device name the cloud-config
+mounts, so replacing the VM keeps the data; prod protects the disk and turns on deletion protection.
 
 Every data disk is snapshotted daily at SNAPSHOT_START_TIME (UTC) into the stack's region, and each
 snapshot is kept `backups.snapshot_retention_days`. The schedule is a `ResourcePolicy` attached with a
@@ -43,7 +43,7 @@ KEEP_SNAPSHOTS = "KEEP_AUTO_SNAPSHOTS"
 # The inputs this component sets that make the Google provider replace a compute.Instance
 # (terraform-provider-google google/services/compute/resource_compute_instance.go: ForceNew in the
 # schema, or forced by CustomizeDiff: `metadata_startup_script`, which this component never sets, and
-# `forceNewIfNetworkIPNotUpdatable`). `metadata`, `labels`, `tags`, `machine_type` (with
+# `forceNewIfNetworkIPNotUpdatable`). `metadata`, `labels`, `machine_type` (with
 # allow_stopping_for_update), `service_account`, `attached_disk`, `shielded_instance_config` and
 # `deletion_protection` update in place. Paths are in the SDK's wire names.
 REPLACING_INPUTS = (
@@ -102,7 +102,7 @@ class VmHost:
 
 @dataclass(frozen=True)
 class ServiceVmArgs:
-    role: str                               # catalog role: network tag, labels
+    role: str                               # catalog role: labels, names
     host: VmHost
     site: VmSite
     user_data: pulumi.Input[str]            # the role's #cloud-config, from infra.render.cloud_init
@@ -181,7 +181,6 @@ class ServiceVm(pulumi.ComponentResource):
             name=vm_name,
             zone=zone,
             machine_type=host.machine.name,
-            tags=[args.role],
             labels=labels,
             boot_disk=gcp.compute.InstanceBootDiskArgs(
                 auto_delete=True,

@@ -126,13 +126,13 @@ def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]])
     # Everything else waits on the network or the service accounts, so on the APIs.
     after_apis = pulumi.ResourceOptions(depends_on=[ProjectApis("apis", ProjectApisArgs(project))])
     network = Network("network", NetworkArgs(stack, gcp.region, gcp.subnet_cidr, model.labels), after_apis)
-    FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
-        len(gcp.brokers), gcp.grafana_source_ranges)))
-    egress = EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
-        gcp.subnet_cidr, model.receivers), after=network.private_apis_records))
-    AuditLogs("audit", AuditLogsArgs(project), after_apis)
     identity = ServiceAccounts("identity", ServiceAccountsArgs(project, roles.ACCOUNTS), after_apis)
     emails = identity.emails
+    FirewallRules("firewall", FirewallRulesArgs(network.network_id, firewall.flows(
+        len(gcp.brokers), gcp.grafana_source_ranges), emails))
+    egress = EgressRules("egress", EgressRulesArgs(network.network_id, firewall.egress_flows(
+        gcp.subnet_cidr, model.receivers), emails, after=network.private_apis_records))
+    AuditLogs("audit", AuditLogsArgs(project), after_apis)
     buckets = Buckets("buckets", BucketsArgs(
         project, gcp.region, model.labels, model.protect,
         backup_retention_days=gcp.backup_retention_days,

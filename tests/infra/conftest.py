@@ -20,6 +20,11 @@ from infra.tools import mocks
 GCP_STACKS = ("dev", "staging", "prod")
 
 
+def roles_by_account(p: mocks.Plan) -> dict[str, str]:
+    """Service account e-mail -> role, inverted from the plan's `service_accounts` output (role -> e-mail)."""
+    return {email: role for role, email in p.outputs["service_accounts"].items()}
+
+
 def stack_file(stack: str) -> dict:
     """A stack file's `config:` as written, read with plain YAML rather than the program's reader."""
     return yaml.safe_load((mocks.STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]

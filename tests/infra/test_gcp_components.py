@@ -16,6 +16,7 @@ from infra import catalog, model, roles
 from infra.gcp import firewall, monitoring, secrets
 from infra.settings import parse_settings
 from infra.tools import mocks
+from tests.infra.conftest import roles_by_account
 
 ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 DEV = "hydrostream-dev"
@@ -60,19 +61,23 @@ def test_one_custom_subnet_with_private_google_access_behind_nat(plans, stack, c
 # --- firewall ----------------------------------------------------------------------------------
 
 def reachable(p: mocks.Plan) -> set[tuple[str, str, str, str]]:
-    """(source, target tag, protocol, port or 'all') for every allow of every planned ingress rule (the
-    egress rules are listed in test_gcp_egress.py)."""
+    """(source role or range, target role, protocol, port or 'all') for every allow of every planned ingress
+    rule (the egress rules are listed in test_gcp_egress.py). A rule selects instances by service account:
+    each account reads back as its role through the plan's own role -> account mapping."""
+    role_of = roles_by_account(p)
     found = set()
     rules = p.of_type("gcp:compute/firewall:Firewall")
     assert {rule.inputs["direction"] for rule in rules} == {"INGRESS", "EGRESS"}
     for rule in rules:
         if rule.inputs["direction"] == "EGRESS":
             continue
-        sources = rule.inputs.get("sourceTags", []) + rule.inputs.get("sourceRanges", [])
+        sources = ([role_of[a] for a in rule.inputs.get("sourceServiceAccounts", [])]
+                   + rule.inputs.get("sourceRanges", []))
+        targets = [role_of[a] for a in rule.inputs["targetServiceAccounts"]]
         for allow in rule.inputs["allows"]:
             for port in allow.get("ports") or ["all"]:
                 for source in sources:
-                    for target in rule.inputs["targetTags"]:
+                    for target in targets:
                         found.add((source, target, allow["protocol"], port))
     return found
 
@@ -108,7 +113,7 @@ def test_flow_ports_are_the_catalog_and_contract_ports(plans):
     assert catalog.KAFKA.port("kafka") == 9092 and catalog.INFLUXDB.port("http") == 8086
     assert catalog.KAFKA.port("metrics") == 9404 and catalog.NODE_EXPORTER.port("metrics") == 9100
     assert catalog.GRAFANA.port("http") == 3000
-    # Every exporter Prometheus scrapes on another VM is admitted from the monitoring tag.
+    # Every exporter Prometheus scrapes on another VM is admitted from the monitoring account.
     flows = reachable(plans["staging"])
     for service in catalog.SERVICES.values():
         for port in service.ports:
@@ -143,7 +148,7 @@ def test_every_scrape_of_another_vm_is_an_admitted_flow_and_nothing_more_is_open
     assert scraped == SCRAPES
     needed = {("monitoring", role, "tcp", str(port)) for _, role, port in scraped if role != "localhost"}
     from_monitoring = {flow for flow in reachable(dev) if flow[0] == "monitoring"}
-    # Beyond the scrapes: node-exporter's flow names every service VM's tag, the monitoring VM's own
+    # Beyond the scrapes: node-exporter's flow names every service VM's role, the monitoring VM's own
     # included (scraped on localhost here). Grafana's InfluxDB data source uses InfluxDB's scraped port.
     assert from_monitoring - needed == {("monitoring", "monitoring", "tcp", "9100")}
     assert needed <= from_monitoring
@@ -161,13 +166,48 @@ def test_grafana_is_reachable_directly_only_from_configured_ranges():
     assert not any(port == "3000" for *_, port in EXPECTED_FLOWS)
 
 
-def test_every_tag_a_rule_names_is_carried_by_a_vm_or_the_cluster(dev):
-    carried = {tag for vm in dev.of_type("gcp:compute/instance:Instance") for tag in vm.inputs["tags"]}
+ALL_ROLES = ("broker", "tsdb", "monitoring", "dataproc")
+
+
+@pytest.mark.parametrize("stack", ("dev", "prod"))
+def test_the_plans_role_accounts_are_the_roles_own(plans, stack):
+    # What reachable() and the egress listing read accounts back through, checked against the hand form.
+    project = plans[stack].settings.gcp.project
+    mapping = plans[stack].outputs["service_accounts"]
+    assert {role: mapping[role] for role in ALL_ROLES} == {
+        role: member(role, project).removeprefix("serviceAccount:") for role in ALL_ROLES}
+
+
+def test_every_account_a_rule_names_runs_a_vm_or_the_cluster_and_nothing_carries_a_tag(dev):
+    vms = dev.of_type("gcp:compute/instance:Instance")
     [cluster] = dev.of_type("gcp:dataproc/cluster:Cluster")
-    carried |= set(cluster.inputs["clusterConfig"]["gceClusterConfig"]["tags"])
-    assert carried == {"broker", "tsdb", "monitoring", "dataproc"}
-    named = {tag for source, target, *_ in reachable(dev) for tag in (source, target) if tag != IAP}
-    assert named == carried
+    gce = cluster.inputs["clusterConfig"]["gceClusterConfig"]
+    running = {vm.inputs["serviceAccount"]["email"] for vm in vms} | {gce["serviceAccount"]}
+    assert running == {member(role).removeprefix("serviceAccount:") for role in ALL_ROLES}
+    named = {account for rule in dev.of_type("gcp:compute/firewall:Firewall")
+             for field in ("sourceServiceAccounts", "targetServiceAccounts")
+             for account in rule.inputs.get(field) or []}
+    assert named == running
+    assert not any("tags" in vm.inputs for vm in vms) and "tags" not in gce
+
+
+def test_a_flow_naming_a_role_without_an_account_is_refused():
+    emails = {role: f"hydro-{role}@p.iam.gserviceaccount.com" for role in ("broker", "dataproc")}
+    kafka = firewall.Flow("kafka-from-dataproc", target_roles=("broker",), ports=(9092,),
+                          source_roles=("dataproc",))
+    assert firewall.service_accounts(emails, kafka.source_roles, kafka.name) == [emails["dataproc"]]
+    orphan = firewall.Flow("influxdb-from-dataproc", target_roles=("tsdb",), ports=(8086,),
+                           source_roles=("dataproc",))
+    with pytest.raises(ValueError, match=r"flow influxdb-from-dataproc: no service account for role tsdb "):
+        mocks.run_components("dev", lambda model: {"rules": firewall.FirewallRules(
+            "firewall", firewall.FirewallRulesArgs("vpc", (kafka, orphan), emails)).rule_names})
+    outbound = firewall.EgressFlow("apis", ("monitoring",), firewall.GOOGLE_APIS, (443,), ("apis",))
+    with pytest.raises(ValueError, match=r"flow apis: no service account for role monitoring"):
+        mocks.run_components("dev", lambda model: {"rules": firewall.EgressRules(
+            "egress", firewall.EgressRulesArgs("vpc", (outbound,), emails)).rule_names})
+    eleven = {f"role{n}": f"hydro-role{n}@p.iam.gserviceaccount.com" for n in range(11)}
+    with pytest.raises(ValueError, match="flow wide: 11 roles, a rule takes at most 10 service accounts"):
+        firewall.service_accounts(eleven, tuple(eleven), "wide")
 
 
 def test_rule_names_fit_gcp_limits(dev):
@@ -176,19 +216,19 @@ def test_rule_names_fit_gcp_limits(dev):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"source_tags": ("dataproc",), "source_range": firewall.IAP_FORWARDERS}, "exactly one"),
+    ({"source_roles": ("dataproc",), "source_range": firewall.IAP_FORWARDERS}, "exactly one"),
     ({}, "exactly one"),
     ({"source_range": firewall.SourceRange("nobody", ())}, "holds no CIDR"),
-    ({"source_tags": ("dataproc",), "protocols": ("icmp",)}, "ports apply only to tcp, udp"),
+    ({"source_roles": ("dataproc",), "protocols": ("icmp",)}, "ports apply only to tcp, udp"),
 ])
 def test_a_malformed_flow_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        firewall.Flow("bad", target_tags=("broker",), ports=(9092,), **kwargs)
+        firewall.Flow("bad", target_roles=("broker",), ports=(9092,), **kwargs)
 
 
 def test_a_flow_needs_a_target():
-    with pytest.raises(ValueError, match="no target tag"):
-        firewall.Flow("bad", target_tags=(), ports=(9092,), source_tags=("dataproc",))
+    with pytest.raises(ValueError, match="no target role"):
+        firewall.Flow("bad", target_roles=(), ports=(9092,), source_roles=("dataproc",))
 
 
 # --- identity ----------------------------------------------------------------------------------

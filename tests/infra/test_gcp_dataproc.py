@@ -131,7 +131,7 @@ def test_nodes_are_private_shielded_and_run_as_our_account(config):
     assert gce["subnetwork"] == SUBNET
     assert gce["serviceAccount"] == ACCOUNT
     assert gce["serviceAccountScopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
-    assert gce["tags"] == ["dataproc"]
+    assert "tags" not in gce  # the firewall rules select the nodes by their account
     assert gce["shieldedInstanceConfig"] == {
         "enableSecureBoot": True, "enableVtpm": True, "enableIntegrityMonitoring": True}
     assert config["stagingBucket"] == "fake-staging" and config["tempBucket"] == "fake-temp"

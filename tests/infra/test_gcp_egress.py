@@ -2,8 +2,9 @@
 and the private path to Google APIs (Private Google Access on the subnet, DNS to private.googleapis.com).
 
 The listing is computed from the firewall rules the real program registers, the way GCP evaluates them
-(a rule applies to an instance when it names one of the instance's tags, or none); the expected lists
-are written out by hand from what each role does (docs/operations.md, "Egress").
+(a rule applies to an instance when it names the instance's service account, or no target at all; each
+role's account is read from the plan's role -> account mapping); the expected lists are written out by
+hand from what each role does (docs/operations.md, "Egress").
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ def priority(rule: mocks.PlannedResource) -> int:
     return int(rule.inputs.get("priority", 1000))
 
 
-def applies(rule: mocks.PlannedResource, role: str) -> bool:
-    tags = rule.inputs.get("targetTags") or []
-    return not tags or role in tags
+def targets(rule: mocks.PlannedResource) -> list[str]:
+    """Whom a rule selects: its target service accounts (tags would too, but no rule may name one)."""
+    return (rule.inputs.get("targetServiceAccounts") or []) + (rule.inputs.get("targetTags") or [])
+
+
+def applies(rule: mocks.PlannedResource, account: str) -> bool:
+    return not targets(rule) or account in targets(rule)
 
 
 def blocks(rule: mocks.PlannedResource) -> str:
@@ -48,12 +53,13 @@ def allowed_egress(p: mocks.Plan) -> dict[str, list[str]]:
     the lowest deny covering everything (what the deny does not shadow)."""
     denies = [r for r in egress_rules(p) if r.inputs.get("denies")]
     floor = min((priority(r) for r in denies if EVERYWHERE in (r.inputs.get("destinationRanges") or [])
-                 and not r.inputs.get("targetTags")), default=65536)
+                 and not targets(r)), default=65536)
+    accounts = p.outputs["service_accounts"]    # role -> its account, as the stack exports it
     listing: dict[str, list[str]] = {}
     for role in ROLES:
         listing[role] = sorted(
             f"{destination} {blocks(rule)}" for rule in egress_rules(p)
-            if rule.inputs.get("allows") and applies(rule, role) and priority(rule) < floor
+            if rule.inputs.get("allows") and applies(rule, accounts[role]) and priority(rule) < floor
             for destination in rule.inputs.get("destinationRanges") or [EVERYWHERE])
     return listing
 
@@ -64,7 +70,7 @@ def egress_violations(p: mocks.Plan) -> list[str]:
     found = []
     rules = egress_rules(p)
     deny_all = [r for r in rules if r.inputs.get("denies") == [{"protocol": "all"}]
-                and r.inputs.get("destinationRanges") == [EVERYWHERE] and not r.inputs.get("targetTags")]
+                and r.inputs.get("destinationRanges") == [EVERYWHERE] and not targets(r)]
     if not deny_all:
         found.append("no egress deny-all for every instance: GCP's implied rule allows all egress")
     floor = min((priority(r) for r in deny_all), default=65535)
@@ -74,8 +80,8 @@ def egress_violations(p: mocks.Plan) -> list[str]:
             continue
         if priority(rule) >= floor:
             found.append(f"{rule.name}: priority {priority(rule)} does not rank above the deny-all ({floor})")
-        if not rule.inputs.get("targetTags"):
-            found.append(f"{rule.name}: applies to every instance (no target tag)")
+        if not targets(rule):
+            found.append(f"{rule.name}: applies to every instance (no target service account)")
         for cidr in rule.inputs.get("destinationRanges") or [EVERYWHERE]:
             inside = ipaddress.ip_network(cidr).subnet_of(subnet)
             for block in rule.inputs["allows"]:
@@ -161,18 +167,19 @@ def test_a_plan_without_the_deny_all_is_reported(plans):
 
 def test_an_allow_to_the_internet_on_every_port_or_below_the_deny_is_reported(plans):
     real = plans["dev"]
-    wide = rule("wide", name="w", targetTags=["tsdb"], destinationRanges=["0.0.0.0/0"],
+    tsdb = real.outputs["service_accounts"][catalog.TSDB]
+    wide = rule("wide", name="w", targetServiceAccounts=[tsdb], destinationRanges=["0.0.0.0/0"],
                 allows=[{"protocol": "tcp"}])
-    shadowed = rule("late", name="l", targetTags=["tsdb"], destinationRanges=["203.0.113.0/24"],
+    shadowed = rule("late", name="l", targetServiceAccounts=[tsdb], destinationRanges=["203.0.113.0/24"],
                     allows=[{"protocol": "tcp", "ports": ["22"]}], priority=65535)
-    untagged = rule("untagged", name="u", destinationRanges=["203.0.113.0/24"],
+    untargeted = rule("untargeted", name="u", destinationRanges=["203.0.113.0/24"],
                     allows=[{"protocol": "tcp", "ports": ["25"]}])
-    broken = mocks.Plan("dev", [*real.resources, wide, shadowed, untagged], real.outputs,
+    broken = mocks.Plan("dev", [*real.resources, wide, shadowed, untargeted], real.outputs,
                        real.secret_outputs, real.settings)
     assert egress_violations(broken) == [
         "wide: tcp to 0.0.0.0/0 on every port",
         "late: priority 65535 does not rank above the deny-all (65534)",
-        "untagged: applies to every instance (no target tag)",
+        "untargeted: applies to every instance (no target service account)",
     ]
     # The listing shows what opened, and leaves out what the deny shadows.
     assert "0.0.0.0/0 tcp" in allowed_egress(broken)[catalog.TSDB]
@@ -182,7 +189,7 @@ def test_an_allow_to_the_internet_on_every_port_or_below_the_deny_is_reported(pl
 @pytest.mark.parametrize(("build", "message"), [
     (lambda: firewall.EgressFlow("x", (catalog.TSDB,), firewall.INTERNET, (), ("anything",)),
      "to the internet only on named ports"),
-    (lambda: firewall.EgressFlow("x", (), firewall.GOOGLE_APIS, (443,), ("apis",)), "no source tag"),
+    (lambda: firewall.EgressFlow("x", (), firewall.GOOGLE_APIS, (443,), ("apis",)), "no source role"),
 ])
 def test_an_open_egress_flow_is_refused_by_name(build, message):
     with pytest.raises(ValueError, match=message):

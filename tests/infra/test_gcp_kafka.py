@@ -26,7 +26,7 @@ BROKERS = {"dev": 1, "staging": 3, "prod": 3}
 
 
 def brokers(p: mocks.Plan) -> list[mocks.PlannedResource]:
-    return sorted((vm for vm in p.of_type(INSTANCE) if vm.inputs["tags"] == [catalog.BROKER]),
+    return sorted((vm for vm in p.of_type(INSTANCE) if vm.inputs["labels"]["role"] == catalog.BROKER),
                   key=lambda vm: vm.inputs["name"])
 
 
@@ -177,16 +177,18 @@ def rule(p: mocks.Plan, flow: str) -> mocks.PlannedResource | None:
 @pytest.mark.parametrize("stack", ("staging", "prod"))
 def test_brokers_reach_each_other_on_the_client_and_controller_ports(plans, stack):
     p = plans[stack]
+    account = p.outputs["service_accounts"]
     between = rule(p, "kafka-between-brokers")
     assert between is not None
-    assert between.inputs["sourceTags"] == between.inputs["targetTags"] == [catalog.BROKER]
+    assert between.inputs["sourceServiceAccounts"] == between.inputs["targetServiceAccounts"] == [
+        account[catalog.BROKER]]
     assert between.inputs["allows"] == [{"protocol": "tcp", "ports": ["9092", "9093"]}]
     dataproc = rule(p, "kafka-from-dataproc")
-    assert dataproc.inputs["sourceTags"] == [catalog.DATAPROC]
+    assert dataproc.inputs["sourceServiceAccounts"] == [account[catalog.DATAPROC]]
     assert dataproc.inputs["allows"] == [{"protocol": "tcp", "ports": ["9092"]}]
     metrics = rule(p, "kafka-metrics-from-monitoring")
-    assert metrics.inputs["sourceTags"] == [catalog.MONITORING]
-    assert metrics.inputs["targetTags"] == [catalog.BROKER]
+    assert metrics.inputs["sourceServiceAccounts"] == [account[catalog.MONITORING]]
+    assert metrics.inputs["targetServiceAccounts"] == [account[catalog.BROKER]]
     assert metrics.inputs["allows"] == [{"protocol": "tcp", "ports": ["9404"]}]
 
 

@@ -76,9 +76,9 @@ def test_the_cluster_and_each_vm_wait_for_the_grants_they_run_with(planned):
     # Its account's project roles and its buckets' grants.
     assert {("hydro-dataproc", "gcp:projects"), ("hydro-dataproc", "gcp:storage")} <= waited
     for vm in planned.of_type("gcp:compute/instance:Instance"):
-        role = vm.inputs["tags"][0]
+        role = vm.inputs["labels"]["role"]
         assert (f"hydro-{role}", "gcp:projects") in members(depends_on(planned, vm.urn)), vm.name
     # The InfluxDB VM reads its admin password and token only once they are granted to it.
     (influxdb,) = [vm for vm in planned.of_type("gcp:compute/instance:Instance")
-                   if "tsdb" in vm.inputs["tags"]]
+                   if vm.inputs["labels"]["role"] == "tsdb"]
     assert ("hydro-tsdb", "gcp:secretmanager") in members(depends_on(planned, influxdb.urn))

@@ -142,7 +142,8 @@ def labelable(type_: str) -> bool:
 # --- policies ----------------------------------------------------------------------------------
 
 def firewall_source_violations(p: mocks.Plan) -> list[str]:
-    """Ingress only from tags, the IAP range or the stack's Grafana CIDRs; never from the internet."""
+    """Ingress only from service accounts, the IAP range or the stack's Grafana CIDRs; never from the
+    internet."""
     named = {firewall.IAP_RANGE, *p.settings.network.grafana_source_ranges}
     found = []
     for rule in ingress_rules(p):
@@ -164,13 +165,34 @@ def ssh_violations(p: mocks.Plan) -> list[str]:
         if not admits(rule, firewall.SSH_PORT):
             continue
         ranges = rule.inputs.get("sourceRanges") or []
-        tags = set(rule.inputs.get("sourceTags") or [])
+        accounts = set(rule.inputs.get("sourceServiceAccounts") or [])
         if ranges and ranges != [firewall.IAP_RANGE]:
             found.append(f"{rule.name}: SSH from {ranges}, not only {firewall.IAP_RANGE}")
-        if tags and tags != set(rule.inputs.get("targetTags") or []):
-            found.append(f"{rule.name}: SSH from tags {sorted(tags)} into other tags")
-        if not ranges and not tags:
+        if accounts and accounts != set(rule.inputs.get("targetServiceAccounts") or []):
+            found.append(f"{rule.name}: SSH from accounts {sorted(accounts)} into other accounts")
+        if not ranges and not accounts:
             found.append(f"{rule.name}: SSH from anywhere")
+    return found
+
+
+def firewall_selector_violations(p: mocks.Plan) -> list[str]:
+    """Every rule selects instances by the stack's own service accounts, never by network tag (anyone with
+    setTags on an instance could move it into the rule); only a deny applies to every instance; an
+    egress rule names no source (its instances are its targets)."""
+    ours = our_service_accounts(p)
+    found = []
+    for rule in p.of_type(FIREWALL):
+        for field in ("sourceTags", "targetTags"):
+            if rule.inputs.get(field):
+                found.append(f"{rule.name}: selects by network tag ({field} {rule.inputs[field]})")
+        targets = rule.inputs.get("targetServiceAccounts") or []
+        sources = rule.inputs.get("sourceServiceAccounts") or []
+        if rule.inputs.get("allows") and not targets and not rule.inputs.get("targetTags"):
+            found.append(f"{rule.name}: allows on every instance (no target service account)")
+        if rule.inputs.get("direction") == "EGRESS" and (sources or rule.inputs.get("sourceTags")):
+            found.append(f"{rule.name}: an egress rule with a source (GCP takes none)")
+        for account in sorted(set(targets + sources) - ours):
+            found.append(f"{rule.name}: names {account}, not one of the stack's accounts")
     return found
 
 
@@ -400,9 +422,9 @@ def backup_violations(p: mocks.Plan) -> list[str]:
 
 
 POLICIES = (
-    firewall_source_violations, ssh_violations, public_ip_violations, service_account_violations,
-    iam_role_violations, secret_leak_violations, label_violations, protection_violations,
-    token_scope_violations, snapshot_violations, backup_violations,
+    firewall_source_violations, ssh_violations, firewall_selector_violations, public_ip_violations,
+    service_account_violations, iam_role_violations, secret_leak_violations, label_violations,
+    protection_violations, token_scope_violations, snapshot_violations, backup_violations,
 )
 
 
@@ -431,6 +453,7 @@ def test_policies_see_what_they_govern(receiver_plans, stack):
     # A policy over an empty list passes; these are the resources the policies above must have read.
     p = receiver_plans[stack]
     assert len(ingress_rules(p)) >= 7
+    assert len([r for r in p.of_type(FIREWALL) if r.inputs["direction"] == "EGRESS"]) >= 6
     receivers = settings_of(stack).alerting.secrets
     assert len(p.of_type(BUCKET)) == len(roles.Bucket)
     assert len(p.of_type(SECRET)) == len(catalog.SECRETS) - len(catalog.RECEIVER_SECRETS) + len(receivers)
@@ -481,6 +504,7 @@ def hand_built(stack: str, *resources: mocks.PlannedResource, outputs: dict[str,
 LABELS = {"app": "hydrostream", "env": "dev"}
 OUR_ACCOUNT = resource(ACCOUNT, "identity-broker", {"accountId": "hydro-broker"})
 OUR_EMAIL = "hydro-broker@hydrostream-dev.iam.gserviceaccount.com"
+MONITORING_EMAIL = "hydro-monitoring@hydrostream-dev.iam.gserviceaccount.com"
 PASSWORD = resource("random:index/randomPassword:RandomPassword", "secrets-grafana-admin-password",
                     {"length": 32})
 PASSWORD_VALUE = "mock-secrets-grafana-admin-password-value"
@@ -498,7 +522,7 @@ def test_a_flow_from_the_internet_is_reported(monkeypatch):
     world = firewall.SourceRange("anyone", ("0.0.0.0/0",))
     monkeypatch.setattr(firewall, "flows", lambda *args: (
         *real_flows(*args),
-        firewall.Flow("ssh-from-anyone", target_tags=(catalog.BROKER,), ports=(22,), source_range=world)))
+        firewall.Flow("ssh-from-anyone", target_roles=(catalog.BROKER,), ports=(22,), source_range=world)))
     broken = mocks.run_plan("dev")
     assert firewall_source_violations(broken) == [
         "firewall-ssh-from-anyone: open to the internet (0.0.0.0/0)"]
@@ -508,10 +532,10 @@ def test_a_flow_from_the_internet_is_reported(monkeypatch):
 
 def test_a_rule_without_source_or_from_an_unnamed_range_is_reported():
     no_source = resource(FIREWALL, "fw-nosource", {"allows": [{"protocol": "tcp", "ports": ["9092"]}],
-                                                   "targetTags": ["broker"]})
+                                                   "targetServiceAccounts": [OUR_EMAIL]})
     office = resource(FIREWALL, "fw-office", {"allows": [{"protocol": "tcp", "ports": ["3000"]}],
                                               "sourceRanges": ["203.0.113.0/24"],
-                                              "targetTags": ["monitoring"]})
+                                              "targetServiceAccounts": [MONITORING_EMAIL]})
     assert firewall_source_violations(hand_built("dev", no_source, office)) == [
         "fw-nosource: no source, which GCP reads as 0.0.0.0/0",
         "fw-office: source 203.0.113.0/24 is neither the IAP range nor a configured CIDR",
@@ -522,16 +546,61 @@ def test_a_rule_without_source_or_from_an_unnamed_range_is_reported():
     assert firewall_source_violations(configured) == []
 
 
-def test_ssh_from_tags_or_port_ranges_is_reported():
-    from_monitoring = resource(FIREWALL, "fw-tags", {"allows": [{"protocol": "tcp", "ports": ["20-30"]}],
-                                                     "sourceTags": ["monitoring"], "targetTags": ["broker"]})
+def test_ssh_from_other_accounts_or_port_ranges_is_reported():
+    from_monitoring = resource(FIREWALL, "fw-accounts", {
+        "allows": [{"protocol": "tcp", "ports": ["20-30"]}],
+        "sourceServiceAccounts": [MONITORING_EMAIL], "targetServiceAccounts": [OUR_EMAIL]})
     all_tcp = resource(FIREWALL, "fw-all", {"allows": [{"protocol": "all"}], "sourceRanges": ["10.0.0.0/8"],
-                                            "targetTags": ["tsdb"]})
+                                            "targetServiceAccounts": [OUR_EMAIL]})
     udp_only = resource(FIREWALL, "fw-udp", {"allows": [{"protocol": "udp", "ports": ["22"]}],
-                                             "sourceRanges": ["10.0.0.0/8"], "targetTags": ["tsdb"]})
+                                             "sourceRanges": ["10.0.0.0/8"],
+                                             "targetServiceAccounts": [OUR_EMAIL]})
     assert ssh_violations(hand_built("dev", from_monitoring, all_tcp, udp_only)) == [
-        "fw-tags: SSH from tags ['monitoring'] into other tags",
+        f"fw-accounts: SSH from accounts ['{MONITORING_EMAIL}'] into other accounts",
         "fw-all: SSH from ['10.0.0.0/8'], not only 35.235.240.0/20",
+    ]
+
+
+def test_a_rule_selecting_by_network_tag_is_reported(plans):
+    # One rule of the real plan moved back to tags: caught, and only that rule.
+    real = plans["dev"]
+    kafka = next(r for r in real.of_type(FIREWALL) if r.name == "firewall-kafka-from-dataproc")
+    tagged = dataclasses.replace(kafka, inputs={
+        **{k: v for k, v in kafka.inputs.items() if not k.endswith("ServiceAccounts")},
+        "sourceTags": [catalog.DATAPROC], "targetTags": [catalog.BROKER]})
+    broken = mocks.Plan("dev", [tagged if r is kafka else r for r in real.resources], real.outputs,
+                        real.secret_outputs, real.settings)
+    assert firewall_selector_violations(broken) == [
+        "firewall-kafka-from-dataproc: selects by network tag (sourceTags ['dataproc'])",
+        "firewall-kafka-from-dataproc: selects by network tag (targetTags ['broker'])",
+    ]
+
+
+def test_a_rule_mixing_tags_stray_accounts_or_an_egress_source_is_reported():
+    ssh = [{"protocol": "tcp", "ports": ["22"]}]
+    stranger_account = "x@elsewhere.iam.gserviceaccount.com"
+    monitoring = resource(ACCOUNT, "identity-monitoring", {"accountId": "hydro-monitoring"})
+    mixed = resource(FIREWALL, "fw-mixed", {"direction": "INGRESS", "allows": ssh,
+                                            "sourceRanges": [firewall.IAP_RANGE], "targetTags": ["broker"],
+                                            "targetServiceAccounts": [OUR_EMAIL]})
+    stranger = resource(FIREWALL, "fw-stranger", {"direction": "INGRESS", "allows": ssh,
+                                                  "sourceServiceAccounts": [stranger_account],
+                                                  "targetServiceAccounts": [OUR_EMAIL]})
+    egress = resource(FIREWALL, "fw-egress", {"direction": "EGRESS", "allows": ssh,
+                                              "destinationRanges": ["10.0.0.0/8"],
+                                              "sourceServiceAccounts": [MONITORING_EMAIL],
+                                              "targetServiceAccounts": [OUR_EMAIL]})
+    everyone = resource(FIREWALL, "fw-everyone", {"direction": "INGRESS", "allows": ssh,
+                                                  "sourceRanges": [firewall.IAP_RANGE]})
+    # A deny-all with no target is how egress closes for every instance: not a violation.
+    deny_all = resource(FIREWALL, "fw-deny", {"direction": "EGRESS", "denies": [{"protocol": "all"}],
+                                              "destinationRanges": ["0.0.0.0/0"]})
+    assert firewall_selector_violations(hand_built(
+        "dev", OUR_ACCOUNT, monitoring, mixed, stranger, egress, everyone, deny_all)) == [
+        "fw-mixed: selects by network tag (targetTags ['broker'])",
+        f"fw-stranger: names {stranger_account}, not one of the stack's accounts",
+        "fw-egress: an egress rule with a source (GCP takes none)",
+        "fw-everyone: allows on every instance (no target service account)",
     ]
 
 
@@ -685,7 +754,7 @@ def test_the_consumer_reads_the_write_token_and_nothing_reads_the_operator_token
         f"projects/{project}/secrets/hydrostream-influxdb-write-token/versions/latest")
     for vm in p.of_type(INSTANCE):
         holds_operator = "hydrostream-influxdb-token" in vm.inputs["metadata"]["user-data"]
-        assert holds_operator == (vm.inputs["tags"] == [catalog.TSDB]), vm.name
+        assert holds_operator == (vm.inputs["labels"]["role"] == catalog.TSDB), vm.name
 
 
 def test_a_data_disk_without_a_snapshot_schedule_is_reported(monkeypatch):

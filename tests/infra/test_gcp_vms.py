@@ -77,13 +77,13 @@ def instances(planned) -> dict[str, mocks.PlannedResource]:
     """Role -> its (first) VM."""
     first: dict[str, mocks.PlannedResource] = {}
     for vm in sorted(planned.of_type(INSTANCE), key=lambda vm: vm.inputs["name"]):
-        first.setdefault(vm.inputs["tags"][0], vm)
+        first.setdefault(vm.inputs["labels"]["role"], vm)
     return first
 
 
 def brokers(planned) -> list[mocks.PlannedResource]:
     """The broker VMs in node id order (their names end in it when there are several)."""
-    return sorted((vm for vm in planned.of_type(INSTANCE) if vm.inputs["tags"] == [catalog.BROKER]),
+    return sorted((vm for vm in planned.of_type(INSTANCE) if vm.inputs["labels"]["role"] == catalog.BROKER),
                   key=lambda vm: vm.inputs["name"])
 
 
@@ -153,9 +153,10 @@ def test_vms_are_shielded_with_os_login_on_cos(planned):
         assert re.fullmatch(r"projects/cos-cloud/global/images/(family/)?cos-[a-z0-9-]+", image), image
 
 
-def test_vms_run_as_their_role_account_tagged_by_role(planned):
+def test_vms_run_as_their_role_account_without_network_tags(planned):
+    # The firewall rules select a VM by its account; a tag would be a second, weaker selector.
     for role, vm in instances(planned).items():
-        assert vm.inputs["tags"] == [role]
+        assert "tags" not in vm.inputs, vm.name
         assert vm.inputs["serviceAccount"] == {
             "email": f"fake-{role}@fake.iam.gserviceaccount.com", "scopes": [CLOUD_PLATFORM]}
         assert "compute@developer.gserviceaccount.com" not in yaml.safe_dump(vm.inputs)
@@ -184,7 +185,7 @@ def test_data_disk_is_a_separate_resource_attached_as_data(planned):
         disk = next(d for d in planned.of_type(DISK) if d.parent == vm.parent)
         zone = vm.inputs["zone"]
         assert disk.inputs["zone"] == zone
-        if vm.inputs["tags"] != [catalog.BROKER]:
+        if vm.inputs["labels"]["role"] != catalog.BROKER:
             assert zone == stack_file(planned.stack)["gcp:zone"]
         assert vm.inputs["attachedDisks"] == [{
             "source": f"projects/{project}/zones/{zone}/disks/{disk.inputs['name']}",

@@ -136,7 +136,7 @@ def test_each_vm_lists_the_catalog_containers_of_its_role(plans, stack):
     # One VM per role, kafka.brokers of them for the broker role (three on staging and prod).
     assert len(vms) == len(catalog.ROLES) - 1 + planned.settings.kafka.brokers
     for vm in vms:
-        (role,) = vm["values"]["tags"]
+        role = vm["values"]["labels.role"]
         shown = vm["cloud_config"]["containers"]
         assert {name: c["image"] for name, c in shown.items()} == {
             s.name: s.reference for s in catalog.services_for_role(role)}

@@ -33,7 +33,8 @@ def local_env(planned: mocks.Plan, service: str) -> dict[str, str]:
 
 def vm_summary(planned: mocks.Plan, role: str) -> dict:
     """What the role's (first) VM runs, read back from its rendered cloud-config."""
-    vms = sorted((r for r in planned.of_type(INSTANCE) if r.inputs["tags"] == [role]), key=lambda r: r.name)
+    vms = sorted((r for r in planned.of_type(INSTANCE) if r.inputs["labels"]["role"] == role),
+                 key=lambda r: r.name)
     return inventory.cloud_config_summary(vms[0].inputs["metadata"]["user-data"])
 
 
