@@ -82,7 +82,8 @@ step_remove() {
     say "not a voter: nothing to remove"
     return 0
   fi
-  quorum remove-controller --controller-id "${broker}" --controller-directory-id "${old}"
+  # Attached to its option: a directory id may start with "-" (one drawn before Kafka avoided that).
+  quorum remove-controller --controller-id "${broker}" "--controller-directory-id=${old}"
   say "removed voter ${broker} (directory id ${old})"
 }
 

@@ -75,9 +75,16 @@ _DIRECTORY_IDS = uuid.UUID("5d0f3c2e-9a41-4f57-8a7e-6b1c2d3e4f50")
 
 def initial_directory_id(node_id: int, voter: str) -> str:
     """The metadata directory id node `node_id` at `voter` (host:port) is first formatted with, in Kafka's
-    Uuid text form; only the cluster's first formation uses it (a replaced node gets a random one)."""
-    drawn = uuid.uuid5(_DIRECTORY_IDS, f"{node_id}@{voter}").bytes
-    return base64.urlsafe_b64encode(drawn).rstrip(b"=").decode()
+    Uuid text form; only the cluster's first formation uses it (a replaced node gets a random one). Never
+    one starting with "-", which Kafka's tools would read as an option (Kafka's own Uuid.randomUuid draws
+    again too): the next draw of the same name then."""
+    draw = 0
+    while True:
+        name = f"{node_id}@{voter}" if draw == 0 else f"{node_id}@{voter}#{draw}"
+        text = base64.urlsafe_b64encode(uuid.uuid5(_DIRECTORY_IDS, name).bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+        draw += 1
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ renderings change together, so neither target computes the fact on its own. Expe
 computed here by hand from the rules the sizing catalog documents.
 """
 
+import base64
 import dataclasses
 import re
+import uuid
 
 import pytest
 from hydrostream_jobs import contract
@@ -192,3 +194,19 @@ def test_every_local_container_has_a_size_and_spark_fits_its_drivers():
     spark = local_spark_spec()
     assert spark.memory_mb >= 2 * 2 * spark.driver_memory_mb
     assert dataclasses.replace(spark, memory_mb=4096).memory_mb == 4096
+
+
+def test_no_initial_directory_id_starts_with_a_dash_which_kafkas_tools_take_for_an_option():
+    """A node's first directory id is a name-based UUID in Kafka's text form (base64url, unpadded); about one
+    in 64 starts with "-", which `kafka-metadata-quorum remove-controller --controller-directory-id` then
+    reads as an option. Kafka's own random ids draw again; so do these."""
+    voters = [f"10.0.0.{host}:9093" for host in range(2, 200)]
+    first_draws = {voter: base64.urlsafe_b64encode(uuid.uuid5(kafka_spec_module._DIRECTORY_IDS, f"1@{voter}")
+                                                   .bytes).rstrip(b"=").decode() for voter in voters}
+    dashed = [voter for voter, text in first_draws.items() if text.startswith("-")]
+    assert dashed, "no voter of the sample would have drawn a dashed id: widen it"
+    ids = {voter: kafka_spec_module.initial_directory_id(1, voter) for voter in voters}
+    assert not [text for text in ids.values() if text.startswith("-")]
+    # Every other id is the first draw, unchanged; each is 16 bytes in Kafka's form.
+    assert all(ids[voter] == text for voter, text in first_draws.items() if voter not in dashed)
+    assert all(len(base64.urlsafe_b64decode(text + "==")) == 16 for text in ids.values())

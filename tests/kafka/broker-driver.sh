@@ -60,7 +60,9 @@ case ${verb} in
     setsid bash "${node}/start.sh" >>"${node}/broker.log" 2>&1 </dev/null &
     echo $! >"${node}/pid"
     for _ in $(seq 240); do
-      if tail -c "+$((offset + 1))" "${node}/broker.log" | grep -q "Kafka Server started"; then
+      # Not grep -q: it would stop reading at the match, and tail, killed writing the rest of a long log
+      # (SIGPIPE), would fail the pipeline under pipefail: a started broker taken for one still starting.
+      if tail -c "+$((offset + 1))" "${node}/broker.log" | grep "Kafka Server started" >/dev/null; then
         exit 0
       fi
       kill -0 "$(cat "${node}/pid")" 2>/dev/null || { tail -n 40 "${node}/broker.log" >&2; exit 1; }

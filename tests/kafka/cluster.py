@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydrostream_jobs.kafka import KafkaLogin, sasl_options
+
 from infra import catalog
 from infra.render import cloud_init
 from infra.services import kafka as kafka_service
@@ -87,12 +89,13 @@ class Logins:
         return self.sasl / "controller.properties"
 
     def client_config(self, user: str, password: str | None = None) -> Path:
-        """A tool's client config logging in as `user` with its password (or with `password`)."""
-        password = password or self.password_file(user).read_text().strip()
-        path = self.sasl / f"{user}-{password[:6]}.properties"
-        path.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
-                        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-                        f'username="{user}" password="{password}";\n')
+        """A tool's client config logging in as `user` with its password (or with another `password`): the
+        jobs' client options (hydrostream_jobs.kafka.sasl_options) without Spark's `kafka.` prefix."""
+        given = password is not None
+        login = KafkaLogin(user, password if given else self.password_file(user).read_text().strip())
+        path = self.sasl / f"{user}{'-given' if given else ''}.properties"
+        path.write_text("".join(f"{key.removeprefix('kafka.')}={value}\n"
+                                for key, value in sasl_options(login).items()))
         return path
 
     def job_args(self, user: str) -> list[str]:
@@ -168,6 +171,9 @@ class Cluster:
     nodes: list[ClusterNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.logins is not None and self.logins.sasl != self.workdir / "sasl":
+            raise ValueError("make the logins in the cluster's folder (Logins.create(workdir)): "
+                             "broker-driver.sh looks for them in its sasl/")
         controller_ports = [free_port() for _ in self.racks]
         voters = tuple(f"127.0.0.1:{port}" for port in controller_ports)
         shared = cluster_id()
