@@ -19,7 +19,10 @@ shift 2
 bin=${KAFKA_BIN:-/opt/kafka/bin}
 config=${KAFKA_CLIENT_CONFIG:?KAFKA_CLIENT_CONFIG must name the admin client config}
 export KAFKA_HEAP_OPTS=-Xmx256m
-args=$(umask 077 && mktemp -p "$(if [[ -d /dev/shm ]]; then echo /dev/shm; else echo "${TMPDIR:-/tmp}"; fi)")
+# A file holding a password goes to a tmpfs (the container's /dev/shm), never a disk.
+private=/dev/shm
+[[ -d ${private} ]] || private=${TMPDIR:-/tmp}
+args=$(umask 077 && mktemp -p "${private}")
 trap 'rm -f "${args}"' EXIT
 
 users=()

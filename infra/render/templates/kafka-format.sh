@@ -30,6 +30,9 @@ initial=$3
 join=${4:-}
 marker="join-quorum"
 bin=${KAFKA_BIN:-/opt/kafka/bin}
+# Where a file holding a password goes: a tmpfs (the container's /dev/shm), never a disk.
+private=/dev/shm
+[[ -d ${private} ]] || private=${TMPDIR:-/tmp}
 # The tools run beside the broker's heap, not with it (the container's KAFKA_HEAP_OPTS is the broker's).
 export KAFKA_HEAP_OPTS=-Xmx256m
 
@@ -63,7 +66,7 @@ flags=(--initial-controllers "${initial}")
 if [[ -n ${join} || -f ${log_dir}/${marker} ]]; then
   flags=(--no-initial-controllers)
 elif [[ ${#others[@]} -gt 0 ]]; then
-  probe=$(mktemp)
+  probe=$(umask 077 && mktemp -p "${private}")
   trap 'rm -f "${probe}"' EXIT
   printf 'request.timeout.ms=15000\ndefault.api.timeout.ms=30000\n' >"${probe}"
   if [[ -n ${KAFKA_SASL_DIR:-} ]]; then
@@ -79,7 +82,7 @@ fi
 if [[ -z ${KAFKA_SASL_DIR:-} ]]; then
   "${bin}/kafka-storage.sh" format --cluster-id "${cluster_id}" --config "${config}" "${flags[@]}"
 else
-  args=$(umask 077 && mktemp -p "$(if [[ -d /dev/shm ]]; then echo /dev/shm; else echo "${TMPDIR:-/tmp}"; fi)")
+  args=$(umask 077 && mktemp -p "${private}")
   trap 'rm -f "${probe:-}" "${args}"' EXIT
   # One quoted argument a line (a Java argument file splits on blanks outside quotes).
   printf '"%s"\n' kafka.tools.StorageTool format --cluster-id "${cluster_id}" --config "${config}" "${flags[@]}" \
