@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from infra.render.cloud_init import TopicSpec  # noqa: E402
+from infra.services.kafka import TopicSpec  # noqa: E402
 from tests.jobs.influx_fake import FakeInflux  # noqa: E402
 from tests.kafka.broker import Broker, create_topics  # noqa: E402
 from tests.kafka.pipeline import command, job_env  # noqa: E402

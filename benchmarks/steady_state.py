@@ -466,7 +466,10 @@ def run_master(plan: Plan, master: str, index: int, broker: Broker, proxy: Timed
     stack_args = consumer_args(
         plan.flags(plan.steps[-1]), bootstrap_servers=broker.bootstrap_servers, influx_url=proxy.url,
         influx_org=proxy.org, influx_bucket=proxy.bucket, token=TokenSource(file=str(root / "token")),
-        checkpoint_root=str(root / "releases" / "bench"), handover_root=str(root / "releases"))
+        checkpoint_root=str(root / "releases" / "bench"), handover_root=str(root / "releases"),
+        # The test broker does not authenticate (a SASL login costs a handshake per connection, not per
+        # record: SASL_PLAINTEXT adds nothing to the records' path).
+        kafka_login=None)
     # The stacks' arguments, then the benchmark's overrides (argparse keeps an option's last value).
     consumer = Job("consumer", [sys.executable, str(CONSUMER), *stack_args, "--topic", topic,
                                 "--master", master, "--metrics-port", str(port)],
@@ -481,7 +484,7 @@ def run_master(plan: Plan, master: str, index: int, broker: Broker, proxy: Timed
         for number, rate in enumerate(plan.steps):
             port = free_port()
             stack_args = producer_args(plan.flags(rate), bootstrap_servers=broker.bootstrap_servers,
-                                       checkpoint_root=str(root / f"producer-{rate}"))
+                                       checkpoint_root=str(root / f"producer-{rate}"), kafka_login=None)
             producer = Job(f"producer --rate {rate}", [
                 sys.executable, str(PRODUCER), *stack_args, "--topic", topic,
                 "--master", plan.producer_master, "--metrics-port", str(port)],

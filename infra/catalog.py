@@ -148,7 +148,24 @@ EVERY_VM = "host"  # the role of a service that runs on every service VM (node-e
 INFLUXDB_ADMIN_PASSWORD = "influxdb-admin-password"
 INFLUXDB_TOKEN = "influxdb-token"              # the operator (all-access) token: only InfluxDB holds it
 GRAFANA_ADMIN_PASSWORD = "grafana-admin-password"
-GENERATED_SECRETS = (INFLUXDB_ADMIN_PASSWORD, INFLUXDB_TOKEN, GRAFANA_ADMIN_PASSWORD)
+# Kafka's users (SASL/SCRAM; who may do what: infra/services/kafka.py `access`), each with a generated
+# password: the admin (the brokers between themselves, the operator's tools, the boot units), the jobs'.
+KAFKA_ADMIN_USER = "hydro-admin"
+KAFKA_PRODUCER_USER = "hydro-producer"
+KAFKA_CONSUMER_USER = "hydro-consumer"
+KAFKA_USERS = (KAFKA_ADMIN_USER, KAFKA_PRODUCER_USER, KAFKA_CONSUMER_USER)
+
+
+def kafka_password(user: str) -> str:
+    """The logical secret holding a Kafka user's password; the brokers' scripts find it as the file
+    SECRETS_DIR/kafka-password-USER (kafka-access.sh, kafka-setup.sh)."""
+    if user not in KAFKA_USERS:
+        raise ValueError(f"no Kafka user {user!r}: one of {KAFKA_USERS}")
+    return f"kafka-password-{user}"
+
+
+GENERATED_SECRETS = (INFLUXDB_ADMIN_PASSWORD, INFLUXDB_TOKEN, GRAFANA_ADMIN_PASSWORD,
+                     *(kafka_password(user) for user in KAFKA_USERS))
 # Tokens by need, created by InfluxDB after its setup (InfluxDB 2 takes a chosen value only for the
 # operator token): the consumer writes to its bucket, Grafana reads it.
 INFLUXDB_WRITE_TOKEN = "influxdb-write-token"
@@ -198,14 +215,12 @@ KAFKA_LISTENERS = (KafkaListener("PLAINTEXT", KAFKA_PORT), KafkaListener("CONTRO
 
 
 def kafka_listener_env(listeners: tuple[KafkaListener, ...]) -> dict[str, str]:
-    """The broker environment that declares `listeners` (all in plaintext: the VPC or the Docker network
-    is the boundary)."""
+    """The broker environment that declares `listeners`; how each authenticates (its security protocol)
+    is infra/services/kafka.py's `sasl_env`."""
     return {
         "KAFKA_LISTENERS": ",".join(f"{listener.name}://:{listener.port}" for listener in listeners),
         "KAFKA_CONTROLLER_LISTENER_NAMES": ",".join(listener.name for listener in listeners
                                                     if listener.controller),
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": ",".join(f"{listener.name}:PLAINTEXT"
-                                                         for listener in listeners),
     }
 
 
@@ -232,7 +247,6 @@ KAFKA = Service(
         "KAFKA_LISTENERS": _KAFKA_LISTENER_ENV["KAFKA_LISTENERS"],
         "KAFKA_CONTROLLER_LISTENER_NAMES": _KAFKA_LISTENER_ENV["KAFKA_CONTROLLER_LISTENER_NAMES"],
         "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@localhost:{KAFKA_CONTROLLER_PORT}",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": _KAFKA_LISTENER_ENV["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"],
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
@@ -250,6 +264,10 @@ KAFKA = Service(
         "KAFKA_OPTS": KAFKA_METRICS_AGENT.java_option,
     },
     volumes=(Volume("kafka-data", "/var/lib/kafka/data"),),
+    # Every user's password: the broker logs in as the admin and sets each user's SCRAM credential
+    # (kafka-setup.sh), finding them by user as SECRETS_DIR/kafka-password-USER.
+    secret_files=tuple(SecretFile(kafka_password(user), f"{SECRETS_DIR}/{kafka_password(user)}")
+                       for user in KAFKA_USERS),
     # The broker's listener accepts connections. No Kafka CLI here: each would start a JVM that
     # inherits the broker's KAFKA_HEAP_OPTS every interval. Whoever needs the API (the topics script,
     # the jobs) retries until the broker answers.

@@ -1,9 +1,9 @@
 """The two jobs' command lines, built once for both targets (Dataproc and the local Spark container).
 
 The jobs' argument parser (jobs/hydrostream_jobs/cli.py, docs/jobs.md) defines the flags; this module
-fills them from the stack model's `JobFlags` and the deployed endpoints. The InfluxDB token never
-travels here: the consumer gets a file path (local) or a Secret Manager version name (GCP) as the jobs' own
-`TokenSource`, and reads the value itself.
+fills them from the stack model's `JobFlags` and the deployed endpoints. No secret travels here: the
+InfluxDB token and each job's Kafka password are given as a file path (local) or a Secret Manager version
+name (GCP), the jobs' own `TokenSource`, and the job reads the value itself.
 """
 
 from __future__ import annotations
@@ -29,18 +29,42 @@ class JobFlags:
     freshness_objective: str    # consumer: readings in InfluxDB within this of their event time count on time
 
 
+@dataclass(frozen=True)
+class KafkaCredential:
+    """A job's Kafka user and where its password is (never the password)."""
+
+    user: str
+    password: TokenSource
+
+
 def token_flags(token: TokenSource) -> list[str]:
-    """The consumer's token flag: a file (local) or a Secret Manager version (GCP), exactly one."""
+    """A secret's flag, named by its source's option: a file (local) or a Secret Manager version (GCP),
+    exactly one."""
     if (token.file is None) == (token.secret is None):
-        raise ValueError("a token source is a file or a Secret Manager version, not both or neither")
+        raise ValueError(f"a source of the {token.what} is a file or a Secret Manager version, not both or "
+                         f"neither")
     if token.file is not None:
-        return ["--influx-token-file", token.file]
-    return ["--influx-token-secret", str(token.secret)]
+        return [f"{token.option}-file", token.file]
+    return [f"{token.option}-secret", str(token.secret)]
+
+
+def kafka_password(file: str | None = None, secret: str | None = None) -> TokenSource:
+    """Where a job's Kafka password is, as the jobs' --kafka-password-file/-secret take it."""
+    return TokenSource(file=file, secret=secret, what="Kafka password", option="--kafka-password")
+
+
+def login_flags(login: KafkaCredential | None) -> list[str]:
+    """A job's Kafka login flags (None: a broker that does not authenticate, as the plaintext test broker)."""
+    if login is None:
+        return []
+    if login.password.option != "--kafka-password":
+        raise ValueError(f"{login.user}'s password source must be a Kafka password (kafka_password)")
+    return ["--kafka-user", login.user, *token_flags(login.password)]
 
 
 def consumer_args(jobs: JobFlags, *, bootstrap_servers: str, influx_url: str, influx_org: str,
                   influx_bucket: str, token: TokenSource, checkpoint_root: str,
-                  handover_root: str) -> list[str]:
+                  handover_root: str, kafka_login: KafkaCredential | None) -> list[str]:
     """consumer.py arguments: Kafka in, InfluxDB out, checkpoints and dead letters under `checkpoint_root`.
 
     `checkpoint_root` is the release's folder directly below `handover_root`, where every release has
@@ -55,6 +79,7 @@ def consumer_args(jobs: JobFlags, *, bootstrap_servers: str, influx_url: str, in
         "--source", "kafka",
         "--bootstrap-servers", bootstrap_servers,
         "--topic", contract.READINGS_TOPIC,
+        *login_flags(kafka_login),
         "--max-offsets-per-trigger", str(jobs.read_cap),
         "--sink", "influxdb",
         "--influx-url", influx_url,
@@ -73,12 +98,14 @@ def consumer_args(jobs: JobFlags, *, bootstrap_servers: str, influx_url: str, in
     ]
 
 
-def producer_args(jobs: JobFlags, *, bootstrap_servers: str, checkpoint_root: str) -> list[str]:
+def producer_args(jobs: JobFlags, *, bootstrap_servers: str, checkpoint_root: str,
+                  kafka_login: KafkaCredential | None) -> list[str]:
     """producer.py's arguments: simulated farms written to Kafka at the configured rate."""
     return [
         "--sink", "kafka",
         "--bootstrap-servers", bootstrap_servers,
         "--topic", contract.READINGS_TOPIC,
+        *login_flags(kafka_login),
         "--rate", str(jobs.rate),
         "--farms", str(jobs.farms),
         "--devices-per-farm", str(jobs.devices_per_farm),

@@ -126,7 +126,9 @@ DATAPROC = Role(
     catalog.DATAPROC, "Dataproc cluster nodes running the Spark jobs",
     # Dataproc requires the agent and task permissions on the cluster's VM service account.
     custom_roles=(DATAPROC_NODE,),
-    reads=(catalog.INFLUXDB_WRITE_TOKEN,),
+    # The consumer's InfluxDB token; each job's Kafka password (the job logs in as its own Kafka user).
+    reads=(catalog.INFLUXDB_WRITE_TOKEN, catalog.kafka_password(catalog.KAFKA_PRODUCER_USER),
+           catalog.kafka_password(catalog.KAFKA_CONSUMER_USER)),
     buckets=((Bucket.STAGING, BucketAccess.ADMIN), (Bucket.TEMP, BucketAccess.ADMIN),
              (Bucket.ARTIFACTS, BucketAccess.READ), (Bucket.CHECKPOINTS, BucketAccess.ADMIN)),
 )
@@ -134,6 +136,8 @@ BROKER = Role(
     catalog.BROKER, "Kafka broker VM",
     # The metrics agent's jar (infra/release/broker-agent.lock), which each broker checks and loads.
     buckets=((Bucket.AGENTS, BucketAccess.READ),),
+    # Every Kafka user's password: the broker logs in as the admin and sets the jobs' users' credentials.
+    reads=tuple(catalog.kafka_password(user) for user in catalog.KAFKA_USERS),
 )
 TSDB = Role(
     catalog.TSDB, "InfluxDB VM",

@@ -3,7 +3,9 @@
 # (STACK=staging|prod in the environment), over IAP SSH to broker N's VM; tests/kafka/broker-driver.sh is the
 # test cluster's. The verbs are replace-broker.sh's. Tools run inside the broker's running container with a
 # small heap (the container's KAFKA_HEAP_OPTS is the broker's) and without KAFKA_OPTS (the broker's metrics
-# agent, whose port the broker holds). `format` leaves a join-quorum marker in the
+# agent, whose port the broker holds), logged in as the Kafka admin with the login files kafka-start.sh wrote in
+# the container's tmpfs (the controller's on --bootstrap-controller, where @config is the broker's own
+# properties with that login appended, else the client listener's). `format` leaves a join-quorum marker in the
 # empty log directory, and the container's start formats it (kafka-start.sh runs kafka-format.sh, which
 # sees the marker: --no-initial-controllers, a new directory id), so `start` formats.
 # Needs gcloud signed in as someone who may SSH to the VMs through IAP, and the project's virtualenv.
@@ -21,7 +23,7 @@ shift 2
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/stack-target.sh
 source scripts/stack-target.sh
-load_target replace_target "$STACK" project container unit
+load_target replace_target "$STACK" project container unit sasl
 [[ -n ${target[broker_$node]:-} ]] || fail "stack $STACK has no broker $node"
 read -r instance zone <<<"${target[broker_$node]}"
 container=${target[container]} unit=${target[unit]}
@@ -36,11 +38,24 @@ case $verb in
   tool)
     tool=$1
     shift
+    sasl=${target[sasl]}
+    config=/opt/kafka/config/server.properties
+    if [[ " $* " == *" --bootstrap-controller "* ]]; then
+      login=$sasl/controller.properties
+      # add-controller reads the node's id and listeners from its own config: that config with the login.
+      prepare="cat $config $login >$sasl/server-login.properties && "
+      config=$sasl/server-login.properties
+    else
+      login=$sasl/admin.properties
+      prepare=""
+    fi
     words=()
+    [[ " $* " == *" @config "* ]] || words=(--command-config "$login")
     for arg in "$@"; do
-      words+=("$(printf %q "${arg/#@config//opt/kafka/config/server.properties}")")
+      words+=("$(printf %q "${arg/#@config/$config}")")
     done
-    on_vm "sudo docker exec --env KAFKA_HEAP_OPTS=-Xmx256m --env KAFKA_OPTS= $container /opt/kafka/bin/$tool ${words[*]}"
+    on_vm "sudo docker exec --env KAFKA_HEAP_OPTS=-Xmx256m --env KAFKA_OPTS= $container bash -c $(printf %q \
+      "umask 077 && ${prepare}exec /opt/kafka/bin/$tool ${words[*]}")"
     ;;
   controllers) on_vm "sudo docker exec $container printenv KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS" ;;
   bootstrap) echo "localhost:9092" ;;

@@ -24,7 +24,15 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.job_commands import JobFlags, TokenSource, consumer_args, producer_args
+from infra import catalog
+from infra.job_commands import (
+    JobFlags,
+    KafkaCredential,
+    TokenSource,
+    consumer_args,
+    kafka_password,
+    producer_args,
+)
 from infra.release import bundle, connector_jars
 
 CONSUMER = "consumer"
@@ -99,6 +107,8 @@ class StreamingJobsArgs:
     bootstrap_servers: pulumi.Input[str]
     influx_url: pulumi.Input[str]
     token_secret_id: pulumi.Input[str]      # projects/P/secrets/S of the InfluxDB token: a name, not a value
+    # projects/P/secrets/S of each job's Kafka password, by its Kafka user (the producer's, the consumer's)
+    kafka_password_secret_ids: Mapping[str, pulumi.Input[str]]
 
 
 class StreamingJobs(pulumi.ComponentResource):
@@ -153,8 +163,10 @@ class StreamingJobs(pulumi.ComponentResource):
         # Every release's checkpoints below the bucket's root: the consumer hands over from the last one.
         handover_root = pulumi.Output.concat("gs://", args.checkpoint_bucket)
         checkpoint_root = pulumi.Output.concat(handover_root, "/", release)
+        passwords = args.kafka_password_secret_ids
         consumer_command = pulumi.Output.all(
             args.bootstrap_servers, args.influx_url, args.token_secret_id, checkpoint_root, handover_root,
+            passwords[catalog.KAFKA_CONSUMER_USER],
         ).apply(lambda values: consumer_args(
             args.flags,
             bootstrap_servers=values[0],
@@ -164,10 +176,15 @@ class StreamingJobs(pulumi.ComponentResource):
             token=TokenSource(secret=f"{values[2]}/versions/latest"),
             checkpoint_root=values[3],
             handover_root=values[4],
+            kafka_login=KafkaCredential(catalog.KAFKA_CONSUMER_USER,
+                                        kafka_password(secret=f"{values[5]}/versions/latest")),
         ))
-        producer_command = pulumi.Output.all(args.bootstrap_servers, checkpoint_root).apply(
-            lambda values: producer_args(args.flags, bootstrap_servers=values[0],
-                                         checkpoint_root=values[1]))
+        producer_command = pulumi.Output.all(
+            args.bootstrap_servers, checkpoint_root, passwords[catalog.KAFKA_PRODUCER_USER],
+        ).apply(lambda values: producer_args(
+            args.flags, bootstrap_servers=values[0], checkpoint_root=values[1],
+            kafka_login=KafkaCredential(catalog.KAFKA_PRODUCER_USER,
+                                        kafka_password(secret=f"{values[2]}/versions/latest"))))
 
         consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, wheel_uris, consumer_command,
                              dict(args.consumer_properties), depends_on=[])

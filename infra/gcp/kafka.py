@@ -29,6 +29,7 @@ stack's brokers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -36,12 +37,12 @@ import pulumi_gcp as gcp
 
 from infra import catalog
 from infra.gcp.options import child_options
-from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name
+from infra.gcp.service_vm import ServiceVm, ServiceVmArgs, VmHost, VmSite, instance_name, secret_refs
 from infra.release import connector_jars
 from infra.release.connector_jars import Jar
 from infra.render import cloud_init
 from infra.render.vm_inputs import AgentJar
-from infra.services.kafka import KafkaNode, KafkaSpec
+from infra.services.kafka import KafkaSpec, cluster_nodes
 
 # Re-exported: tests/kafka take the stack's topics from here.
 from infra.services.kafka import topics as topics
@@ -53,17 +54,6 @@ def broker_names(stack: str, brokers: int) -> tuple[str, ...]:
     if brokers == 1:
         return (base,)
     return tuple(f"{base}-{node_id}" for node_id in range(1, brokers + 1))
-
-
-def nodes(zones: tuple[str, ...], ips: tuple[str, ...], min_insync_replicas: int) -> tuple[KafkaNode, ...]:
-    """Node ids 1..n, each in its zone, voting in a quorum of all (`ips`: each node's reserved address)."""
-    if len(ips) != len(zones):
-        raise ValueError(f"{len(zones)} brokers need {len(zones)} addresses, got {len(ips)}")
-    controller = catalog.KAFKA.port("controller")
-    # A single node is its own quorum over loopback (the catalog's value); more name each other.
-    voters = (f"localhost:{controller}",) if len(ips) == 1 else tuple(f"{ip}:{controller}" for ip in ips)
-    return tuple(KafkaNode(node_id, zone, voters, min_insync_replicas)
-                 for node_id, zone in enumerate(zones, start=1))
 
 
 def agent_object_name(jar: Jar) -> str:
@@ -85,6 +75,8 @@ class KafkaBrokerArgs:
     site: VmSite
     agent_bucket: pulumi.Input[str]          # the bucket only the broker account reads
     agent_jar: Jar                           # the metrics agent, from infra/release/broker-agent.lock
+    # logical secret -> projects/P/secrets/S: the Kafka users' passwords (names, never values)
+    secret_ids: Mapping[str, pulumi.Input[str]]
 
     def __post_init__(self) -> None:
         if not self.hosts:
@@ -113,7 +105,7 @@ class KafkaBroker(pulumi.ComponentResource):
         ).address for node_id, vm_name in enumerate(names, start=1)]
         ips = (pulumi.Output.all(*addresses) if addresses
                else pulumi.Output.from_input(["localhost"]))
-        cluster = ips.apply(lambda values: nodes(zones, tuple(values), args.min_insync_replicas))
+        cluster = ips.apply(lambda values: cluster_nodes(zones, tuple(values), args.min_insync_replicas))
 
         jar = args.agent_jar
         uploaded = gcp.storage.BucketObject(
@@ -127,10 +119,11 @@ class KafkaBroker(pulumi.ComponentResource):
         agent = pulumi.Output.all(uploaded.bucket, uploaded.output_name).apply(
             lambda parts: AgentJar(f"gs://{parts[0]}/{parts[1]}", jar.sha256))
 
+        refs = secret_refs(catalog.BROKER, args.secret_ids)
         vms = []
         for index, host in enumerate(args.hosts):
-            user_data = pulumi.Output.all(cluster, agent).apply(
-                lambda values, i=index: cloud_init.broker_cloud_init(args.spec, values[0][i],
+            user_data = pulumi.Output.all(cluster, agent, refs).apply(
+                lambda values, i=index: cloud_init.broker_cloud_init(args.spec, values[0][i], values[2],
                                                                      agent=values[1]))
             vms.append(ServiceVm(name if single else f"{name}-{index + 1}", ServiceVmArgs(
                 role=catalog.BROKER, host=host, site=args.site, user_data=user_data,

@@ -58,11 +58,12 @@ def secrets_args(model: StackModel, emails: Emails,
 
 
 def kafka_args(model: StackModel, vm_site: VmSite, emails: Emails, *,
-               agent_bucket: pulumi.Input[str]) -> KafkaBrokerArgs:
+               agent_bucket: pulumi.Input[str], secret_ids: SecretIds) -> KafkaBrokerArgs:
     gcp = _gcp(model)
     return KafkaBrokerArgs(spec=model.services.kafka, min_insync_replicas=gcp.min_insync_replicas,
                            site=vm_site, hosts=tuple(host(vm, emails[catalog.BROKER]) for vm in gcp.brokers),
-                           agent_bucket=agent_bucket, agent_jar=connector_jars.broker_agent())
+                           agent_bucket=agent_bucket, agent_jar=connector_jars.broker_agent(),
+                           secret_ids=secret_ids)
 
 
 def influxdb_args(model: StackModel, vm_site: VmSite, emails: Emails, *, secret_ids: SecretIds,
@@ -116,6 +117,8 @@ def jobs_args(model: StackModel, *, cluster_name: pulumi.Input[str],
         bootstrap_servers=bootstrap_servers,
         influx_url=influx_url,
         token_secret_id=secret_ids[catalog.INFLUXDB_WRITE_TOKEN],
+        kafka_password_secret_ids={user: secret_ids[catalog.kafka_password(user)]
+                                   for user in (catalog.KAFKA_PRODUCER_USER, catalog.KAFKA_CONSUMER_USER)},
     )
 
 
@@ -141,7 +144,8 @@ def deploy(model: StackModel, receiver_values: Mapping[str, pulumi.Output[str]])
     subnet = network.subnet_self_link
 
     vm_site = site(model, subnet)
-    kafka = KafkaBroker("kafka", kafka_args(model, vm_site, emails, agent_bucket=buckets.agents), after_apis)
+    kafka = KafkaBroker("kafka", kafka_args(model, vm_site, emails, agent_bucket=buckets.agents,
+                                            secret_ids=secrets.ids), after_apis)
     influxdb = InfluxDb("influxdb", influxdb_args(
         model, vm_site, emails, secret_ids=secrets.ids, backup_bucket=buckets.backups), after_apis)
     cluster = DataprocCluster("dataproc", dataproc_args(

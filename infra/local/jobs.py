@@ -17,7 +17,14 @@ import pulumi
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.job_commands import JobFlags, TokenSource, consumer_args, producer_args
+from infra.job_commands import (
+    JobFlags,
+    KafkaCredential,
+    TokenSource,
+    consumer_args,
+    kafka_password,
+    producer_args,
+)
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.release import connector_jars
@@ -38,6 +45,9 @@ PYTHON_PATH = "/opt/hydrostream/python"
 # What the jobs read from the container's secrets volume: what Dataproc reads on GCP (the write token).
 SECRETS = roles.of(catalog.SPARK.role).reads
 TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
+# Each job logs in to Kafka as its own user, its password a file of the Spark container's secrets volume.
+KAFKA_LOGINS = {user: KafkaCredential(user, kafka_password(file=secret_path(catalog.kafka_password(user))))
+                for user in (catalog.KAFKA_PRODUCER_USER, catalog.KAFKA_CONSUMER_USER)}
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 
 
@@ -88,9 +98,11 @@ class SparkJobs(pulumi.ComponentResource):
         self.consumer_args = consumer_args(
             args.flags, bootstrap_servers=args.bootstrap_servers, influx_url=args.influx_url,
             influx_org=args.influx_org, influx_bucket=args.influx_bucket, token=TokenSource(file=TOKEN_PATH),
-            checkpoint_root=release_root, handover_root=CHECKPOINT_ROOT)
+            checkpoint_root=release_root, handover_root=CHECKPOINT_ROOT,
+            kafka_login=KAFKA_LOGINS[catalog.KAFKA_CONSUMER_USER])
         self.producer_args = producer_args(
-            args.flags, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root)
+            args.flags, bootstrap_servers=args.bootstrap_servers, checkpoint_root=release_root,
+            kafka_login=KAFKA_LOGINS[catalog.KAFKA_PRODUCER_USER])
         shared = submit_options(args.spark, args.bundle)
         command = (ENTRY_PATH,
                    "--", *shared, f"{JOBS_PATH}/consumer.py", *self.consumer_args,

@@ -16,7 +16,6 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import catalog
-from infra.services.kafka import TopicSpec
 
 RESTART_POLICY = "unless-stopped"
 # As on the VMs: time to stop cleanly (Kafka's controlled shutdown, Spark's shutdown hooks) before a kill.
@@ -93,6 +92,15 @@ class ServiceContainerArgs:
     wait: bool = False                            # `pulumi up` waits for health: others start after it
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()
+    # The service's image (`pulled_image`) when the stack needs it before the service (a one-shot container
+    # of the same image); None: pulled here.
+    image: docker.RemoteImage | None = None
+
+
+def pulled_image(name: str, service: catalog.Service,
+                 opts: pulumi.ResourceOptions | None = None) -> docker.RemoteImage:
+    """The service's pinned image, pulled; kept on destroy, so the next `up` needs no registry."""
+    return docker.RemoteImage(name, name=service.reference, keep_locally=True, opts=opts)
 
 
 def container_name(prefix: str, service: catalog.Service) -> str:
@@ -132,10 +140,7 @@ class ServiceContainer(pulumi.ComponentResource):
         if service.secret_files and args.secrets_volume is None:
             raise ValueError(f"service {service.name!r} reads secret files: give it its secrets volume")
 
-        image = docker.RemoteImage(
-            name, name=service.reference,
-            # Pulled images stay on destroy: the next `up` needs no registry.
-            keep_locally=True, opts=child)
+        image = args.image if args.image is not None else pulled_image(name, service, child)
 
         self.volume_names: dict[str, pulumi.Output[str]] = {}
         self.data_volumes: list[str] = []
@@ -206,13 +211,13 @@ class ServiceContainer(pulumi.ComponentResource):
 class KafkaTopicsArgs:
     kafka_image: pulumi.Input[str]
     network_name: pulumi.Input[str]
-    bootstrap_servers: str
-    topics: tuple[TopicSpec, ...]                 # the Kafka spec's (infra.services.kafka)
-    script: str                                   # infra/render/templates/kafka-topics.sh
+    setup_args: tuple[str, ...]                   # kafka-setup.sh's (infra.services.kafka.kafka_setup_args)
+    scripts: Mapping[str, str]                    # file name -> text: kafka-setup.sh first, then what it runs
+    secrets_volume: pulumi.Input[str]             # Kafka's secrets volume: every user's password
     prefix: str
     memory_mb: int
     labels: Mapping[str, str] = field(default_factory=dict)
-    depends_on: tuple[pulumi.Resource, ...] = ()
+    depends_on: tuple[pulumi.Input[pulumi.Resource], ...] = ()
 
 
 SCRIPT_DIR = "/opt/hydrostream/bin"
@@ -273,7 +278,9 @@ def one_shot_container(resource: str, *, name: str, image: pulumi.Input[str], sc
 
 
 class KafkaTopics(pulumi.ComponentResource):
-    """A one-shot container of the Kafka image that creates the topics and converges their retention.
+    """A one-shot container of the Kafka image that creates the topics, converges their retention and sets
+    the users' passwords and ACLs (kafka-setup.sh, logged in as the admin with its password from Kafka's
+    secrets volume, mounted read-only).
 
     Its exit code fails the deployment when it did not succeed, so nothing that needs the topics starts
     without them.
@@ -281,11 +288,16 @@ class KafkaTopics(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KafkaTopicsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hydrostream:local:KafkaTopics", name, None, opts)
+        (entry, entry_text), *others = args.scripts.items()
         self.name = f"{args.prefix}-kafka-topics"
         self.container, self.succeeded = one_shot_container(
-            name, name=self.name, image=args.kafka_image, script_path=f"{SCRIPT_DIR}/kafka-topics.sh",
-            script=args.script, command=[args.bootstrap_servers, *(t.spec for t in args.topics)],
+            name, name=self.name, image=args.kafka_image, script_path=f"{SCRIPT_DIR}/{entry}",
+            script=entry_text, command=list(args.setup_args),
+            uploads=[Upload(f"{SCRIPT_DIR}/{file}", content=text, permissions="0755")
+                     for file, text in others],
+            volumes=[docker.ContainerVolumeArgs(volume_name=args.secrets_volume,
+                                                container_path=catalog.SECRETS_DIR, read_only=True)],
             network_name=args.network_name, memory_mb=args.memory_mb, labels=args.labels,
-            failure="the Kafka topics were not created", parent=self, depends_on=args.depends_on)
+            failure="the Kafka topics or users were not set up", parent=self, depends_on=args.depends_on)
         # Depend on `succeeded`, not on `container`.
         self.register_outputs({})

@@ -34,6 +34,7 @@ from infra.local.secrets import (
 )
 from infra.local.services import (
     RETAINED_LABEL,
+    SCRIPT_DIR,
     KafkaTopics,
     KafkaTopicsArgs,
     PublishedPort,
@@ -41,6 +42,7 @@ from infra.local.services import (
     ServiceContainerArgs,
     Upload,
     container_name,
+    pulled_image,
     uploads_digest,
 )
 from infra.model import StackModel
@@ -50,11 +52,18 @@ from infra.render.alertmanager_config import CONFIG_MOUNT as ALERTMANAGER_CONFIG
 from infra.render.alertmanager_config import alertmanager_config_files
 from infra.render.grafana_config import GrafanaDataSources, grafana_provisioning_files
 from infra.render.prometheus_volume import CONFIG_MOUNT, ScrapeTargets, prometheus_config_files
-from infra.render.templating import TEMPLATES
-from infra.services.kafka import KafkaSpec, metrics_agent_config
+from infra.render.templating import template_text
+from infra.services.kafka import (
+    SETUP_SCRIPTS,
+    START_SCRIPTS,
+    KafkaSpec,
+    cluster_nodes,
+    kafka_setup_args,
+    kafka_start_command,
+    metrics_agent_config,
+)
 
 PREFIX = "hydrostream"
-KAFKA_TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
 
 # Kafka advertises its in-network listener under its container name, which the host cannot
 # resolve; this extra listener advertises the loopback address for clients on the host.
@@ -63,7 +72,10 @@ KAFKA_HOST_LISTENER = catalog.KafkaListener("HOST", KAFKA_HOST_PORT)
 
 # uid that reads each service's secret files: the user the process runs as after the image's
 # entrypoint (InfluxDB's drops from root to `influxdb`, 1000; Grafana runs as the catalog's user).
-SECRET_READER_UIDS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catalog.GRAFANA.user or "0"}
+SECRET_READER_UIDS = {catalog.INFLUXDB.name: "1000", catalog.GRAFANA.name: catalog.GRAFANA.user or "0",
+                      catalog.KAFKA.name: catalog.KAFKA.user or "0"}
+# The one broker's place: a quorum of itself, formatted and started by the VMs' kafka-start.sh.
+KAFKA_RACK = "local"
 
 
 def secret_readers() -> tuple[SecretReader, ...]:
@@ -86,12 +98,22 @@ def secret_readers() -> tuple[SecretReader, ...]:
 
 
 def kafka_service(spec: KafkaSpec, bind_address: str) -> catalog.Service:
-    """The spec's Kafka with its in-network listener advertised by container name, plus a host one."""
+    """The spec's Kafka with its in-network listener advertised by container name, plus a host one; a
+    single-node dynamic quorum started by kafka-start.sh (uploaded to SCRIPT_DIR, `kafka_scripts`), as on
+    a broker VM, every listener authenticating."""
     local = spec.with_listener(KAFKA_HOST_LISTENER)
     (in_network, *_) = spec.client_listeners
+    (node,) = cluster_nodes((KAFKA_RACK,), ("localhost",), min_insync_replicas=1)
     env = local.env({in_network.name: container_name(PREFIX, spec.service),
-                     KAFKA_HOST_LISTENER.name: bind_address})
-    return dataclasses.replace(local.service, env=env)
+                     KAFKA_HOST_LISTENER.name: bind_address}, node)
+    script, *script_args = kafka_start_command(node)
+    return dataclasses.replace(local.service, env=env,
+                               command=("bash", f"{SCRIPT_DIR}/{script}", *script_args))
+
+
+def kafka_scripts(names: tuple[str, ...]) -> dict[str, str]:
+    """Template scripts by file name, in the order given (the entry first)."""
+    return {name: template_text(name) for name in names}
 
 
 def metrics_agent_uploads(service: catalog.Service) -> tuple[Upload, ...]:
@@ -138,19 +160,26 @@ def deploy(model: StackModel) -> dict[str, Any]:
     specs = model.services
     kafka = kafka_service(specs.kafka, bind)
     kafka_bootstrap = f"{container_name(PREFIX, kafka)}:{kafka.port('kafka')}"
-    broker = ServiceContainer("kafka", service_args(
-        kafka, published=(PublishedPort(KAFKA_HOST_PORT),), uploads=metrics_agent_uploads(kafka),
-        wait=True))
-    # Any pulled image with bash would do: the Kafka image is pulled first.
+    # Pulled before the broker: the secrets it reads are written by a container of it (any image with bash
+    # would do).
+    kafka_image = pulled_image("kafka-image", kafka)
     secrets = LocalSecrets("secrets", LocalSecretsArgs(
-        readers=secret_readers(), image=broker.image_id, prefix=PREFIX,
+        readers=secret_readers(), image=kafka_image.image_id, prefix=PREFIX,
         memory_mb=sizing.LOCAL_SECRETS_TOOLS_MB,
         labels=labels))
+    start_scripts = tuple(Upload(f"{SCRIPT_DIR}/{name}", content=text, permissions="0755")
+                          for name, text in kafka_scripts(START_SCRIPTS).items())
+    broker = ServiceContainer("kafka", service_args(
+        kafka, published=(PublishedPort(KAFKA_HOST_PORT),),
+        uploads=(*start_scripts, *metrics_agent_uploads(kafka)),
+        secrets_volume=secrets.volume_names[catalog.KAFKA.name], image=kafka_image, wait=True,
+        depends_on=(secrets.succeeded,)))
     topics = KafkaTopics("kafka-topics", KafkaTopicsArgs(
-        kafka_image=broker.image_id, network_name=network.network_name, bootstrap_servers=kafka_bootstrap,
-        topics=specs.kafka.topics, script=KAFKA_TOPICS_SCRIPT.read_text(), prefix=PREFIX,
+        kafka_image=broker.image_id, network_name=network.network_name,
+        setup_args=kafka_setup_args(specs.kafka, kafka_bootstrap), scripts=kafka_scripts(SETUP_SCRIPTS),
+        secrets_volume=secrets.volume_names[catalog.KAFKA.name], prefix=PREFIX,
         memory_mb=sizing.LOCAL_KAFKA_TOOLS_MB, labels=labels,
-        depends_on=(broker.container,)))
+        depends_on=(secrets.succeeded, broker.container)))
 
     influx_http = catalog.INFLUXDB.port("http")
     influx_url = f"http://{container_name(PREFIX, catalog.INFLUXDB)}:{influx_http}"

@@ -5,7 +5,7 @@ Pure functions, no Pulumi resources: callers resolve Outputs with `.apply` and p
 (infra/services/), rendered here as they are, unit by unit (infra/render/systemd.py). Each role
 builder returns the whole `#cloud-config` document, the value of the VM's `user-data` metadata key:
 
-    broker_cloud_init(spec: KafkaSpec, node=None, data_disk=DEFAULT_DATA_DISK, *, agent: AgentJar) -> str
+    broker_cloud_init(spec: KafkaSpec, node, secrets, data_disk=DEFAULT_DATA_DISK, *, agent: AgentJar) -> str
     tsdb_cloud_init(spec: InfluxDbSpec, secrets, scoped_tokens=(), backup=None,
                     data_disk=DEFAULT_DATA_DISK) -> str
     monitoring_cloud_init(bundle_volumes, secrets, config_files=(), data_disk=DEFAULT_DATA_DISK) -> str
@@ -34,17 +34,20 @@ rewritten and started on each boot, and every step is idempotent:
   formatted only when it is not formatted yet (the catalog fixes CLUSTER_ID), so the log directory on
   the data disk survives reboots and VM replacement. A `KafkaNode` places the broker in a cluster: its
   node id, `broker.rack`, the controller quorum and the replication of the internal topics
-  (`KafkaNode.env`); its quorum is dynamic (KIP-853), so its container runs kafka-start.sh, which
-  formats with kafka-format.sh (--initial-controllers at the cluster's first formation, else joining
-  with a new directory id) instead of the image's entrypoint. Without a node, the image formats the
-  catalog's single-node static quorum itself. Kafka loads the metrics agent (`catalog.KAFKA_METRICS_AGENT`,
+  (`KafkaNode.env`); its quorum is dynamic (KIP-853, a single broker a quorum of itself), so its container
+  runs kafka-start.sh, which formats with kafka-format.sh (--initial-controllers at the cluster's first
+  formation, else joining with a new directory id, and the admin's SCRAM credential) instead of the
+  image's entrypoint. Every listener authenticates (SASL, `sasl_env`): the broker fetches every Kafka
+  user's password, kafka-start.sh writes the admin's login files to the container's tmpfs and starts the
+  broker with them. Kafka loads the metrics agent (`catalog.KAFKA_METRICS_AGENT`,
   through KAFKA_OPTS): before each start of the container, fetch-agent.sh puts the jar Pulumi uploaded
   (`AgentJar`) beside the agent's config (written here) in AGENT_HOST_DIR/<service>, checked against the
   lock's sha256 (a copy kept on the boot disk's /var spares the download after the first boot; a jar
   whose sha256 differs is refused and the broker does not start), and that folder is mounted read-only
-  where the agent option points. `hydrostream-kafka-topics` creates the topics
-  with `--if-not-exists` and their replication factor, converges retention.ms and
-  min.insync.replicas, and fails when an existing topic has fewer replicas than asked.
+  where the agent option points. `hydrostream-kafka-topics` runs kafka-setup.sh in the broker's container,
+  logged in as the admin: it creates the topics with `--if-not-exists` and their replication factor,
+  converges retention.ms and min.insync.replicas, fails when an existing topic has fewer replicas than
+  asked, and sets each job's user's SCRAM credential and ACLs (`access`).
 - tsdb: the InfluxDB image runs its setup (org, bucket, retention, admin password and token from
   the `*_FILE` secrets) only while its bolt database is missing: once the data disk holds it,
   reboots and new VMs on the same disk skip setup. Changing org, bucket, retention or the token
@@ -89,7 +92,15 @@ from infra.render.vm_inputs import (
     SecretRef,
 )
 from infra.services.influxdb import InfluxDbSpec
-from infra.services.kafka import KafkaNode, KafkaSpec, TopicSpec, metrics_agent_config
+from infra.services.kafka import (
+    SETUP_SCRIPTS,
+    START_SCRIPTS,
+    KafkaNode,
+    KafkaSpec,
+    kafka_setup_args,
+    kafka_start_command,
+    metrics_agent_config,
+)
 
 # GCE refuses a metadata value larger than this.
 METADATA_VALUE_LIMIT_BYTES = 256 * 1024
@@ -136,7 +147,7 @@ USER_DATA_STATE = "/var/lib/hydrostream/rebooted-for-user-data"
 
 # Where a container whose command is a template script finds BIN_DIR; what such a script runs beside it.
 SCRIPTS_IN_CONTAINER = "/opt/hydrostream"
-CONTAINER_SCRIPT_NEEDS = {"kafka-start.sh": ("kafka-format.sh",)}
+CONTAINER_SCRIPT_NEEDS = {START_SCRIPTS[0]: START_SCRIPTS[1:]}
 # A service's Java agent: its jar and config in AGENT_HOST_DIR/<service> (/etc: a tmpfs, refilled each
 # boot), mounted read-only at the agent's folder; checked jars kept by sha256 in AGENT_CACHE_DIR.
 AGENT_HOST_DIR = "/etc/hydrostream/agents"
@@ -253,14 +264,15 @@ def _container_unit(units: Units, data_disk: DataDisk, service: catalog.Service,
 def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = (),
             envs: Mapping[str, Mapping[str, str]] | None = None,
             bundle_volumes: Sequence[str] = (), config_files: Sequence[ConfigFile] = (),
-            topics: Sequence[TopicSpec] = (), scoped_tokens: Sequence[SecretRef] = (),
+            kafka_setup: Sequence[str] = (), scoped_tokens: Sequence[SecretRef] = (),
             influxdb: InfluxDbSpec | None = None, backup: InfluxBackup | None = None,
             commands: Mapping[str, Sequence[str]] | None = None,
             agents: Mapping[str, tuple[AgentJar, str]] | None = None) -> str:
     """The cloud-config of one role: every catalog service of the role, plus what they need; `commands`:
     service name -> a template script (and its arguments) that runs as the container's command, from
     BIN_DIR mounted read-only at SCRIPTS_IN_CONTAINER; `agents`: service name -> its Java agent's jar and
-    config text (every service with a `java_agent` needs one)."""
+    config text (every service with a `java_agent` needs one); `kafka_setup`: kafka-setup.sh's arguments, run
+    in the Kafka container at every boot."""
     commands = commands or {}
     agents = agents or {}
     scripts = catalog.HostMount(BIN_DIR, SCRIPTS_IN_CONTAINER)
@@ -335,13 +347,15 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
                                config_volumes, agents[service.name][0] if service.name in agents else None)
         units.units[unit_name(service)] = unit
         units.enabled.append(unit_name(service))
-    if topics:
-        units.oneshot(KAFKA_TOPICS_UNIT, "create the Kafka topics",
-                      units.script("create-kafka-topics.sh", catalog.KAFKA.name,
-                                   f"localhost:{catalog.KAFKA.port('kafka')}",
-                                   *(topic.spec for topic in topics)),
+    if kafka_setup:
+        if catalog.KAFKA.name not in commands:
+            raise ValueError("the Kafka topics and users are set up from the scripts the broker's container "
+                             "runs: give its command")
+        units.oneshot(KAFKA_TOPICS_UNIT, "create the Kafka topics and the users' logins and ACLs",
+                      units.script("create-kafka-topics.sh", catalog.KAFKA.name, SCRIPTS_IN_CONTAINER,
+                                   *kafka_setup),
                       wants=[unit_name(catalog.KAFKA)], timeout_s=600)
-        units.scripts.add("kafka-topics.sh")  # what create-kafka-topics.sh runs inside the broker
+        units.scripts.update(SETUP_SCRIPTS)  # what create-kafka-topics.sh runs in the container
         units.enabled.append(KAFKA_TOPICS_UNIT)
     if scoped_tokens:
         if influxdb is None:
@@ -412,16 +426,17 @@ def _write_file(path: str, permissions: str, content: str) -> dict[str, str]:
     return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
 
-def broker_cloud_init(spec: KafkaSpec, node: KafkaNode | None = None,
+def broker_cloud_init(spec: KafkaSpec, node: KafkaNode, secrets: Sequence[SecretRef],
                       data_disk: DataDisk = DEFAULT_DATA_DISK, *, agent: AgentJar) -> str:
-    """Kafka (a KRaft broker+controller: the catalog's single node, or `node` of a larger cluster) with
-    its metrics agent (`agent`: the jar) and node-exporter, as `spec` says; creates its topics."""
+    """Kafka (a KRaft broker+controller, `node` of its cluster: one or more) with its metrics agent (`agent`:
+    the jar) and node-exporter, as `spec` says; every listener authenticates (`secrets`: the Kafka users'
+    passwords); creates its topics and the users' credentials and ACLs."""
     # Clients reach each listener at the VM's internal address, read at each start (host-env.sh).
     env = spec.env({listener.name: HOST_INTERNAL_IP for listener in spec.client_listeners}, node)
-    # A node of a dynamic quorum formats its storage with kafka-format.sh, not the image's entrypoint.
-    commands = {} if node is None else {spec.service.name: ("kafka-start.sh", node.initial_controllers)}
-    return _render(catalog.BROKER, data_disk, envs={spec.service.name: env}, topics=spec.topics,
-                   commands=commands, agents={spec.service.name: (agent, metrics_agent_config())})
+    return _render(catalog.BROKER, data_disk, secrets=secrets, envs={spec.service.name: env},
+                   kafka_setup=kafka_setup_args(spec, f"localhost:{spec.service.port('kafka')}"),
+                   commands={spec.service.name: kafka_start_command(node)},
+                   agents={spec.service.name: (agent, metrics_agent_config())})
 
 
 def tsdb_cloud_init(spec: InfluxDbSpec, secrets: Sequence[SecretRef], scoped_tokens: Sequence[SecretRef] = (),

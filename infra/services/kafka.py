@@ -130,6 +130,18 @@ class KafkaNode:
         }
 
 
+def cluster_nodes(racks: tuple[str, ...], ips: tuple[str, ...],
+                  min_insync_replicas: int) -> tuple[KafkaNode, ...]:
+    """Node ids 1..n, each in its rack (a VM's zone), voting in a quorum of all (`ips`: each node's address);
+    a single node is its own quorum over loopback."""
+    if len(ips) != len(racks):
+        raise ValueError(f"{len(racks)} brokers need {len(racks)} addresses, got {len(ips)}")
+    controller = catalog.KAFKA.port("controller")
+    voters = (f"localhost:{controller}",) if len(ips) == 1 else tuple(f"{ip}:{controller}" for ip in ips)
+    return tuple(KafkaNode(node_id, rack, voters, min_insync_replicas)
+                 for node_id, rack in enumerate(racks, start=1))
+
+
 @dataclass(frozen=True)
 class KafkaSpec:
     """Kafka as every target runs it: the catalog service, its listeners, heap and topics."""
@@ -184,6 +196,7 @@ class KafkaSpec:
         env = dict(self.service.env)
         # In place, so the catalog's order is kept.
         env.update(catalog.kafka_listener_env(self.listeners))
+        env.update(sasl_env(self.listeners))
         env["KAFKA_ADVERTISED_LISTENERS"] = ",".join(
             f"{listener.name}://{advertised_hosts[listener.name]}:{listener.port}"
             for listener in self.client_listeners)
@@ -229,9 +242,12 @@ def topics(kafka: TopicSettings) -> tuple[TopicSpec, ...]:
 # unencrypted by Kafka (SASL_PLAINTEXT), within a VPC that Google encrypts between VMs. KRaft stores SCRAM
 # credentials in its metadata log, which the controllers serve, so the controller listener takes PLAIN
 # with the admin alone, and only the brokers' own accounts reach its port (infra/gcp/firewall.py).
-ADMIN_USER = "hydro-admin"
-PRODUCER_USER = "hydro-producer"
-CONSUMER_USER = "hydro-consumer"
+ADMIN_USER = catalog.KAFKA_ADMIN_USER
+PRODUCER_USER = catalog.KAFKA_PRODUCER_USER
+CONSUMER_USER = catalog.KAFKA_CONSUMER_USER
+# Where a broker's container keeps the admin's login files (kafka-sasl-files.sh): its own tmpfs, which the
+# tools run there with `docker exec` (the boot units, scripts/kafka-broker-gcp.sh) see too.
+SASL_DIR = "/dev/shm/kafka-sasl"
 CONTROLLER_MECHANISM = "PLAIN"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 # Kafka's ACL operations this stack grants (AclCommand's spelling).
@@ -271,8 +287,11 @@ def access() -> tuple[TopicAccess, ...]:
 
 
 def login_users() -> tuple[str, ...]:
-    """Every Kafka user with a password: the admin first, then the jobs' users."""
-    return (ADMIN_USER, *dict.fromkeys(grant.user for grant in access()))
+    """Every Kafka user with a password: the admin first, then the jobs' users (those `access` names)."""
+    users = (ADMIN_USER, *dict.fromkeys(grant.user for grant in access()))
+    if set(users) != set(catalog.KAFKA_USERS):
+        raise ValueError(f"Kafka users {users}: access must name every one of {catalog.KAFKA_USERS}")
+    return users
 
 
 def sasl_env(listeners: tuple[catalog.KafkaListener, ...]) -> dict[str, str]:
@@ -292,6 +311,28 @@ def sasl_env(listeners: tuple[catalog.KafkaListener, ...]) -> dict[str, str]:
         "KAFKA_SUPER_USERS": f"User:{ADMIN_USER}",
         "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND": "false",
     }
+
+
+# The template scripts (infra/render/templates) the Kafka container's command runs, the entry first, and what
+# kafka-setup.sh runs; each target puts a list's scripts in one folder.
+START_SCRIPTS = ("kafka-start.sh", "kafka-format.sh", "kafka-sasl-files.sh")
+SETUP_SCRIPTS = ("kafka-setup.sh", "kafka-topics.sh", "kafka-access.sh", "kafka-sasl-files.sh")
+
+
+def kafka_start_command(node: KafkaNode) -> tuple[str, ...]:
+    """The Kafka container's command on every target (a template script and its arguments): kafka-start.sh
+    formats `node`'s storage for its dynamic quorum with the admin's SCRAM credential, writes the admin's
+    login files to SASL_DIR and starts the broker with them."""
+    return (START_SCRIPTS[0], node.initial_controllers, ADMIN_USER, catalog.SECRETS_DIR, SASL_DIR)
+
+
+def kafka_setup_args(spec: KafkaSpec, bootstrap: str,
+                     secrets_dir: str = catalog.SECRETS_DIR) -> tuple[str, ...]:
+    """kafka-setup.sh's arguments on every target: the topics, then (after `--`) who may do what; run as
+    the admin against `bootstrap`, with the users' passwords in `secrets_dir` (where the broker's container
+    has them)."""
+    return (bootstrap, ADMIN_USER, secrets_dir, *(topic.spec for topic in spec.topics), "--",
+            *(grant.spec for grant in access()))
 
 
 def metrics_agent_config() -> str:

@@ -3,7 +3,8 @@
     python -m infra.tools.replace_target STACK
 
 prints KEY=VALUE lines: project; broker_<n> = the VM's name and zone, broker 1 first; the broker's
-systemd unit, container, data folder on its VM and the user it runs as; all from the stack's model.
+systemd unit, container, data folder on its VM and the user it runs as, and the folder in the container with
+the admin's Kafka login files (kafka-start.sh writes them); all from the stack's model.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from infra import catalog
 from infra.model import StackModel
 from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from infra.tools import stack_target
 
 
@@ -25,11 +27,10 @@ def replace_target(model: StackModel) -> dict[str, str]:
     (data,) = catalog.KAFKA.volumes
     target = {"project": model.gcp.project, "unit": cloud_init.unit_name(catalog.KAFKA),
               "container": catalog.KAFKA.name, "data": cloud_init.DEFAULT_DATA_DISK.volume_path(data),
-              "user": catalog.KAFKA.user or "0"}
+              "user": catalog.KAFKA.user or "0", "sasl": kafka_service.SASL_DIR}
     for node_id, vm in enumerate(model.gcp.brokers, start=1):
         target[f"broker_{node_id}"] = f"{vm.name} {vm.zone}"
     return target
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from hydrostream_jobs import contract
 
 from infra import catalog
 from infra.render.cloud_init import DEFAULT_DATA_DISK
+from infra.services import kafka as kafka_service
 
 ROLE = catalog.BROKER
 
@@ -18,14 +19,30 @@ def test_broker_runs_kafka(role):
     assert catalog.KAFKA.name in {s.name for s in role.services()}
 
 
-def test_topics_exist(role):
+def kafka_tool(role, tool: str, *args: str, login: str | None = "admin.properties"):
+    """A Kafka tool run in the broker's container against its client listener, logged in with one of the
+    admin's files kafka-start.sh wrote (None: without logging in)."""
     kafka = role.hosts.containers[catalog.KAFKA.name]
-    bootstrap = f"localhost:{catalog.KAFKA.port('kafka')}"
-    listed = role.engine.run(f"docker exec --env KAFKA_OPTS= {shlex.quote(kafka)} "
-                             f"/opt/kafka/bin/kafka-topics.sh "
-                             f"--bootstrap-server {bootstrap} --list")
+    words = [f"/opt/kafka/bin/{tool}", "--bootstrap-server", f"localhost:{catalog.KAFKA.port('kafka')}",
+             *(["--command-config", f"{kafka_service.SASL_DIR}/{login}"] if login else []), *args]
+    return role.engine.run(f"docker exec --env KAFKA_OPTS= --env KAFKA_HEAP_OPTS=-Xmx256m "
+                           f"{shlex.quote(kafka)} {shlex.join(words)}")
+
+
+def test_topics_exist(role):
+    listed = kafka_tool(role, "kafka-topics.sh", "--list")
     assert listed.rc == 0, listed.stderr
     assert {contract.READINGS_TOPIC, contract.DEAD_LETTER_TOPIC} <= set(listed.stdout.split())
+
+
+def test_kafka_refuses_a_client_that_does_not_log_in_and_the_jobs_have_their_acls(role):
+    anonymous = kafka_tool(role, "kafka-topics.sh", "--list", login=None)
+    assert contract.READINGS_TOPIC not in anonymous.stdout
+    acls = kafka_tool(role, "kafka-acls.sh", "--list", "--topic", contract.READINGS_TOPIC)
+    assert acls.rc == 0, acls.stderr
+    for grant in kafka_service.access():
+        for operation in grant.operations:
+            assert f"principal=User:{grant.user}, host=*, operation={operation.upper()}" in acls.stdout, grant
 
 
 def test_kafka_log_lives_on_the_data_disk(role):

@@ -22,6 +22,7 @@ from hydrostream_jobs import contract
 
 from infra import catalog
 from infra.render import cloud_init, systemd, vm_inputs
+from infra.services import kafka as kafka_service
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec, TopicSpec
 from tests.ports import free_port
@@ -37,8 +38,8 @@ AGENT_SHA256 = "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1
 AGENT = vm_inputs.AgentJar(f"gs://hydro-broker-agents/agents/{AGENT_SHA256}/jmx_prometheus_javaagent-1.0.1.jar",
                            AGENT_SHA256)
 TOPICS = (
-    cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=6, retention_ms=259_200_000),
-    cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, partitions=2, retention_ms=1_209_600_000),
+    kafka_service.TopicSpec(contract.READINGS_TOPIC, partitions=6, retention_ms=259_200_000),
+    kafka_service.TopicSpec(contract.DEAD_LETTER_TOPIC, partitions=2, retention_ms=1_209_600_000),
 )
 BUNDLE = vm_inputs.ConfigBundle("gs://hydro-config/monitoring/sha256-ab12.tar.gz",
                                  volumes=("prometheus-config", "grafana-provisioning"))
@@ -49,6 +50,10 @@ PROMETHEUS_YML = cloud_init.ConfigFile("prometheus-config", "prometheus.yml",
 def kafka(heap_mb: int, topics: tuple[TopicSpec, ...]) -> KafkaSpec:
     """A Kafka spec with these values (what `kafka_spec` computes from settings is tested apart)."""
     return KafkaSpec(service=catalog.KAFKA, heap_mb=heap_mb, topics=topics)
+
+
+# A single broker: a one-voter dynamic quorum, as a one-broker stack's VM (and the local container) run it.
+SINGLE = kafka_service.KafkaNode(1, "europe-west1-b", ("localhost:9093",), 1)
 
 
 def influx(org: str, bucket: str, retention: str, memory_limit_mb: int) -> InfluxDbSpec:
@@ -66,11 +71,13 @@ def refs(*names: str) -> list[cloud_init.SecretRef]:
 
 
 SCOPED = refs(catalog.INFLUXDB_WRITE_TOKEN, catalog.INFLUXDB_READ_TOKEN)
+KAFKA_USERS = ("hydro-admin", "hydro-producer", "hydro-consumer")
+KAFKA_PASSWORDS = refs(*(f"kafka-password-{user}" for user in KAFKA_USERS))
 
 
 def render(role: str) -> str:
     if role == catalog.BROKER:
-        return cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), agent=AGENT)
+        return cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), SINGLE, KAFKA_PASSWORDS, agent=AGENT)
     if role == catalog.TSDB:
         return cloud_init.tsdb_cloud_init(influx("hydro-farm", "sensors", "30d", 700),
                                           refs(catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN),
@@ -257,8 +264,16 @@ def test_containers_run_as_the_catalog_says(role, documents):
         run = runs[service.name]
         assert run["network"] == "host" and "--rm" in run["flags"]
         assert run.get("user") == service.user
-        assert run["command"] == list(service.command)
-        for key, value in service.env.items():
+        env = service.env
+        if service is catalog.KAFKA:
+            # A broker is a node of its dynamic quorum (here one of one), started by kafka-start.sh.
+            script, *script_args = kafka_service.kafka_start_command(SINGLE)
+            assert run["command"] == ["bash", f"/opt/hydrostream/{script}", *script_args]
+            env = {key: value for key, value in {**env, **SINGLE.env}.items()
+                   if key != "KAFKA_CONTROLLER_QUORUM_VOTERS"}
+        else:
+            assert run["command"] == list(service.command)
+        for key, value in env.items():
             assert run["env"][key] == value, (service.name, key)
         check = service.health_check
         kind, *health = check.command
@@ -281,8 +296,11 @@ def test_only_the_catalog_host_mounts_reach_the_host_read_only_following_its_mou
         # A Java agent's folder is the renderer's mount (the jar it checked, the config it wrote).
         agent = ([catalog.HostMount(cloud_init.agent_host_dir(service), service.java_agent.folder)]
                  if service.java_agent is not None else [])
+        # The broker's command is a script of the host's, which it runs from there.
+        scripts = [catalog.HostMount(systemd.BIN_DIR, "/opt/hydrostream")] if service is catalog.KAFKA else []
         # rslave: a filesystem the host mounts later (a new disk) shows up inside too.
-        assert host == [f"{m.source}:{m.target}:ro,rslave" for m in (*service.host_mounts, *agent)], name
+        assert host == [f"{m.source}:{m.target}:ro,rslave"
+                        for m in (*service.host_mounts, *scripts, *agent)], name
         assert run.get("pid") == ("host" if service.host_pid else None), name
     assert "/:/host:ro,rslave" in container_units(documents[role])[catalog.NODE_EXPORTER.name]["volumes"]
 
@@ -651,7 +669,8 @@ def test_the_data_disk_unit_mounts_the_attached_disk(role, documents):
     assert args[1:] == ["/etc/hydrostream/bin/mount-data-disk.sh", "/dev/disk/by-id/google-data",
                         "/mnt/disks/data"]
     other = cloud_init.DataDisk(device_name="kafka-log", mount_path="/mnt/disks/kafka")
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), data_disk=other, agent=AGENT)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), SINGLE, KAFKA_PASSWORDS, data_disk=other,
+                                            agent=AGENT)
     (args,) = commands(units(document)["hydrostream-data-disk.service"], "ExecStart")
     assert args[2:] == ["/dev/disk/by-id/google-kafka-log", "/mnt/disks/kafka"]
     kafka_volumes = container_units(document)["kafka"]["volumes"]
@@ -714,22 +733,36 @@ def test_kafka_advertises_the_internal_ip_read_from_the_metadata_server(document
     assert "Metadata-Flavor: Google" in calls(log, "curl")[0]
 
 
-def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_retention(documents, tmp_path):
+def run_kafka_setup(documents, tmp_path: Path) -> tuple[list[str], Path, Path]:
+    """Run the broker's topics unit as its document says, the container's scripts being the templates and its
+    SECRETS_DIR a folder of test passwords; returns the unit's arguments, the calls log and the passwords."""
     (args,) = commands(units(documents[catalog.BROKER])["hydrostream-kafka-topics.service"], "ExecStart")
-    assert args[1].endswith("/create-kafka-topics.sh")
-    assert args[2:4] == [catalog.KAFKA.name, f"localhost:{catalog.KAFKA.port('kafka')}"]
-
-    # docker exec -i CONTAINER bash -s -- ARGS < kafka-topics.sh: the stub runs the piped script here,
-    # against stubs of the image's Kafka tools.
     stubs, tools, log = tmp_path / "bin", tmp_path / "kafka-bin", tmp_path / "calls.log"
-    stub(stubs, "docker", 'shift 5; exec "$@"')
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for user in KAFKA_USERS:
+        (secrets / f"kafka-password-{user}").write_text(f"Pw{user.replace('-', '')}1\n")
+    # docker exec --env KAFKA_OPTS= CONTAINER bash /opt/hydrostream/SCRIPT ARGS: the stub runs the template
+    # of that name here, with the container's secrets folder mapped to the test's, against stub Kafka tools.
+    stub(stubs, "docker", f'shift 5; script=$1; shift; args=(); for a in "$@"; do '
+                          f'[[ $a == {catalog.SECRETS_DIR} ]] && a={secrets}; args+=("$a"); done; '
+                          f'exec bash {TEMPLATES}/"${{script##*/}}" "${{args[@]}}"')
     stub_kafka_tools(tools, replication_factor=1)
+    stub(tools, "kafka-run-class.sh", 'cat "${1#@}" >>"$STUB_LOG"')
+    stub(tools, "kafka-acls.sh", "")
     result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs,
                         env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
     assert result.returncode == 0, result.stderr
+    return args, log, secrets
+
+
+def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_retention(documents, tmp_path):
+    args, log, _ = run_kafka_setup(documents, tmp_path)
+    assert args[1].endswith("/create-kafka-topics.sh")
+    assert args[2:5] == [catalog.KAFKA.name, "/opt/hydrostream", f"localhost:{catalog.KAFKA.port('kafka')}"]
     # KAFKA_OPTS cleared: the tools' JVMs must not start the broker's metrics agent on its taken port.
     assert calls(log, "docker")[0].startswith(
-        f"docker exec --env KAFKA_OPTS= -i {catalog.KAFKA.name} bash -s -- ")
+        f"docker exec --env KAFKA_OPTS= {catalog.KAFKA.name} bash /opt/hydrostream/kafka-setup.sh ")
     creates = [shlex.split(c) for c in calls(log, "kafka-topics.sh") if "--create" in c]
     assert len(creates) == len(TOPICS)
     for topic, create in zip(TOPICS, creates, strict=True):
@@ -741,6 +774,27 @@ def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_ret
     assert [f"retention.ms={t.retention_ms}" in a for t, a in zip(TOPICS, alters, strict=True)] == [True] * 2
 
 
+def test_the_topics_unit_logs_in_as_the_admin_and_gives_each_job_its_password_and_acls(documents, tmp_path):
+    _, log, secrets = run_kafka_setup(documents, tmp_path)
+    # Every tool logs in as the admin, with the client config made from the admin's password file.
+    for tool in ("kafka-topics.sh", "kafka-acls.sh"):
+        assert calls(log, tool) and all("--command-config " in call for call in calls(log, tool)), tool
+    # Each job's user gets its own password (through an argument file, never a command line) ...
+    text = log.read_text()
+    for user in ("hydro-producer", "hydro-consumer"):
+        password = (secrets / f"kafka-password-{user}").read_text().strip()
+        assert f'"SCRAM-SHA-512=[password={password}]"' in text
+        assert password not in " ".join(calls(log, "kafka-run-class.sh"))
+    # ... and exactly its ACLs: the producer writes the readings topic, the consumer reads it.
+    acls = sorted(" ".join(call.split()[call.split().index("--allow-principal"):])
+                  for call in calls(log, "kafka-acls.sh"))
+    topic = contract.READINGS_TOPIC
+    assert acls == [
+        f"--allow-principal User:hydro-consumer --operation Read --operation Describe --topic {topic}",
+        f"--allow-principal User:hydro-producer --operation Write --operation Describe --topic {topic}",
+    ]
+
+
 def stub_kafka_tools(tools: Path, replication_factor: int) -> None:
     """Kafka's topic and config tools; --describe reports every topic with `replication_factor`."""
     stub(tools, "kafka-topics.sh",
@@ -749,7 +803,7 @@ def stub_kafka_tools(tools: Path, replication_factor: int) -> None:
     stub(tools, "kafka-configs.sh", "")
 
 
-REPLICATED = tuple(cloud_init.TopicSpec(t.name, t.partitions, t.retention_ms, replication_factor=3,
+REPLICATED = tuple(kafka_service.TopicSpec(t.name, t.partitions, t.retention_ms, replication_factor=3,
                                         min_insync_replicas=2) for t in TOPICS)
 VOTERS = ("10.20.0.11:9093", "10.20.0.12:9093", "10.20.0.13:9093")
 
@@ -784,8 +838,8 @@ def test_a_topic_that_exists_with_fewer_replicas_fails_the_script_by_name(tmp_pa
 
 
 def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
-    node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, agent=AGENT)
+    node = kafka_service.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, KAFKA_PASSWORDS, agent=AGENT)
     env = container_units(document)["kafka"]["env"]
     assert env["KAFKA_NODE_ID"] == "2"
     assert env["KAFKA_BROKER_RACK"] == "europe-west1-c"
@@ -799,46 +853,76 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
     assert (env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("2", "2")
     assert env["CLUSTER_ID"] == catalog.KAFKA_CLUSTER_ID
     (args,) = commands(units(document)["hydrostream-kafka-topics.service"], "ExecStart")
-    assert args[4:] == [f"{contract.READINGS_TOPIC}:6:259200000:3:2",
-                        f"{contract.DEAD_LETTER_TOPIC}:2:1209600000:3:2"]
+    assert args[7:10] == [f"{contract.READINGS_TOPIC}:6:259200000:3:2",
+                          f"{contract.DEAD_LETTER_TOPIC}:2:1209600000:3:2", "--"]
 
 
 def test_a_cluster_node_formats_its_storage_with_the_format_script_and_every_initial_controller():
-    node = cloud_init.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, agent=AGENT)
+    node = kafka_service.KafkaNode(2, "europe-west1-c", VOTERS, min_insync_replicas=2)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, KAFKA_PASSWORDS, agent=AGENT)
     run = container_units(document)["kafka"]
     # The image's own entrypoint would format without a quorum flag, which Kafka 3.9 refuses.
-    assert run["command"] == ["bash", "/opt/hydrostream/kafka-start.sh", node.initial_controllers]
+    # It formats with the admin's SCRAM credential and starts the broker with the admin's login, both made
+    # from the admin's password file, into a tmpfs folder of the container.
+    assert run["command"] == ["bash", "/opt/hydrostream/kafka-start.sh", node.initial_controllers,
+                              "hydro-admin", catalog.SECRETS_DIR, "/dev/shm/kafka-sasl"]
     assert f"{systemd.BIN_DIR}:/opt/hydrostream:ro,rslave" in run["volumes"]
     shipped = files(document)
-    assert {f"{systemd.BIN_DIR}/kafka-start.sh", f"{systemd.BIN_DIR}/kafka-format.sh"} <= set(shipped)
+    scripts = ("kafka-start.sh", "kafka-format.sh", "kafka-sasl-files.sh", "kafka-setup.sh",
+               "kafka-access.sh")
+    assert {f"{systemd.BIN_DIR}/{name}" for name in scripts} <= set(shipped)
     # The same three voters, each with its own directory id, on every node.
     voters = node.initial_controllers.split(",")
     assert [v.rsplit(":", 1)[0] for v in voters] == [f"{i}@{v}" for i, v in enumerate(VOTERS, start=1)]
     directories = [v.rsplit(":", 1)[1] for v in voters]
     assert len(set(directories)) == 3 and all(re.fullmatch(r"[A-Za-z0-9_-]{22}", d) for d in directories)
-    other = cloud_init.KafkaNode(3, "europe-west1-d", VOTERS, min_insync_replicas=2)
+    other = kafka_service.KafkaNode(3, "europe-west1-d", VOTERS, min_insync_replicas=2)
     assert other.initial_controllers == node.initial_controllers
 
 
-def test_without_a_node_the_broker_is_the_catalogs_single_node():
-    single = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), agent=AGENT)
-    env = container_units(single)["kafka"]["env"]
+def test_a_single_broker_is_a_quorum_of_itself_started_like_a_cluster_node():
+    single = cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), SINGLE, KAFKA_PASSWORDS, agent=AGENT)
+    run = container_units(single)["kafka"]
+    env = run["env"]
     assert env["KAFKA_NODE_ID"] == "1"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
+    assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
+    assert env["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == "localhost:9093"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
-    # ... which the image's own entrypoint formats (a static quorum of one).
-    assert container_units(single)["kafka"]["command"] == []
+    # Not the image's entrypoint, which could not add the admin's SCRAM credential at format.
+    assert run["command"][:3] == ["bash", "/opt/hydrostream/kafka-start.sh", SINGLE.initial_controllers]
+
+
+def test_every_broker_listener_authenticates_and_only_acls_authorize(documents):
+    env = container_units(documents[catalog.BROKER])["kafka"]["env"]
+    assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_SUPER_USERS"] == "User:hydro-admin"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+
+
+def test_the_broker_fetches_every_kafka_password_and_mounts_it_read_only(documents):
+    unit = units(documents[catalog.BROKER])["hydrostream-kafka.service"]
+    fetched = [c for c in commands(unit, "ExecStartPre") if c[1].endswith("/fetch-secret.sh")]
+    assert sorted(c[2] for c in fetched) == sorted(secret_id(f"kafka-password-{u}") for u in KAFKA_USERS)
+    volumes = container_units(documents[catalog.BROKER])["kafka"]["volumes"]
+    for user in KAFKA_USERS:
+        name = f"kafka-password-{user}"
+        assert f"{catalog.SECRETS_DIR}/kafka/{name}:{catalog.SECRETS_DIR}/{name}:ro" in volumes
+    with pytest.raises(ValueError, match="kafka-password-hydro-admin"):
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), SINGLE, KAFKA_PASSWORDS[1:], agent=AGENT)
 
 
 @pytest.mark.parametrize(("node", "message"), [
-    (lambda: cloud_init.KafkaNode(4, "europe-west1-b", VOTERS, 2),
+    (lambda: kafka_service.KafkaNode(4, "europe-west1-b", VOTERS, 2),
      "node id 4: must be from 1 to the 3 voters"),
-    (lambda: cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 3),
+    (lambda: kafka_service.KafkaNode(1, "europe-west1-b", VOTERS, 3),
      "min_insync_replicas 3: from 1 to one fewer"),
-    (lambda: cloud_init.KafkaNode(1, "europe-west1-b", (VOTERS[0],) * 3, 2), "distinct host:port"),
-    (lambda: cloud_init.KafkaNode(1, "Europe West", VOTERS, 2), "rack 'Europe West'"),
-    (lambda: cloud_init.TopicSpec(contract.READINGS_TOPIC, 6, 1000, replication_factor=1,
+    (lambda: kafka_service.KafkaNode(1, "europe-west1-b", (VOTERS[0],) * 3, 2), "distinct host:port"),
+    (lambda: kafka_service.KafkaNode(1, "Europe West", VOTERS, 2), "rack 'Europe West'"),
+    (lambda: kafka_service.TopicSpec(contract.READINGS_TOPIC, 6, 1000, replication_factor=1,
                                   min_insync_replicas=2),
      "min_insync_replicas must be from 1 to the replication factor 1"),
 ])
@@ -850,12 +934,11 @@ def test_a_bad_node_or_replication_is_refused_by_name(node, message):
 def test_topics_with_more_replicas_than_brokers_are_refused():
     with pytest.raises(ValueError, match="replication factor above the 1 brokers"):
         cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED),
-                                     cloud_init.KafkaNode(1, "europe-west1-b", ("localhost:9093",), 1),
-                                     agent=AGENT)
+                                     SINGLE, KAFKA_PASSWORDS, agent=AGENT)
 
 
 def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
-    node = cloud_init.KafkaNode(1, "europe-west1-b", VOTERS, 2)
+    node = kafka_service.KafkaNode(1, "europe-west1-b", VOTERS, 2)
     # Every key a node sets but its rack and the quorum's bootstrap replaces a single-node value of the
     # catalog's; the catalog's static voters are dropped.
     assert set(node.env) - {"KAFKA_BROKER_RACK", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"} <= set(
@@ -864,7 +947,7 @@ def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
                                            "KAFKA_MIN_INSYNC_REPLICAS")} == {
         "KAFKA_NODE_ID": "1", "KAFKA_DEFAULT_REPLICATION_FACTOR": str(len(VOTERS)),
         "KAFKA_MIN_INSYNC_REPLICAS": "2"}
-    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, agent=AGENT)
+    document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, KAFKA_PASSWORDS, agent=AGENT)
     env = container_units(document)["kafka"]["env"]
     kept = {key: value for key, value in catalog.KAFKA.env.items()
             if key not in node.env and key != "KAFKA_CONTROLLER_QUORUM_VOTERS"}
@@ -900,7 +983,7 @@ def test_kafka_loads_the_metrics_agent_checked_before_each_start(documents):
 
 def test_a_broker_without_its_agent_jar_is_refused():
     with pytest.raises(TypeError, match="agent"):
-        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS))  # type: ignore[call-arg]
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS), SINGLE, KAFKA_PASSWORDS)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="64 hex"):
         vm_inputs.AgentJar("gs://hydro-broker-agents/agents/x.jar", "abc")
 
@@ -970,9 +1053,9 @@ def test_fetch_agent_downloads_again_over_a_corrupted_cached_copy(tmp_path):
 
 def test_the_broker_needs_both_contract_topics():
     with pytest.raises(ValueError, match=re.escape(contract.DEAD_LETTER_TOPIC)):
-        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS[:1]), agent=AGENT)
+        cloud_init.broker_cloud_init(kafka(HEAP_MB, TOPICS[:1]), SINGLE, KAFKA_PASSWORDS, agent=AGENT)
     with pytest.raises(ValueError, match="partitions"):
-        cloud_init.TopicSpec(contract.READINGS_TOPIC, partitions=0, retention_ms=1000)
+        kafka_service.TopicSpec(contract.READINGS_TOPIC, partitions=0, retention_ms=1000)
 
 
 # --- InfluxDB -----------------------------------------------------------------------------------
@@ -1242,8 +1325,8 @@ def test_fetch_config_fails_without_any_config_and_rejects_foreign_folders(tmp_p
     (lambda: vm_inputs.ConfigBundle("https://example.com/b.tgz", ("prometheus-config",)), "gs://"),
     (lambda: cloud_init.DataDisk(mount_path="/var/lib/data"), "/var/lib/data"),
     (lambda: cloud_init.DataDisk(device_name="Data Disk"), "Data Disk"),
-    (lambda: cloud_init.broker_cloud_init(kafka(128, TOPICS), agent=AGENT), "128"),
-    (lambda: cloud_init.TopicSpec("hydro:readings", 1, 1000), "hydro:readings"),
+    (lambda: cloud_init.broker_cloud_init(kafka(128, TOPICS), SINGLE, KAFKA_PASSWORDS, agent=AGENT), "128"),
+    (lambda: kafka_service.TopicSpec("hydro:readings", 1, 1000), "hydro:readings"),
     (lambda: cloud_init.tsdb_cloud_init(influx("", "b", "30d", 512), refs(catalog.INFLUXDB_ADMIN_PASSWORD,
                                                                   catalog.INFLUXDB_TOKEN)), "org"),
 ])

@@ -346,6 +346,10 @@ def test_each_secret_is_readable_exactly_by_the_accounts_that_use_it(dev):
         "hydrostream-grafana-admin-password": {member("monitoring")},
         "hydrostream-influxdb-write-token": {member("dataproc")},
         "hydrostream-influxdb-read-token": {member("monitoring")},
+        # The broker sets every Kafka user's credential; each job reads only its own user's password.
+        "hydrostream-kafka-password-hydro-admin": {member("broker")},
+        "hydrostream-kafka-password-hydro-producer": {member("broker"), member("dataproc")},
+        "hydrostream-kafka-password-hydro-consumer": {member("broker"), member("dataproc")},
     }
     # The InfluxDB VM creates the scoped tokens and may add them, nothing more.
     assert adders == {"hydrostream-influxdb-write-token": {member("tsdb")},
@@ -364,13 +368,17 @@ def test_secrets_are_generated_stored_once_and_replicated_automatically(dev):
     # The scoped tokens get their versions from the InfluxDB VM, not from Pulumi.
     assert {v.inputs["secret"] for v in versions} == {
         f"secrets-{n}-id" for n in (catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN,
-                                    catalog.GRAFANA_ADMIN_PASSWORD)}
+                                    catalog.GRAFANA_ADMIN_PASSWORD, "kafka-password-hydro-admin",
+                                    "kafka-password-hydro-producer", "kafka-password-hydro-consumer")}
     assert all(v.secret_paths == {"secretData"} for v in versions)
     generated = {r.name: r.inputs for r in dev.of_type("random:index/randomPassword:RandomPassword")}
     assert {name: (i["length"], i["special"]) for name, i in generated.items()} == {
         "secrets-influxdb-admin-password": (32, False),
         "secrets-influxdb-token": (64, False),
         "secrets-grafana-admin-password": (32, False),
+        "secrets-kafka-password-hydro-admin": (32, False),
+        "secrets-kafka-password-hydro-producer": (32, False),
+        "secrets-kafka-password-hydro-consumer": (32, False),
     }
 
 

@@ -44,7 +44,8 @@ def topic_specs(vm: mocks.PlannedResource) -> dict[str, tuple[int, int]]:
     units = inventory.cloud_config_summary(vm.inputs["metadata"]["user-data"])["units"]
     words = units["hydrostream-kafka-topics.service"].split()
     specs = {}
-    for spec in words[3:]:
+    # kafka-setup.sh BOOTSTRAP ADMIN SECRETS_DIR TOPIC... -- ACCESS...
+    for spec in words[words.index(catalog.SECRETS_DIR) + 1:words.index("--")]:
         name, _partitions, _retention, replicas, min_isr = spec.split(":")
         specs[name] = (int(replicas), int(min_isr))
     return specs
@@ -129,7 +130,8 @@ def test_every_broker_votes_in_one_quorum_of_all_three_reserved_addresses(plans,
     assert not any("KAFKA_CONTROLLER_QUORUM_VOTERS" in kafka_env(vm) for vm in vms)
     controllers = {kafka_env(vm)["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] for vm in vms}
     assert controllers == {",".join(f"{network_ip(vm)}:9093" for vm in vms)}
-    initial = {kafka_command(vm)[-1] for vm in vms}
+    # bash kafka-start.sh INITIAL_CONTROLLERS ADMIN SECRETS_DIR SASL_DIR
+    initial = {kafka_command(vm)[2] for vm in vms}
     (voters,) = initial
     assert [v.rsplit(":", 1)[0] for v in voters.split(",")] == [
         f"{i}@{network_ip(vm)}:9093" for i, vm in enumerate(vms, start=1)]
@@ -143,7 +145,7 @@ def test_a_single_broker_is_its_own_quorum_under_its_old_name(plans):
     (vm,) = brokers(plans["dev"])
     assert vm.inputs["name"] == "hydrostream-dev-broker"
     assert kafka_env(vm)["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == "localhost:9093"
-    assert kafka_command(vm)[-1].startswith("1@localhost:9093:")
+    assert kafka_command(vm)[2].startswith("1@localhost:9093:")
 
 
 @pytest.mark.parametrize("stack", GCP_STACKS)

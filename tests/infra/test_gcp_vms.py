@@ -24,6 +24,7 @@ from infra.gcp.secrets import Secrets
 from infra.model import StackModel
 from infra.paths import PROJECT_DIR
 from infra.render import cloud_init, grafana_config, prometheus_volume, vm_inputs
+from infra.services import kafka as kafka_service
 from infra.services.influxdb import InfluxDbSpec
 from infra.services.kafka import KafkaSpec
 from infra.settings import receiver_secret_values
@@ -46,7 +47,8 @@ def vm_components(model: StackModel, master: str) -> dict[str, object]:
     receivers = receiver_secret_values(model.receivers)  # what infra/__main__.py passes
     secrets = Secrets("secrets", gcp_stack.secrets_args(model, emails, receivers))
     site = gcp_stack.site(model, SUBNET)
-    kafka = KafkaBroker("kafka", gcp_stack.kafka_args(model, site, emails, agent_bucket="fake-agents"))
+    kafka = KafkaBroker("kafka", gcp_stack.kafka_args(model, site, emails, agent_bucket="fake-agents",
+                                                      secret_ids=secrets.ids))
     influxdb = InfluxDb("influxdb", gcp_stack.influxdb_args(
         model, site, emails, secret_ids=secrets.ids, backup_bucket="fake-backups"))
     vm = MonitoringVm("monitoring", gcp_stack.monitoring_args(
@@ -242,19 +244,23 @@ def test_broker_user_data_is_the_renderers_document(planned):
     count = len(brokers(planned))
     min_isr = {1: 1, 3: 2}[count]
     topics = (
-        cloud_init.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * 3_600_000,
+        kafka_service.TopicSpec(contract.READINGS_TOPIC, kafka.partitions, kafka.retention_hours * 3_600_000,
                              replication_factor=count, min_insync_replicas=min_isr),
-        cloud_init.TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
+        kafka_service.TopicSpec(contract.DEAD_LETTER_TOPIC, kafka.partitions,
                              kafka.dead_letter_retention_hours * 3_600_000,
                              replication_factor=count, min_insync_replicas=min_isr),
     )
     voters = (("localhost:9093",) if count == 1
               else tuple(f"{network_ip(vm)}:9093" for vm in brokers(planned)))
     for node_id, vm in enumerate(brokers(planned), start=1):
-        node = cloud_init.KafkaNode(node_id, vm.inputs["zone"], voters, min_isr)
+        node = kafka_service.KafkaNode(node_id, vm.inputs["zone"], voters, min_isr)
         spec = KafkaSpec(service=catalog.KAFKA, heap_mb=sizing.kafka_heap_mb(kafka.machine.memory_mb),
                          topics=topics)
-        expected = cloud_init.broker_cloud_init(spec, node, agent=AGENT)
+        project = stack_file(planned.stack)["gcp:project"]
+        refs = [cloud_init.SecretRef(f"kafka-password-{user}",
+                                     f"projects/{project}/secrets/hydrostream-kafka-password-{user}")
+                for user in ("hydro-admin", "hydro-consumer", "hydro-producer")]
+        expected = cloud_init.broker_cloud_init(spec, node, refs, agent=AGENT)
         assert vm.inputs["metadata"]["user-data"] == expected, vm.name
 
 

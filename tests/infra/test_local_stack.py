@@ -25,7 +25,7 @@ from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
 
 from infra import catalog, roles
-from infra.job_commands import TokenSource, consumer_args, producer_args
+from infra.job_commands import KafkaCredential, TokenSource, consumer_args, kafka_password, producer_args
 from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.paths import PROJECT_DIR
@@ -40,8 +40,10 @@ LOOPBACK = "127.0.0.1"
 DATA_VOLUMES = {"kafka-data", "influxdb-data", "influxdb-config", "prometheus-data", "grafana-data",
                 "spark-checkpoints", "alertmanager-data", "node-exporter-textfile"}
 # The uid each container reads its secrets as: InfluxDB's entrypoint drops to `influxdb` (1000), the
-# Spark jobs run as the image's `spark` (185), Grafana as the catalog's user.
-SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185"}
+# Spark jobs run as the image's `spark` (185), Grafana and Kafka as the catalog's user.
+SECRET_READERS = {"influxdb": "1000", "grafana": catalog.GRAFANA.user, "spark": "185", "kafka": "1000"}
+# Each job's Kafka password, which the Spark container reads beside the broker.
+JOB_KAFKA_PASSWORDS = {"kafka-password-hydro-producer", "kafka-password-hydro-consumer"}
 SECRET_VOLUMES = {f"secrets-{service}" for service in SECRET_READERS}
 GENERATE_SECRETS = PROJECT_DIR / "infra" / "render" / "templates" / "local" / "generate-secrets.sh"
 LOCK = PROJECT_DIR / "infra" / "release" / "connector-jars.lock"
@@ -270,6 +272,7 @@ def test_the_secrets_are_written_once_before_any_container_that_reads_them(plan)
     assert values["entrypoints"][0] == "/bin/bash" and script["content"] == GENERATE_SECRETS.read_text()
     expected = {(s.name, SECRET_READERS[s.name], f.secret) for s in catalog.SERVICES.values()
                 for f in s.secret_files if f.secret in catalog.GENERATED_SECRETS}
+    expected |= {("spark", "185", secret) for secret in JOB_KAFKA_PASSWORDS}
     assert secret_specs(plan) == expected
     assert {secret for _, _, secret in expected} == set(catalog.GENERATED_SECRETS)
     # Each reader's volume is written at SECRETS_DIR/<service> here, read at SECRETS_DIR there.
@@ -340,9 +343,32 @@ def test_kafka_advertises_its_container_name_in_the_network_and_loopback_to_the_
     host_listener = [address for name, address in advertised.items() if name != "PLAINTEXT"]
     assert host_listener == [plan.outputs["kafka_bootstrap"]]
     assert host_listener[0].startswith(f"{LOOPBACK}:")
+    # A quorum of itself, as a one-broker stack's VM: found through the bootstrap, never listed statically.
+    assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
+    assert env["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == "localhost:9093"
     for key, value in catalog.KAFKA.env.items():
-        assert env[key].startswith(value), f"{key} departs from the catalog"
+        if key != "KAFKA_CONTROLLER_QUORUM_VOTERS":
+            assert env[key].startswith(value), f"{key} departs from the catalog"
     assert "CONTROLLER" not in env["KAFKA_ADVERTISED_LISTENERS"]
+    # Every listener authenticates, the host's too.
+    assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (
+        "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,HOST:SASL_PLAINTEXT")
+
+
+def test_kafka_starts_as_a_broker_vm_does_with_the_admin_login_from_its_secrets(plan):
+    _, values = service_container(plan, catalog.KAFKA)
+    command = values["command"]
+    assert command[:2] == ["bash", "/opt/hydrostream/bin/kafka-start.sh"]
+    assert command[2].startswith("1@localhost:9093:")
+    assert command[3:] == ["hydro-admin", catalog.SECRETS_DIR, "/dev/shm/kafka-sasl"]
+    uploads = uploads_of(values)
+    templates = PROJECT_DIR / "infra" / "render" / "templates"
+    for script in ("kafka-start.sh", "kafka-format.sh", "kafka-sasl-files.sh"):
+        assert uploads[f"/opt/hydrostream/bin/{script}"]["content"] == (templates / script).read_text()
+    assert secrets_mount(values) == ("hydrostream-secrets-kafka", True)
+    users = ("hydro-admin", "hydro-producer", "hydro-consumer")
+    assert {spec for spec in secret_specs(plan) if spec[0] == "kafka"} == {
+        ("kafka", "1000", f"kafka-password-{user}") for user in users}
 
 
 def test_kafka_loads_the_locked_metrics_agent_uploaded_with_its_config(plan):
@@ -363,15 +389,24 @@ def test_topics_are_created_once_with_the_stack_settings(plan):
     one_shots = {inputs(r)["name"] for r in plan.of_type(CONTAINER) if inputs(r).get("mustRun") is False}
     assert one_shots == {"hydrostream-kafka-topics", "hydrostream-secrets", "hydrostream-influxdb-tokens"}
     _, values = one_shot(plan, "kafka-topics")
-    bootstrap, *specs = values["command"]
-    assert bootstrap == "hydrostream-kafka:9092"
+    # kafka-setup.sh BOOTSTRAP ADMIN SECRETS_DIR TOPIC... -- ACCESS...
+    bootstrap, admin, secrets_dir, *rest = values["command"]
+    assert (bootstrap, admin, secrets_dir) == ("hydrostream-kafka:9092", "hydro-admin", catalog.SECRETS_DIR)
+    specs, access = rest[:rest.index("--")], rest[rest.index("--") + 1:]
     kafka = plan.settings.kafka
     # One broker: one replica each, one in sync (NAME:PARTITIONS:RETENTION_MS:REPLICATION:MIN_ISR).
     assert specs == [f"{contract.READINGS_TOPIC}:{kafka.partitions}:{kafka.retention_hours * 3_600_000}:1:1",
                      f"{contract.DEAD_LETTER_TOPIC}:{kafka.partitions}:"
                      f"{kafka.dead_letter_retention_hours * 3_600_000}:1:1"]
-    script = uploads_of(values)[values["entrypoints"][-1]]["content"]
-    assert script == (PROJECT_DIR / "infra" / "render" / "templates" / "kafka-topics.sh").read_text()
+    assert access == [f"hydro-producer:Write+Describe:{contract.READINGS_TOPIC}",
+                      f"hydro-consumer:Read+Describe:{contract.READINGS_TOPIC}"]
+    templates = PROJECT_DIR / "infra" / "render" / "templates"
+    uploads = uploads_of(values)
+    assert uploads[values["entrypoints"][-1]]["content"] == (templates / "kafka-setup.sh").read_text()
+    for script in ("kafka-topics.sh", "kafka-access.sh", "kafka-sasl-files.sh"):
+        assert uploads[f"/opt/hydrostream/bin/{script}"]["content"] == (templates / script).read_text()
+    # The users' passwords from the broker's secrets volume, read-only.
+    assert secrets_mount(values) == ("hydrostream-secrets-kafka", True)
 
 
 def spark_command(plan):
@@ -400,16 +435,25 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
         plan.model.jobs.flags, bootstrap_servers="hydrostream-kafka:9092", influx_url="http://hydrostream-influxdb:8086",
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
         token=TokenSource(file=token_file), checkpoint_root=f"{checkpoints}/{release}",
-        handover_root=checkpoints)
-    assert producer == producer_args(plan.model.jobs.flags, bootstrap_servers="hydrostream-kafka:9092",
-                                     checkpoint_root=f"{checkpoints}/{release}")
+        handover_root=checkpoints,
+        kafka_login=KafkaCredential("hydro-consumer", kafka_password(
+            file=f"{catalog.SECRETS_DIR}/kafka-password-hydro-consumer")))
+    assert producer == producer_args(
+        plan.model.jobs.flags, bootstrap_servers="hydrostream-kafka:9092",
+        checkpoint_root=f"{checkpoints}/{release}",
+        kafka_login=KafkaCredential("hydro-producer", kafka_password(
+            file=f"{catalog.SECRETS_DIR}/kafka-password-hydro-producer")))
     # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
     parsed = cli.parse_consumer_args(consumer)
     assert parsed.influx_token_file == token_file and parsed.influx_token_secret is None
     # The jobs hold the write token only, written by the tokens container, never the operator token.
     assert ("spark", SECRET_READERS["spark"], catalog.INFLUXDB_WRITE_TOKEN, "write",
             "hydrostream-consumer-write") in token_specs(plan)
-    assert not [spec for spec in secret_specs(plan) if spec[0] == "spark"]
+    # ... and each job's Kafka password (generated beside the broker's copies).
+    assert {spec for spec in secret_specs(plan) if spec[0] == "spark"} == {
+        ("spark", "185", secret) for secret in JOB_KAFKA_PASSWORDS}
+    assert (parsed.kafka_user, parsed.kafka_password_file) == (
+        "hydro-consumer", f"{catalog.SECRETS_DIR}/kafka-password-hydro-consumer")
     assert secrets_mount(values) == ("hydrostream-secrets-spark", True)
     # Each release in its own folder of the volume, handing over from the one that ran before.
     assert parsed.checkpoint_location == f"{checkpoints}/{release}/consumer"
@@ -822,7 +866,8 @@ def test_the_tokens_script_writes_each_token_for_its_reader_and_never_shows_it(p
 
 def test_each_container_reads_the_secrets_its_role_reads_on_gcp_and_no_more():
     readers = {reader.service: set(reader.secrets) for reader in local_stack.secret_readers()}
-    assert readers[catalog.SPARK.name] == {catalog.INFLUXDB_WRITE_TOKEN}
+    assert readers[catalog.SPARK.name] == {catalog.INFLUXDB_WRITE_TOKEN, *JOB_KAFKA_PASSWORDS}
+    assert readers[catalog.KAFKA.name] == {"kafka-password-hydro-admin", *JOB_KAFKA_PASSWORDS}
     assert readers[catalog.INFLUXDB.name] == {catalog.INFLUXDB_ADMIN_PASSWORD, catalog.INFLUXDB_TOKEN}
     assert readers[catalog.GRAFANA.name] == {catalog.GRAFANA_ADMIN_PASSWORD, catalog.INFLUXDB_READ_TOKEN}
 

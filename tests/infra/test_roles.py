@@ -18,6 +18,10 @@ READERS = {
     catalog.PAGERDUTY_ROUTING_KEY: {"monitoring"},
     catalog.SMTP_PASSWORD: {"monitoring"},
     catalog.WEBHOOK_URL: {"monitoring"},
+    # The broker sets every user's credential; each job logs in as its own user.
+    "kafka-password-hydro-admin": {"broker"},
+    "kafka-password-hydro-producer": {"broker", "dataproc"},
+    "kafka-password-hydro-consumer": {"broker", "dataproc"},
 }
 BUCKETS = {
     "dataproc-staging": {("dataproc", "roles/storage.objectAdmin")},

@@ -43,12 +43,17 @@ def vm_summary(planned: mocks.Plan, role: str) -> dict:
 def local_topics(planned: mocks.Plan) -> list[str]:
     (resource,) = [r for r in planned.of_type(CONTAINER)
                    if r.inputs.get("name") == "hydrostream-kafka-topics"]
-    return resource.inputs["command"][1:]
+    return setup_topics(resource.inputs["command"])
+
+
+def setup_topics(words: list[str]) -> list[str]:
+    """The topics of kafka-setup.sh's arguments: BOOTSTRAP ADMIN SECRETS_DIR TOPIC... -- ACCESS..."""
+    return words[words.index(catalog.SECRETS_DIR) + 1:words.index("--")]
 
 
 def vm_topics(planned: mocks.Plan) -> list[str]:
-    words = vm_summary(planned, catalog.BROKER)["units"]["hydrostream-kafka-topics.service"].split()
-    return words[3:]  # create-kafka-topics.sh CONTAINER BOOTSTRAP TOPIC...
+    unit = vm_summary(planned, catalog.BROKER)["units"]["hydrostream-kafka-topics.service"]
+    return setup_topics(unit.split())
 
 
 def heap_by_hand(memory_mb: int) -> int:
@@ -181,8 +186,9 @@ def test_a_local_listener_is_added_with_its_port_and_advertised():
     spec = KafkaSpec(catalog.KAFKA, 1024, TOPICS).with_listener(catalog.KafkaListener("HOST", 9094))
     env = spec.env({"PLAINTEXT": "kafka", "HOST": "127.0.0.1"})
     assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093,HOST://:9094"
+    # Every listener authenticates, the host's too.
     assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (
-        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,HOST:PLAINTEXT")
+        "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,HOST:SASL_PLAINTEXT")
     assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092,HOST://127.0.0.1:9094"
     assert spec.service.port("host") == 9094
     # The catalog's Kafka is unchanged.

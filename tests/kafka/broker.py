@@ -26,8 +26,7 @@ from pathlib import Path
 
 from infra import catalog
 from infra.release import connector_jars
-from infra.render.cloud_init import TopicSpec
-from infra.services.kafka import METRICS_AGENT_CONFIG
+from infra.services.kafka import METRICS_AGENT_CONFIG, TopicSpec
 from tests.maven import resolved_jars
 from tests.ports import free_port
 

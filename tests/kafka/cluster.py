@@ -3,7 +3,7 @@
 Each node is a `tests.kafka.broker.Broker` process with its own ports and storage, formatted with
 one shared cluster id by the brokers' own format script (infra/render/templates/kafka-format.sh: a
 dynamic quorum, every node formatted with the same --initial-controllers); its node id, rack,
-controller quorum and replication settings come from `infra.render.cloud_init.KafkaNode.env`, the
+controller quorum and replication settings come from `infra.render.kafka_service.KafkaNode.env`, the
 values the stack puts on each broker VM. tests/kafka/broker-driver.sh reaches the nodes for
 scripts/replace-broker.sh, from the files `Cluster` writes into its folder.
 """
@@ -27,7 +27,6 @@ from pathlib import Path
 from hydrostream_jobs.kafka import KafkaLogin, sasl_options
 
 from infra import catalog
-from infra.render import cloud_init
 from infra.services import kafka as kafka_service
 from tests.kafka.broker import BROKER_HEAP, HERE, Broker, cluster_id, run_tool, tools_env
 from tests.ports import free_port
@@ -37,6 +36,7 @@ TOPICS_SCRIPT = TEMPLATES / "kafka-topics.sh"
 FORMAT_SCRIPT = TEMPLATES / "kafka-format.sh"
 SASL_FILES_SCRIPT = TEMPLATES / "kafka-sasl-files.sh"
 ACCESS_SCRIPT = TEMPLATES / "kafka-access.sh"
+SETUP_SCRIPT = TEMPLATES / "kafka-setup.sh"
 DRIVER = HERE / "broker-driver.sh"
 REPLACE_SCRIPT = HERE.parent.parent / "scripts" / "replace-broker.sh"
 RACKS = ("zone-a", "zone-b", "zone-c")
@@ -76,7 +76,8 @@ class Logins:
         return logins
 
     def password_file(self, user: str) -> Path:
-        return self.secrets / user
+        """Where `user`'s password is, named as on a broker (catalog.kafka_password)."""
+        return self.secrets / catalog.kafka_password(user)
 
     @property
     def admin_config(self) -> Path:
@@ -108,7 +109,7 @@ class ClusterNode(Broker):
     """One node of the test cluster: `node` says its id, rack and quorum; `cluster` its cluster id;
     `logins` (None: no authentication) the users its brokers authenticate and authorize."""
 
-    node: cloud_init.KafkaNode | None = None
+    node: kafka_service.KafkaNode | None = None
     cluster: str = ""
     logins: Logins | None = None
 
@@ -178,7 +179,7 @@ class Cluster:
         voters = tuple(f"127.0.0.1:{port}" for port in controller_ports)
         shared = cluster_id()
         for node_id, (rack, port) in enumerate(zip(self.racks, controller_ports, strict=True), start=1):
-            node = cloud_init.KafkaNode(node_id, rack, voters, self.min_insync_replicas)
+            node = kafka_service.KafkaNode(node_id, rack, voters, self.min_insync_replicas)
             folder = self.workdir / f"node-{node_id}"
             folder.mkdir(parents=True, exist_ok=True)
             self.nodes.append(ClusterNode(folder, controller_port=port, node=node, cluster=shared,
@@ -236,6 +237,14 @@ class Cluster:
             env["KAFKA_CLIENT_CONFIG"] = str(self.logins.admin_config)
         return env
 
+    def set_up(self, *topics: kafka_service.TopicSpec) -> subprocess.CompletedProcess:
+        """What a stack's broker runs at every boot (kafka-setup.sh with `kafka_setup_args`, logging in from
+        the admin's password file alone): `topics`, and the stacks' users, passwords and ACLs."""
+        spec = kafka_service.KafkaSpec(catalog.KAFKA, kafka_service.MIN_HEAP_MB, topics)
+        args = kafka_service.kafka_setup_args(spec, self.bootstrap_servers, str(self.logins.secrets))
+        return subprocess.run(["bash", str(SETUP_SCRIPT), *args], env=tools_env(), capture_output=True,
+                              text=True, timeout=300)
+
     def grant_access(self, *topics: str) -> subprocess.CompletedProcess:
         """The stacks' users and ACLs (infra/services/kafka.py `access`) by the brokers' script, and the same
         on each of `topics` (a test's own topics)."""
@@ -269,7 +278,7 @@ class Cluster:
             for stopped in [pool.submit(node.stop) for node in self.nodes]:
                 stopped.result()
 
-    def create_topics(self, *topics: cloud_init.TopicSpec) -> subprocess.CompletedProcess:
+    def create_topics(self, *topics: kafka_service.TopicSpec) -> subprocess.CompletedProcess:
         """The stacks' topic script with the full specs (replication factor, min ISR) against the cluster."""
         return subprocess.run(["bash", str(TOPICS_SCRIPT), self.bootstrap_servers, *(t.spec for t in topics)],
                               env=self.tools_env(), capture_output=True, text=True, timeout=600)

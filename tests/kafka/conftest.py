@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.gcp.kafka import topics as stack_topics
-from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from infra.settings import KafkaSettings
 from tests.jobs.influx_fake import FakeInflux
 from tests.kafka.broker import Broker, create_topics
@@ -52,7 +52,7 @@ def broker(kafka_broker):
 def topic(broker, request):
     """A fresh topic for one test (same script, same partitions as the stack's readings topic)."""
     name = "hydro.test." + request.node.name.replace("[", ".").replace("]", "")[:80]
-    spec = cloud_init.TopicSpec(name.replace("_", "-"), TEST_PARTITIONS, 3_600_000)
+    spec = kafka_service.TopicSpec(name.replace("_", "-"), TEST_PARTITIONS, 3_600_000)
     create_topics(broker, spec)
     return spec.name
 

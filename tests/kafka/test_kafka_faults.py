@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from tests.jobs import oracle
 from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
 from tests.kafka.conftest import create_topics
@@ -135,7 +135,7 @@ def stored(influxdb) -> tuple[dict, dict]:
 def test_data_deleted_by_retention_before_it_was_read_fails_the_consumer_loudly(broker, influxdb, tmp_path):
     topic, bootstrap = "hydro.test.retention", broker.bootstrap_servers
     # One partition; retention is changed the way a stack changes it: the topic script run again.
-    keep, expire = cloud_init.TopicSpec(topic, 1, 3_600_000), cloud_init.TopicSpec(topic, 1, 2000)
+    keep, expire = kafka_service.TopicSpec(topic, 1, 3_600_000), kafka_service.TopicSpec(topic, 1, 2000)
     create_topics(broker, keep)
     read = [reading(i, 1) for i in range(200)]
     lost = [reading(i, 20) for i in range(200)]

@@ -8,7 +8,7 @@ import pytest
 from hydrostream_jobs import contract
 
 from infra.gcp.kafka import topics as stack_topics
-from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from infra.settings import KafkaSettings
 from tests.kafka.broker import run_tool
 from tests.kafka.conftest import TEST_PARTITIONS, create_topics
@@ -38,8 +38,8 @@ def test_the_session_broker_has_the_stack_topics_as_specified(broker):
 
 @pytest.mark.slow
 def test_running_the_script_again_converges_retention_and_keeps_partitions(broker):
-    create_topics(broker, cloud_init.TopicSpec("hydro.test.converge", 3, 60_000))
+    create_topics(broker, kafka_service.TopicSpec("hydro.test.converge", 3, 60_000))
     assert described(broker, "hydro.test.converge") == (3, 60_000)
     # A second run (a VM reboot, a new stack config) must not fail on the existing topic.
-    create_topics(broker, cloud_init.TopicSpec("hydro.test.converge", 3, 120_000))
+    create_topics(broker, kafka_service.TopicSpec("hydro.test.converge", 3, 120_000))
     assert described(broker, "hydro.test.converge") == (3, 120_000)

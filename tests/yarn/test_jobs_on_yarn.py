@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from tests.influxdb.influxdb_server import InfluxBucket
 from tests.jobs import oracle
 from tests.jobs.test_jobs_end_to_end import assert_matches, expected_points
@@ -127,7 +127,7 @@ def stack_run(stack_on_yarn, yarn_broker, influxd):
     producer until it has written SENT_AT_LEAST messages; then the consumer catches up with the topic."""
     planned, yarn, workdir = stack_on_yarn
     topic = f"hydro.yarn.{planned.stack}"
-    create_topics(yarn_broker, cloud_init.TopicSpec(topic, TEST_PARTITIONS, 3_600_000))
+    create_topics(yarn_broker, kafka_service.TopicSpec(topic, TEST_PARTITIONS, 3_600_000))
     jars, py_files = release_files(workdir / "release", planned.jar_names, planned.python_file_names)
     bucket = influxd.new_bucket()
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from infra import sizing
-from infra.render import cloud_init
+from infra.services import kafka as kafka_service
 from tests.kafka.broker import create_topics
 from tests.kafka.conftest import TEST_PARTITIONS
 from tests.yarn.jobs_on_yarn import (
@@ -51,7 +51,7 @@ def test_on_the_seeds_workers_the_producer_never_gets_yarn_resources(yarn_broker
         jar_names=dev.jar_names, python_file_names=dev.python_file_names)
     yarn = MiniYarn(tmp_path / "cluster", planned.node_shape, planned.workers, planned.cluster_properties)
     topic = "hydro.yarn.seeds"
-    create_topics(yarn_broker, cloud_init.TopicSpec(topic, TEST_PARTITIONS, 3_600_000))
+    create_topics(yarn_broker, kafka_service.TopicSpec(topic, TEST_PARTITIONS, 3_600_000))
     jars, py_files = release_files(tmp_path / "release", planned.jar_names, planned.python_file_names)
 
     def submission(job: str) -> Submission:

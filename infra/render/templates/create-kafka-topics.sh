@@ -1,14 +1,15 @@
 #!/bin/bash
-# create-kafka-topics.sh CONTAINER BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS...: run kafka-topics.sh,
-# shipped beside this script, inside the broker's running container (the local stack runs the same
-# script in a one-shot container). KAFKA_OPTS cleared: the broker's metrics agent option would make each
+# create-kafka-topics.sh CONTAINER SCRIPTS_DIR ARGS...: run kafka-setup.sh ARGS... (the topics, the users'
+# passwords and ACLs) inside the broker's running container, from SCRIPTS_DIR, where the container has the
+# scripts beside this one mounted. KAFKA_OPTS cleared: the broker's metrics agent option would make each
 # tool's JVM bind the agent's port, which the broker holds.
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
-  echo "usage: $0 CONTAINER BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS..." >&2
+  echo "usage: $0 CONTAINER SCRIPTS_DIR ARGS..." >&2
   exit 2
 fi
 container=$1
-shift
-exec docker exec --env KAFKA_OPTS= -i "${container}" bash -s -- "$@" <"$(dirname "$0")/kafka-topics.sh"
+scripts=$2
+shift 2
+exec docker exec --env KAFKA_OPTS= "${container}" bash "${scripts}/kafka-setup.sh" "$@"

@@ -1,8 +1,8 @@
 #!/bin/bash
 # kafka-access.sh BOOTSTRAP SECRETS_DIR USER:OPERATION[+OPERATION...]:TOPIC...: who may do what on which topic
 # (infra/services/kafka.py `access`), run as the admin (KAFKA_CLIENT_CONFIG, kafka-sasl-files.sh's
-# admin.properties). Each user's SCRAM-SHA-512 credential is set from SECRETS_DIR/USER (its password, on
-# tmpfs) and its ACLs are added; both are idempotent, so the unit runs it at every boot and a changed
+# admin.properties). Each user's SCRAM-SHA-512 credential is set from SECRETS_DIR/kafka-password-USER (its
+# password, on tmpfs) and its ACLs are added; both are idempotent, so the unit runs it at every boot and a changed
 # password (a new secret version) takes effect. The password goes through a Java argument file on tmpfs,
 # never a command line. An ACL this script once added and the list no longer names stays: remove it with
 # kafka-acls.sh --remove (docs/operations.md).
@@ -38,9 +38,10 @@ for spec in "$@"; do
 done
 
 for user in "${users[@]}"; do
-  password=$(tr -d '[:space:]' <"${secrets}/${user}")
+  password_file=${secrets}/kafka-password-${user}
+  password=$(tr -d '[:space:]' <"${password_file}")
   if [[ -z ${password} || ${password} =~ [^A-Za-z0-9] ]]; then
-    echo "$0: the password of ${user} (${secrets}/${user}) must be non-empty letters and digits" >&2
+    echo "$0: the password of ${user} (${password_file}) must be non-empty letters and digits" >&2
     exit 1
   fi
   printf '"%s"\n' kafka.admin.ConfigCommand --bootstrap-server "${bootstrap}" --command-config "${config}" \

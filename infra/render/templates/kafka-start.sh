@@ -1,17 +1,22 @@
 #!/bin/bash
-# kafka-start.sh INITIAL_CONTROLLERS: the command of a broker VM's Kafka container (apache/kafka 3.9.1) in a
-# dynamic KRaft quorum; BIN_DIR is mounted read-only at the folder this script runs from. It does what the
-# image's /etc/kafka/docker/run does, but formats with kafka-format.sh beside it: the image's own format
-# (KafkaDockerWrapper setup) passes no --initial-controllers, --standalone or --no-initial-controllers,
-# and Kafka 3.9's storage tool refuses that on a controller without controller.quorum.voters, formatted or
-# not (fixed for --standalone only in 4.0: https://issues.apache.org/jira/browse/KAFKA-18737).
+# kafka-start.sh INITIAL_CONTROLLERS ADMIN_USER SECRETS_DIR SASL_DIR: the command of a Kafka container (apache/kafka
+# 3.9.1: a broker VM's, the local stack's) in a dynamic KRaft quorum whose listeners authenticate with SASL;
+# the scripts beside it are mounted or uploaded with it. It does what the image's /etc/kafka/docker/run
+# does, but formats with kafka-format.sh beside it: the image's own format (KafkaDockerWrapper setup)
+# passes no --initial-controllers, --standalone or --no-initial-controllers, and Kafka 3.9's storage tool
+# refuses that on a controller without controller.quorum.voters, formatted or not (fixed for --standalone
+# only in 4.0: https://issues.apache.org/jira/browse/KAFKA-18737); nor does it add the admin's SCRAM
+# credential, which the brokers log in to each other with. The admin's login files (kafka-sasl-files.sh,
+# from SECRETS_DIR/kafka-password-ADMIN_USER) go to SASL_DIR, a tmpfs of the container's own: the broker's
+# JAAS file, and the tools' client configs for whoever runs a tool in this container.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  echo "usage: $0 INITIAL_CONTROLLERS" >&2
+if [[ $# -ne 4 ]]; then
+  echo "usage: $0 INITIAL_CONTROLLERS ADMIN_USER SECRETS_DIR SASL_DIR" >&2
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
+bash "${here}/kafka-sasl-files.sh" "$2" "$3/kafka-password-$2" "$4"
 config=/opt/kafka/config/server.properties
 refusal="Because controller.quorum.voters is not set on this controller"
 
@@ -36,6 +41,6 @@ if ! setup=$(/opt/kafka/bin/kafka-run-class.sh kafka.docker.KafkaDockerWrapper s
     exit 1
   fi
 fi
-bash "${here}/kafka-format.sh" "${config}" "${CLUSTER_ID}" "$1"
-export KAFKA_OPTS=${broker_opts}
+KAFKA_SASL_DIR=$4 bash "${here}/kafka-format.sh" "${config}" "${CLUSTER_ID}" "$1"
+export KAFKA_OPTS="${broker_opts} -Djava.security.auth.login.config=$4/jaas.conf"
 exec /opt/kafka/bin/kafka-server-start.sh "${config}"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # kafka-topics.sh BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS[:REPLICATION_FACTOR:MIN_ISR]...: runs inside
-# a container of the Kafka image (a one-shot container on the local stack; the broker's own container
-# on a VM, through create-kafka-topics.sh). Waits for the broker, creates the topics idempotently
+# a container of the Kafka image, run by kafka-setup.sh (a one-shot container on the local stack; the
+# broker's own container on a VM), and on the test brokers. Waits for the broker, creates the topics idempotently
 # (--if-not-exists) with their replication factor (default 1) and converges their retention.ms and
 # min.insync.replicas (default 1). Partitions and replicas are only set at creation: Kafka can add
 # partitions but never remove them, and more replicas take a partition reassignment, so a topic that
