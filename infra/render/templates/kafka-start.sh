@@ -16,15 +16,21 @@ if [[ $# -ne 4 ]]; then
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
-bash "${here}/kafka-sasl-files.sh" "$2" "$3/kafka-password-$2" "$4"
-config=/opt/kafka/config/server.properties
+# The image's paths, below HYDRO_IMAGE_ROOT (empty in the image: tests/kafka/test_kafka_start.py lays the
+# image's layout out in a folder of its own).
+root=${HYDRO_IMAGE_ROOT:-}
+kafka=${root}/opt/kafka
+config=${kafka}/config/server.properties
 refusal="Because controller.quorum.voters is not set on this controller"
+bash "${here}/kafka-sasl-files.sh" "$2" "$3/kafka-password-$2" "$4"
 
-# The image's environment checks and defaults, as its run script sources them.
+# The image's environment checks and defaults, as its run script sources them. In 3.9 the defaults are
+# CLUSTER_ID's alone; later images default KAFKA_CONTROLLER_QUORUM_VOTERS too, which would turn this
+# dynamic quorum into a static one of a wrong port: check on any image upgrade.
 # shellcheck source=/dev/null
-. /etc/kafka/docker/configureDefaults
+. "${root}/etc/kafka/docker/configureDefaults"
 # shellcheck source=/dev/null
-. /etc/kafka/docker/configure
+. "${root}/etc/kafka/docker/configure"
 
 # KAFKA_OPTS loads the metrics agent (infra/catalog.py) on the agent's port: the broker's JVM only, not
 # the setup and format JVMs before it.
@@ -32,15 +38,15 @@ broker_opts=${KAFKA_OPTS-}
 export KAFKA_OPTS=
 
 # The wrapper writes server.properties from the KAFKA_* environment, then formats; only its format's
-# refusal above is expected here.
-if ! setup=$(/opt/kafka/bin/kafka-run-class.sh kafka.docker.KafkaDockerWrapper setup \
-    --default-configs-dir /etc/kafka/docker --mounted-configs-dir /mnt/shared/config \
-    --final-configs-dir /opt/kafka/config 2>&1); then
+# refusal above is expected here (at every start: the storage tool refuses before it looks at the disk).
+if ! setup=$("${kafka}/bin/kafka-run-class.sh" kafka.docker.KafkaDockerWrapper setup \
+    --default-configs-dir "${root}/etc/kafka/docker" --mounted-configs-dir "${root}/mnt/shared/config" \
+    --final-configs-dir "${kafka}/config" 2>&1); then
   if ! grep -q "${refusal}" <<<"${setup}"; then
     echo "${setup}" >&2
     exit 1
   fi
 fi
-KAFKA_SASL_DIR=$4 bash "${here}/kafka-format.sh" "${config}" "${CLUSTER_ID}" "$1"
+KAFKA_BIN=${kafka}/bin KAFKA_SASL_DIR=$4 bash "${here}/kafka-format.sh" "${config}" "${CLUSTER_ID}" "$1"
 export KAFKA_OPTS="${broker_opts} -Djava.security.auth.login.config=$4/jaas.conf"
-exec /opt/kafka/bin/kafka-server-start.sh "${config}"
+exec "${kafka}/bin/kafka-server-start.sh" "${config}"
