@@ -321,39 +321,37 @@ def _http_check(port: int, path: str) -> HealthCheck:
     return HealthCheck(command=("CMD", "wget", "-qO-", f"http://localhost:{port}{path}"))
 
 
+def _prometheus_project_service(name: str, image: str, port: int, *, storage_flag: str, config_volume: str,
+                                flags: tuple[str, ...] = (),
+                                secret_files: tuple[SecretFile, ...] = ()) -> Service:
+    """A Prometheus-project server run as its image is built: user nobody (65534), `<name>.yml` in the
+    config volume at /etc/<name>, its data at /<name> (`storage_flag`), ready at /-/ready."""
+    return Service(
+        name=name,
+        image=image,
+        role=MONITORING,
+        ports=(Port("http", port),),
+        command=(f"--config.file=/etc/{name}/{name}.yml", f"{storage_flag}=/{name}", *flags),
+        volumes=(Volume(f"{name}-data", f"/{name}"), Volume(config_volume, f"/etc/{name}")),
+        secret_files=secret_files,
+        health_check=_http_check(port, "/-/ready"),
+        user="65534",
+    )
+
+
 # Beside Prometheus on the monitoring VM (Prometheus reaches it on localhost; nothing else does). One
 # instance: the gossip cluster listener is switched off. Its config (infra/render/alertmanager_config.py)
 # names the receiver secrets by their container paths below.
-ALERTMANAGER = Service(
-    name="alertmanager",
-    image="prom/alertmanager:v0.28.1",
-    role=MONITORING,
-    ports=(Port("http", ALERTMANAGER_PORT),),
-    command=(
-        "--config.file=/etc/alertmanager/alertmanager.yml",
-        "--storage.path=/alertmanager",
-        "--cluster.listen-address=",
-    ),
-    volumes=(Volume("alertmanager-data", "/alertmanager"), Volume(ALERTMANAGER_CONFIG, "/etc/alertmanager")),
+ALERTMANAGER = _prometheus_project_service(
+    "alertmanager", "prom/alertmanager:v0.28.1", ALERTMANAGER_PORT,
+    storage_flag="--storage.path", config_volume=ALERTMANAGER_CONFIG, flags=("--cluster.listen-address=",),
     secret_files=tuple(SecretFile(secret, f"{SECRETS_DIR}/{secret}", optional=True)
                        for secret in RECEIVER_SECRETS),
-    health_check=_http_check(ALERTMANAGER_PORT, "/-/ready"),
-    user="65534",
 )
 
-PROMETHEUS = Service(
-    name="prometheus",
-    image="prom/prometheus:v2.55.1",
-    role=MONITORING,
-    ports=(Port("http", PROMETHEUS_PORT),),
-    command=(
-        "--config.file=/etc/prometheus/prometheus.yml",
-        "--storage.tsdb.path=/prometheus",
-        "--web.enable-lifecycle",
-    ),
-    volumes=(Volume("prometheus-data", "/prometheus"), Volume(PROMETHEUS_CONFIG, "/etc/prometheus")),
-    health_check=_http_check(PROMETHEUS_PORT, "/-/ready"),
-    user="65534",
+PROMETHEUS = _prometheus_project_service(
+    "prometheus", "prom/prometheus:v2.55.1", PROMETHEUS_PORT,
+    storage_flag="--storage.tsdb.path", config_volume=PROMETHEUS_CONFIG, flags=("--web.enable-lifecycle",),
 )
 
 GRAFANA = Service(
