@@ -48,9 +48,11 @@ def token_flags(token: TokenSource) -> list[str]:
     return [f"{token.option}-secret", str(token.secret)]
 
 
-def kafka_password(file: str | None = None, secret: str | None = None) -> TokenSource:
-    """Where a job's Kafka password is, as the jobs' --kafka-password-file/-secret take it."""
-    return TokenSource(file=file, secret=secret, what="Kafka password", option="--kafka-password")
+def kafka_login(user: str, *, file: str | None = None, secret: str | None = None) -> KafkaCredential:
+    """A job's Kafka user and where its password is: a file (local) or a Secret Manager version (GCP), as
+    the jobs' --kafka-password-file/-secret take it."""
+    return KafkaCredential(user, TokenSource(file=file, secret=secret, what="Kafka password",
+                                             option="--kafka-password"))
 
 
 def login_flags(login: KafkaCredential | None) -> list[str]:
@@ -58,7 +60,7 @@ def login_flags(login: KafkaCredential | None) -> list[str]:
     if login is None:
         return []
     if login.password.option != "--kafka-password":
-        raise ValueError(f"{login.user}'s password source must be a Kafka password (kafka_password)")
+        raise ValueError(f"{login.user}'s password source must be a Kafka password (kafka_login)")
     return ["--kafka-user", login.user, *token_flags(login.password)]
 
 

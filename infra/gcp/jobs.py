@@ -25,14 +25,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog
-from infra.job_commands import (
-    JobFlags,
-    KafkaCredential,
-    TokenSource,
-    consumer_args,
-    kafka_password,
-    producer_args,
-)
+from infra.job_commands import JobFlags, TokenSource, consumer_args, kafka_login, producer_args
 from infra.release import bundle, connector_jars
 
 CONSUMER = "consumer"
@@ -176,15 +169,13 @@ class StreamingJobs(pulumi.ComponentResource):
             token=TokenSource(secret=f"{values[2]}/versions/latest"),
             checkpoint_root=values[3],
             handover_root=values[4],
-            kafka_login=KafkaCredential(catalog.KAFKA_CONSUMER_USER,
-                                        kafka_password(secret=f"{values[5]}/versions/latest")),
+            kafka_login=kafka_login(catalog.KAFKA_CONSUMER_USER, secret=f"{values[5]}/versions/latest"),
         ))
         producer_command = pulumi.Output.all(
             args.bootstrap_servers, checkpoint_root, passwords[catalog.KAFKA_PRODUCER_USER],
         ).apply(lambda values: producer_args(
             args.flags, bootstrap_servers=values[0], checkpoint_root=values[1],
-            kafka_login=KafkaCredential(catalog.KAFKA_PRODUCER_USER,
-                                        kafka_password(secret=f"{values[2]}/versions/latest"))))
+            kafka_login=kafka_login(catalog.KAFKA_PRODUCER_USER, secret=f"{values[2]}/versions/latest")))
 
         consumer = self._job(name, CONSUMER, args, release, uris, jar_uris, wheel_uris, consumer_command,
                              dict(args.consumer_properties), depends_on=[])

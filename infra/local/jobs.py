@@ -17,14 +17,7 @@ import pulumi
 from hydrostream_jobs import contract
 
 from infra import catalog, roles
-from infra.job_commands import (
-    JobFlags,
-    KafkaCredential,
-    TokenSource,
-    consumer_args,
-    kafka_password,
-    producer_args,
-)
+from infra.job_commands import JobFlags, TokenSource, consumer_args, kafka_login, producer_args
 from infra.local.secrets import secret_path
 from infra.local.services import ServiceContainer, ServiceContainerArgs, Upload
 from infra.release import connector_jars
@@ -46,7 +39,7 @@ PYTHON_PATH = "/opt/hydrostream/python"
 SECRETS = roles.of(catalog.SPARK.role).reads
 TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
 # Each job logs in to Kafka as its own user, its password a file of the Spark container's secrets volume.
-KAFKA_LOGINS = {user: KafkaCredential(user, kafka_password(file=secret_path(catalog.kafka_password(user))))
+KAFKA_LOGINS = {user: kafka_login(user, file=secret_path(catalog.kafka_password(user)))
                 for user in (catalog.KAFKA_PRODUCER_USER, catalog.KAFKA_CONSUMER_USER)}
 CHECKPOINT_ROOT = catalog.SPARK.volumes[0].container_path
 

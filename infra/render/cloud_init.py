@@ -351,11 +351,13 @@ def _render(role: str, data_disk: DataDisk, *, secrets: Sequence[SecretRef] = ()
         if catalog.KAFKA.name not in commands:
             raise ValueError("the Kafka topics and users are set up from the scripts the broker's container "
                              "runs: give its command")
+        # In the broker's running container, from its scripts folder. KAFKA_OPTS cleared: the broker's
+        # metrics agent option would make each tool's JVM bind the agent's port, which the broker holds.
         units.oneshot(KAFKA_TOPICS_UNIT, "create the Kafka topics and the users' logins and ACLs",
-                      units.script("create-kafka-topics.sh", catalog.KAFKA.name, SCRIPTS_IN_CONTAINER,
-                                   *kafka_setup),
+                      [DOCKER, "exec", "--env", "KAFKA_OPTS=", catalog.KAFKA.name, "bash",
+                       f"{SCRIPTS_IN_CONTAINER}/{SETUP_SCRIPTS[0]}", *kafka_setup],
                       wants=[unit_name(catalog.KAFKA)], timeout_s=600)
-        units.scripts.update(SETUP_SCRIPTS)  # what create-kafka-topics.sh runs in the container
+        units.scripts.update(SETUP_SCRIPTS)
         units.enabled.append(KAFKA_TOPICS_UNIT)
     if scoped_tokens:
         if influxdb is None:

@@ -218,7 +218,7 @@ def test_every_shell_script_passes_shellcheck(documents, tmp_path):
     shellcheck = require("shellcheck")
     scripts = sorted(TEMPLATES.glob("*.sh"))
     assert {p.name for p in scripts} >= {"mount-data-disk.sh", "fetch-secret.sh", "fetch-config.sh",
-                                         "create-kafka-topics.sh", "kafka-topics.sh"}
+                                         "kafka-setup.sh", "kafka-topics.sh"}
     for role, document in documents.items():
         folder = tmp_path / role
         folder.mkdir()
@@ -750,19 +750,22 @@ def run_kafka_setup(documents, tmp_path: Path) -> tuple[list[str], Path, Path]:
     stub_kafka_tools(tools, replication_factor=1)
     stub(tools, "kafka-run-class.sh", 'cat "${1#@}" >>"$STUB_LOG"')
     stub(tools, "kafka-acls.sh", "")
-    result = run_script("create-kafka-topics.sh", *args[2:], stubs=stubs,
-                        env={"STUB_LOG": str(log), "KAFKA_BIN": str(tools)})
+    # The unit's own command line, its docker the stub.
+    assert args[0] == "/usr/bin/docker"
+    result = subprocess.run([str(stubs / "docker"), *args[1:]], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(log),
+                                 "KAFKA_BIN": str(tools)})
     assert result.returncode == 0, result.stderr
     return args, log, secrets
 
 
 def test_kafka_topics_are_created_idempotently_with_the_given_partitions_and_retention(documents, tmp_path):
     args, log, _ = run_kafka_setup(documents, tmp_path)
-    assert args[1].endswith("/create-kafka-topics.sh")
-    assert args[2:5] == [catalog.KAFKA.name, "/opt/hydrostream", f"localhost:{catalog.KAFKA.port('kafka')}"]
-    # KAFKA_OPTS cleared: the tools' JVMs must not start the broker's metrics agent on its taken port.
-    assert calls(log, "docker")[0].startswith(
-        f"docker exec --env KAFKA_OPTS= {catalog.KAFKA.name} bash /opt/hydrostream/kafka-setup.sh ")
+    # In the broker's container, KAFKA_OPTS cleared: the tools' JVMs must not start the broker's metrics
+    # agent on its taken port.
+    assert args[1:7] == ["exec", "--env", "KAFKA_OPTS=", catalog.KAFKA.name, "bash",
+                         "/opt/hydrostream/kafka-setup.sh"]
+    assert args[7] == f"localhost:{catalog.KAFKA.port('kafka')}"
     creates = [shlex.split(c) for c in calls(log, "kafka-topics.sh") if "--create" in c]
     assert len(creates) == len(TOPICS)
     for topic, create in zip(TOPICS, creates, strict=True):
@@ -853,8 +856,8 @@ def test_a_three_node_broker_names_its_id_rack_and_the_whole_quorum(tmp_path):
     assert (env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("2", "2")
     assert env["CLUSTER_ID"] == catalog.KAFKA_CLUSTER_ID
     (args,) = commands(units(document)["hydrostream-kafka-topics.service"], "ExecStart")
-    assert args[7:10] == [f"{contract.READINGS_TOPIC}:6:259200000:3:2",
-                          f"{contract.DEAD_LETTER_TOPIC}:2:1209600000:3:2", "--"]
+    assert args[10:13] == [f"{contract.READINGS_TOPIC}:6:259200000:3:2",
+                           f"{contract.DEAD_LETTER_TOPIC}:2:1209600000:3:2", "--"]
 
 
 def test_a_cluster_node_formats_its_storage_with_the_format_script_and_every_initial_controller():

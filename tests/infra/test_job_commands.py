@@ -8,15 +8,14 @@ from infra.job_commands import (
     JobFlags,
     KafkaCredential,
     consumer_args,
-    kafka_password,
+    kafka_login,
     producer_args,
     token_flags,
 )
 
 JOBS = JobFlags(rate=750, farms=4, devices_per_farm=25, trigger="45s", window="10m", slide="2m",
                 watermark="15m", read_cap=5000, freshness_objective="75s")
-CONSUMER_LOGIN = KafkaCredential("hydro-consumer",
-                                 kafka_password(secret="projects/p/secrets/kafka-password/versions/latest"))
+CONSUMER_LOGIN = kafka_login("hydro-consumer", secret="projects/p/secrets/kafka-password/versions/latest")
 
 
 def test_consumer_command_line_parses_with_the_jobs_parser():
@@ -58,7 +57,7 @@ def test_the_consumer_hands_over_from_the_folder_holding_every_release():
 
 
 def test_producer_command_line_parses_with_the_jobs_parser():
-    login = KafkaCredential("hydro-producer", kafka_password(file="/run/secrets/p"))
+    login = kafka_login("hydro-producer", file="/run/secrets/p")
     argv = producer_args(JOBS, bootstrap_servers="kafka:9092", checkpoint_root="/ckpt", kafka_login=login)
     args = cli.parse_producer_args(argv)
     assert (args.kafka_user, args.kafka_password_file, args.kafka_password_secret) == (
@@ -77,9 +76,10 @@ def test_token_source_is_exactly_one_of_file_or_secret():
         token_flags(TokenSource())
     with pytest.raises(ValueError, match="not both or neither"):
         token_flags(TokenSource(file="/f", secret="projects/p/secrets/s/versions/1"))
-    assert token_flags(kafka_password(file="/run/secrets/k")) == ["--kafka-password-file", "/run/secrets/k"]
+    password = kafka_login("u", file="/run/secrets/k").password
+    assert token_flags(password) == ["--kafka-password-file", "/run/secrets/k"]
     with pytest.raises(ValueError, match="Kafka password is a file or a Secret Manager version"):
-        token_flags(kafka_password())
+        token_flags(kafka_login("u").password)
 
 
 def test_without_a_login_a_job_does_not_authenticate_and_a_login_needs_a_kafka_password():

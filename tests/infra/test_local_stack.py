@@ -25,7 +25,7 @@ from packaging.specifiers import SpecifierSet
 from pulumi.runtime import rpc
 
 from infra import catalog, roles
-from infra.job_commands import KafkaCredential, TokenSource, consumer_args, kafka_password, producer_args
+from infra.job_commands import TokenSource, consumer_args, kafka_login, producer_args
 from infra.local import stack as local_stack
 from infra.local.services import Upload, check_one_shot_exit, uploads_digest
 from infra.paths import PROJECT_DIR
@@ -436,13 +436,13 @@ def test_spark_runs_the_jobs_with_the_dataproc_command_lines(plan):
         influx_org=settings.influxdb.org, influx_bucket=settings.influxdb.bucket,
         token=TokenSource(file=token_file), checkpoint_root=f"{checkpoints}/{release}",
         handover_root=checkpoints,
-        kafka_login=KafkaCredential("hydro-consumer", kafka_password(
-            file=f"{catalog.SECRETS_DIR}/kafka-password-hydro-consumer")))
+        kafka_login=kafka_login("hydro-consumer",
+                                file=f"{catalog.SECRETS_DIR}/kafka-password-hydro-consumer"))
     assert producer == producer_args(
         plan.model.jobs.flags, bootstrap_servers="hydrostream-kafka:9092",
         checkpoint_root=f"{checkpoints}/{release}",
-        kafka_login=KafkaCredential("hydro-producer", kafka_password(
-            file=f"{catalog.SECRETS_DIR}/kafka-password-hydro-producer")))
+        kafka_login=kafka_login("hydro-producer",
+                                file=f"{catalog.SECRETS_DIR}/kafka-password-hydro-producer"))
     # The jobs' own parsers accept them, and what they parse lands on the checkpoint volume.
     parsed = cli.parse_consumer_args(consumer)
     assert parsed.influx_token_file == token_file and parsed.influx_token_secret is None

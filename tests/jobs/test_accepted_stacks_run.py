@@ -22,7 +22,7 @@ from hydrostream_jobs.progress import BatchLog
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from infra.job_commands import KafkaCredential, TokenSource, consumer_args, kafka_password, producer_args
+from infra.job_commands import TokenSource, consumer_args, kafka_login, producer_args
 from infra.model import derive
 from infra.settings import SettingsError, parse_settings
 
@@ -93,10 +93,10 @@ def test_every_accepted_jobs_section_builds_parses_and_runs(spark, workspace, jo
     consumer = parse_consumer_args(consumer_args(
         accepted, bootstrap_servers="10.0.0.2:9092", influx_url="http://10.0.0.3:8086", influx_org="hydro",
         influx_bucket="hydro", token=TokenSource(file="/run/token"), checkpoint_root=f"{root}/r1",
-        handover_root=root, kafka_login=KafkaCredential("hydro-consumer", kafka_password(file="/run/c"))))
+        handover_root=root, kafka_login=kafka_login("hydro-consumer", file="/run/c")))
     producer = parse_producer_args(producer_args(
         accepted, bootstrap_servers="10.0.0.2:9092", checkpoint_root=f"{root}/r1",
-        kafka_login=KafkaCredential("hydro-producer", kafka_password(file="/run/p"))))
+        kafka_login=kafka_login("hydro-producer", file="/run/p")))
     assert (consumer.kafka_user, producer.kafka_user) == ("hydro-consumer", "hydro-producer")
     assert (producer.rate, producer.farms, producer.devices_per_farm) == (
         accepted.rate, accepted.farms, accepted.devices_per_farm)
