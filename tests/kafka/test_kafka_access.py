@@ -16,7 +16,7 @@ from tests.kafka.broker import run_tool
 from tests.kafka.cluster import Cluster, Logins
 from tests.kafka.pipeline import Consumer, command, job_env, produce_to_kafka, producer_args, topic_messages
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kafka-access")]
+pytestmark = pytest.mark.slow
 
 READINGS = "hydro.readings"
 PRODUCER, CONSUMER = kafka_service.PRODUCER_USER, kafka_service.CONSUMER_USER

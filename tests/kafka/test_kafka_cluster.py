@@ -35,8 +35,8 @@ from tests.kafka.pipeline import (
 )
 from tests.kafka.test_kafka_end_to_end import BEHIND, consumer_for, expected_dead_letters
 
-# One worker runs the whole module: its three brokers are started once (pytest -n, --dist loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kafka-cluster")]
+# One worker runs the whole module: its three brokers are started once (make test: --dist loadfile).
+pytestmark = pytest.mark.slow
 
 PARTITIONS = 2
 # What a three-broker stack asks for: the settings' replication, the topics its VMs create.

@@ -29,7 +29,7 @@ from tests.kafka.broker import BROKER_HEAP, HERE, kafka_libs, metrics_agent_jar
 from tests.kafka.cluster import TEMPLATES, Logins
 from tests.ports import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kafka-start")]
+pytestmark = pytest.mark.slow
 
 TOOLS = ("kafka-storage.sh", "kafka-metadata-quorum.sh", "kafka-topics.sh", "kafka-configs.sh",
          "kafka-acls.sh")

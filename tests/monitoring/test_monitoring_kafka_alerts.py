@@ -18,7 +18,7 @@ from infra.settings import KafkaSettings
 from tests.kafka.cluster import Cluster
 
 # Three JVMs, like the other three-broker tests: one worker runs them one after the other.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kafka-cluster")]
+pytestmark = pytest.mark.slow
 
 RULES = RULES_DIR / "kafka.yml"
 ALERT = "HydroKafkaUnderReplicatedPartitions"

@@ -42,7 +42,7 @@ from tests.yarn.jobs_on_yarn import (
 )
 from tests.yarn.minicluster import MiniYarn
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("yarn")]
+pytestmark = pytest.mark.slow
 MB = {"k": 1 / 1024, "m": 1, "g": 1024}
 # Readings the producer sends on YARN before it is stopped (at its --rate 100, a few seconds).
 SENT_AT_LEAST = 300

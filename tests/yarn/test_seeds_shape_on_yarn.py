@@ -29,7 +29,7 @@ from tests.yarn.jobs_on_yarn import (
 from tests.yarn.minicluster import MiniYarn
 from tests.yarn.test_jobs_on_yarn import executors_granted
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("yarn")]
+pytestmark = pytest.mark.slow
 SEEDS_WORKER = "e2-medium"
 # How long the producer is watched once the scheduler has said why it holds it back.
 HELD_SECONDS = 20
