@@ -19,10 +19,12 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import testinfra
 
+from infra import catalog
 from infra.render.prometheus_volume import JOBS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -280,6 +282,9 @@ LOCAL_BROKER = {
                                [{"Destination": "/var/lib/kafka/data", "Type": "volume",
                                  "Source": "/var/lib/docker/volumes/hydrostream-kafka-data/_data"}],
                                ["KAFKA_NODE_ID=1"]),
+    # The Kafka users' password files inside the container, by path: their modes (the secrets volume's).
+    "files": {f"{catalog.SECRETS_DIR}/kafka-password-{user}": 0o400
+              for user in ("hydro-admin", "hydro-producer", "hydro-consumer")},
 }
 
 
@@ -292,6 +297,11 @@ class RecordedRoleTarget(host_checks.RoleTarget):
 
     def inspect(self, service):
         return self.recorded[service.name]
+
+    def connect(self, spec: str):
+        """A container's files as recorded (`files`: path -> mode)."""
+        files = self.recorded["files"]
+        return SimpleNamespace(file=lambda path: SimpleNamespace(mode=files[path]))
 
     @property
     def node(self):
@@ -338,6 +348,8 @@ def _broken(path: tuple, value) -> dict:
     ("restart", ("kafka", "HostConfig", "RestartPolicy", "Name"), "no", "restart policy 'no'"),
     ("secrets", ("kafka", "Config", "Env"), ["INFLUX_TOKEN=abc"], "secret-looking variable INFLUX_TOKEN"),
     ("secrets", ("kafka", "Args"), ["--influx-token", "abc"], "kafka: a token on a command line"),
+    ("secrets", ("files", f"{catalog.SECRETS_DIR}/kafka-password-hydro-producer"), 0o444,
+     "kafka-password-hydro-producer has mode 444"),
 ])
 def test_each_local_check_fails_on_what_it_guards(check, path, value, message):
     with pytest.raises(AssertionError, match=message):
