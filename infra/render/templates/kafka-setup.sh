@@ -24,6 +24,8 @@ done
 [[ $# -ge 2 && ${#topics[@]} -ge 1 ]] || usage
 shift
 here=$(cd "$(dirname "$0")" && pwd)
+# The tools run beside the broker, not with its heap (a broker container's KAFKA_HEAP_OPTS is the broker's).
+export KAFKA_HEAP_OPTS=-Xmx256m
 private=/dev/shm
 [[ -d ${private} ]] || private=${TMPDIR:-/tmp}
 sasl=$(umask 077 && mktemp -d -p "${private}")
