@@ -246,7 +246,6 @@ KAFKA = Service(
         "KAFKA_PROCESS_ROLES": "broker,controller",
         "KAFKA_LISTENERS": _KAFKA_LISTENER_ENV["KAFKA_LISTENERS"],
         "KAFKA_CONTROLLER_LISTENER_NAMES": _KAFKA_LISTENER_ENV["KAFKA_CONTROLLER_LISTENER_NAMES"],
-        "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@localhost:{KAFKA_CONTROLLER_PORT}",
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
@@ -279,9 +278,9 @@ KAFKA = Service(
     java_agent=KAFKA_METRICS_AGENT,
 )
 
-# The node id, quorum and internal topics' replication above are a single-node cluster's (the local
-# stack, a one-broker stack); infra.services.kafka.KafkaNode.env replaces them for each broker of a
-# larger cluster.
+# The node id and internal topics' replication above are a single broker's; every broker is a node of a
+# dynamic KRaft quorum (one of one on the local stack and a one-broker stack), whose
+# infra.services.kafka.KafkaNode.env sets its id, quorum and replication.
 
 INFLUXDB = Service(
     name="influxdb",

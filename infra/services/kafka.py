@@ -27,7 +27,6 @@ from infra import catalog, sizing
 from infra.paths import PROJECT_DIR
 
 MS_PER_HOUR = 3_600_000
-STATIC_VOTERS = "KAFKA_CONTROLLER_QUORUM_VOTERS"
 MIN_HEAP_MB = 256
 # Which MBeans the metrics agent reads and how it names them: one file for every broker.
 METRICS_AGENT_CONFIG = PROJECT_DIR / "monitoring" / "kafka" / "jmx-exporter.yml"
@@ -115,8 +114,9 @@ class KafkaNode:
 
     @property
     def env(self) -> dict[str, str]:
-        """What this broker sets in place of the catalog's single-node values, and its rack (the catalog's
-        static `KAFKA_CONTROLLER_QUORUM_VOTERS` is dropped: `KafkaSpec.env`)."""
+        """What this broker sets in place of the catalog's single-broker values: its id, rack, quorum
+        (found through the controllers: the voters are in the metadata log, never in the configuration)
+        and replication."""
         replicas = str(len(self.voters))
         return {
             "KAFKA_NODE_ID": str(self.node_id),
@@ -181,18 +181,16 @@ class KafkaSpec:
             self.service, ports=(*self.service.ports, catalog.Port(listener.name.lower(), listener.port)))
         return dataclasses.replace(self, service=service, listeners=(*self.listeners, listener))
 
-    def env(self, advertised_hosts: Mapping[str, str], node: KafkaNode | None = None) -> dict[str, str]:
+    def env(self, advertised_hosts: Mapping[str, str], node: KafkaNode) -> dict[str, str]:
         """The container's whole environment; `advertised_hosts`: client listener name -> the host clients
-        reach it at; `node`: this broker's place in a larger cluster (None: the catalog's single node)."""
+        reach it at; `node`: this broker's place in its cluster."""
         wanted = {listener.name for listener in self.client_listeners}
         if set(advertised_hosts) != wanted:
             raise ValueError(f"advertise each of the Kafka listeners {sorted(wanted)}, got "
                              f"{sorted(advertised_hosts)}")
-        if node is not None:
-            too_many = [t.name for t in self.topics if t.replication_factor > len(node.voters)]
-            if too_many:
-                raise ValueError(f"topics {too_many}: replication factor above the {len(node.voters)} "
-                                 f"brokers")
+        too_many = [t.name for t in self.topics if t.replication_factor > len(node.voters)]
+        if too_many:
+            raise ValueError(f"topics {too_many}: replication factor above the {len(node.voters)} brokers")
         env = dict(self.service.env)
         # In place, so the catalog's order is kept.
         env.update(catalog.kafka_listener_env(self.listeners))
@@ -201,10 +199,7 @@ class KafkaSpec:
             f"{listener.name}://{advertised_hosts[listener.name]}:{listener.port}"
             for listener in self.client_listeners)
         env["KAFKA_HEAP_OPTS"] = self.heap_opts
-        if node is not None:
-            # A dynamic quorum: the voters are in the metadata log, never in the configuration.
-            del env[STATIC_VOTERS]
-            env.update(node.env)
+        env.update(node.env)
         return env
 
 

@@ -269,8 +269,7 @@ def test_containers_run_as_the_catalog_says(role, documents):
             # A broker is a node of its dynamic quorum (here one of one), started by kafka-start.sh.
             script, *script_args = kafka_service.kafka_start_command(SINGLE)
             assert run["command"] == ["bash", f"/opt/hydrostream/{script}", *script_args]
-            env = {key: value for key, value in {**env, **SINGLE.env}.items()
-                   if key != "KAFKA_CONTROLLER_QUORUM_VOTERS"}
+            env = {**env, **SINGLE.env}
         else:
             assert run["command"] == list(service.command)
         for key, value in env.items():
@@ -942,8 +941,8 @@ def test_topics_with_more_replicas_than_brokers_are_refused():
 
 def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
     node = kafka_service.KafkaNode(1, "europe-west1-b", VOTERS, 2)
-    # Every key a node sets but its rack and the quorum's bootstrap replaces a single-node value of the
-    # catalog's; the catalog's static voters are dropped.
+    # Every key a node sets but its rack and the quorum's bootstrap replaces a single-broker value of the
+    # catalog's, which has no static voters.
     assert set(node.env) - {"KAFKA_BROKER_RACK", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"} <= set(
         catalog.KAFKA.env)
     assert {key: node.env[key] for key in ("KAFKA_NODE_ID", "KAFKA_DEFAULT_REPLICATION_FACTOR",
@@ -952,8 +951,7 @@ def test_the_catalog_env_stays_the_catalogs_outside_the_cluster_keys():
         "KAFKA_MIN_INSYNC_REPLICAS": "2"}
     document = cloud_init.broker_cloud_init(kafka(HEAP_MB, REPLICATED), node, KAFKA_PASSWORDS, agent=AGENT)
     env = container_units(document)["kafka"]["env"]
-    kept = {key: value for key, value in catalog.KAFKA.env.items()
-            if key not in node.env and key != "KAFKA_CONTROLLER_QUORUM_VOTERS"}
+    kept = {key: value for key, value in catalog.KAFKA.env.items() if key not in node.env}
     assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
     assert {key: env[key] for key in kept} == kept
     assert {key: env[key] for key in node.env} == node.env

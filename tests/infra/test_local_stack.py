@@ -347,8 +347,7 @@ def test_kafka_advertises_its_container_name_in_the_network_and_loopback_to_the_
     assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
     assert env["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == "localhost:9093"
     for key, value in catalog.KAFKA.env.items():
-        if key != "KAFKA_CONTROLLER_QUORUM_VOTERS":
-            assert env[key].startswith(value), f"{key} departs from the catalog"
+        assert env[key].startswith(value), f"{key} departs from the catalog"
     assert "CONTROLLER" not in env["KAFKA_ADVERTISED_LISTENERS"]
     # Every listener authenticates, the host's too.
     assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (

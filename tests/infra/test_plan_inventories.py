@@ -14,13 +14,12 @@ import yaml
 
 from infra import catalog
 from infra.paths import PROJECT_DIR
-from infra.services.kafka import STATIC_VOTERS, KafkaNode
+from infra.services.kafka import KafkaNode
 from infra.settings import STACKS
 from infra.tools import inventory, mocks, plan
 
-# The keys each broker of a cluster sets itself (node id, quorum, replication), not the catalog's, and the
-# catalog's static voters, which a node of a dynamic quorum drops.
-BROKER_OWN_ENV = frozenset((*KafkaNode(1, "europe-west1-b", ("kafka-1:9093",), 1).env, STATIC_VOTERS))
+# The keys each broker of a cluster sets itself (node id, quorum, replication), not the catalog's.
+BROKER_OWN_ENV = frozenset(KafkaNode(1, "europe-west1-b", ("kafka-1:9093",), 1).env)
 
 
 @pytest.fixture(scope="module", params=STACKS)

@@ -18,7 +18,7 @@ from infra.model import derive
 from infra.services import influxdb as influxdb_spec_module
 from infra.services import kafka as kafka_spec_module
 from infra.services.influxdb import InfluxDbSpec
-from infra.services.kafka import KafkaSpec, TopicSpec
+from infra.services.kafka import KafkaNode, KafkaSpec, TopicSpec
 from infra.services.spark import LocalSparkSpec, local_spark_spec
 from infra.settings import parse_settings
 from infra.tools import inventory, mocks
@@ -162,6 +162,10 @@ def test_specs_are_sized_by_the_vm_on_gcp_and_by_the_container_locally():
 TOPICS = (TopicSpec(contract.READINGS_TOPIC, 1, 1000), TopicSpec(contract.DEAD_LETTER_TOPIC, 1, 1000))
 
 
+# A single broker, its own quorum.
+NODE = KafkaNode(1, "zone-a", ("localhost:9093",), 1)
+
+
 @pytest.mark.parametrize(("build", "named"), [
     (lambda: KafkaSpec(catalog.KAFKA, 128, TOPICS), "heap_mb must be at least 256, got 128"),
     (lambda: KafkaSpec(catalog.KAFKA, 1024, TOPICS[:1]), contract.DEAD_LETTER_TOPIC),
@@ -170,7 +174,7 @@ TOPICS = (TopicSpec(contract.READINGS_TOPIC, 1, 1000), TopicSpec(contract.DEAD_L
         catalog.KafkaListener("PLAINTEXT", 9095)), "distinct upper-case names"),
     (lambda: KafkaSpec(catalog.KAFKA, 1024, TOPICS, listeners=(catalog.KafkaListener("PLAINTEXT", 9092),)),
      "one must be the controller's"),
-    (lambda: KafkaSpec(catalog.KAFKA, 1024, TOPICS).env({}), "advertise each of the Kafka listeners"),
+    (lambda: KafkaSpec(catalog.KAFKA, 1024, TOPICS).env({}, NODE), "advertise each of the Kafka listeners"),
     (lambda: InfluxDbSpec(catalog.INFLUXDB, " o", "b", "30d", 512), "org ' o'"),
     (lambda: InfluxDbSpec(catalog.INFLUXDB, "o", "b", "30 days", 512), "retention '30 days'"),
     (lambda: InfluxDbSpec(catalog.INFLUXDB, "o", "b", "30d", 32), "memory_limit_mb must be at least 64"),
@@ -184,7 +188,7 @@ def test_a_bad_spec_is_refused_naming_what_is_wrong(build, named):
 
 def test_a_local_listener_is_added_with_its_port_and_advertised():
     spec = KafkaSpec(catalog.KAFKA, 1024, TOPICS).with_listener(catalog.KafkaListener("HOST", 9094))
-    env = spec.env({"PLAINTEXT": "kafka", "HOST": "127.0.0.1"})
+    env = spec.env({"PLAINTEXT": "kafka", "HOST": "127.0.0.1"}, NODE)
     assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093,HOST://:9094"
     # Every listener authenticates, the host's too.
     assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (
