@@ -3,12 +3,12 @@
 # (STACK=staging|prod in the environment), over IAP SSH to broker N's VM; tests/kafka/broker-driver.sh is the
 # test cluster's. The verbs are replace-broker.sh's. Tools run inside the broker's running container with a
 # small heap (the container's KAFKA_HEAP_OPTS is the broker's) and without KAFKA_OPTS (the broker's metrics
-# agent, whose port the broker holds), logged in as the Kafka admin with the login files kafka-start.sh wrote in
-# the container's tmpfs (the controller's on --bootstrap-controller, where @config is the broker's own
-# properties with that login appended, else the client listener's). `format` leaves a join-quorum marker in the
-# empty log directory, and the container's start formats it (kafka-start.sh runs kafka-format.sh, which
-# sees the marker: --no-initial-controllers, a new directory id), so `start` formats.
-# Needs gcloud signed in as someone who may SSH to the VMs through IAP, and the project's virtualenv.
+# agent, whose port the broker holds), logged in as the Kafka admin with the login files kafka-start.sh wrote
+# in the container's tmpfs (the controller's on --bootstrap-controller, where @config is the broker's own
+# properties with that login appended, else the client listener's). `format` leaves a join-quorum marker in
+# the empty log directory, and the container's start formats it (kafka-start.sh runs kafka-format.sh, which
+# sees the marker: --no-initial-controllers, a new directory id), so `start` formats. Needs gcloud signed in
+# as someone who may SSH to the VMs through IAP, and the project's virtualenv.
 set -euo pipefail
 
 fail() {

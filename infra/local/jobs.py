@@ -35,7 +35,8 @@ ENTRY_PATH = "/opt/hydrostream/bin/spark-jobs.sh"
 JOBS_PATH = "/opt/hydrostream/jobs"
 JARS_PATH = "/opt/hydrostream/jars"
 PYTHON_PATH = "/opt/hydrostream/python"
-# What the jobs read from the container's secrets volume: what Dataproc reads on GCP (the write token).
+# What the jobs read from the container's secrets volume: what Dataproc reads on GCP (the write token and
+# each job's Kafka password).
 SECRETS = roles.of(catalog.SPARK.role).reads
 TOKEN_PATH = secret_path(catalog.INFLUXDB_WRITE_TOKEN)
 # Each job logs in to Kafka as its own user, its password a file of the Spark container's secrets volume.

@@ -2,10 +2,10 @@
 # kafka-access.sh BOOTSTRAP SECRETS_DIR USER:OPERATION[+OPERATION...]:TOPIC...: who may do what on which topic
 # (infra/services/kafka.py `access`), run as the admin (KAFKA_CLIENT_CONFIG, kafka-sasl-files.sh's
 # admin.properties). Each user's SCRAM-SHA-512 credential is set from SECRETS_DIR/kafka-password-USER (its
-# password, on tmpfs) and its ACLs are added; both are idempotent, so the unit runs it at every boot and a changed
-# password (a new secret version) takes effect. The password goes through a Java argument file on tmpfs,
-# never a command line. An ACL this script once added and the list no longer names stays: remove it with
-# kafka-acls.sh --remove (docs/operations.md).
+# password, on tmpfs) and its ACLs are added; both are idempotent, so the unit runs it at every boot and a
+# changed password (a new secret version) takes effect. The password goes through a Java argument file on
+# tmpfs, never a command line. An ACL this script once added and the list no longer names stays: remove it
+# with kafka-acls.sh --remove (docs/operations.md).
 # KAFKA_BIN: where Kafka's tools are (the image's by default).
 set -euo pipefail
 

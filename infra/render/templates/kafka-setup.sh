@@ -2,9 +2,9 @@
 # kafka-setup.sh BOOTSTRAP ADMIN_USER SECRETS_DIR TOPIC_SPEC... -- ACCESS_SPEC...: make the stack's topics
 # (kafka-topics.sh) and give each Kafka user its password and ACLs (kafka-access.sh), logged in as the admin.
 # Runs inside a container of the Kafka image: the broker's own on a VM (hydrostream-kafka-topics.service,
-# `docker exec` at every boot), a one-shot container on the local stack. SECRETS_DIR holds each user's password as
-# kafka-password-USER (infra/catalog.py `kafka_password`); the admin's login files are made from its
-# password into a private folder on tmpfs, removed on exit. Every step is idempotent.
+# `docker exec` at every boot), a one-shot container on the local stack. SECRETS_DIR holds each user's
+# password as kafka-password-USER (infra/catalog.py `kafka_password`); the admin's login files are made from
+# its password into a private folder on tmpfs, removed on exit. Every step is idempotent.
 set -euo pipefail
 
 usage() {

@@ -1,14 +1,14 @@
 #!/bin/bash
-# kafka-start.sh INITIAL_CONTROLLERS ADMIN_USER SECRETS_DIR SASL_DIR: the command of a Kafka container (apache/kafka
-# 3.9.1: a broker VM's, the local stack's) in a dynamic KRaft quorum whose listeners authenticate with SASL;
-# the scripts beside it are mounted or uploaded with it. It does what the image's /etc/kafka/docker/run
-# does, but formats with kafka-format.sh beside it: the image's own format (KafkaDockerWrapper setup)
-# passes no --initial-controllers, --standalone or --no-initial-controllers, and Kafka 3.9's storage tool
-# refuses that on a controller without controller.quorum.voters, formatted or not (fixed for --standalone
-# only in 4.0: https://issues.apache.org/jira/browse/KAFKA-18737); nor does it add the admin's SCRAM
-# credential, which the brokers log in to each other with. The admin's login files (kafka-sasl-files.sh,
-# from SECRETS_DIR/kafka-password-ADMIN_USER) go to SASL_DIR, a tmpfs of the container's own: the broker's
-# JAAS file, and the tools' client configs for whoever runs a tool in this container.
+# kafka-start.sh INITIAL_CONTROLLERS ADMIN_USER SECRETS_DIR SASL_DIR: the command of a Kafka container
+# (apache/kafka 3.9.1: a broker VM's, the local stack's) in a dynamic KRaft quorum whose listeners
+# authenticate with SASL; the scripts beside it are mounted or uploaded with it. It does what the image's
+# /etc/kafka/docker/run does, but formats with kafka-format.sh beside it: the image's own format
+# (KafkaDockerWrapper setup) passes no --initial-controllers, --standalone or --no-initial-controllers, and
+# Kafka 3.9's storage tool refuses that on a controller without controller.quorum.voters, formatted or not
+# (fixed for --standalone only in 4.0: https://issues.apache.org/jira/browse/KAFKA-18737); nor does it add the
+# admin's SCRAM credential, which the brokers log in to each other with. The admin's login files
+# (kafka-sasl-files.sh, from SECRETS_DIR/kafka-password-ADMIN_USER) go to SASL_DIR, a tmpfs of the container's
+# own: the broker's JAAS file, and the tools' client configs for whoever runs a tool in this container.
 set -euo pipefail
 
 if [[ $# -ne 4 ]]; then

@@ -1,14 +1,14 @@
 #!/bin/bash
-# kafka-topics.sh BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS[:REPLICATION_FACTOR:MIN_ISR]...: runs inside
-# a container of the Kafka image, run by kafka-setup.sh (a one-shot container on the local stack; the
-# broker's own container on a VM), and on the test brokers. Waits for the broker, creates the topics idempotently
+# kafka-topics.sh BOOTSTRAP TOPIC:PARTITIONS:RETENTION_MS[:REPLICATION_FACTOR:MIN_ISR]...: runs inside a
+# container of the Kafka image, run by kafka-setup.sh (a one-shot container on the local stack; the broker's
+# own container on a VM), and on the test brokers. Waits for the broker, creates the topics idempotently
 # (--if-not-exists) with their replication factor (default 1) and converges their retention.ms and
-# min.insync.replicas (default 1). Partitions and replicas are only set at creation: Kafka can add
-# partitions but never remove them, and more replicas take a partition reassignment, so a topic that
-# exists with fewer replicas than asked fails this script instead of passing for replicated.
-# A create that fails while fewer brokers than replicas are up fails the script; its unit retries.
-# KAFKA_BIN: where the image keeps Kafka's tools. KAFKA_CLIENT_CONFIG: the admin's client config
-# (kafka-sasl-files.sh's admin.properties) on a broker that authenticates its clients.
+# min.insync.replicas (default 1). Partitions and replicas are only set at creation: Kafka can add partitions
+# but never remove them, and more replicas take a partition reassignment, so a topic that exists with fewer
+# replicas than asked fails this script instead of passing for replicated. A create that fails while fewer
+# brokers than replicas are up fails the script; its unit retries. KAFKA_BIN: where the image keeps Kafka's
+# tools. KAFKA_CLIENT_CONFIG: the admin's client config (kafka-sasl-files.sh's admin.properties) on a broker
+# that authenticates its clients.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
