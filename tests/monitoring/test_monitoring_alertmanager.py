@@ -274,7 +274,11 @@ def test_a_dead_target_holds_back_the_alerts_that_depend_on_it(delivery):
     def states() -> dict[tuple[str, str], list[str]]:
         return {(a["labels"]["alertname"], a["labels"].get("instance", "")): a["status"]["inhibitedBy"]
                 for a in am.alerts() if a["labels"]["stack"] == "inhibit"}
-    held = wait_until(lambda: (s := states()) and len(s) == 4 and s, 30, "the posted alerts", am)
+    # The API lists a posted alert at once, but Alertmanager's inhibitor learns of the source alert
+    # (HydroTargetDown) from its own subscription to the alerts, a moment later: until then nothing reads
+    # as held back. Wait for the inhibitor to have it, then check which alerts it holds.
+    held = wait_until(lambda: (s := states()) and len(s) == 4 and any(s.values()) and s, 30,
+                      "the posted alerts, the inhibitor aware of their source", am)
     assert {key: bool(by) for key, by in held.items()} == {
         ("HydroTargetDown", "driver-a:8001"): False,
         ("HydroSinkErrors", "driver-a:8001"): True,
@@ -305,7 +309,11 @@ def test_influxdb_failing_holds_back_the_consumer_s_write_alerts_of_its_stack(de
     def states() -> dict[tuple[str, str], bool]:
         return {(a["labels"]["alertname"], a["labels"]["stack"]): bool(a["status"]["inhibitedBy"])
                 for a in am.alerts() if a["labels"]["stack"] in (stack, other)}
-    held = wait_until(lambda: (s := states()) and len(s) == 4 and s, 30, "the posted alerts", am)
+    # The API lists a posted alert at once, but Alertmanager's inhibitor learns of the source alert
+    # (HydroTargetDown) from its own subscription to the alerts, a moment later: until then nothing reads
+    # as held back. Wait for the inhibitor to have it, then check which alerts it holds.
+    held = wait_until(lambda: (s := states()) and len(s) == 4 and any(s.values()) and s, 30,
+                      "the posted alerts, the inhibitor aware of their source", am)
     assert held == {(cause, stack): False, ("HydroSinkErrors", stack): True,
                     ("HydroNoReadingsWritten", stack): True, ("HydroSinkErrors", other): False}
 
